@@ -1,0 +1,203 @@
+"""Sampler benchmark: accuracy against exact answers, loop overhead, and speed against diffusers.
+
+    python -m bench.samplers [--quick]
+
+1. Error vs NFE on a 2-D Gaussian mixture with its exact denoiser. Deterministic samplers: RMS distance
+   to the exact probability-flow ODE solution from the same start (a 4000-step DPM-Solver++(2M) solve,
+   itself converged to < 1e-6). Stochastic samplers: sliced Wasserstein-2 distance to fresh data
+   (two fresh sets of the same size are at the "floor" distance printed below the table).
+2. Loop overhead on a small UNet2DModel on the CPU: sampler loop time / the time spent inside its NFE
+   denoiser calls, both measured in the same run (so machine drift cannot bias the ratio).
+3. Our ddim and dpmpp_2m against diffusers' DDIMScheduler / DPMSolverMultistepScheduler loops on the same
+   UNet, timesteps and noise; interleaved runs, median time ratio (ours / diffusers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, UNet2DModel
+
+from bench.common import interleaved_medians, print_table, seconds
+from core.denoisers import DiscreteTimeDenoiser, GaussianMixtureDenoiser
+from core.metrics import sliced_wasserstein
+from core.samplers import SAMPLERS, sample
+from core.schedules import NoiseSchedule, karras_sigmas
+
+NFES = (5, 10, 20, 50, 100, 200)
+SIGMA_MAX, SIGMA_MIN = 80.0, 0.002
+
+
+def mixture() -> GaussianMixtureDenoiser:
+    return GaussianMixtureDenoiser(
+        torch.tensor([[-3.0, 0.0], [3.0, 2.0], [0.0, -4.0], [2.5, -2.0]]),
+        torch.tensor([0.5, 0.8, 0.4, 0.3]),
+        torch.tensor([0.4, 0.3, 0.2, 0.1]),
+    )
+
+
+def steps_for(name: str, nfe: int) -> int:
+    """The most steps whose NFE fits the budget (at least 1)."""
+    spec = SAMPLERS[name]
+    return max(1, max(n for n in range(1, nfe + 1) if spec.nfe(n) <= nfe))
+
+
+def accuracy_table(n_points: int) -> None:
+    mix = mixture()
+    g = torch.Generator().manual_seed(0)
+    x_T = torch.randn(n_points, 2, generator=g, dtype=torch.float64) * SIGMA_MAX
+    reference = sample("dpmpp_2m", mix, x_T.clone(), karras_sigmas(4000, SIGMA_MIN, SIGMA_MAX))
+    data, _ = mix.sample(n_points, torch.Generator().manual_seed(1))
+    floor = sliced_wasserstein(data, mix.sample(n_points, torch.Generator().manual_seed(2))[0])
+    rows = []
+    for name, spec in SAMPLERS.items():
+        row: list[object] = [name, "SW2 to data" if spec.stochastic else "RMS to exact ODE"]
+        for nfe in NFES:
+            n = steps_for(name, nfe)
+            out = sample(
+                name,
+                mix,
+                x_T.clone(),
+                karras_sigmas(n, SIGMA_MIN, SIGMA_MAX),
+                generator=torch.Generator().manual_seed(3),
+            )
+            if spec.stochastic:
+                row.append(sliced_wasserstein(out, data, generator=torch.Generator().manual_seed(4)))
+            else:
+                row.append(float(((out - reference) ** 2).sum(1).mean().sqrt()))
+        rows.append(row)
+    print_table(
+        f"1. Error vs NFE, 2-D Gaussian mixture, exact denoiser, {n_points} points, Karras grid",
+        ["sampler", "error", *(f"NFE {n}" for n in NFES)],
+        rows,
+    )
+    print(f"\nSW2 floor (two fresh data sets of {n_points} points): {floor:.4f}")
+
+
+def small_unet() -> UNet2DModel:
+    torch.manual_seed(0)
+    return (
+        UNet2DModel(
+            sample_size=32,
+            in_channels=3,
+            out_channels=3,
+            layers_per_block=1,
+            block_out_channels=(32, 64, 64),
+            down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "AttnUpBlock2D", "UpBlock2D"),
+            norm_num_groups=8,
+        )
+        .eval()
+        .requires_grad_(False)
+    )
+
+
+class TimedDenoiser:
+    """Adds up the wall time spent inside the denoiser, so a run's overhead is measured in that run."""
+
+    def __init__(self, denoiser: DiscreteTimeDenoiser) -> None:
+        self.denoiser, self.inside, self.calls = denoiser, 0.0, 0
+
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        start = time.perf_counter()
+        out = self.denoiser(x, sigma)
+        self.inside += time.perf_counter() - start
+        self.calls += 1
+        return out
+
+
+def overhead_table(unet: UNet2DModel, schedule: NoiseSchedule, batch: int, steps: int, repeats: int) -> None:
+    denoiser = DiscreteTimeDenoiser(unet, schedule, "epsilon")
+    sigmas = schedule.sampling_sigmas(steps, "trailing")
+    x = torch.randn(batch, 3, 32, 32) * float(sigmas[0])
+    rows = []
+    for name, spec in SAMPLERS.items():
+        ratios, loops = [], []
+        for _ in range(repeats):
+            timed = TimedDenoiser(denoiser)
+            loop = seconds(lambda timed=timed, name=name: sample(name, timed, x, sigmas, generator=torch.Generator()))
+            assert timed.calls == spec.nfe(steps)
+            ratios.append(loop / timed.inside)
+            loops.append(loop)
+        per_call = statistics.median(loops) / spec.nfe(steps)
+        rows.append([name, spec.nfe(steps), statistics.median(loops), per_call * 1e3, statistics.median(ratios)])
+    params = sum(p.numel() for p in unet.parameters())
+    print_table(
+        f"2. Loop overhead, UNet2DModel {params / 1e6:.2f}M params, batch {batch}x3x32x32, {steps} steps, "
+        f"CPU, {torch.get_num_threads()} threads; median of {repeats} runs",
+        ["sampler", "NFE", "loop s", "loop ms / NFE", "loop / (NFE x denoiser call) [target <= 1.05]"],
+        rows,
+    )
+
+
+def diffusers_loop(scheduler, unet: UNet2DModel, noise: torch.Tensor, steps: int) -> torch.Tensor:
+    """The loop diffusers' pipelines run: set the timesteps, then scale, predict and step."""
+    scheduler.set_timesteps(steps)
+    x = noise * scheduler.init_noise_sigma
+    for t in scheduler.timesteps:
+        eps = unet(scheduler.scale_model_input(x, t), t).sample
+        x = scheduler.step(eps, t, x).prev_sample
+    return x
+
+
+def versus_diffusers_table(unet: UNet2DModel, batch: int, steps: int, repeats: int) -> None:
+    config = {"num_train_timesteps": 1000, "beta_schedule": "linear", "beta_start": 1e-4, "beta_end": 0.02}
+    pairs = {
+        "ddim": DDIMScheduler(**config, clip_sample=False, set_alpha_to_one=True, timestep_spacing="trailing"),
+        "dpmpp_2m": DPMSolverMultistepScheduler(**config, algorithm_type="dpmsolver++", timestep_spacing="trailing"),
+    }
+    noise = torch.randn(batch, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    rows = []
+    for name, scheduler in pairs.items():
+        schedule = NoiseSchedule.from_alphas_cumprod(scheduler.alphas_cumprod)
+        denoiser = DiscreteTimeDenoiser(unet, schedule, "epsilon")
+
+        def ours(name=name, denoiser=denoiser, schedule=schedule):
+            sigmas = schedule.sampling_sigmas(steps, "trailing")
+            return sample(name, denoiser, noise * float((1 + sigmas[0] ** 2).sqrt()), sigmas)
+
+        def theirs(scheduler=scheduler):
+            with torch.inference_mode():
+                return diffusers_loop(scheduler, unet, noise, steps)
+
+        diff = float((ours() - theirs()).abs().max())
+        pairs_timed = [interleaved_medians([ours, theirs], repeats=1, warmup=0) for _ in range(repeats)]
+        ratios = [a / b for a, b in pairs_timed]
+        rows.append(
+            [
+                name,
+                steps,
+                statistics.median(a for a, _ in pairs_timed),
+                statistics.median(b for _, b in pairs_timed),
+                statistics.median(ratios),
+                f"{min(ratios):.3f} to {max(ratios):.3f}",
+                diff,
+            ]
+        )
+    print_table(
+        f"3. Ours vs diffusers' scheduler loop: same UNet, batch {batch}, same timesteps and noise, {repeats} "
+        "interleaved pairs",
+        ["sampler", "steps", "ours s", "diffusers s", "median ratio [target <= 1.00]", "ratio range", "max |diff|"],
+        rows,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer points and repeats (a smoke run)")
+    parser.add_argument("--skip-accuracy", action="store_true", help="only the timing tables")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    if not args.skip_accuracy:
+        accuracy_table(n_points=2000 if args.quick else 10_000)
+    unet = small_unet()
+    schedule = NoiseSchedule.from_alphas_cumprod(DDIMScheduler().alphas_cumprod)
+    overhead_table(unet, schedule, batch=4, steps=20, repeats=2 if args.quick else 5)
+    versus_diffusers_table(unet, batch=4, steps=20, repeats=3 if args.quick else 9)
+
+
+if __name__ == "__main__":
+    main()

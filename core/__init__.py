@@ -1,0 +1,1 @@
+"""The diffusion engine: schedules, forward process, denoisers, samplers. Never imports streamlit."""

@@ -1,0 +1,33 @@
+"""Home: what the app is, where it runs, what it holds."""
+
+import streamlit as st
+
+from core.device import describe_device
+from ui.engine_summary import sampler_table, schedule_table
+from ui.nav import PAGES
+
+st.title("Diffusion Atlas")
+st.markdown(
+    "See and compare what diffusion models do: how noise destroys an image, how each reverse sampler "
+    "walks back from noise to data, and how the choices of schedule, sampler and step count change the "
+    "result. Everything runs on this machine; bigger checkpoints come from the Hugging Face Hub when online."
+)
+
+info = describe_device()
+device_col, torch_col, threads_col = st.columns(3)
+device_col.metric("Device", info.kind.upper(), help=info.name)
+torch_col.metric("PyTorch", info.torch_version)
+threads_col.metric("CPU threads", info.threads)
+st.caption(f"Running on {info.name}.")
+
+st.subheader("Pages")
+for page in PAGES:
+    st.page_link(page.path, label=f"**{page.title}**: {page.blurb}", icon=page.icon)
+
+st.subheader("The engine")
+st.markdown(
+    "Every sampler is one function over one denoiser interface, $D(x, \\sigma) \\approx x_0$ with "
+    "$x = x_0 + \\sigma\\epsilon$, so each runs on every model and every schedule."
+)
+st.dataframe(sampler_table(), hide_index=True, width="stretch")
+st.dataframe(schedule_table(), hide_index=True, width="stretch")

@@ -1,0 +1,17 @@
+"""Diffusion Atlas: `streamlit run streamlit_app.py`."""
+
+import streamlit as st
+
+from ui.nav import sections
+from ui.sidebar import render_sidebar
+
+st.set_page_config(page_title="Diffusion Atlas", page_icon=":material/blur_on:", layout="wide")
+
+navigation = st.navigation(
+    {
+        section: [st.Page(p.path, title=p.title, icon=p.icon, default=p.default) for p in pages]
+        for section, pages in sections().items()
+    }
+)
+render_sidebar()
+navigation.run()

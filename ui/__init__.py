@@ -1,0 +1,1 @@
+"""Streamlit-side pieces shared by pages: navigation, cached loaders, widgets, figures."""

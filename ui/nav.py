@@ -1,0 +1,35 @@
+"""The app's pages in one list: streamlit_app.py builds the navigation from it, the home page lists it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PageInfo:
+    path: str  # the page's file, relative to the repository root
+    title: str
+    icon: str
+    section: str
+    blurb: str
+    default: bool = False
+
+
+PAGES: tuple[PageInfo, ...] = (
+    PageInfo(
+        "pages/home.py",
+        "Home",
+        ":material/home:",
+        "Overview",
+        "What Diffusion Atlas is, the device it runs on, and the engine's samplers and schedules.",
+        default=True,
+    ),
+)
+
+
+def sections() -> dict[str, list[PageInfo]]:
+    """Pages grouped by section, in the order they are listed."""
+    grouped: dict[str, list[PageInfo]] = {}
+    for page in PAGES:
+        grouped.setdefault(page.section, []).append(page)
+    return grouped
