@@ -3,8 +3,10 @@
 import streamlit as st
 
 from core.device import describe_device
+from ui.cache import registry
 from ui.engine_summary import sampler_table, schedule_table
 from ui.nav import PAGES
+from ui.zoo_summary import model_table
 
 st.title("Diffusion Atlas")
 st.markdown(
@@ -31,3 +33,10 @@ st.markdown(
 )
 st.dataframe(sampler_table(), hide_index=True, width="stretch")
 st.dataframe(schedule_table(), hide_index=True, width="stretch")
+
+st.subheader("The model zoo")
+st.markdown(
+    "Bundled models work offline; Hub models are downloaded once into the Hugging Face cache "
+    "(`python -m zoo fetch NAME`), after which they work offline too."
+)
+st.dataframe(model_table(registry()), hide_index=True, width="stretch")

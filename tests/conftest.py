@@ -17,3 +17,20 @@ if str(ROOT) not in sys.path:
 def _deterministic_torch():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture
+def fake_hub(tmp_path, monkeypatch):
+    """A local Hub endpoint and an empty Hugging Face cache for one test."""
+    from tests.hub_server import FakeHub
+    from zoo.hub import forget_probes
+
+    hub = FakeHub().start()
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    forget_probes()
+    yield hub
+    hub.stop()
+    forget_probes()

@@ -19,3 +19,15 @@ def test_entry_point_runs_the_home_page_with_device_and_engine():
     samplers = at.dataframe[0].value
     assert set(samplers["Key"]) == set(SAMPLERS)
     assert "Device:" in at.sidebar.caption[0].value
+
+
+def test_home_lists_the_zoo_and_the_sidebar_says_what_is_ready(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60).run()
+    assert not at.exception
+    zoo = at.dataframe[2].value
+    assert "ddpm-cifar10-32" in set(zoo["Key"])
+    assert set(zoo.loc[zoo["Source"].str.startswith("Hub"), "Status"].str.split(" ").str[0]) == {"needs"}
+    captions = " ".join(c.value for c in at.sidebar.caption)
+    assert "offline mode" in captions and "models ready here" in captions

@@ -1,0 +1,133 @@
+"""Zoo load times: cold (first) load vs cached loads, for a bundled-style folder and a Hub model.
+
+    python -m bench.zoo
+
+The Hub model is served by a real HTTP server on 127.0.0.1 in the Hub's layout (tests/hub_server.py),
+with the Diffusion Everything CIFAR-10 architecture (random weights, same size as the real checkpoint).
+"cached" is a second `load_model` call (files from the Hugging Face cache, no request); "resource cache"
+is the app's `st.cache_resource` hit, which returns the already built model.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from bench.common import print_table
+from tests.hub_server import FakeHub
+from zoo.hub import forget_probes
+from zoo.loaders import load_model
+from zoo.registry import load_registry
+
+MNIST_UNET = {
+    "sample_size": 28,
+    "in_channels": 1,
+    "out_channels": 1,
+    "layers_per_block": 1,
+    "block_out_channels": [32, 64, 64],
+    "down_block_types": ["DownBlock2D", "AttnDownBlock2D", "DownBlock2D"],
+    "up_block_types": ["UpBlock2D", "AttnUpBlock2D", "UpBlock2D"],
+    "norm_num_groups": 8,
+}
+
+
+def _manifest(folder: Path, de_config: dict) -> Path:
+    config_lines = "\n".join(f"{k} = {v!r}".replace("'", '"') for k, v in de_config.items())
+    text = f"""
+[[models]]
+name = "bundled-unet"
+title = "Bundled-style UNet"
+family = "pixel"
+format = "diffusers-unet"
+path = "bundled/unet"
+sample_shape = [1, 28, 28]
+prediction_type = "epsilon"
+schedule = {{ kind = "linear" }}
+
+[[models]]
+name = "hub-unet"
+title = "Hub UNet (Diffusion Everything size)"
+family = "pixel"
+format = "state-dict"
+repo = "bench/diffusion-everything"
+files = ["ddpm-linear.pth"]
+state_dict_key = "model"
+architecture = "unet2d"
+sample_shape = [3, 32, 32]
+prediction_type = "epsilon"
+schedule = {{ kind = "linear" }}
+num_classes = 10
+
+[models.config]
+{config_lines}
+"""
+    path = folder / "models.toml"
+    path.write_text(text)
+    return path
+
+
+def main() -> None:
+    from diffusers import UNet2DModel
+
+    from ui import cache
+
+    registry_entry = load_registry(Path("zoo/models.toml")).model("diffusion-everything-cifar10")
+    de_config = dict(registry_entry.config)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        torch.manual_seed(0)
+        UNet2DModel(**MNIST_UNET).half().save_pretrained(tmp / "bundled" / "unet", safe_serialization=True)
+        buf = io.BytesIO()
+        torch.save({"model": UNet2DModel(**de_config).state_dict()}, buf)
+        hub = FakeHub().start()
+        hub.add("bench/diffusion-everything", "ddpm-linear.pth", buf.getvalue())
+        os.environ.update(HF_ENDPOINT=hub.url, HF_HOME=str(tmp / "hf"), ATLAS_MANIFEST=str(_manifest(tmp, de_config)))
+        os.environ.pop("HF_HUB_OFFLINE", None)
+        forget_probes()
+        reg = load_registry(Path(os.environ["ATLAS_MANIFEST"]))
+        rows = []
+        for name in ("bundled-unet", "hub-unet"):
+            entry = reg.model(name)
+            before = hub.count(contains="/resolve/")
+            start = time.perf_counter()
+            loaded = load_model(entry)
+            cold = time.perf_counter() - start
+            cold_requests = hub.count(contains="/resolve/") - before
+            warm = statistics.median(
+                [(lambda s: (load_model(entry), time.perf_counter() - s)[1])(time.perf_counter()) for _ in range(3)]
+            )
+            warm_requests = hub.count(contains="/resolve/") - before - cold_requests
+            cache.zoo_model(name, "cpu")
+            start = time.perf_counter()
+            for _ in range(100):
+                cache.zoo_model(name, "cpu")
+            resource = (time.perf_counter() - start) / 100
+            rows.append(
+                [
+                    name,
+                    entry.source,
+                    f"{loaded.file_bytes / 1e6:.1f}",
+                    f"{loaded.param_count / 1e6:.2f}M",
+                    cold,
+                    cold_requests,
+                    warm,
+                    warm_requests,
+                    f"{resource * 1e6:.0f} us",
+                ]
+            )
+        hub.stop()
+    print_table(
+        "Zoo load times (CPU)",
+        ["model", "source", "MB", "params", "cold s", "requests", "cached s", "requests", "resource cache"],
+        rows,
+    )
+
+
+if __name__ == "__main__":
+    main()

