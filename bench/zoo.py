@@ -21,6 +21,7 @@ import torch
 
 from bench.common import print_table
 from tests.hub_server import FakeHub
+from zoo.errors import NeedsConnectionError
 from zoo.hub import forget_probes
 from zoo.loaders import load_model
 from zoo.registry import load_registry
@@ -122,11 +123,27 @@ def main() -> None:
                 ]
             )
         hub.stop()
+        fail_rows = []
+        for label, env in (
+            ("HF_HUB_OFFLINE=1", {"HF_HUB_OFFLINE": "1"}),
+            ("endpoint refuses connections", {"HF_ENDPOINT": "http://127.0.0.1:9"}),
+        ):
+            os.environ.update(env, HF_HOME=str(tmp / f"hf-{len(fail_rows)}"))
+            forget_probes()
+            start = time.perf_counter()
+            try:
+                load_model(reg.model("hub-unet"))
+                outcome = "loaded (unexpected)"
+            except NeedsConnectionError as e:
+                outcome = str(e)[:70] + "..."
+            fail_rows.append([label, time.perf_counter() - start, outcome])
+            os.environ.pop("HF_HUB_OFFLINE", None)
     print_table(
         "Zoo load times (CPU)",
         ["model", "source", "MB", "params", "cold s", "requests", "cached s", "requests", "resource cache"],
         rows,
     )
+    print_table("Uncached Hub model without a connection", ["situation", "seconds to fail", "message"], fail_rows)
 
 
 if __name__ == "__main__":

@@ -6,10 +6,12 @@ import hashlib
 
 import pytest
 import torch
+from huggingface_hub import PyTorchModelHubMixin
 
 from tests.helpers import tiny_unet
 from tests.zoo_fixtures import write_manifest
 from zoo.__main__ import main as zoo_cli
+from zoo.architectures import ARCHITECTURES
 from zoo.errors import ChecksumError, NeedsConnectionError
 from zoo.loaders import load_model
 from zoo.registry import load_registry
@@ -138,3 +140,39 @@ def test_streamlit_resource_cache_loads_once_and_never_caches_failures(bundled_z
         cache.zoo_model("tiny-bundled", "cpu")
     weights.write_bytes(good)
     assert cache.zoo_model("tiny-bundled", "cpu").param_count == first.param_count
+
+
+class TinyMixinNet(torch.nn.Module, PyTorchModelHubMixin):
+    """A small model of our own kind: init kwargs become config.json, weights model.safetensors."""
+
+    def __init__(self, width: int = 8, classes: int = 10) -> None:
+        super().__init__()
+        self.body = torch.nn.Sequential(
+            torch.nn.Flatten(), torch.nn.Linear(28 * 28, width), torch.nn.Linear(width, classes)
+        )
+
+    def forward(self, x):
+        return self.body(x)
+
+
+MIXIN = """
+[[models]]
+name = "tiny-classifier"
+title = "Tiny classifier"
+family = "classifier"
+format = "hub-mixin"
+architecture = "tiny-mixin"
+path = "bundled/classifier"
+"""
+
+
+def test_hub_mixin_folder_of_our_own_class_loads(tmp_path, monkeypatch):
+    monkeypatch.setitem(ARCHITECTURES, "tiny-mixin", lambda config: TinyMixinNet(**config))
+    torch.manual_seed(0)
+    net = TinyMixinNet(width=5)
+    net.save_pretrained(tmp_path / "bundled" / "classifier")
+    assert (tmp_path / "bundled" / "classifier" / "model.safetensors").is_file()
+    loaded = load_model(load_registry(write_manifest(tmp_path, MIXIN)).model("tiny-classifier"))
+    assert loaded.denoiser is None and loaded.param_count == sum(p.numel() for p in net.parameters())
+    x = torch.randn(3, 1, 28, 28)
+    torch.testing.assert_close(loaded.module(x), net(x))
