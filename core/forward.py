@@ -73,3 +73,16 @@ def forward_trajectory(
         return ve
     scale = (1 + sigmas**2).rsqrt()  # sqrt(ab)
     return _per_sample(scale, ve) * ve
+
+
+def parse_timesteps(text: str, num_steps: int, limit: int = 16) -> list[int]:
+    """'0, 50, 999' -> [0, 50, 999]: sorted, unique, each in [0, num_steps), at most `limit` of them."""
+    try:
+        values = sorted({int(v) for v in text.replace(";", ",").split(",") if v.strip()})
+    except ValueError as e:
+        raise BadInputError(f"Write the timesteps as whole numbers separated by commas (got {text!r}).") from e
+    if not values or values[0] < 0 or values[-1] >= num_steps:
+        raise BadInputError(f"Every timestep must lie between 0 and {num_steps - 1}.")
+    if len(values) > limit:
+        raise BadInputError(f"Show at most {limit} timesteps at once (got {len(values)}).")
+    return values

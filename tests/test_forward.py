@@ -65,3 +65,12 @@ def test_same_seed_same_trajectory():
 def test_bad_timesteps(ts):
     with pytest.raises(BadInputError):
         forward_trajectory(torch.zeros(1, 2), make_schedule("linear", 50), ts)
+
+
+def test_parse_timesteps():
+    from core.forward import parse_timesteps
+
+    assert parse_timesteps("999, 0; 50,50", 1000) == [0, 50, 999]
+    for text in ("a, b", "", "-1", "1000", ",".join(map(str, range(20)))):
+        with pytest.raises(BadInputError):
+            parse_timesteps(text, 1000)

@@ -24,6 +24,13 @@ PAGES: tuple[PageInfo, ...] = (
         "What Diffusion Atlas is, the device it runs on, and the engine's samplers and schedules.",
         default=True,
     ),
+    PageInfo(
+        "pages/forward.py",
+        "Forward process",
+        ":material/blur_on:",
+        "Diffusion",
+        "Any image noised under any schedule; alpha_bar, SNR and sigma curves; schedules compared.",
+    ),
 )
 
 

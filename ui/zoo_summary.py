@@ -9,9 +9,9 @@ from zoo.registry import ModelEntry, Registry
 
 
 def availability(entry: ModelEntry) -> str:
-    """bundled | cached | needs the Hub (checks only the local cache, never the network)."""
-    if entry.bundled:
-        return "bundled"
+    """bundled | bundled files missing | cached | needs the Hub (local checks only, never the network)."""
+    if entry.path is not None:
+        return "bundled" if all((entry.path / f).is_file() for f in entry.files) else "bundled files missing"
     paths = cached_files(str(entry.repo), entry.files, revision=entry.revision)
     return "cached" if all(paths.values()) else "needs the Hub"
 

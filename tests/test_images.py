@@ -1,0 +1,82 @@
+"""Uploads: good ones are read and sized, every bad one is refused with a sentence."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.data.images import MAX_UPLOAD_BYTES, PHOTOS, center_square, photo, read_upload, to_tensor
+from core.errors import BadInputError
+from tests import bad_inputs as bad
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "is empty"),
+        (bad.truncated_png(), "damaged or truncated"),
+        (bad.text_as_png(), "not an image"),
+        (bad.svg(), "not an image"),
+        (bad.animated_gif(), "GIF file"),
+        (bad.animated_webp(), "animated"),
+        (bad.animated_png(), "animated"),
+        (bad.cmyk_jpeg(), "CMYK"),
+        (bad.png_16bit(), "16 or 32 bits"),
+        (bad.png_bomb(), "decompression bomb"),
+        (bad.png_bomb(8000, 8000), "million"),
+        (bad.oversized(MAX_UPLOAD_BYTES), "up to 10 MB"),
+    ],
+    ids=[
+        "empty",
+        "truncated",
+        "text",
+        "svg",
+        "gif",
+        "animated-webp",
+        "apng",
+        "cmyk",
+        "16-bit",
+        "bomb",
+        "too-many-pixels",
+        "too-big",
+    ],
+)
+def test_bad_uploads_are_refused_with_a_sentence(data, message):
+    with pytest.raises(BadInputError) as info:
+        read_upload(data, "photo.png")
+    text = str(info.value)
+    assert message in text and text.startswith("photo.png") and text.endswith(".")
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP"])
+def test_good_uploads_become_square_tensors(fmt):
+    buf = io.BytesIO()
+    Image.fromarray(np.full((30, 50, 3), 200, dtype=np.uint8)).save(buf, format=fmt)
+    img = read_upload(buf.getvalue(), f"x.{fmt.lower()}")
+    square = center_square(img, 64)
+    assert square.size == (64, 64)
+    x = to_tensor(square)
+    assert x.shape == (3, 64, 64) and -1 <= float(x.min()) and float(x.max()) <= 1
+    assert to_tensor(square, grey=True).shape == (1, 64, 64)
+
+
+def test_exif_orientation_is_applied():
+    buf = io.BytesIO()
+    img = Image.new("RGB", (40, 20), "white")
+    exif = img.getexif()
+    exif[0x0112] = 6  # rotate 90 on display
+    img.save(buf, format="JPEG", exif=exif)
+    assert read_upload(buf.getvalue()).size == (20, 40)
+
+
+def test_grey_uploads_stay_grey_and_photos_load():
+    assert read_upload(bad.png(mode="L")).mode == "L"
+    for name in PHOTOS:
+        assert photo(name).size[0] >= 128
+    with pytest.raises(BadInputError):
+        photo("selfie")
+    with pytest.raises(BadInputError):
+        center_square(photo("camera"), 4)
