@@ -10,6 +10,8 @@ probability-flow ODE (Karras et al. 2022, eq. 4 with sigma(t) = t).
 
 `generator` is a torch.Generator, or a list of them with one per sample so that sample k of a batch is
 reproducible alone. `callback` gets a `Step` per denoiser step (the state x at sigma, D(x), eps).
+Stochastic samplers also take `noise_until=k`: from step k on they add no fresh noise and take their
+deterministic (eta = 0) step instead, which shows how much of the result the late noise decides.
 
 Each function's docstring gives its update rule and paper; the app shows that docstring beside the
 function's source, so the code shown is the code run.
@@ -73,6 +75,11 @@ def _report(callback: Callback, i: int, s: float, s_next: float, x: torch.Tensor
         callback(Step(i, s, s_next, x, denoised))
 
 
+def _noisy(i: int, noise_until: int | None) -> bool:
+    """Whether step i still injects fresh noise: every step, or only steps before `noise_until`."""
+    return noise_until is None or i < noise_until
+
+
 def ancestral_split(sigma: float, sigma_next: float, eta: float = 1.0) -> tuple[float, float]:
     r"""Split a step sigma -> sigma_next into a deterministic part to sigma_down and fresh noise sigma_up.
 
@@ -86,7 +93,7 @@ def ancestral_split(sigma: float, sigma_next: float, eta: float = 1.0) -> tuple[
     return math.sqrt(sigma_next**2 - up**2), up
 
 
-def ddpm(denoiser, x, sigmas, *, generator=None, callback=None, variance="small"):
+def ddpm(denoiser, x, sigmas, *, generator=None, callback=None, variance="small", noise_until=None):
     r"""DDPM ancestral sampling: draw x_{t-1} from the Gaussian posterior q(x_{t-1} | x_t, x_0 = D(x_t)).
 
     Ho, Jain & Abbeel 2020, "Denoising Diffusion Probabilistic Models", Algorithm 2. In VE coordinates
@@ -109,6 +116,9 @@ def ddpm(denoiser, x, sigmas, *, generator=None, callback=None, variance="small"
             x = denoised
             continue
         eps = (x - denoised) / s
+        if not _noisy(i, noise_until):  # noise switched off: the deterministic (DDIM) step
+            x = denoised + s_next * eps
+            continue
         if variance == "small":
             var = s_next**2 * (s**2 - s_next**2) / s**2
         else:
@@ -117,7 +127,7 @@ def ddpm(denoiser, x, sigmas, *, generator=None, callback=None, variance="small"
     return x
 
 
-def ddim(denoiser, x, sigmas, *, generator=None, callback=None, eta=0.0):
+def ddim(denoiser, x, sigmas, *, generator=None, callback=None, eta=0.0, noise_until=None):
     r"""DDIM: predict x_0, then step to the next noise level along the predicted noise.
 
     Song, Meng & Ermon 2021, "Denoising Diffusion Implicit Models", eq. 12. In VP form
@@ -135,7 +145,7 @@ def ddim(denoiser, x, sigmas, *, generator=None, callback=None, eta=0.0):
         s, s_next = sig[i], sig[i + 1]
         denoised = denoiser(x, _sigma_vec(x, s))
         _report(callback, i, s, s_next, x, denoised)
-        sigma_down, sigma_up = ancestral_split(s, s_next, eta)
+        sigma_down, sigma_up = ancestral_split(s, s_next, eta if _noisy(i, noise_until) else 0.0)
         x = denoised + sigma_down * ((x - denoised) / s)
         if sigma_up > 0:
             x = x + sigma_up * randn_like(x, generator)
@@ -160,7 +170,7 @@ def euler(denoiser, x, sigmas, *, generator=None, callback=None):
     return x
 
 
-def euler_ancestral(denoiser, x, sigmas, *, generator=None, callback=None, eta=1.0):
+def euler_ancestral(denoiser, x, sigmas, *, generator=None, callback=None, eta=1.0, noise_until=None):
     r"""Euler ancestral: an Euler step down to $\sigma_{down}$, then fresh noise back up to $\sigma'$.
 
     The ancestral sampler of k-diffusion (Crowson 2022), built on Song et al. 2021 (score SDEs).
@@ -176,7 +186,7 @@ def euler_ancestral(denoiser, x, sigmas, *, generator=None, callback=None, eta=1
         s, s_next = sig[i], sig[i + 1]
         denoised = denoiser(x, _sigma_vec(x, s))
         _report(callback, i, s, s_next, x, denoised)
-        sigma_down, sigma_up = ancestral_split(s, s_next, eta)
+        sigma_down, sigma_up = ancestral_split(s, s_next, eta if _noisy(i, noise_until) else 0.0)
         d = (x - denoised) / s
         x = x + (sigma_down - s) * d
         if sigma_up > 0:
@@ -302,7 +312,7 @@ def dpmpp_2m(denoiser, x, sigmas, *, generator=None, callback=None):
     return x
 
 
-def dpmpp_2s_ancestral(denoiser, x, sigmas, *, generator=None, callback=None, eta=1.0):
+def dpmpp_2s_ancestral(denoiser, x, sigmas, *, generator=None, callback=None, eta=1.0, noise_until=None):
     r"""DPM-Solver++(2S) ancestral: a two-stage DPM-Solver++ step to $\sigma_{down}$, then fresh noise.
 
     Lu et al. 2022, "DPM-Solver++", Algorithm 1 (single-step, r = 1/2), made ancestral as in k-diffusion.
@@ -319,7 +329,7 @@ def dpmpp_2s_ancestral(denoiser, x, sigmas, *, generator=None, callback=None, et
         s, s_next = sig[i], sig[i + 1]
         denoised = denoiser(x, _sigma_vec(x, s))
         _report(callback, i, s, s_next, x, denoised)
-        sigma_down, sigma_up = ancestral_split(s, s_next, eta)
+        sigma_down, sigma_up = ancestral_split(s, s_next, eta if _noisy(i, noise_until) else 0.0)
         if sigma_down == 0:
             x = denoised
         else:
@@ -332,7 +342,7 @@ def dpmpp_2s_ancestral(denoiser, x, sigmas, *, generator=None, callback=None, et
     return x
 
 
-def dpmpp_2m_sde(denoiser, x, sigmas, *, generator=None, callback=None, eta=1.0):
+def dpmpp_2m_sde(denoiser, x, sigmas, *, generator=None, callback=None, eta=1.0, noise_until=None):
     r"""DPM-Solver++(2M) SDE: the multistep solver for the reverse SDE, with a midpoint correction.
 
     Lu et al. 2022, "DPM-Solver++", section 4 (SDE variant), in k-diffusion's form. With
@@ -353,18 +363,31 @@ def dpmpp_2m_sde(denoiser, x, sigmas, *, generator=None, callback=None, eta=1.0)
             x = denoised
             continue
         h = math.log(s / s_next)
-        eta_h = eta * h
+        eta_i = eta if _noisy(i, noise_until) else 0.0
+        eta_h = eta_i * h
         x = (s_next / s) * math.exp(-eta_h) * x - math.expm1(-h - eta_h) * denoised
         if old_denoised is not None:
             r = h_last / h
             x = x - 0.5 / r * math.expm1(-h - eta_h) * (denoised - old_denoised)
-        if eta > 0:
+        if eta_i > 0:
             x = x + s_next * math.sqrt(-math.expm1(-2 * eta_h)) * randn_like(x, generator)
         old_denoised, h_last = denoised, h
     return x
 
 
-def edm(denoiser, x, sigmas, *, generator=None, callback=None, churn=10.0, s_tmin=0.05, s_tmax=50.0, s_noise=1.003):
+def edm(
+    denoiser,
+    x,
+    sigmas,
+    *,
+    generator=None,
+    callback=None,
+    churn=10.0,
+    s_tmin=0.05,
+    s_tmax=50.0,
+    s_noise=1.003,
+    noise_until=None,
+):
     r"""EDM's stochastic sampler: raise the noise a little ("churn"), then take a Heun step back down.
 
     Karras et al. 2022 (EDM), Algorithm 2. With $\gamma = \min(S_{churn}/N, \sqrt2 - 1)$ for
@@ -377,7 +400,7 @@ def edm(denoiser, x, sigmas, *, generator=None, callback=None, churn=10.0, s_tmi
     n = len(sig) - 1
     for i in range(n):
         s, s_next = sig[i], sig[i + 1]
-        gamma = min(churn / n, math.sqrt(2) - 1) if s_tmin <= s <= s_tmax else 0.0
+        gamma = min(churn / n, math.sqrt(2) - 1) if s_tmin <= s <= s_tmax and _noisy(i, noise_until) else 0.0
         s_hat = s * (1 + gamma)
         if gamma > 0:
             x = x + math.sqrt(s_hat**2 - s**2) * s_noise * randn_like(x, generator)
@@ -518,10 +541,12 @@ def sample(
     spec = get_sampler(name)
     if sigmas.ndim != 1 or len(sigmas) < 2 or float(sigmas[-1]) != 0 or bool((sigmas[1:] >= sigmas[:-1]).any()):
         raise BadInputError("The sigma grid must be strictly decreasing and end in 0.")
-    unknown = set(options) - {o.name for o in spec.options}
+    allowed = {o.name for o in spec.options} | ({"noise_until"} if spec.stochastic else set())
+    unknown = set(options) - allowed
     if unknown:
         raise BadInputError(f"{spec.title} has no option {', '.join(sorted(unknown))}.")
-    if "order" in options:
-        options["order"] = int(options["order"])
+    for key in ("order", "noise_until"):
+        if options.get(key) is not None:
+            options[key] = int(options[key])
     with torch.inference_mode():
         return spec.fn(denoiser, x, sigmas, generator=generator, callback=callback, **options)

@@ -196,3 +196,41 @@ def test_registry_documents_each_sampler(name):
     for option in spec.options:
         assert option.name in params, option.name
     assert spec.order >= 1 and spec.nfe(1) == 1
+
+
+# With noise switched off from step 0, each stochastic sampler is its own deterministic version.
+DETERMINISTIC_TWIN = {
+    "ddpm": ("ddim", {}),
+    "ddim": ("ddim", {"eta": 0.0}),
+    "euler_ancestral": ("euler", {}),
+    "dpmpp_2s_ancestral": ("dpmpp_2s_ancestral", {"eta": 0.0}),
+    "dpmpp_2m_sde": ("dpmpp_2m_sde", {"eta": 0.0}),
+    "edm": ("heun", {}),
+}
+
+
+@pytest.mark.parametrize("name", [n for n, s in SAMPLERS.items() if s.stochastic])
+def test_noise_until_switches_stochastic_samplers_to_their_deterministic_step(name):
+    mix = _mixture()
+    sigmas = karras_sigmas(12, 0.01, 20.0)
+    x = torch.randn(256, 2, generator=torch.Generator().manual_seed(0)) * 20
+    options = {"eta": 1.0} if name == "ddim" else {}
+    twin, twin_options = DETERMINISTIC_TWIN[name]
+    quiet = sample(name, mix, x.clone(), sigmas, generator=torch.Generator().manual_seed(1), noise_until=0, **options)
+    expected = sample(twin, mix, x.clone(), sigmas, **twin_options)
+    torch.testing.assert_close(quiet, expected, rtol=1e-5, atol=1e-5)
+    # noise for the first 4 steps only: the same states as a fully noisy run up to step 4, then apart
+    states = {}
+    for until in (4, None):
+        seen = []
+        g = torch.Generator().manual_seed(2)
+        sample(name, mix, x.clone(), sigmas, generator=g, callback=seen.append, noise_until=until, **options)
+        states[until] = [step.x for step in seen]
+    for k in range(4):  # (edm injects its noise before it reports a step, so compare up to step 3)
+        torch.testing.assert_close(states[4][k], states[None][k])
+    assert not torch.allclose(states[4][6], states[None][6])
+
+
+def test_noise_until_is_refused_for_deterministic_samplers():
+    with pytest.raises(BadInputError, match="no option noise_until"):
+        sample("euler", _mixture(), torch.zeros(2, 2), torch.tensor([2.0, 1.0, 0.0]), noise_until=1)
