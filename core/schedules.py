@@ -24,6 +24,10 @@ from core.errors import BadInputError
 
 SPACINGS = ("leading", "trailing", "linspace", "karras")
 MAX_TRAIN_STEPS = 100_000
+# Starting a sampler at sigma ~ 2e4 (the cosine schedule's last step, alpha_bar ~ 2e-9) multiplies any
+# error of an epsilon model by sigma. diffusers recommends clipping log-SNR at -2 * 5.1 for the cosine
+# schedule (`lambda_min_clipped`), i.e. sigma <= exp(5.1) ~ 164; DDPM's linear schedule ends at 157.
+DEFAULT_MAX_SIGMA = math.exp(5.1)
 
 
 def _linear(T: int, start: float, end: float) -> torch.Tensor:
@@ -207,14 +211,23 @@ class NoiseSchedule:
         t = torch.as_tensor(t).detach().cpu().double().numpy()
         return torch.from_numpy(np.asarray(np.exp(np.interp(t, steps, log_sigmas)), dtype=np.float64))
 
-    def timesteps(self, n: int, spacing: str = "leading", steps_offset: int = 0) -> torch.Tensor:
+    def usable_steps(self, max_sigma: float | None = None) -> int:
+        """How many training steps (from t = 0) have sigma <= max_sigma: the T the sampling grids use."""
+        if max_sigma is None:
+            return self.num_steps
+        return max(1, int((self.sigmas <= max_sigma).sum()))
+
+    def timesteps(
+        self, n: int, spacing: str = "leading", steps_offset: int = 0, max_sigma: float | None = None
+    ) -> torch.Tensor:
         """n decreasing integer timesteps, spaced as diffusers' DDIMScheduler spaces them.
 
         leading:  (0, k, 2k, ...) with k = T // n, reversed, plus steps_offset (DDPM/DDIM papers).
         trailing: round(T, T - T/n, ...) - 1, so the first step starts at t = T - 1 (Lin et al. 2024).
         linspace: round(linspace(0, T - 1, n)), reversed.
+        With max_sigma, T is the number of steps whose sigma stays below it (see DEFAULT_MAX_SIGMA).
         """
-        T = self.num_steps
+        T = self.usable_steps(max_sigma)
         _check_steps(n, T)
         if spacing == "leading":
             ts = torch.arange(n, dtype=torch.float64) * (T // n) + steps_offset
@@ -232,15 +245,19 @@ class NoiseSchedule:
             [self.t_to_sigma(torch.as_tensor(timesteps, dtype=torch.float64)), torch.zeros(1, dtype=torch.float64)]
         )
 
-    def sampling_sigmas(self, n: int, spacing: str = "leading", rho: float = 7.0) -> torch.Tensor:
+    def sampling_sigmas(
+        self, n: int, spacing: str = "leading", rho: float = 7.0, max_sigma: float | None = None
+    ) -> torch.Tensor:
         """A decreasing grid of n sigmas followed by 0 (n denoiser steps).
 
         `spacing` is one of leading, trailing, linspace (timestep spacings, see `timesteps`) or karras.
+        `max_sigma` caps where the grid starts (None: the schedule's own sigma_max).
         """
         if spacing == "karras":
             _check_steps(n, self.num_steps)
-            return karras_sigmas(n, self.sigma_min, self.sigma_max, rho)
-        return self.sigmas_for_timesteps(self.timesteps(n, spacing))
+            top = self.sigma_max if max_sigma is None else min(self.sigma_max, max_sigma)
+            return karras_sigmas(n, self.sigma_min, top, rho)
+        return self.sigmas_for_timesteps(self.timesteps(n, spacing, max_sigma=max_sigma))
 
 
 def karras_sigmas(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> torch.Tensor:
@@ -253,6 +270,9 @@ def karras_sigmas(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0) 
     ramp = torch.linspace(0, 1, n, dtype=torch.float64) if n > 1 else torch.zeros(1, dtype=torch.float64)
     lo, hi = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
     sigmas = (hi + ramp * (lo - hi)) ** rho
+    sigmas[0] = sigma_max  # exact ends, free of the rounding in x^(1/rho)^rho
+    if n > 1:
+        sigmas[-1] = sigma_min
     return torch.cat([sigmas, torch.zeros(1, dtype=torch.float64)])
 
 

@@ -115,3 +115,19 @@ def test_bad_settings_raise_a_sentence(call):
     with pytest.raises(BadInputError) as info:
         call()
     assert str(info.value)[0].isupper() and str(info.value).endswith((".", ")"))
+
+
+def test_max_sigma_caps_where_sampling_starts():
+    from core.schedules import DEFAULT_MAX_SIGMA
+
+    cosine, linear = make_schedule("cosine"), make_schedule("linear")
+    assert cosine.sigma_max > 1e4  # the 0.999 clip leaves alpha_bar ~ 2e-9 at t = T - 1
+    for spacing in ("leading", "trailing", "linspace", "karras"):
+        capped = cosine.sampling_sigmas(20, spacing, max_sigma=DEFAULT_MAX_SIGMA)
+        assert float(capped[0]) <= DEFAULT_MAX_SIGMA and float(capped[-1]) == 0 and len(capped) == 21
+        # DDPM's linear schedule ends below the cap, so the cap changes nothing there
+        torch.testing.assert_close(
+            linear.sampling_sigmas(20, spacing, max_sigma=DEFAULT_MAX_SIGMA), linear.sampling_sigmas(20, spacing)
+        )
+    assert cosine.usable_steps(DEFAULT_MAX_SIGMA) == 996
+    assert float(cosine.timesteps(10, "trailing", max_sigma=DEFAULT_MAX_SIGMA)[0]) == 995
