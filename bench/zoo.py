@@ -20,22 +20,12 @@ from pathlib import Path
 import torch
 
 from bench.common import print_table
+from core.models.unet import unet_config
 from tests.hub_server import FakeHub
 from zoo.errors import NeedsConnectionError
 from zoo.hub import forget_probes
 from zoo.loaders import load_model
 from zoo.registry import load_registry
-
-MNIST_UNET = {
-    "sample_size": 28,
-    "in_channels": 1,
-    "out_channels": 1,
-    "layers_per_block": 1,
-    "block_out_channels": [32, 64, 64],
-    "down_block_types": ["DownBlock2D", "AttnDownBlock2D", "DownBlock2D"],
-    "up_block_types": ["UpBlock2D", "AttnUpBlock2D", "UpBlock2D"],
-    "norm_num_groups": 8,
-}
 
 
 def _manifest(folder: Path, de_config: dict) -> Path:
@@ -83,7 +73,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         torch.manual_seed(0)
-        UNet2DModel(**MNIST_UNET).half().save_pretrained(tmp / "bundled" / "unet", safe_serialization=True)
+        UNet2DModel(**unet_config()).half().save_pretrained(tmp / "bundled" / "unet", safe_serialization=True)
         buf = io.BytesIO()
         torch.save({"model": UNet2DModel(**de_config).state_dict()}, buf)
         hub = FakeHub().start()

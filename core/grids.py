@@ -27,3 +27,35 @@ def make_grid(images: np.ndarray, ncols: int | None = None, pad: int = 2, pad_va
             k
         ]
     return grid
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """uint8 [H, W, C] -> PNG file bytes."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    buf = BytesIO()
+    Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def gif_bytes(frames: list[np.ndarray], duration_ms: int = 120, final_hold_ms: int = 1200) -> bytes:
+    """uint8 [H, W, C] frames -> an animated GIF that loops, holding the last frame a little longer."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    if not frames:
+        raise ValueError("A GIF needs at least one frame.")
+    images = [Image.fromarray(f.squeeze(-1) if f.shape[-1] == 1 else f) for f in frames]
+    durations = [duration_ms] * (len(images) - 1) + [final_hold_ms]
+    buf = BytesIO()
+    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0)
+    return buf.getvalue()
+
+
+def upscale_nearest(image: np.ndarray, min_side: int = 128) -> np.ndarray:
+    """Enlarge a small uint8 image [H, W, C] by an integer factor (nearest neighbour) to at least min_side."""
+    factor = max(1, -(-min_side // image.shape[0]))
+    return image.repeat(factor, axis=0).repeat(factor, axis=1) if factor > 1 else image

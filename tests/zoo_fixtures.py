@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from diffusers import DDPMScheduler
 from PIL import Image
 
 from tests.helpers import tiny_unet
+from zoo.registry import MANIFEST
 
 TINY_COND_CONFIG = {
     "sample_size": 8,
@@ -105,3 +107,65 @@ null_label = 10
 [models.config]
 {lines}
 """
+
+
+TINY = {"block_out_channels": [8, 16, 16], "attention_head_dim": 8}
+
+MANIFEST_TEXT = """
+[[models]]
+name = "tiny-uncond"
+title = "Tiny unconditional"
+family = "pixel"
+format = "diffusers-unet"
+path = "tiny-uncond"
+sample_shape = [1, 28, 28]
+prediction_type = "epsilon"
+schedule = { kind = "linear" }
+data = "mnist"
+
+[[models]]
+name = "tiny-cond"
+title = "Tiny conditional"
+family = "pixel"
+format = "diffusers-unet"
+path = "tiny-cond"
+sample_shape = [1, 28, 28]
+prediction_type = "v_prediction"
+schedule = { kind = "cosine" }
+num_classes = 10
+null_label = 10
+data = "mnist"
+
+[[models]]
+name = "mnist-lenet"
+title = "LeNet"
+family = "classifier"
+format = "hub-mixin"
+architecture = "lenet"
+path = "mnist-lenet"
+num_classes = 10
+run = "mnist-lenet/run"
+
+[[models]]
+name = "hub-only"
+title = "Needs the Hub"
+family = "pixel"
+format = "diffusers-pipeline"
+repo = "someone/not-cached"
+sample_shape = [1, 28, 28]
+prediction_type = "epsilon"
+schedule = "scheduler_config"
+"""
+
+
+def write_app_zoo(root: Path) -> Path:
+    """Tiny untrained MNIST-shaped models + the bundled classifier under `root`, and their manifest."""
+    from core.models.unet import build_unet, unet_config
+
+    for name, classes in (("tiny-uncond", None), ("tiny-cond", 10)):
+        torch.manual_seed(0)
+        build_unet(unet_config(classes, **TINY)).save_pretrained(root / name, safe_serialization=True)
+    shutil.copytree(MANIFEST.parent / "bundled" / "mnist-lenet", root / "mnist-lenet")
+    datasets = MANIFEST.read_text().split("[[datasets]]", 1)[1]
+    (root / "models.toml").write_text(MANIFEST_TEXT + "\n[[datasets]]" + datasets)
+    return root / "models.toml"

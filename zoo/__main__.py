@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from zoo.errors import ZooError
-from zoo.hub import cached_files, fetch, sha256_of
+from zoo.hub import cached_files, fetch, sha256_of, validate_repo_id
 from zoo.registry import MANIFEST, ModelEntry, Registry, load_registry
 
 
@@ -82,6 +82,49 @@ def cmd_verify(reg: Registry) -> int:
     return 1 if failures else 0
 
 
+def cmd_pin(reg: Registry, manifest: Path, names: list[str]) -> int:
+    """Pin the sha256 of bundled files in the manifest text (one `sha256 = {...}` line after `path`)."""
+    text = manifest.read_text(encoding="utf-8")
+    for name in names:
+        entry = reg.model(name)
+        if not entry.bundled:
+            raise ZooError(f"{name} is not bundled; only bundled files are pinned.")
+        digests = ", ".join(f'"{f}" = "{sha256_of(Path(entry.path) / f)}"' for f in entry.files)
+        blocks = text.split("[[")
+        for k, block in enumerate(blocks):
+            if block.startswith("models]]") and f'\nname = "{name}"\n' in block:
+                lines = [line for line in block.split("\n") if not line.startswith("sha256 = ")]
+                at = next(i for i, line in enumerate(lines) if line.startswith("path = "))
+                lines.insert(at + 1, f"sha256 = {{ {digests} }}")
+                blocks[k] = "\n".join(lines)
+        text = "[[".join(blocks)
+        print(f"pinned {len(entry.files)} file(s) of {name}")
+    manifest.write_text(text, encoding="utf-8")
+    load_registry.cache_clear()
+    load_registry(manifest)  # the rewritten manifest must still parse
+    return 0
+
+
+def cmd_publish(reg: Registry, name: str, repo_id: str, dry_run: bool) -> int:
+    entry = reg.model(name)
+    if not entry.bundled:
+        raise ZooError(f"{name} is not bundled; only bundled folders can be published.")
+    repo_id = validate_repo_id(repo_id)
+    files = sorted(p for p in Path(entry.path).rglob("*") if p.is_file())
+    total = sum(p.stat().st_size for p in files)
+    print(f"{'would upload' if dry_run else 'uploading'} {len(files)} files ({total / 1e6:.2f} MB) to {repo_id}:")
+    for p in files:
+        print(f"  {p.relative_to(entry.path).as_posix()}  ({p.stat().st_size:,} bytes)")
+    if dry_run:
+        return 0
+    from huggingface_hub import create_repo, upload_folder
+
+    create_repo(repo_id, exist_ok=True)
+    upload_folder(repo_id=repo_id, folder_path=str(entry.path), commit_message=f"Upload {name} from Diffusion Atlas")
+    print("done")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m zoo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -95,6 +138,19 @@ def main(argv: list[str] | None = None) -> int:
     fetch_p.add_argument("names", nargs="*")
     fetch_p.add_argument("--all", action="store_true")
     sub.add_parser("verify", help="check bundled files against their sha256")
+    train_p = sub.add_parser("train", help="train a model from a recipe")
+    train_p.add_argument("recipe", help="a name in zoo/recipes/ or a path to a recipe .toml")
+    train_p.add_argument("--device", default="cpu")
+    train_p.add_argument(
+        "--steps", type=int, default=None, help="override the recipe's steps (epochs for vae/classifier)"
+    )
+    train_p.add_argument("--out", type=Path, default=None, help="output folder (default runs/NAME-TIMESTAMP)")
+    pin = sub.add_parser("pin", help="write bundled files' sha256 into the manifest")
+    pin.add_argument("names", nargs="+")
+    publish = sub.add_parser("publish", help="upload a bundled folder to the Hub")
+    publish.add_argument("name")
+    publish.add_argument("--repo-id", required=True)
+    publish.add_argument("--dry-run", action="store_true")
     args = parser.parse_args(argv)
     try:
         reg = load_registry(args.manifest)
@@ -107,6 +163,15 @@ def main(argv: list[str] | None = None) -> int:
             if not names:
                 parser.error("name a model or data set, or pass --all")
             return cmd_fetch(reg, names)
+        if args.command == "train":
+            from zoo.train import train
+
+            print(f"wrote {train(args.recipe, args.out, args.steps, args.device)}")
+            return 0
+        if args.command == "pin":
+            return cmd_pin(reg, args.manifest, args.names)
+        if args.command == "publish":
+            return cmd_publish(reg, args.name, args.repo_id, args.dry_run)
         return cmd_verify(reg)
     except ZooError as e:
         print(f"error: {e}", file=sys.stderr)

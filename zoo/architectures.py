@@ -16,8 +16,29 @@ def _unet2d(config: Mapping[str, Any]) -> torch.nn.Module:
     return UNet2DModel.from_config(dict(config))
 
 
+def _conv_vae(config: Mapping[str, Any]) -> torch.nn.Module:
+    from core.models.vae import ConvVAE
+
+    return ConvVAE(**config)
+
+
+def _lenet(config: Mapping[str, Any]) -> torch.nn.Module:
+    from core.models.classifier import LeNet
+
+    return LeNet(**config)
+
+
+def _mlp_denoiser(config: Mapping[str, Any]) -> torch.nn.Module:
+    from core.models.mlp import MLPConfig, MLPDenoiser
+
+    return MLPDenoiser(MLPConfig(**config))
+
+
 ARCHITECTURES: dict[str, Callable[[Mapping[str, Any]], torch.nn.Module]] = {
     "unet2d": _unet2d,
+    "conv-vae": _conv_vae,
+    "lenet": _lenet,
+    "mlp-denoiser": _mlp_denoiser,
 }
 
 

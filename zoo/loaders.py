@@ -95,7 +95,7 @@ def _pick(files: Mapping[str, Path], suffix: str) -> Path | None:
 
 def build_module(entry: ModelEntry, files: Mapping[str, Path]) -> torch.nn.Module:
     what = f"Model {entry.name!r}"
-    weights = files[entry.weight_files[0]]
+    weights = files["model.safetensors"] if entry.format == "hub-mixin" else files[entry.weight_files[0]]
     if entry.format in ("diffusers-unet", "diffusers-pipeline"):
         config_name = "unet/config.json" if entry.format == "diffusers-pipeline" else "config.json"
         if config_name not in files:

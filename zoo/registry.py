@@ -247,6 +247,8 @@ def _model(table: Mapping[str, Any], root: Path, label: str) -> ModelEntry:
         raise f.fail("architecture", f"is required for format {entry.format}")
     if not entry.weight_files:
         raise f.fail("files", f"must include a weights file ({', '.join(WEIGHT_SUFFIXES)})")
+    if entry.format == "hub-mixin" and "model.safetensors" not in entry.files:
+        raise f.fail("files", "must include model.safetensors for format hub-mixin")
     if entry.null_label is not None and not 0 <= entry.null_label <= entry.num_classes:
         raise f.fail("null_label", f"must lie in [0, num_classes] (got {entry.null_label})")
     for key, digest in entry.sha256.items():

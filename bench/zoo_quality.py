@@ -1,0 +1,150 @@
+"""Quality of the bundled MNIST models, measured with the bundled classifier (mnist-lenet).
+
+    python -m bench.zoo_quality [--samples 2000] [--ddpm-samples 250] [--write-cards]
+
+For each pixel model and sampler (ddpm 1000 steps, ddim 50, dpmpp_2m 10 and 20): FD-LeNet between the
+samples and the held-out digits in the classifier's 128 penultimate features (the FID formula in a small
+MNIST network's features: NOT comparable with Inception FID), and the class histogram of unconditional
+samples (smallest and largest class share). The conditional models are also scored on accuracy against
+the requested class at guidance scale 3 (dpmpp_2m, 20 steps); the latent model on its decoded samples.
+ddpm at 1000 steps costs 50x more than dpmpp_2m at 20, so it gets fewer samples on a CPU (--ddpm-samples);
+FD is biased upwards for small sample sets, so compare rows with equal N.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from bench.common import print_table
+from core.denoisers import clip_denoised
+from core.image_metrics import class_histogram, classify, frechet_distance
+from core.samplers import sample
+from core.schedules import DEFAULT_MAX_SIGMA
+from zoo.cards import write_card
+from zoo.datasets import load_image_set
+from zoo.loaders import LoadedModel, load_model
+from zoo.registry import load_registry
+
+PIXEL_MODELS = ("mnist-ddpm-linear", "mnist-v-cosine", "mnist-cond-cfg")
+BATCH = 250
+
+
+def generate(loaded: LoadedModel, sampler: str, steps: int, n: int, seed: int, labels=None, scale=1.0) -> torch.Tensor:
+    """n samples in batches; with labels, classifier-free guidance at `scale`."""
+    schedule = loaded.schedule
+    spacing = "trailing" if steps < schedule.num_steps else "leading"
+    sigmas = schedule.sampling_sigmas(
+        min(steps, schedule.usable_steps(DEFAULT_MAX_SIGMA)), spacing, max_sigma=DEFAULT_MAX_SIGMA
+    )
+    out = []
+    for start in range(0, n, BATCH):
+        size = min(BATCH, n - start)
+        g = torch.Generator().manual_seed(seed + start)
+        x = torch.randn((size, *loaded.sample_shape), generator=g) * float(sigmas[0])
+        if labels is None and loaded.num_classes:  # unconditional samples of a conditional model: the null label
+            chunk = torch.full((size,), int(loaded.entry.null_label))
+            denoiser: Callable = lambda x_, s_, c=chunk: loaded.denoiser(x_, s_, class_labels=c)  # noqa: E731
+        elif labels is not None:
+            chunk, guided = labels[start : start + size], loaded.guided(scale)
+            denoiser = lambda x_, s_, c=chunk, gd=guided: gd(x_, s_, class_labels=c)  # noqa: E731
+        else:
+            denoiser = loaded.denoiser
+        if loaded.entry.family == "pixel":
+            denoiser = clip_denoised(denoiser)  # x_0 estimates clamped to [-1, 1], as in DDPM's reference sampler
+        out.append(sample(sampler, denoiser, x, sigmas, generator=g))
+    return torch.cat(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--samples", type=int, default=2000)
+    parser.add_argument("--ddpm-samples", type=int, default=250)
+    parser.add_argument("--write-cards", action="store_true", help="write the numbers into the bundled model cards")
+    parser.add_argument("--models", nargs="*", default=list(PIXEL_MODELS))
+    args = parser.parse_args()
+    reg = load_registry()
+    classifier = load_model(reg.model("mnist-lenet")).module
+    held = load_image_set(reg.dataset("mnist"), "test")
+    held_x = torch.from_numpy(held.images.copy()).float() / 127.5 - 1
+    held_pred, held_feats = classify(classifier, held_x)
+    held_acc = float((held_pred == held.labels).mean())
+    reference_fd = frechet_distance(held_feats[: len(held_feats) // 2], held_feats[len(held_feats) // 2 :])
+    print(f"held-out digits: {len(held)} ({held.source}); classifier accuracy {held_acc:.4f}")
+    print(f"FD-LeNet between the two halves of the held-out digits (a floor for this N): {reference_fd:.2f}")
+
+    rows, cards = [], {}
+    settings = [("ddpm", 1000, args.ddpm_samples), ("ddim", 50, args.samples)]
+    settings += [("dpmpp_2m", 10, args.samples), ("dpmpp_2m", 20, args.samples)]
+    for name in args.models:
+        loaded = load_model(reg.model(name))
+        card_rows = []
+        for sampler, steps, n in settings:
+            start = time.perf_counter()
+            images = generate(loaded, sampler, steps, n, seed=0)
+            seconds = time.perf_counter() - start
+            pred, feats = classify(classifier, images.clamp(-1, 1))
+            fd = frechet_distance(feats, held_feats)
+            hist = class_histogram(pred)
+            row = {"sampler": f"{sampler} {steps}", "N": n, "FD-LeNet": round(fd, 2), "min class": f"{hist.min():.1%}"}
+            row |= {"max class": f"{hist.max():.1%}", "seconds": round(seconds, 1), "images/s": round(n / seconds, 1)}
+            rows.append({"model": name, **row})
+            card_rows.append(row)
+            print(f"{name}: {row}", flush=True)
+        quality = {
+            "parameters": loaded.param_count,
+            "rows": card_rows,
+            "held_out_classifier_accuracy": round(held_acc, 4),
+        }
+        if loaded.supports_guidance:
+            labels = torch.arange(args.samples) % 10
+            images = generate(loaded, "dpmpp_2m", 20, args.samples, seed=1, labels=labels, scale=3.0)
+            acc = float((classify(classifier, images.clamp(-1, 1))[0] == labels.numpy()).mean())
+            quality["guided_accuracy_scale3"] = round(acc, 4)
+            print(f"{name}: accuracy against the requested class at guidance 3: {acc:.4f}")
+        cards[name] = quality
+
+    latent = load_model(reg.model("mnist-latent-cond"))
+    vae = load_model(reg.model("mnist-vae-2d")).module
+    stats = json.loads(latent.files["latent_stats.json"].read_text())
+    mean, std = torch.tensor(stats["mean"]), torch.tensor(stats["std"])
+    labels = torch.arange(args.samples) % 10
+    z = generate(latent, "dpmpp_2m", 20, args.samples, seed=2, labels=labels, scale=3.0)
+    with torch.no_grad():
+        decoded = vae.decode(z * std + mean) * 2 - 1
+    latent_acc = float((classify(classifier, decoded)[0] == labels.numpy()).mean())
+    print(f"mnist-latent-cond: decoded-sample accuracy at guidance 3 (dpmpp_2m 20): {latent_acc:.4f}")
+    cards["mnist-latent-cond"] = {
+        "parameters": latent.param_count,
+        "guided_accuracy_scale3_decoded": round(latent_acc, 4),
+    }
+    cards["mnist-lenet"] = {
+        "parameters": sum(p.numel() for p in classifier.parameters()),
+        "held_out_accuracy": round(held_acc, 4),
+    }
+
+    print_table(
+        f"Bundled MNIST models: FD-LeNet to {len(held)} held-out digits, class shares of unconditional samples",
+        ["model", "sampler", "N", "FD-LeNet", "min class", "max class", "seconds", "images/s"],
+        [list(r.values()) for r in rows],
+    )
+    if args.write_cards:
+        notes = (
+            "FD-LeNet: Frechet distance to the held-out digits in mnist-lenet's 128 penultimate features (not "
+            f"Inception FID); the floor for {len(held) // 2} vs {len(held) // 2} real digits is {reference_fd:.2f}."
+        )
+        for name, quality in cards.items():
+            write_card(reg.model(name), {**quality, "notes": notes})
+        for name in ("mnist-vae-2d",):
+            write_card(reg.model(name), {"parameters": sum(p.numel() for p in vae.parameters())})
+        print("cards written")
+    np.set_printoptions(precision=3)
+
+
+if __name__ == "__main__":
+    main()

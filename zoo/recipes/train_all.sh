@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Retrain every bundled model from its recipe, in dependency order (the latent model needs the VAE).
+# Usage: bash zoo/recipes/train_all.sh [--device cuda]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PY=${PYTHON:-.venv/bin/python}
+for name in mnist-vae-2d mnist-lenet mnist-latent-cond mnist-ddpm-linear mnist-v-cosine mnist-cond-cfg; do
+  rm -rf "zoo/bundled/$name"
+  "$PY" -m zoo train "$name" --out "zoo/bundled/$name" "$@"
+  "$PY" -m zoo pin "$name"
+done
+echo "Now run: $PY -m bench.zoo_quality --write-cards"

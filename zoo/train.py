@@ -1,0 +1,263 @@
+"""Reproduce a bundled model from its recipe (zoo/recipes/NAME.toml): `python -m zoo train RECIPE`.
+
+Writes OUT/ in Hugging Face layout (config.json + fp16 safetensors, as the manifest's formats expect) and
+OUT/run/ in the run-log format (config.json with every setting, data, seed, hardware, code version and
+wall time; metrics.jsonl; samples/step_XXXXXXX.png). Pixel and latent models train with
+core.training.DiffusionTrainer; the VAE and the classifier with their own loops.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save_file
+
+from core.denoisers import ClassifierFreeGuidance, DiscreteTimeDenoiser, clip_denoised
+from core.grids import make_grid, to_uint8
+from core.models.classifier import LeNet
+from core.models.mlp import MLPConfig, build_mlp
+from core.models.unet import SampleOnly, build_unet, unet_config
+from core.models.vae import ConvVAE
+from core.runlog import RunWriter
+from core.samplers import sample
+from core.schedules import DEFAULT_MAX_SIGMA, make_schedule
+from core.train_classifier import ClassifierTrainConfig, accuracy, train_classifier
+from core.train_vae import VAETrainConfig, train_vae
+from core.training import DiffusionTrainer, TrainConfig
+from zoo.datasets import load_image_set
+from zoo.errors import ZooError
+from zoo.registry import load_registry
+
+RECIPES = Path(__file__).with_name("recipes")
+KINDS = ("pixel", "vae", "latent", "classifier")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    kind: str
+    title: str
+    description: str
+    data: str
+    train: dict[str, Any]
+    schedule: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)
+    num_classes: int = 0
+    cond_dropout: float = 0.0
+    vae: str | None = None
+    path: Path | None = None
+
+
+def load_recipe(name_or_path: str) -> Recipe:
+    path = Path(name_or_path)
+    if not path.is_file():
+        path = RECIPES / f"{name_or_path}.toml"
+    if not path.is_file():
+        known = ", ".join(p.stem for p in sorted(RECIPES.glob("*.toml")))
+        raise ZooError(f"No recipe {name_or_path!r}; known recipes: {known}.")
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    try:
+        recipe = Recipe(**data, path=path)
+    except TypeError as e:
+        raise ZooError(f"Recipe {path.name} has an unknown or missing field ({e}).") from e
+    if recipe.kind not in KINDS:
+        raise ZooError(f"Recipe {path.name}: kind must be one of {', '.join(KINDS)}.")
+    return recipe
+
+
+def mnist_tensors(split: str, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """Digits as floats in [-1, 1] [N, 1, 28, 28], labels, and where they came from."""
+    ds = load_image_set(load_registry().dataset("mnist"), split, limit)
+    x = torch.from_numpy(ds.images.copy()).float() / 127.5 - 1
+    return x, torch.from_numpy(ds.labels.copy()), ds.source
+
+
+def save_weights(module: torch.nn.Module, folder: Path, filename: str, config: dict[str, Any]) -> None:
+    """config.json + fp16 safetensors (halves the bundle; weights are upcast to float32 on load)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to(torch.float16).contiguous() for k, v in module.state_dict().items()}
+    save_file(state, str(folder / filename))
+    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+
+
+def _labelled_batches(x: torch.Tensor, y: torch.Tensor | None, num_classes: int, dropout: float):
+    def batches(size: int, g: torch.Generator):
+        idx = torch.randint(len(x), (size,), generator=g)
+        if y is None:
+            return x[idx], {}
+        labels = y[idx].clone()
+        labels[torch.rand(size, generator=g) < dropout] = num_classes  # the "no class" label for CFG
+        return x[idx], {"class_labels": labels}
+
+    return batches
+
+
+def _sample_grid(model, schedule, recipe: Recipe, shape: tuple[int, ...], n: int = 36) -> torch.Tensor:
+    """A fixed-seed grid (dpmpp_2m, 20 steps; classes 0, 1, ... at guidance 3) to watch training progress."""
+    denoiser = DiscreteTimeDenoiser(model, schedule, recipe.train["prediction_type"], recipe.num_classes or None)
+    if recipe.num_classes:
+        labels = torch.arange(n) % recipe.num_classes
+        guided = ClassifierFreeGuidance(denoiser, 3.0, recipe.num_classes)
+        denoiser = lambda x_, s_: guided(x_, s_, class_labels=labels)  # noqa: E731
+    if recipe.kind == "pixel":  # clamp x_0 estimates to the data range, as DDPM's reference sampler does
+        denoiser = clip_denoised(denoiser)
+    g = torch.Generator().manual_seed(1234)
+    sigmas = schedule.sampling_sigmas(20, "trailing", max_sigma=DEFAULT_MAX_SIGMA)
+    return sample("dpmpp_2m", denoiser, torch.randn((n, *shape), generator=g) * float(sigmas[0]), sigmas)
+
+
+def _train_diffusion(
+    recipe: Recipe,
+    out: Path,
+    steps: int,
+    device: str,
+    model: torch.nn.Module,
+    data: tuple[torch.Tensor, torch.Tensor | None],
+    shape: tuple[int, ...],
+    model_config: dict[str, Any],
+    source: str,
+    decode=None,
+    **extra: Any,
+) -> DiffusionTrainer:
+    """DDPM training of `model` on `data` (x, labels or None), logging to OUT/run as it goes."""
+    x, y = data
+    schedule = make_schedule(recipe.schedule.get("kind", "linear"), **_schedule_args(recipe.schedule))
+    cfg = TrainConfig(**{k: v for k, v in recipe.train.items() if k not in ("steps", "sample_every")})
+    batches = _labelled_batches(x.to(device), y, recipe.num_classes, recipe.cond_dropout)
+    trainer = DiffusionTrainer(model.to(device), schedule, cfg, batches)
+    extra |= {"steps": steps, "schedule": recipe.schedule, "num_classes": recipe.num_classes}
+    extra["cond_dropout"] = recipe.cond_dropout
+    writer = _run_writer(recipe, out, device, cfg.to_dict(), model_config, source, len(x), **extra)
+    sample_every = int(recipe.train.get("sample_every", 500))
+    logged = 0
+
+    def callback(tr: DiffusionTrainer) -> None:
+        nonlocal logged
+        for record in tr.metrics[logged:]:
+            writer.log(record)
+        logged = len(tr.metrics)
+        if tr.step % sample_every == 0 or tr.step == steps:
+            grid = _sample_grid(tr.sampling_model, schedule, recipe, shape)
+            writer.save_samples(tr.step, make_grid(to_uint8(grid if decode is None else decode(grid))))
+            print(
+                f"{recipe.name}: step {tr.step}/{steps}, loss {tr.metrics[-1]['loss']:.4f}, {tr.seconds:.0f} s",
+                flush=True,
+            )
+
+    trainer.train(steps, callback, every=math.gcd(sample_every, cfg.log_every))
+    writer.finish(trainer.seconds, final_loss=trainer.metrics[-1]["loss"])
+    return trainer
+
+
+def _schedule_args(spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "num_steps": spec.get("steps", 1000),
+        "beta_start": spec.get("beta_start"),
+        "beta_end": spec.get("beta_end"),
+    }
+
+
+def train_pixel(recipe: Recipe, out: Path, steps: int, device: str) -> None:
+    x, y, source = mnist_tensors("train")
+    config = unet_config(recipe.num_classes or None, **recipe.model)
+    model = SampleOnly(build_unet(config))
+    labels = y if recipe.num_classes else None
+    trainer = _train_diffusion(recipe, out, steps, device, model, (x, labels), (1, 28, 28), config, source)
+    ema = trainer.sampling_model.unet
+    save_weights(ema, out, "diffusion_pytorch_model.safetensors", {"_class_name": "UNet2DModel", **config})
+
+
+def train_latent(recipe: Recipe, out: Path, steps: int, device: str) -> None:
+    from zoo.loaders import load_model
+
+    vae = load_model(load_registry().model(str(recipe.vae))).module
+    x, y, source = mnist_tensors("train")
+    with torch.no_grad():
+        z = vae.encode((x + 1) / 2)[0]
+    mean, std = z.mean(0), z.std(0)
+    stats = {"mean": mean.tolist(), "std": std.tolist(), "vae": recipe.vae}
+    config = MLPConfig(
+        dim=2, num_classes=recipe.num_classes or None, num_steps=recipe.schedule.get("steps", 1000), **recipe.model
+    )
+    model = build_mlp(config, seed=recipe.train.get("seed", 0))
+
+    def decode(z_std: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return vae.decode(z_std * std + mean) * 2 - 1
+
+    data = ((z - mean) / std, y)
+    trainer = _train_diffusion(
+        recipe, out, steps, device, model, data, (2,), config.to_dict(), source, decode, latent_stats=stats
+    )
+    save_weights(trainer.sampling_model, out, "model.safetensors", config.to_dict())
+    (out / "latent_stats.json").write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
+
+
+def _run_writer(
+    recipe: Recipe, out: Path, device: str, train: dict, model: dict, source: str, images: int, **extra: Any
+) -> RunWriter:
+    """OUT/run with the settings every run records: recipe, kind, title, training settings, model, data."""
+    info = {"recipe": recipe.name, "kind": recipe.kind, "title": recipe.title, "train": train, "model": model}
+    return RunWriter(out / "run", info | {"data": source, "train_images": images} | extra, device)
+
+
+def train_vae_recipe(recipe: Recipe, out: Path, device: str) -> None:
+    x, y, source = mnist_tensors("train")
+    x01 = (x + 1) / 2
+    cfg = VAETrainConfig(**{k: v for k, v in recipe.train.items() if k != "snapshot_digits"})
+    n_snap = int(recipe.train.get("snapshot_digits", 1000))
+    torch.manual_seed(cfg.seed)
+    vae = ConvVAE(**recipe.model)
+    writer = _run_writer(
+        recipe, out, device, cfg.to_dict(), {"latent_dim": vae.latent_dim, **recipe.model}, source, len(x)
+    )
+    records, snaps = train_vae(vae, x01, cfg, x01[:n_snap], y[:n_snap], lambda rec, _: writer.log(rec))
+    with torch.no_grad():
+        grid = vae.decode(torch.randn(36, vae.latent_dim, generator=torch.Generator().manual_seed(0))) * 2 - 1
+    writer.save_samples(records[-1]["step"], make_grid(to_uint8(grid)))
+    writer.finish(records[-1]["seconds"], final_loss=records[-1]["loss"])
+    save_weights(vae, out, "model.safetensors", {"latent_dim": vae.latent_dim, **recipe.model})
+    save_file({k: v.contiguous() for k, v in snaps.as_tensors().items()}, str(out / "latent_snapshots.safetensors"))
+
+
+def train_classifier_recipe(recipe: Recipe, out: Path, device: str) -> None:
+    x, y, source = mnist_tensors("train")
+    x_test, y_test, _ = mnist_tensors("test")
+    cfg = ClassifierTrainConfig(**recipe.train)
+    torch.manual_seed(cfg.seed)
+    model = LeNet(**recipe.model)
+    writer = _run_writer(recipe, out, device, cfg.to_dict(), recipe.model, source, len(x))
+    records = train_classifier(model, x, y, cfg, writer.log)
+    held_out = accuracy(model, x_test, y_test)
+    writer.log({"step": records[-1]["step"], "held_out_accuracy": held_out})
+    writer.finish(records[-1]["seconds"], held_out_accuracy=held_out, held_out_images=len(x_test))
+    save_weights(model, out, "model.safetensors", {"num_classes": 10, **recipe.model})
+    print(f"{recipe.name}: held-out accuracy {held_out:.4f} on {len(x_test)} digits", flush=True)
+
+
+def train(name_or_path: str, out: Path | None = None, steps: int | None = None, device: str = "cpu") -> Path:
+    recipe = load_recipe(name_or_path)
+    out = Path(out or Path("runs") / f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    torch.manual_seed(int(recipe.train.get("seed", 0)))
+    if recipe.kind in ("pixel", "latent"):
+        n = int(steps or recipe.train["steps"])
+        (train_pixel if recipe.kind == "pixel" else train_latent)(recipe, out, n, device)
+    elif recipe.kind == "vae":
+        train_vae_recipe(_with_epochs(recipe, steps), out, device)
+    else:
+        train_classifier_recipe(_with_epochs(recipe, steps), out, device)
+    return out
+
+
+def _with_epochs(recipe: Recipe, epochs: int | None) -> Recipe:
+    """For epoch-based recipes, --steps N means N epochs (handy for quick checks)."""
+    if epochs is None:
+        return recipe
+    return Recipe(**{**recipe.__dict__, "train": {**recipe.train, "epochs": epochs}})
