@@ -35,6 +35,9 @@ lint: $(DEV)
 
 bench: $(DEV)
 	$(BIN)/python -m bench.samplers
+	$(BIN)/python -m bench.zoo
+	$(BIN)/python -m bench.toy
+	$(BIN)/python -m bench.pages
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 from tests import bad_inputs as bad
 from tests.conftest import ROOT
 
-PAGE = str(ROOT / "pages" / "forward.py")
+PAGE = str(ROOT / "app_pages" / "forward.py")
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ class PageInfo:
 
 PAGES: tuple[PageInfo, ...] = (
     PageInfo(
-        "pages/home.py",
+        "app_pages/home.py",
         "Home",
         ":material/home:",
         "Overview",
@@ -25,11 +25,39 @@ PAGES: tuple[PageInfo, ...] = (
         default=True,
     ),
     PageInfo(
-        "pages/forward.py",
+        "app_pages/forward.py",
         "Forward process",
         ":material/blur_on:",
         "Diffusion",
         "Any image noised under any schedule; alpha_bar, SNR and sigma curves; schedules compared.",
+    ),
+    PageInfo(
+        "app_pages/samplers.py",
+        "Samplers",
+        ":material/auto_awesome:",
+        "Diffusion",
+        "Every sampler on any zoo model, live; each sampler's maths and code; same-seed comparisons; export.",
+    ),
+    PageInfo(
+        "app_pages/toy.py",
+        "Toy 2-D/3-D lab",
+        ":material/scatter_plot:",
+        "Playgrounds",
+        "Pick or draw a point cloud, train a small model in seconds, watch points flow from noise to data.",
+    ),
+    PageInfo(
+        "app_pages/training_logs.py",
+        "Training logs",
+        ":material/monitoring:",
+        "Models",
+        "Loss curves, sample grids and settings of every run (bundled, runs folder, this session), compared.",
+    ),
+    PageInfo(
+        "app_pages/compare_checkpoints.py",
+        "Compare checkpoints",
+        ":material/compare:",
+        "Models",
+        "Two to four checkpoints from the same noise, side by side: speed, size and (MNIST) FD-LeNet and accuracy.",
     ),
 )
 

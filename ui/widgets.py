@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import streamlit as st
-from PIL import Image
 
+from core.grids import upscale_nearest
 from core.schedules import SCHEDULE_KINDS, NoiseSchedule, make_schedule
 
 
@@ -34,10 +34,6 @@ def schedule_picker(
 
 
 def upscale(image: np.ndarray, min_side: int = 128) -> np.ndarray:
-    """Enlarge a small uint8 image [H, W, C] with nearest-neighbour so pixels stay crisp on screen."""
-    h = image.shape[0]
-    if h >= min_side:
-        return image
-    factor = int(np.ceil(min_side / h))
-    pil = Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image)
-    return np.asarray(pil.resize((image.shape[1] * factor, h * factor), Image.Resampling.NEAREST))
+    """Enlarge a small uint8 image [H, W, C] so pixels stay crisp on screen; grey comes back as [H, W]."""
+    big = upscale_nearest(image, min_side)
+    return big[..., 0] if big.shape[-1] == 1 else big
