@@ -1,6 +1,5 @@
 """Samplers: the reverse process live on any zoo model, each sampler's maths and code, same-seed comparisons."""
 
-import inspect
 from dataclasses import replace
 
 import streamlit as st
@@ -13,21 +12,21 @@ from ui.compare import compare
 from ui.compare_view import show_comparison
 from ui.live_sampling import generate_live, show_stopped
 from ui.sampler_controls import compatible_models, pick_model, sampler_settings
+from ui.sampler_docs import show_maths, source_without_docstring
 from ui.sampler_figures import noise_chart, trajectory_gif
 
 st.title("Samplers")
 st.markdown(
     "Every sampler here walks the same denoiser $D(x, \\sigma) \\approx x_0$ from noise down to $\\sigma = 0$; "
-    "they differ only in how they step. Pick a model and a sampler, and watch."
+    "they differ only in how they step. Pick a model and a sampler in the sidebar, and watch."
 )
 
-controls, main = st.columns([1, 2.4], gap="large")
-with controls:
+with st.sidebar:
+    st.header("Model and sampler")
     loaded = pick_model("smp-model")
     settings = sampler_settings("smp", loaded) if loaded is not None else None
 
-with main:
-    generate_tab, explain_tab, compare_tab = st.tabs(["Generate", "Maths and code", "Compare"])
+generate_tab, explain_tab, compare_tab = st.tabs(["Generate", "Maths and code", "Compare"])
 
 with generate_tab:
     if loaded is None:
@@ -62,9 +61,10 @@ with explain_tab:
         f"Order {spec.order} · {'stochastic' if spec.stochastic else 'deterministic'} · {spec.calls_per_step} model "
         f"call(s) per step · {spec.paper}. The code shown is the function that runs."
     )
-    maths, code = st.columns(2, gap="medium")
-    maths.markdown(inspect.cleandoc(spec.doc))
-    code.code(inspect.getsource(spec.fn), language="python")
+    maths, code = st.columns([1, 1.25], gap="medium")
+    with maths:
+        show_maths(spec.doc)
+    code.code(source_without_docstring(spec.fn), language="python", wrap_lines=True)
 
 with compare_tab:
     if loaded is None or settings is None:

@@ -37,8 +37,10 @@ def test_page_lists_ready_models_first_and_explains_the_default_sampler(app):
     assert not app.exception
     options = app.selectbox(key="smp-model").options
     assert options[0].startswith("Tiny") and "Needs the Hub" in options[-2]
-    assert "def dpmpp_2m(" in app.get("code")[0].value
+    code = app.get("code")[0].value
+    assert code.startswith("def dpmpp_2m(") and "old_denoised" in code and "Lu, Zhou" not in code  # no docstring
     assert any("DPM-Solver++" in m.value for m in app.markdown)
+    assert any("frac{\\sigma'}{\\sigma}" in latex.value for latex in app.latex)  # the update rule as display maths
 
 
 @pytest.mark.parametrize("name", list(SAMPLERS))
