@@ -117,3 +117,16 @@ def test_exports_are_valid_png_and_gif():
 
     recorder(Step(0, 1.0, 0.0, torch.zeros(2, 1, 8, 8), torch.zeros(2, 1, 8, 8)))
     assert Image.open(io.BytesIO(trajectory_gif(recorder, torch.ones(2, 1, 8, 8)))).n_frames == 2
+
+
+def test_image_k_of_a_batch_is_reproduced_alone_with_seed_plus_k(app_env):
+    from ui.cache import zoo_model
+    from ui.sampling_run import SamplerSettings, run_sampler
+
+    model = zoo_model("tiny-uncond", "cpu")
+    batch = run_sampler(model, SamplerSettings(sampler="euler_ancestral", steps=4, seed=5, batch=3)).images
+    alone = run_sampler(model, SamplerSettings(sampler="euler_ancestral", steps=4, seed=6, batch=1)).images
+    torch.testing.assert_close(batch[1:2], alone, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(batch[0], batch[1])
+    clipped = run_sampler(model, SamplerSettings(sampler="euler", steps=3, batch=2, clip=True)).images
+    assert float(clipped.abs().max()) <= 1 + 1e-5  # the last step lands on the clipped x_0 estimate
