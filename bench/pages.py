@@ -2,10 +2,11 @@
 
     python -m bench.pages [--model mnist-ddpm-linear]
 
-1. The live view's cost: run_sampler with the page's frame callback (grids of x_t, x_0 and noise for up
-   to 16 images, each PNG-encoded as st.image does) against run_sampler alone; target <= 20% extra.
+1. The live view's cost: run_sampler with the page's throttled frame callback (grids of x_t, x_0 and
+   noise for up to 16 images, each PNG-encoded as st.image does) against run_sampler alone; target <= 20%.
 2. Throughput: 16 images with dpmpp_2m at 20 steps on a bundled MNIST model.
-3. Render time of each page under Streamlit's AppTest: "cold" is the first run in a fresh process
+3. Render time of each page under Streamlit's AppTest (the home page through streamlit_app.py, whose
+   navigation its page links need): "cold" is the first run in a fresh process
    (imports, model and data loads), "warm" a new session once the caches are filled.
 4. The Training logs page on a 100,000-line metrics.jsonl: the first render reads and downsamples it.
 """
@@ -22,7 +23,7 @@ import time
 from bench.common import print_table
 
 PAGES = (
-    "app_pages/home.py",
+    "streamlit_app.py",
     "app_pages/forward.py",
     "app_pages/samplers.py",
     "app_pages/toy.py",
@@ -33,13 +34,15 @@ PAGES = (
 
 def live_view_table(model_name: str, repeats: int) -> None:
     from core.grids import png_bytes
+    from core.trajectory import Throttle
     from ui.cache import zoo_model
+    from ui.live_sampling import MIN_REFRESH_S
     from ui.sampler_figures import frame_grids
     from ui.sampling_run import SamplerSettings, run_sampler
 
     loaded = zoo_model(model_name, "cpu")
 
-    def on_frame(frame) -> None:
+    def render(frame) -> None:  # what the page does per refresh: three grids, PNG-encoded as st.image does
         for grid in frame_grids(frame):
             png_bytes(grid)
 
@@ -49,7 +52,7 @@ def live_view_table(model_name: str, repeats: int) -> None:
         plain, live = [], []
         for _ in range(repeats):
             plain.append(run_sampler(loaded, settings, every=steps + 1).seconds)
-            live.append(run_sampler(loaded, settings, on_frame).seconds)
+            live.append(run_sampler(loaded, settings, Throttle(render, steps, MIN_REFRESH_S)).seconds)
         p, lv = statistics.median(plain), statistics.median(live)
         rows.append([f"{sampler} {steps}", p, lv, f"{(lv / p - 1) * 100:+.1f}%", f"{16 / p:.1f}"])
     print_table(

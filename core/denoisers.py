@@ -65,8 +65,11 @@ class DiscreteTimeDenoiser:
         t = self.schedule.sigma_to_t(sigma).to(self.device, torch.float32)
         model_in = x_t if self.dtype is None else x_t.to(self.device, self.dtype)
         extra = {} if class_labels is None else {"class_labels": class_labels.to(self.device)}
-        with torch.inference_mode():
+        if torch.is_inference_mode_enabled():  # samplers already run under it; entering again costs a little
             out = self.model(model_in, t, **extra)
+        else:
+            with torch.inference_mode():
+                out = self.model(model_in, t, **extra)
         out = getattr(out, "sample", out).to(x.device, x.dtype)
         if self.prediction_type == "epsilon":
             return x - s * out

@@ -146,7 +146,7 @@ def ddim(denoiser, x, sigmas, *, generator=None, callback=None, eta=0.0, noise_u
         denoised = denoiser(x, _sigma_vec(x, s))
         _report(callback, i, s, s_next, x, denoised)
         sigma_down, sigma_up = ancestral_split(s, s_next, eta if _noisy(i, noise_until) else 0.0)
-        x = denoised + sigma_down * ((x - denoised) / s)
+        x = denoised + (sigma_down / s) * (x - denoised)  # x_0 + sigma_down * eps, eps = (x - x_0) / sigma
         if sigma_up > 0:
             x = x + sigma_up * randn_like(x, generator)
     return x

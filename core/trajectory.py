@@ -67,3 +67,19 @@ class TrajectoryRecorder:
 def display_every(steps: int, target_frames: int = 25) -> int:
     """Record about `target_frames` frames whatever the step count (1 for short runs)."""
     return max(1, -(-steps // target_frames))
+
+
+class Throttle:
+    """Calls `render(frame)` at most every `min_interval` seconds, and always for the last step, so a live
+    view costs a bounded share of a run however fast its steps are."""
+
+    def __init__(self, render: Callable[[Frame], None], total_steps: int, min_interval: float = 0.15) -> None:
+        self.render, self.total_steps, self.min_interval = render, total_steps, min_interval
+        self.last = float("-inf")
+
+    def __call__(self, frame: Frame) -> None:
+        now = time.perf_counter()
+        if now - self.last < self.min_interval and frame.index != self.total_steps - 1:
+            return
+        self.last = now
+        self.render(frame)

@@ -130,3 +130,13 @@ def test_image_k_of_a_batch_is_reproduced_alone_with_seed_plus_k(app_env):
     assert not torch.allclose(batch[0], batch[1])
     clipped = run_sampler(model, SamplerSettings(sampler="euler", steps=3, batch=2, clip=True)).images
     assert float(clipped.abs().max()) <= 1 + 1e-5  # the last step lands on the clipped x_0 estimate
+
+
+def test_throttle_renders_at_most_every_interval_and_always_the_last_step():
+    from core.trajectory import Frame, Throttle
+
+    seen = []
+    throttle = Throttle(lambda f: seen.append(f.index), total_steps=50, min_interval=3600)
+    for i in range(50):
+        throttle(Frame(i, 1.0, torch.zeros(1), torch.zeros(1), torch.zeros(1)))
+    assert seen == [0, 49]

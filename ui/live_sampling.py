@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 import streamlit as st
 
-from core.trajectory import Frame
+from core.trajectory import Frame, Throttle
 from ui.sampler_figures import frame_grids
 from ui.sampling_run import SamplerSettings, SamplingResult, run_sampler
 from zoo.loaders import LoadedModel
@@ -21,14 +19,8 @@ def generate_live(loaded: LoadedModel, settings: SamplerSettings, key: str) -> S
         progress = st.progress(0.0, text="Starting…")
         st.button("Stop", key=f"{key}-stop", help="Stops after the current step; what was shown so far stays.")
         slots = [c.empty() for c in st.columns(3)]
-    last = [0.0]
 
-    def on_frame(frame: Frame) -> None:
-        now = time.perf_counter()
-        final = frame.index == settings.steps - 1
-        if now - last[0] < MIN_REFRESH_S and not final:
-            return
-        last[0] = now
+    def render(frame: Frame) -> None:
         grids = frame_grids(frame)
         captions = (f"x_t at σ = {frame.sigma:.3g}", "predicted x₀", "predicted noise ε")
         for slot, grid, caption in zip(slots, grids, captions, strict=True):
@@ -36,6 +28,7 @@ def generate_live(loaded: LoadedModel, settings: SamplerSettings, key: str) -> S
         progress.progress((frame.index + 1) / settings.steps, text=f"Step {frame.index + 1} of {settings.steps}")
         st.session_state[f"{key}-partial"] = (frame.index + 1, settings.steps, grids)
 
+    on_frame = Throttle(render, settings.steps, MIN_REFRESH_S)
     result = run_sampler(loaded, settings, on_frame)
     holder.empty()
     st.session_state.pop(f"{key}-partial", None)
