@@ -71,6 +71,22 @@ def tensor_batches(data: torch.Tensor) -> BatchFn:
     return batches
 
 
+def labelled_batches(x: torch.Tensor, y: torch.Tensor | None, num_classes: int, dropout: float) -> BatchFn:
+    """Like `tensor_batches`, with class labels; each label becomes the "no class" label `num_classes` with
+    probability `dropout`, so one model learns the conditional and unconditional denoisers that
+    classifier-free guidance mixes (Ho & Salimans 2022). Without labels (y None), plain batches."""
+
+    def batches(size: int, generator: torch.Generator) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        idx = torch.randint(len(x), (size,), generator=generator)
+        if y is None:
+            return x[idx], {}
+        labels = y[idx].clone()
+        labels[torch.rand(size, generator=generator) < dropout] = num_classes
+        return x[idx], {"class_labels": labels}
+
+    return batches
+
+
 def flatten_parameters(model: nn.Module) -> tuple[nn.Parameter, torch.Tensor] | None:
     """Make every trainable parameter of `model` a view into one flat buffer, and its .grad a view into one
     flat gradient buffer; returns (flat parameter, flat gradient), or None when the parameters differ in

@@ -30,7 +30,7 @@ from core.samplers import sample
 from core.schedules import DEFAULT_MAX_SIGMA, make_schedule
 from core.train_classifier import ClassifierTrainConfig, accuracy, train_classifier
 from core.train_vae import VAETrainConfig, train_vae
-from core.training import DiffusionTrainer, TrainConfig
+from core.training import DiffusionTrainer, TrainConfig, labelled_batches
 from zoo.datasets import load_image_set
 from zoo.errors import ZooError
 from zoo.registry import load_registry
@@ -87,18 +87,6 @@ def save_weights(module: torch.nn.Module, folder: Path, filename: str, config: d
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
 
-def _labelled_batches(x: torch.Tensor, y: torch.Tensor | None, num_classes: int, dropout: float):
-    def batches(size: int, g: torch.Generator):
-        idx = torch.randint(len(x), (size,), generator=g)
-        if y is None:
-            return x[idx], {}
-        labels = y[idx].clone()
-        labels[torch.rand(size, generator=g) < dropout] = num_classes  # the "no class" label for CFG
-        return x[idx], {"class_labels": labels}
-
-    return batches
-
-
 def _sample_grid(model, schedule, recipe: Recipe, shape: tuple[int, ...], n: int = 36) -> torch.Tensor:
     """A fixed-seed grid (dpmpp_2m, 20 steps; classes 0, 1, ... at guidance 3) to watch training progress."""
     denoiser = DiscreteTimeDenoiser(model, schedule, recipe.train["prediction_type"], recipe.num_classes or None)
@@ -130,7 +118,7 @@ def _train_diffusion(
     x, y = data
     schedule = make_schedule(recipe.schedule.get("kind", "linear"), **_schedule_args(recipe.schedule))
     cfg = TrainConfig(**{k: v for k, v in recipe.train.items() if k not in ("steps", "sample_every")})
-    batches = _labelled_batches(x.to(device), y, recipe.num_classes, recipe.cond_dropout)
+    batches = labelled_batches(x.to(device), y, recipe.num_classes, recipe.cond_dropout)
     trainer = DiffusionTrainer(model.to(device), schedule, cfg, batches)
     extra |= {"steps": steps, "schedule": recipe.schedule, "num_classes": recipe.num_classes}
     extra["cond_dropout"] = recipe.cond_dropout
