@@ -47,3 +47,10 @@ def class_histogram(labels: np.ndarray, num_classes: int = 10) -> np.ndarray:
     """Share of each class among the labels, [num_classes], summing to 1."""
     counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes)[:num_classes]
     return counts / max(1, counts.sum())
+
+
+@torch.no_grad()
+def class_probabilities(classifier: torch.nn.Module, images: torch.Tensor) -> np.ndarray:
+    """The classifier's softmax probabilities [N, classes] for images in [-1, 1] [N, C, H, W]."""
+    logits = classifier.head(classifier.features(images.float()))
+    return torch.softmax(logits.float(), dim=1).cpu().numpy()

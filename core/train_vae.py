@@ -60,6 +60,7 @@ def train_vae(
     snaps = LatentSnapshots([], [], snapshot_labels.clone())
     records: list[dict[str, float]] = []
     steps_per_epoch = max(1, len(images) // config.batch_size)
+    total = config.epochs * steps_per_epoch
     step, seconds = 0, 0.0
 
     def snapshot() -> None:
@@ -85,7 +86,7 @@ def train_vae(
             seconds += time.perf_counter() - tic
             if step % config.snapshot_every == 0:
                 snapshot()
-            if step % config.log_every == 0:
+            if step % config.log_every == 0 or step == total:
                 record = {
                     "step": step,
                     "loss": loss.item(),

@@ -46,6 +46,13 @@ PAGES: tuple[PageInfo, ...] = (
         "Pick or draw a point cloud, train a small model in seconds, watch points flow from noise to data.",
     ),
     PageInfo(
+        "app_pages/latent.py",
+        "Latent MNIST",
+        ":material/grain:",
+        "Playgrounds",
+        "A VAE with a 2-D latent: its plane as it trains, per-class densities, and guided diffusion in it.",
+    ),
+    PageInfo(
         "app_pages/training_logs.py",
         "Training logs",
         ":material/monitoring:",

@@ -1,0 +1,135 @@
+"""KDE grids, the manifold grid, and diffusion in a 2-D latent plane (core/kde, latent_space, latent_lab)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import gaussian_kde, norm
+
+from core.errors import BadInputError
+from core.kde import grid_axes, kde_grid
+from core.latent_lab import LatentTrainer, LatentTrainSettings, sample_paths
+from core.latent_space import decode_points, manifold_axes, manifold_image
+
+
+def _clusters(n: int = 600, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centres = np.array([[2.0, -1.0], [-2.0, 1.5], [0.0, 3.0]])
+    labels = np.arange(n) % 3
+    return centres[labels] + rng.normal(scale=[0.4, 0.2], size=(n, 2)), labels
+
+
+def test_kde_grid_matches_scipy_row_by_y_and_each_density_integrates_to_one():
+    points, labels = _clusters()
+    grid = kde_grid(points, labels, "scott", 120)
+    assert grid.overall.shape == (120, 120) and sorted(grid.per_class) == [0, 1, 2]
+    # Rows follow ys, columns xs: spot-check against scipy at a few grid nodes.
+    kde = gaussian_kde(points.T)
+    for i, j in [(10, 80), (60, 60), (90, 15)]:
+        assert grid.overall[i, j] == pytest.approx(kde([[grid.xs[j]], [grid.ys[i]]])[0], rel=1e-9)
+    cell = (grid.xs[1] - grid.xs[0]) * (grid.ys[1] - grid.ys[0])
+    assert grid.overall.sum() * cell == pytest.approx(1.0, abs=0.02)
+    for c, centre in enumerate([[2.0, -1.0], [-2.0, 1.5], [0.0, 3.0]]):
+        density = grid.per_class[c]
+        assert density.sum() * cell == pytest.approx(1.0, abs=0.02)
+        i, j = np.unravel_index(density.argmax(), density.shape)
+        assert abs(grid.xs[j] - centre[0]) < 0.3 and abs(grid.ys[i] - centre[1]) < 0.3
+
+
+def test_bandwidth_controls_smoothness_and_rules_are_checked():
+    points, _ = _clusters()
+    axes = grid_axes(points, 60)
+    narrow = kde_grid(points, None, 0.05, axes=axes)
+    wide = kde_grid(points, None, 0.8, axes=axes)
+    assert narrow.factor == 0.05 and wide.factor == 0.8
+    assert narrow.overall.max() > 2 * wide.overall.max()  # a wider kernel flattens the peaks
+    scott = kde_grid(points, None, "scott", 30).factor
+    assert scott == pytest.approx(600 ** (-1 / 6))  # in 2-D Scott's and Silverman's rules agree
+    assert kde_grid(points, None, "silverman", 30).factor == pytest.approx(scott)
+    for bad in ("gaussian", 0.0, -1.0, 11.0):
+        with pytest.raises(BadInputError):
+            kde_grid(points, None, bad, 30)
+
+
+def test_kde_refuses_degenerate_inputs_and_skips_thin_classes():
+    points, labels = _clusters(60)
+    labels[:2] = 9  # class 9 has two points: no usable covariance, so it is left out
+    labels[labels == 9] = 9
+    assert 9 not in kde_grid(points, labels, "scott", 20).per_class
+    with pytest.raises(BadInputError, match="on a line"):
+        kde_grid(np.stack([np.arange(10.0), 2 * np.arange(10.0)], 1), None, "scott", 20)
+    for bad in (np.full((10, 2), np.nan), np.zeros((10, 3)), np.zeros((2, 2))):
+        with pytest.raises(BadInputError):
+            kde_grid(bad, None, "scott", 20)
+    with pytest.raises(BadInputError):
+        kde_grid(points, None, "scott", 5000)
+
+
+def test_manifold_axes_gaussian_quantiles_and_linear_extent():
+    xs, ys = manifold_axes(8, "gaussian")
+    np.testing.assert_allclose(norm.cdf(xs), (np.arange(8) + 0.5) / 8)  # equal prior mass per cell
+    np.testing.assert_allclose(xs, -xs[::-1]) and np.testing.assert_allclose(xs, ys)
+    xs, ys = manifold_axes(5, "linear", (np.array([-1.0, 0.0]), np.array([3.0, 2.0])))
+    np.testing.assert_allclose(xs, [-1, 0, 1, 2, 3]) and np.testing.assert_allclose(ys, [0, 0.5, 1, 1.5, 2])
+    for n, spacing in ((1, "gaussian"), (31, "gaussian"), (5, "log")):
+        with pytest.raises(BadInputError):
+            manifold_axes(n, spacing)
+
+
+class _CoordinateDecoder(torch.nn.Module):
+    """A decoder whose digit shows its own latent point: left half brightness z1, right half z2 (in [0, 1])."""
+
+    latent_dim = 2
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros(len(z), 1, 28, 28)
+        out[:, 0, :, :14] = z[:, :1, None]
+        out[:, 0, :, 14:] = z[:, 1:, None]
+        return out
+
+
+def test_manifold_image_puts_large_y_on_top_and_large_x_on_the_right():
+    xs, ys = np.array([0.0, 0.5, 1.0]), np.array([0.0, 0.2, 0.4, 1.0])
+    image = manifold_image(_CoordinateDecoder(), xs, ys)
+    assert image.shape == (4 * 28, 3 * 28)
+    tile = lambda r, c: image[r * 28 : (r + 1) * 28, c * 28 : (c + 1) * 28]  # noqa: E731
+    assert tile(0, 2)[0, 0] == 255 and tile(0, 2)[0, 20] == 255  # top right: (x, y) = (1, 1)
+    assert tile(3, 0)[0, 0] == 0 and tile(3, 0)[0, 20] == 0  # bottom left: (0, 0)
+    assert tile(1, 1)[0, 0] == round(0.5 * 255) and tile(1, 1)[0, 20] == round(0.4 * 255)
+    with pytest.raises(BadInputError):
+        decode_points(_CoordinateDecoder(), np.zeros((3, 5)))
+
+
+@pytest.fixture(scope="module")
+def latent_model():
+    points, labels = _clusters(900, seed=1)
+    trainer = LatentTrainer(points, labels, LatentTrainSettings(steps=600, width=64, depth=2), "test")
+    trainer.train()
+    losses = [m["loss"] for m in trainer.trainer.metrics]
+    assert np.mean(losses[-10:]) < 0.7 * np.mean(losses[:5])  # it learns
+    return trainer.model()
+
+
+def test_guided_samples_land_in_their_class_and_paths_start_as_noise(latent_model):
+    frames = []
+    paths = sample_paths(latent_model, "dpmpp_2m", 25, 200, seed=0, label=0, scale=3.0,
+                         on_frame=lambda i, p: frames.append((i, len(p))))  # fmt: skip
+    assert paths.path.shape == (26, 200, 2) and len(paths.sigmas) == 26 and paths.sigmas[-1] == 0
+    assert frames[-1] == (25, 26) and frames[0] == (0, 1)  # live callbacks see the path grow
+    torch.testing.assert_close(paths.path[-1], paths.samples)
+    assert (paths.samples - torch.tensor([2.0, -1.0])).norm(dim=1).lt(1.0).float().mean() > 0.9
+    start = (paths.path[0] - latent_model.mean) / latent_model.std  # VP state at the top: unit-scale noise
+    assert 0.8 < float(start.std()) < 1.2
+    free = sample_paths(latent_model, "euler", 25, 500, seed=1, label=None)
+    centres = torch.tensor([[2.0, -1.0], [-2.0, 1.5], [0.0, 3.0]])
+    nearest = torch.cdist(free.samples, centres).argmin(1)
+    shares = torch.bincount(nearest, minlength=3) / len(nearest)
+    assert all(0.2 < float(s) < 0.5 for s in shares), shares  # unconditional: every class, in about equal shares
+
+
+def test_sample_paths_checks_its_inputs(latent_model):
+    for kwargs in ({"n": 0}, {"steps": 0}, {"label": 10}, {"scale": -1.0}, {"sampler": "nope"}):
+        args = {"sampler": "euler", "steps": 5, "n": 4} | kwargs
+        with pytest.raises(BadInputError):
+            sample_paths(latent_model, **args)
