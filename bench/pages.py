@@ -27,6 +27,7 @@ PAGES = (
     "app_pages/forward.py",
     "app_pages/samplers.py",
     "app_pages/toy.py",
+    "app_pages/latent.py",
     "app_pages/training_logs.py",
     "app_pages/compare_checkpoints.py",
 )

@@ -86,7 +86,7 @@ class LatentTrainer:
             warmup_steps=100,
         )
         batches = labelled_batches(
-            (z_t - self.mean) / self.std, torch.as_tensor(labels), NUM_CLASSES, settings.cond_dropout
+            (z_t - self.mean) / self.std, torch.tensor(labels), NUM_CLASSES, settings.cond_dropout
         )
         self.trainer = DiffusionTrainer(build_mlp(config, settings.seed), self.schedule, train, batches)
         self.record: dict[str, Any] = {

@@ -89,7 +89,7 @@ def train_vae_live(config: VAETrainConfig, progress, loss_slot, scatter_slot, ui
     """A fresh VAE trained on the digits in use, drawn as it learns; kept in the session even if stopped."""
     data = digits()
     x = torch.tensor(data.images, dtype=torch.float32) / 255
-    labels = torch.as_tensor(data.labels[:SNAPSHOT_DIGITS])
+    labels = torch.tensor(data.labels[:SNAPSHOT_DIGITS])
     torch.manual_seed(config.seed)
     name = _next_name("vae")
     records: list[dict[str, Any]] = []
