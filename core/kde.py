@@ -39,9 +39,10 @@ def bandwidth_rule(bandwidth: str | float) -> str | float:
     return float(bandwidth)
 
 
-def grid_axes(points: np.ndarray, size: int, pad: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
-    """`size` coordinates per axis spanning the points' extent, grown by `pad` of it on each side."""
-    lo, hi = points.min(0), points.max(0)
+def grid_axes(points: np.ndarray, size: int, pad: float = 0.15, tail: float = 0.002) -> tuple[np.ndarray, np.ndarray]:
+    """`size` coordinates per axis spanning the points' extent (less the `tail` share of strays at each end, so
+    a few outliers do not spread the grid thin), grown by `pad` of it on each side."""
+    lo, hi = np.quantile(points, tail, axis=0), np.quantile(points, 1 - tail, axis=0)
     span = np.maximum(hi - lo, 1e-6)
     lo, hi = lo - pad * span, hi + pad * span
     return np.linspace(lo[0], hi[0], size), np.linspace(lo[1], hi[1], size)

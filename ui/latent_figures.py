@@ -25,8 +25,8 @@ CLASS_COLORS = (
 MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
 
 
-def _square(fig: go.Figure, height: int, ranges: Sequence[Sequence[float]] | None = None) -> go.Figure:
-    fig.update_layout(height=height, margin=MARGIN, legend={"orientation": "h", "y": 1.02, "yanchor": "bottom"})
+def _square(fig: go.Figure, height: int, ranges: Sequence[Sequence[float]] | None = None, legend: str = "class"):
+    fig.update_layout(height=height, margin=MARGIN, legend={"title": legend, "itemsizing": "constant"})
     fig.update_yaxes(scaleanchor="x", scaleratio=1, title="z₂")
     fig.update_xaxes(title="z₁")
     if ranges is not None:
@@ -42,12 +42,12 @@ def robust_ranges(points: np.ndarray, pad: float = 0.08) -> list[list[float]]:
     return [[float(a - pad * span), float(b + pad * span)] for a, b in zip(lo, hi, strict=True)]
 
 
-def _class_traces(points: np.ndarray, labels: np.ndarray, size: float = 4, opacity: float = 0.7) -> list[go.Scattergl]:
+def _class_traces(points: np.ndarray, labels: np.ndarray, size: float = 4, opacity: float = 0.7) -> list[go.Scatter]:
     traces = []
     for c in range(10):
         p = points[labels == c]
         traces.append(
-            go.Scattergl(
+            go.Scatter(
                 x=p[:, 0],
                 y=p[:, 1],
                 mode="markers",
@@ -93,9 +93,11 @@ def snapshot_animation(steps: np.ndarray, means: np.ndarray, labels: np.ndarray,
             {
                 "type": "buttons",
                 "buttons": [play, pause],
-                "x": 0,
-                "y": -0.08,
-                "xanchor": "left",
+                "x": 0.1,
+                "y": 0,
+                "xanchor": "right",
+                "yanchor": "top",
+                "pad": {"r": 10, "t": 70},
                 "direction": "left",
                 "showactive": False,
             }
@@ -104,15 +106,18 @@ def snapshot_animation(steps: np.ndarray, means: np.ndarray, labels: np.ndarray,
             {
                 "steps": slider_steps,
                 "active": len(steps) - 1,
-                "x": 0.12,
-                "len": 0.88,
-                "y": -0.04,
+                "x": 0.1,
+                "len": 0.9,
+                "y": 0,
+                "xanchor": "left",
+                "yanchor": "top",
+                "pad": {"b": 10, "t": 50},
                 "currentvalue": {"prefix": "step "},
             }
         ],
     )
     fig = _square(fig, height, ranges)
-    fig.update_layout(margin={**MARGIN, "b": 70})
+    fig.update_layout(margin={**MARGIN, "b": 110})
     return fig
 
 
@@ -158,6 +163,12 @@ def picked_point_figure(points: np.ndarray, labels: np.ndarray, point: tuple[flo
     return _square(fig, height, ranges)
 
 
+def _where_dense(density: np.ndarray, share: float = 0.02) -> np.ndarray:
+    """The density with its near-zero floor cut away (NaN), so each class's surface shows only its hill and
+    does not hide the others under a flat sheet."""
+    return np.where(density >= share * density.max(), density, np.nan)
+
+
 def density_surface(grid: DensityGrid, classes: Sequence[int], overall: bool, height: int = 560) -> go.Figure:
     """Per-class densities as 3-D surfaces in class colours (and the overall one in grey)."""
     fig = go.Figure()
@@ -168,11 +179,11 @@ def density_surface(grid: DensityGrid, classes: Sequence[int], overall: bool, he
                 go.Surface(
                     x=grid.xs,
                     y=grid.ys,
-                    z=grid.per_class[c],
+                    z=_where_dense(grid.per_class[c]),
                     name=f"class {c}",
                     showscale=False,
-                    colorscale=[[0, color], [1, color]],
-                    opacity=0.75,
+                    colorscale=[[0, "#f4f4f4"], [1, color]],  # pale at the foot, the class colour at the top
+                    opacity=0.8,
                     showlegend=True,
                     hovertemplate=f"class {c}<br>z₁ %{{x:.2f}}<br>z₂ %{{y:.2f}}<br>p %{{z:.3f}}",
                 )
@@ -198,6 +209,7 @@ def density_surface(grid: DensityGrid, classes: Sequence[int], overall: bool, he
             "yaxis_title": "z₂",
             "zaxis_title": "density",
             "aspectratio": {"x": 1, "y": 1, "z": 0.6},
+            "camera": {"eye": {"x": 1.3, "y": -1.3, "z": 1.0}},
         },
     )
     return fig
@@ -233,11 +245,9 @@ def paths_figure(grid: DensityGrid, path: np.ndarray, color: str = "#111", heigh
     n = path.shape[1]
     xs = np.concatenate([np.append(path[:, k, 0], np.nan) for k in range(n)])
     ys = np.concatenate([np.append(path[:, k, 1], np.nan) for k in range(n)])
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="paths", line={"color": color, "width": 1.2}, opacity=0.7))
     fig.add_trace(
-        go.Scattergl(x=xs, y=ys, mode="lines", name="paths", line={"color": color, "width": 1.2}, opacity=0.7)
-    )
-    fig.add_trace(
-        go.Scattergl(
+        go.Scatter(
             x=path[0, :, 0],
             y=path[0, :, 1],
             mode="markers",
@@ -246,12 +256,12 @@ def paths_figure(grid: DensityGrid, path: np.ndarray, color: str = "#111", heigh
         )
     )
     fig.add_trace(
-        go.Scattergl(
+        go.Scatter(
             x=path[-1, :, 0], y=path[-1, :, 1], mode="markers", name="now", marker={"size": 8, "color": "#d62728"}
         )
     )
     ranges = robust_ranges(np.vstack([path[-1], np.stack([grid.xs[[0, -1]], grid.ys[[0, -1]]], 1)]))
-    return _square(fig, height, ranges)
+    return _square(fig, height, ranges, legend="")
 
 
 def final_points_figure(grid: DensityGrid, samples: np.ndarray, predicted: np.ndarray, height: int = 520):
@@ -277,7 +287,7 @@ def final_points_figure(grid: DensityGrid, samples: np.ndarray, predicted: np.nd
     for c in np.unique(predicted):
         s = samples[predicted == c]
         fig.add_trace(
-            go.Scattergl(
+            go.Scatter(
                 x=s[:, 0],
                 y=s[:, 1],
                 mode="markers",
@@ -290,7 +300,7 @@ def final_points_figure(grid: DensityGrid, samples: np.ndarray, predicted: np.nd
                 },
             )
         )
-    return _square(fig, height, [[grid.xs[0], grid.xs[-1]], [grid.ys[0], grid.ys[-1]]])
+    return _square(fig, height, [[grid.xs[0], grid.xs[-1]], [grid.ys[0], grid.ys[-1]]], legend="samples")
 
 
 def strips_image(digits: np.ndarray, pad: int = 2) -> np.ndarray:
