@@ -79,6 +79,11 @@ def train_vae(
             x = images[order[k * config.batch_size : (k + 1) * config.batch_size]]
             logits, mean, logvar = vae(x, generator=g)
             loss, recon, kl = vae_loss(logits, x, mean, logvar, config.beta)
+            if not torch.isfinite(loss):  # stop before the step: the weights stay as the last good step left them
+                raise BadInputError(
+                    f"Training diverged at step {step + 1:,}: the loss became {loss.item()}. The VAE keeps its "
+                    "weights from the step before; try a smaller learning rate."
+                )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -133,3 +133,24 @@ def test_sample_paths_checks_its_inputs(latent_model):
         args = {"sampler": "euler", "steps": 5, "n": 4} | kwargs
         with pytest.raises(BadInputError):
             sample_paths(latent_model, **args)
+
+
+def test_vae_training_stops_with_a_sentence_when_the_loss_is_not_finite():
+    from core.models.vae import ConvVAE
+    from core.train_vae import VAETrainConfig, train_vae
+
+    torch.manual_seed(0)
+    vae = ConvVAE(channels=4, hidden=16)
+    x = torch.rand(64, 1, 28, 28)
+    before = {k: v.clone() for k, v in vae.state_dict().items()}
+    seen = []
+
+    def poison(record, _):  # after the first step the data go bad, as an overflow would make them
+        seen.append(record["step"])
+        x.fill_(float("nan"))
+
+    with pytest.raises(BadInputError, match="diverged at step 2"):
+        train_vae(vae, x, VAETrainConfig(epochs=1, batch_size=32, log_every=1), x[:8].clone(), torch.zeros(8), poison)
+    assert seen == [1]  # the first step ran and was logged
+    changed = [k for k, v in vae.state_dict().items() if not torch.equal(v, before[k])]
+    assert changed and all(torch.isfinite(v).all() for v in vae.state_dict().values())
