@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core.data.images import MAX_UPLOAD_BYTES
 from tests import bad_inputs as bad
 from tests.conftest import ROOT
 
@@ -64,6 +65,9 @@ def test_photograph_in_grey(app):
         ("deep.png", bad.png_16bit(), "16 or 32 bits"),
         ("bomb.png", bad.png_bomb(), "decompression bomb"),
         ("moving.png", bad.animated_png(), "animated"),
+        ("drawing-svg.png", bad.svg(), "not an image"),  # the uploader itself refuses .svg and .gif names
+        ("moving-gif.png", bad.animated_gif(), "GIF file"),
+        ("huge.png", bad.oversized(MAX_UPLOAD_BYTES), "up to 10 MB"),
     ],
 )
 def test_bad_uploads_show_a_sentence_and_the_page_keeps_working(app, name, data, message):

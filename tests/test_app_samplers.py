@@ -87,7 +87,13 @@ def test_too_big_a_comparison_is_refused(app):
 
 
 @pytest.mark.parametrize(
-    ("repo", "message"), [("../x", "not a Hugging Face repo id"), ("someone/never-seen", "needs a connection")]
+    ("repo", "message"),
+    [
+        ("../x", "not a Hugging Face repo id"),
+        ("my org/model", "not a Hugging Face repo id"),
+        ("https://huggingface.co/google/ddpm-cifar10-32", "not a Hugging Face repo id"),
+        ("someone/never-seen", "needs a connection"),
+    ],
 )
 def test_typed_repo_ids_fail_with_a_sentence(app, repo, message):
     app.selectbox(key="smp-model").set_value("__typed__").run()
