@@ -101,6 +101,11 @@ def test_train_a_tiny_vae_then_a_latent_model_for_it(app):
     assert trainer.trainer.step == 100 and trainer.record["vae"] == vae.name
     runs = app.session_state["latent_runs"]
     assert [r["kind"] for r in runs] == ["vae", "latent"]
+    logs = AppTest.from_file(str(ROOT / "app_pages" / "training_logs.py"), default_timeout=120)
+    logs.session_state["latent_runs"] = runs  # what this session's Training logs page gets
+    logs.run()
+    logs.multiselect(key="logs-runs").set_value([f"{r['name']} · this session" for r in runs]).run()
+    assert not logs.exception and not logs.error and logs.get("plotly_chart")
     app.slider(key="ldm-n").set_value(3)
     app.button(key="ldm-generate").click().run()
     assert not app.exception and not app.error
