@@ -14,6 +14,17 @@ from typing import Any
 from zoo.registry import ModelEntry
 
 RECIPE_KEYS = ("train", "schedule", "model", "steps", "cond_dropout")
+FREE_TEXT = ("notes", "rows_note")  # prose under the metrics, kept out of the front matter
+METRIC_TEXT = {  # what each scalar metric means, for the card's Metrics section
+    "held_out_accuracy": "accuracy on the held-out digits",
+    "held_out_classifier_accuracy": "the metric network's (mnist-lenet) accuracy on the held-out digits",
+    "guided_accuracy_scale3": "samples read by mnist-lenet as the class asked for (guidance 3, dpmpp_2m 20 steps)",
+    "guided_accuracy_scale3_decoded": "decoded samples read by mnist-lenet as the class asked for (guidance 3, "
+    "dpmpp_2m 20 steps)",
+    "held_out_reconstruction": "held-out digits: reconstruction term -log p(x|z), nats per digit (Bernoulli)",
+    "held_out_kl": "held-out digits: KL(q(z|x) || N(0, I)), nats per digit",
+    "latent_10nn_accuracy": "held-out digits' classes read from their 10 nearest training digits in the latent plane",
+}
 
 
 def _run_config(entry: ModelEntry) -> dict[str, Any]:
@@ -39,6 +50,16 @@ def _table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _metrics(quality: dict[str, Any]) -> list[str]:
+    scalars = [f"- {text}: **{quality[key]}**" for key, text in METRIC_TEXT.items() if key in quality]
+    if not scalars and not quality.get("rows"):
+        return [_table([])]
+    lines = [*scalars, ""] if scalars else []
+    if quality.get("rows"):
+        lines += [quality.get("rows_note", ""), "", _table(quality["rows"])]
+    return lines + [quality[k] + "\n" for k in ("notes",) if quality.get(k)]
+
+
 def write_card(entry: ModelEntry, quality: dict[str, Any] | None = None) -> Path:
     """Write entry.path/README.md (and samples.png from the run's last sample grid); returns the card path."""
     folder = Path(entry.path or "")
@@ -55,7 +76,7 @@ def write_card(entry: ModelEntry, quality: dict[str, Any] | None = None) -> Path
         "datasets": "ylecun/mnist",
         "parameters": quality.get("parameters", ""),
         "train_wall_seconds": run.get("wall_seconds", ""),
-        **{k: v for k, v in quality.items() if not isinstance(v, list | dict)},
+        **{k: v for k, v in quality.items() if not isinstance(v, list | dict) and k not in FREE_TEXT},
     }
     lines = ["---", *(f"{k}: {v}" for k, v in front.items() if v != ""), "---", ""]
     lines += [f"# {entry.title}", "", entry.description, ""]
@@ -82,10 +103,8 @@ def write_card(entry: ModelEntry, quality: dict[str, Any] | None = None) -> Path
         "",
         "## Metrics",
         "",
-        _table(quality.get("rows", [])),
+        *_metrics(quality),
     ]
-    if quality.get("notes"):
-        lines += [quality["notes"], ""]
     if grids:
         lines += ["## Samples", "", f"![samples at step {grids[-1].stem[5:].lstrip('0')}](samples.png)", ""]
     card = folder / "README.md"
