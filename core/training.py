@@ -10,6 +10,13 @@ The trainer owns its model, optimizer (AdamW), optional EMA copy, generator and 
 them only between steps, so a caller may interrupt it between callbacks (Streamlit's Stop) and call
 `train` again later to continue with the same optimizer state. Metrics are the run-log records of
 DESIGN.md: one dict per `log_every` steps with step, loss, lr, seconds, grad_norm.
+
+Data-parallel (when a torch.distributed process group of more than one process is running, as under
+`torchrun`, see core/distributed.py): the model is wrapped in DistributedDataParallel, which averages the
+gradients across ranks in every backward pass, so all ranks keep identical weights; each rank draws its own
+batches and noise (generator seed + rank), so the global batch is batch_size x world size; the logged loss
+is the mean over ranks; only rank 0 keeps an EMA copy. The flat-buffer trick is not used then: DDP buckets
+the gradients itself, and its all-reduce writes into each parameter's own .grad.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from core import distributed
 from core.denoisers import PREDICTION_TYPES
 from core.errors import BadInputError
 from core.schedules import NoiseSchedule
@@ -116,8 +124,11 @@ class DiffusionTrainer:
 
     def __init__(self, model: nn.Module, schedule: NoiseSchedule, config: TrainConfig, batches: BatchFn) -> None:
         self.model, self.schedule, self.config, self.batches = model, schedule, config, batches
-        self.ema = copy.deepcopy(model).requires_grad_(False) if config.ema_decay is not None else None
-        self._flat = flatten_parameters(model)
+        ctx = distributed.context()
+        self.rank, self.world_size = ctx.rank, ctx.world_size
+        keep_ema = config.ema_decay is not None and ctx.is_main
+        self.ema = copy.deepcopy(model).requires_grad_(False) if keep_ema else None
+        self._flat = flatten_parameters(model) if ctx.world_size == 1 else None
         self._ema_flat = None
         if self.ema is not None and self._flat is not None:
             self._ema_flat = flatten_parameters(self.ema.requires_grad_(True))
@@ -130,7 +141,15 @@ class DiffusionTrainer:
             weight_decay=config.weight_decay,
             fused=params[0].device.type in ("cpu", "cuda"),
         )
-        self.generator = torch.Generator().manual_seed(config.seed)
+        # What the loss calls: the model itself, or its DDP wrapper (which starts by copying rank 0's weights
+        # to every rank, then averages gradients in backward).
+        self._net: nn.Module = model
+        if ctx.world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            device = params[0].device
+            self._net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+        self.generator = torch.Generator().manual_seed(config.seed + ctx.rank)  # each rank its own batches
         self.step = 0
         self.seconds = 0.0
         self.metrics: list[dict[str, float]] = []
@@ -174,7 +193,7 @@ class DiffusionTrainer:
         x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
         kind = self.config.prediction_type
         target = eps if kind == "epsilon" else x0 if kind == "sample" else ab.sqrt() * eps - (1 - ab).sqrt() * x0
-        return torch.mean((self.model(x_t, t.to(x0.device), **cond) - target) ** 2)
+        return torch.mean((self._net(x_t, t.to(x0.device), **cond) - target) ** 2)
 
     def train(
         self,
@@ -188,7 +207,7 @@ class DiffusionTrainer:
         start = self.step
         self._cycle = (start, steps)
         clip = self.config.grad_clip if self.config.grad_clip is not None else math.inf
-        self.model.train()
+        self._net.train()
         try:
             while self.step < start + steps:
                 self._one_step(clip)
@@ -197,7 +216,7 @@ class DiffusionTrainer:
                 if callback is not None and (self.step % every == 0 or self.step == start + steps):
                     callback(self)  # may raise (a UI interrupt): the state is consistent between steps
         finally:
-            self.model.eval()
+            self._net.eval()
 
     def _one_step(self, clip: float) -> None:
         tic = time.perf_counter()
@@ -205,6 +224,11 @@ class DiffusionTrainer:
             group["lr"] = self.lr_at(self.step)
         x0, cond = self.batches(self.config.batch_size, self.generator)
         loss = self.loss(x0, cond)
+        if not torch.isfinite(loss):  # stop before the update: the weights stay as the last good step left them
+            raise BadInputError(
+                f"Training diverged at step {self.step + 1:,}: the loss became {loss.item()}. The model keeps its "
+                "weights from the step before; try a smaller learning rate."
+            )
         if self._flat is not None:
             grad = self._flat[1]
             grad.zero_()
@@ -238,13 +262,22 @@ class DiffusionTrainer:
         if not self._pending:
             return
         losses, norms = zip(*self._pending, strict=True)
+        loss = sum(losses) / len(losses)
+        if self.world_size > 1:  # the loss over the global batch (the gradient norm is the same on every rank)
+            total = torch.tensor([loss], dtype=torch.float64, device=self._device())
+            torch.distributed.all_reduce(total)
+            loss = total.item() / self.world_size
         self.metrics.append(
             {
                 "step": self.step,
-                "loss": sum(losses) / len(losses),
+                "loss": loss,
                 "lr": self.lr_at(self.step - 1),
                 "seconds": round(self.seconds, 4),
                 "grad_norm": sum(norms) / len(norms),
             }
         )
         self._pending = []
+
+    def _device(self) -> torch.device:
+        """Where collective tensors live: the model's device (nccl needs CUDA tensors, gloo takes CPU ones)."""
+        return next(self.model.parameters()).device

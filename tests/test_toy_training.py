@@ -155,3 +155,20 @@ def test_alpha_bar_is_exact_at_training_steps_and_the_lr_schedules():
         TrainConfig(lr_schedule="step")
     with pytest.raises(BadInputError):
         tr.train(0)
+
+
+def test_a_diverging_run_stops_with_a_sentence_and_keeps_its_last_good_weights():
+    points = get_toy_set("moons").cloud(256, seed=0).points.float()
+    data = points.clone()
+    model = build_mlp(MLPConfig(2, 16, 1, num_steps=100))
+    tr = DiffusionTrainer(model, make_schedule("linear", 100), TrainConfig(batch_size=64), tensor_batches(data))
+    tr.train(20)
+    good = {k: v.clone() for k, v in tr.model.state_dict().items()}
+    data.fill_(float("inf"))  # what an overflow looks like to the loss
+    with pytest.raises(BadInputError, match="diverged at step 21"):
+        tr.train(20)
+    assert tr.step == 20
+    assert all(torch.equal(v, good[k]) for k, v in tr.model.state_dict().items())
+    data.copy_(points)  # the run can go on once the cause is gone
+    tr.train(10)
+    assert tr.step == 30 and math.isfinite(tr.metrics[-1]["loss"])
