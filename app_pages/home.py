@@ -3,10 +3,10 @@
 import streamlit as st
 
 from core.device import describe_device
-from ui.cache import registry
+from ui.cache import loaded_models, registry
 from ui.engine_summary import sampler_table, schedule_table
 from ui.nav import PAGES
-from ui.zoo_summary import model_table
+from ui.zoo_summary import loaded_table, model_table
 
 st.title("Diffusion Atlas")
 st.markdown(
@@ -40,3 +40,14 @@ st.markdown(
     "(`python -m zoo fetch NAME`), after which they work offline too."
 )
 st.dataframe(model_table(registry()), hide_index=True, width="stretch")
+
+with st.expander("Models loaded in this server"):
+    st.caption(
+        "Loaded models are shared by every session and never changed by one. The fingerprint (SHA-256 of the "
+        "weights) lets you check: it stays the same however many people sample or train."
+    )
+    loaded = loaded_models()
+    if loaded:
+        st.table(loaded_table(loaded))
+    else:
+        st.write("None yet: pages load models when they first need them.")

@@ -31,3 +31,22 @@ def test_home_lists_the_zoo_and_the_sidebar_says_what_is_ready(tmp_path, monkeyp
     assert set(zoo.loc[zoo["Source"].str.startswith("Hub"), "Status"].str.split(" ").str[0]) == {"needs"}
     captions = " ".join(c.value for c in at.sidebar.caption)
     assert "offline mode" in captions and "models ready here" in captions
+
+
+def test_home_shows_the_fingerprint_of_every_cached_model_and_it_matches_the_files(app_env):
+    from ui.cache import registry
+    from zoo.checkpoints import weights_fingerprint
+    from zoo.loaders import load_model
+
+    samplers = AppTest.from_file(str(ROOT / "app_pages" / "samplers.py"), default_timeout=120).run()
+    samplers.button(key="smp-go").click().run()  # loads the page's default model into the server's cache
+    assert not samplers.exception
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60).run()
+    table = at.table[0].value
+    name = samplers.selectbox(key="smp-model").value
+    row = table.loc[f"{name} (cpu)"]
+    fresh = load_model(registry().model(name), "cpu").module
+    assert row["Weights SHA-256"] == weights_fingerprint(fresh)  # sampling changed nothing
+    with torch.no_grad():
+        next(fresh.parameters()).view(-1)[0] += 1e-3
+    assert weights_fingerprint(fresh) != row["Weights SHA-256"]

@@ -7,6 +7,7 @@ cached, so a failed load (offline, bad file) is retried on the next attempt.
 from __future__ import annotations
 
 import os
+import weakref
 from pathlib import Path
 
 import streamlit as st
@@ -15,6 +16,14 @@ from core.device import pick_device
 from zoo.datasets import ImageSet, load_image_set
 from zoo.loaders import LoadedModel, hub_unet_entry, load_model
 from zoo.registry import MANIFEST, Registry, load_registry
+
+# Every model the two resource caches below hold (weakly: an entry the cache drops disappears here too).
+_LOADED: weakref.WeakValueDictionary[str, LoadedModel] = weakref.WeakValueDictionary()
+
+
+def loaded_models() -> dict[str, LoadedModel]:
+    """The models this server process has loaded and still caches, by "name (device)"."""
+    return dict(sorted(_LOADED.items()))
 
 
 def manifest_path() -> Path:
@@ -38,7 +47,8 @@ def zoo_model(name: str, device: str | None = None) -> LoadedModel:
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=8)
 def _zoo_model(manifest: str, name: str, device: str) -> LoadedModel:
-    return load_model(load_registry(Path(manifest)).model(name), device)
+    loaded = _LOADED[f"{name} ({device})"] = load_model(load_registry(Path(manifest)).model(name), device)
+    return loaded
 
 
 def hub_model(repo_id: str, revision: str = "main", device: str | None = None) -> LoadedModel:
@@ -48,7 +58,8 @@ def hub_model(repo_id: str, revision: str = "main", device: str | None = None) -
 
 @st.cache_resource(show_spinner="Fetching the model from the Hub…", max_entries=4)
 def _hub_model(repo_id: str, revision: str, device: str) -> LoadedModel:
-    return load_model(hub_unet_entry(repo_id, revision), device)
+    loaded = _LOADED[f"{repo_id}@{revision} ({device})"] = load_model(hub_unet_entry(repo_id, revision), device)
+    return loaded
 
 
 def image_set(name: str, split: str = "train", limit: int | None = None) -> ImageSet:

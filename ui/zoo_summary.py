@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from zoo.checkpoints import weights_fingerprint
 from zoo.hub import cached_files, hub_settings
+from zoo.loaders import LoadedModel
 from zoo.registry import ModelEntry, Registry
 
 
@@ -40,3 +42,17 @@ def zoo_status(registry: Registry) -> str:
     usable = sum(s in ("bundled", "cached") for s in states)
     mode = "offline mode" if hub_settings().offline else "Hub on"
     return f"Zoo: {usable} of {len(states)} models ready here · {mode}"
+
+
+def loaded_table(loaded: dict[str, LoadedModel]) -> pd.DataFrame:
+    """One row per model in the server's cache: parameters, load time and the weights' fingerprint."""
+    rows = [
+        {
+            "Model": key,
+            "Parameters": f"{m.param_count:,}",
+            "Loaded in s": round(m.load_seconds, 2),
+            "Weights SHA-256": weights_fingerprint(m.module),
+        }
+        for key, m in loaded.items()
+    ]
+    return pd.DataFrame(rows).set_index("Model")
