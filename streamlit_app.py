@@ -2,10 +2,12 @@
 
 import streamlit as st
 
+from core.device import configure_server_threads
 from ui.nav import sections
 from ui.sidebar import render_sidebar
 
 st.set_page_config(page_title="Diffusion Atlas", page_icon=":material/blur_on:", layout="wide")
+configure_server_threads()  # leave a core to the browser and the web server (see core/device.py)
 
 navigation = st.navigation(
     {
