@@ -1,0 +1,88 @@
+"""A new user's walk through every page in a real browser: open it, use its main control, see the result.
+
+Runs offline (HF_HUB_OFFLINE=1) against `streamlit run`; a screenshot of each page lands in
+tests/e2e/screenshots/. Adding a page to the walk is one entry in WALK.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from tests.e2e.conftest import no_exception, settle, shot
+
+
+def _click(page, name: str) -> None:
+    page.get_by_role("button", name=name, exact=True).first.click()
+    settle(page)
+
+
+def home(page) -> None:
+    assert page.get_by_role("heading", name="Diffusion Atlas").count()
+    page.get_by_text("Latent MNIST").first.wait_for()  # every page is listed
+
+
+def forward(page) -> None:
+    page.get_by_text("x_t along the way").wait_for()
+    box = page.get_by_label("Or your own t values (comma-separated)")
+    box.fill("0, 100, 500, 999")
+    box.press("Enter")
+    settle(page)
+    for t in (100, 500, 999):
+        assert page.get_by_text(f"t = {t}", exact=True).count() == 1  # the row shows exactly these steps
+    assert page.locator(".js-plotly-plot").count() >= 3  # histogram, schedule curves, embedding
+
+
+def samplers(page) -> None:
+    _click(page, "Generate")
+    page.get_by_text("Model calls (NFE)").wait_for()
+    assert page.get_by_text("seeds 0 to").count()
+
+
+def toy(page) -> None:
+    page.get_by_role("spinbutton", name="Training steps").fill("300")
+    page.keyboard.press("Enter")
+    settle(page)
+    _click(page, "Train")
+    page.get_by_text("Sliced W₂").wait_for()  # training samples the model once by itself
+
+
+def latent(page) -> None:
+    assert page.get_by_text("Latent means of 1,000 fixed digits").count()
+    _click(page, "Generate")
+    page.get_by_text("Read as the requested class").wait_for()
+    assert page.get_by_text("Labels and confidences from the bundled LeNet").count()
+
+
+def training_logs(page) -> None:
+    page.locator(".js-plotly-plot").first.wait_for()
+    assert page.get_by_text("mnist-ddpm-linear · bundled").count()
+
+
+def compare_checkpoints(page) -> None:
+    _click(page, "Sample")
+    page.get_by_text("images/s").first.wait_for()
+
+
+WALK: list[tuple[str, Callable]] = [
+    ("", home),
+    ("forward", forward),
+    ("samplers", samplers),
+    ("toy", toy),
+    ("latent", latent),
+    ("training_logs", training_logs),
+    ("compare_checkpoints", compare_checkpoints),
+]
+
+
+@pytest.mark.parametrize(("path", "use"), WALK, ids=[name or "home" for name, _ in WALK])
+def test_new_user_walk(server, page, path, use):
+    url, _ = server
+    page.goto(f"{url}/{path}")
+    settle(page)
+    no_exception(page)
+    use(page)
+    settle(page)
+    no_exception(page)
+    shot(page, path or "home")
