@@ -38,6 +38,9 @@ bench: $(DEV)
 	$(BIN)/python -m bench.zoo
 	$(BIN)/python -m bench.toy
 	$(BIN)/python -m bench.pages
+	$(BIN)/python -m bench.latent
+	$(BIN)/python -m bench.memory
+	$(BIN)/python -m bench.gpu
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
