@@ -58,10 +58,14 @@ if source == "trained":
     note.caption(f"On the first {len(state.digits().labels):,} training digits ({state.digits().source}).")
     progress, live_left, live_right = st.empty(), *st.columns(2)
     if clicked:
+        live = (progress, live_left.empty(), live_right.empty())
         try:
-            state.train_vae_live(config, progress, live_left.empty(), live_right.empty())
+            state.train_vae_live(config, *live)
         except BadInputError as err:
             st.error(str(err))
+        else:
+            for slot in live:  # the finished VAE is drawn below (replay and loss parts)
+                slot.empty()
 vae = state.vae_in_use(source)
 if vae is None:
     st.info("Set the VAE's training above and press **Train VAE**, or use the bundled VAE.")
