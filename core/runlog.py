@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
+from core import distributed
 from core.device import describe_device
 
 
@@ -52,6 +53,7 @@ def hardware(device: torch.device | str | None = None) -> dict[str, Any]:
         "threads": info.threads,
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
+        "world_size": distributed.context().world_size,  # processes training data-parallel (torchrun)
     }
 
 

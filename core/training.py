@@ -224,10 +224,11 @@ class DiffusionTrainer:
             group["lr"] = self.lr_at(self.step)
         x0, cond = self.batches(self.config.batch_size, self.generator)
         loss = self.loss(x0, cond)
-        if not torch.isfinite(loss):  # stop before the update: the weights stay as the last good step left them
+        if not self._all_finite(loss):  # stop before the update: the weights stay as the last good step left them
             raise BadInputError(
-                f"Training diverged at step {self.step + 1:,}: the loss became {loss.item()}. The model keeps its "
-                "weights from the step before; try a smaller learning rate."
+                f"Training diverged at step {self.step + 1:,}: the loss became "
+                f"{loss.item() if not torch.isfinite(loss) else 'non-finite on another process'}. The model keeps "
+                "its weights from the step before; try a smaller learning rate."
             )
         if self._flat is not None:
             grad = self._flat[1]
@@ -245,6 +246,13 @@ class DiffusionTrainer:
         self.step += 1
         self.seconds += time.perf_counter() - tic
         self._pending.append((loss.item(), grad_norm.item()))
+
+    def _all_finite(self, loss: torch.Tensor) -> bool:
+        """Whether the loss is finite on every rank: all stop together, or none waits in backward forever."""
+        finite = torch.isfinite(loss.detach()).to(torch.int32).reshape(1)
+        if self.world_size > 1:
+            torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
+        return bool(finite.item())
 
     @torch.no_grad()
     def _update_ema(self) -> None:

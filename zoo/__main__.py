@@ -4,11 +4,14 @@ python -m zoo list                 every model and data set, with its source and
 python -m zoo info NAME            one entry in full
 python -m zoo fetch NAME | --all   download Hub entries into the Hugging Face cache (with progress bars)
 python -m zoo verify               sha256 of every bundled file against the manifest
+python -m zoo train RECIPE         train a recipe; data-parallel under
+                                   torchrun --nproc_per_node N -m zoo train RECIPE
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -166,7 +169,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "train":
             from zoo.train import train
 
-            print(f"wrote {train(args.recipe, args.out, args.steps, args.device)}")
+            out = train(args.recipe, args.out, args.steps, args.device)
+            if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 writes
+                print(f"wrote {out}")
             return 0
         if args.command == "pin":
             return cmd_pin(reg, args.manifest, args.names)

@@ -4,6 +4,11 @@ Writes OUT/ in Hugging Face layout (config.json + fp16 safetensors, as the manif
 OUT/run/ in the run-log format (config.json with every setting, data, seed, hardware, code version and
 wall time; metrics.jsonl; samples/step_XXXXXXX.png). Pixel and latent models train with
 core.training.DiffusionTrainer; the VAE and the classifier with their own loops.
+
+Pixel and latent recipes also train data-parallel: `torchrun --nproc_per_node N -m zoo train RECIPE` (gloo on
+the CPU, nccl with --device cuda, one GPU per process). Each process draws its own batches, so the global
+batch is N times the recipe's; only rank 0 samples, logs and writes OUT/, and at the end the ranks check that
+their weights are bit-identical (run/config.json: hardware.world_size, distributed, replicas_identical).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
+from core import distributed
 from core.denoisers import ClassifierFreeGuidance, DiscreteTimeDenoiser, clip_denoised
 from core.grids import make_grid, to_uint8
 from core.models.classifier import LeNet
@@ -119,15 +125,28 @@ def _train_diffusion(
     schedule = make_schedule(recipe.schedule.get("kind", "linear"), **_schedule_args(recipe.schedule))
     cfg = TrainConfig(**{k: v for k, v in recipe.train.items() if k not in ("steps", "sample_every")})
     batches = labelled_batches(x.to(device), y, recipe.num_classes, recipe.cond_dropout)
+    ctx = distributed.context()
     trainer = DiffusionTrainer(model.to(device), schedule, cfg, batches)
     extra |= {"steps": steps, "schedule": recipe.schedule, "num_classes": recipe.num_classes}
     extra["cond_dropout"] = recipe.cond_dropout
-    writer = _run_writer(recipe, out, device, cfg.to_dict(), model_config, source, len(x), **extra)
+    if ctx.world_size > 1:
+        extra["distributed"] = {
+            "world_size": ctx.world_size,
+            "backend": ctx.backend,
+            "global_batch_size": cfg.batch_size * ctx.world_size,
+            "data_seed": "train.seed + rank",
+        }
+    # Only rank 0 writes the run folder (and keeps the EMA copy that it samples from).
+    writer = None
+    if ctx.is_main:
+        writer = _run_writer(recipe, out, device, cfg.to_dict(), model_config, source, len(x), **extra)
     sample_every = int(recipe.train.get("sample_every", 500))
     logged = 0
 
     def callback(tr: DiffusionTrainer) -> None:
         nonlocal logged
+        if writer is None:
+            return
         for record in tr.metrics[logged:]:
             writer.log(record)
         logged = len(tr.metrics)
@@ -140,7 +159,11 @@ def _train_diffusion(
             )
 
     trainer.train(steps, callback, every=math.gcd(sample_every, cfg.log_every))
-    writer.finish(trainer.seconds, final_loss=trainer.metrics[-1]["loss"])
+    summary: dict[str, Any] = {"final_loss": trainer.metrics[-1]["loss"]}
+    if ctx.world_size > 1:  # every rank takes part in the check
+        summary["replicas_identical"] = distributed.replicas_identical(trainer.model, ctx)
+    if writer is not None:
+        writer.finish(trainer.seconds, **summary)
     return trainer
 
 
@@ -158,6 +181,8 @@ def train_pixel(recipe: Recipe, out: Path, steps: int, device: str) -> None:
     model = SampleOnly(build_unet(config))
     labels = y if recipe.num_classes else None
     trainer = _train_diffusion(recipe, out, steps, device, model, (x, labels), (1, 28, 28), config, source)
+    if not distributed.context().is_main:
+        return
     ema = trainer.sampling_model.unet
     save_weights(ema, out, "diffusion_pytorch_model.safetensors", {"_class_name": "UNet2DModel", **config})
 
@@ -184,6 +209,8 @@ def train_latent(recipe: Recipe, out: Path, steps: int, device: str) -> None:
     trainer = _train_diffusion(
         recipe, out, steps, device, model, data, (2,), config.to_dict(), source, decode, latent_stats=stats
     )
+    if not distributed.context().is_main:
+        return
     save_weights(trainer.sampling_model, out, "model.safetensors", config.to_dict())
     (out / "latent_stats.json").write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
 
@@ -231,16 +258,24 @@ def train_classifier_recipe(recipe: Recipe, out: Path, device: str) -> None:
 
 
 def train(name_or_path: str, out: Path | None = None, steps: int | None = None, device: str = "cpu") -> Path:
+    """Train a recipe into OUT (returned); under torchrun, data-parallel (see the module docstring)."""
     recipe = load_recipe(name_or_path)
-    out = Path(out or Path("runs") / f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    torch.manual_seed(int(recipe.train.get("seed", 0)))
-    if recipe.kind in ("pixel", "latent"):
-        n = int(steps or recipe.train["steps"])
-        (train_pixel if recipe.kind == "pixel" else train_latent)(recipe, out, n, device)
-    elif recipe.kind == "vae":
-        train_vae_recipe(_with_epochs(recipe, steps), out, device)
-    else:
-        train_classifier_recipe(_with_epochs(recipe, steps), out, device)
+    if recipe.kind not in ("pixel", "latent") and (distributed.launched_by_torchrun() or distributed.active()):
+        raise ZooError(f"{recipe.name} is a {recipe.kind} recipe; only pixel and latent recipes train under torchrun.")
+    ctx, device = distributed.setup(device)
+    try:
+        default = Path("runs") / f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        out = Path(distributed.broadcast_object(str(out or default), ctx))  # rank 0's clock names the folder
+        torch.manual_seed(int(recipe.train.get("seed", 0)))
+        if recipe.kind in ("pixel", "latent"):
+            n = int(steps or recipe.train["steps"])
+            (train_pixel if recipe.kind == "pixel" else train_latent)(recipe, out, n, device)
+        elif recipe.kind == "vae":
+            train_vae_recipe(_with_epochs(recipe, steps), out, device)
+        else:
+            train_classifier_recipe(_with_epochs(recipe, steps), out, device)
+    finally:
+        distributed.teardown(ctx)
     return out
 
 
