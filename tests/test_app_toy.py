@@ -100,6 +100,7 @@ ROWS = "\n".join(f"{i},{i % 7}" for i in range(40))
         (b"x,y\n" + ROWS.encode() + b"\n3,NaN", "is empty or NaN"),
         (b"x\n" + b"\n".join(b"%d" % i for i in range(40)), "1 column(s)"),
         (b"\n".join(b"%d,%d" % (i, i) for i in range(100_001)), "more than 100,000 rows"),
+        (b"x,y\n" + ROWS.encode() + b"\n1,4e38", "Line 42: column 'y' holds 4e38, beyond float32's range"),
     ],
 )
 def test_bad_csv_uploads_get_a_clear_message_and_the_app_keeps_running(app, content, message):

@@ -30,6 +30,9 @@ def _is_number(cell: str) -> bool:
     return True
 
 
+FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+
+
 def points_from_csv(raw: bytes, max_rows: int = MAX_POINTS) -> tuple[torch.Tensor, list[str]]:
     """Parse a CSV with 2 or 3 numeric columns (an optional header row) -> (points [N, D] float64, names).
 
@@ -88,4 +91,11 @@ def points_from_csv(raw: bytes, max_rows: int = MAX_POINTS) -> tuple[torch.Tenso
     points = torch.as_tensor(body.astype(float).to_numpy(), dtype=torch.float64)
     if not bool(points.isfinite().all()):
         raise BadInputError("The file holds an infinite value; every cell needs a finite number.")
+    too_big = points.abs() > FLOAT32_MAX  # the app works in float32: these would become infinite there
+    if bool(too_big.any()):
+        row, j = (int(i) for i in too_big.nonzero()[0])
+        raise BadInputError(
+            f"Line {row + offset}: column '{names[j]}' holds {body.iloc[row, j]}, beyond float32's range "
+            f"(±{FLOAT32_MAX:.3g}); rescale the data."
+        )
     return points, names
