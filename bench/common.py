@@ -6,6 +6,8 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 
+import torch
+
 
 def seconds(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
@@ -23,6 +25,18 @@ def interleaved_medians(fns: Sequence[Callable[[], object]], repeats: int, warmu
         for k, fn in enumerate(fns):
             times[k].append(seconds(fn))
     return [statistics.median(t) for t in times]
+
+
+def diffusers_loop(scheduler, unet: torch.nn.Module, noise: torch.Tensor, steps: int) -> torch.Tensor:
+    """The loop diffusers' pipelines run: set the timesteps, then scale, predict and step (as our samplers, under
+    inference mode)."""
+    scheduler.set_timesteps(steps, device=noise.device)
+    x = noise * scheduler.init_noise_sigma
+    with torch.inference_mode():
+        for t in scheduler.timesteps:
+            eps = unet(scheduler.scale_model_input(x, t), t).sample
+            x = scheduler.step(eps, t, x).prev_sample
+    return x
 
 
 def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:

@@ -23,15 +23,13 @@ from __future__ import annotations
 import argparse
 import copy
 import math
-import statistics
-import time
 
 import torch
 from diffusers import DPMSolverMultistepScheduler, UNet2DModel
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from bench.common import print_table
+from bench.common import diffusers_loop, interleaved_medians, print_table, seconds
 from core.denoisers import DiscreteTimeDenoiser
 from core.device import describe_device, pick_device
 from core.samplers import SAMPLERS, sample
@@ -105,17 +103,6 @@ def ours(model: nn.Module, schedule: NoiseSchedule, noise: torch.Tensor, steps: 
     return sample(SAMPLER, denoiser, noise * math.sqrt(1 + float(sigmas[0]) ** 2), sigmas)
 
 
-def diffusers_loop(scheduler, unet: nn.Module, noise: torch.Tensor, steps: int) -> torch.Tensor:
-    """The loop diffusers' pipelines run: set the timesteps, then scale, predict and step."""
-    scheduler.set_timesteps(steps, device=noise.device)
-    x = noise * scheduler.init_noise_sigma
-    with torch.inference_mode():
-        for t in scheduler.timesteps:
-            eps = unet(scheduler.scale_model_input(x, t), t).sample
-            x = scheduler.step(eps, t, x).prev_sample
-    return x
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
@@ -149,51 +136,41 @@ def main() -> None:
         rows["ours bf16 + channels_last, torch.compile"] = ("bf16 autocast", compiled)
     rows["diffusers fp32 (DPMSolverMultistepScheduler)"] = ("fp32", None)
 
-    def runner(model, n_steps: int):
-        if model is None:
-            return lambda: diffusers_loop(scheduler, unet, noise, n_steps)
-        return lambda: ours(model, schedule, noise, n_steps)
+    images: dict[str, torch.Tensor] = {}
 
-    def synced(fn):
-        def run():
-            out = fn()
+    def timed_run(name: str, model: nn.Module | None):
+        """One whole sampling run of a row, finished on the device; keeps the row's images."""
+
+        def run() -> None:
+            if model is None:
+                images[name] = diffusers_loop(scheduler, unet, noise, steps)
+            else:
+                images[name] = ours(model, schedule, noise, steps)
             synchronize(device)
-            return out
 
         return run
 
+    runs = {name: timed_run(name, model) for name, (_, model) in rows.items()}
     # Warm-up (and compilation): one whole run per row (a shorter one leaves the first timed run slow on the CPU).
-    warmup_seconds = {}
-    for name, (_, model) in rows.items():
-        tic = time.perf_counter()
-        synced(runner(model, steps))()
-        warmup_seconds[name] = time.perf_counter() - tic
+    warmup_seconds = {name: seconds(run) for name, run in runs.items()}
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    # Timed runs, the rows in turn (so drifts in machine load hit all alike); each row's images are kept.
-    times: dict[str, list[float]] = {name: [] for name in rows}
-    images: dict[str, torch.Tensor] = {}
-    for _ in range(repeats):
-        for name, (_, model) in rows.items():
-            fn = synced(runner(model, steps))
-            tic = time.perf_counter()
-            images[name] = fn()
-            times[name].append(time.perf_counter() - tic)
+    medians = dict(zip(runs, interleaved_medians(list(runs.values()), repeats, warmup=0), strict=True))
     reference = images["ours fp32"].float()
 
     table = []
     for name, (precision, _) in rows.items():
-        seconds = statistics.median(times[name])
+        run_s = medians[name]
         diff = float((images[name].float() - reference).norm() / reference.norm())
         table.append(
             [
                 name,
                 precision,
                 nfe,
-                seconds,
-                batch / seconds,
-                flops_per_run / seconds / 1e12,
-                seconds / nfe * 1e3,
+                run_s,
+                batch / run_s,
+                flops_per_run / run_s / 1e12,
+                run_s / nfe * 1e3,
                 diff,
                 warmup_seconds[name],
             ]

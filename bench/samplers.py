@@ -22,7 +22,7 @@ import time
 import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, UNet2DModel
 
-from bench.common import print_table, seconds
+from bench.common import diffusers_loop, print_table, seconds
 from core.denoisers import DiscreteTimeDenoiser, GaussianMixtureDenoiser
 from core.metrics import sliced_wasserstein
 from core.samplers import SAMPLERS, sample
@@ -134,16 +134,6 @@ def overhead_table(unet: UNet2DModel, schedule: NoiseSchedule, batch: int, steps
     )
 
 
-def diffusers_loop(scheduler, unet: torch.nn.Module, noise: torch.Tensor, steps: int) -> torch.Tensor:
-    """The loop diffusers' pipelines run: set the timesteps, then scale, predict and step."""
-    scheduler.set_timesteps(steps)
-    x = noise * scheduler.init_noise_sigma
-    for t in scheduler.timesteps:
-        eps = unet(scheduler.scale_model_input(x, t), t).sample
-        x = scheduler.step(eps, t, x).prev_sample
-    return x
-
-
 class TimedModel(torch.nn.Module):
     """The UNet with a stopwatch, so each loop's own cost (its time outside the model) can be read off."""
 
@@ -176,8 +166,7 @@ def versus_diffusers_table(unet: UNet2DModel, batch: int, steps: int, repeats: i
             return sample(name, denoiser, noise * float((1 + sigmas[0] ** 2).sqrt()), sigmas)
 
         def theirs(scheduler=scheduler):
-            with torch.inference_mode():
-                return diffusers_loop(scheduler, timed, noise, steps)
+            return diffusers_loop(scheduler, timed, noise, steps)
 
         diff = float((ours() - theirs()).abs().max())
         totals: dict[str, list[float]] = {"ours": [], "theirs": []}

@@ -9,12 +9,13 @@ Outside torchrun (or with one process) nothing here does anything.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+
+from core.fingerprint import weights_fingerprint
 
 TORCHRUN_VARS = ("WORLD_SIZE", "RANK", "LOCAL_RANK")
 
@@ -89,19 +90,10 @@ def broadcast_object(value: object, ctx: DistContext) -> object:
     return box[0]
 
 
-def weights_digest(module: torch.nn.Module) -> str:
-    """sha256 of every parameter and buffer, bit for bit, to check that the replicas agree."""
-    h = hashlib.sha256()
-    for name, tensor in module.state_dict().items():
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
 def replicas_identical(module: torch.nn.Module, ctx: DistContext) -> bool:
     """Whether every rank holds bit-identical weights (True for a single process)."""
     if ctx.world_size == 1:
         return True
     digests: list[str | None] = [None] * ctx.world_size
-    dist.all_gather_object(digests, weights_digest(module))
+    dist.all_gather_object(digests, weights_fingerprint(module))
     return len(set(digests)) == 1

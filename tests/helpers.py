@@ -41,3 +41,36 @@ class NearlyGaussianEps(torch.nn.Module):
         w = (t - lo).reshape(-1, 1, 1, 1)
         ab = (1 - w) * self.alphas_cumprod[lo].reshape(-1, 1, 1, 1) + w * self.alphas_cumprod[hi].reshape(-1, 1, 1, 1)
         return (1 - ab).sqrt() * x_t + self.mix * self.unet(x_t, t, class_labels=class_labels).sample
+
+
+def tiny_pixel_recipe(name: str, *, schedule: str, steps: int, batch_size: int, lr: float, prediction_type: str,
+                      sample_every: int) -> str:  # fmt: skip
+    """A `python -m zoo train` recipe for a class-conditional UNet of a few thousand parameters on MNIST."""
+    return f"""
+name = "{name}"
+kind = "pixel"
+title = "{name}"
+description = "test"
+data = "mnist"
+num_classes = 10
+cond_dropout = 0.2
+
+[model]
+block_out_channels = [8, 16, 16]
+attention_head_dim = 8
+
+[schedule]
+kind = "{schedule}"
+steps = 100
+
+[train]
+steps = {steps}
+batch_size = {batch_size}
+lr = {lr}
+warmup_steps = 2
+ema_decay = 0.9
+prediction_type = "{prediction_type}"
+seed = 0
+log_every = 2
+sample_every = {sample_every}
+"""

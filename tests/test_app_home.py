@@ -34,8 +34,8 @@ def test_home_lists_the_zoo_and_the_sidebar_says_what_is_ready(tmp_path, monkeyp
 
 
 def test_home_shows_the_fingerprint_of_every_cached_model_and_it_matches_the_files(app_env):
+    from core.fingerprint import weights_fingerprint
     from ui.cache import registry
-    from zoo.checkpoints import weights_fingerprint
     from zoo.loaders import load_model
 
     samplers = AppTest.from_file(str(ROOT / "app_pages" / "samplers.py"), default_timeout=120).run()

