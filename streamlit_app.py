@@ -3,8 +3,7 @@
 import streamlit as st
 
 from core.device import configure_server_threads
-from ui.nav import sections
-from ui.sidebar import render_sidebar
+from ui.shell import render_sidebar, sections
 
 st.set_page_config(page_title="Diffusion Atlas", page_icon=":material/blur_on:", layout="wide")
 configure_server_threads()  # leave a core to the browser and the web server (see core/device.py)

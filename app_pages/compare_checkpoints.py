@@ -2,13 +2,12 @@
 
 import streamlit as st
 
-from core.errors import AtlasError
-from core.grids import make_grid, to_uint8, upscale_nearest
-from core.samplers import SAMPLERS
-from ui.cache import image_set, zoo_model
-from ui.checkpoints import MAX_QUALITY_SAMPLES, held_out_features, load_checkpoints, measure, quality_row, settings_for
-from ui.sampler_controls import pixel_models
-from ui.sampling_run import run_sampler
+from core.data.images import enlarge, tile, to_uint8
+from core.diffusion.samplers import SAMPLERS
+from core.labs.compare import MAX_QUALITY_SAMPLES, is_mnist
+from ui.common.models import pixel_models
+from ui.common.widgets import attempt
+from ui.compare_checkpoints import checkpoints
 
 st.title("Compare checkpoints")
 st.markdown("Two to four models, one sampler, the same starting noise for all: what differs is the checkpoint.")
@@ -29,7 +28,7 @@ batch = c4.slider("Images", 1, 36, 16, key="ck-batch")
 label_choice = st.selectbox("Class (for class-conditional models)", ["none", *range(10)], key="ck-class")
 label = None if label_choice == "none" else int(label_choice)
 
-loaded, failures = load_checkpoints(chosen, typed)
+loaded, failures = checkpoints.load_checkpoints(chosen, typed)
 if len({m.sample_shape for m in loaded.values()}) > 1:
     shapes = ", ".join(f"{n}: {'x'.join(map(str, m.sample_shape))}" for n, m in loaded.items())
     st.error(f"These checkpoints make images of different shapes, so they cannot share noise ({shapes}).")
@@ -47,19 +46,15 @@ for col, (name, model) in zip(columns, loaded.items(), strict=False):
     col.markdown(f"**{model.entry.title}**")
     col.caption(f"{model.param_count / 1e6:.2f}M parameters · {model.file_bytes / 1e6:.1f} MB · {model.entry.source}")
     if go:
-        try:
-            st.session_state[f"ck-result-{name}"] = run_sampler(
-                model, settings_for(model, sampler, steps, seed, batch, label), every=steps + 1, keep=1
-            )
-        except AtlasError as e:
-            col.error(str(e))
-    result = st.session_state.get(f"ck-result-{name}")
+        with col:
+            attempt(checkpoints.sample, name, model, sampler, steps, seed, batch, label)
+    result = checkpoints.result_of(name)
     if result is not None:
-        col.image(upscale_nearest(make_grid(to_uint8(result.images)), 320), width="stretch")
+        col.image(enlarge(tile(to_uint8(result.images)), 320), width="stretch")
         speed = result.settings.batch / result.seconds
         col.caption(f"{result.seconds:.2f} s · {speed:.1f} images/s · NFE {result.settings.nfe}")
 
-mnist = {n: m for n, m in loaded.items() if m.entry.data == "mnist" and m.sample_shape == (1, 28, 28)}
+mnist = {n: m for n, m in loaded.items() if is_mnist(m)}
 if mnist:
     st.subheader("Quality (MNIST checkpoints)")
     st.caption(
@@ -68,16 +63,7 @@ if mnist:
     )
     n = st.slider("Samples per checkpoint", 100, MAX_QUALITY_SAMPLES, 300, 100, key="ck-n")
     if st.button("Measure", key="ck-measure"):
-        try:
-            classifier = zoo_model("mnist-lenet").module
-            reference = held_out_features(classifier, image_set("mnist", "test").images)
-            bar = st.progress(0.0, text="Sampling and scoring…")
-            for k, (name, model) in enumerate(mnist.items()):
-                settings = settings_for(model, sampler, steps, seed, 1, label)
-                report = lambda f, k=k: bar.progress((k + f) / len(mnist))  # noqa: E731
-                st.session_state[f"ck-quality-{name}"] = measure(model, settings, n, classifier, reference, report)
-        except AtlasError as e:
-            st.error(str(e))
-    rows = [quality_row(n, st.session_state[f"ck-quality-{n}"]) for n in mnist if f"ck-quality-{n}" in st.session_state]
+        attempt(checkpoints.measure_all, mnist, sampler, steps, seed, n, label)
+    rows = checkpoints.quality_rows(list(mnist))
     if rows:
         st.dataframe(rows, hide_index=True, width="stretch")

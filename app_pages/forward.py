@@ -4,13 +4,12 @@ import numpy as np
 import streamlit as st
 import torch
 
-from core.errors import AtlasError
-from core.forward import forward_trajectory, parse_timesteps
-from core.grids import to_uint8
-from core.schedules import SCHEDULE_KINDS, make_schedule
-from ui.forward_figures import pixel_histogram, schedule_curves, timestep_embedding_heatmap
-from ui.image_picker import pick_image
-from ui.widgets import schedule_picker, upscale
+from core.data.images import enlarge, to_uint8
+from core.diffusion.forward import forward_trajectory, parse_timesteps
+from core.diffusion.schedules import SCHEDULE_KINDS, make_schedule
+from ui.common.widgets import attempt, schedule_picker
+from ui.forward.figures import pixel_histogram, schedule_curves, timestep_embedding_heatmap
+from ui.forward.image_picker import pick_image
 
 st.title("Forward process")
 st.markdown(
@@ -23,7 +22,7 @@ picked_col, schedule_col = st.columns(2, gap="large")
 with picked_col:
     picked = pick_image("fwd")
 with schedule_col:
-    schedule = schedule_picker("fwd")
+    schedule = attempt(schedule_picker("fwd").build)
     others = st.multiselect(
         "Compare with (up to 2)",
         [k for k in SCHEDULE_KINDS if k != schedule.name],
@@ -42,6 +41,8 @@ with schedule_col:
     )
     seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="fwd-seed")
 
+if schedule is None:  # a beta range the schedule cannot take (said above)
+    st.stop()
 T = schedule.num_steps
 if picked is not None:
     x0, caption = picked
@@ -53,21 +54,18 @@ if picked is not None:
     )
     ts = np.unique(np.linspace(0, T - 1, frames).round().astype(int)).tolist()
     if custom.strip():
-        try:
-            ts = parse_timesteps(custom, T)
-        except AtlasError as e:
-            st.error(str(e))
+        ts = attempt(parse_timesteps, custom, T) or ts
     traj = forward_trajectory(x0, schedule, ts, generator=torch.Generator().manual_seed(int(seed)), noise=noise)
-    images = [upscale(img) for img in to_uint8(torch.cat([x0[None], traj]))]
+    images = [enlarge(img) for img in to_uint8(torch.cat([x0[None], traj]))]
     st.image(images, caption=["x₀"] + [f"t = {t}" for t in ts], width=min(110, 880 // len(images)))
     st.caption(caption)
 
     st.subheader("One step up close")
     t = st.slider("t", 0, T - 1, T // 4, key="fwd-t")
     x_t = forward_trajectory(x0, schedule, [t], generator=torch.Generator().manual_seed(int(seed)), noise="shared")[0]
-    ab = float(schedule.alpha_bar[t])
+    ab = float(schedule.alphas_cumprod[t])
     img_col, hist_col, num_col = st.columns([1, 2, 1])
-    img_col.image(upscale(to_uint8(x_t[None])[0], 192), caption=f"x_t at t = {t}", width=192)
+    img_col.image(enlarge(to_uint8(x_t[None])[0], 192), caption=f"x_t at t = {t}", width=192)
     hist_col.plotly_chart(pixel_histogram(x_t, t, ab), width="stretch")
     num_col.metric("√ᾱ (signal scale)", f"{ab**0.5:.4f}")
     num_col.metric("√(1−ᾱ) (noise scale)", f"{(1 - ab) ** 0.5:.4f}")

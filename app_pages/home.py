@@ -3,10 +3,9 @@
 import streamlit as st
 
 from core.device import describe_device
-from ui.cache import loaded_models, registry
-from ui.engine_summary import sampler_table, schedule_table
-from ui.nav import PAGES
-from ui.zoo_summary import loaded_table, model_table
+from ui.common.cache import loaded_models, registry
+from ui.home.tables import loaded_table, model_table, sampler_table, schedule_table
+from ui.shell import PAGES
 
 st.title("Diffusion Atlas")
 st.markdown(

@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from core.grids import gif_bytes
-from ui.runs import bundled_runs, default_runs_folder, folder_runs, session_runs
-from ui.runs_figures import config_table, curves_figure, metrics_csv
-from ui.sample_replay import read_grid
+from core.data.images import gif_bytes
+from ui.common.session_runs import session_runs
+from ui.training_logs.figures import config_table, curves_figure, metrics_csv, read_grid
+from ui.training_logs.runs import bundled_runs, default_runs_folder, folder_runs
 
 st.title("Training logs")
 st.markdown(

@@ -30,10 +30,10 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench.common import diffusers_loop, interleaved_medians, print_table, seconds
-from core.denoisers import DiscreteTimeDenoiser
 from core.device import describe_device, pick_device
-from core.samplers import SAMPLERS, sample
-from core.schedules import NoiseSchedule
+from core.diffusion.denoisers import DiscreteTimeDenoiser
+from core.diffusion.samplers import SAMPLERS, sample
+from core.diffusion.schedules import NoiseSchedule
 
 # google/ddpm-cifar10-32, unet/config.json (Ho et al. 2020's CIFAR-10 model as converted to diffusers).
 DDPM_CIFAR10_UNET = {

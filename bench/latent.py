@@ -20,13 +20,12 @@ import torch
 from sklearn.neighbors import KNeighborsClassifier
 
 from bench.common import print_table
-from core.image_metrics import classify
-from core.kde import kde_grid
-from core.latent_lab import LatentTrainer, LatentTrainSettings, sample_paths
-from core.latent_space import decode_points, encode_means
+from core.labs.latent import LatentTrainer, LatentTrainSettings, decode_points, encode_means, sample_paths
+from core.metrics.images import classify
+from core.metrics.kde import kde_densities
 from core.models.vae import ConvVAE
-from core.train_vae import train_vae
-from ui.latent_controls import APP_VAE
+from core.training.vae import train_vae
+from ui.latent.controls import APP_VAE
 from zoo.datasets import load_image_set
 from zoo.loaders import load_model
 from zoo.registry import load_registry
@@ -51,7 +50,7 @@ def main() -> None:
     kde_times = []
     for _ in range(args.repeats):
         tic = time.perf_counter()
-        grid = kde_grid(z, labels, "scott", 100)
+        grid = kde_densities(z, labels, "scott", 100)
         kde_times.append(time.perf_counter() - tic)
     print_table(
         f"KDE on a 100 x 100 grid, {len(z):,} latent points (overall + {len(grid.per_class)} classes)",

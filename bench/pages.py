@@ -34,18 +34,24 @@ PAGES = (
 
 
 def live_view_table(model_name: str, repeats: int) -> None:
-    from core.grids import png_bytes
-    from core.trajectory import Throttle
-    from ui.cache import zoo_model
-    from ui.live_sampling import MIN_REFRESH_S
-    from ui.sampler_figures import frame_grids
-    from ui.sampling_run import SamplerSettings, run_sampler
+    from core.data.images import png_bytes
+    from core.labs.pixel import SamplerSettings, run_sampler
+    from ui.common.cache import zoo_model
+    from ui.common.live import Throttle
+    from ui.samplers.figures import frame_grids
+    from ui.samplers.live import MIN_REFRESH_S
 
     loaded = zoo_model(model_name, "cpu")
 
-    def render(frame) -> None:  # what the page does per refresh: three grids, PNG-encoded as st.image does
-        for grid in frame_grids(frame):
-            png_bytes(grid)
+    def live_render(steps: int):  # what the page does per refresh: three grids, PNG-encoded as st.image does
+        throttle = Throttle(MIN_REFRESH_S)
+
+        def render(frame) -> None:
+            if throttle.ready(final=frame.index == steps - 1):
+                for grid in frame_grids(frame):
+                    png_bytes(grid)
+
+        return render
 
     rows = []
     for sampler, steps in (("dpmpp_2m", 20), ("euler_ancestral", 100), ("ddpm", 1000)):
@@ -53,7 +59,7 @@ def live_view_table(model_name: str, repeats: int) -> None:
         plain, live = [], []
         for _ in range(repeats):
             plain.append(run_sampler(loaded, settings, every=steps + 1).seconds)
-            live.append(run_sampler(loaded, settings, Throttle(render, steps, MIN_REFRESH_S)).seconds)
+            live.append(run_sampler(loaded, settings, live_render(steps)).seconds)
         p, lv = statistics.median(plain), statistics.median(live)
         rows.append([f"{sampler} {steps}", p, lv, f"{(lv / p - 1) * 100:+.1f}%", f"{16 / p:.1f}"])
     print_table(
@@ -103,7 +109,7 @@ LOGS_SCRIPT = """
 import os, sys, time
 sys.path.insert(0, os.getcwd())
 from streamlit.testing.v1 import AppTest
-from tests.test_runlog_reader import write_long_log
+from tests.helpers import write_long_log
 from pathlib import Path
 root = Path(sys.argv[1])
 write_long_log(root / "big" / "run")

@@ -23,10 +23,10 @@ import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, UNet2DModel
 
 from bench.common import diffusers_loop, print_table, seconds
-from core.denoisers import DiscreteTimeDenoiser, GaussianMixtureDenoiser
-from core.metrics import sliced_wasserstein
-from core.samplers import SAMPLERS, sample
-from core.schedules import NoiseSchedule, karras_sigmas
+from core.diffusion.denoisers import DiscreteTimeDenoiser, GaussianMixtureDenoiser
+from core.diffusion.samplers import SAMPLERS, sample
+from core.diffusion.schedules import NoiseSchedule, karras_sigmas
+from core.metrics.points import sliced_wasserstein
 
 NFES = (5, 10, 20, 50, 100, 200)
 SIGMA_MAX, SIGMA_MIN = 80.0, 0.002
@@ -55,7 +55,7 @@ def accuracy_table(n_points: int) -> None:
     floor = sliced_wasserstein(data, mix.sample(n_points, torch.Generator().manual_seed(2))[0])
     rows = []
     for name, spec in SAMPLERS.items():
-        row: list[object] = [name, "SW2 to data" if spec.stochastic else "RMS to exact ODE"]
+        row: list[object] = [name, "SW2 to data" if spec.injects_noise() else "RMS to exact ODE"]
         for nfe in NFES:
             n = steps_for(name, nfe)
             out = sample(
@@ -65,7 +65,7 @@ def accuracy_table(n_points: int) -> None:
                 karras_sigmas(n, SIGMA_MIN, SIGMA_MAX),
                 generator=torch.Generator().manual_seed(3),
             )
-            if spec.stochastic:
+            if spec.injects_noise():
                 row.append(sliced_wasserstein(out, data, generator=torch.Generator().manual_seed(4)))
             else:
                 row.append(float(((out - reference) ** 2).sum(1).mean().sqrt()))

@@ -21,12 +21,11 @@ import torch
 
 from bench.common import interleaved_medians, print_table
 from core.data.toy import get_toy_set
-from core.fields import drift_field, grid
-from core.metrics import sliced_wasserstein
-from core.samplers import SAMPLERS
-from core.threads import torch_threads
-from core.toy_lab import ToyRun, ToySettings
-from core.toy_sampling import run_sampler
+from core.device import torch_threads
+from core.diffusion.fields import drift_field, mesh
+from core.diffusion.samplers import SAMPLERS
+from core.labs.toy import ToyRun, ToySettings, run_sampler
+from core.metrics.points import sliced_wasserstein
 
 TRAIN_STEPS = 1000  # the page's default
 DEFAULT_THREADS = torch.get_num_threads()
@@ -106,7 +105,7 @@ def field_table(runs: dict[str, ToyRun], repeats: int) -> None:
     ):
         y = run.standardizer.transform(run.cloud.points.double())
         lo, hi = y.min(0).values.min(), y.max(0).values.max()
-        _, pts = grid(torch.stack([lo, lo]), torch.stack([hi, hi]), 30)  # a square box: 30 x 30 points
+        _, pts = mesh(torch.stack([lo, lo]), torch.stack([hi, hi]), 30)  # a square box: 30 x 30 points
         fns = []
         for threads in sorted({1, DEFAULT_THREADS}):
 

@@ -66,7 +66,7 @@ num_classes = 10
 def main() -> None:
     from diffusers import UNet2DModel
 
-    from ui import cache
+    from ui.common import cache
 
     registry_entry = load_registry(Path("zoo/models.toml")).model("diffusion-everything-cifar10")
     de_config = dict(registry_entry.config)

@@ -16,16 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Callable
 
 import numpy as np
 import torch
 
 from bench.common import print_table
-from core.denoisers import clip_denoised
-from core.image_metrics import class_histogram, classify, frechet_distance
-from core.samplers import sample
-from core.schedules import DEFAULT_MAX_SIGMA
+from core.diffusion.denoisers import clip_denoised, with_labels
+from core.diffusion.samplers import sample
+from core.metrics.images import class_histogram, classify, frechet_distance
 from zoo.cards import write_card
 from zoo.datasets import load_image_set
 from zoo.loaders import LoadedModel, load_model
@@ -39,22 +37,17 @@ def generate(loaded: LoadedModel, sampler: str, steps: int, n: int, seed: int, l
     """n samples in batches; with labels, classifier-free guidance at `scale`."""
     schedule = loaded.schedule
     spacing = "trailing" if steps < schedule.num_steps else "leading"
-    sigmas = schedule.sampling_sigmas(
-        min(steps, schedule.usable_steps(DEFAULT_MAX_SIGMA)), spacing, max_sigma=DEFAULT_MAX_SIGMA
-    )
+    sigmas = schedule.capped_sigmas(steps, spacing)
     out = []
     for start in range(0, n, BATCH):
         size = min(BATCH, n - start)
         g = torch.Generator().manual_seed(seed + start)
         x = torch.randn((size, *loaded.sample_shape), generator=g) * float(sigmas[0])
-        if labels is None and loaded.num_classes:  # unconditional samples of a conditional model: the null label
-            chunk = torch.full((size,), int(loaded.entry.null_label))
-            denoiser: Callable = lambda x_, s_, c=chunk: loaded.denoiser(x_, s_, class_labels=c)  # noqa: E731
-        elif labels is not None:
-            chunk, guided = labels[start : start + size], loaded.guided(scale)
-            denoiser = lambda x_, s_, c=chunk, gd=guided: gd(x_, s_, class_labels=c)  # noqa: E731
-        else:
-            denoiser = loaded.denoiser
+        denoiser = loaded.denoiser
+        if labels is not None:
+            denoiser = with_labels(denoiser, labels[start : start + size], scale, loaded.null_label)
+        elif loaded.num_classes:  # unconditional samples of a conditional model: the null label
+            denoiser = with_labels(denoiser, torch.full((size,), loaded.null_label))
         if loaded.entry.family == "pixel":
             denoiser = clip_denoised(denoiser)  # x_0 estimates clamped to [-1, 1], as in DDPM's reference sampler
         out.append(sample(sampler, denoiser, x, sigmas, generator=g))
@@ -65,7 +58,7 @@ def vae_quality(vae: torch.nn.Module, reg) -> dict[str, float]:
     """The VAE's held-out ELBO terms and how well its latent plane separates the classes (10-NN)."""
     from sklearn.neighbors import KNeighborsClassifier
 
-    from core.latent_space import encode_means
+    from core.labs.latent import encode_means
     from core.models.vae import vae_loss
 
     train, test = load_image_set(reg.dataset("mnist"), "train"), load_image_set(reg.dataset("mnist"), "test")

@@ -1,9 +1,12 @@
-"""Which accelerator to use: CUDA, then Apple's MPS, then the CPU."""
+"""Where work runs: the accelerator (CUDA, then Apple's MPS, then the CPU) and how many CPU threads torch uses."""
 
 from __future__ import annotations
 
 import os
 import platform
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -45,7 +48,7 @@ def describe_device(device: torch.device | None = None) -> DeviceInfo:
         name = "Apple GPU"
     else:
         name = f"{platform.machine() or 'unknown'} CPU, {os.cpu_count() or 1} cores"
-    return DeviceInfo(device.type, name, torch.__version__, torch.get_num_threads())
+    return DeviceInfo(kind=device.type, name=name, torch_version=torch.__version__, threads=torch.get_num_threads())
 
 
 def server_threads(cores: int | None = None) -> int:
@@ -71,3 +74,32 @@ def configure_server_threads() -> int:
         torch.set_num_threads(server_threads())
         _configured = True
     return torch.get_num_threads()
+
+
+_threads_lock = threading.Lock()
+_threads_users = 0
+_threads_before = 0
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run with n intra-op threads (None: leave as is). A small MLP spends its time in many small ops,
+    where one thread is as fast as two and cannot be stalled by a busy second core (OpenMP threads wait
+    for each other at every op; on a loaded 2-core machine that made training 20x slower). The setting
+    is process-wide, so the first of overlapping users (sessions) saves it and the last restores it."""
+    global _threads_users, _threads_before
+    if n is None:
+        yield
+        return
+    with _threads_lock:
+        if _threads_users == 0:
+            _threads_before = torch.get_num_threads()
+        _threads_users += 1
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        with _threads_lock:
+            _threads_users -= 1
+            if _threads_users == 0:
+                torch.set_num_threads(_threads_before)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import torch
 from diffusers import UNet2DModel
 
@@ -74,3 +77,30 @@ seed = 0
 log_every = 2
 sample_every = {sample_every}
 """
+
+
+def gaussian_cloud(n: int, seed: int, shift: float = 0.0) -> torch.Tensor:
+    """n standard normal 2-D points (float64), shifted by `shift`."""
+    return torch.randn(n, 2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) + shift
+
+
+def three_clusters(n: int = 600, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """n 2-D points in three labelled, elongated clusters, and their labels."""
+    rng = np.random.default_rng(seed)
+    centres = np.array([[2.0, -1.0], [-2.0, 1.5], [0.0, 3.0]])
+    labels = np.arange(n) % 3
+    return centres[labels] + rng.normal(scale=[0.4, 0.2], size=(n, 2)), labels
+
+
+def write_long_log(folder, n=100_000, broken_tail=True) -> None:
+    """A run folder with n metrics lines (one loss spike) and, by default, a truncated last line."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps({"recipe": "long", "train": {"lr": 0.001, "seed": 1}}))
+    rng = np.random.default_rng(0)
+    loss = np.exp(-np.arange(n) / 20_000) + 0.05 * rng.random(n)
+    loss[min(54_321, n - 1)] = 25.0  # one spike that a downsampled chart must still show
+    with open(folder / "metrics.jsonl", "w") as f:
+        for i in range(n):
+            f.write(json.dumps({"step": i + 1, "loss": float(loss[i]), "lr": 0.001, "seconds": i * 0.01}) + "\n")
+        if broken_tail:
+            f.write('{"step": 100001, "loss": 0.0')

@@ -17,22 +17,16 @@ from dataclasses import asdict
 from pathlib import Path
 
 from zoo.errors import ZooError
-from zoo.hub import cached_files, fetch, sha256_of, validate_repo_id
-from zoo.registry import MANIFEST, ModelEntry, Registry, load_registry
-
-
-def _status(entry: ModelEntry) -> str:
-    if entry.bundled:
-        return "bundled"
-    paths = cached_files(str(entry.repo), entry.files, revision=entry.revision)
-    return "cached" if all(paths.values()) else "not cached"
+from zoo.hub import fetch, sha256_of, validate_repo_id
+from zoo.loaders import availability
+from zoo.registry import MANIFEST, Registry, load_registry
 
 
 def cmd_list(reg: Registry) -> int:
-    print(f"{'model':34} {'family':10} {'shape':12} {'status':11} source")
+    print(f"{'model':34} {'family':10} {'shape':12} {'status':13} source")
     for m in reg.models.values():
         shape = "x".join(map(str, m.sample_shape)) or "-"
-        print(f"{m.name:34} {m.family:10} {shape:12} {_status(m):11} {m.source}")
+        print(f"{m.name:34} {m.family:10} {shape:12} {availability(m):13} {m.source}")
     print(f"\n{'data set':34} {'shape':12} source")
     for d in reg.datasets.values():
         fallback = f" (offline: {d.offline_fallback})" if d.offline_fallback else ""

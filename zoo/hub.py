@@ -110,12 +110,9 @@ def forget_probes() -> None:
     _probes.clear()
 
 
-def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
+def sha256_of(path: Path) -> str:
     with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _cached(repo_id: str, filename: str, revision: str, repo_type: str, settings: HubSettings) -> Path | None:

@@ -1,5 +1,5 @@
 """Turn a zoo entry into a ready object: the module in eval mode with gradients off, on its device, wrapped
-as a Denoiser where it is one, with the metadata the pages need.
+as a Denoiser where it is one, with the metadata the pages need (a LoadedModel is a core.labs.pixel.ImageModel).
 
 A loaded model may be shared by every session (Streamlit's resource cache), so nothing here or downstream
 ever mutates it after `load_model` returns.
@@ -16,12 +16,12 @@ from typing import Any
 
 import torch
 
-from core.denoisers import ClassifierFreeGuidance, Denoiser, DiscreteTimeDenoiser
-from core.schedules import NoiseSchedule, make_schedule
+from core.diffusion.denoisers import ClassifierFreeGuidance, Denoiser, DiscreteTimeDenoiser
+from core.diffusion.schedules import NoiseSchedule, make_schedule
 from zoo.architectures import build, fix_legacy_keys
 from zoo.checkpoints import load_into, read_state_dict
 from zoo.errors import CheckpointError, ChecksumError, HubError, ZooError
-from zoo.hub import fetch, sha256_of, validate_repo_id, validate_revision
+from zoo.hub import cached_files, fetch, sha256_of, validate_repo_id, validate_revision
 from zoo.registry import ModelEntry, ScheduleSpec
 
 # diffusers' names for the schedules the engine knows
@@ -46,8 +46,24 @@ class LoadedModel:
     load_seconds: float
 
     @property
+    def name(self) -> str:
+        return self.entry.name
+
+    @property
+    def title(self) -> str:
+        return self.entry.title
+
+    @property
+    def data(self) -> str | None:
+        return self.entry.data
+
+    @property
     def sample_shape(self) -> tuple[int, ...]:
         return self.entry.sample_shape
+
+    @property
+    def null_label(self) -> int | None:
+        return self.entry.null_label
 
     @property
     def num_classes(self) -> int:
@@ -55,13 +71,21 @@ class LoadedModel:
 
     @property
     def supports_guidance(self) -> bool:
-        return self.entry.num_classes > 0 and self.entry.null_label is not None
+        return self.entry.num_classes > 0 and self.null_label is not None
 
     def guided(self, scale: float) -> Denoiser:
         """The denoiser under classifier-free guidance (class-conditional models with a "no class" label)."""
         if self.denoiser is None or not self.supports_guidance:
             raise ZooError(f"{self.entry.title} has no unconditional label, so it cannot use guidance.")
         return ClassifierFreeGuidance(self.denoiser, scale, int(self.entry.null_label))
+
+
+def availability(entry: ModelEntry) -> str:
+    """bundled | bundled files missing | cached | needs the Hub (local checks only, never the network)."""
+    if entry.path is not None:
+        return "bundled" if all((entry.path / f).is_file() for f in entry.files) else "bundled files missing"
+    paths = cached_files(str(entry.repo), entry.files, revision=entry.revision)
+    return "cached" if all(paths.values()) else "needs the Hub"
 
 
 def resolve_files(entry: ModelEntry) -> dict[str, Path]:

@@ -15,8 +15,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from core.denoisers import PREDICTION_TYPES
-from core.schedules import SCHEDULE_KINDS, NoiseSchedule, make_schedule
+from core.diffusion.denoisers import PREDICTION_TYPES
+from core.diffusion.schedules import SCHEDULE_KINDS, NoiseSchedule, make_schedule
 from zoo.errors import BadInputError, ManifestError, ZooError
 from zoo.hub import validate_filename, validate_repo_id, validate_revision
 

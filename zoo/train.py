@@ -24,19 +24,18 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
-from core import distributed
-from core.denoisers import ClassifierFreeGuidance, DiscreteTimeDenoiser, clip_denoised
-from core.grids import make_grid, to_uint8
+from core.data.images import tile, to_uint8
+from core.diffusion.denoisers import DiscreteTimeDenoiser, clip_denoised, with_labels
+from core.diffusion.samplers import sample
+from core.diffusion.schedules import make_schedule
 from core.models.classifier import LeNet
 from core.models.mlp import MLPConfig, build_mlp
 from core.models.unet import SampleOnly, build_unet, unet_config
 from core.models.vae import ConvVAE
-from core.runlog import RunWriter
-from core.samplers import sample
-from core.schedules import DEFAULT_MAX_SIGMA, make_schedule
-from core.train_classifier import ClassifierTrainConfig, accuracy, train_classifier
-from core.train_vae import VAETrainConfig, train_vae
-from core.training import DiffusionTrainer, TrainConfig, labelled_batches
+from core.training.classifier import ClassifierTrainConfig, accuracy, train_classifier
+from core.training.diffusion import DiffusionTrainer, TrainConfig, distributed, labelled_batches
+from core.training.runlog import RunWriter
+from core.training.vae import VAETrainConfig, train_vae
 from zoo.datasets import load_image_set
 from zoo.errors import ZooError
 from zoo.registry import load_registry
@@ -97,13 +96,11 @@ def _sample_grid(model, schedule, recipe: Recipe, shape: tuple[int, ...], n: int
     """A fixed-seed grid (dpmpp_2m, 20 steps; classes 0, 1, ... at guidance 3) to watch training progress."""
     denoiser = DiscreteTimeDenoiser(model, schedule, recipe.train["prediction_type"], recipe.num_classes or None)
     if recipe.num_classes:
-        labels = torch.arange(n) % recipe.num_classes
-        guided = ClassifierFreeGuidance(denoiser, 3.0, recipe.num_classes)
-        denoiser = lambda x_, s_: guided(x_, s_, class_labels=labels)  # noqa: E731
+        denoiser = with_labels(denoiser, torch.arange(n) % recipe.num_classes, 3.0, null_label=recipe.num_classes)
     if recipe.kind == "pixel":  # clamp x_0 estimates to the data range, as DDPM's reference sampler does
         denoiser = clip_denoised(denoiser)
     g = torch.Generator().manual_seed(1234)
-    sigmas = schedule.sampling_sigmas(20, "trailing", max_sigma=DEFAULT_MAX_SIGMA)
+    sigmas = schedule.sampling_sigmas(20, "trailing", max_sigma=schedule.sampling_cap)
     return sample("dpmpp_2m", denoiser, torch.randn((n, *shape), generator=g) * float(sigmas[0]), sigmas)
 
 
@@ -152,7 +149,7 @@ def _train_diffusion(
         logged = len(tr.metrics)
         if tr.step % sample_every == 0 or tr.step == steps:
             grid = _sample_grid(tr.sampling_model, schedule, recipe, shape)
-            writer.save_samples(tr.step, make_grid(to_uint8(grid if decode is None else decode(grid))))
+            writer.save_samples(tr.step, tile(to_uint8(grid if decode is None else decode(grid))))
             print(
                 f"{recipe.name}: step {tr.step}/{steps}, loss {tr.metrics[-1]['loss']:.4f}, {tr.seconds:.0f} s",
                 flush=True,
@@ -236,7 +233,7 @@ def train_vae_recipe(recipe: Recipe, out: Path, device: str) -> None:
     records, snaps = train_vae(vae, x01, cfg, x01[:n_snap], y[:n_snap], lambda rec, _: writer.log(rec))
     with torch.no_grad():
         grid = vae.decode(torch.randn(36, vae.latent_dim, generator=torch.Generator().manual_seed(0))) * 2 - 1
-    writer.save_samples(records[-1]["step"], make_grid(to_uint8(grid)))
+    writer.save_samples(records[-1]["step"], tile(to_uint8(grid)))
     writer.finish(records[-1]["seconds"], final_loss=records[-1]["loss"])
     save_weights(vae, out, "model.safetensors", {"latent_dim": vae.latent_dim, **recipe.model})
     save_file({k: v.contiguous() for k, v in snaps.as_tensors().items()}, str(out / "latent_snapshots.safetensors"))

@@ -1,4 +1,5 @@
-"""Images for the forward process: user uploads (checked), bundled photographs, and the tensor form.
+"""Images in and out: user uploads (checked), bundled photographs, tensors in [-1, 1], and back to pictures
+(uint8, tiles of a batch, PNG and GIF bytes). No torchvision: PIL and numpy do it all.
 
 Uploads are read with Pillow under explicit limits, and anything the app cannot show faithfully is refused
 with a sentence: empty or broken files, formats other than PNG/JPEG/WebP, animations, CMYK, 16-bit or
@@ -105,3 +106,53 @@ def to_tensor(img: Image.Image, grey: bool = False) -> torch.Tensor:
 def uint8_to_tensor(images: np.ndarray) -> torch.Tensor:
     """Data-set images uint8 [..., C, H, W] -> float in [-1, 1]."""
     return torch.from_numpy(np.asarray(images, dtype=np.float32) / 127.5 - 1)
+
+
+# ---- back to pictures -----------------------------------------------------------------------------------
+
+
+def to_uint8(images: torch.Tensor, value_range: tuple[float, float] = (-1.0, 1.0)) -> np.ndarray:
+    """[B, C, H, W] floats in `value_range` -> uint8 [B, H, W, C], clipped."""
+    lo, hi = value_range
+    x = ((images.detach().float().cpu() - lo) / (hi - lo)).clamp(0, 1)
+    return (x * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def tile(images: np.ndarray, ncols: int | None = None, pad: int = 2, pad_value: int = 255) -> np.ndarray:
+    """uint8 [B, H, W, C] -> one uint8 image [rows*(H+pad)+pad, cols*(W+pad)+pad, C], row by row."""
+    if images.ndim != 4 or images.dtype != np.uint8:
+        raise ValueError("tile takes a uint8 array [B, H, W, C].")
+    b, h, w, c = images.shape
+    ncols = max(1, min(ncols or int(np.ceil(np.sqrt(b))), b))
+    nrows = int(np.ceil(b / ncols))
+    out = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad, c), pad_value, dtype=np.uint8)
+    for k in range(b):
+        top, left = pad + (k // ncols) * (h + pad), pad + (k % ncols) * (w + pad)
+        out[top : top + h, left : left + w] = images[k]
+    return out
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """uint8 [H, W, C] or [H, W] -> PNG file bytes."""
+    buf = io.BytesIO()
+    Image.fromarray(image[..., 0] if image.ndim == 3 and image.shape[-1] == 1 else image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def gif_bytes(frames: list[np.ndarray], duration_ms: int = 120, final_hold_ms: int = 1200) -> bytes:
+    """uint8 [H, W, C] or [H, W] frames -> an animated GIF that loops, holding the last frame a little longer."""
+    if not frames:
+        raise ValueError("A GIF needs at least one frame.")
+    images = [Image.fromarray(f[..., 0] if f.ndim == 3 and f.shape[-1] == 1 else f) for f in frames]
+    durations = [duration_ms] * (len(images) - 1) + [final_hold_ms]
+    buf = io.BytesIO()
+    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0)
+    return buf.getvalue()
+
+
+def enlarge(image: np.ndarray, min_side: int = 128) -> np.ndarray:
+    """A small uint8 image [H, W, C] enlarged by an integer factor (nearest neighbour, so pixels stay crisp on
+    screen) to at least min_side high; a single channel comes back as [H, W], as st.image and PIL expect."""
+    factor = max(1, -(-min_side // image.shape[0]))
+    big = image.repeat(factor, axis=0).repeat(factor, axis=1) if factor > 1 else image
+    return big[..., 0] if big.ndim == 3 and big.shape[-1] == 1 else big

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from core.denoisers import GaussianMixtureDenoiser
+from core.diffusion.denoisers import GaussianMixtureDenoiser
 from core.errors import BadInputError
 
 

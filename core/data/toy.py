@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from core.denoisers import GaussianMixtureDenoiser
+from core.diffusion.denoisers import GaussianMixtureDenoiser
 from core.errors import BadInputError
 
 MAX_POINTS = 100_000
@@ -27,7 +27,7 @@ MAX_COMPONENTS = 32
 PI = math.pi
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Param:
     """A shape parameter the UI can offer: a number in [low, high], or a table of rows (`columns`)."""
 
@@ -41,7 +41,7 @@ class Param:
     columns: tuple[str, ...] = ()  # non-empty: a table parameter, one row per mixture component
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, kw_only=True)
 class PointCloud:
     """A data set ready for the page: points in original units and, where known, its law."""
 
@@ -56,7 +56,7 @@ class PointCloud:
         return self.points.shape[1]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ToySet:
     name: str
     title: str
@@ -89,7 +89,7 @@ class ToySet:
         points = fresh(n, torch.Generator().manual_seed(seed))
         key = json.dumps([self.name, values, n, seed], sort_keys=True)
         mixture = self.mixture(**values) if self.mixture else None
-        return PointCloud(points, key, self.title, fresh, mixture)
+        return PointCloud(points=points, key=key, title=self.title, fresh=fresh, mixture=mixture)
 
 
 def _check_number(p: Param, value: Any) -> float | int:
@@ -288,11 +288,20 @@ def sphere(n: int, g: torch.Generator, radius: float = 2.0, noise: float = 0.05)
 
 
 def _noise(default: float, high: float = 2.0) -> Param:
-    return Param("noise", "Noise (std)", default, 0.0, high, "Gaussian noise added to every point.")
+    return Param(
+        name="noise",
+        title="Noise (std)",
+        default=default,
+        low=0.0,
+        high=high,
+        help="Gaussian noise added to every point.",
+    )
 
 
 def _turns(default: float, high: float = 4.0) -> Param:
-    return Param("turns", "Turns", default, 0.25, high, "How many times the curve winds round.")
+    return Param(
+        name="turns", title="Turns", default=default, low=0.25, high=high, help="How many times the curve winds round."
+    )
 
 
 _MIX_2D = ((-2.0, 0.0, 0.5, 1.0), (2.0, 1.0, 0.7, 1.0), (0.0, -2.0, 0.3, 0.5))
@@ -302,131 +311,174 @@ _COMP_HELP = "One row per component: its mean, its (isotropic) std and its weigh
 TOY_SETS: dict[str, ToySet] = {
     s.name: s
     for s in (
-        ToySet("swiss_roll", "Swiss roll", 2, swiss_roll_2d, (_turns(1.5), _noise(0.5, 3.0))),
-        ToySet("moons", "Two moons", 2, moons, (_noise(0.1, 0.5),)),
         ToySet(
-            "circles",
-            "Concentric circles",
-            2,
-            circles,
-            (
-                Param("rings", "Rings", 2, 1, 6, "How many circles.", integer=True),
-                Param("inner", "Inner radius", 0.5, 0.05, 0.95, "Radius of the smallest ring (the largest is 1)."),
+            name="swiss_roll", title="Swiss roll", dim=2, make=swiss_roll_2d, params=(_turns(1.5), _noise(0.5, 3.0))
+        ),
+        ToySet(name="moons", title="Two moons", dim=2, make=moons, params=(_noise(0.1, 0.5),)),
+        ToySet(
+            name="circles",
+            title="Concentric circles",
+            dim=2,
+            make=circles,
+            params=(
+                Param(name="rings", title="Rings", default=2, low=1, high=6, help="How many circles.", integer=True),
+                Param(
+                    name="inner",
+                    title="Inner radius",
+                    default=0.5,
+                    low=0.05,
+                    high=0.95,
+                    help="Radius of the smallest ring (the largest is 1).",
+                ),
                 _noise(0.05, 0.5),
             ),
         ),
         ToySet(
-            "eight_gaussians",
-            "8 Gaussians",
-            2,
-            _from_mixture(ring_mixture),
-            (
-                Param("modes", "Modes", 8, 2, 16, "How many Gaussians on the ring.", integer=True),
-                Param("radius", "Ring radius", 2.0, 0.5, 10.0),
-                Param("std", "Std of each", 0.2, 0.01, 2.0),
+            name="eight_gaussians",
+            title="8 Gaussians",
+            dim=2,
+            make=_from_mixture(ring_mixture),
+            params=(
+                Param(
+                    name="modes",
+                    title="Modes",
+                    default=8,
+                    low=2,
+                    high=16,
+                    help="How many Gaussians on the ring.",
+                    integer=True,
+                ),
+                Param(name="radius", title="Ring radius", default=2.0, low=0.5, high=10.0),
+                Param(name="std", title="Std of each", default=0.2, low=0.01, high=2.0),
             ),
-            ring_mixture,
+            mixture=ring_mixture,
         ),
         ToySet(
-            "checkerboard",
-            "Checkerboard",
-            2,
-            checkerboard,
-            (
-                Param("squares", "Squares per side", 4, 2, 10, integer=True),
-                Param("size", "Board size", 4.0, 0.5, 20.0),
-            ),
-        ),
-        ToySet("two_spirals", "Two spirals", 2, two_spirals, (_turns(1.5), _noise(0.1, 1.0))),
-        ToySet(
-            "pinwheel",
-            "Pinwheel",
-            2,
-            pinwheel,
-            (
-                Param("arms", "Arms", 5, 1, 12, integer=True),
-                Param("radial_std", "Radial std", 0.3, 0.01, 1.0),
-                Param("tangential_std", "Tangential std", 0.1, 0.01, 1.0),
-                Param("rate", "Twist", 0.25, 0.0, 1.0, "How strongly the arms curl."),
+            name="checkerboard",
+            title="Checkerboard",
+            dim=2,
+            make=checkerboard,
+            params=(
+                Param(name="squares", title="Squares per side", default=4, low=2, high=10, integer=True),
+                Param(name="size", title="Board size", default=4.0, low=0.5, high=20.0),
             ),
         ),
         ToySet(
-            "polygon",
-            "Regular polygon",
-            2,
-            polygon,
-            (Param("sides", "Sides", 5, 3, 12, integer=True), Param("radius", "Radius", 2.0, 0.1, 10.0), _noise(0.05)),
+            name="two_spirals", title="Two spirals", dim=2, make=two_spirals, params=(_turns(1.5), _noise(0.1, 1.0))
         ),
         ToySet(
-            "mixture_2d",
-            "Gaussian mixture (2-D)",
-            2,
-            _from_mixture(table_mixture),
-            (Param("components", "Components", _MIX_2D, help=_COMP_HELP, columns=("x", "y", "std", "weight")),),
-            table_mixture,
+            name="pinwheel",
+            title="Pinwheel",
+            dim=2,
+            make=pinwheel,
+            params=(
+                Param(name="arms", title="Arms", default=5, low=1, high=12, integer=True),
+                Param(name="radial_std", title="Radial std", default=0.3, low=0.01, high=1.0),
+                Param(name="tangential_std", title="Tangential std", default=0.1, low=0.01, high=1.0),
+                Param(name="rate", title="Twist", default=0.25, low=0.0, high=1.0, help="How strongly the arms curl."),
+            ),
         ),
         ToySet(
-            "swiss_roll_3d",
-            "Swiss roll (3-D)",
-            3,
-            swiss_roll_3d,
-            (_turns(1.5), Param("height", "Height", 20.0, 0.5, 50.0), _noise(0.3, 3.0)),
+            name="polygon",
+            title="Regular polygon",
+            dim=2,
+            make=polygon,
+            params=(
+                Param(name="sides", title="Sides", default=5, low=3, high=12, integer=True),
+                Param(name="radius", title="Radius", default=2.0, low=0.1, high=10.0),
+                _noise(0.05),
+            ),
         ),
         ToySet(
-            "torus",
-            "Torus",
-            3,
-            torus,
-            (
-                Param("major", "Ring radius", 2.0, 0.2, 10.0),
-                Param("minor", "Tube radius", 0.7, 0.05, 5.0),
+            name="mixture_2d",
+            title="Gaussian mixture (2-D)",
+            dim=2,
+            make=_from_mixture(table_mixture),
+            params=(
+                Param(
+                    name="components",
+                    title="Components",
+                    default=_MIX_2D,
+                    help=_COMP_HELP,
+                    columns=("x", "y", "std", "weight"),
+                ),
+            ),
+            mixture=table_mixture,
+        ),
+        ToySet(
+            name="swiss_roll_3d",
+            title="Swiss roll (3-D)",
+            dim=3,
+            make=swiss_roll_3d,
+            params=(
+                _turns(1.5),
+                Param(name="height", title="Height", default=20.0, low=0.5, high=50.0),
+                _noise(0.3, 3.0),
+            ),
+        ),
+        ToySet(
+            name="torus",
+            title="Torus",
+            dim=3,
+            make=torus,
+            params=(
+                Param(name="major", title="Ring radius", default=2.0, low=0.2, high=10.0),
+                Param(name="minor", title="Tube radius", default=0.7, low=0.05, high=5.0),
                 _noise(0.03, 0.5),
             ),
         ),
         ToySet(
-            "helix",
-            "Helix",
-            3,
-            helix,
-            (
-                Param("radius", "Radius", 1.0, 0.1, 10.0),
+            name="helix",
+            title="Helix",
+            dim=3,
+            make=helix,
+            params=(
+                Param(name="radius", title="Radius", default=1.0, low=0.1, high=10.0),
                 _turns(3.0, 10.0),
-                Param("height", "Height", 4.0, 0.1, 20.0),
+                Param(name="height", title="Height", default=4.0, low=0.1, high=20.0),
                 _noise(0.05, 0.5),
             ),
         ),
         ToySet(
-            "mobius",
-            "Mobius strip",
-            3,
-            mobius,
-            (
-                Param("radius", "Radius", 2.0, 0.2, 10.0),
-                Param("width", "Half-width", 1.0, 0.05, 5.0),
+            name="mobius",
+            title="Mobius strip",
+            dim=3,
+            make=mobius,
+            params=(
+                Param(name="radius", title="Radius", default=2.0, low=0.2, high=10.0),
+                Param(name="width", title="Half-width", default=1.0, low=0.05, high=5.0),
                 _noise(0.02, 0.5),
             ),
         ),
         ToySet(
-            "s_curve",
-            "S-curve",
-            3,
-            s_curve,
-            (Param("height", "Height", 2.0, 0.1, 10.0), _noise(0.05, 0.5)),
+            name="s_curve",
+            title="S-curve",
+            dim=3,
+            make=s_curve,
+            params=(Param(name="height", title="Height", default=2.0, low=0.1, high=10.0), _noise(0.05, 0.5)),
         ),
         ToySet(
-            "sphere",
-            "Sphere shell",
-            3,
-            sphere,
-            (Param("radius", "Radius", 2.0, 0.1, 10.0), _noise(0.05, 1.0)),
+            name="sphere",
+            title="Sphere shell",
+            dim=3,
+            make=sphere,
+            params=(Param(name="radius", title="Radius", default=2.0, low=0.1, high=10.0), _noise(0.05, 1.0)),
         ),
         ToySet(
-            "mixture_3d",
-            "Gaussian mixture (3-D)",
-            3,
-            _from_mixture(table_mixture),
-            (Param("components", "Components", _MIX_3D, help=_COMP_HELP, columns=("x", "y", "z", "std", "weight")),),
-            table_mixture,
+            name="mixture_3d",
+            title="Gaussian mixture (3-D)",
+            dim=3,
+            make=_from_mixture(table_mixture),
+            params=(
+                Param(
+                    name="components",
+                    title="Components",
+                    default=_MIX_3D,
+                    help=_COMP_HELP,
+                    columns=("x", "y", "z", "std", "weight"),
+                ),
+            ),
+            mixture=table_mixture,
         ),
     )
 }

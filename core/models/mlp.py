@@ -24,7 +24,7 @@ TIME_EMBEDDINGS = {
 MAX_WIDTH, MAX_DEPTH = 1024, 12
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class MLPConfig:
     """Everything needed to rebuild the network (saved beside its weights)."""
 

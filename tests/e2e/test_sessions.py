@@ -30,7 +30,7 @@ def _fingerprints(page, url: str) -> dict[str, str]:
 
 
 def test_four_sessions_at_once_each_see_only_their_own_work(server, browser):
-    from core.fingerprint import weights_fingerprint
+    from core.models.fingerprint import weights_fingerprint
     from zoo.loaders import load_model
     from zoo.registry import load_registry
 

@@ -1,0 +1,197 @@
+"""The engine's one interface: a denoiser D(x, sigma, **cond) -> estimate of x_0.
+
+x is in variance-exploding coordinates, x = x_0 + sigma * eps, with sigma of shape [B]. Every sampler
+calls only this, so any model (epsilon, x_0 or v prediction, discrete or continuous time) and the exact
+Gaussian-mixture denoiser run under every sampler.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import torch
+
+from core.diffusion.schedules import NoiseSchedule
+from core.errors import BadInputError
+
+PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
+
+
+class Denoiser(Protocol):
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor, **cond: Any) -> torch.Tensor: ...
+
+
+def _bcast(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """[B] -> [B, 1, ..., 1] to multiply a [B, ...] tensor per sample."""
+    return v.reshape(v.shape + (1,) * (like.ndim - v.ndim))
+
+
+class DiscreteTimeDenoiser:
+    """Wraps a model trained on DDPM's x_t = sqrt(ab) x_0 + sqrt(1 - ab) eps at integer t.
+
+    model(x_t, t[, class_labels]) returns a tensor, or an object with `.sample` (diffusers UNet2DModel),
+    holding epsilon, x_0 ("sample") or v = sqrt(ab) eps - sqrt(1 - ab) x_0 (Salimans & Ho 2022).
+    For a VE input x at noise level sigma: ab = 1 / (1 + sigma^2), so x_t = x / sqrt(1 + sigma^2), and
+    t comes from sigma by interpolation in log sigma (continuous t between training steps).
+    The model is never modified: it may be shared between sessions.
+    """
+
+    def __init__(
+        self,
+        model: Callable[..., Any],
+        schedule: NoiseSchedule,
+        prediction_type: str = "epsilon",
+        num_classes: int | None = None,
+    ) -> None:
+        if prediction_type not in PREDICTION_TYPES:
+            raise BadInputError(
+                f"Unknown prediction type {prediction_type!r}; expected one of {', '.join(PREDICTION_TYPES)}."
+            )
+        self.model = model
+        self.schedule = schedule
+        self.prediction_type = prediction_type
+        self.num_classes = num_classes
+        params = getattr(model, "parameters", None)
+        first = next(iter(params()), None) if params else None
+        self.dtype = first.dtype if first is not None else None
+        self.device = first.device if first is not None else torch.device("cpu")
+
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
+        s = sigma.to(x.dtype).reshape(-1, *(1,) * (x.ndim - 1))
+        c_in = (1 + s * s).rsqrt()  # sqrt(ab)
+        x_t = x * c_in
+        t = self.schedule.sigma_to_t(sigma).to(self.device, torch.float32)
+        model_in = x_t if self.dtype is None else x_t.to(self.device, self.dtype)
+        extra = {} if class_labels is None else {"class_labels": class_labels.to(self.device)}
+        if torch.is_inference_mode_enabled():  # samplers already run under it; entering again costs a little
+            out = self.model(model_in, t, **extra)
+        else:
+            with torch.inference_mode():
+                out = self.model(model_in, t, **extra)
+        out = getattr(out, "sample", out).to(x.device, x.dtype)
+        if self.prediction_type == "epsilon":
+            return x - s * out
+        if self.prediction_type == "sample":
+            return out
+        # v = sqrt(ab) eps - sqrt(1-ab) x0  =>  x0 = sqrt(ab) x_t - sqrt(1-ab) v, with sqrt(1-ab) = sigma sqrt(ab)
+        return c_in * (x_t - s * out)
+
+
+class ClassifierFreeGuidance:
+    """D_w(x, sigma, c) = D(x, sigma, null) + w (D(x, sigma, c) - D(x, sigma, null)) (Ho & Salimans 2022).
+
+    The conditional and unconditional halves run as ONE batched forward of size 2B. Guidance in x_0 is the
+    same as guidance in epsilon or v, since each is affine in the others at fixed x and sigma.
+    w = 1 is the conditional model (one pass of size B); w = 0 the unconditional one.
+    """
+
+    def __init__(self, denoiser: Denoiser, scale: float, null_label: int) -> None:
+        self.denoiser = denoiser
+        self.scale = float(scale)
+        self.null_label = int(null_label)
+
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor, class_labels: torch.Tensor) -> torch.Tensor:
+        if self.scale == 1.0:
+            return self.denoiser(x, sigma, class_labels=class_labels)
+        null = torch.full_like(class_labels, self.null_label)
+        both = self.denoiser(torch.cat([x, x]), torch.cat([sigma, sigma]), class_labels=torch.cat([class_labels, null]))
+        cond, uncond = both.chunk(2)
+        return uncond + self.scale * (cond - uncond)
+
+
+class GaussianMixtureDenoiser:
+    """The exact denoiser E[x_0 | x_0 + sigma eps = x] for a Gaussian mixture, in any dimension.
+
+    Components k have mean mu_k [D], standard deviations s_k (a scalar per component, or per dimension)
+    and weight pi_k. Blurred by noise sigma, component k becomes N(mu_k, s_k^2 + sigma^2), so
+        D(x, sigma) = sum_k r_k(x) (mu_k + s_k^2 / (s_k^2 + sigma^2) (x - mu_k)),
+        r_k(x) proportional to pi_k N(x; mu_k, s_k^2 + sigma^2).
+    Inputs of shape [B, ...] are flattened to [B, D]. class_labels (optional) pins each sample to one
+    component (label == K means "any component"), which makes a class-conditional ground truth.
+    """
+
+    def __init__(self, means: torch.Tensor, stds: torch.Tensor | float, weights: torch.Tensor | None = None) -> None:
+        self.means = torch.as_tensor(means, dtype=torch.float64)
+        if self.means.ndim != 2:
+            raise BadInputError("Mixture means must have shape [components, dimensions].")
+        K, D = self.means.shape
+        stds = torch.as_tensor(stds, dtype=torch.float64)
+        if stds.ndim == 1 and len(stds) == K:
+            stds = stds[:, None]  # one isotropic std per component
+        if stds.ndim > 2 or not all(n in (1, m) for n, m in zip(stds.shape[::-1], (D, K), strict=False)):
+            raise BadInputError("Mixture stds must be a scalar, one per component, or [components, dimensions].")
+        self.stds = stds.expand(K, D).clone()
+        w = torch.ones(K, dtype=torch.float64) if weights is None else torch.as_tensor(weights, dtype=torch.float64)
+        if bool((self.stds <= 0).any()) or bool((w < 0).any()) or float(w.sum()) <= 0:
+            raise BadInputError("Mixture stds must be positive and weights non-negative with a positive sum.")
+        self.weights = w / w.sum()
+
+    @property
+    def dim(self) -> int:
+        return self.means.shape[1]
+
+    def _log_resp(self, x: torch.Tensor, var: torch.Tensor, class_labels: torch.Tensor | None) -> torch.Tensor:
+        diff = x[:, None, :] - self.means[None]  # [B, K, D]
+        log_n = -0.5 * ((diff**2 / var) + torch.log(2 * math.pi * var)).sum(-1)
+        logits = log_n + self.weights.log()
+        if class_labels is not None:
+            K = len(self.weights)
+            labels = class_labels.to(torch.long).cpu()
+            pinned = labels < K
+            mask = torch.zeros_like(logits, dtype=torch.bool)
+            mask[pinned] = True
+            mask[pinned, labels[pinned]] = False
+            logits = logits.masked_fill(mask, -math.inf)
+        return logits
+
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
+        flat = x.reshape(len(x), -1).to(torch.float64).cpu()
+        s2 = sigma.to(torch.float64).cpu().reshape(-1, 1, 1) ** 2
+        var = self.stds[None] ** 2 + s2  # [B, K, D]
+        resp = torch.softmax(self._log_resp(flat, var, class_labels), dim=1)  # [B, K]
+        x0_k = self.means[None] + self.stds[None] ** 2 / var * (flat[:, None, :] - self.means[None])
+        x0 = (resp[..., None] * x0_k).sum(1)
+        return x0.reshape(x.shape).to(x.device, x.dtype)
+
+    def log_prob(self, x: torch.Tensor, sigma: float = 0.0) -> torch.Tensor:
+        """log p_sigma(x) of the mixture blurred by noise sigma; x [B, D] -> [B]."""
+        var = self.stds[None] ** 2 + sigma**2
+        return torch.logsumexp(self._log_resp(x.to(torch.float64).cpu(), var, None), dim=1)
+
+    def score(self, x: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
+        """grad_x log p_sigma(x) = (D(x, sigma) - x) / sigma^2 (Tweedie's formula)."""
+        sigma = torch.as_tensor(sigma, dtype=x.dtype).expand(len(x))
+        return (self(x, sigma) - x) / _bcast(sigma, x) ** 2
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """n draws from the mixture: points [n, D] (float64) and their component labels [n]."""
+        labels = torch.multinomial(self.weights, n, replacement=True, generator=generator)
+        z = torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
+        return self.means[labels] + self.stds[labels] * z, labels
+
+
+def with_labels(
+    denoiser: Denoiser, labels: torch.Tensor, guidance: float = 1.0, null_label: int | None = None
+) -> Denoiser:
+    """D(x, sigma) for a batch whose sample k has class labels[k], under classifier-free guidance `guidance`
+    (1: the conditional model alone; any other scale mixes in the unconditional half, labelled `null_label`).
+
+    This is how conditioning reaches a sampler: bound into the denoiser, here with functools.partial.
+    """
+    if guidance != 1.0:
+        if null_label is None:
+            raise BadInputError("Guidance needs a model with an unconditional (no class) label.")
+        denoiser = ClassifierFreeGuidance(denoiser, guidance, null_label)
+    return functools.partial(denoiser, class_labels=labels)
+
+
+def clip_denoised(denoiser: Denoiser, lo: float = -1.0, hi: float = 1.0) -> Denoiser:
+    """Clamp the x_0 estimate to the data range, as DDPM's reference sampler does (`clip_sample`)."""
+
+    def clipped(x: torch.Tensor, sigma: torch.Tensor, **cond: Any) -> torch.Tensor:
+        return denoiser(x, sigma, **cond).clamp(lo, hi)
+
+    return clipped

@@ -1,0 +1,765 @@
+r"""Reverse-process samplers: one plain function each, one signature.
+
+    fn(denoiser, x, sigmas, *, generator=None, callback=None, **options) -> x_0 sample
+
+x is the starting noise already scaled by sigmas[0]; sigmas is a decreasing grid (float tensor) ending in
+0; the denoiser is D(x, sigma) -> x_0 in variance-exploding coordinates x = x_0 + sigma eps (see
+core/diffusion/denoisers.py). Conditioning is bound into the denoiser (`with_labels`: functools.partial,
+through a CFG wrapper under guidance).
+Throughout, d = (x - D(x, sigma)) / sigma is the predicted noise eps, which is also dx/dsigma of the
+probability-flow ODE (Karras et al. 2022, eq. 4 with sigma(t) = t).
+
+`generator` is a torch.Generator, or a list of them with one per sample so that sample k of a batch is
+reproducible alone. `callback` gets a `Step` per denoiser step (the state x at sigma, D(x), eps).
+Stochastic samplers (those that can draw fresh noise) also take `noise_until=k`: from step k on they add no
+fresh noise and take their deterministic (eta = 0) step instead, which shows how much of the result the late
+noise decides.
+
+Each function's docstring gives its update rule and paper; the app shows that docstring beside the
+function's source, so the code shown is the code run.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import torch
+
+from core.diffusion.denoisers import Denoiser
+from core.errors import BadInputError
+
+Generator = torch.Generator | Sequence[torch.Generator] | None
+
+
+@dataclass(frozen=True)
+class Step:
+    """What a sampler reports after each denoiser step."""
+
+    index: int
+    sigma: float
+    sigma_next: float
+    x: torch.Tensor  # the state at noise level sigma
+    denoised: torch.Tensor  # D(x, sigma), the predicted x_0
+
+    @cached_property
+    def eps(self) -> torch.Tensor:
+        """The predicted noise (x - x_0) / sigma."""
+        return (self.x - self.denoised) / self.sigma
+
+
+Callback = Callable[[Step], None] | None
+
+
+def randn_like(x: torch.Tensor, generator: Generator) -> torch.Tensor:
+    """Standard normal noise shaped like x, drawn on the CPU (same numbers on every device).
+
+    With a list of generators, row k is drawn from generator k alone.
+    """
+    if generator is None or isinstance(generator, torch.Generator):
+        z = torch.randn(x.shape, generator=generator, dtype=x.dtype)
+    else:
+        if len(generator) != len(x):
+            raise BadInputError(f"Got {len(generator)} generators for a batch of {len(x)}.")
+        z = torch.cat([torch.randn((1, *x.shape[1:]), generator=g, dtype=x.dtype) for g in generator])
+    return z.to(x.device)
+
+
+def _sigma_vec(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    return x.new_full((len(x),), sigma)
+
+
+def _report(callback: Callback, i: int, s: float, s_next: float, x: torch.Tensor, denoised: torch.Tensor) -> None:
+    if callback is not None:
+        callback(Step(i, s, s_next, x, denoised))
+
+
+def _noisy(i: int, noise_until: int | None) -> bool:
+    """Whether step i still injects fresh noise: every step, or only steps before `noise_until`."""
+    return noise_until is None or i < noise_until
+
+
+def ancestral_split(sigma: float, sigma_next: float, eta: float = 1.0) -> tuple[float, float]:
+    r"""Split a step sigma -> sigma_next into a deterministic part to sigma_down and fresh noise sigma_up.
+
+    $\sigma_{up} = \min\big(\sigma',\ \eta\,\sqrt{\sigma'^2 (\sigma^2 - \sigma'^2) / \sigma^2}\big)$,
+    $\sigma_{down} = \sqrt{\sigma'^2 - \sigma_{up}^2}$, so the marginal noise level after the step is sigma'.
+    With eta = 1 this is exactly DDPM's posterior variance, with eta = 0 it is DDIM.
+    """
+    if sigma_next == 0:
+        return 0.0, 0.0
+    up = min(sigma_next, eta * math.sqrt(sigma_next**2 * (sigma**2 - sigma_next**2) / sigma**2))
+    return math.sqrt(sigma_next**2 - up**2), up
+
+
+def ddpm(
+    denoiser: Denoiser,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    *,
+    generator: Generator = None,
+    callback: Callback = None,
+    variance: str = "small",
+    noise_until: int | None = None,
+) -> torch.Tensor:
+    r"""DDPM ancestral sampling: draw x_{t-1} from the Gaussian posterior q(x_{t-1} | x_t, x_0 = D(x_t)).
+
+    Ho, Jain & Abbeel 2020, "Denoising Diffusion Probabilistic Models", Algorithm 2. In VE coordinates
+    ($\sigma' =$ next sigma, $\hat x_0 = D(x, \sigma)$, $\hat\epsilon = (x - \hat x_0)/\sigma$):
+
+    $$x' = \hat x_0 + \frac{\sigma'^2}{\sigma}\,\hat\epsilon + s\,z,\qquad z \sim \mathcal N(0, I)$$
+
+    small variance (the posterior's, $\tilde\beta_t$): $s^2 = \sigma'^2(\sigma^2 - \sigma'^2)/\sigma^2$;
+    large variance ($\beta_t$): $s^2 = (\sigma^2 - \sigma'^2)(1 + \sigma'^2)/(1 + \sigma^2)$.
+    Skipped steps use $\beta_t = 1 - \bar\alpha_t/\bar\alpha_{t'}$. The last step returns $\hat x_0$.
+    """
+    if variance not in ("small", "large"):
+        raise BadInputError("DDPM variance must be 'small' or 'large'.")
+    sig = sigmas.tolist()
+    for i in range(len(sig) - 1):
+        s, s_next = sig[i], sig[i + 1]
+        denoised = denoiser(x, _sigma_vec(x, s))
+        _report(callback, i, s, s_next, x, denoised)
+        if s_next == 0:
+            x = denoised
+            continue
+        eps = (x - denoised) / s
+        if not _noisy(i, noise_until):  # noise switched off: the deterministic (DDIM) step
+            x = denoised + s_next * eps
+            continue
+        if variance == "small":
+            var = s_next**2 * (s**2 - s_next**2) / s**2
+        else:
+            var = (s**2 - s_next**2) * (1 + s_next**2) / (1 + s**2)
+        x = denoised + (s_next**2 / s) * eps + math.sqrt(var) * randn_like(x, generator)
+    return x
+
+
+def ddim(
+    denoiser: Denoiser,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    *,
+    generator: Generator = None,
+    callback: Callback = None,
+    eta: float = 0.0,
+    noise_until: int | None = None,
+) -> torch.Tensor:
+    r"""DDIM: predict x_0, then step to the next noise level along the predicted noise.
+
+    Song, Meng & Ermon 2021, "Denoising Diffusion Implicit Models", eq. 12. In VP form
+    $x_{t'} = \sqrt{\bar\alpha_{t'}}\,\hat x_0 + \sqrt{1 - \bar\alpha_{t'} - s_t^2}\,\hat\epsilon + s_t z$,
+    with $s_t = \eta\sqrt{(1-\bar\alpha_{t'})/(1-\bar\alpha_t)}\sqrt{1-\bar\alpha_t/\bar\alpha_{t'}}$.
+    Divided by $\sqrt{\bar\alpha_{t'}}$ this is, in VE coordinates,
+
+    $$x' = \hat x_0 + \sigma_{down}\,\hat\epsilon + \sigma_{up}\,z$$
+
+    with $\sigma_{up}, \sigma_{down}$ from `ancestral_split`. eta = 0 is deterministic (identical to Euler
+    on the probability-flow ODE); eta = 1 is DDPM with the small variance.
+    """
+    sig = sigmas.tolist()
+    for i in range(len(sig) - 1):
+        s, s_next = sig[i], sig[i + 1]
+        denoised = denoiser(x, _sigma_vec(x, s))
+        _report(callback, i, s, s_next, x, denoised)
+        sigma_down, sigma_up = ancestral_split(s, s_next, eta if _noisy(i, noise_until) else 0.0)
+        x = denoised + (sigma_down / s) * (x - denoised)  # x_0 + sigma_down * eps, eps = (x - x_0) / sigma
+        if sigma_up > 0:
+            x = x + sigma_up * randn_like(x, generator)
+    return x
+
+
+def euler(
+    denoiser: Denoiser,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    *,
+    generator: Generator = None,
+    callback: Callback = None,
+) -> torch.Tensor:
+    r"""Euler's method on the probability-flow ODE $dx/d\sigma = (x - D(x, \sigma))/\sigma$.
+
+    Karras, Aittala, Aila & Laine 2022, "Elucidating the Design Space of Diffusion-Based Generative
+    Models" (EDM), eq. 4. First order: the error shrinks like 1/steps.
+
+    $$d = \frac{x - D(x, \sigma)}{\sigma},\qquad x' = x + (\sigma' - \sigma)\,d$$
+    """
+    sig = sigmas.tolist()
+    for i in range(len(sig) - 1):
+        s, s_next = sig[i], sig[i + 1]
+        denoised = denoiser(x, _sigma_vec(x, s))
+        _report(callback, i, s, s_next, x, denoised)
+        d = (x - denoised) / s
+        x = x + (s_next - s) * d
+    return x
+
+
+def euler_ancestral(
+    denoiser: Denoiser,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    *,
+    generator: Generator = None,
+    callback: Callback = None,
+    eta: float = 1.0,
+    noise_until: int | None = None,
+) -> torch.Tensor:
+    r"""Euler ancestral: an Euler step down to $\sigma_{down}$, then fresh noise back up to $\sigma'$.
+
+    The ancestral sampler of k-diffusion (Crowson 2022), built on Song et al. 2021 (score SDEs).
+
+    $$x' = x + (\sigma_{down} - \sigma)\,d + \sigma_{up}\,z,\qquad
+    \sigma_{up} = \min\Big(\sigma', \eta\sqrt{\tfrac{\sigma'^2(\sigma^2-\sigma'^2)}{\sigma^2}}\Big),\;
+    \sigma_{down} = \sqrt{\sigma'^2 - \sigma_{up}^2}$$
+
+    Fresh noise at every step keeps the sampler stochastic: results never settle as steps grow.
+    """
+    sig = sigmas.tolist()
+    for i in range(len(sig) - 1):
+        s, s_next = sig[i], sig[i + 1]
+        denoised = denoiser(x, _sigma_vec(x, s))
+        _report(callback, i, s, s_next, x, denoised)
+        sigma_down, sigma_up = ancestral_split(s, s_next, eta if _noisy(i, noise_until) else 0.0)
+        d = (x - denoised) / s
+        x = x + (sigma_down - s) * d
+        if sigma_up > 0:
+            x = x + sigma_up * randn_like(x, generator)
+    return x
+
+
+def heun(
+    denoiser: Denoiser,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    *,
+    generator: Generator = None,
+    callback: Callback = None,
+) -> torch.Tensor:
+    r"""Heun's method (explicit trapezoid): an Euler step, then the average of both slopes.
+
+    Karras et al. 2022 (EDM), Algorithm 1. Second order; 2 denoiser calls per step, 1 on the last step
+    (which ends at sigma = 0, where the slope is undefined).
+
+    $$\tilde x = x + (\sigma' - \sigma)\,d(x, \sigma),\qquad
+    x' = x + (\sigma' - \sigma)\,\tfrac12\big(d(x, \sigma) + d(\tilde x, \sigma')\big)$$
+    """
+    sig = sigmas.tolist()
+    for i in range(len(sig) - 1):
+        s, s_next = sig[i], sig[i + 1]
+        denoised = denoiser(x, _sigma_vec(x, s))
+        _report(callback, i, s, s_next, x, denoised)
+        d = (x - denoised) / s
+        x_euler = x + (s_next - s) * d
+        if s_next == 0:
+            x = x_euler
+            continue
+        d_next = (x_euler - denoiser(x_euler, _sigma_vec(x, s_next))) / s_next
+        x = x + (s_next - s) * (d + d_next) / 2
+    return x
+
+
+def lms_coefficients(sigmas: Sequence[float], i: int, order: int) -> list[float]:
+    r"""$\int_{\sigma_i}^{\sigma_{i+1}} \ell_j(\tau)\,d\tau$ for the Lagrange basis $\ell_j$ through
+    $\sigma_i, \sigma_{i-1}, \ldots, \sigma_{i-order+1}$ (j = 0 is the newest point). Exact polynomial
+    integration in float64."""
+    nodes = [sigmas[i - j] for j in range(order)]
+    coeffs = []
+    for j in range(order):
+        others = [n for k, n in enumerate(nodes) if k != j]
+        basis = np.polynomial.Polynomial.fromroots(others) if others else np.polynomial.Polynomial([1.0])
+        basis = basis / np.prod([nodes[j] - n for n in others])
+        antiderivative = basis.integ()
+        coeffs.append(float(antiderivative(sigmas[i + 1]) - antiderivative(sigmas[i])))
+    return coeffs
+
+
+def lms(
+    denoiser: Denoiser,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    *,
+    generator: Generator = None,
+    callback: Callback = None,
+    order: int = 4,
+) -> torch.Tensor:
+    r"""Linear multistep (Adams-Bashforth in sigma): reuse the last `order` slopes, one call per step.
+
+    Karras et al. 2022 use it as a baseline; k-diffusion (Crowson) and diffusers' LMSDiscreteScheduler.
+    The slopes $d_{i-j}$ are interpolated by a polynomial in $\sigma$ and integrated over the step:
+
+    $$x_{i+1} = x_i + \sum_{j=0}^{k-1} d_{i-j} \int_{\sigma_i}^{\sigma_{i+1}} \ell_j(\tau)\,d\tau,
+    \qquad k = \min(i + 1, \text{order})$$
+    """
+    sig = sigmas.tolist()
+    if not 1 <= order <= 4:
+        raise BadInputError("LMS order must be between 1 and 4.")
+    slopes: list[torch.Tensor] = []
+    for i in range(len(sig) - 1):
+        s, s_next = sig[i], sig[i + 1]
+        denoised = denoiser(x, _sigma_vec(x, s))
+        _report(callback, i, s, s_next, x, denoised)
+        slopes = [(x - denoised) / s, *slopes][:order]
+        for c, d in zip(lms_coefficients(sig, i, len(slopes)), slopes, strict=True):
+            x = x + c * d
+    return x
+
+
+def dpm_2(
+    denoiser: Denoiser,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    *,
+    generator: Generator = None,
+    callback: Callback = None,
+) -> torch.Tensor:
+    r"""DPM-Solver-2 in its k-diffusion form: a midpoint step, the midpoint taken in log sigma.
+
+    Lu, Zhou, Bao, Chen, Li & Zhu 2022, "DPM-Solver", Algorithm 4 (r = 1/2), as adapted by Karras et al.
+    2022. Second order, 2 calls per step (1 on the last).
+
+    $$\sigma_m = \sqrt{\sigma\sigma'},\quad \tilde x = x + (\sigma_m - \sigma)\,d(x, \sigma),\quad
+    x' = x + (\sigma' - \sigma)\,d(\tilde x, \sigma_m)$$
+    """
+    sig = sigmas.tolist()
+    for i in range(len(sig) - 1):
+        s, s_next = sig[i], sig[i + 1]
+        denoised = denoiser(x, _sigma_vec(x, s))
+        _report(callback, i, s, s_next, x, denoised)
+        d = (x - denoised) / s
+        if s_next == 0:
+            x = x + (s_next - s) * d
+            continue
+        s_mid = math.sqrt(s * s_next)
+        x_mid = x + (s_mid - s) * d
+        d_mid = (x_mid - denoiser(x_mid, _sigma_vec(x, s_mid))) / s_mid
+        x = x + (s_next - s) * d_mid
+    return x
+
+
+def dpmpp_2m(
+    denoiser: Denoiser,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    *,
+    generator: Generator = None,
+    callback: Callback = None,
+) -> torch.Tensor:
+    r"""DPM-Solver++(2M): second-order multistep solver in the data (x_0) prediction.
+
+    Lu, Zhou, Bao, Chen, Li & Zhu 2022, "DPM-Solver++", Algorithm 2. With $\lambda = -\log\sigma$,
+    $h = \lambda' - \lambda$ and $r = h_{prev}/h$, the exact linear part is integrated and $D$ is
+    extrapolated from this step's and the previous step's estimates:
+
+    $$x' = \frac{\sigma'}{\sigma}\,x - (e^{-h} - 1)\Big[\big(1 + \tfrac{1}{2r}\big)D_i - \tfrac{1}{2r}D_{i-1}\Big]$$
+
+    The first step (no history) and the last (to sigma = 0) are first order. One call per step.
+    """
+    sig = sigmas.tolist()
+    old_denoised, h_last = None, None
+    for i in range(len(sig) - 1):
+        s, s_next = sig[i], sig[i + 1]
+        denoised = denoiser(x, _sigma_vec(x, s))
+        _report(callback, i, s, s_next, x, denoised)
+        if s_next == 0:
+            x = denoised
+            continue
+        h = math.log(s / s_next)
+        if old_denoised is None:
+            d_hat = denoised
+        else:
+            r = h_last / h
+            d_hat = (1 + 1 / (2 * r)) * denoised - (1 / (2 * r)) * old_denoised
+        x = (s_next / s) * x - math.expm1(-h) * d_hat
+        old_denoised, h_last = denoised, h
+    return x
+
+
+def dpmpp_2s_ancestral(
+    denoiser: Denoiser,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    *,
+    generator: Generator = None,
+    callback: Callback = None,
+    eta: float = 1.0,
+    noise_until: int | None = None,
+) -> torch.Tensor:
+    r"""DPM-Solver++(2S) ancestral: a two-stage DPM-Solver++ step to $\sigma_{down}$, then fresh noise.
+
+    Lu et al. 2022, "DPM-Solver++", Algorithm 1 (single-step, r = 1/2), made ancestral as in k-diffusion.
+    With $\lambda = -\log\sigma$, $h = \log(\sigma/\sigma_{down})$ and the midpoint
+    $\sigma_m = \sqrt{\sigma\sigma_{down}}$:
+
+    $$u = \frac{\sigma_m}{\sigma}x - (e^{-h/2} - 1)D(x, \sigma),\qquad
+    x' = \frac{\sigma_{down}}{\sigma}x - (e^{-h} - 1)D(u, \sigma_m) + \sigma_{up}z$$
+
+    2 calls per step (1 on the last).
+    """
+    sig = sigmas.tolist()
+    for i in range(len(sig) - 1):
+        s, s_next = sig[i], sig[i + 1]
+        denoised = denoiser(x, _sigma_vec(x, s))
+        _report(callback, i, s, s_next, x, denoised)
+        sigma_down, sigma_up = ancestral_split(s, s_next, eta if _noisy(i, noise_until) else 0.0)
+        if sigma_down == 0:
+            x = denoised
+        else:
+            h = math.log(s / sigma_down)
+            s_mid = math.sqrt(s * sigma_down)
+            u = (s_mid / s) * x - math.expm1(-h / 2) * denoised
+            x = (sigma_down / s) * x - math.expm1(-h) * denoiser(u, _sigma_vec(x, s_mid))
+        if sigma_up > 0:
+            x = x + sigma_up * randn_like(x, generator)
+    return x
+
+
+def dpmpp_2m_sde(
+    denoiser: Denoiser,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    *,
+    generator: Generator = None,
+    callback: Callback = None,
+    eta: float = 1.0,
+    noise_until: int | None = None,
+) -> torch.Tensor:
+    r"""DPM-Solver++(2M) SDE: the multistep solver for the reverse SDE, with a midpoint correction.
+
+    Lu et al. 2022, "DPM-Solver++", section 4 (SDE variant), in k-diffusion's form. With
+    $h = \log(\sigma/\sigma')$ and $\eta h$ the share of the step taken by fresh noise:
+
+    $$x' = \frac{\sigma'}{\sigma}e^{-\eta h}x + (1 - e^{-(1+\eta)h})D_i
+    + \tfrac{1}{2r}(1 - e^{-(1+\eta)h})(D_i - D_{i-1}) + \sigma'\sqrt{1 - e^{-2\eta h}}\,z$$
+
+    eta = 0 gives a deterministic second-order ODE solver. One call per step.
+    """
+    sig = sigmas.tolist()
+    old_denoised, h_last = None, None
+    for i in range(len(sig) - 1):
+        s, s_next = sig[i], sig[i + 1]
+        denoised = denoiser(x, _sigma_vec(x, s))
+        _report(callback, i, s, s_next, x, denoised)
+        if s_next == 0:
+            x = denoised
+            continue
+        h = math.log(s / s_next)
+        eta_i = eta if _noisy(i, noise_until) else 0.0
+        eta_h = eta_i * h
+        x = (s_next / s) * math.exp(-eta_h) * x - math.expm1(-h - eta_h) * denoised
+        if old_denoised is not None:
+            r = h_last / h
+            x = x - 0.5 / r * math.expm1(-h - eta_h) * (denoised - old_denoised)
+        if eta_i > 0:
+            x = x + s_next * math.sqrt(-math.expm1(-2 * eta_h)) * randn_like(x, generator)
+        old_denoised, h_last = denoised, h
+    return x
+
+
+def edm(
+    denoiser: Denoiser,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    *,
+    generator: Generator = None,
+    callback: Callback = None,
+    churn: float = 10.0,
+    s_tmin: float = 0.05,
+    s_tmax: float = 50.0,
+    s_noise: float = 1.003,
+    noise_until: int | None = None,
+) -> torch.Tensor:
+    r"""EDM's stochastic sampler: raise the noise a little ("churn"), then take a Heun step back down.
+
+    Karras et al. 2022 (EDM), Algorithm 2. With $\gamma = \min(S_{churn}/N, \sqrt2 - 1)$ for
+    $\sigma \in [S_{tmin}, S_{tmax}]$ (else 0):
+
+    $$\hat\sigma = (1 + \gamma)\sigma,\quad \hat x = x + \sqrt{\hat\sigma^2 - \sigma^2}\,S_{noise}\,z,$$
+    then Heun from $(\hat x, \hat\sigma)$ to $\sigma'$. churn = 0 is plain Heun.
+    """
+    sig = sigmas.tolist()
+    n = len(sig) - 1
+    for i in range(n):
+        s, s_next = sig[i], sig[i + 1]
+        # Stage 1: how far to raise the noise, gamma_i (only inside [S_tmin, S_tmax], and capped at sqrt(2) - 1).
+        in_range = s_tmin <= s <= s_tmax and _noisy(i, noise_until)
+        gamma = min(churn / n, math.sqrt(2) - 1) if in_range else 0.0
+        # Stage 2: go up from sigma_i to sigma_hat = (1 + gamma) sigma_i with fresh noise of variance
+        # sigma_hat^2 - sigma_i^2 (times S_noise^2), so x_hat is a sample at noise level sigma_hat.
+        s_hat = s * (1 + gamma)
+        if gamma > 0:
+            x = x + math.sqrt(s_hat**2 - s**2) * s_noise * randn_like(x, generator)
+        # Stage 3: an Euler step of the probability-flow ODE from sigma_hat down to sigma_{i+1}.
+        denoised = denoiser(x, _sigma_vec(x, s_hat))
+        _report(callback, i, s_hat, s_next, x, denoised)
+        d = (x - denoised) / s_hat
+        x_euler = x + (s_next - s_hat) * d
+        if s_next == 0:  # the last step stays first order: the slope at sigma = 0 is undefined
+            x = x_euler
+            continue
+        # Stage 4: Heun's correction, averaging the slope at both ends of the step.
+        d_next = (x_euler - denoiser(x_euler, _sigma_vec(x, s_next))) / s_next
+        x = x + (s_next - s_hat) * (d + d_next) / 2
+    return x
+
+
+@dataclass(frozen=True, kw_only=True)
+class Option:
+    """A sampler option, typed, so that the UI can offer it and `sample` can check it.
+
+    kind is int or float (a number in [low, high]; `high` None means unbounded) or str (one of `choices`).
+    A default of None means "off" (noise_until)."""
+
+    name: str
+    kind: type
+    default: float | str | None
+    help: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] = ()
+
+    def parse(self, value: object, owner: str) -> float | str | None:
+        """`value` as this option's type, or BadInputError with a sentence naming the sampler and the range."""
+        if value is None and self.default is None:
+            return None
+        if self.kind is str:
+            if value not in self.choices:
+                raise BadInputError(f"{owner}'s {self.name} must be one of {', '.join(self.choices)} (got {value!r}).")
+            return str(value)
+        try:
+            number = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise BadInputError(f"{owner}'s {self.name} must be a number (got {value!r}).") from None
+        if self.kind is int and not number.is_integer():
+            raise BadInputError(f"{owner}'s {self.name} must be a whole number (got {value!r}).")
+        too_low = self.low is not None and number < self.low
+        if too_low or (self.high is not None and number > self.high) or not math.isfinite(number):
+            upper = "" if self.high is None else f" and {self.high:g}"
+            raise BadInputError(f"{owner}'s {self.name} must lie between {self.low:g}{upper} (got {value!r}).")
+        return int(number) if self.kind is int else number
+
+
+# Every stochastic sampler takes it (see the module docstring).
+NOISE_UNTIL = Option(
+    name="noise_until",
+    kind=int,
+    default=None,
+    low=0,
+    help="From this step on, no fresh noise: the sampler takes its deterministic step.",
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SamplerSpec:
+    name: str
+    fn: Callable[..., torch.Tensor]
+    title: str
+    order: int  # convergence order of the deterministic solver (an ancestral step is first order in its noise)
+    stochastic: bool  # can inject fresh noise (then it also takes noise_until)
+    paper: str
+    calls_per_step: int  # denoiser calls per step, except the last step (always 1)
+    options: tuple[Option, ...] = ()
+    noise_scale: str | None = None  # the option that scales the fresh noise (0: none); None: always noisy
+
+    def nfe(self, steps: int) -> int:
+        """Denoiser evaluations for `steps` steps ending at sigma = 0."""
+        return self.calls_per_step * (steps - 1) + 1
+
+    @property
+    def doc(self) -> str:
+        return self.fn.__doc__ or ""
+
+    @property
+    def accepts(self) -> tuple[Option, ...]:
+        """Every option `sample` takes for this sampler."""
+        return (*self.options, NOISE_UNTIL) if self.stochastic else self.options
+
+    def parse_options(self, options: Mapping[str, object]) -> dict[str, float | str | None]:
+        """The options checked and typed (unknown names, wrong types and out-of-range values refused)."""
+        known = {o.name: o for o in self.accepts}
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise BadInputError(f"{self.title} has no option {', '.join(unknown)}.")
+        return {name: known[name].parse(value, self.title) for name, value in options.items()}
+
+    def injects_noise(self, options: Mapping[str, object] | None = None) -> bool:
+        """Whether a run with these options draws fresh noise (DDIM at eta = 0, for one, does not)."""
+        if not self.stochastic:
+            return False
+        if self.noise_scale is None:
+            return True
+        option = next(o for o in self.options if o.name == self.noise_scale)
+        return float((options or {}).get(self.noise_scale, option.default)) > 0
+
+
+def _eta(default: float, help: str) -> Option:
+    return Option(name="eta", kind=float, default=default, low=0.0, high=1.0, help=help)
+
+
+_ANCESTRAL_ETA = _eta(1.0, "Share of each step's noise that is fresh: 0 deterministic, 1 ancestral.")
+
+SAMPLERS: dict[str, SamplerSpec] = {
+    s.name: s
+    for s in (
+        SamplerSpec(
+            name="ddpm",
+            fn=ddpm,
+            title="DDPM (ancestral)",
+            order=1,
+            stochastic=True,
+            paper="Ho et al. 2020",
+            calls_per_step=1,
+            options=(
+                Option(
+                    name="variance",
+                    kind=str,
+                    default="small",
+                    choices=("small", "large"),
+                    help="Posterior variance (small) or beta_t (large).",
+                ),
+            ),
+        ),
+        SamplerSpec(
+            name="ddim",
+            fn=ddim,
+            title="DDIM",
+            order=1,
+            stochastic=True,
+            paper="Song et al. 2021",
+            calls_per_step=1,
+            options=(_eta(0.0, "0: deterministic DDIM; 1: DDPM's posterior noise."),),
+            noise_scale="eta",
+        ),
+        SamplerSpec(
+            name="euler",
+            fn=euler,
+            title="Euler",
+            order=1,
+            stochastic=False,
+            paper="Karras et al. 2022",
+            calls_per_step=1,
+        ),
+        SamplerSpec(
+            name="euler_ancestral",
+            fn=euler_ancestral,
+            title="Euler ancestral",
+            order=1,
+            stochastic=True,
+            paper="Crowson 2022 (k-diffusion)",
+            calls_per_step=1,
+            options=(_ANCESTRAL_ETA,),
+            noise_scale="eta",
+        ),
+        SamplerSpec(
+            name="heun", fn=heun, title="Heun", order=2, stochastic=False, paper="Karras et al. 2022", calls_per_step=2
+        ),
+        SamplerSpec(
+            name="lms",
+            fn=lms,
+            title="LMS (linear multistep)",
+            order=4,
+            stochastic=False,
+            paper="Karras et al. 2022; Crowson 2022",
+            calls_per_step=1,
+            options=(
+                Option(name="order", kind=int, default=4, low=1, high=4, help="How many past slopes to combine."),
+            ),
+        ),
+        SamplerSpec(
+            name="dpm_2",
+            fn=dpm_2,
+            title="DPM-Solver-2",
+            order=2,
+            stochastic=False,
+            paper="Lu et al. 2022",
+            calls_per_step=2,
+        ),
+        SamplerSpec(
+            name="dpmpp_2m",
+            fn=dpmpp_2m,
+            title="DPM-Solver++(2M)",
+            order=2,
+            stochastic=False,
+            paper="Lu et al. 2022 (DPM-Solver++)",
+            calls_per_step=1,
+        ),
+        SamplerSpec(
+            name="dpmpp_2s_ancestral",
+            fn=dpmpp_2s_ancestral,
+            title="DPM-Solver++(2S) ancestral",
+            order=2,
+            stochastic=True,
+            paper="Lu et al. 2022 (DPM-Solver++)",
+            calls_per_step=2,
+            options=(_ANCESTRAL_ETA,),
+            noise_scale="eta",
+        ),
+        SamplerSpec(
+            name="dpmpp_2m_sde",
+            fn=dpmpp_2m_sde,
+            title="DPM-Solver++(2M) SDE",
+            order=2,
+            stochastic=True,
+            paper="Lu et al. 2022 (DPM-Solver++)",
+            calls_per_step=1,
+            options=(_ANCESTRAL_ETA,),
+            noise_scale="eta",
+        ),
+        SamplerSpec(
+            name="edm",
+            fn=edm,
+            title="EDM stochastic (Heun + churn)",
+            order=2,
+            stochastic=True,
+            paper="Karras et al. 2022",
+            calls_per_step=2,
+            options=(
+                Option(
+                    name="churn",
+                    kind=float,
+                    default=10.0,
+                    low=0.0,
+                    high=80.0,
+                    help="S_churn: how much noise to add back per step, over the whole run.",
+                ),
+                Option(
+                    name="s_noise",
+                    kind=float,
+                    default=1.003,
+                    low=1.0,
+                    high=1.1,
+                    help="S_noise: inflate the added noise slightly.",
+                ),
+            ),
+            noise_scale="churn",
+        ),
+    )
+}
+
+
+def get_sampler(name: str) -> SamplerSpec:
+    spec = SAMPLERS.get(name)
+    if spec is None:
+        raise BadInputError(f"Unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}.")
+    return spec
+
+
+def sample(
+    name: str,
+    denoiser: Denoiser,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    *,
+    generator: Generator = None,
+    callback: Callback = None,
+    **options: float | str,
+) -> torch.Tensor:
+    """Run the named sampler under inference mode, checking the grid and options first."""
+    spec = get_sampler(name)
+    if sigmas.ndim != 1 or len(sigmas) < 2 or float(sigmas[-1]) != 0 or bool((sigmas[1:] >= sigmas[:-1]).any()):
+        raise BadInputError("The sigma grid must be strictly decreasing and end in 0.")
+    parsed = spec.parse_options(options)
+    with torch.inference_mode():
+        return spec.fn(denoiser, x, sigmas, generator=generator, callback=callback, **parsed)

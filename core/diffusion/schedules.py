@@ -1,0 +1,315 @@
+"""Noise schedules of discrete-time diffusion models, and the sigma grids samplers walk.
+
+A discrete-time (DDPM-style) model is trained on x_t = sqrt(ab_t) x_0 + sqrt(1 - ab_t) eps for integer
+t in [0, T), with ab_t = alpha_bar_t = prod_{s <= t} (1 - beta_s). The same process in "variance
+exploding" coordinates x = x_t / sqrt(ab_t) = x_0 + sigma_t eps has sigma_t = sqrt((1 - ab_t) / ab_t),
+so every schedule is fully described by its increasing sigma_t, and every sampler works on a decreasing
+grid of sigmas ending in 0 (Karras et al. 2022, "Elucidating the Design Space of Diffusion-Based
+Generative Models", section 2).
+
+Everything here is computed in float64 and returned as float64 tensors; callers cast where they need to.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import torch
+
+from core.errors import BadInputError
+
+SPACINGS = ("leading", "trailing", "linspace", "karras")
+MAX_TRAIN_STEPS = 100_000
+# Starting a sampler at sigma ~ 2e4 (the cosine schedule's last step, alpha_bar ~ 2e-9) multiplies any
+# error of an epsilon model by sigma. diffusers recommends clipping log-SNR at -2 * 5.1 for the cosine
+# schedule (`lambda_min_clipped`), i.e. sigma <= exp(5.1) ~ 164; DDPM's linear schedule ends at 157.
+DEFAULT_MAX_SIGMA = math.exp(5.1)
+
+
+def _linear(T: int, start: float, end: float) -> torch.Tensor:
+    """Ho et al. 2020: betas evenly spaced from start to end."""
+    return torch.linspace(start, end, T, dtype=torch.float64)
+
+
+def _scaled_linear(T: int, start: float, end: float) -> torch.Tensor:
+    """Latent diffusion / Stable Diffusion: sqrt(beta) evenly spaced, so betas grow like a square."""
+    return torch.linspace(math.sqrt(start), math.sqrt(end), T, dtype=torch.float64) ** 2
+
+
+def _quadratic(T: int, start: float, end: float) -> torch.Tensor:
+    """Betas quadratic in t: start + (end - start) (t / (T - 1))^2.
+
+    Some tutorials call `scaled_linear` "quadratic"; here the name means quadratic in t, which keeps
+    betas small for longer and destroys the signal later than `linear`.
+    """
+    u = torch.linspace(0.0, 1.0, T, dtype=torch.float64)
+    return start + (end - start) * u**2
+
+
+def _sigmoid(T: int, start: float, end: float) -> torch.Tensor:
+    """Betas following a logistic curve over [-6, 6] (as in diffusers' "sigmoid" schedule)."""
+    return torch.sigmoid(torch.linspace(-6.0, 6.0, T, dtype=torch.float64)) * (end - start) + start
+
+
+def cosine_alpha_bar(u: torch.Tensor, s: float = 0.008) -> torch.Tensor:
+    """Nichol & Dhariwal 2021 (Improved DDPM), eq. 17: f(u) = cos^2(pi/2 (u + s) / (1 + s)), u = t / T."""
+    return torch.cos((u + s) / (1 + s) * math.pi / 2) ** 2
+
+
+def _cosine(T: int, start: float, end: float, max_beta: float = 0.999) -> torch.Tensor:
+    """Improved DDPM cosine schedule: beta_t = 1 - f((t+1)/T) / f(t/T), clipped at 0.999 near t = T.
+
+    `start` and `end` are not used: the schedule has no beta range.
+    """
+    u = torch.arange(T + 1, dtype=torch.float64) / T
+    f = cosine_alpha_bar(u)
+    return torch.clamp(1 - f[1:] / f[:-1], max=max_beta)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScheduleKind:
+    """A named family of beta schedules."""
+
+    name: str
+    title: str
+    make: Callable[[int, float, float], torch.Tensor]
+    beta_start: float | None  # default range; None where the schedule has no beta range
+    beta_end: float | None
+    formula: str  # LaTeX, for the pages
+
+
+SCHEDULE_KINDS: dict[str, ScheduleKind] = {
+    k.name: k
+    for k in (
+        ScheduleKind(
+            name="linear",
+            title="Linear (DDPM)",
+            make=_linear,
+            beta_start=1e-4,
+            beta_end=0.02,
+            formula=r"\beta_t = \beta_0 + (\beta_1-\beta_0)\,\tfrac{t}{T-1}",
+        ),
+        ScheduleKind(
+            name="scaled_linear",
+            title="Scaled linear (Stable Diffusion)",
+            make=_scaled_linear,
+            beta_start=0.00085,
+            beta_end=0.012,
+            formula=r"\beta_t = \big(\sqrt{\beta_0} + (\sqrt{\beta_1}-\sqrt{\beta_0})\tfrac{t}{T-1}\big)^2",
+        ),
+        ScheduleKind(
+            name="cosine",
+            title="Cosine (Improved DDPM)",
+            make=_cosine,
+            beta_start=None,
+            beta_end=None,
+            formula=r"\bar\alpha_t = \frac{f(t)}{f(0)},\; "
+            r"f(t) = \cos^2\!\Big(\frac{t/T + s}{1+s}\cdot\frac{\pi}{2}\Big),"
+            r"\; s = 0.008,\; \beta_t \le 0.999",
+        ),
+        ScheduleKind(
+            name="sigmoid",
+            title="Sigmoid",
+            make=_sigmoid,
+            beta_start=1e-4,
+            beta_end=0.02,
+            formula=r"\beta_t = \beta_0 + (\beta_1-\beta_0)\,\mathrm{sigmoid}\big(-6 + 12\tfrac{t}{T-1}\big)",
+        ),
+        ScheduleKind(
+            name="quadratic",
+            title="Quadratic in t",
+            make=_quadratic,
+            beta_start=1e-4,
+            beta_end=0.02,
+            formula=r"\beta_t = \beta_0 + (\beta_1-\beta_0)\,\big(\tfrac{t}{T-1}\big)^2",
+        ),
+    )
+}
+
+
+@dataclass(frozen=True, eq=False)
+class NoiseSchedule:
+    """A discrete-time noise schedule: betas[t] for t = 0 .. T-1, and everything derived from them.
+
+    Build one with `make_schedule(name, T, ...)` or `NoiseSchedule.from_alphas_cumprod(ab)`.
+    All tensors are float64 of shape [T].
+    """
+
+    betas: torch.Tensor
+    name: str = "custom"
+
+    def __post_init__(self) -> None:
+        betas = torch.as_tensor(self.betas, dtype=torch.float64)
+        if betas.ndim != 1 or len(betas) < 2:
+            raise BadInputError("A noise schedule needs at least 2 steps.")
+        if not bool(((betas > 0) & (betas < 1)).all()):
+            raise BadInputError("Every beta must lie strictly between 0 and 1.")
+        object.__setattr__(self, "betas", betas)
+
+    @classmethod
+    def from_alphas_cumprod(cls, alphas_cumprod: torch.Tensor, name: str = "custom") -> NoiseSchedule:
+        """The schedule whose alpha_bar is the given decreasing sequence (e.g. read from a checkpoint)."""
+        ab = torch.as_tensor(alphas_cumprod, dtype=torch.float64)
+        prev = torch.cat([ab.new_ones(1), ab[:-1]])
+        return cls(1 - ab / prev, name)
+
+    @property
+    def num_steps(self) -> int:
+        return len(self.betas)
+
+    @cached_property
+    def alphas_cumprod(self) -> torch.Tensor:
+        """alpha_bar_t = prod_{s<=t} (1 - beta_s): the signal's share of the variance at t."""
+        return torch.cumprod(1 - self.betas, dim=0)
+
+    @cached_property
+    def snr(self) -> torch.Tensor:
+        """Signal-to-noise ratio ab / (1 - ab) = 1 / sigma^2."""
+        return self.alphas_cumprod / (1 - self.alphas_cumprod)
+
+    @property
+    def log_snr(self) -> torch.Tensor:
+        """lambda_t = log(ab / (1 - ab)) = -2 log sigma_t."""
+        return -2 * self.log_sigmas
+
+    @cached_property
+    def sigmas(self) -> torch.Tensor:
+        """sigma_t = sqrt((1 - ab) / ab): the noise level of x_t / sqrt(ab_t) = x_0 + sigma_t eps."""
+        return ((1 - self.alphas_cumprod) / self.alphas_cumprod).sqrt()
+
+    @cached_property
+    def log_sigmas(self) -> torch.Tensor:
+        return self.sigmas.log()
+
+    @property
+    def sigma_min(self) -> float:
+        return float(self.sigmas[0])
+
+    @property
+    def sigma_max(self) -> float:
+        return float(self.sigmas[-1])
+
+    @cached_property
+    def _log_sigmas_np(self) -> np.ndarray:
+        return self.log_sigmas.numpy()
+
+    def sigma_to_t(self, sigma: torch.Tensor | float) -> torch.Tensor:
+        """Continuous timestep for a noise level, by linear interpolation in log sigma (the inverse of
+        `t_to_sigma`). Exact (to rounding) at the training sigmas; clamped to [0, T-1] outside their range.
+        Returns float64 of the same shape as `sigma`, on the CPU.
+        """
+        log_sigma = np.log(np.maximum(torch.as_tensor(sigma).detach().cpu().double().numpy(), 1e-30))
+        steps = np.arange(self.num_steps, dtype=np.float64)
+        return torch.from_numpy(np.asarray(np.interp(log_sigma, self._log_sigmas_np, steps), dtype=np.float64))
+
+    def t_to_sigma(self, t: torch.Tensor | float) -> torch.Tensor:
+        """Noise level at a continuous timestep t in [0, T-1] (clamped), log sigma linear between integers.
+
+        This one interpolation serves sampling (the denoiser adapters map sigma back with `sigma_to_t`) and
+        training at fractional t. Returns float64 of t's shape, on t's device.
+        """
+        t = torch.as_tensor(t, dtype=torch.float64).clamp(0, self.num_steps - 1)
+        log_sigmas = self.log_sigmas.to(t.device)
+        lo = t.floor().long().clamp(max=self.num_steps - 2)
+        w = t - lo
+        return torch.exp((1 - w) * log_sigmas[lo] + w * log_sigmas[lo + 1])
+
+    @property
+    def sampling_cap(self) -> float | None:
+        """The highest sigma a sampling grid should start from by default: DEFAULT_MAX_SIGMA for schedules that
+        end above it (the cosine one ends at ~2e4), None (the schedule's own end) for the others."""
+        return DEFAULT_MAX_SIGMA if self.sigma_max > DEFAULT_MAX_SIGMA else None
+
+    def usable_steps(self, max_sigma: float | None = None) -> int:
+        """How many training steps (from t = 0) have sigma <= max_sigma: the T the sampling grids use."""
+        if max_sigma is None:
+            return self.num_steps
+        return max(1, int((self.sigmas <= max_sigma).sum()))
+
+    def timesteps(
+        self, n: int, spacing: str = "leading", steps_offset: int = 0, max_sigma: float | None = None
+    ) -> torch.Tensor:
+        """n decreasing integer timesteps, spaced as diffusers' DDIMScheduler spaces them.
+
+        leading:  (0, k, 2k, ...) with k = T // n, reversed, plus steps_offset (DDPM/DDIM papers).
+        trailing: round(T, T - T/n, ...) - 1, so the first step starts at t = T - 1 (Lin et al. 2024).
+        linspace: round(linspace(0, T - 1, n)), reversed.
+        With max_sigma, T is the number of steps whose sigma stays below it (see DEFAULT_MAX_SIGMA).
+        """
+        T = self.usable_steps(max_sigma)
+        _check_steps(n, T)
+        if spacing == "leading":
+            ts = torch.arange(n, dtype=torch.float64) * (T // n) + steps_offset
+        elif spacing == "trailing":
+            ts = torch.round(torch.arange(T, 0, -T / n, dtype=torch.float64)) - 1
+        elif spacing == "linspace":
+            ts = torch.round(torch.linspace(0, T - 1, n, dtype=torch.float64))
+        else:
+            raise BadInputError(f"Unknown timestep spacing {spacing!r}; choose one of leading, trailing, linspace.")
+        return ts.sort(descending=True).values.clamp(0, T - 1)
+
+    def sigmas_for_timesteps(self, timesteps: torch.Tensor) -> torch.Tensor:
+        """The sampling grid through the given (decreasing) timesteps, with a final 0 appended."""
+        return torch.cat(
+            [self.t_to_sigma(torch.as_tensor(timesteps, dtype=torch.float64)), torch.zeros(1, dtype=torch.float64)]
+        )
+
+    def sampling_sigmas(
+        self, n: int, spacing: str = "leading", rho: float = 7.0, max_sigma: float | None = None
+    ) -> torch.Tensor:
+        """A decreasing grid of n sigmas followed by 0 (n denoiser steps).
+
+        `spacing` is one of leading, trailing, linspace (timestep spacings, see `timesteps`) or karras.
+        `max_sigma` caps where the grid starts (None: the schedule's own sigma_max).
+        """
+        if spacing == "karras":
+            _check_steps(n, self.num_steps)
+            top = self.sigma_max if max_sigma is None else min(self.sigma_max, max_sigma)
+            return karras_sigmas(n, self.sigma_min, top, rho)
+        return self.sigmas_for_timesteps(self.timesteps(n, spacing, max_sigma=max_sigma))
+
+    def capped_sigmas(self, n: int, spacing: str = "trailing") -> torch.Tensor:
+        """`sampling_sigmas` from the schedule's `sampling_cap` down: at most as many steps as lie below it."""
+        cap = self.sampling_cap
+        return self.sampling_sigmas(min(n, self.usable_steps(cap)), spacing, max_sigma=cap)
+
+
+def karras_sigmas(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> torch.Tensor:
+    """Karras et al. 2022, eq. 5: sigma_i = (smax^(1/rho) + i/(n-1) (smin^(1/rho) - smax^(1/rho)))^rho, then 0.
+
+    rho = 7 spends more steps at low noise, where the images' details form.
+    """
+    if n < 1 or not 0 < sigma_min < sigma_max:
+        raise BadInputError("A Karras grid needs at least one step and 0 < sigma_min < sigma_max.")
+    ramp = torch.linspace(0, 1, n, dtype=torch.float64) if n > 1 else torch.zeros(1, dtype=torch.float64)
+    lo, hi = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
+    sigmas = (hi + ramp * (lo - hi)) ** rho
+    sigmas[0] = sigma_max  # exact ends, free of the rounding in x^(1/rho)^rho
+    if n > 1:
+        sigmas[-1] = sigma_min
+    return torch.cat([sigmas, torch.zeros(1, dtype=torch.float64)])
+
+
+def _check_steps(n: int, T: int) -> None:
+    if not 1 <= n <= T:
+        raise BadInputError(f"The number of sampling steps must be between 1 and {T} (got {n}).")
+
+
+def make_schedule(
+    name: str = "linear", num_steps: int = 1000, beta_start: float | None = None, beta_end: float | None = None
+) -> NoiseSchedule:
+    """Build a named schedule. beta_start/beta_end default to the schedule's usual range."""
+    kind = SCHEDULE_KINDS.get(name)
+    if kind is None:
+        raise BadInputError(f"Unknown noise schedule {name!r}; choose one of {', '.join(SCHEDULE_KINDS)}.")
+    if not 2 <= num_steps <= MAX_TRAIN_STEPS:
+        raise BadInputError(f"T must be between 2 and {MAX_TRAIN_STEPS:,} (got {num_steps}).")
+    start = kind.beta_start if beta_start is None else beta_start
+    end = kind.beta_end if beta_end is None else beta_end
+    if kind.beta_start is not None and not 0 < start < end < 1:
+        raise BadInputError(f"The beta range must satisfy 0 < beta_start < beta_end < 1 (got {start}, {end}).")
+    return NoiseSchedule(kind.make(num_steps, start or 0.0, end or 0.0), name)

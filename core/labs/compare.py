@@ -1,0 +1,170 @@
+"""Comparing samplers and checkpoints from the same noise (no Streamlit calls).
+
+- Same-seed grids: every (model, sampler, step count) cell starts from the same seeds, timed, and for MNIST
+  models read by the bundled classifier (the Samplers page's Compare tab).
+- Quality on demand: n samples per checkpoint scored against held-out digits, FD-LeNet and class shares (the
+  Compare checkpoints page).
+Work is capped before it starts (cells, image evaluations, samples).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from core.data.images import uint8_to_tensor
+from core.diffusion.samplers import SAMPLERS
+from core.errors import BadInputError
+from core.labs.pixel import ImageModel, SamplerSettings, run_sampler
+from core.metrics.images import class_histogram, classify, frechet_distance
+
+MAX_CELLS = 24
+MAX_WORK = 20_000  # model evaluations x images per comparison: about a minute for an MNIST model on a laptop CPU
+MAX_QUALITY_SAMPLES = 1000
+CHUNK = 100
+
+
+def is_mnist(model: ImageModel) -> bool:
+    """Whether the bundled MNIST classifier can read this model's samples."""
+    return model.data == "mnist" and tuple(model.sample_shape) == (1, 28, 28)
+
+
+# ---- same-seed grids -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompareCell:
+    model: str
+    sampler: str
+    steps: int
+    nfe: int
+    seconds: float
+    images: torch.Tensor
+    metric: str | None
+
+
+def plan_work(models: Sequence[ImageModel], samplers: Sequence[str], steps: Sequence[int], batch: int) -> int:
+    """Model evaluations x images the comparison will cost; refuses plans over the caps with a sentence."""
+    cells = len(models) * len(samplers) * len(steps)
+    if cells == 0:
+        raise BadInputError("Pick at least one sampler and one step count.")
+    if cells > MAX_CELLS:
+        raise BadInputError(f"That is {cells} cells; compare at most {MAX_CELLS} at once.")
+    work = len(models) * batch * sum(SAMPLERS[s].nfe(n) for s in samplers for n in steps)
+    if work > MAX_WORK:
+        raise BadInputError(
+            f"That comparison needs {work:,} image evaluations (at most {MAX_WORK:,}); use fewer images or steps."
+        )
+    return work
+
+
+def mnist_score(classifier: torch.nn.Module, images: torch.Tensor, label: int | None) -> str:
+    """With a requested class: how many samples the classifier reads as that class; else its mean confidence."""
+    with torch.no_grad():
+        logits = classifier(images.clamp(-1, 1).float())
+    probs = torch.softmax(logits, dim=1)
+    if label is not None:
+        correct = int((probs.argmax(1) == label).sum())
+        return f"{correct}/{len(images)} read as {label}"
+    predicted = classify(classifier, images.clamp(-1, 1))[0]
+    return f"confidence {float(probs.max(1).values.mean()):.2f}, {len(np.unique(predicted))} classes"
+
+
+def compare(
+    models: Sequence[ImageModel],
+    samplers: Sequence[str],
+    steps: Sequence[int],
+    base: SamplerSettings,
+    classifier: torch.nn.Module | None = None,
+    progress: Callable[[float, str], None] | None = None,
+) -> list[CompareCell]:
+    """Every (model, sampler, steps) cell from the same seeds; MNIST models also get a classifier score."""
+    plan_work(models, samplers, steps, base.batch)
+    cells, total = [], len(models) * len(samplers) * len(steps)
+    for model in models:
+        cap = model.schedule.sampling_cap
+        for sampler in samplers:
+            for n in steps:
+                if n > model.schedule.usable_steps(cap):
+                    raise BadInputError(f"{model.title} allows at most {model.schedule.usable_steps(cap)} steps.")
+                settings = replace(base, sampler=sampler, steps=n, options={}, noise_until=None, max_sigma=cap)
+                result = run_sampler(model, settings, every=n + 1, keep=1)
+                scored = classifier is not None and is_mnist(model)
+                cells.append(
+                    CompareCell(
+                        model=model.name,
+                        sampler=sampler,
+                        steps=n,
+                        nfe=settings.nfe,
+                        seconds=result.seconds,
+                        images=result.images,
+                        metric=mnist_score(classifier, result.images, base.label) if scored else None,
+                    )
+                )
+                if progress is not None:
+                    progress(len(cells) / total, f"{model.name}: {sampler}, {n} steps")
+    return cells
+
+
+# ---- quality on demand ----------------------------------------------------------------------------------
+
+
+def settings_for(
+    model: ImageModel, sampler: str, steps: int, seed: int, batch: int, label: int | None
+) -> SamplerSettings:
+    """The same sampler and noise for every checkpoint; the class only for class-conditional ones."""
+    assert model.schedule is not None
+    return SamplerSettings(
+        sampler=sampler,
+        steps=steps,
+        max_sigma=model.schedule.sampling_cap,
+        seed=seed,
+        batch=batch,
+        label=label if model.num_classes else None,
+        guidance=3.0,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Quality:
+    samples: int
+    fd_lenet: float
+    accuracy: float | None  # share read as the requested class (conditional runs)
+    smallest_class: float  # smallest class share (unconditional runs: near 10% is healthy)
+    largest_class: float
+
+
+def held_out_features(classifier: torch.nn.Module, images_uint8: np.ndarray) -> np.ndarray:
+    """The classifier's penultimate features of held-out digits (uint8 [N, 1, 28, 28]): FD-LeNet's reference."""
+    return classify(classifier, uint8_to_tensor(images_uint8))[1]
+
+
+def measure(
+    model: ImageModel,
+    settings: SamplerSettings,
+    n: int,
+    classifier: torch.nn.Module,
+    reference: np.ndarray,
+    progress: Callable[[float], None] | None = None,
+) -> Quality:
+    """Sample n images in chunks (seeds seed, seed + 1, ...) and score them against held-out features."""
+    n = max(2, min(n, MAX_QUALITY_SAMPLES))
+    images = []
+    for start in range(0, n, CHUNK):
+        chunk = replace(settings, seed=settings.seed + start, batch=min(CHUNK, n - start))
+        images.append(run_sampler(model, chunk, every=chunk.steps + 1, keep=1).images)
+        if progress is not None:
+            progress(min(1.0, (start + CHUNK) / n))
+    labels, feats = classify(classifier, torch.cat(images).clamp(-1, 1))
+    hist = class_histogram(labels)
+    accuracy = float((labels == settings.label).mean()) if settings.label is not None else None
+    return Quality(
+        samples=n,
+        fd_lenet=frechet_distance(feats, reference),
+        accuracy=accuracy,
+        smallest_class=float(hist.min()),
+        largest_class=float(hist.max()),
+    )

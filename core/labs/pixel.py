@@ -1,0 +1,141 @@
+"""Sampling an image model for the Samplers and Compare checkpoints pages: settings, per-image seeds,
+conditioning, timing (no Streamlit calls).
+
+Image k of a batch draws its starting noise and all its sampler noise from its own generator seeded with
+seed + k, so any image can be regenerated alone with batch 1 and seed + k. The model is anything shaped like
+`ImageModel` (the zoo's LoadedModel is one), so this module needs nothing above core.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from core.data.images import tile, to_uint8
+from core.diffusion.denoisers import Denoiser, clip_denoised, with_labels
+from core.diffusion.samplers import SAMPLERS, sample
+from core.diffusion.schedules import NoiseSchedule
+from core.diffusion.trajectory import Frame, TrajectoryRecorder, display_every
+
+MAX_BATCH = 64
+
+
+class ImageModel(Protocol):
+    """What sampling needs to know of an image model."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def data(self) -> str | None: ...  # the data set it learnt (e.g. "mnist"), for the classifier scores
+    @property
+    def denoiser(self) -> Denoiser | None: ...
+    @property
+    def schedule(self) -> NoiseSchedule | None: ...
+    @property
+    def device(self) -> torch.device: ...
+    @property
+    def sample_shape(self) -> tuple[int, ...]: ...
+    @property
+    def num_classes(self) -> int: ...
+    @property
+    def null_label(self) -> int | None: ...  # the "no class" label of a model trained for guidance
+
+
+@dataclass(frozen=True, kw_only=True)
+class SamplerSettings:
+    sampler: str = "dpmpp_2m"
+    steps: int = 20
+    spacing: str = "trailing"
+    options: dict[str, Any] = field(default_factory=dict)
+    noise_until: int | None = None
+    max_sigma: float | None = None
+    seed: int = 0
+    batch: int = 16
+    label: int | None = None  # a class for class-conditional models; None = unconditional
+    guidance: float = 1.0
+    clip: bool = True  # clamp each predicted x_0 to the data range [-1, 1], as DDPM's reference sampler does
+
+    @property
+    def nfe(self) -> int:
+        return SAMPLERS[self.sampler].nfe(self.steps)
+
+
+@dataclass(kw_only=True)
+class SamplingResult:
+    images: torch.Tensor  # [B, C, H, W] in the model's data range
+    recorder: TrajectoryRecorder
+    seconds: float
+    settings: SamplerSettings
+
+    def grid(self) -> np.ndarray:
+        return tile(to_uint8(self.images))
+
+
+def conditioned(model: ImageModel, settings: SamplerSettings, batch: int) -> Denoiser:
+    """The model's denoiser with the chosen class (and guidance) bound in, clipped to [-1, 1] if asked."""
+    denoiser = model.denoiser
+    assert denoiser is not None
+    if model.num_classes:
+        null = model.null_label
+        if settings.label is not None:
+            guidance = settings.guidance if null is not None else 1.0
+            denoiser = with_labels(denoiser, torch.full((batch,), settings.label), guidance, null)
+        elif null is not None:
+            denoiser = with_labels(denoiser, torch.full((batch,), null))
+        else:  # a conditional-only model has no unconditional mode: spread the batch over the classes instead
+            denoiser = with_labels(denoiser, torch.arange(batch) % model.num_classes)
+    return clip_denoised(denoiser) if settings.clip else denoiser
+
+
+def sampling_sigmas(model: ImageModel, settings: SamplerSettings) -> torch.Tensor:
+    assert model.schedule is not None
+    return model.schedule.sampling_sigmas(settings.steps, settings.spacing, max_sigma=settings.max_sigma)
+
+
+def start_noise(
+    shape: tuple[int, ...], seeds: list[int], sigma_max: float
+) -> tuple[torch.Tensor, list[torch.Generator]]:
+    """Starting noise sigma_max * z, image k from its own generator (which then also feeds the sampler)."""
+    gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
+    x = torch.cat([torch.randn((1, *shape), generator=g) for g in gens]) * sigma_max
+    return x, gens
+
+
+def run_sampler(
+    model: ImageModel,
+    settings: SamplerSettings,
+    on_frame: Callable[[Frame], None] | None = None,
+    keep: int = 16,
+    every: int | None = None,
+) -> SamplingResult:
+    """Sample settings.batch images; `on_frame` sees a recorded frame about 25 times per run."""
+    sigmas = sampling_sigmas(model, settings)
+    seeds = [settings.seed + k for k in range(settings.batch)]
+    x, gens = start_noise(model.sample_shape, seeds, float(sigmas[0]))
+    x = x.to(model.device)
+    recorder = TrajectoryRecorder(
+        total_steps=settings.steps, every=every or display_every(settings.steps), keep=keep, on_frame=on_frame
+    )
+    options = dict(settings.options)
+    if settings.noise_until is not None:
+        options["noise_until"] = settings.noise_until
+    start = time.perf_counter()
+    images = sample(
+        settings.sampler,
+        conditioned(model, settings, settings.batch),
+        x,
+        sigmas,
+        generator=gens,
+        callback=recorder,
+        **options,
+    )
+    return SamplingResult(
+        images=images.cpu(), recorder=recorder, seconds=time.perf_counter() - start, settings=settings
+    )

@@ -1,0 +1,235 @@
+"""The toy lab's logic, free of any UI: a small MLP denoiser trained on a point cloud, sampled with any engine
+sampler (samples with their paths, and distances to fresh data), and its drift fields.
+
+The model learns the standardised data (core/data/standardize.py) and remembers the cloud it learnt, so
+samples, distances and fields always compare it with its own data. Sampling runs in VE coordinates
+x = x_0 + sigma eps; paths are kept in VP coordinates y = x / sqrt(1 + sigma^2), where the cloud starts as
+unit-scale noise (in standardised units) and ends on the data, and everything is returned in the data's units.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+from core.data.standardize import Standardizer
+from core.data.toy import MAX_POINTS, PointCloud
+from core.device import torch_threads
+from core.diffusion.denoisers import DiscreteTimeDenoiser, GaussianMixtureDenoiser, clip_denoised
+from core.diffusion.fields import DriftField, drift_field, mesh
+from core.diffusion.samplers import get_sampler, sample
+from core.diffusion.schedules import make_schedule
+from core.diffusion.trajectory import PathRecorder
+from core.errors import BadInputError
+from core.metrics.points import mmd, sliced_wasserstein
+from core.models.mlp import MLPConfig, build_mlp
+from core.training.diffusion import DiffusionTrainer, TrainConfig, tensor_batches
+from core.training.runlog import Run
+
+MAX_TRAIN_STEPS = 20_000
+MAX_SAMPLE_STEPS = 1000
+MAX_PATH_POINTS = 5000
+MAX_FRAMES = 61
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToySettings:
+    """Everything a person picks for one model and its training."""
+
+    schedule: str = "linear"
+    T: int = 1000
+    beta_start: float | None = None  # None: the schedule's default (or it has no beta range)
+    beta_end: float | None = None
+    prediction_type: str = "v_prediction"  # well conditioned at every noise level (Salimans & Ho 2022)
+    width: int = 64
+    depth: int = 2
+    time_embedding: str = "sinusoidal"
+    lr: float = 1e-2
+    batch_size: int = 512
+    ema_decay: float | None = 0.99
+    seed: int = 0
+
+
+class ToyRun:
+    """One model being trained on one point cloud: trainer, schedule, standardisation and its run log."""
+
+    def __init__(self, cloud: PointCloud, settings: ToySettings, name: str = "toy", threads: int = 1) -> None:
+        self.name, self.settings, self.cloud = name, settings, cloud  # the model belongs to the data it learnt
+        self.data_key, self.data_title, self.dim = cloud.key, cloud.title, cloud.dim
+        self.threads = threads
+        self.schedule = make_schedule(settings.schedule, settings.T, settings.beta_start, settings.beta_end)
+        self.standardizer = Standardizer.fit(cloud.points)
+        self.model_config = MLPConfig(
+            dim=cloud.dim,
+            width=settings.width,
+            depth=settings.depth,
+            time_embedding=settings.time_embedding,
+            num_steps=settings.T,
+        )
+        train = TrainConfig(
+            batch_size=settings.batch_size,
+            lr=settings.lr,
+            ema_decay=settings.ema_decay,
+            prediction_type=settings.prediction_type,
+            seed=settings.seed,
+            lr_schedule="cosine",  # each Train / Continue is one cosine cycle (warm restarts)
+            adam_betas=(0.9, 0.99),  # a shorter second-moment memory suits runs of a few thousand steps
+        )
+        data = self.standardizer.transform(cloud.points.float())
+        self.trainer = DiffusionTrainer(
+            build_mlp(self.model_config, settings.seed), self.schedule, train, tensor_batches(data)
+        )
+        self.target_step = 0  # where the last `train` call was heading (below it: stopped early)
+        self.floors: dict[tuple[int, int], tuple[float, float]] = {}  # distances between fresh data sets
+        config = {
+            "kind": "toy",
+            "data": {"title": cloud.title, "key": cloud.key, "points": len(cloud.points)},
+            "settings": asdict(settings),
+            "model": self.model_config.to_dict(),
+            "train": train.to_dict(),
+            "standardize": {"mean": self.standardizer.mean.tolist(), "scale": self.standardizer.scale},
+        }
+        # The run as the Training logs page reads it; its metrics are the trainer's own list, growing as it trains.
+        self.log = Run(name=name, source="this session", config=config, metrics=self.trainer.metrics)
+
+    @property
+    def step(self) -> int:
+        return self.trainer.step
+
+    def train(self, steps: int, callback: Callable[[DiffusionTrainer], None] | None = None, every: int = 10) -> None:
+        """`steps` more steps (capped at MAX_TRAIN_STEPS in all); see DiffusionTrainer.train."""
+        if steps < 1 or self.step + steps > MAX_TRAIN_STEPS:
+            raise BadInputError(f"A toy model trains for at most {MAX_TRAIN_STEPS:,} steps in all (now {self.step:,}).")
+        self.target_step = self.step + steps
+        with torch_threads(self.threads):
+            self.trainer.train(steps, callback, every)
+
+    def data_box(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-axis bounds of the standardised training data, grown by 10% of its size on each side."""
+        y = self.standardizer.transform(self.cloud.points.double())
+        lo, hi = y.min(0).values, y.max(0).values
+        pad = 0.1 * (hi - lo).max()
+        return (lo - pad).float(), (hi + pad).float()
+
+    def denoiser(self) -> DiscreteTimeDenoiser:
+        return DiscreteTimeDenoiser(self.trainer.sampling_model, self.schedule, self.settings.prediction_type)
+
+
+@dataclass(frozen=True, eq=False)
+class SampleResult:
+    samples: torch.Tensor  # [n, D] original units
+    path: torch.Tensor  # [F, m, D] VP states y, original units, from noise to the final samples
+    path_x0: torch.Tensor  # [F, m, D] the model's x_0 estimate at each frame (the last frame: the samples)
+    sigmas: torch.Tensor  # [F] noise level of each frame (0 for the last)
+    times: torch.Tensor  # [F] normalised training time u = t / (T - 1)
+    seconds: float
+    nfe: int
+    label: dict[str, Any] = field(default_factory=dict)  # sampler, steps, spacing, options, seed, n
+
+
+def run_sampler(
+    run: ToyRun,
+    sampler: str,
+    steps: int,
+    n: int,
+    seed: int = 0,
+    spacing: str = "trailing",
+    path_points: int = 1000,
+    frames: int = MAX_FRAMES,
+    clip: bool = False,
+    **options: float | str,
+) -> SampleResult:
+    """n samples from the run's model, and the trajectory of the first `path_points` of them.
+
+    clip: clamp every x_0 estimate to the training data's box grown by 10% a side (DDPM's clip_sample)."""
+    spec = get_sampler(sampler)
+    if not 1 <= n <= MAX_POINTS or not 1 <= steps <= min(MAX_SAMPLE_STEPS, run.schedule.num_steps):
+        raise BadInputError(
+            f"Sample 1 to {MAX_POINTS:,} points in 1 to {min(MAX_SAMPLE_STEPS, run.schedule.num_steps)} steps."
+        )
+    sigmas = run.schedule.sampling_sigmas(steps, spacing).float()
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, run.dim, generator=g) * sigmas[0]
+    m = min(path_points, n, MAX_PATH_POINTS)
+    keep = set(torch.linspace(0, steps - 1, min(frames - 1, steps)).round().long().tolist())
+    recorder = PathRecorder(points=m, steps=keep)
+    with torch_threads(run.threads):
+        tic = time.perf_counter()
+        denoiser = run.denoiser()
+        if clip:
+            lo, hi = run.data_box()
+            denoiser = clip_denoised(denoiser, lo, hi)
+        out = sample(sampler, denoiser, x, sigmas, generator=g, callback=recorder, **options)
+        seconds = time.perf_counter() - tic
+    recorder.finish(out)
+    sig = torch.tensor(recorder.sigmas, dtype=torch.float64)
+    inv = run.standardizer.inverse
+    label = {"sampler": sampler, "steps": steps, "spacing": spacing, "seed": seed, "n": n, **options}
+    if clip:
+        label["clip"] = True
+    return SampleResult(
+        samples=inv(out.double()),
+        path=inv(recorder.path().double()),
+        path_x0=inv(recorder.estimates().double()),
+        sigmas=sig,
+        times=run.schedule.sigma_to_t(sig) / (run.schedule.num_steps - 1) * (sig > 0),
+        seconds=seconds,
+        nfe=spec.nfe(steps),
+        label=label,
+    )
+
+
+def escaped_share(result: SampleResult, run: ToyRun) -> float:
+    """The share of samples outside the data's box (see ToyRun.data_box): a sampler or model blowing up."""
+    lo, hi = run.data_box()
+    y = run.standardizer.transform(result.samples.double()).float()
+    return float(((y < lo) | (y > hi)).any(dim=1).double().mean())
+
+
+def distances(result: SampleResult, run: ToyRun, seed: int = 0, n_max: int = 10_000) -> dict[str, float]:
+    """Sliced Wasserstein-2 (128 directions) and MMD (RBF, median bandwidth, 2000 points) from the samples to
+    fresh data, in standardised units, on at most `n_max` points. `swd_floor` and `mmd_floor` are the same
+    distances between two fresh data sets of that size: what "no difference" reads as at this sample size
+    (computed once per run, size and seed). Without a law to draw from (a CSV upload), the reference is
+    drawn from the data points themselves."""
+    cloud, st = run.cloud, run.standardizer
+    n = min(len(result.samples), n_max)
+
+    def draw(m: int, g: torch.Generator) -> torch.Tensor:
+        if cloud.fresh is not None:
+            return cloud.fresh(m, g)
+        return cloud.points[torch.randint(len(cloud.points), (m,), generator=g)]
+
+    def both(x: torch.Tensor, ref: torch.Tensor) -> tuple[float, float]:
+        return (
+            sliced_wasserstein(x, ref, projections=128, generator=torch.Generator().manual_seed(seed)),
+            mmd(x, ref, max_points=2000, generator=torch.Generator().manual_seed(seed)),
+        )
+
+    with torch_threads(run.threads):
+        g = torch.Generator().manual_seed(10_000 + seed)
+        ref = st.transform(draw(n, g).double())
+        if (n, seed) not in run.floors:
+            run.floors[(n, seed)] = both(st.transform(draw(n, g).double()), ref)
+        swd, m = both(st.transform(result.samples[:n].double()), ref)
+    swd0, m0 = run.floors[(n, seed)]
+    return {"swd": swd, "mmd": m, "swd_floor": swd0, "mmd_floor": m0}
+
+
+def fields(run: ToyRun, times: torch.Tensor, grid_size: int) -> tuple[DriftField, DriftField | None]:
+    """The learned drift field on a grid over the data's extent, and the exact one for mixture data sets.
+
+    Both are returned in original units (see DriftField.rescaled)."""
+    st, cloud = run.standardizer, run.cloud
+    y = st.transform(cloud.points.double())
+    _, points = mesh(y.min(0).values, y.max(0).values, grid_size)
+    with torch_threads(run.threads):
+        learned = drift_field(run.denoiser(), run.schedule, points, times).rescaled(st.mean, st.scale)
+    exact = None
+    if isinstance(cloud.mixture, GaussianMixtureDenoiser):
+        exact = drift_field(st.mixture(cloud.mixture), run.schedule, points, times).rescaled(st.mean, st.scale)
+    return learned, exact

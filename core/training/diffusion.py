@@ -1,0 +1,286 @@
+"""A generic denoiser-training loop (DDPM's objective, any prediction target), with live callbacks.
+
+Each step draws a batch x_0 (and conditioning) from a `BatchFn`, a time t, noise eps, forms
+x_t = sqrt(ab_t) x_0 + sqrt(1 - ab_t) eps and regresses the model's output on eps, x_0 or
+v = sqrt(ab_t) eps - sqrt(1 - ab_t) x_0 (Ho et al. 2020, Algorithm 1; Salimans & Ho 2022 for v).
+t is a training step 0 .. T-1, or with `continuous_time` any real number in [0, T-1] whose alpha_bar comes
+from `NoiseSchedule.t_to_sigma`, the interpolation `DiscreteTimeDenoiser` inverts at sampling time.
+
+The trainer owns its model, optimizer (AdamW), optional EMA copy, generator and step count, and changes
+them only between steps, so a caller may interrupt it between callbacks (Streamlit's Stop) and call
+`train` again later to continue with the same optimizer state. Metrics are the run-log records of
+DESIGN.md: one dict per `log_every` steps with step, loss, lr, seconds, grad_norm.
+
+Data-parallel (when a torch.distributed process group of more than one process is running, as under
+`torchrun`, see core/training/distributed.py): the model is wrapped in DistributedDataParallel, which averages the
+gradients across ranks in every backward pass, so all ranks keep identical weights; each rank draws its own
+batches and noise (generator seed + rank), so the global batch is batch_size x world size; the logged loss
+is the mean over ranks; only rank 0 keeps an EMA copy. The flat-buffer trick is not used then: DDP buckets
+the gradients itself, and its all-reduce writes into each parameter's own .grad.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from core.diffusion.denoisers import PREDICTION_TYPES
+from core.diffusion.schedules import NoiseSchedule
+from core.errors import BadInputError
+from core.training import distributed
+from core.training.lr import LRSchedule
+
+BatchFn = Callable[[int, torch.Generator], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+MAX_STEPS = 200_000
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    batch_size: int = 512
+    lr: float = 3e-3
+    weight_decay: float = 0.0
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: int = 50  # linear lr warm-up from 0
+    lr_schedule: str = "constant"  # a shape of core/training/lr.py; cosine: down to lr * lr_min_ratio per call
+    lr_min_ratio: float = 0.02
+    ema_decay: float | None = 0.99  # None: no EMA copy
+    grad_clip: float | None = 1.0
+    prediction_type: str = "epsilon"
+    continuous_time: bool = True
+    seed: int = 0
+    log_every: int = 10
+
+    def __post_init__(self) -> None:
+        if self.prediction_type not in PREDICTION_TYPES:
+            raise BadInputError(f"Unknown prediction target {self.prediction_type!r}.")
+        if not (1 <= self.batch_size <= 65_536 and 0 < self.lr <= 1):
+            raise BadInputError("The batch size must be 1-65,536 and the learning rate in (0, 1].")
+        if self.ema_decay is not None and not 0 <= self.ema_decay < 1:
+            raise BadInputError("The EMA decay must lie in [0, 1).")
+        self.learning_rates()  # refuses an unknown shape
+
+    def learning_rates(self) -> LRSchedule:
+        return LRSchedule(
+            peak=self.lr, shape=self.lr_schedule, warmup_steps=self.warmup_steps, min_ratio=self.lr_min_ratio
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def tensor_batches(data: torch.Tensor) -> BatchFn:
+    """Batches of rows drawn uniformly with replacement from an in-memory data set [N, ...]."""
+
+    def batches(size: int, generator: torch.Generator) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return data[torch.randint(len(data), (size,), generator=generator)], {}
+
+    return batches
+
+
+def labelled_batches(x: torch.Tensor, y: torch.Tensor | None, num_classes: int, dropout: float) -> BatchFn:
+    """Like `tensor_batches`, with class labels; each label becomes the "no class" label `num_classes` with
+    probability `dropout`, so one model learns the conditional and unconditional denoisers that
+    classifier-free guidance mixes (Ho & Salimans 2022). Without labels (y None), plain batches."""
+
+    def batches(size: int, generator: torch.Generator) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        idx = torch.randint(len(x), (size,), generator=generator)
+        if y is None:
+            return x[idx], {}
+        labels = y[idx].clone()
+        labels[torch.rand(size, generator=generator) < dropout] = num_classes
+        return x[idx], {"class_labels": labels}
+
+    return batches
+
+
+def flatten_parameters(model: nn.Module) -> tuple[nn.Parameter, torch.Tensor] | None:
+    """Make every trainable parameter of `model` a view into one flat buffer, and its .grad a view into one
+    flat gradient buffer; returns (flat parameter, flat gradient), or None when the parameters differ in
+    device or dtype (then nothing changes).
+
+    A small network spends most of a step in per-tensor overheads: AdamW, the gradient norm, the EMA and
+    zeroing each loop over every tensor. Over one flat buffer each is one operation (the "contiguous
+    gradients" trick of Apex and DeepSpeed), which makes the toy MLP's training step about twice as fast.
+    The model's state_dict tensors then share storage: clone them before saving with safetensors.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params or len({(p.device, p.dtype) for p in params}) != 1:
+        return None
+    flat = nn.Parameter(torch.cat([p.detach().reshape(-1) for p in params]))
+    flat.grad = torch.zeros_like(flat)
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.data = flat.data[offset : offset + n].view_as(p)
+        p.grad = flat.grad[offset : offset + n].view_as(p)  # autograd accumulates into it in place
+        offset += n
+    return flat, flat.grad
+
+
+class DiffusionTrainer:
+    """Trains `model(x_t, t, **cond)` on `schedule`; see the module docstring."""
+
+    def __init__(self, model: nn.Module, schedule: NoiseSchedule, config: TrainConfig, batches: BatchFn) -> None:
+        self.model, self.schedule, self.config, self.batches = model, schedule, config, batches
+        ctx = distributed.context()
+        self.rank, self.world_size = ctx.rank, ctx.world_size
+        keep_ema = config.ema_decay is not None and ctx.is_main
+        self.ema = copy.deepcopy(model).requires_grad_(False) if keep_ema else None
+        self._flat = flatten_parameters(model) if ctx.world_size == 1 else None
+        self._ema_flat = None
+        if self.ema is not None and self._flat is not None:
+            self._ema_flat = flatten_parameters(self.ema.requires_grad_(True))
+            self.ema.requires_grad_(False)
+        params = [self._flat[0]] if self._flat is not None else list(model.parameters())
+        self.optimizer = torch.optim.AdamW(
+            params,
+            lr=config.lr,
+            betas=tuple(config.adam_betas),
+            weight_decay=config.weight_decay,
+            fused=params[0].device.type in ("cpu", "cuda"),
+        )
+        # What the loss calls: the model itself, or its DDP wrapper (which starts by copying rank 0's weights
+        # to every rank, then averages gradients in backward).
+        self._net: nn.Module = model
+        if ctx.world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            device = params[0].device
+            self._net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+        self.generator = torch.Generator().manual_seed(config.seed + ctx.rank)  # each rank its own batches
+        self.step = 0
+        self.seconds = 0.0
+        self.metrics: list[dict[str, float]] = []
+        self.learning_rates = config.learning_rates()
+        self._pending: list[tuple[float, float]] = []  # (loss, grad norm) since the last record
+        self._cycle = (0, 0)  # (first step, length) of the current `train` call, for the lr schedule
+
+    @property
+    def sampling_model(self) -> nn.Module:
+        """The weights to sample with: the EMA copy when there is one."""
+        return self.ema if self.ema is not None else self.model
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate of `step`: warm-up from the run's start, then the shape over this `train` call."""
+        return self.learning_rates.lr(step, *self._cycle)
+
+    def alpha_bar(self, t: torch.Tensor) -> torch.Tensor:
+        """alpha_bar at (possibly fractional) t, float32: 1 / (1 + sigma(t)^2)."""
+        return (1 / (1 + self.schedule.t_to_sigma(t.cpu()) ** 2)).float()
+
+    def loss(self, x0: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Mean squared error of the model's prediction at random t and noise."""
+        n, T, g = len(x0), self.schedule.num_steps, self.generator
+        if self.config.continuous_time:
+            # Low-discrepancy times (Kingma et al. 2021, "Variational Diffusion Models", appendix I.1): one
+            # uniform offset shifted by i / n, so each batch covers [0, T-1] evenly and the loss is less noisy.
+            t = ((torch.rand(1, generator=g) + torch.arange(n) / n) % 1.0) * (T - 1)
+        else:
+            t = torch.randint(T, (n,), generator=g).float()
+        ab = self.alpha_bar(t).to(x0.device).reshape(-1, *(1,) * (x0.ndim - 1))
+        eps = torch.randn(x0.shape, generator=g).to(x0.device)
+        x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
+        kind = self.config.prediction_type
+        target = eps if kind == "epsilon" else x0 if kind == "sample" else ab.sqrt() * eps - (1 - ab).sqrt() * x0
+        return torch.mean((self._net(x_t, t.to(x0.device), **cond) - target) ** 2)
+
+    def train(
+        self,
+        steps: int,
+        callback: Callable[[DiffusionTrainer], None] | None = None,
+        every: int = 100,
+    ) -> None:
+        """Run `steps` more optimisation steps; call `callback(self)` every `every` steps and at the end."""
+        if steps < 1 or self.step + steps > MAX_STEPS:
+            raise BadInputError(f"A run can have at most {MAX_STEPS:,} steps in all.")
+        start = self.step
+        self._cycle = (start, steps)
+        clip = self.config.grad_clip if self.config.grad_clip is not None else math.inf
+        self._net.train()
+        try:
+            while self.step < start + steps:
+                self._one_step(clip)
+                if self.step % self.config.log_every == 0 or self.step == start + steps:
+                    self._log()
+                if callback is not None and (self.step % every == 0 or self.step == start + steps):
+                    callback(self)  # may raise (a UI interrupt): the state is consistent between steps
+        finally:
+            self._net.eval()
+
+    def _one_step(self, clip: float) -> None:
+        tic = time.perf_counter()
+        self.learning_rates.apply(self.optimizer, self.step, *self._cycle)
+        x0, cond = self.batches(self.config.batch_size, self.generator)
+        loss = self.loss(x0, cond)
+        if not self._all_finite(loss):  # stop before the update: the weights stay as the last good step left them
+            raise BadInputError(
+                f"Training diverged at step {self.step + 1:,}: the loss became "
+                f"{loss.item() if not torch.isfinite(loss) else 'non-finite on another process'}. The model keeps "
+                "its weights from the step before; try a smaller learning rate."
+            )
+        if self._flat is not None:
+            grad = self._flat[1]
+            grad.zero_()
+            loss.backward()
+            grad_norm = grad.norm()
+            if grad_norm > clip:
+                grad.mul_(clip / (grad_norm + 1e-6))
+        else:
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        self.optimizer.step()
+        self._update_ema()
+        self.step += 1
+        self.seconds += time.perf_counter() - tic
+        self._pending.append((loss.item(), grad_norm.item()))
+
+    def _all_finite(self, loss: torch.Tensor) -> bool:
+        """Whether the loss is finite on every rank: all stop together, or none waits in backward forever."""
+        finite = torch.isfinite(loss.detach()).to(torch.int32).reshape(1)
+        if self.world_size > 1:
+            torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
+        return bool(finite.item())
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        if self.ema is None:
+            return
+        # Warm-up of the decay (as in TensorFlow's ExponentialMovingAverage with num_updates), so that an
+        # early stop does not return weights dominated by the random initialisation.
+        decay = min(self.config.ema_decay, (1 + self.step) / (10 + self.step))
+        if self._ema_flat is not None:
+            self._ema_flat[0].data.lerp_(self._flat[0].data, 1 - decay)
+        else:
+            torch._foreach_lerp_(list(self.ema.parameters()), list(self.model.parameters()), 1 - decay)
+
+    def _log(self) -> None:
+        if not self._pending:
+            return
+        losses, norms = zip(*self._pending, strict=True)
+        loss = sum(losses) / len(losses)
+        if self.world_size > 1:  # the loss over the global batch (the gradient norm is the same on every rank)
+            total = torch.tensor([loss], dtype=torch.float64, device=self._device())
+            torch.distributed.all_reduce(total)
+            loss = total.item() / self.world_size
+        self.metrics.append(
+            {
+                "step": self.step,
+                "loss": loss,
+                "lr": self.lr_at(self.step - 1),
+                "seconds": round(self.seconds, 4),
+                "grad_norm": sum(norms) / len(norms),
+            }
+        )
+        self._pending = []
+
+    def _device(self) -> torch.device:
+        """Where collective tensors live: the model's device (nccl needs CUDA tensors, gloo takes CPU ones)."""
+        return next(self.model.parameters()).device

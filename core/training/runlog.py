@@ -1,0 +1,242 @@
+"""The run-log format (DESIGN.md): a run is a folder that a person or the Training logs page can read.
+
+    config.json                  every hyper-parameter, data set, seed, hardware, code version, wall time
+    metrics.jsonl                one JSON object per logged step: step, loss, lr, seconds, grad_norm, ...
+    samples/step_XXXXXXX.png     sample grids saved during training
+
+Nothing here is pickled; everything is JSON or PNG.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+import os
+import platform
+import subprocess
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+
+from core.device import describe_device
+from core.training import distributed
+
+
+def code_version() -> str:
+    """The git commit of this checkout (with '-dirty' for local changes), or 'unknown'."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
+        )
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if rev.returncode != 0:
+        return "unknown"
+    return rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def hardware(device: torch.device | str | None = None) -> dict[str, Any]:
+    info = describe_device(torch.device(device) if device is not None else None)
+    return {
+        "device": info.kind,
+        "device_name": info.name,
+        "torch": info.torch_version,
+        "threads": info.threads,
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "world_size": distributed.context().world_size,  # processes training data-parallel (torchrun)
+    }
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+class RunWriter:
+    """Writes one run folder as training goes, so that a crash still leaves a readable log."""
+
+    def __init__(self, folder: str | Path, config: dict[str, Any], device: torch.device | str | None = None) -> None:
+        self.folder = Path(folder)
+        (self.folder / "samples").mkdir(parents=True, exist_ok=True)
+        self.config = {**config, "hardware": hardware(device), "code_version": code_version(), "started": _now()}
+        self._write_config()
+        self.metrics_path = self.folder / "metrics.jsonl"
+        self.metrics_path.write_text("", encoding="utf-8")
+
+    def _write_config(self) -> None:
+        (self.folder / "config.json").write_text(
+            json.dumps(self.config, indent=2, default=str) + "\n", encoding="utf-8"
+        )
+
+    def log(self, record: dict[str, Any]) -> None:
+        with open(self.metrics_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record, default=float) + "\n")
+
+    def save_samples(self, step: int, grid: np.ndarray) -> Path:
+        path = self.folder / "samples" / f"step_{step:07d}.png"
+        Image.fromarray(grid.squeeze(-1) if grid.shape[-1] == 1 else grid).save(path)
+        return path
+
+    def finish(self, wall_seconds: float, **summary: Any) -> None:
+        self.config.update(wall_seconds=round(wall_seconds, 2), finished=_now(), **summary)
+        self._write_config()
+
+
+def read_metrics(path: str | Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """Records of a metrics.jsonl, and a note per line that could not be read (e.g. a truncated last line)."""
+    records, notes = [], []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                notes.append(f"line {number} is not valid JSON (truncated?) and was skipped")
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+            else:
+                notes.append(f"line {number} is not a JSON object and was skipped")
+    return records, notes
+
+
+@dataclass(frozen=True, kw_only=True)
+class Run:
+    """One training run as read from disk (or built in memory), with notes for anything that was off."""
+
+    name: str
+    source: str  # "bundled", "runs folder" or "this session"
+    config: dict[str, Any]
+    metrics: list[dict[str, Any]]
+    samples: list[tuple[int, Path]] = field(default_factory=list)  # (step, png) in step order
+    notes: list[str] = field(default_factory=list)
+    folder: Path | None = None
+
+    @cached_property
+    def table(self) -> pd.DataFrame:
+        """The numeric metrics as columns (built once; a 100k-line log takes a fraction of a second)."""
+        frame = pd.DataFrame.from_records(self.metrics) if self.metrics else pd.DataFrame()
+        numeric = {}
+        for name in frame.columns:
+            column = pd.to_numeric(frame[name], errors="coerce") if frame[name].dtype == object else frame[name]
+            if (
+                pd.api.types.is_numeric_dtype(column)
+                and not pd.api.types.is_bool_dtype(column)
+                and column.notna().any()
+            ):
+                numeric[name] = column.astype(float)
+        return pd.DataFrame(numeric)
+
+    @property
+    def keys(self) -> list[str]:
+        """Numeric metric names logged anywhere in the run (besides step), in first-seen order."""
+        return [k for k in self.table.columns if k != "step"]
+
+    def series(self, key: str, against: str = "step") -> tuple[np.ndarray, np.ndarray]:
+        """(x, y) of one metric over the records that have both, as float arrays."""
+        if key not in self.table or against not in self.table:
+            return np.zeros(0), np.zeros(0)
+        both = self.table[[against, key]].dropna()
+        return both[against].to_numpy(), both[key].to_numpy()
+
+
+def is_run_folder(folder: Path) -> bool:
+    return (folder / "config.json").is_file() or (folder / "metrics.jsonl").is_file()
+
+
+def read_run(folder: str | Path, source: str = "runs folder", name: str | None = None) -> Run:
+    """Read a run folder; a missing or broken part becomes a note, never an exception."""
+    folder = Path(folder)
+    notes: list[str] = []
+    config: dict[str, Any] = {}
+    try:
+        loaded = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        config = loaded if isinstance(loaded, dict) else {}
+        if not isinstance(loaded, dict):
+            notes.append("config.json does not hold a JSON object")
+    except FileNotFoundError:
+        notes.append("no config.json")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        notes.append(f"config.json could not be read ({e.__class__.__name__})")
+    metrics: list[dict[str, Any]] = []
+    if (folder / "metrics.jsonl").is_file():
+        metrics, bad_lines = read_metrics(folder / "metrics.jsonl")
+        notes += bad_lines[:5] + ([f"... and {len(bad_lines) - 5} more unreadable lines"] if len(bad_lines) > 5 else [])
+    else:
+        notes.append("no metrics.jsonl")
+    samples = []
+    sample_dir = folder / "samples"
+    if sample_dir.is_dir():
+        for png in sorted(sample_dir.glob("step_*.png")):
+            digits = png.stem.removeprefix("step_")
+            if digits.isdigit():
+                samples.append((int(digits), png))
+    else:
+        notes.append("no samples folder")
+    return Run(
+        name=name or config.get("recipe") or folder.name,
+        source=source,
+        config=config,
+        metrics=metrics,
+        samples=samples,
+        notes=notes,
+        folder=folder,
+    )
+
+
+def discover_runs(root: str | Path, limit: int = 200) -> tuple[list[Path], list[str]]:
+    """Run folders under `root` (a run, or one level of folders each holding a run or a run/ subfolder),
+    and a note for every folder there that is not a run."""
+    root = Path(root)
+    if not root.is_dir():
+        return [], [f"{root} is not a folder"]
+    if is_run_folder(root):
+        return [root], []
+    found, notes = [], []
+    for child in sorted(p for p in root.iterdir() if p.is_dir())[:limit]:
+        if is_run_folder(child / "run"):
+            found.append(child / "run")
+        elif is_run_folder(child):
+            found.append(child)
+        else:
+            notes.append(f"{child.name} is not a run (no config.json or metrics.jsonl)")
+    return found, notes
+
+
+def downsample(x: np.ndarray, y: np.ndarray, max_points: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+    """At most about max_points points that keep the curve's shape: per bucket its minimum and maximum
+    (so spikes survive), plus the first and last point."""
+    n = len(x)
+    if n <= max_points:
+        return x, y
+    buckets = max(1, max_points // 2)
+    edges = np.linspace(0, n, buckets + 1).astype(int)
+    keep = {0, n - 1}
+    for lo, hi in itertools.pairwise(edges):
+        if hi > lo:
+            segment = y[lo:hi]
+            keep.add(lo + int(np.nanargmin(segment)) if np.isfinite(segment).any() else lo)
+            keep.add(lo + int(np.nanargmax(segment)) if np.isfinite(segment).any() else hi - 1)
+    index = np.fromiter(sorted(keep), dtype=np.int64)
+    return x[index], y[index]
+
+
+def ema(y: np.ndarray, smoothing: float) -> np.ndarray:
+    """Exponential moving average with bias correction (as TensorBoard smooths): 0 = raw, 0.99 = very smooth."""
+    if smoothing <= 0 or len(y) == 0:
+        return y.astype(np.float64)
+    from scipy.signal import lfilter
+
+    values = np.nan_to_num(y.astype(np.float64))
+    smooth = lfilter([1 - smoothing], [1, -smoothing], values)
+    return smooth / (1 - smoothing ** np.arange(1, len(values) + 1))

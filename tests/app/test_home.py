@@ -1,0 +1,52 @@
+"""The app's entry point and home page, run by Streamlit's own test harness."""
+
+from __future__ import annotations
+
+import torch
+from streamlit.testing.v1 import AppTest
+
+from core.diffusion.samplers import SAMPLERS
+from tests.conftest import ROOT
+
+
+def test_entry_point_runs_the_home_page_with_device_and_engine():
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60).run()
+    assert not at.exception
+    assert at.title[0].value == "Diffusion Atlas"
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Device"] in {"CPU", "CUDA", "MPS"}
+    assert metrics["PyTorch"] == torch.__version__
+    samplers = at.dataframe[0].value
+    assert set(samplers["Key"]) == set(SAMPLERS)
+    assert "Device:" in at.sidebar.caption[0].value
+
+
+def test_home_lists_the_zoo_and_the_sidebar_says_what_is_ready(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60).run()
+    assert not at.exception
+    zoo = at.dataframe[2].value
+    assert "ddpm-cifar10-32" in set(zoo["Key"])
+    assert set(zoo.loc[zoo["Source"].str.startswith("Hub"), "Status"].str.split(" ").str[0]) == {"needs"}
+    captions = " ".join(c.value for c in at.sidebar.caption)
+    assert "offline mode" in captions and "models ready here" in captions
+
+
+def test_home_shows_the_fingerprint_of_every_cached_model_and_it_matches_the_files(app_env):
+    from core.models.fingerprint import weights_fingerprint
+    from ui.common.cache import registry
+    from zoo.loaders import load_model
+
+    samplers = AppTest.from_file(str(ROOT / "app_pages" / "samplers.py"), default_timeout=120).run()
+    samplers.button(key="smp-go").click().run()  # loads the page's default model into the server's cache
+    assert not samplers.exception
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60).run()
+    table = at.table[0].value
+    name = samplers.selectbox(key="smp-model").value
+    row = table.loc[f"{name} (cpu)"]
+    fresh = load_model(registry().model(name), "cpu").module
+    assert row["Weights SHA-256"] == weights_fingerprint(fresh)  # sampling changed nothing
+    with torch.no_grad():
+        next(fresh.parameters()).view(-1)[0] += 1e-3
+    assert weights_fingerprint(fresh) != row["Weights SHA-256"]

@@ -1,0 +1,112 @@
+"""The Latent MNIST page through Streamlit's AppTest, with the bundled VAE, latent model and classifier."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT
+
+PAGE = str(ROOT / "app_pages" / "latent.py")
+
+
+def _figures(at) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def _traces(at, kind: str) -> list[dict]:
+    return [t for f in _figures(at) for t in f["data"] if t["type"] == kind]
+
+
+def _array(value) -> np.ndarray:
+    """A plotly array from its JSON: a list, or a typed array {"dtype", "bdata" (base64), "shape"}."""
+    if isinstance(value, dict):
+        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+        return flat.reshape([int(k) for k in str(value.get("shape", len(flat))).split(",")])
+    return np.array(value, dtype=float)
+
+
+@pytest.fixture
+def app(monkeypatch) -> AppTest:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    at = AppTest.from_file(PAGE, default_timeout=180).run()
+    assert not at.exception and not at.error
+    return at
+
+
+def test_bundled_vae_replay_manifold_and_densities(app):
+    replay = next(f for f in _figures(app) if f.get("frames"))
+    assert len(replay["frames"]) > 10  # the bundled VAE's saved snapshots
+    assert replay["layout"]["sliders"][0]["steps"][0]["label"] == "0"
+    assert len(replay["frames"][-1]["data"]) == 10  # one trace per class
+    surfaces = _traces(app, "surface")
+    assert sorted(t["name"] for t in surfaces) == sorted(f"class {c}" for c in range(10))
+    assert _array(surfaces[0]["z"]).shape == (80, 80)  # the default 80 x 80 grid
+    assert _traces(app, "contour")  # the 2-D density map
+    # The manifold: 15 x 15 decoded digits; the picked point's digit.
+    assert len(app.get("image")) == 2  # the manifold grid and the picked point's digit
+    app.slider(key="manifold-n").set_value(6).run()
+    app.radio(key="manifold-spacing").set_value("linear").run()
+    assert not app.exception and not app.error
+    # Classes can be toggled off; the 3-D view then draws only the rest.
+    app.multiselect(key="kde-classes").set_value([1, 7]).run()
+    assert sorted(t["name"] for t in _traces(app, "surface")) == ["class 1", "class 7"]
+
+
+def test_conditional_and_unconditional_samples_with_paths_strips_and_readout(app):
+    app.slider(key="ldm-n").set_value(6)
+    app.slider(key="ldm-sample-steps").set_value(12)
+    app.selectbox(key="ldm-class").set_value(7)
+    app.button(key="ldm-generate").click().run()
+    assert not app.exception and not app.error
+    result = app.session_state["latent_result"]
+    assert result.paths.path.shape == (13, 6, 2)  # 12 steps and the finished points
+    assert result.strips.shape == (6 * 30 - 2, 10 * 30 - 2)  # a strip per sample, ten shown steps
+    table = app.dataframe[0].value
+    assert list(table["Requested"]) == ["7"] * 6
+    assert (table["Classifier reads"] == 7).mean() >= 5 / 6  # guidance 3 on the bundled model
+    assert app.metric[0].label == "Read as the requested class"
+    paths = next(t for t in _traces(app, "scatter") if t["name"] == "paths")
+    assert np.isnan(_array(paths["x"])).sum() == 6  # one line per sample
+    app.selectbox(key="ldm-class").set_value(-1)
+    app.button(key="ldm-generate").click().run()
+    assert not app.exception and not app.error
+    table = app.dataframe[0].value
+    assert list(table["Requested"]) == ["none"] * 6 and not app.metric
+    assert app.session_state["latent_result"].paths.label["class"] is None
+
+
+def test_train_a_tiny_vae_then_a_latent_model_for_it(app):
+    app.radio(key="latent-vae-source").set_value("trained").run()
+    assert any("Train VAE" in i.value for i in app.info)
+    app.number_input(key="vae-epochs").set_value(1)
+    app.select_slider(key="vae-batch").set_value(512)
+    app.button(key="vae-train").click().run()
+    assert not app.exception and not app.error
+    vae = app.session_state["latent_vae"]
+    assert not vae.bundled and vae.records[-1]["step"] == 8  # 4,500 digits / 512 per batch, one epoch
+    assert vae.records[-1]["kl"] > 0 and np.isfinite(vae.records[-1]["reconstruction"])
+    assert vae.snapshots.steps[0] == 0 and len(vae.snapshots.steps) == 2
+    # The bundled latent model belongs to the bundled VAE: only "train here" is offered now.
+    assert app.radio(key="ldm-source-False").options == ["Train one here"]
+    assert any("Press **Train latent model**" in i.value for i in app.info)
+    app.number_input(key="ldm-steps").set_value(100)
+    app.button(key="ldm-train").click().run()
+    assert not app.exception and not app.error
+    trainer = app.session_state["latent_trainer"]
+    assert trainer.trainer.step == 100 and trainer.log.config["vae"] == vae.name
+    runs = app.session_state["session_runs"]
+    assert [r.config["kind"] for r in runs] == ["vae", "latent"] and runs[1].metrics[-1]["step"] == 100
+    logs = AppTest.from_file(str(ROOT / "app_pages" / "training_logs.py"), default_timeout=120)
+    logs.session_state["session_runs"] = runs  # what this session's Training logs page gets
+    logs.run()
+    logs.multiselect(key="logs-runs").set_value([f"{r.name} · this session" for r in runs]).run()
+    assert not logs.exception and not logs.error and logs.get("plotly_chart")
+    app.slider(key="ldm-n").set_value(3)
+    app.button(key="ldm-generate").click().run()
+    assert not app.exception and not app.error
+    assert app.session_state["latent_result"].paths.samples.shape == (3, 2)

@@ -1,0 +1,147 @@
+"""The Samplers page through AppTest, on small test models served by a test manifest (ATLAS_MANIFEST)."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from core.data.images import gif_bytes, png_bytes
+from core.diffusion.samplers import SAMPLERS
+from core.diffusion.trajectory import TrajectoryRecorder
+from tests.conftest import ROOT
+from ui.samplers.figures import trajectory_gif
+
+PAGE = str(ROOT / "app_pages" / "samplers.py")
+
+
+@pytest.fixture
+def app(app_env):
+    return AppTest.from_file(PAGE, default_timeout=120).run()
+
+
+def _generate(at: AppTest, **widgets) -> AppTest:
+    for key, value in widgets.items():
+        widget = next(
+            w for kind in ("selectbox", "number_input", "slider", "toggle") for w in at.get(kind) if w.key == key
+        )
+        widget.set_value(value).run()
+    at.button(key="smp-go").click().run()
+    return at
+
+
+def test_page_lists_ready_models_first_and_explains_the_default_sampler(app):
+    assert not app.exception
+    options = app.selectbox(key="smp-model").options
+    assert options[0].startswith("Tiny") and "Needs the Hub" in options[-2]
+    code = app.get("code")[0].value
+    assert code.startswith("def dpmpp_2m(") and "old_denoised" in code and "Lu, Zhou" not in code  # no docstring
+    assert any("DPM-Solver++" in m.value for m in app.markdown)
+    assert any("frac{\\sigma'}{\\sigma}" in latex.value for latex in app.latex)  # the update rule as display maths
+
+
+@pytest.mark.parametrize("name", list(SAMPLERS))
+def test_every_sampler_generates_on_a_small_model(app, name):
+    at = _generate(app, **{"smp-sampler": name, "smp-steps": 3, "smp-batch": 2})
+    assert not at.exception and not at.error
+    assert at.subheader[0].value == f"{SAMPLERS[name].title}, 3 steps"
+    metrics = {m.label: m.value for m in at.metric}
+    assert int(metrics["Model calls (NFE)"]) == SAMPLERS[name].nfe(3)
+    assert len(at.get("download_button")) == 2
+    assert f"def {name}(" in at.get("code")[0].value  # the Maths and code tab follows the choice
+
+
+def test_conditional_model_with_class_guidance_and_noise_switch_off(app):
+    app.selectbox(key="smp-model").set_value("tiny-cond").run()
+    at = _generate(app, **{"smp-sampler": "euler_ancestral", "smp-steps": 4, "smp-batch": 3, "smp-class": 7})
+    assert not at.exception and not at.error
+    assert at.slider(key="smp-cfg").value == 3.0
+    at.toggle(key="smp-quiet").set_value(True).run()
+    at.slider(key="smp-quiet-step").set_value(1).run()
+    at.button(key="smp-go").click().run()
+    assert not at.exception and not at.error
+    assert at.toggle(key="smp-cap").value  # the cosine schedule starts below sigma 164 by default
+
+
+def test_compare_grid_labels_cells_with_nfe_time_and_classifier_score(app):
+    app.selectbox(key="smp-model").set_value("tiny-uncond").run()
+    app.multiselect(key="cmp-samplers").set_value(["euler", "heun"]).run()
+    app.multiselect(key="cmp-steps").set_value([5]).run()
+    app.multiselect(key="cmp-models").set_value(["tiny-cond"]).run()
+    app.slider(key="cmp-n").set_value(2).run()
+    app.button(key="cmp-go").click().run()
+    assert not app.exception and not app.error
+    captions = [c for image in app.get("image") for c in image.captions if "NFE" in c]
+    assert len(captions) == 4  # 2 checkpoints x 2 samplers x 1 step count
+    assert any("NFE 9" in c for c in captions) and all("classes" in c for c in captions)
+
+
+def test_too_big_a_comparison_is_refused(app):
+    app.multiselect(key="cmp-samplers").set_value(list(SAMPLERS)).run()
+    app.multiselect(key="cmp-steps").set_value([5, 10, 20, 50, 100]).run()
+    app.button(key="cmp-go").click().run()
+    assert not app.exception and "compare at most" in app.error[0].value
+
+
+@pytest.mark.parametrize(
+    ("repo", "message"),
+    [
+        ("../x", "not a Hugging Face repo id"),
+        ("my org/model", "not a Hugging Face repo id"),
+        ("https://huggingface.co/google/ddpm-cifar10-32", "not a Hugging Face repo id"),
+        ("someone/never-seen", "needs a connection"),
+    ],
+)
+def test_typed_repo_ids_fail_with_a_sentence(app, repo, message):
+    app.selectbox(key="smp-model").set_value("__typed__").run()
+    app.text_input(key="smp-model-repo").set_value(repo).run()
+    assert not app.exception and message in app.error[0].value
+    assert app.info  # the Generate tab says what to do instead
+
+
+def test_unavailable_zoo_model_says_it_needs_a_connection(app):
+    app.selectbox(key="smp-model").set_value("hub-only").run()
+    assert not app.exception and "needs a connection" in app.error[0].value
+
+
+def test_a_stopped_run_shows_where_it_got_to(app):
+    app.session_state["smp-partial"] = (3, 20, [torch.zeros(8, 8, 3, dtype=torch.uint8).numpy()] * 3)
+    app.run()
+    assert "Stopped at step 3 of 20" in app.warning[0].value
+
+
+def test_exports_are_valid_png_and_gif():
+    grid = (torch.rand(40, 40, 3) * 255).to(torch.uint8).numpy()
+    assert Image.open(io.BytesIO(png_bytes(grid))).format == "PNG"
+    gif = Image.open(io.BytesIO(gif_bytes([grid, grid[::-1]])))
+    assert gif.format == "GIF" and gif.n_frames == 2
+    recorder = TrajectoryRecorder(total_steps=1)
+    from core.diffusion.samplers import Step
+
+    recorder(Step(0, 1.0, 0.0, torch.zeros(2, 1, 8, 8), torch.zeros(2, 1, 8, 8)))
+    assert Image.open(io.BytesIO(trajectory_gif(recorder, torch.ones(2, 1, 8, 8)))).n_frames == 2
+
+
+def test_image_k_of_a_batch_is_reproduced_alone_with_seed_plus_k(app_env):
+    from core.labs.pixel import SamplerSettings, run_sampler
+    from ui.common.cache import zoo_model
+
+    model = zoo_model("tiny-uncond", "cpu")
+    batch = run_sampler(model, SamplerSettings(sampler="euler_ancestral", steps=4, seed=5, batch=3)).images
+    alone = run_sampler(model, SamplerSettings(sampler="euler_ancestral", steps=4, seed=6, batch=1)).images
+    torch.testing.assert_close(batch[1:2], alone, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(batch[0], batch[1])
+    clipped = run_sampler(model, SamplerSettings(sampler="euler", steps=3, batch=2, clip=True)).images
+    assert float(clipped.abs().max()) <= 1 + 1e-5  # the last step lands on the clipped x_0 estimate
+
+
+def test_throttle_lets_one_update_through_per_interval_and_always_the_final_one():
+    from ui.common.live import Throttle
+
+    throttle = Throttle(3600)
+    assert [i for i in range(50) if throttle.ready(final=i == 49)] == [0, 49]
+    quick = Throttle(0.0)
+    assert all(quick.ready() for _ in range(5))

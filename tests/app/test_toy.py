@@ -1,0 +1,136 @@
+"""The toy lab page through Streamlit's AppTest: generate -> train -> sample -> drift in 2-D and 3-D, and bad inputs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT
+
+PAGE = str(ROOT / "app_pages" / "toy.py")
+
+
+def _figures(at) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def _setup(at: AppTest, source: str, data_set: str, points: int, steps: int) -> AppTest:
+    at.segmented_control(key="toy-source").set_value(source).run()
+    at.selectbox(key=f"toy-set-{source[0]}").set_value(data_set).run()
+    at.number_input(key="toy-builtin-n").set_value(points)
+    at.number_input(key="toy-steps").set_value(steps)
+    at.select_slider(key="toy-width").set_value(32)
+    return at.run()
+
+
+@pytest.fixture
+def app() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert not at.exception and not at.error
+    return at
+
+
+def test_first_visit_shows_the_default_data_and_asks_for_a_model(app):
+    assert app.selectbox(key="toy-set-2").value == "swiss_roll"
+    assert "10,000 points" in json.dumps(_figures(app)[0]["layout"]["title"])
+    assert any("Train a model" in i.value for i in app.info)
+    assert "toy_run" not in app.session_state
+
+
+def test_2d_generate_train_sample_and_drift_with_the_exact_mixture_field(app):
+    at = _setup(app, "2d", "eight_gaussians", 2000, 40)
+    at.button(key="toy-train").click().run()
+    assert not at.exception and not at.error
+    run = at.session_state["toy_run"]
+    assert run.step == 40 and run.dim == 2
+    (logged,) = at.session_state["session_runs"]  # what the Training logs page lists for this session
+    assert logged.name == run.name == "toy-1" and logged.config["kind"] == "toy" and logged.metrics[-1]["step"] == 40
+    rows = at.dataframe[0].value  # training samples once by itself
+    assert list(rows["Sampler"]) == ["Euler"] and rows["NFE"][0] == 50
+    assert {m.label for m in at.metric} == {"Sliced W₂", "MMD", "Time"}
+    figures = _figures(at)
+    trajectory = next(f for f in figures if f.get("frames") and f["layout"].get("sliders") and len(f["frames"]) > 30)
+    assert len(trajectory["frames"]) == 51  # 50 steps + the final samples
+    field = figures[-1]
+    titles = [a["text"] for a in field["layout"]["annotations"]]
+    assert titles == ["Learned", "Exact (mixture)", "Learned − exact"]
+    assert len(field["frames"]) == 10
+    # Another sampler joins the table; the model is continued with its own optimizer.
+    at.selectbox(key="toy-sampler").set_value("heun")
+    at.slider(key="toy-sample-steps").set_value(8)
+    at.button(key="toy-sample").click().run()
+    rows = at.dataframe[0].value
+    assert list(rows["Sampler"]) == ["Euler", "Heun"] and list(rows["NFE"]) == [50, 15]
+    optimizer = run.trainer.optimizer
+    at.number_input(key="toy-steps").set_value(20)
+    at.button(key="toy-continue").click().run()
+    assert at.session_state["toy_run"] is run and run.step == 60 and run.trainer.optimizer is optimizer
+    assert not at.exception
+
+
+def test_3d_torus_trains_samples_and_draws_cones(app):
+    at = _setup(app, "3d", "torus", 1000, 20)
+    at.button(key="toy-train").click().run()
+    assert not at.exception and not at.error
+    assert at.session_state["toy_run"].dim == 3
+    figures = _figures(at)
+    assert figures[0]["data"][0]["type"] == "scatter3d"
+    assert any(f.get("frames") and f["frames"][0]["data"][0]["type"] == "cone" for f in figures)
+    at.radio(key="toy-field-kind").set_value("score").run()
+    assert not at.exception
+
+
+def test_changing_the_data_after_training_warns_and_keeps_the_model_on_its_data(app):
+    at = _setup(app, "2d", "moons", 500, 10)
+    at.button(key="toy-train").click().run()
+    at.segmented_control(key="toy-source").set_value("3d").run()
+    assert not at.exception
+    assert any("The data changed" in w.value for w in at.warning)
+    assert at.session_state["toy_run"].dim == 2
+
+
+ROWS = "\n".join(f"{i},{i % 7}" for i in range(40))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"x,y\n" + ROWS.encode() + b"\n3,hello", "holds 'hello', which is not a number"),
+        (b"x,y\n" + ROWS.encode() + b"\n3,NaN", "is empty or NaN"),
+        (b"x\n" + b"\n".join(b"%d" % i for i in range(40)), "1 column(s)"),
+        (b"\n".join(b"%d,%d" % (i, i) for i in range(100_001)), "more than 100,000 rows"),
+        (b"x,y\n" + ROWS.encode() + b"\n1,4e38", "Line 42: column 'y' holds 4e38, beyond float32's range"),
+    ],
+)
+def test_bad_csv_uploads_get_a_clear_message_and_the_app_keeps_running(app, content, message):
+    app.segmented_control(key="toy-source").set_value("csv").run()
+    assert any("Upload a CSV" in i.value for i in app.info)
+    app.file_uploader(key="toy-csv").set_value(("points.csv", content, "text/csv")).run()
+    assert not app.exception
+    assert any(message in e.value for e in app.error), [e.value for e in app.error]
+    app.segmented_control(key="toy-source").set_value("2d").run()
+    assert not app.exception and not app.error
+
+
+def test_a_good_csv_upload_trains(app):
+    app.segmented_control(key="toy-source").set_value("csv").run()
+    app.file_uploader(key="toy-csv").set_value(("ring.csv", b"x,y\n" + ROWS.encode(), "text/csv")).run()
+    assert not app.error and "40 points" in json.dumps(_figures(app)[0]["layout"]["title"])
+    app.number_input(key="toy-steps").set_value(10)
+    app.button(key="toy-train").click().run()
+    assert not app.exception and app.session_state["toy_run"].data_title.startswith("ring.csv")
+
+
+def test_the_drawing_source_asks_for_a_drawing_when_the_canvas_is_empty(app):
+    app.segmented_control(key="toy-source").set_value("draw").run()
+    assert not app.exception and not app.error
+    assert any("Draw a shape" in i.value for i in app.info)
+
+
+def test_the_page_is_listed_and_opens_from_the_entry_point():
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120).run()
+    at.switch_page("app_pages/toy.py").run()
+    assert not at.exception
+    assert at.title[0].value == "Toy diffusion lab"

@@ -1,0 +1,288 @@
+"""Samplers against exact answers: the Gaussian probability-flow ODE and a Gaussian mixture's law."""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from core.diffusion.denoisers import DiscreteTimeDenoiser, GaussianMixtureDenoiser
+from core.diffusion.samplers import SAMPLERS, randn_like, sample
+from core.diffusion.schedules import karras_sigmas, make_schedule
+from core.errors import BadInputError
+from tests.helpers import tiny_unet
+
+SIGMA_MAX = 80.0
+
+# Deterministic samplers (and stochastic ones with their noise switched off) with their theoretical order.
+ODE_CASES = [
+    ("euler", {}, 1),
+    ("ddim", {}, 1),
+    ("euler_ancestral", {"eta": 0.0}, 1),
+    ("heun", {}, 2),
+    ("dpm_2", {}, 2),
+    ("dpmpp_2m", {}, 2),
+    ("dpmpp_2m_sde", {"eta": 0.0}, 2),
+    ("dpmpp_2s_ancestral", {"eta": 0.0}, 2),
+    ("edm", {"churn": 0.0}, 2),
+    ("lms", {}, None),  # order 4 with a lower-order start; only checked to beat second order
+]
+
+
+def _gaussian_case(n: int = 256):
+    """Data N(mu, diag(s^2)): D is linear, and the ODE from sigma_T to 0 has the closed form
+    x(sigma) = mu + (x_T - mu) sqrt((s^2 + sigma^2) / (s^2 + sigma_T^2))."""
+    mu = torch.tensor([[0.5, -1.0, 2.0]], dtype=torch.float64)
+    s = torch.tensor([[0.5, 1.0, 2.0]], dtype=torch.float64)
+    x_T = torch.randn(n, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * SIGMA_MAX
+    exact = mu + (x_T - mu) * torch.sqrt(s**2 / (s**2 + SIGMA_MAX**2))
+    return GaussianMixtureDenoiser(mu, s), x_T, exact
+
+
+@pytest.mark.parametrize(("name", "options", "order"), ODE_CASES, ids=[c[0] + str(c[1]) for c in ODE_CASES])
+def test_deterministic_samplers_converge_to_the_exact_ode_solution_at_their_order(name, options, order):
+    denoiser, x_T, exact = _gaussian_case()
+    steps = [10, 20, 40, 80, 160]
+    errors = []
+    for n in steps:
+        out = sample(name, denoiser, x_T.clone(), karras_sigmas(n, 0.002, SIGMA_MAX), **options)
+        errors.append(float((out - exact).abs().max()))
+    assert all(b < a for a, b in itertools.pairwise(errors)), errors
+    assert errors[-1] < 0.1
+    measured = -np.polyfit(np.log(steps), np.log(errors), 1)[0]
+    if order is None:
+        assert measured > 2.5, errors
+    else:
+        assert abs(measured - order) < 0.3, (measured, errors)
+
+
+def _mixture() -> GaussianMixtureDenoiser:
+    return GaussianMixtureDenoiser(
+        torch.tensor([[-3.0, 0.0], [3.0, 2.0], [0.0, -4.0]]),
+        torch.tensor([[0.5, 0.3], [0.8, 0.8], [0.4, 1.0]]),
+        torch.tensor([0.5, 0.3, 0.2]),
+    )
+
+
+STOCHASTIC_CASES = [
+    ("ddpm", {"variance": "small"}, 400),
+    ("ddpm", {"variance": "large"}, 400),
+    ("ddim", {"eta": 1.0}, 400),
+    ("euler_ancestral", {}, 400),
+    ("dpmpp_2s_ancestral", {}, 100),
+    ("dpmpp_2m_sde", {}, 100),
+    ("edm", {"churn": 40.0}, 100),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "options", "steps"), STOCHASTIC_CASES, ids=[c[0] + str(c[1]) for c in STOCHASTIC_CASES]
+)
+def test_stochastic_samplers_reproduce_a_gaussian_mixture(name, options, steps):
+    mix, n = _mixture(), 20_000
+    g = torch.Generator().manual_seed(1)
+    x = sample(
+        name,
+        mix,
+        torch.randn(n, 2, generator=g) * SIGMA_MAX,
+        karras_sigmas(steps, 0.002, SIGMA_MAX),
+        generator=g,
+        **options,
+    )
+    nearest = ((x[:, None, :].double() - mix.means[None]) ** 2).sum(-1).argmin(1)
+    for k in range(3):
+        pts = x[nearest == k].double()
+        assert len(pts) / n == pytest.approx(float(mix.weights[k]), abs=0.02), "weight"
+        assert (pts.mean(0) - mix.means[k]).abs().max() < 0.06, "mean"
+        cov = torch.cov(pts.T)
+        std_ratio = cov.diagonal().sqrt() / mix.stds[k]
+        assert (std_ratio - 1).abs().max() < 0.07, f"std ratio {std_ratio}"
+        corr = cov[0, 1] / cov.diagonal().prod().sqrt()
+        assert abs(float(corr)) < 0.05, "the components are axis-aligned"
+
+
+@pytest.mark.parametrize("name", list(SAMPLERS))
+def test_same_seed_same_output_and_shapes(name):
+    mix = _mixture()
+    sigmas = karras_sigmas(8, 0.01, 20.0)
+
+    def run(seed):
+        g = torch.Generator().manual_seed(seed)
+        return sample(name, mix, torch.randn(64, 2, generator=g) * 20, sigmas, generator=g)
+
+    a, b = run(3), run(3)
+    assert a.shape == (64, 2) and torch.isfinite(a).all()
+    assert torch.equal(a, b)
+    if SAMPLERS[name].injects_noise():
+        # same start, different noise stream
+        g = torch.Generator().manual_seed(3)
+        x = torch.randn(64, 2, generator=g) * 20
+        c = sample(name, mix, x, sigmas, generator=torch.Generator().manual_seed(4))
+        assert not torch.equal(a, c)
+
+
+@pytest.fixture(scope="module")
+def unet_denoiser():
+    return DiscreteTimeDenoiser(tiny_unet(seed=5, channels=3), make_schedule("linear", 1000), "epsilon")
+
+
+@pytest.mark.parametrize("name", list(SAMPLERS))
+def test_every_sampler_runs_on_images_and_counts_its_calls(name, unet_denoiser):
+    calls = []
+
+    def counted(x, sigma):
+        calls.append(sigma.clone())
+        return unet_denoiser(x, sigma)
+
+    steps, seen = 6, []
+    sigmas = make_schedule("linear", 1000).sampling_sigmas(steps, "trailing")
+    x = torch.randn(2, 3, 8, 8) * float(sigmas[0])
+    out = sample(name, counted, x, sigmas, generator=torch.Generator().manual_seed(0), callback=seen.append)
+    assert out.shape == (2, 3, 8, 8) and torch.isfinite(out).all()
+    assert len(calls) == SAMPLERS[name].nfe(steps)
+    assert [s.index for s in seen] == list(range(steps))
+    assert [s.sigma_next for s in seen] == sigmas[1:].tolist()
+    for step in seen:
+        torch.testing.assert_close(step.eps, (step.x - step.denoised) / step.sigma)
+        assert step.x.shape == step.denoised.shape == (2, 3, 8, 8)
+
+
+@pytest.mark.parametrize("name", [n for n, s in SAMPLERS.items() if s.injects_noise()])
+def test_one_generator_per_sample_makes_each_sample_reproducible_alone(name):
+    mix = _mixture()
+    sigmas = karras_sigmas(10, 0.01, 20.0)
+    seeds = [11, 12, 13]
+    starts = torch.cat([torch.randn(1, 2, generator=torch.Generator().manual_seed(s)) for s in seeds]) * 20
+    gens = [torch.Generator().manual_seed(100 + s) for s in seeds]
+    batch = sample(name, mix, starts.clone(), sigmas, generator=gens)
+    alone = sample(name, mix, starts[1:2].clone(), sigmas, generator=[torch.Generator().manual_seed(112)])
+    torch.testing.assert_close(batch[1:2], alone)
+
+
+def test_randn_like_rejects_a_wrong_number_of_generators():
+    with pytest.raises(BadInputError):
+        randn_like(torch.zeros(3, 2), [torch.Generator()])
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"name": "nope"},
+        {"sigmas": torch.tensor([1.0, 0.5])},
+        {"sigmas": torch.tensor([1.0, 2.0, 0.0])},
+        {"bogus": 1.0},
+    ],
+)
+def test_sample_checks_its_arguments(kwargs):
+    args = {"name": "euler", "sigmas": torch.tensor([2.0, 1.0, 0.0])} | kwargs
+    with pytest.raises(BadInputError):
+        sample(denoiser=_mixture(), x=torch.zeros(2, 2), **args)
+
+
+@pytest.mark.parametrize("name", list(SAMPLERS))
+def test_registry_documents_each_sampler(name):
+    spec = SAMPLERS[name]
+    assert "$" in spec.doc, "the update rule in LaTeX"
+    for year in re.findall(r"\b20\d\d\b", spec.paper):  # the paper the registry names, with its year
+        assert year in spec.doc, (spec.paper, year)
+    assert spec.paper.split()[0].rstrip(",") in spec.doc, "its first author"
+    source = inspect.getsource(spec.fn)
+    assert source.startswith(f"def {name}(") and "denoiser(" in source
+    params = inspect.signature(spec.fn).parameters
+    assert list(params)[:3] == ["denoiser", "x", "sigmas"]
+    assert {"generator", "callback"} <= set(params)
+    for option in spec.options:
+        assert option.name in params, option.name
+    assert spec.order >= 1
+
+
+@pytest.mark.parametrize("name", list(SAMPLERS))
+def test_nfe_counts_the_denoiser_calls_a_run_makes(name):
+    mix, calls = _mixture(), []
+
+    def counting(x, sigma):
+        calls.append(len(x))
+        return mix(x, sigma)
+
+    for steps in (1, 2, 7):
+        calls.clear()
+        x = torch.randn(3, 2, generator=torch.Generator().manual_seed(0)) * 20
+        sample(name, counting, x, karras_sigmas(steps, 0.01, 20.0), generator=torch.Generator().manual_seed(1))
+        assert len(calls) == SAMPLERS[name].nfe(steps), (name, steps)
+
+
+# With noise switched off from step 0, each stochastic sampler is its own deterministic version.
+DETERMINISTIC_TWIN = {
+    "ddpm": ("ddim", {}),
+    "ddim": ("ddim", {"eta": 0.0}),
+    "euler_ancestral": ("euler", {}),
+    "dpmpp_2s_ancestral": ("dpmpp_2s_ancestral", {"eta": 0.0}),
+    "dpmpp_2m_sde": ("dpmpp_2m_sde", {"eta": 0.0}),
+    "edm": ("heun", {}),
+}
+
+
+@pytest.mark.parametrize("name", [n for n, s in SAMPLERS.items() if s.stochastic])
+def test_noise_until_switches_stochastic_samplers_to_their_deterministic_step(name):
+    mix = _mixture()
+    sigmas = karras_sigmas(12, 0.01, 20.0)
+    x = torch.randn(256, 2, generator=torch.Generator().manual_seed(0)) * 20
+    options = {"eta": 1.0} if name == "ddim" else {}
+    twin, twin_options = DETERMINISTIC_TWIN[name]
+    quiet = sample(name, mix, x.clone(), sigmas, generator=torch.Generator().manual_seed(1), noise_until=0, **options)
+    expected = sample(twin, mix, x.clone(), sigmas, **twin_options)
+    torch.testing.assert_close(quiet, expected, rtol=1e-5, atol=1e-5)
+    # noise for the first 4 steps only: the same states as a fully noisy run up to step 4, then apart
+    states = {}
+    for until in (4, None):
+        seen = []
+        g = torch.Generator().manual_seed(2)
+        sample(name, mix, x.clone(), sigmas, generator=g, callback=seen.append, noise_until=until, **options)
+        states[until] = [step.x for step in seen]
+    for k in range(4):  # (edm injects its noise before it reports a step, so compare up to step 3)
+        torch.testing.assert_close(states[4][k], states[None][k])
+    assert not torch.allclose(states[4][6], states[None][6])
+
+
+def test_noise_until_is_refused_for_deterministic_samplers():
+    with pytest.raises(BadInputError, match="no option noise_until"):
+        sample("euler", _mixture(), torch.zeros(2, 2), torch.tensor([2.0, 1.0, 0.0]), noise_until=1)
+
+
+def test_options_are_typed_and_checked_against_their_range():
+    mix, sigmas = _mixture(), karras_sigmas(4, 0.01, 20.0)
+    x = torch.randn(8, 2, generator=torch.Generator().manual_seed(0)) * 20
+    lms = SAMPLERS["lms"]
+    assert lms.parse_options({"order": 2.0}) == {"order": 2} and isinstance(
+        lms.parse_options({"order": 2.0})["order"], int
+    )
+    torch.testing.assert_close(
+        sample("lms", mix, x.clone(), sigmas, order=2.0), sample("lms", mix, x.clone(), sigmas, order=2)
+    )
+    for name, options, message in (
+        ("lms", {"order": 2.5}, "whole number"),
+        ("lms", {"order": 5}, "between 1 and 4"),
+        ("ddim", {"eta": 1.5}, "between 0 and 1"),
+        ("ddim", {"eta": float("nan")}, "between 0 and 1"),
+        ("ddim", {"eta": "lots"}, "must be a number"),
+        ("ddpm", {"variance": "huge"}, "one of small, large"),
+        ("edm", {"noise_until": -1}, "noise_until must lie between 0"),
+    ):
+        with pytest.raises(BadInputError, match=message):
+            sample(name, mix, x.clone(), sigmas, **options)
+
+
+def test_which_settings_draw_fresh_noise():
+    ddim, euler_a, edm, ddpm = (SAMPLERS[n] for n in ("ddim", "euler_ancestral", "edm", "ddpm"))
+    assert not ddim.injects_noise() and ddim.injects_noise({"eta": 0.3})  # DDIM's default eta is 0
+    assert euler_a.injects_noise() and not euler_a.injects_noise({"eta": 0.0})
+    assert not edm.injects_noise({"churn": 0.0}) and ddpm.injects_noise() and not SAMPLERS["heun"].injects_noise()
+    # DDIM with eta > 0 takes noise_until (it is stochastic then); the deterministic samplers do not
+    assert "noise_until" in {o.name for o in ddim.accepts} and "noise_until" not in {
+        o.name for o in SAMPLERS["heun"].accepts
+    }

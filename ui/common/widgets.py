@@ -1,0 +1,70 @@
+"""Widgets that several pages share: the noise-schedule picker, a sampler option's control, and the one way
+a page shows an expected error."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import streamlit as st
+
+from core.diffusion.samplers import Option
+from core.diffusion.schedules import SCHEDULE_KINDS, NoiseSchedule, make_schedule
+from core.errors import AtlasError
+
+T = TypeVar("T")
+
+
+def attempt(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+    """fn(*args, **kwargs), or None after showing its AtlasError's sentence with st.error (bad input, a model
+    that cannot load, no network): the page goes on, and anything else is a bug with a traceback."""
+    try:
+        return fn(*args, **kwargs)
+    except AtlasError as err:
+        st.error(str(err))
+        return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScheduleChoice:
+    kind: str
+    steps: int  # T, the number of training steps
+    beta_start: float | None  # None where the schedule has no beta range
+    beta_end: float | None
+
+    def build(self) -> NoiseSchedule:
+        return make_schedule(self.kind, self.steps, self.beta_start, self.beta_end)
+
+
+def schedule_picker(key: str, columns: int = 1, t_step: int = 10) -> ScheduleChoice:
+    """Schedule, T and (where the schedule has one) its beta range, stacked or side by side in `columns`."""
+    a, b, c = st.columns(3) if columns == 3 else (st.container(),) * 3
+    names = list(SCHEDULE_KINDS)
+    kind = a.selectbox("Noise schedule", names, format_func=lambda n: SCHEDULE_KINDS[n].title, key=f"{key}-kind")
+    spec = SCHEDULE_KINDS[kind]
+    steps = b.number_input("T (training steps)", 10, 4000, 1000, step=t_step, key=f"{key}-T")
+    start = end = None
+    if spec.beta_start is not None and spec.beta_end is not None:
+        start, end = c.slider(
+            "β range",
+            1e-5,
+            0.05,
+            (float(spec.beta_start), float(spec.beta_end)),
+            step=1e-5,
+            format="%.5f",
+            key=f"{key}-betas-{kind}",
+        )
+    else:
+        c.caption(f"{spec.title} has no β range: ᾱ follows its formula, β clipped at 0.999.")
+    return ScheduleChoice(kind=kind, steps=int(steps), beta_start=start, beta_end=end)
+
+
+def option_widget(option: Option, key: str, container: Any = st) -> float | str:
+    """The control for one sampler option: a choice, or an int or float slider over its range."""
+    if option.kind is str:
+        index = option.choices.index(str(option.default))
+        return container.selectbox(option.name, option.choices, index=index, help=option.help, key=key)
+    cast = int if option.kind is int else float
+    low, high, default = cast(option.low), cast(option.high), cast(option.default)
+    return container.slider(option.name, low, high, default, help=option.help, key=key)

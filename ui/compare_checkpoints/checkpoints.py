@@ -1,0 +1,64 @@
+"""The Compare checkpoints page's work and session state: loading the checkpoints it was given, sampling each
+from the same noise, and measuring the MNIST ones (each result kept in the session under the checkpoint's name)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import streamlit as st
+
+from core.errors import AtlasError
+from core.labs.compare import Quality, held_out_features, measure, settings_for
+from core.labs.pixel import SamplingResult, run_sampler
+from ui.common.cache import hub_model, image_set, zoo_model
+from zoo.loaders import LoadedModel
+
+CLASSIFIER = "mnist-lenet"
+
+
+def load_checkpoints(names: list[str], typed: str) -> tuple[dict[str, LoadedModel], dict[str, str]]:
+    """Loaded models by name, and the error sentence of each one that failed to load."""
+    loaded, failures = {}, {}
+    for name in [*names, *([typed.strip()] if typed.strip() else [])]:
+        try:
+            loaded[name] = hub_model(name) if name == typed.strip() else zoo_model(name)
+        except AtlasError as e:
+            failures[name] = str(e)
+    return loaded, failures
+
+
+def sample(name: str, model: LoadedModel, sampler: str, steps: int, seed: int, batch: int, label: int | None) -> None:
+    """One checkpoint's images from the shared noise, kept for later reruns."""
+    settings = settings_for(model, sampler, steps, seed, batch, label)
+    st.session_state[f"ck-result-{name}"] = run_sampler(model, settings, every=steps + 1, keep=1)
+
+
+def result_of(name: str) -> SamplingResult | None:
+    return st.session_state.get(f"ck-result-{name}")
+
+
+def measure_all(models: Mapping[str, LoadedModel], sampler: str, steps: int, seed: int, n: int, label: int | None):
+    """FD-LeNet and class shares of n samples per MNIST checkpoint, with one progress bar for all."""
+    classifier = zoo_model(CLASSIFIER).module
+    reference = held_out_features(classifier, image_set("mnist", "test").images)
+    bar = st.progress(0.0, text="Sampling and scoring…")
+    for k, (name, model) in enumerate(models.items()):
+        settings = settings_for(model, sampler, steps, seed, 1, label)
+        report = lambda f, k=k: bar.progress((k + f) / len(models))  # noqa: E731
+        st.session_state[f"ck-quality-{name}"] = measure(model, settings, n, classifier, reference, report)
+
+
+def quality_rows(names: list[str]) -> list[dict[str, object]]:
+    """The quality table: one row per checkpoint measured so far."""
+    return [quality_row(n, st.session_state[f"ck-quality-{n}"]) for n in names if f"ck-quality-{n}" in st.session_state]
+
+
+def quality_row(name: str, q: Quality) -> dict[str, object]:
+    return {
+        "checkpoint": name,
+        "samples": q.samples,
+        "FD-LeNet": round(q.fd_lenet, 2),
+        "read as requested class": "-" if q.accuracy is None else f"{q.accuracy:.1%}",
+        "smallest class share": f"{q.smallest_class:.1%}",
+        "largest class share": f"{q.largest_class:.1%}",
+    }

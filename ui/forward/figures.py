@@ -1,0 +1,97 @@
+"""Figures for the forward-process page: pure builders from data to Plotly figures (no Streamlit calls)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+from plotly.subplots import make_subplots
+
+from core.diffusion.schedules import NoiseSchedule
+
+COLOURS = ("#5b3fd1", "#e4572e", "#17a398")
+
+
+def schedule_curves(schedules: Sequence[tuple[str, NoiseSchedule]], t_marker: int | None = None) -> go.Figure:
+    """beta_t, alpha_bar_t, SNR (log) and sigma (log) against t, one colour per schedule."""
+    fig = make_subplots(
+        rows=1,
+        cols=4,
+        subplot_titles=("β<sub>t</sub>", "ᾱ<sub>t</sub> (signal share of variance)", "SNR = ᾱ/(1−ᾱ)", "σ = √((1−ᾱ)/ᾱ)"),
+        horizontal_spacing=0.06,
+    )
+    for k, (label, sched) in enumerate(schedules):
+        t = np.arange(sched.num_steps)
+        colour = COLOURS[k % len(COLOURS)]
+        for col, values in enumerate((sched.betas, sched.alphas_cumprod, sched.snr, sched.sigmas), start=1):
+            fig.add_trace(
+                go.Scatter(
+                    x=t,
+                    y=values.numpy(),
+                    name=label,
+                    legendgroup=label,
+                    showlegend=col == 1,
+                    line={"color": colour, "width": 2},
+                    hovertemplate="t=%{x}<br>%{y:.4g}<extra>" + label + "</extra>",
+                ),
+                row=1,
+                col=col,
+            )
+    fig.update_yaxes(type="log", row=1, col=3, exponentformat="power")
+    fig.update_yaxes(type="log", row=1, col=4, exponentformat="power")
+    fig.update_xaxes(title_text="t")
+    if t_marker is not None:
+        for col in range(1, 5):
+            fig.add_vline(x=t_marker, line={"color": "#888", "dash": "dot", "width": 1}, row=1, col=col)
+    fig.update_layout(height=300, margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"orientation": "h", "y": -0.25})
+    return fig
+
+
+def pixel_histogram(x_t: torch.Tensor, t: int, alpha_bar: float) -> go.Figure:
+    """Histogram of x_t's pixel values against the N(0, 1) density that x_T approaches."""
+    values = x_t.flatten().numpy()
+    grid = np.linspace(-4, 4, 200)
+    fig = go.Figure()
+    fig.add_trace(
+        go.Histogram(x=values, histnorm="probability density", nbinsx=60, name=f"x_t at t={t}", marker_color=COLOURS[0])
+    )
+    fig.add_trace(
+        go.Scatter(x=grid, y=np.exp(-(grid**2) / 2) / np.sqrt(2 * np.pi), name="N(0, 1)", line={"color": COLOURS[1]})
+    )
+    fig.update_layout(
+        height=260,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        title={"text": f"pixel values at t={t} (√ᾱ = {alpha_bar**0.5:.3f})", "font": {"size": 13}},
+        xaxis={"range": [-4, 4], "title": "value"},
+        yaxis={"title": "density"},
+        legend={"orientation": "h", "y": -0.3},
+        bargap=0.02,
+    )
+    return fig
+
+
+def timestep_embedding_heatmap(num_steps: int, dim: int = 64) -> go.Figure:
+    """The sinusoidal embedding a diffusers UNet2DModel computes for each t (its real function)."""
+    from diffusers.models.embeddings import get_timestep_embedding
+
+    t = torch.arange(num_steps)
+    emb = get_timestep_embedding(t, dim, flip_sin_to_cos=True, downscale_freq_shift=0).numpy()
+    fig = go.Figure(
+        go.Heatmap(
+            z=emb.T,
+            x=t.numpy(),
+            colorscale="RdBu",
+            zmid=0,
+            colorbar={"title": "value"},
+            hovertemplate="t=%{x}<br>channel %{y}<br>%{z:.3f}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        height=280,
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        xaxis={"title": "timestep t"},
+        yaxis={"title": "embedding channel (cos | sin)"},
+    )
+    return fig

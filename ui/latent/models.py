@@ -1,0 +1,58 @@
+"""Choosing (or training, on the page) the Latent MNIST page's two models: the VAE and the latent denoiser."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.labs.latent import LatentDiffusion
+from ui.common.charts import loss_figure
+from ui.common.widgets import attempt
+from ui.latent import state
+from ui.latent.controls import latent_train_settings, vae_settings, vae_source
+
+
+def pick_vae() -> state.VAEInUse | None:
+    """The bundled VAE, or one trained here (its settings, Train and Stop, live progress); None until trained."""
+    source = vae_source()
+    if source == "trained":
+        config = vae_settings()
+        b1, b2, note = st.columns([1, 1, 5])
+        clicked = b1.button("Train VAE", type="primary", key="vae-train")
+        b2.button("Stop", key="vae-stop", help="Keeps the VAE trained so far.")
+        note.caption(f"On the first {len(state.digits().labels):,} training digits ({state.digits().source}).")
+        live = st.empty(), *(column.empty() for column in st.columns(2))
+        if clicked and attempt(state.train_vae_live, config, *live) is not None:
+            for slot in live:  # the finished VAE is drawn below (replay and loss parts)
+                slot.empty()
+    vae = state.vae_in_use(source)
+    if vae is None:
+        st.info("Set the VAE's training above and press **Train VAE**, or use the bundled VAE.")
+    return vae
+
+
+def pick_latent_model(vae: state.VAEInUse) -> LatentDiffusion | None:
+    """The bundled latent model (for the bundled VAE), or one trained here on `vae`'s plane; None until trained."""
+    which = st.radio(
+        "Latent model",
+        ["bundled", "trained"] if vae.bundled else ["trained"],
+        horizontal=True,
+        key=f"ldm-source-{vae.bundled}",
+        format_func={"bundled": "Bundled (mnist-latent-cond)", "trained": "Train one here"}.get,
+    )
+    if not vae.bundled:
+        st.caption("The bundled latent model learnt the bundled VAE's plane; for this VAE, train one here.")
+    model = state.bundled_latent() if which == "bundled" else None
+    if which == "trained":
+        settings = latent_train_settings()
+        clicked = st.button("Train latent model", type="primary", key="ldm-train")
+        progress, chart = st.empty(), st.empty()
+        if clicked and attempt(state.train_latent_live, vae, settings, progress, chart) is None:
+            return None
+        trainer = state.latent_trainer(vae)
+        if trainer is None:
+            st.info("Press **Train latent model**: a class-conditional MLP learns this plane in seconds.")
+            return None
+        chart.plotly_chart(loss_figure(trainer.trainer.metrics), key="ldm-loss")
+        st.caption(f"**{trainer.name}**: {trainer.trainer.step:,} steps in {trainer.trainer.seconds:.1f} s.")
+        model = trainer.model()
+    return model

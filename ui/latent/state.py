@@ -1,0 +1,182 @@
+"""The Latent MNIST page's models and per-session state, and its live-training drivers.
+
+The bundled VAE and latent model are shared zoo resources (read-only, in st.cache_resource). A VAE or latent
+model trained on the page lives in st.session_state: it belongs to that session alone. Training runs in the
+page's script with throttled redraws; Stop (or any click) interrupts it between steps, and what was trained
+so far is kept.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import streamlit as st
+import torch
+from safetensors.torch import load_file
+
+from core.labs.latent import LatentDiffusion, LatentTrainer, LatentTrainSettings, encode_means, manifold_axes
+from core.metrics.kde import Densities, kde_densities
+from core.models.init import seeded
+from core.models.vae import ConvVAE
+from core.training.diffusion import DiffusionTrainer
+from core.training.runlog import Run, read_metrics
+from core.training.vae import LatentSnapshots, VAETrainConfig, train_vae
+from ui.common import cache, session_runs
+from ui.common.charts import loss_figure
+from ui.common.live import Throttle, training_line
+from ui.latent.figures import latent_scatter, loss_parts_figure, robust_ranges
+
+VAE_NAME, LATENT_NAME = "mnist-vae-2d", "mnist-latent-cond"
+MAX_DIGITS, SNAPSHOT_DIGITS = 5000, 1000
+VAE, LATENT, RESULT = "latent_vae", "latent_trainer", "latent_result"
+
+
+@dataclass(eq=False)
+class VAEInUse:
+    """A VAE with what the page shows of it: training records, latent snapshots, and encoded digits."""
+
+    name: str
+    vae: ConvVAE
+    records: list[dict[str, Any]]
+    snapshots: LatentSnapshots
+    bundled: bool
+    latents: np.ndarray | None = None  # [N, 2] encoded training digits (filled on first use)
+    log: Run | None = field(default=None)  # the run, for VAEs trained here
+
+    def snapshot_means(self) -> np.ndarray:
+        """The saved latent means of the fixed digits, [S, N, 2]."""
+        return np.stack([m.double().numpy() for m in self.snapshots.means])
+
+
+def digits():
+    """The MNIST training digits in use (at most MAX_DIGITS): uint8 images [N, 1, 28, 28] and labels."""
+    return cache.image_set("mnist", "train", MAX_DIGITS)
+
+
+@st.cache_resource(show_spinner="Loading the bundled VAE…", max_entries=2)
+def _bundled_vae(manifest: str) -> VAEInUse:
+    loaded = cache.zoo_model(VAE_NAME)
+    snaps = load_file(str(loaded.files["latent_snapshots.safetensors"]))
+    snapshots = LatentSnapshots(
+        steps=snaps["steps"].tolist(), means=list(snaps["means"].float()), labels=snaps["labels"]
+    )
+    records, _ = read_metrics(Path(loaded.entry.run or "") / "metrics.jsonl") if loaded.entry.run else ([], [])
+    vae = VAEInUse(loaded.entry.title, loaded.module, [r for r in records if "kl" in r], snapshots, bundled=True)
+    vae.latents = encode_means(vae.vae, digits().images)
+    return vae
+
+
+def vae_in_use(source: str) -> VAEInUse | None:
+    """The bundled VAE, or this session's trained one (None until it has been trained)."""
+    return _bundled_vae(str(cache.manifest_path())) if source == "bundled" else st.session_state.get(VAE)
+
+
+def latents(vae: VAEInUse) -> np.ndarray:
+    if vae.latents is None or len(vae.latents) != len(digits().labels):
+        vae.latents = encode_means(vae.vae, digits().images)
+    return vae.latents
+
+
+def manifold_grid(points: np.ndarray, n: int, spacing: str) -> tuple[np.ndarray, np.ndarray]:
+    """The manifold's coordinates: the prior's quantiles, or evenly over 99.5% of the encoded digits."""
+    extent = tuple(np.array(r) for r in zip(*robust_ranges(points, pad=0.0), strict=True))
+    return manifold_axes(n, spacing, extent)
+
+
+@st.cache_data(show_spinner="Estimating densities…", max_entries=16)
+def densities(points: np.ndarray, labels: np.ndarray, bandwidth: str | float, size: int) -> Densities:
+    return kde_densities(points, labels, bandwidth, size)
+
+
+def train_vae_live(config: VAETrainConfig, progress, loss_slot, scatter_slot) -> VAEInUse:
+    """A fresh VAE trained on the digits in use, drawn as it learns (at most every 0.5 s); kept in the
+    session even if stopped."""
+    data = digits()
+    x = torch.tensor(data.images, dtype=torch.float32) / 255
+    labels = torch.tensor(data.labels[:SNAPSHOT_DIGITS])
+    name = session_runs.next_name("vae")
+    records: list[dict[str, Any]] = []
+    log = Run(name=name, source="this session", config={"kind": "vae", "train": config.to_dict(), "data": data.source},
+              metrics=records)  # fmt: skip
+    vae = seeded(config.seed, ConvVAE)
+    run = st.session_state[VAE] = VAEInUse(
+        f"{name} (trained here)", vae, records, LatentSnapshots(steps=[], means=[], labels=labels), False
+    )
+    run.log = log
+    st.session_state.pop(LATENT, None)  # a latent model belongs to the VAE whose latents it learnt
+    st.session_state.pop(RESULT, None)
+    session_runs.add(log)
+    total = config.epochs * max(1, len(x) // config.batch_size)
+    throttle, snap_labels = Throttle(0.5), labels.numpy()
+
+    def update(rec: dict[str, float], live: LatentSnapshots) -> None:
+        records.append(rec)
+        run.snapshots = live
+        if not throttle.ready(final=rec["step"] >= total):
+            return
+        progress.progress(
+            min(1.0, rec["step"] / total),
+            text=f"Step {rec['step']:,} of {total:,} · "
+            f"reconstruction {rec['reconstruction']:.1f} · KL {rec['kl']:.2f} nats",
+        )
+        loss_slot.plotly_chart(loss_parts_figure(records), key=f"vae-loss-live-{rec['step']}")
+        points = live.means[-1].double().numpy()
+        fig = latent_scatter(
+            points, snap_labels, f"Latent means of {len(points):,} fixed digits, step {live.steps[-1]}"
+        )
+        scatter_slot.plotly_chart(fig, key=f"vae-scatter-live-{rec['step']}")
+
+    _, run.snapshots = train_vae(run.vae, x, config, x[:SNAPSHOT_DIGITS], labels, update)
+    run.latents = None
+    return run
+
+
+def bundled_latent() -> LatentDiffusion:
+    return _bundled_latent(str(cache.manifest_path()))
+
+
+@st.cache_resource(show_spinner="Loading the bundled latent model…", max_entries=2)
+def _bundled_latent(manifest: str) -> LatentDiffusion:
+    loaded = cache.zoo_model(LATENT_NAME)
+    stats = json.loads(Path(loaded.files["latent_stats.json"]).read_text(encoding="utf-8"))
+    return LatentDiffusion(
+        name=loaded.title,
+        denoiser=loaded.denoiser,
+        schedule=loaded.schedule,
+        mean=torch.tensor(stats["mean"]),
+        std=torch.tensor(stats["std"]),
+        null_label=int(loaded.null_label),
+    )
+
+
+def latent_trainer(vae: VAEInUse) -> LatentTrainer | None:
+    """This session's latent model, if it was trained on `vae`'s latents."""
+    trainer = st.session_state.get(LATENT)
+    return trainer if trainer is not None and trainer.log.config.get("vae") == vae.name else None
+
+
+def train_latent_live(vae: VAEInUse, settings: LatentTrainSettings, progress, chart) -> LatentTrainer:
+    """A fresh latent model for `vae`'s plane, with a progress bar and loss chart (at most every 0.4 s)."""
+    trainer = LatentTrainer(latents(vae), digits().labels, settings, session_runs.next_name("latent"), vae=vae.name)
+    st.session_state[LATENT] = trainer
+    st.session_state.pop(RESULT, None)
+    session_runs.add(trainer.log)
+    throttle, started = Throttle(0.4), time.perf_counter()
+
+    def update(tr: DiffusionTrainer) -> None:
+        if not throttle.ready(final=tr.step >= settings.steps):
+            return
+        progress.progress(
+            tr.step / settings.steps,
+            text=training_line(tr.step, settings.steps, tr.metrics[-1]["loss"], tr.step, started),
+        )
+        if len(tr.metrics) >= 3:
+            chart.plotly_chart(loss_figure(tr.metrics), key=f"latent-loss-live-{tr.step}")
+
+    trainer.train(update)
+    return trainer

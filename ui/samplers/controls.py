@@ -1,0 +1,91 @@
+"""The Samplers page's settings: sampler, steps and spacing, its options, noise switch-off, the sigma cap,
+clipping, seed, batch, class and guidance."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.diffusion.samplers import SAMPLERS
+from core.diffusion.schedules import SPACINGS
+from core.labs.pixel import MAX_BATCH, SamplerSettings
+from ui.common.cache import registry
+from ui.common.widgets import option_widget
+from zoo.loaders import LoadedModel
+
+
+def sampler_settings(key: str, loaded: LoadedModel) -> SamplerSettings:
+    """Sampler, steps, spacing, its options, noise switch-off, seed, batch, class and guidance."""
+    names = list(SAMPLERS)
+    sampler = st.selectbox(
+        "Sampler", names, index=names.index("dpmpp_2m"), format_func=lambda n: SAMPLERS[n].title, key=f"{key}-sampler"
+    )
+    spec = SAMPLERS[sampler]
+    schedule = loaded.schedule
+    cap = schedule.sampling_cap
+    cols = st.columns(2)
+    steps = cols[0].number_input("Steps", 1, schedule.usable_steps(cap), 20, key=f"{key}-steps")
+    spacing = cols[1].selectbox("Spacing", SPACINGS, index=SPACINGS.index("trailing"), key=f"{key}-spacing")
+    options = {o.name: option_widget(o, f"{key}-{sampler}-{o.name}") for o in spec.options}
+    noise_until = None
+    if spec.injects_noise(options) and st.toggle("Stop adding noise after a step", key=f"{key}-quiet"):
+        noise_until = st.slider("Last noisy step", 0, int(steps), int(steps) // 2, key=f"{key}-quiet-step")
+    max_sigma = None
+    if cap is not None:
+        capped = st.toggle(
+            f"Start at σ ≤ {cap:.0f}",
+            value=True,
+            help=f"This schedule ends at σ = {schedule.sigma_max:.3g}, where an ε-model's errors are "
+            "multiplied by σ; starting a little lower is what diffusers recommends for the cosine schedule.",
+            key=f"{key}-cap",
+        )
+        max_sigma = cap if capped else None
+    clip = st.toggle(
+        "Clip predicted x₀ to [−1, 1]",
+        value=True,
+        help="DDPM's reference sampler does this; it stops an early, noisy x₀ estimate from derailing a sample.",
+        key=f"{key}-clip",
+    )
+    cols = st.columns(2)
+    seed = cols[0].number_input("Seed (image k uses seed + k)", 0, 2**31 - 1 - MAX_BATCH, 0, key=f"{key}-seed")
+    batch = cols[1].slider("Images", 1, MAX_BATCH, 16, key=f"{key}-batch")
+    label, guidance = None, 1.0
+    if loaded.num_classes:
+        classes = _class_names(loaded)
+        choice = st.selectbox(
+            "Class",
+            ["none", *range(loaded.num_classes)],
+            format_func=lambda c: classes.get(c, "none (unconditional)"),
+            key=f"{key}-class",
+        )
+        label = None if choice == "none" else int(choice)
+        if label is not None and loaded.supports_guidance:
+            guidance = st.slider(
+                "Guidance scale",
+                0.0,
+                10.0,
+                3.0,
+                0.5,
+                help="1 = the conditional model, 0 = unconditional.",
+                key=f"{key}-cfg",
+            )
+    return SamplerSettings(
+        sampler=sampler,
+        steps=int(steps),
+        spacing=spacing,
+        options=options,
+        noise_until=noise_until,
+        max_sigma=max_sigma,
+        seed=int(seed),
+        batch=int(batch),
+        label=label,
+        guidance=guidance,
+        clip=clip,
+    )
+
+
+def _class_names(loaded: LoadedModel) -> dict[object, str]:
+    data = loaded.entry.data
+    names = (
+        registry().datasets[data].classes if data in registry().datasets else tuple(map(str, range(loaded.num_classes)))
+    )
+    return {k: f"{k}: {n}" if n != str(k) else str(k) for k, n in enumerate(names)}

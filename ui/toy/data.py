@@ -1,0 +1,139 @@
+"""The toy lab's data pickers: a built-in 2-D/3-D set with its shape parameters, a drawing, or a CSV upload.
+
+Each returns a `PointCloud` (or raises BadInputError with a sentence for the page to show). Clouds are
+memoised in the session by what made them, so a rerun does not redraw 100k points.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+
+import pandas as pd
+import streamlit as st
+import torch
+
+from core.data.drawing import canvas_strokes, drawing_to_points
+from core.data.points_csv import MAX_BYTES, points_from_csv
+from core.data.toy import MAX_POINTS, MIN_POINTS, TOY_SETS, Param, PointCloud
+from core.errors import BadInputError
+
+SOURCES = {"2d": "Built-in 2-D", "3d": "Built-in 3-D", "draw": "Draw", "csv": "Upload CSV"}
+CANVAS_W, CANVAS_H = 520, 380
+
+
+def _memo(key: str, build: Callable[[], PointCloud]) -> PointCloud:
+    cached = st.session_state.get("toy_cloud")
+    if cached is None or cached.key != key:
+        cached = build()
+        st.session_state["toy_cloud"] = cached
+    return cached
+
+
+def _count_and_seed(prefix: str, default: int = 10_000) -> tuple[int, int]:
+    a, b = st.columns(2)
+    n = a.number_input(
+        "Points", MIN_POINTS, MAX_POINTS, default, step=1000, key=f"{prefix}-n", help=f"Up to {MAX_POINTS:,}."
+    )
+    seed = b.number_input("Data seed", 0, 2**31 - 1, 0, key=f"{prefix}-seed", help="Same seed, same points.")
+    return int(n), int(seed)
+
+
+def _number(p: Param, key: str, container) -> float | int:
+    if p.integer:
+        return container.slider(p.title, int(p.low), int(p.high), int(p.default), key=key, help=p.help or None)
+    step = float(f"{(p.high - p.low) / 200:.1g}")
+    return container.slider(p.title, float(p.low), float(p.high), float(p.default), step, key=key, help=p.help or None)
+
+
+def _table(p: Param, key: str) -> list[list[float]]:
+    frame = pd.DataFrame([list(r) for r in p.default], columns=list(p.columns))
+    st.caption(f"{p.help} Add or delete rows in the table (at most 32).")
+    edited = st.data_editor(frame, num_rows="dynamic", key=key, hide_index=True, width="stretch")
+    return edited.to_numpy(dtype=float, na_value=float("nan")).tolist()
+
+
+def builtin_cloud(dim: int) -> PointCloud:
+    names = [s.name for s in TOY_SETS.values() if s.dim == dim]
+    name = st.selectbox("Data set", names, format_func=lambda n: TOY_SETS[n].title, key=f"toy-set-{dim}")
+    spec = TOY_SETS[name]
+    values = {}
+    numbers = [p for p in spec.params if not p.columns]
+    cols = st.columns(max(1, min(3, len(numbers))))
+    for i, p in enumerate(numbers):
+        values[p.name] = _number(p, f"toy-{name}-{p.name}", cols[i % len(cols)])
+    for p in spec.params:
+        if p.columns:
+            values[p.name] = _table(p, f"toy-{name}-{p.name}")
+    n, seed = _count_and_seed("toy-builtin")
+    key = json.dumps([name, values, n, seed], sort_keys=True)
+    return _memo(key, lambda: spec.cloud(n, seed, values))
+
+
+def drawn_cloud() -> PointCloud | None:
+    left, right = st.columns([3, 2])
+    with right:
+        mode = st.radio("Pen", ["freedraw", "line", "point"], horizontal=True, key="toy-draw-mode",
+                        format_func=str.capitalize)  # fmt: skip
+        spread = st.slider("Spread (pixels)", 0.0, 30.0, 6.0, 0.5, key="toy-draw-spread",
+                           help="Standard deviation of the jitter around each stroke.")  # fmt: skip
+        n, seed = _count_and_seed("toy-draw", 5000)
+    with left:
+        try:
+            from streamlit_drawable_canvas import st_canvas  # registers a component: import only when drawing
+        except Exception:  # the canvas is optional: the rest of the page works without it
+            raise BadInputError("The drawing canvas is not available here; pick another data source.") from None
+        result = st_canvas(stroke_width=3, stroke_color="#1f77b4", background_color="#ffffff", width=CANVAS_W,
+                           height=CANVAS_H, drawing_mode=mode, point_display_radius=4, key="toy-canvas")  # fmt: skip
+        st.caption("Draw in the box (undo / clear in its toolbar). The drawing becomes points when you release.")
+    drawing = getattr(result, "json_data", None) or {}
+    if not canvas_strokes(drawing).lines and not len(canvas_strokes(drawing).dots):
+        st.info("Draw a shape in the box: a few strokes, lines or dots. It becomes the data set.")
+        return None
+    key = json.dumps(["drawing", drawing.get("objects", []), spread, n, seed], sort_keys=True, default=str)
+
+    def build() -> PointCloud:
+        pts = drawing_to_points(drawing, n, spread, torch.Generator().manual_seed(seed), CANVAS_H)
+
+        def fresh(m: int, g: torch.Generator) -> torch.Tensor:
+            return drawing_to_points(drawing, m, spread, g, CANVAS_H).float()
+
+        return PointCloud(
+            points=pts.float(), key=hashlib.sha1(key.encode()).hexdigest(), title="Your drawing", fresh=fresh
+        )
+
+    return _memo(key, build)
+
+
+def csv_cloud() -> PointCloud | None:
+    upload = st.file_uploader(
+        "CSV with 2 or 3 numeric columns (x, y[, z]); an optional header row",
+        type=["csv", "txt", "tsv"],
+        key="toy-csv",
+        max_upload_size=MAX_BYTES // 2**20,
+    )
+    if upload is None:
+        st.info("Upload a CSV file to use your own points (at most 100,000 rows and 20 MB).")
+        return None
+    raw = upload.getvalue()
+    digest = hashlib.sha1(raw).hexdigest()
+
+    def build() -> PointCloud:
+        points, names = points_from_csv(raw)
+        return PointCloud(points=points.float(), key=f"csv:{digest}", title=f"{upload.name} ({', '.join(names)})")
+
+    return _memo(f"csv:{digest}", build)
+
+
+def data_picker() -> PointCloud | None:
+    """The source chooser and its controls; the chosen cloud, None while the source waits for input (a
+    drawing, an upload), or BadInputError if what was given is unusable."""
+    source = st.segmented_control(
+        "Source", list(SOURCES), format_func=SOURCES.get, default="2d", required=True, key="toy-source"
+    )
+    if source in ("2d", "3d"):
+        return builtin_cloud(2 if source == "2d" else 3)
+    if source == "draw":
+        return drawn_cloud()
+    return csv_cloud()

@@ -1,0 +1,127 @@
+"""The toy lab's per-session state: the model and its live training, samples and their table, drift fields.
+
+Everything a person makes lives in st.session_state, so it belongs to that session alone. Training runs in
+the page's own script: Streamlit interrupts a script at its next UI call when a widget is used, so the loop
+updates the UI every ~0.3 s; the trainer changes its model and optimizer only between steps, so after Stop
+(or any other click) the partial model is intact and "Continue training" resumes it with the same optimizer.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import streamlit as st
+
+from core.data.toy import PointCloud
+from core.diffusion.fields import DriftField
+from core.diffusion.samplers import SAMPLERS
+from core.labs.toy import SampleResult, ToyRun, ToySettings, distances, fields, run_sampler
+from core.training.diffusion import DiffusionTrainer
+from ui.common import session_runs
+from ui.common.charts import loss_figure
+from ui.common.live import Throttle, training_line
+from ui.toy.controls import FieldChoice, SamplerChoice
+
+RUN, RESULT, TABLE, FIELD, AUTOSAMPLE = "toy_run", "toy_result", "toy_table", "toy_field", "toy_autosample"
+MAX_ROWS = 200
+
+
+def current_run() -> ToyRun | None:
+    return st.session_state.get(RUN)
+
+
+def new_run(cloud: PointCloud, settings: ToySettings) -> ToyRun:
+    """A fresh model for `cloud`; its run joins the session's runs (for the Training logs page)."""
+    run = ToyRun(cloud, settings, name=session_runs.next_name("toy"))
+    session_runs.add(run.log)
+    st.session_state[RUN] = run
+    for key in (RESULT, FIELD):
+        st.session_state.pop(key, None)
+    return run
+
+
+def train_live(run: ToyRun, steps: int, progress_slot, chart_slot) -> None:
+    """Train with a progress bar (at most every 0.3 s) and a loss chart (at most every 1.2 s); then sample."""
+    st.session_state[AUTOSAMPLE] = True  # sample the model when training ends or is stopped
+    start, target, started = run.step, run.step + steps, time.perf_counter()
+    bar, chart = Throttle(0.3), Throttle(1.2)
+
+    def update(tr: DiffusionTrainer) -> None:
+        final = tr.step >= target
+        if bar.ready(final):
+            loss = tr.metrics[-1]["loss"] if tr.metrics else float("nan")
+            progress_slot.progress(
+                (tr.step - start) / steps, text=training_line(tr.step, target, loss, tr.step - start, started)
+            )
+        if len(tr.metrics) >= 3 and chart.ready(final):
+            chart_slot.plotly_chart(loss_figure(tr.metrics), key=f"toy-loss-live-{tr.step}")
+
+    run.train(steps, update, every=10)
+
+
+def wants_autosample() -> bool:
+    """True once after a training run (finished or stopped): the page samples the new model by itself."""
+    return bool(st.session_state.pop(AUTOSAMPLE, False))
+
+
+def sample(run: ToyRun, choice: SamplerChoice) -> tuple[SampleResult, dict[str, float]]:
+    """Sample the run's model, measure the samples against fresh data, and add a row to the table."""
+    result = run_sampler(
+        run,
+        choice.name,
+        choice.steps,
+        choice.n,
+        seed=choice.seed,
+        spacing=choice.spacing,
+        path_points=choice.path_points,
+        clip=choice.clip,
+        **choice.options,
+    )
+    dist = distances(result, run, choice.seed)
+    st.session_state[RESULT] = (result, dist)
+    _add_row(result, dist, run)
+    return result, dist
+
+
+def last_sample() -> tuple[SampleResult, dict[str, float]] | None:
+    return st.session_state.get(RESULT)
+
+
+def drift_fields(run: ToyRun, choice: FieldChoice) -> tuple[DriftField, DriftField | None]:
+    """The learned (and exact) drift fields, computed once per model state, times and mesh in the session."""
+    memo = (run.name, run.step, tuple(choice.times.tolist()), choice.mesh)
+    cached = st.session_state.get(FIELD)
+    if cached is None or cached[0] != memo:
+        cached = st.session_state[FIELD] = (memo, *fields(run, choice.times, choice.mesh))
+    return cached[1], cached[2]
+
+
+def _add_row(result: SampleResult, dist: dict[str, float], run: ToyRun) -> None:
+    """One line of the growing results table."""
+    lab = result.label
+    options = ", ".join(f"{k}={v}" for k, v in lab.items() if k not in ("sampler", "steps", "spacing", "seed", "n"))
+    rows = st.session_state.setdefault(TABLE, [])
+    rows.append(
+        {
+            "Sampler": SAMPLERS[lab["sampler"]].title,
+            "Options": options or "-",
+            "Steps": lab["steps"],
+            "Spacing": lab["spacing"],
+            "NFE": result.nfe,
+            "Points": lab["n"],
+            "Seconds": round(result.seconds, 3),
+            "SWD": round(dist["swd"], 4),
+            "MMD": round(dist["mmd"], 4),
+            "Model": f"{run.name} @ {run.step:,} steps",
+        }
+    )
+    del rows[:-MAX_ROWS]
+
+
+def table_rows() -> list[dict[str, Any]]:
+    return list(st.session_state.get(TABLE, []))
+
+
+def clear_table() -> None:
+    st.session_state[TABLE] = []
