@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from core.diffusion.denoisers import ClassifierFreeGuidance, Denoiser, DiscreteTimeDenoiser
+from core.diffusion.denoisers import DiscreteTimeDenoiser
 from core.diffusion.schedules import NoiseSchedule, make_schedule
 from zoo.architectures import build, fix_legacy_keys
 from zoo.checkpoints import load_into, read_state_dict
@@ -72,12 +72,6 @@ class LoadedModel:
     @property
     def supports_guidance(self) -> bool:
         return self.entry.num_classes > 0 and self.null_label is not None
-
-    def guided(self, scale: float) -> Denoiser:
-        """The denoiser under classifier-free guidance (class-conditional models with a "no class" label)."""
-        if self.denoiser is None or not self.supports_guidance:
-            raise ZooError(f"{self.entry.title} has no unconditional label, so it cannot use guidance.")
-        return ClassifierFreeGuidance(self.denoiser, scale, int(self.entry.null_label))
 
 
 def availability(entry: ModelEntry) -> str:

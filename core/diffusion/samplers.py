@@ -534,10 +534,11 @@ class Option:
             raise BadInputError(f"{owner}'s {self.name} must be a number (got {value!r}).") from None
         if self.kind is int and not number.is_integer():
             raise BadInputError(f"{owner}'s {self.name} must be a whole number (got {value!r}).")
-        too_low = self.low is not None and number < self.low
-        if too_low or (self.high is not None and number > self.high) or not math.isfinite(number):
-            upper = "" if self.high is None else f" and {self.high:g}"
-            raise BadInputError(f"{owner}'s {self.name} must lie between {self.low:g}{upper} (got {value!r}).")
+        low = -math.inf if self.low is None else self.low
+        high = math.inf if self.high is None else self.high
+        if not low <= number <= high:  # also refuses NaN
+            bounds = f"lie between {low:g} and {high:g}" if math.isfinite(high) else f"be at least {low:g}"
+            raise BadInputError(f"{owner}'s {self.name} must {bounds} (got {value!r}).")
         return int(number) if self.kind is int else number
 
 

@@ -13,10 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import numpy as np
 import torch
 
-from core.data.images import tile, to_uint8
 from core.diffusion.denoisers import Denoiser, clip_denoised, with_labels
 from core.diffusion.samplers import SAMPLERS, sample
 from core.diffusion.schedules import NoiseSchedule
@@ -73,9 +71,6 @@ class SamplingResult:
     recorder: TrajectoryRecorder
     seconds: float
     settings: SamplerSettings
-
-    def grid(self) -> np.ndarray:
-        return tile(to_uint8(self.images))
 
 
 def conditioned(model: ImageModel, settings: SamplerSettings, batch: int) -> Denoiser:

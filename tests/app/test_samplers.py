@@ -145,3 +145,15 @@ def test_throttle_lets_one_update_through_per_interval_and_always_the_final_one(
     assert [i for i in range(50) if throttle.ready(final=i == 49)] == [0, 49]
     quick = Throttle(0.0)
     assert all(quick.ready() for _ in range(5))
+
+
+def test_ddim_offers_the_noise_switch_off_only_when_its_eta_draws_noise(app):
+    app.selectbox(key="smp-sampler").set_value("ddim").run()
+    toggles = {t.key for t in app.toggle}
+    assert "smp-quiet" not in toggles and any("deterministic" in c.value for c in app.caption)  # eta = 0
+    app.slider(key="smp-ddim-eta").set_value(0.5).run()
+    assert any("stochastic" in c.value for c in app.caption)
+    app.toggle(key="smp-quiet").set_value(True).run()
+    at = _generate(app, **{"smp-steps": 4, "smp-batch": 2, "smp-quiet-step": 2})
+    assert not at.exception and not at.error and at.subheader[0].value == "DDIM, 4 steps"
+    assert at.session_state["smp-result"].settings.noise_until == 2

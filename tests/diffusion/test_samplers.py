@@ -271,7 +271,7 @@ def test_options_are_typed_and_checked_against_their_range():
         ("ddim", {"eta": float("nan")}, "between 0 and 1"),
         ("ddim", {"eta": "lots"}, "must be a number"),
         ("ddpm", {"variance": "huge"}, "one of small, large"),
-        ("edm", {"noise_until": -1}, "noise_until must lie between 0"),
+        ("edm", {"noise_until": -1}, "noise_until must be at least 0"),
     ):
         with pytest.raises(BadInputError, match=message):
             sample(name, mix, x.clone(), sigmas, **options)

@@ -10,6 +10,7 @@ import torch
 from scipy import linalg
 
 from core.data.images import tile, to_uint8
+from core.diffusion.denoisers import with_labels
 from core.diffusion.schedules import make_schedule
 from core.metrics.images import class_histogram, frechet_distance
 from core.models.classifier import LeNet
@@ -160,7 +161,8 @@ def test_zoo_train_writes_a_loadable_model_a_run_log_and_a_card(tmp_path, monkey
     assert sorted(p.name for p in (out / "run" / "samples").iterdir()) == ["step_0000003.png", "step_0000006.png"]
     entry = parse_manifest(TINY_ENTRY, tmp_path).model("tiny-cond")
     loaded = load_model(entry)
-    out_img = loaded.guided(3.0)(torch.randn(2, 1, 28, 28), torch.ones(2), class_labels=torch.tensor([1, 2]))
+    guided = with_labels(loaded.denoiser, torch.tensor([1, 2]), 3.0, loaded.null_label)
+    out_img = guided(torch.randn(2, 1, 28, 28), torch.ones(2))
     assert torch.isfinite(out_img).all()
     card = write_card(entry, {"parameters": loaded.param_count, "rows": [{"sampler": "x", "FD-LeNet": 1.0}]})
     fields = card_fields(card)

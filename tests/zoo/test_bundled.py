@@ -55,11 +55,7 @@ def test_pixel_models_sample_finite_digits(registry, name):
     x = torch.randn(4, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * float(sigmas[0])
     denoiser = loaded.denoiser
     if loaded.supports_guidance:
-        guided = loaded.guided(3.0)
-        labels = torch.tensor([0, 1, 2, 3])
-
-        def denoiser(x_, s_):
-            return guided(x_, s_, class_labels=labels)
+        denoiser = with_labels(denoiser, torch.tensor([0, 1, 2, 3]), 3.0, loaded.null_label)
 
     out = sample("dpmpp_2m", clip_denoised(denoiser), x, sigmas)  # clipped x_0, as the app samples by default
     assert out.shape == (4, 1, 28, 28) and torch.isfinite(out).all()

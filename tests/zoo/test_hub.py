@@ -7,6 +7,7 @@ import hashlib
 import pytest
 import torch
 
+from core.diffusion.denoisers import with_labels
 from core.errors import BadInputError
 from tests.zoo_fixtures import (
     TINY_COND_CONFIG,
@@ -69,7 +70,8 @@ def test_state_dict_pth_with_model_key_loads_and_supports_guidance(fake_hub, tmp
     assert loaded.param_count == sum(p.numel() for p in unet.parameters())
     assert loaded.file_bytes == len(data)
     x, sigma, y = torch.randn(2, 3, 8, 8), torch.tensor([1.0, 1.0]), torch.tensor([3, 7])
-    guided = loaded.guided(2.0)(x, sigma, class_labels=y)
+    assert loaded.supports_guidance and loaded.null_label == 10
+    guided = with_labels(loaded.denoiser, y, 2.0, loaded.null_label)(x, sigma)
     cond = loaded.denoiser(x, sigma, class_labels=y)
     uncond = loaded.denoiser(x, sigma, class_labels=torch.full_like(y, 10))
     torch.testing.assert_close(guided, uncond + 2.0 * (cond - uncond), rtol=1e-4, atol=1e-4)
