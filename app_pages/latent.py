@@ -16,7 +16,7 @@ from ui.latent.figures import (
     density_map,
     density_surface,
     loss_parts_figure,
-    picked_point_figure,
+    marked_manifold,
     robust_ranges,
     snapshot_animation,
 )
@@ -56,33 +56,37 @@ def manifold_section() -> None:
     n, spacing = manifold_settings()
     left, right = st.columns([3, 2])
     xs, ys = state.manifold_grid(points, n, spacing)
-    left.image(manifold_image(vae.vae, xs, ys), clamp=True, width="stretch")
-    left.caption(f"z₁ from {xs[0]:.2f} (left) to {xs[-1]:.2f}, z₂ from {ys[-1]:.2f} (top) to {ys[0]:.2f}.")
     with right:
         (lo_x, hi_x), (lo_y, hi_y) = robust_ranges(points)
         a, b = st.columns(2)
         z1 = a.slider("z₁", float(lo_x), float(hi_x), 0.0 if lo_x < 0 < hi_x else float(lo_x), key="pick-z1")
         z2 = b.slider("z₂", float(lo_y), float(hi_y), 0.0 if lo_y < 0 < hi_y else float(lo_y), key="pick-z2")
-        c1, c2 = st.columns([2, 1])
-        c1.plotly_chart(picked_point_figure(points, labels, (z1, z2), height=300), key="pick-fig")
-        c2.image(enlarge(decode_points(vae.vae, np.array([[z1, z2]]))[0], 140), caption=f"({z1:.2f}, {z2:.2f})")
+        st.image(enlarge(decode_points(vae.vae, np.array([[z1, z2]]))[0], 224), caption=f"z = ({z1:.2f}, {z2:.2f})")
+    left.image(marked_manifold(manifold_image(vae.vae, xs, ys), xs, ys, (z1, z2)), width="stretch")
+    left.caption(
+        f"z₁ from {xs[0]:.2f} (left) to {xs[-1]:.2f}, z₂ from {ys[-1]:.2f} (top) to {ys[0]:.2f}; the red ring is "
+        "the point picked on the right (at the edge when it lies beyond the grid)."
+    )
 
 
 # ---- 3. Density ------------------------------------------------------------------------------------------
 @st.fragment
 def density_section() -> None:
     st.subheader("3 · Where each digit lives: kernel density estimates")
-    bandwidth, size, classes, overall = density_settings()
-    grid = attempt(state.densities, points, labels, bandwidth, size)
+    choice = density_settings()
+    grid = attempt(state.densities, points, labels, choice.bandwidth, choice.size)
     if grid is None:
         return
     left, right = st.columns(2)
-    left.plotly_chart(density_surface(grid, classes, overall), key="kde-surface")
-    right.plotly_chart(density_map(grid, points, labels, classes), key="kde-map")
+    right.plotly_chart(density_map(grid, points, labels, choice.classes), key="kde-map")
+    if choice.surfaces:
+        left.plotly_chart(density_surface(grid, choice.classes, choice.overall), key="kde-surface")
+    else:
+        left.info("Turn on **3-D surfaces** above to see each class's density as a hill you can turn.")
     st.caption(
         f"One Gaussian KDE per class (its own points, its own bandwidth; overall factor {grid.factor:.3f}), on a "
-        f"{size}×{size} grid. Left: each class's density as a surface in its colour; right: the density of the "
-        "chosen classes with their digits. Drag the 3-D view to turn it."
+        f"{choice.size}×{choice.size} grid: the density of the chosen classes with their digits, and (3-D) each "
+        "class's density as a surface in its colour."
     )
 
 

@@ -5,7 +5,7 @@ import streamlit as st
 from ui.common.charts import loss_figure
 from ui.common.widgets import attempt
 from ui.toy import state
-from ui.toy.controls import TARGETS, field_settings, sampler_settings, train_settings
+from ui.toy.controls import TARGETS, TrainingButtons, field_settings, sampler_settings, train_settings
 from ui.toy.data import data_picker
 from ui.toy.figures import MAX_SHOWN, cloud_figure, field_figure
 from ui.toy.views import show_drift_maths, show_samples
@@ -32,26 +32,24 @@ st.caption(
 st.subheader("2 · Train")
 settings, steps = train_settings()
 run = state.current_run()
-b1, b2, b3, info = st.columns([1, 1.3, 1, 3])
-train = b1.button("Train", type="primary", key="toy-train", help="A new model from scratch, with these settings.")
-resume = b2.button("Continue training", key="toy-continue", disabled=run is None, help="More steps, same optimizer.")
-b3.button("Stop", key="toy-stop", help="Keeps the model trained so far.")
+buttons = TrainingButtons(ready=run is not None)
 st.caption(
     "Training runs in your session only. Stop, or any other click, pauses it and keeps the model trained so "
     "far; Continue training adds the steps above with the same optimizer."
 )
 progress, chart = st.empty(), st.empty()
-if train or (resume and run is not None):
-    run = attempt(state.new_run, cloud, settings) if train else run
+if buttons.train or (buttons.resume and run is not None):
+    run = attempt(state.new_run, cloud, settings) if buttons.train else run
     if run is not None:
         attempt(state.train_live, run, steps, progress, chart)
 if run is None:
-    info.info("Train a model to sample from it.")
+    buttons.info.info("Train a model to sample from it.")
     st.stop()
+buttons.ready_now()
 if run.trainer.metrics:
     chart.plotly_chart(loss_figure(run.trainer.metrics), key="toy-loss")
 stopped = f" (stopped before {run.target_step:,})" if run.step < run.target_step else ""
-info.caption(
+buttons.info.caption(
     f"**{run.name}** on {run.data_title}: {run.step:,} steps{stopped} in {run.trainer.seconds:.1f} s, "
     f"{run.settings.width}x{run.settings.depth} MLP, {run.settings.schedule} T={run.settings.T}, "
     f"predicts {TARGETS[run.settings.prediction_type]}."

@@ -23,9 +23,10 @@ from bench.common import print_table
 from core.labs.latent import LatentTrainer, LatentTrainSettings, decode_points, encode_means, sample_paths
 from core.metrics.images import classify
 from core.metrics.kde import kde_densities
-from core.models.vae import ConvVAE
+from core.models.init import seeded
+from core.models.vae import MLPVAE
 from core.training.vae import train_vae
-from ui.latent.controls import APP_VAE
+from ui.latent.controls import APP_VAE, APP_VAE_MODEL
 from zoo.datasets import load_image_set
 from zoo.loaders import load_model
 from zoo.registry import load_registry
@@ -59,8 +60,7 @@ def main() -> None:
     )
 
     x = torch.tensor(train.images, dtype=torch.float32) / 255
-    torch.manual_seed(APP_VAE.seed)
-    vae = ConvVAE()
+    vae = seeded(APP_VAE.seed, MLPVAE, **APP_VAE_MODEL)
     tic = time.perf_counter()
     records, _ = train_vae(vae, x, APP_VAE, x[:1000], torch.tensor(train.labels[:1000]))
     vae_seconds = time.perf_counter() - tic

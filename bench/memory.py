@@ -9,16 +9,11 @@ same walk as tests/e2e/test_walk.py), and reports the server's peak resident mem
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 from bench.common import print_table
-from tests.e2e.conftest import BROWSER_ARGS, CHROMIUM, _free_port, settle
+from tests.e2e.server import BROWSER_ARGS, CHROMIUM, app_server, settle
 from tests.e2e.test_walk import WALK
 
 
@@ -32,38 +27,20 @@ def _status_kib(pid: int, field: str) -> int:
 def main() -> None:
     from playwright.sync_api import sync_playwright
 
-    port = _free_port()
-    with tempfile.TemporaryDirectory() as home:
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": f"{home}/hf", "ATLAS_RUNS": f"{home}/runs"}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--server.headless", "true"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(120):
-                try:
-                    urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
-                    break
-                except OSError:
-                    time.sleep(0.5)
-            rows = [["(started)", _status_kib(proc.pid, "VmRSS") / 1024, _status_kib(proc.pid, "VmHWM") / 1024]]
-            with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
-                page = browser.new_page(viewport={"width": 1400, "height": 1800})
-                page.set_default_timeout(240_000)
-                for path, use in WALK:
-                    page.goto(f"{url}/{path}")
-                    settle(page)
-                    use(page)
-                    settle(page)
-                    rss, peak = _status_kib(proc.pid, "VmRSS") / 1024, _status_kib(proc.pid, "VmHWM") / 1024
-                    rows.append([path or "home", rss, peak])
-                browser.close()
-        finally:
-            proc.terminate()
-            proc.wait(10)
+    with tempfile.TemporaryDirectory() as home, app_server(Path(home)) as (url, proc):
+        rows = [["(started)", _status_kib(proc.pid, "VmRSS") / 1024, _status_kib(proc.pid, "VmHWM") / 1024]]
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1800})
+            page.set_default_timeout(240_000)
+            for path, use in WALK:
+                page.goto(f"{url}/{path}")
+                settle(page)
+                use(page)
+                settle(page)
+                rss, peak = _status_kib(proc.pid, "VmRSS") / 1024, _status_kib(proc.pid, "VmHWM") / 1024
+                rows.append([path or "home", rss, peak])
+            browser.close()
     print_table(
         "Server memory during a walk of every page (bundled models, offline, CPU)",
         ["after page", "RSS MiB", "peak RSS MiB [target <= 1536]"],

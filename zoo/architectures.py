@@ -22,6 +22,12 @@ def _conv_vae(config: Mapping[str, Any]) -> torch.nn.Module:
     return ConvVAE(**config)
 
 
+def _mlp_vae(config: Mapping[str, Any]) -> torch.nn.Module:
+    from core.models.vae import MLPVAE
+
+    return MLPVAE(**config)
+
+
 def _lenet(config: Mapping[str, Any]) -> torch.nn.Module:
     from core.models.classifier import LeNet
 
@@ -37,6 +43,7 @@ def _mlp_denoiser(config: Mapping[str, Any]) -> torch.nn.Module:
 ARCHITECTURES: dict[str, Callable[[Mapping[str, Any]], torch.nn.Module]] = {
     "unet2d": _unet2d,
     "conv-vae": _conv_vae,
+    "mlp-vae": _mlp_vae,
     "lenet": _lenet,
     "mlp-denoiser": _mlp_denoiser,
 }

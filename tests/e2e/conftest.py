@@ -1,40 +1,20 @@
 """End-to-end fixtures: the real app under `streamlit run` on 127.0.0.1, offline, and Debian's chromium.
 
-Locally the browser tests skip when /usr/bin/chromium or Playwright is missing; with CI set they fail.
+The server and the waiting live in tests/e2e/server.py (the browser benches use them too). Locally the
+browser tests skip when /usr/bin/chromium or Playwright is missing; with CI set they fail.
 Screenshots go to tests/e2e/screenshots/ (git-ignored).
 """
 
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.e2e.server import BROWSER_ARGS, CHROMIUM, app_server
 
-CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(__file__).parent / "screenshots"
-BROWSER_ARGS = [
-    "--no-sandbox",
-    "--use-angle=swiftshader",  # WebGL in software: the 3-D plots draw without a GPU
-    "--enable-unsafe-swiftshader",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _need_browser() -> None:
@@ -52,36 +32,10 @@ def _need_browser() -> None:
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
-    """`streamlit run streamlit_app.py` on a free port, offline, with its own empty runs folder and HF cache."""
+    """The app on a free port, offline, with its own empty runs folder and HF cache."""
     _need_browser()
-    port = _free_port()
-    home = tmp_path_factory.mktemp("e2e")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(home / "hf"), "ATLAS_RUNS": str(home / "runs")}
-    env.pop("ATLAS_MANIFEST", None)
-    log = open(home / "server.log", "w")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
-                    break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail(f"the app did not start:\n{(home / 'server.log').read_text()[-3000:]}")
-        yield url, proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    with app_server(tmp_path_factory.mktemp("e2e")) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")
@@ -102,18 +56,6 @@ def page(browser):
     page.set_default_timeout(180_000)
     yield page
     context.close()
-
-
-def settle(page, timeout: float = 180) -> None:
-    """Wait until the script run is over: no "Running…" status, no skeletons, for a moment in a row."""
-    end, quiet = time.monotonic() + timeout, 0
-    time.sleep(0.5)
-    while time.monotonic() < end and quiet < 3:
-        busy = (
-            page.locator('[data-testid="stStatusWidget"]').count() + page.locator('[data-testid="stSkeleton"]').count()
-        )
-        quiet = 0 if busy else quiet + 1
-        time.sleep(0.3)
 
 
 def no_exception(page) -> None:

@@ -3,7 +3,8 @@ work, and the shared cached model is bit-identical to its file afterwards."""
 
 from __future__ import annotations
 
-from tests.e2e.conftest import no_exception, settle, shot
+from tests.e2e.conftest import no_exception, shot
+from tests.e2e.server import settle
 
 
 def _fill(page, label: str, value: str) -> None:

@@ -10,7 +10,8 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.e2e.conftest import no_exception, settle, shot
+from tests.e2e.conftest import no_exception, shot
+from tests.e2e.server import settle
 
 
 def _click(page, name: str) -> None:
@@ -46,10 +47,17 @@ def toy(page) -> None:
     settle(page)
     _click(page, "Train")
     page.get_by_text("Sliced W₂").wait_for()  # training samples the model once by itself
+    assert page.get_by_role("button", name="Continue training").is_enabled()  # at once, not after another click
 
 
 def latent(page) -> None:
     assert page.get_by_text("Latent means of 1,000 fixed digits").count()
+    replay = page.locator(".js-plotly-plot").first
+    shown = replay.locator(".slider-group > .slider-label")  # "step N": the frame on screen
+    last = shown.text_content()
+    replay.get_by_text("▶ Play").click()
+    page.wait_for_timeout(600)
+    assert shown.text_content() != last  # Play starts again from the first step
     _click(page, "Generate")
     page.get_by_text("Read as the requested class").wait_for()
     assert page.get_by_text("Labels and confidences from the bundled LeNet").count()

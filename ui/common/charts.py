@@ -38,10 +38,14 @@ def play_controls(
     names: Sequence[str], labels: Sequence[str], duration: int, prefix: str, active: int = 0
 ) -> dict[str, object]:
     """Layout for an animated figure whose frames are called `names`: Play / Pause buttons and a slider
-    (labelled `labels`, starting at frame `active`) under the plot, and the bottom margin they need."""
+    (labelled `labels`, starting at frame `active`) under the plot, and the bottom margin they need.
+
+    Play goes on from the frame shown, except from the last one (a figure that opens on its end result),
+    where it starts again from the first: plotly would otherwise have nothing left to play."""
     anim = {"frame": {"duration": duration, "redraw": True}, "mode": "immediate", "transition": {"duration": 0}}
+    from_current = active != len(names) - 1
     buttons = [
-        {"label": "▶ Play", "method": "animate", "args": [None, {**anim, "fromcurrent": True}]},
+        {"label": "▶ Play", "method": "animate", "args": [None, {**anim, "fromcurrent": from_current}]},
         {"label": "Pause", "method": "animate", "args": [[None], {**anim, "frame": {"duration": 0}}]},
     ]
     steps = [

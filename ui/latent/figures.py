@@ -11,6 +11,9 @@ from plotly.subplots import make_subplots
 from core.metrics.kde import Densities
 from ui.common.charts import CLASS_COLORS, MARGIN, play_controls
 
+MAX_DRAWN = 600  # points per scatter
+MAX_SURFACE_SIDE = 40  # mesh points per side of a 3-D surface or a contour map
+
 
 def _square(fig: go.Figure, height: int, ranges: Sequence[Sequence[float]] | None = None, legend: str = "class"):
     fig.update_layout(height=height, margin=MARGIN, legend={"title": legend, "itemsizing": "constant"})
@@ -29,8 +32,16 @@ def robust_ranges(points: np.ndarray, pad: float = 0.08) -> list[list[float]]:
     return [[float(a - pad * span), float(b + pad * span)] for a, b in zip(lo, hi, strict=True)]
 
 
+def _drawn(n: int, limit: int = MAX_DRAWN) -> np.ndarray:
+    """Indices of at most `limit` of n points, evenly spread (the digits come class by class in turn, so any
+    even spread keeps the classes' shares): more points only slow the browser, the picture stays the same."""
+    return np.arange(n) if n <= limit else np.linspace(0, n - 1, limit).round().astype(int)
+
+
 def _class_traces(points: np.ndarray, labels: np.ndarray, size: float = 4, opacity: float = 0.7) -> list[go.Scatter]:
     traces = []
+    keep = _drawn(len(points))
+    points, labels = points[keep], labels[keep]
     for c in range(10):
         p = points[labels == c]
         traces.append(
@@ -90,20 +101,17 @@ def loss_parts_figure(records: Sequence[dict], height: int = 260) -> go.Figure:
     return fig
 
 
-def picked_point_figure(points: np.ndarray, labels: np.ndarray, point: tuple[float, float], height: int = 420):
-    """The encoded digits with a star where the picked point is."""
-    fig = go.Figure(_class_traces(points, labels, size=3, opacity=0.5))
-    fig.add_trace(
-        go.Scatter(
-            x=[point[0]],
-            y=[point[1]],
-            mode="markers",
-            name="picked",
-            marker={"symbol": "star", "size": 18, "color": "black", "line": {"color": "white", "width": 1}},
-        )
-    )
-    ranges = robust_ranges(np.vstack([points, np.array([point])]))
-    return _square(fig, height, ranges)
+def marked_manifold(image: np.ndarray, xs: np.ndarray, ys: np.ndarray, point: tuple[float, float]) -> np.ndarray:
+    """The manifold grid image (uint8 [28 ny, 28 nx], largest z2 on top) in RGB with a red ring where `point`
+    falls: between cell centres by linear interpolation of the grid's (possibly uneven) coordinates."""
+    rgb = np.repeat(image[..., None], 3, axis=2).copy()
+    cell = image.shape[1] // len(xs)
+    col = np.interp(point[0], xs, cell * np.arange(len(xs)) + cell / 2)
+    row = np.interp(point[1], ys, cell * np.arange(len(ys))[::-1] + cell / 2)  # row 0 is the largest z2
+    yy, xx = np.mgrid[: rgb.shape[0], : rgb.shape[1]]
+    ring = np.abs(np.hypot(yy - row, xx - col) - cell * 0.55) < max(1.5, cell / 14)
+    rgb[ring] = (230, 40, 40)
+    return rgb
 
 
 def _where_dense(density: np.ndarray, share: float = 0.02) -> np.ndarray:
@@ -112,17 +120,25 @@ def _where_dense(density: np.ndarray, share: float = 0.02) -> np.ndarray:
     return np.where(density >= share * density.max(), density, np.nan)
 
 
+def _coarse(grid: Densities, side: int = MAX_SURFACE_SIDE) -> tuple[np.ndarray, np.ndarray, int]:
+    """Every k-th mesh point, k chosen so that at most `side` remain per axis: 3-D surfaces and contour lines
+    are drawn by the browser, whose cost grows with the points, while the shapes stay the same."""
+    k = max(1, -(-len(grid.xs) // side))
+    return grid.xs[::k], grid.ys[::k], k
+
+
 def density_surface(grid: Densities, classes: Sequence[int], overall: bool, height: int = 560) -> go.Figure:
     """Per-class densities as 3-D surfaces in class colours (and the overall one in grey)."""
+    xs, ys, k = _coarse(grid)
     fig = go.Figure()
     for c in classes:
         if c in grid.per_class:
             color = CLASS_COLORS[c]
             fig.add_trace(
                 go.Surface(
-                    x=grid.xs,
-                    y=grid.ys,
-                    z=_where_dense(grid.per_class[c]),
+                    x=xs,
+                    y=ys,
+                    z=_where_dense(grid.per_class[c][::k, ::k]),
                     name=f"class {c}",
                     showscale=False,
                     colorscale=[[0, "#f4f4f4"], [1, color]],  # pale at the foot, the class colour at the top
@@ -134,9 +150,9 @@ def density_surface(grid: Densities, classes: Sequence[int], overall: bool, heig
     if overall:
         fig.add_trace(
             go.Surface(
-                x=grid.xs,
-                y=grid.ys,
-                z=grid.overall,
+                x=xs,
+                y=ys,
+                z=grid.overall[::k, ::k],
                 name="all digits",
                 showscale=False,
                 colorscale="Greys",
@@ -159,10 +175,11 @@ def density_surface(grid: Densities, classes: Sequence[int], overall: bool, heig
 
 
 def _density_trace(grid: Densities, z: np.ndarray, colorscale="Blues", name: str = "density") -> go.Contour:
+    xs, ys, k = _coarse(grid)
     return go.Contour(
-        x=grid.xs,
-        y=grid.ys,
-        z=z,
+        x=xs,
+        y=ys,
+        z=z[::k, ::k],
         colorscale=colorscale,
         showscale=False,
         name=name,
@@ -209,14 +226,15 @@ def paths_figure(grid: Densities, path: np.ndarray, color: str = "#111", height:
 
 def final_points_figure(grid: Densities, samples: np.ndarray, predicted: np.ndarray, height: int = 520):
     """The finished samples (coloured by the classifier's label) over each class's density contours."""
+    xs, ys, k = _coarse(grid)
     fig = go.Figure()
     for c, z in grid.per_class.items():
         color = CLASS_COLORS[c]
         fig.add_trace(
             go.Contour(
-                x=grid.xs,
-                y=grid.ys,
-                z=z,
+                x=xs,
+                y=ys,
+                z=z[::k, ::k],
                 showscale=False,
                 ncontours=4,
                 name=f"class {c} density",

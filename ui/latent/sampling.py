@@ -15,7 +15,7 @@ from core.data.images import uint8_to_tensor
 from core.labs.latent import LatentDiffusion, LatentPaths, decode_points, sample_paths
 from core.metrics.images import class_probabilities
 from core.metrics.kde import Densities
-from core.models.vae import ConvVAE
+from core.models.vae import VAE
 from ui.common import cache
 from ui.common.live import Throttle
 from ui.latent.controls import LatentSampling
@@ -36,14 +36,14 @@ class LatentResult:
     confidence: np.ndarray  # [n] its probability for that label
 
 
-def strip_digits(vae: ConvVAE, path: np.ndarray, columns: int = MAX_COLUMNS) -> tuple[np.ndarray, list[int]]:
+def strip_digits(vae: VAE, path: np.ndarray, columns: int = MAX_COLUMNS) -> tuple[np.ndarray, list[int]]:
     """Decoded digits [n, k, 28, 28] at k frames of a path [F, n, 2], evenly spread, first and last included."""
     idx = sorted(set(np.linspace(0, len(path) - 1, min(columns, len(path))).round().astype(int).tolist()))
     digits = decode_points(vae, path[idx].reshape(-1, 2))
     return digits.reshape(len(idx), path.shape[1], 28, 28).transpose(1, 0, 2, 3), idx
 
 
-def generate(model: LatentDiffusion, vae: ConvVAE, choice: LatentSampling, grid: Densities, key: str) -> LatentResult:
+def generate(model: LatentDiffusion, vae: VAE, choice: LatentSampling, grid: Densities, key: str) -> LatentResult:
     """Sample, drawing the paths and strips live; the finished LatentResult is kept in the session."""
     progress = st.progress(0.0, text="Sampling…")
     left, right = st.columns([3, 2])

@@ -22,18 +22,19 @@ from safetensors.torch import load_file
 from core.labs.latent import LatentDiffusion, LatentTrainer, LatentTrainSettings, encode_means, manifold_axes
 from core.metrics.kde import Densities, kde_densities
 from core.models.init import seeded
-from core.models.vae import ConvVAE
+from core.models.vae import MLPVAE, VAE
 from core.training.diffusion import DiffusionTrainer
 from core.training.runlog import Run, read_metrics
 from core.training.vae import LatentSnapshots, VAETrainConfig, train_vae
 from ui.common import cache, session_runs
 from ui.common.charts import loss_figure
 from ui.common.live import Throttle, training_line
+from ui.latent.controls import APP_VAE_MODEL
 from ui.latent.figures import latent_scatter, loss_parts_figure, robust_ranges
 
 VAE_NAME, LATENT_NAME = "mnist-vae-2d", "mnist-latent-cond"
 MAX_DIGITS, SNAPSHOT_DIGITS = 5000, 1000
-VAE, LATENT, RESULT = "latent_vae", "latent_trainer", "latent_result"
+VAE_KEY, LATENT, RESULT = "latent_vae", "latent_trainer", "latent_result"
 
 
 @dataclass(eq=False)
@@ -41,7 +42,7 @@ class VAEInUse:
     """A VAE with what the page shows of it: training records, latent snapshots, and encoded digits."""
 
     name: str
-    vae: ConvVAE
+    vae: VAE
     records: list[dict[str, Any]]
     snapshots: LatentSnapshots
     bundled: bool
@@ -73,7 +74,7 @@ def _bundled_vae(manifest: str) -> VAEInUse:
 
 def vae_in_use(source: str) -> VAEInUse | None:
     """The bundled VAE, or this session's trained one (None until it has been trained)."""
-    return _bundled_vae(str(cache.manifest_path())) if source == "bundled" else st.session_state.get(VAE)
+    return _bundled_vae(str(cache.manifest_path())) if source == "bundled" else st.session_state.get(VAE_KEY)
 
 
 def latents(vae: VAEInUse) -> np.ndarray:
@@ -94,25 +95,28 @@ def densities(points: np.ndarray, labels: np.ndarray, bandwidth: str | float, si
 
 
 def train_vae_live(config: VAETrainConfig, progress, loss_slot, scatter_slot) -> VAEInUse:
-    """A fresh VAE trained on the digits in use, drawn as it learns (at most every 0.5 s); kept in the
-    session even if stopped."""
+    """A fresh VAE trained on the digits in use, drawn as it learns (at most once a second: each redraw costs
+    the browser, on the same machine, time the training needs); kept in the session even if stopped."""
     data = digits()
     x = torch.tensor(data.images, dtype=torch.float32) / 255
     labels = torch.tensor(data.labels[:SNAPSHOT_DIGITS])
     name = session_runs.next_name("vae")
     records: list[dict[str, Any]] = []
-    log = Run(name=name, source="this session", config={"kind": "vae", "train": config.to_dict(), "data": data.source},
-              metrics=records)  # fmt: skip
-    vae = seeded(config.seed, ConvVAE)
-    run = st.session_state[VAE] = VAEInUse(
-        f"{name} (trained here)", vae, records, LatentSnapshots(steps=[], means=[], labels=labels), False
+    config_log = {"kind": "vae", "model": {"architecture": "mlp-vae", **APP_VAE_MODEL}, "train": config.to_dict()}
+    log = Run(name=name, source="this session", config=config_log | {"data": data.source}, metrics=records)
+    run = st.session_state[VAE_KEY] = VAEInUse(
+        name=f"{name} (trained here)",
+        vae=seeded(config.seed, MLPVAE, **APP_VAE_MODEL),
+        records=records,
+        snapshots=LatentSnapshots(steps=[], means=[], labels=labels),
+        bundled=False,
+        log=log,
     )
-    run.log = log
     st.session_state.pop(LATENT, None)  # a latent model belongs to the VAE whose latents it learnt
     st.session_state.pop(RESULT, None)
     session_runs.add(log)
     total = config.epochs * max(1, len(x) // config.batch_size)
-    throttle, snap_labels = Throttle(0.5), labels.numpy()
+    throttle, snap_labels = Throttle(1.0), labels.numpy()
 
     def update(rec: dict[str, float], live: LatentSnapshots) -> None:
         records.append(rec)
@@ -126,10 +130,8 @@ def train_vae_live(config: VAETrainConfig, progress, loss_slot, scatter_slot) ->
         )
         loss_slot.plotly_chart(loss_parts_figure(records), key=f"vae-loss-live-{rec['step']}")
         points = live.means[-1].double().numpy()
-        fig = latent_scatter(
-            points, snap_labels, f"Latent means of {len(points):,} fixed digits, step {live.steps[-1]}"
-        )
-        scatter_slot.plotly_chart(fig, key=f"vae-scatter-live-{rec['step']}")
+        title = f"Latent means of {len(points):,} fixed digits, step {live.steps[-1]}"
+        scatter_slot.plotly_chart(latent_scatter(points, snap_labels, title), key=f"vae-scatter-live-{rec['step']}")
 
     _, run.snapshots = train_vae(run.vae, x, config, x[:SNAPSHOT_DIGITS], labels, update)
     run.latents = None
@@ -161,12 +163,12 @@ def latent_trainer(vae: VAEInUse) -> LatentTrainer | None:
 
 
 def train_latent_live(vae: VAEInUse, settings: LatentTrainSettings, progress, chart) -> LatentTrainer:
-    """A fresh latent model for `vae`'s plane, with a progress bar and loss chart (at most every 0.4 s)."""
+    """A fresh latent model for `vae`'s plane, with a progress bar and loss chart (at most once a second)."""
     trainer = LatentTrainer(latents(vae), digits().labels, settings, session_runs.next_name("latent"), vae=vae.name)
     st.session_state[LATENT] = trainer
     st.session_state.pop(RESULT, None)
     session_runs.add(trainer.log)
-    throttle, started = Throttle(0.4), time.perf_counter()
+    throttle, started = Throttle(1.0), time.perf_counter()
 
     def update(tr: DiffusionTrainer) -> None:
         if not throttle.ready(final=tr.step >= settings.steps):

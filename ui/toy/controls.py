@@ -58,6 +58,30 @@ def train_settings() -> tuple[ToySettings, int]:
     return settings, int(steps)
 
 
+class TrainingButtons:
+    """Train, Continue training and Stop in a row, with a slot for the model's summary (`info`).
+
+    Continue is enabled once the session has a model. Its slot is drawn before the training runs, so after the
+    session's first Train the page calls `ready_now()` to enable it in the same run (and not only after
+    another click somewhere on the page)."""
+
+    def __init__(self, ready: bool) -> None:
+        b1, b2, b3, self.info = st.columns([1, 1.3, 1, 3])
+        self.train = b1.button("Train", type="primary", key="toy-train", help="A new model from scratch.")
+        self._slot, self._ready = b2.empty(), ready
+        self.resume = self._continue(ready)
+        b3.button("Stop", key="toy-stop", help="Keeps the model trained so far.")
+
+    def _continue(self, ready: bool) -> bool:
+        key = "toy-continue" if ready else "toy-continue-waiting"  # one widget per key and run
+        return self._slot.button("Continue training", key=key, disabled=not ready, help="More steps, same optimizer.")
+
+    def ready_now(self) -> None:
+        if not self._ready:
+            self._ready = True
+            self._continue(True)
+
+
 @dataclass(frozen=True, kw_only=True)
 class SamplerChoice:
     name: str

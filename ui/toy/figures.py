@@ -14,7 +14,7 @@ from ui.common.charts import play_controls
 
 DATA_COLOR, SAMPLE_COLOR, X0_COLOR = "rgba(120,120,120,0.35)", "#1f77b4", "#ff7f0e"
 PANEL_COLORS = ("#1f77b4", "#2ca02c", "#d62728")
-MAX_SHOWN = 20_000  # points drawn per cloud; more only slows the browser
+MAX_SHOWN = 5_000  # points drawn per cloud: more only slow the browser (the shape is the same)
 AXES = ("x", "y", "z")
 
 

@@ -1,0 +1,30 @@
+"""Imports that take seconds the first time in a process, done once in the background when the server starts.
+
+torch's optimizers import torch._dynamo when the first one is built (about 1.3 s here), scipy.signal (the
+smoothing of loss curves) about 1.3 s, diffusers (every UNet) a few seconds: without this the first person
+to press Train or open a chart pays for them. Python's import lock makes a page that needs a module while it
+is still loading wait for this import instead of starting a second one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import threading
+
+MODULES = ("torch._dynamo", "scipy.signal", "scipy.stats", "diffusers", "plotly.subplots")
+_started = threading.Event()
+
+
+def start_warmup() -> None:
+    """Import MODULES in a daemon thread, once per process (later calls do nothing)."""
+    if _started.is_set():
+        return
+    _started.set()
+
+    def run() -> None:
+        for name in MODULES:
+            with contextlib.suppress(Exception):  # a warm-up never breaks the app; the real import will say why
+                importlib.import_module(name)
+
+    threading.Thread(target=run, name="atlas-warmup", daemon=True).start()
