@@ -53,6 +53,8 @@ for col, (name, model) in zip(columns, loaded.items(), strict=False):
         col.image(enlarge(tile(to_uint8(result.images)), 320), width="stretch")
         speed = result.settings.batch / result.seconds
         col.caption(f"{result.seconds:.2f} s · {speed:.1f} images/s · NFE {result.settings.nfe}")
+        if not checkpoints.is_current(result, model, sampler, steps, seed, batch, label):
+            col.info("From earlier settings: press **Sample** for the current ones.")
 
 mnist = {n: m for n, m in loaded.items() if is_mnist(m)}
 if mnist:

@@ -106,7 +106,7 @@ def diffusion_section() -> None:
         return
     result = last_result()
     if result is not None:
-        show_result(result, grid)
+        show_result(result, grid, choice)
 
 
 manifold_section()

@@ -33,7 +33,7 @@ with generate_tab:
         attempt(generate_live, loaded, settings, "smp")
     else:
         show_stopped("smp")
-    show_result("smp")
+    show_result("smp", loaded.name if loaded is not None else None, settings)
 
 with explain_tab:
     name = settings.sampler if settings is not None else "dpmpp_2m"

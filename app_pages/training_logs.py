@@ -43,7 +43,7 @@ else:
     for key in shown:
         st.plotly_chart(curves_figure(selected, key, against, smoothing, log_y), width="stretch", key=f"logs-fig-{key}")
     csv = lambda: metrics_csv(selected)  # noqa: E731 (built only when clicked)
-    st.download_button("Download the metrics (CSV)", csv, "metrics.csv", "text/csv", key="logs-csv")
+    st.download_button("Download the metrics (CSV)", csv, "metrics.csv", "text/csv", key="logs-csv", on_click="ignore")
 
 if len(selected) == 1:
     run = selected[0]

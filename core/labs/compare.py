@@ -9,7 +9,7 @@ Work is capped before it starts (cells, image evaluations, samples).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -19,7 +19,7 @@ from core.data.images import uint8_to_tensor
 from core.diffusion.samplers import SAMPLERS
 from core.errors import BadInputError
 from core.labs.pixel import ImageModel, SamplerSettings, run_sampler
-from core.metrics.images import class_histogram, classify, frechet_distance
+from core.metrics.images import class_histogram, classify, frechet_distance_se
 
 MAX_CELLS = 24
 MAX_WORK = 20_000  # model evaluations x images per comparison: about a minute for an MNIST model on a laptop CPU
@@ -73,40 +73,36 @@ def mnist_score(classifier: torch.nn.Module, images: torch.Tensor, label: int | 
     return f"confidence {float(probs.max(1).values.mean()):.2f}, {len(np.unique(predicted))} classes"
 
 
-def compare(
+def compare_cells(
     models: Sequence[ImageModel],
     samplers: Sequence[str],
     steps: Sequence[int],
     base: SamplerSettings,
     classifier: torch.nn.Module | None = None,
-    progress: Callable[[float, str], None] | None = None,
-) -> list[CompareCell]:
-    """Every (model, sampler, steps) cell from the same seeds; MNIST models also get a classifier score."""
+) -> Iterator[CompareCell]:
+    """Every (model, sampler, steps) cell from the same seeds, one at a time (a caller can stop between cells
+    and keep those done); MNIST models also get a classifier score. The whole plan is checked first."""
     plan_work(models, samplers, steps, base.batch)
-    cells, total = [], len(models) * len(samplers) * len(steps)
+    for model in models:
+        usable = model.schedule.usable_steps(model.schedule.sampling_cap)
+        if max(steps) > usable:
+            raise BadInputError(f"{model.title} allows at most {usable} steps.")
     for model in models:
         cap = model.schedule.sampling_cap
         for sampler in samplers:
             for n in steps:
-                if n > model.schedule.usable_steps(cap):
-                    raise BadInputError(f"{model.title} allows at most {model.schedule.usable_steps(cap)} steps.")
                 settings = replace(base, sampler=sampler, steps=n, options={}, noise_until=None, max_sigma=cap)
                 result = run_sampler(model, settings, every=n + 1, keep=1)
                 scored = classifier is not None and is_mnist(model)
-                cells.append(
-                    CompareCell(
-                        model=model.name,
-                        sampler=sampler,
-                        steps=n,
-                        nfe=settings.nfe,
-                        seconds=result.seconds,
-                        images=result.images,
-                        metric=mnist_score(classifier, result.images, base.label) if scored else None,
-                    )
+                yield CompareCell(
+                    model=model.name,
+                    sampler=sampler,
+                    steps=n,
+                    nfe=settings.nfe,
+                    seconds=result.seconds,
+                    images=result.images,
+                    metric=mnist_score(classifier, result.images, base.label) if scored else None,
                 )
-                if progress is not None:
-                    progress(len(cells) / total, f"{model.name}: {sampler}, {n} steps")
-    return cells
 
 
 # ---- quality on demand ----------------------------------------------------------------------------------
@@ -132,6 +128,7 @@ def settings_for(
 class Quality:
     samples: int
     fd_lenet: float
+    fd_se: float  # bootstrap standard error of fd_lenet
     accuracy: float | None  # share read as the requested class (conditional runs)
     smallest_class: float  # smallest class share (unconditional runs: near 10% is healthy)
     largest_class: float
@@ -161,9 +158,11 @@ def measure(
     labels, feats = classify(classifier, torch.cat(images).clamp(-1, 1))
     hist = class_histogram(labels)
     accuracy = float((labels == settings.label).mean()) if settings.label is not None else None
+    fd, se = frechet_distance_se(feats, reference)
     return Quality(
         samples=n,
-        fd_lenet=frechet_distance(feats, reference),
+        fd_lenet=fd,
+        fd_se=se,
         accuracy=accuracy,
         smallest_class=float(hist.min()),
         largest_class=float(hist.max()),

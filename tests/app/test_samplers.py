@@ -13,7 +13,7 @@ from core.data.images import gif_bytes, png_bytes
 from core.diffusion.samplers import SAMPLERS
 from core.diffusion.trajectory import TrajectoryRecorder
 from tests.conftest import ROOT
-from ui.samplers.figures import trajectory_gif
+from ui.samplers.figures import run_gif
 
 PAGE = str(ROOT / "app_pages" / "samplers.py")
 
@@ -77,6 +77,8 @@ def test_compare_grid_labels_cells_with_nfe_time_and_classifier_score(app):
     captions = [c for image in app.get("image") for c in image.captions if "NFE" in c]
     assert len(captions) == 4  # 2 checkpoints x 2 samplers x 1 step count
     assert any("NFE 9" in c for c in captions) and all("classes" in c for c in captions)
+    assert any(m.value == "**5 steps**" for m in app.markdown)  # a header over each step count's column
+    assert any("mean confidence" in c.value for c in app.caption)  # what the classifier's reading means
 
 
 def test_too_big_a_comparison_is_refused(app):
@@ -121,8 +123,10 @@ def test_exports_are_valid_png_and_gif():
     recorder = TrajectoryRecorder(total_steps=1)
     from core.diffusion.samplers import Step
 
-    recorder(Step(0, 1.0, 0.0, torch.zeros(2, 1, 8, 8), torch.zeros(2, 1, 8, 8)))
-    assert Image.open(io.BytesIO(trajectory_gif(recorder, torch.ones(2, 1, 8, 8)))).n_frames == 2
+    for i in range(3):
+        recorder(Step(i, 1.0, 0.0, torch.zeros(2, 1, 8, 8), torch.full((2, 1, 8, 8), float(i))))
+    gif = Image.open(io.BytesIO(run_gif(recorder)))  # every recorded step, x_t, x_0 and noise side by side
+    assert gif.n_frames == 3 and gif.width > 3 * gif.height
 
 
 def test_image_k_of_a_batch_is_reproduced_alone_with_seed_plus_k(app_env):
@@ -156,4 +160,18 @@ def test_ddim_offers_the_noise_switch_off_only_when_its_eta_draws_noise(app):
     app.toggle(key="smp-quiet").set_value(True).run()
     at = _generate(app, **{"smp-steps": 4, "smp-batch": 2, "smp-quiet-step": 2})
     assert not at.exception and not at.error and at.subheader[0].value == "DDIM, 4 steps"
-    assert at.session_state["smp-result"].settings.noise_until == 2
+    assert at.session_state["smp-result"].result.settings.noise_until == 2
+
+
+def test_a_finished_run_can_be_stepped_through_and_is_marked_stale_when_the_settings_change(app):
+    at = _generate(app, **{"smp-sampler": "euler", "smp-steps": 6, "smp-batch": 2})
+    frames = at.session_state["smp-result"].result.recorder.frames
+    step = at.select_slider(key="smp-frame")
+    assert step.value == frames[-1].index and len(step.options) == len(frames) == 6
+    step.set_value(0).run()
+    assert not at.exception and "σ =" in at.select_slider(key="smp-frame").format_func(0)
+    assert not any("From earlier settings" in i.value for i in at.info)
+    at.toggle(key="smp-play").set_value(True).run()  # the recorded steps as one animated GIF
+    assert not at.exception and at.session_state["smp-result"].gif[:6] == b"GIF89a"
+    at.number_input(key="smp-steps").set_value(4).run()  # not generated yet: the shown run is the old one
+    assert any("From earlier settings" in i.value for i in at.info)

@@ -39,6 +39,13 @@ def samplers(page) -> None:
     _click(page, "Generate")
     page.get_by_text("Model calls (NFE)").wait_for()
     assert page.get_by_text("seeds 0 to").count()
+    for name, suffix in (
+        ("Download the grid (PNG)", ".png"),
+        ("Download the run (GIF)", ".gif"),
+    ):  # one after the other
+        with page.expect_download(timeout=30_000) as download:
+            page.get_by_role("button", name=name).click()
+        assert download.value.suggested_filename.endswith(suffix)
 
 
 def toy(page) -> None:

@@ -16,6 +16,9 @@ CLASS_COLORS = (
 )  # fmt: skip
 SERIES_COLORS = ("#5b3fd1", "#e4572e", "#17a398", "#f2a541", "#3b8ea5", "#b33f62", "#6c757d", "#2e7d32")
 MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
+# A log axis whose every tick label reads as a number (plotly's default labels the ticks between powers of ten
+# "2", "5", so a learning rate of 2e-3 read as "2").
+LOG_AXIS = {"type": "log", "tickformat": ".3~g"}
 
 
 def loss_figure(metrics: Sequence[dict], height: int = 260) -> go.Figure:

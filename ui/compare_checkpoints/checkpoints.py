@@ -10,10 +10,11 @@ import streamlit as st
 from core.errors import AtlasError
 from core.labs.compare import Quality, held_out_features, measure, settings_for
 from core.labs.pixel import SamplingResult, run_sampler
+from core.metrics.images import split_half_distance
 from ui.common.cache import hub_model, image_set, zoo_model
 from zoo.loaders import LoadedModel
 
-CLASSIFIER = "mnist-lenet"
+CLASSIFIER, FLOOR = "mnist-lenet", "ck-floor"
 
 
 def load_checkpoints(names: list[str], typed: str) -> tuple[dict[str, LoadedModel], dict[str, str]]:
@@ -37,20 +38,37 @@ def result_of(name: str) -> SamplingResult | None:
     return st.session_state.get(f"ck-result-{name}")
 
 
+def is_current(result: SamplingResult, model: LoadedModel, sampler: str, steps: int, seed: int, batch: int,
+               label: int | None) -> bool:  # fmt: skip
+    """Whether a kept result was sampled with the settings on the page now."""
+    return result.settings == settings_for(model, sampler, steps, seed, batch, label)
+
+
 def measure_all(models: Mapping[str, LoadedModel], sampler: str, steps: int, seed: int, n: int, label: int | None):
-    """FD-LeNet and class shares of n samples per MNIST checkpoint, with one progress bar for all."""
+    """FD-LeNet and class shares of n samples per MNIST checkpoint, with one progress bar and a Stop for all;
+    each checkpoint's numbers are kept as soon as they are done (a Stop keeps them)."""
     classifier = zoo_model(CLASSIFIER).module
-    reference = held_out_features(classifier, image_set("mnist", "test").images)
-    bar = st.progress(0.0, text="Sampling and scoring…")
+    held_out = image_set("mnist", "test")
+    reference = held_out_features(classifier, held_out.images)
+    st.session_state[FLOOR] = (len(held_out) // 2, split_half_distance(reference))
+    holder = st.empty()
+    with holder.container():
+        bar = st.progress(0.0, text="Sampling and scoring…")
+        st.button("Stop", key="ck-stop", help="Keeps the checkpoints measured so far.")
     for k, (name, model) in enumerate(models.items()):
         settings = settings_for(model, sampler, steps, seed, 1, label)
-        report = lambda f, k=k: bar.progress((k + f) / len(models))  # noqa: E731
+        report = lambda f, k=k, name=name: bar.progress((k + f) / len(models), text=f"{name}: sampling")  # noqa: E731
         st.session_state[f"ck-quality-{name}"] = measure(model, settings, n, classifier, reference, report)
+    holder.empty()
 
 
 def quality_rows(names: list[str]) -> list[dict[str, object]]:
-    """The quality table: one row per checkpoint measured so far."""
-    return [quality_row(n, st.session_state[f"ck-quality-{n}"]) for n in names if f"ck-quality-{n}" in st.session_state]
+    """The quality table: one row per checkpoint measured so far, and the held-out digits' own floor."""
+    rows = [quality_row(n, st.session_state[f"ck-quality-{n}"]) for n in names if f"ck-quality-{n}" in st.session_state]
+    if rows and FLOOR in st.session_state:
+        half, floor = st.session_state[FLOOR]
+        rows.append({"checkpoint": f"held-out digits, {half} vs {half}", "samples": half, "FD-LeNet": round(floor, 2)})
+    return rows
 
 
 def quality_row(name: str, q: Quality) -> dict[str, object]:
@@ -58,6 +76,7 @@ def quality_row(name: str, q: Quality) -> dict[str, object]:
         "checkpoint": name,
         "samples": q.samples,
         "FD-LeNet": round(q.fd_lenet, 2),
+        "± (bootstrap SE)": round(q.fd_se, 2),
         "read as requested class": "-" if q.accuracy is None else f"{q.accuracy:.1%}",
         "smallest class share": f"{q.smallest_class:.1%}",
         "largest class share": f"{q.largest_class:.1%}",

@@ -10,6 +10,7 @@ import torch
 from plotly.subplots import make_subplots
 
 from core.diffusion.schedules import NoiseSchedule
+from ui.common.charts import LOG_AXIS
 
 COLOURS = ("#5b3fd1", "#e4572e", "#17a398")
 
@@ -39,8 +40,8 @@ def schedule_curves(schedules: Sequence[tuple[str, NoiseSchedule]], t_marker: in
                 row=1,
                 col=col,
             )
-    fig.update_yaxes(type="log", row=1, col=3, exponentformat="power")
-    fig.update_yaxes(type="log", row=1, col=4, exponentformat="power")
+    fig.update_yaxes(**LOG_AXIS, row=1, col=3)
+    fig.update_yaxes(**LOG_AXIS, row=1, col=4)
     fig.update_xaxes(title_text="t")
     if t_marker is not None:
         for col in range(1, 5):

@@ -104,7 +104,7 @@ def latent_train_settings() -> LatentTrainSettings:
     return LatentTrainSettings(steps=int(steps), width=int(width), depth=int(depth), seed=int(seed))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LatentSampling:
     sampler: str
     steps: int
@@ -143,4 +143,4 @@ def sampling_settings() -> LatentSampling:
         "pushed further towards the class.",
     )
     seed = c.number_input("Sampling seed", 0, 2**31 - 1, 0, key="ldm-seed-sample")
-    return LatentSampling(sampler, int(steps), int(n), int(seed), label, float(scale))
+    return LatentSampling(sampler=sampler, steps=int(steps), n=int(n), seed=int(seed), label=label, scale=float(scale))

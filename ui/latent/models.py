@@ -19,7 +19,10 @@ def pick_vae() -> state.VAEInUse | None:
         b1, b2, note = st.columns([1, 1, 5])
         clicked = b1.button("Train VAE", type="primary", key="vae-train")
         b2.button("Stop", key="vae-stop", help="Keeps the VAE trained so far.")
-        note.caption(f"On the first {len(state.digits().labels):,} training digits ({state.digits().source}).")
+        note.caption(
+            f"An MLP VAE (784-256-256-2, quick on a CPU) on the first {len(state.digits().labels):,} training "
+            f"digits ({state.digits().source})."
+        )
         live = st.empty(), *(column.empty() for column in st.columns(2))
         if clicked and attempt(state.train_vae_live, config, *live) is not None:
             for slot in live:  # the finished VAE is drawn below (replay and loss parts)
@@ -44,15 +47,19 @@ def pick_latent_model(vae: state.VAEInUse) -> LatentDiffusion | None:
     model = state.bundled_latent() if which == "bundled" else None
     if which == "trained":
         settings = latent_train_settings()
-        clicked = st.button("Train latent model", type="primary", key="ldm-train")
+        b1, b2 = st.columns([1, 4])
+        clicked = b1.button("Train latent model", type="primary", key="ldm-train")
+        b2.button("Stop", key="ldm-stop", help="Keeps the model trained so far.")
         progress, chart = st.empty(), st.empty()
         if clicked and attempt(state.train_latent_live, vae, settings, progress, chart) is None:
             return None
         trainer = state.latent_trainer(vae)
         if trainer is None:
-            st.info("Press **Train latent model**: a class-conditional MLP learns this plane in seconds.")
+            st.info("Press **Train latent model**: a class-conditional MLP learns this plane in about ten seconds.")
             return None
         chart.plotly_chart(loss_figure(trainer.trainer.metrics), key="ldm-loss")
-        st.caption(f"**{trainer.name}**: {trainer.trainer.step:,} steps in {trainer.trainer.seconds:.1f} s.")
+        done, planned = trainer.trainer.step, trainer.settings.steps
+        stopped = f" (stopped before {planned:,}; this is the model so far)" if done < planned else ""
+        st.caption(f"**{trainer.name}**: {done:,} steps{stopped} in {trainer.trainer.seconds:.1f} s.")
         model = trainer.model()
     return model

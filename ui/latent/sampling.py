@@ -30,6 +30,7 @@ CLASSIFIER = "mnist-lenet"
 @dataclass(frozen=True, eq=False, kw_only=True)
 class LatentResult:
     paths: LatentPaths
+    choice: LatentSampling  # the settings it was made with
     strips: np.ndarray  # uint8 image: a row per sample, a column per shown step
     columns: list[float]  # sigma of each strip column
     predicted: np.ndarray  # [n] classifier labels of the decoded samples
@@ -69,6 +70,7 @@ def generate(model: LatentDiffusion, vae: VAE, choice: LatentSampling, grid: Den
     probs = class_probabilities(cache.zoo_model(CLASSIFIER).module, uint8_to_tensor(digits[:, -1, None]))
     result = st.session_state[RESULT] = LatentResult(
         paths=paths,
+        choice=choice,
         strips=strips_image(digits),
         columns=[paths.sigmas[i] if i < len(paths.sigmas) else 0.0 for i in idx],
         predicted=probs.argmax(1),
@@ -94,8 +96,11 @@ def readout(result: LatentResult) -> pd.DataFrame:
     )
 
 
-def show_result(result: LatentResult, grid: Densities) -> None:
-    """The paths and decoded strips, then the finished points and what the classifier reads in them."""
+def show_result(result: LatentResult, grid: Densities, choice: LatentSampling) -> None:
+    """The paths and decoded strips, then the finished points and what the classifier reads in them (marked
+    when the settings on the page have changed since)."""
+    if result.choice != choice:
+        st.info("From earlier settings: press **Generate** for the current ones.")
     left, right = st.columns([3, 2])
     left.plotly_chart(paths_figure(grid, result.paths.path.numpy()), key="ldm-paths")
     right.image(result.strips, clamp=True, width="stretch")

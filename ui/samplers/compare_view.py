@@ -9,35 +9,65 @@ import streamlit as st
 
 from core.data.images import enlarge, tile, to_uint8
 from core.diffusion.samplers import SAMPLERS
-from core.labs.compare import CompareCell, compare, is_mnist
+from core.labs.compare import CompareCell, compare_cells, is_mnist
 from core.labs.pixel import SamplerSettings
 from ui.common.cache import zoo_model
 from zoo.loaders import LoadedModel
 
-CELLS, CLASSIFIER = "cmp-cells", "mnist-lenet"
+CELLS, PLANNED, CLASSIFIER = "cmp-cells", "cmp-planned", "mnist-lenet"
 
 
 def run_comparison(
     models: Sequence[LoadedModel], samplers: Sequence[str], steps: Sequence[int], settings: SamplerSettings
 ) -> list[CompareCell]:
-    """Every cell from the same seeds, MNIST models read by the bundled classifier."""
-    bar = st.progress(0.0, text="Comparing…")
+    """Every cell from the same seeds (MNIST models read by the bundled classifier), with a progress bar and a
+    Stop; the cells are kept as they finish, so a Stop keeps those done."""
+    total = len(models) * len(samplers) * len(steps)
+    cells: list[CompareCell] = []
+    st.session_state[CELLS], st.session_state[PLANNED] = cells, total
+    holder = st.empty()
+    with holder.container():
+        bar = st.progress(0.0, text="Comparing…")
+        st.button("Stop", key="cmp-stop", help="Keeps the cells done so far.")
     classifier = zoo_model(CLASSIFIER).module if any(is_mnist(m) for m in models) else None
-    cells = st.session_state[CELLS] = compare(models, samplers, sorted(steps), settings, classifier, bar.progress)
+    for cell in compare_cells(models, samplers, sorted(steps), settings, classifier):
+        cells.append(cell)
+        bar.progress(
+            len(cells) / total, text=f"{len(cells)} of {total} cells · {cell.model}: {cell.sampler}, {cell.steps} steps"
+        )
+    holder.empty()
     return cells
 
 
 def show_comparison() -> None:
+    """The cells as a table of images: a row per (checkpoint, sampler), a column per step count."""
     cells: list[CompareCell] = st.session_state.get(CELLS) or []
+    if not cells:
+        return
+    planned = st.session_state.get(PLANNED, len(cells))
+    if len(cells) < planned:
+        st.warning(f"Stopped after {len(cells)} of {planned} cells; these are the ones that finished.")
     rows: dict[tuple[str, str], list[CompareCell]] = {}
     for cell in cells:
         rows.setdefault((cell.model, cell.sampler), []).append(cell)
+    step_counts = sorted({c.steps for c in cells})
     several_models = len({c.model for c in cells}) > 1
+    header = st.columns([1.2] + [3] * len(step_counts))
+    header[0].markdown("**Sampler**")
+    for col, n in zip(header[1:], step_counts, strict=True):
+        col.markdown(f"**{n} steps**")
     for (model, sampler), row in rows.items():
-        st.markdown(f"**{SAMPLERS[sampler].title}**" + (f" · {model}" if several_models else ""))
-        for col, cell in zip(st.columns(max(len(r) for r in rows.values())), row, strict=False):
-            caption = f"{cell.steps} steps · NFE {cell.nfe} · {cell.seconds:.2f} s"
-            if cell.metric:
-                caption += f" · {cell.metric}"
-            grid = enlarge(tile(to_uint8(cell.images), ncols=4), 256)
-            col.image(grid, caption=caption, width="stretch")
+        cols = st.columns([1.2] + [3] * len(step_counts))
+        cols[0].markdown(f"{SAMPLERS[sampler].title}" + (f"  \n*{model}*" if several_models else ""))
+        by_steps = {c.steps: c for c in row}
+        for col, n in zip(cols[1:], step_counts, strict=True):
+            if n in by_steps:
+                cell = by_steps[n]
+                caption = f"NFE {cell.nfe} · {cell.seconds:.2f} s" + (f" · {cell.metric}" if cell.metric else "")
+                col.image(enlarge(tile(to_uint8(cell.images), ncols=4), 256), caption=caption, width="stretch")
+    if any(c.metric for c in cells):
+        st.caption(
+            "Under each MNIST cell, the bundled classifier's reading: with a class asked for, how many images it "
+            "reads as that class; without one, its mean confidence (its highest class probability, averaged over "
+            "the images) and how many different digits it sees."
+        )

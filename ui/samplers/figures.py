@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 import torch
+from plotly.subplots import make_subplots
 
 from core.data.images import enlarge, gif_bytes, tile, to_uint8
 from core.diffusion.trajectory import Frame, TrajectoryRecorder
+from ui.common.charts import LOG_AXIS, MARGIN
 
 EPS_RANGE = (-3.0, 3.0)
 
@@ -22,39 +24,41 @@ def frame_grids(frame: Frame, min_side: int = 256) -> tuple[np.ndarray, np.ndarr
 
 
 def noise_chart(recorder: TrajectoryRecorder, final: torch.Tensor) -> go.Figure:
-    """Planned sigma per step, the noise the model sees in x, and the noise actually left (distance to the end)."""
+    """Left, the planned noise level of each step; right, two measured noise levels as shares of it: the
+    noise the model sees in x (std(x - x0_hat) / sigma) and the noise actually left (RMS(x - final) / sigma).
+    Both near 1: the model takes out the noise the schedule plans. The second falls below 1 where the sample
+    has already settled, and rises above it where a stochastic sampler adds noise that it later removes."""
     steps = np.arange(len(recorder.sigmas))
+    sigmas = np.asarray(recorder.sigmas)
     left = recorder.remaining_noise(final)
-    fig = go.Figure()
+    fig = make_subplots(1, 2, subplot_titles=("planned σ per step", "measured noise ÷ planned σ"))
     fig.add_trace(
-        go.Scatter(x=steps, y=recorder.sigmas, name="σ planned", mode="lines+markers", line={"color": "#5b3fd1"})
+        go.Scatter(x=steps, y=sigmas, name="σ planned", mode="lines+markers", line={"color": "#5b3fd1"}), 1, 1
+    )
+    seen = np.asarray(recorder.seen_noise) / sigmas
+    fig.add_trace(
+        go.Scatter(x=steps, y=seen, name="std(x − x̂₀) ÷ σ: the noise the model sees", line={"color": "#e4572e"}), 1, 2
     )
     fig.add_trace(
-        go.Scatter(x=steps, y=recorder.seen_noise, name="std(x − x̂₀): noise the model sees", line={"color": "#e4572e"})
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=[i for i, _ in left],
-            y=[max(v, 1e-4) for _, v in left],
-            name="RMS(x − final): noise actually left",
-            mode="markers",
-            marker={"color": "#17a398", "size": 8},
-        )
-    )
-    fig.update_layout(
-        height=320,
-        margin={"l": 10, "r": 10, "t": 30, "b": 10},
-        xaxis={"title": "step"},
-        yaxis={"title": "noise level (VE units)", "type": "log", "exponentformat": "power"},
-        legend={"orientation": "h", "y": -0.3},
-        title={"text": "Noise along the reverse process", "font": {"size": 13}},
-    )
+        go.Scatter(x=[i for i, _ in left], y=[v / sigmas[i] for i, v in left], mode="markers",
+                   name="RMS(x − final) ÷ σ: the noise actually left", marker={"color": "#17a398", "size": 8}),
+        1, 2,
+    )  # fmt: skip
+    fig.add_hline(y=1, line={"dash": "dot", "color": "#999"}, row=1, col=2)
+    fig.update_layout(height=320, margin={**MARGIN, "t": 40}, legend={"orientation": "h", "y": -0.3})
+    fig.update_xaxes(title="step")
+    fig.update_yaxes(**LOG_AXIS, title="σ (VE units)", row=1, col=1)
+    fig.update_yaxes(title="share of σ", rangemode="tozero", row=1, col=2)
     return fig
 
 
-def trajectory_gif(recorder: TrajectoryRecorder, final: torch.Tensor) -> bytes:
-    """x_t grids from noise to the finished samples, as an animated GIF."""
-    k = min(recorder.keep, len(final))
-    frames = [enlarge(tile(to_uint8(f.x_vp)), 256) for f in recorder.frames]
-    frames.append(enlarge(tile(to_uint8(final[:k])), 256))
-    return gif_bytes(frames)
+def run_panels(frame: Frame) -> np.ndarray:
+    """x_t, predicted x_0 and predicted noise of one recorded step, side by side in one image."""
+    grids = frame_grids(frame)
+    gap = np.full((grids[0].shape[0], 12, *grids[0].shape[2:]), 255, dtype=np.uint8)
+    return np.concatenate([grids[0], gap, grids[1], gap, grids[2]], axis=1)
+
+
+def run_gif(recorder: TrajectoryRecorder) -> bytes:
+    """Every recorded step's three panels (x_t, x_0, noise) as an animated GIF, from noise to the end."""
+    return gif_bytes([run_panels(f) for f in recorder.frames], duration_ms=250)

@@ -3,6 +3,8 @@ the finished run (grid, speed, the noise along the way, PNG and GIF export), kep
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import streamlit as st
 
 from core.data.images import enlarge, png_bytes, tile, to_uint8
@@ -10,7 +12,7 @@ from core.diffusion.samplers import SAMPLERS
 from core.diffusion.trajectory import Frame
 from core.labs.pixel import SamplerSettings, SamplingResult, run_sampler
 from ui.common.live import Throttle
-from ui.samplers.figures import frame_grids, noise_chart, trajectory_gif
+from ui.samplers.figures import frame_grids, noise_chart, run_gif, run_panels
 from zoo.loaders import LoadedModel
 
 MIN_REFRESH_S = 0.15
@@ -36,7 +38,8 @@ def generate_live(loaded: LoadedModel, settings: SamplerSettings, key: str) -> S
         progress.progress((frame.index + 1) / settings.steps, text=f"Step {frame.index + 1} of {settings.steps}")
         st.session_state[f"{key}-partial"] = (frame.index + 1, settings.steps, grids)
 
-    result = st.session_state[f"{key}-result"] = run_sampler(loaded, settings, render)
+    result = run_sampler(loaded, settings, render)
+    st.session_state[f"{key}-result"] = FinishedRun(model=loaded.name, title=loaded.title, result=result)
     holder.empty()
     st.session_state.pop(f"{key}-partial", None)
     return result
@@ -53,21 +56,57 @@ def show_stopped(key: str) -> None:
         col.image(grid, caption=caption, width="stretch")
 
 
-def show_result(key: str) -> None:
-    """The last finished run of this session: its grid, speed, noise chart and downloads."""
-    result = st.session_state.get(f"{key}-result")
-    if result is None:
+@dataclass(eq=False, kw_only=True)
+class FinishedRun:
+    """The session's last finished run, and its exports once built (so a second download needs no rerun)."""
+
+    model: str
+    title: str
+    result: SamplingResult
+    gif: bytes | None = None
+
+
+def show_result(key: str, model: str | None, settings: SamplerSettings | None) -> None:
+    """The last finished run of this session: its grid, speed, every recorded step on a slider (and played),
+    the noise along the way and the downloads; marked as such when the model or settings have changed since."""
+    run: FinishedRun | None = st.session_state.get(f"{key}-result")
+    if run is None:
         return
-    s = result.settings
+    result, s = run.result, run.result.settings
     st.subheader(f"{SAMPLERS[s.sampler].title}, {s.steps} steps")
+    if run.model != model or s != settings:
+        st.info(f"From earlier settings ({run.title}): press **Generate** for the current ones.")
     grid = enlarge(tile(to_uint8(result.images)), 512)
     st.image(grid, caption=f"seeds {s.seed} to {s.seed + s.batch - 1}", width=min(640, grid.shape[1]))
     speed = st.columns(3)
     speed[0].metric("Seconds", f"{result.seconds:.2f}")
     speed[1].metric("Images/s", f"{s.batch / result.seconds:.1f}")
     speed[2].metric("Model calls (NFE)", s.nfe)
+    st.markdown("**The run, step by step**: the state x_t, the predicted x̂₀ and the predicted noise ε̂")
+    frames = {f.index: f for f in result.recorder.frames}
+    if run.gif is None:
+        run.gif = run_gif(result.recorder)
+    left, right = st.columns([4, 1])
+    play = right.toggle("▶ Play", key=f"{key}-play", help="The recorded steps as an animation, from noise to the end.")
+    if play:
+        left.image(run.gif, width="stretch")
+    else:
+        index = left.select_slider(
+            "Step", list(frames), value=max(frames), key=f"{key}-frame",
+            format_func=lambda i: f"{i + 1} of {s.steps} (σ = {frames[i].sigma:.3g})",
+        )  # fmt: skip
+        left.image(run_panels(frames[index]), width="stretch")
     st.plotly_chart(noise_chart(result.recorder, result.images), width="stretch")
+    st.caption(
+        "Right: both shares near 1 mean the model takes out the noise the schedule plans. The noise left falls "
+        "below 1 once a sample has settled, and a stochastic sampler's rises above 1 where it adds fresh noise."
+    )
     down = st.columns(2)
-    down[0].download_button("Download the grid (PNG)", png_bytes(grid), "samples.png", "image/png", key=f"{key}-png")
-    gif = lambda: trajectory_gif(result.recorder, result.images)  # noqa: E731 (built only when clicked)
-    down[1].download_button("Download the trajectory (GIF)", gif, "trajectory.gif", "image/gif", key=f"{key}-gif")
+    # on_click="ignore": a download needs no rerun, and a rerun would drop the other button's file
+    png = png_bytes(grid)
+    down[0].download_button(
+        "Download the grid (PNG)", png, "samples.png", "image/png", key=f"{key}-png", on_click="ignore"
+    )
+    down[1].download_button(
+        "Download the run (GIF)", run.gif, "run.gif", "image/gif", key=f"{key}-gif", on_click="ignore"
+    )

@@ -14,7 +14,7 @@ from PIL import Image
 
 from core.data.images import enlarge
 from core.training.runlog import Run, downsample, ema
-from ui.common.charts import SERIES_COLORS
+from ui.common.charts import LOG_AXIS, SERIES_COLORS
 
 
 def curves_figure(
@@ -52,7 +52,7 @@ def curves_figure(
         height=360,
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
         xaxis={"title": "wall time (s)" if against == "seconds" else against},
-        yaxis={"title": key, "type": "log" if log_y else "linear"},
+        yaxis={"title": key, **(LOG_AXIS if log_y else {"type": "linear"})},
         legend={"orientation": "h", "y": -0.25},
         title={"text": key, "font": {"size": 13}},
     )
