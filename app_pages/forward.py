@@ -8,8 +8,9 @@ from core.data.images import enlarge, to_uint8
 from core.diffusion.forward import forward_trajectory, parse_timesteps
 from core.diffusion.schedules import SCHEDULE_KINDS, make_schedule
 from ui.common.widgets import attempt, schedule_picker
-from ui.forward.figures import pixel_histogram, schedule_curves, timestep_embedding_heatmap
+from ui.forward.figures import pixel_histogram, sampling_grids_figure, schedule_curves, timestep_embedding_heatmap
 from ui.forward.image_picker import pick_image
+from ui.forward.views import show_noise_numbers, show_schedule_maths
 
 st.title("Forward process")
 st.markdown(
@@ -23,6 +24,8 @@ with picked_col:
     picked = pick_image("fwd")
 with schedule_col:
     schedule = attempt(schedule_picker("fwd").build)
+    if schedule is None:  # a beta range the schedule cannot take (said above)
+        st.stop()
     others = st.multiselect(
         "Compare with (up to 2)",
         [k for k in SCHEDULE_KINDS if k != schedule.name],
@@ -41,8 +44,6 @@ with schedule_col:
     )
     seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="fwd-seed")
 
-if schedule is None:  # a beta range the schedule cannot take (said above)
-    st.stop()
 T = schedule.num_steps
 if picked is not None:
     x0, caption = picked
@@ -67,10 +68,7 @@ if picked is not None:
     img_col, hist_col, num_col = st.columns([1, 2, 1])
     img_col.image(enlarge(to_uint8(x_t[None])[0], 192), caption=f"x_t at t = {t}", width=192)
     hist_col.plotly_chart(pixel_histogram(x_t, t, ab), width="stretch")
-    num_col.metric("√ᾱ (signal scale)", f"{ab**0.5:.4f}")
-    num_col.metric("√(1−ᾱ) (noise scale)", f"{(1 - ab) ** 0.5:.4f}")
-    num_col.metric("SNR", f"{ab / (1 - ab):.3g}")
-    num_col.metric("σ (VE noise level)", f"{((1 - ab) / ab) ** 0.5:.3g}")
+    show_noise_numbers(num_col, ab)
 else:
     t = T // 4
 
@@ -78,14 +76,17 @@ st.subheader("Schedules")
 compared = [(SCHEDULE_KINDS[schedule.name].title, schedule)]
 compared += [(SCHEDULE_KINDS[k].title + " (defaults)", make_schedule(k, T)) for k in others]
 st.plotly_chart(schedule_curves(compared, t_marker=t), width="stretch")
-st.latex(
-    r"x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon,\quad \epsilon\sim\mathcal N(0, I),\quad "
-    r"\bar\alpha_t = \prod_{s\le t}(1-\beta_s)"
-)
-st.latex(r"\textstyle " + SCHEDULE_KINDS[schedule.name].formula)
-st.markdown(
-    r"Equivalently, in the variance-exploding form every sampler in this atlas uses, "
-    r"$x = x_t/\sqrt{\bar\alpha_t} = x_0 + \sigma_t\,\epsilon$ with $\sigma_t = \sqrt{(1-\bar\alpha_t)/\bar\alpha_t}$."
+show_schedule_maths(schedule)
+
+st.subheader("Where samplers put their steps")
+a, b = st.columns(2)
+n = a.slider("Sampling steps", 2, 100, 20, key="fwd-grid-steps")
+rho = b.slider("Karras ρ", 1.0, 10.0, 7.0, 0.5, key="fwd-rho", help="7 in EDM; 1 is even in σ.")
+st.plotly_chart(sampling_grids_figure(schedule, n, rho), width="stretch")
+st.caption(
+    "The noise levels a sampler visits with n steps: the schedule's own timesteps (diffusers' spacings) and "
+    "the Karras et al. (EDM) grid between the schedule's smallest and largest σ, which spends more steps at low "
+    "noise. Right: the same grids as log-SNR = −2 log σ."
 )
 
 st.subheader("How the model sees t")

@@ -7,7 +7,7 @@ from ui.common.widgets import attempt
 from ui.toy import state
 from ui.toy.controls import TARGETS, TrainingButtons, field_settings, sampler_settings, train_settings
 from ui.toy.data import data_picker
-from ui.toy.figures import MAX_SHOWN, cloud_figure, field_figure
+from ui.toy.figures import MAX_SHOWN, cloud_figure, field_figure, tries_figure
 from ui.toy.views import show_drift_maths, show_samples
 
 st.title("Toy diffusion lab")
@@ -72,7 +72,10 @@ def sample_section() -> None:
     result, dist = state.last_sample()
     show_samples(result, dist, run, choice.show_x0)
     st.markdown("**Samplers tried** (grows as you sample)")
-    st.dataframe(state.table_rows(), hide_index=True, width="stretch", key="toy-table")
+    rows = state.table_rows()
+    st.dataframe(rows, hide_index=True, width="stretch", key="toy-table")
+    if len(rows) > 1:
+        st.plotly_chart(tries_figure(rows), key="toy-tries")
     st.button("Clear table", key="toy-clear", on_click=state.clear_table)
 
 

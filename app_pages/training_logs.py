@@ -4,6 +4,7 @@ import streamlit as st
 
 from core.data.images import gif_bytes
 from ui.common.session_runs import session_runs
+from ui.common.widgets import attempt
 from ui.training_logs.figures import config_table, curves_figure, metrics_csv, read_grid
 from ui.training_logs.runs import bundled_runs, default_runs_folder, folder_runs
 
@@ -14,10 +15,11 @@ st.markdown(
 )
 
 folder = st.text_input(
-    "Runs folder", default_runs_folder(), key="logs-folder", help="Set ATLAS_RUNS to change the default."
-)
+    "Runs folder", default_runs_folder(), key="logs-folder", max_chars=1024,
+    help="A folder under the runs folder (ATLAS_RUNS) or the roots in ATLAS_ALLOWED_ROOTS.",
+)  # fmt: skip
 runs = bundled_runs()
-found, folder_notes = folder_runs(folder)
+found, folder_notes = attempt(folder_runs, folder) or ([], [])
 runs += found + session_runs()
 for note in folder_notes[:5]:
     st.caption(f"Note: {note}.")

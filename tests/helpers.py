@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import numpy as np
@@ -104,3 +105,11 @@ def write_long_log(folder, n=100_000, broken_tail=True) -> None:
             f.write(json.dumps({"step": i + 1, "loss": float(loss[i]), "lr": 0.001, "seconds": i * 0.01}) + "\n")
         if broken_tail:
             f.write('{"step": 100001, "loss": 0.0')
+
+
+def plotly_array(value) -> np.ndarray:
+    """A plotly array from its JSON: a list, or a typed array {"dtype", "bdata" (base64), "shape"}."""
+    if isinstance(value, dict):
+        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+        return flat.reshape([int(k) for k in str(value.get("shape", len(flat))).split(",")])
+    return np.array(value, dtype=float)

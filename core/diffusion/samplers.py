@@ -105,7 +105,7 @@ def ddpm(
     variance: str = "small",
     noise_until: int | None = None,
 ) -> torch.Tensor:
-    r"""DDPM ancestral sampling: draw x_{t-1} from the Gaussian posterior q(x_{t-1} | x_t, x_0 = D(x_t)).
+    r"""DDPM ancestral sampling: draw $x_{t-1}$ from the Gaussian posterior $q(x_{t-1} \mid x_t, x_0 = D(x_t))$.
 
     Ho, Jain & Abbeel 2020, "Denoising Diffusion Probabilistic Models", Algorithm 2. In VE coordinates
     ($\sigma' =$ next sigma, $\hat x_0 = D(x, \sigma)$, $\hat\epsilon = (x - \hat x_0)/\sigma$):
@@ -115,6 +115,8 @@ def ddpm(
     small variance (the posterior's, $\tilde\beta_t$): $s^2 = \sigma'^2(\sigma^2 - \sigma'^2)/\sigma^2$;
     large variance ($\beta_t$): $s^2 = (\sigma^2 - \sigma'^2)(1 + \sigma'^2)/(1 + \sigma^2)$.
     Skipped steps use $\beta_t = 1 - \bar\alpha_t/\bar\alpha_{t'}$. The last step returns $\hat x_0$.
+    With the small variance this is exactly Euler ancestral at eta = 1 (its $\sigma_{down} = \sigma'^2/\sigma$ and
+    $\sigma_{up} = s$), so at the same seed the two give the same images, pixel for pixel.
     """
     if variance not in ("small", "large"):
         raise BadInputError("DDPM variance must be 'small' or 'large'.")
@@ -211,11 +213,13 @@ def euler_ancestral(
 
     The ancestral sampler of k-diffusion (Crowson 2022), built on Song et al. 2021 (score SDEs).
 
-    $$x' = x + (\sigma_{down} - \sigma)\,d + \sigma_{up}\,z,\qquad
-    \sigma_{up} = \min\Big(\sigma', \eta\sqrt{\tfrac{\sigma'^2(\sigma^2-\sigma'^2)}{\sigma^2}}\Big),\;
+    $$x' = x + (\sigma_{down} - \sigma)\,d + \sigma_{up}\,z$$
+
+    $$\sigma_{up} = \min\Big(\sigma', \eta\sqrt{\tfrac{\sigma'^2(\sigma^2-\sigma'^2)}{\sigma^2}}\Big),\qquad
     \sigma_{down} = \sqrt{\sigma'^2 - \sigma_{up}^2}$$
 
-    Fresh noise at every step keeps the sampler stochastic: results never settle as steps grow.
+    Fresh noise at every step keeps the sampler stochastic: results never settle as steps grow. At eta = 1 it
+    is DDPM's ancestral step (small variance) written in VE coordinates: the same images at the same seed.
     """
     sig = sigmas.tolist()
     for i in range(len(sig) - 1):
@@ -393,8 +397,9 @@ def dpmpp_2s_ancestral(
     With $\lambda = -\log\sigma$, $h = \log(\sigma/\sigma_{down})$ and the midpoint
     $\sigma_m = \sqrt{\sigma\sigma_{down}}$:
 
-    $$u = \frac{\sigma_m}{\sigma}x - (e^{-h/2} - 1)D(x, \sigma),\qquad
-    x' = \frac{\sigma_{down}}{\sigma}x - (e^{-h} - 1)D(u, \sigma_m) + \sigma_{up}z$$
+    $$u = \frac{\sigma_m}{\sigma}x - (e^{-h/2} - 1)D(x, \sigma)$$
+
+    $$x' = \frac{\sigma_{down}}{\sigma}x - (e^{-h} - 1)D(u, \sigma_m) + \sigma_{up}z$$
 
     2 calls per step (1 on the last).
     """
@@ -432,7 +437,9 @@ def dpmpp_2m_sde(
     $h = \log(\sigma/\sigma')$ and $\eta h$ the share of the step taken by fresh noise:
 
     $$x' = \frac{\sigma'}{\sigma}e^{-\eta h}x + (1 - e^{-(1+\eta)h})D_i
-    + \tfrac{1}{2r}(1 - e^{-(1+\eta)h})(D_i - D_{i-1}) + \sigma'\sqrt{1 - e^{-2\eta h}}\,z$$
+    + \tfrac{1}{2r}(1 - e^{-(1+\eta)h})(D_i - D_{i-1})$$
+
+    $$\qquad + \sigma'\sqrt{1 - e^{-2\eta h}}\,z$$
 
     eta = 0 gives a deterministic second-order ODE solver. One call per step.
     """

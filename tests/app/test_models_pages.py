@@ -47,6 +47,16 @@ def test_logs_page_reads_a_100k_line_run_with_a_broken_tail_and_notes_odd_folder
     assert sum(len(trace["x"]) for trace in spec["data"]) <= 2 * 2002  # downsampled, both traces
 
 
+def test_logs_page_reads_only_under_the_allowed_roots(app_env, tmp_path, monkeypatch):
+    monkeypatch.setenv("ATLAS_RUNS", str(tmp_path / "runs"))
+    at = AppTest.from_file(LOGS, default_timeout=120).run()
+    for typed in ("/", "/etc", "/" + "x" * 1023):  # the server's own folders are neither listed nor read
+        at.text_input(key="logs-folder").set_value(typed).run()
+        assert not at.exception and len(at.error) == 1 and "reads runs only from" in at.error[0].value
+        assert not any("is not a run" in c.value for c in at.caption)
+    assert any("mnist-lenet · bundled" in o for o in at.multiselect(key="logs-runs").options)  # the rest still works
+
+
 def test_logs_page_compares_runs_and_includes_this_sessions_toy_runs(app_env):
     at = AppTest.from_file(LOGS, default_timeout=120)
     config = {"kind": "toy", "lr": 0.01, "width": 64}

@@ -65,6 +65,8 @@ def test_2d_generate_train_sample_and_drift_with_the_exact_mixture_field(app):
     at.button(key="toy-sample").click().run()
     rows = at.dataframe[0].value
     assert list(rows["Sampler"]) == ["Euler", "Heun"] and list(rows["NFE"]) == [50, 15]
+    tries = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "sliced W" in c.proto.spec)
+    assert {t["name"] for t in tries["data"]} == {"Euler · toy-1", "Heun · toy-1"}  # SW2 / MMD against steps
     optimizer = run.trainer.optimizer
     at.number_input(key="toy-steps").set_value(20)
     at.button(key="toy-continue").click().run()

@@ -286,3 +286,16 @@ def test_which_settings_draw_fresh_noise():
     assert "noise_until" in {o.name for o in ddim.accepts} and "noise_until" not in {
         o.name for o in SAMPLERS["heun"].accepts
     }
+
+
+def test_ddpm_is_euler_ancestral_and_ddim_is_euler_at_the_same_seed():
+    """What the pages say when two cells look alike: the same update in VE coordinates."""
+    mix, sigmas = _mixture(), karras_sigmas(15, 0.01, 20.0)
+    x = torch.randn(64, 2, generator=torch.Generator().manual_seed(0)) * 20
+    runs = {
+        name: sample(name, mix, x.clone(), sigmas, generator=torch.Generator().manual_seed(5))
+        for name in ("ddpm", "euler_ancestral", "ddim", "euler", "dpmpp_2m")
+    }
+    torch.testing.assert_close(runs["ddpm"], runs["euler_ancestral"], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(runs["ddim"], runs["euler"], rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(runs["euler"], runs["dpmpp_2m"], atol=1e-3)  # a different sampler does differ

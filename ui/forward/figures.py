@@ -40,6 +40,8 @@ def schedule_curves(schedules: Sequence[tuple[str, NoiseSchedule]], t_marker: in
                 row=1,
                 col=col,
             )
+    if max(float(s.betas.max()) for _, s in schedules) > 0.1:  # the cosine schedule's clip at 0.999
+        fig.update_yaxes(**LOG_AXIS, row=1, col=1)  # would flatten every other beta curve to zero
     fig.update_yaxes(**LOG_AXIS, row=1, col=3)
     fig.update_yaxes(**LOG_AXIS, row=1, col=4)
     fig.update_xaxes(title_text="t")
@@ -47,6 +49,28 @@ def schedule_curves(schedules: Sequence[tuple[str, NoiseSchedule]], t_marker: in
         for col in range(1, 5):
             fig.add_vline(x=t_marker, line={"color": "#888", "dash": "dot", "width": 1}, row=1, col=col)
     fig.update_layout(height=300, margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"orientation": "h", "y": -0.25})
+    return fig
+
+
+def sampling_grids_figure(schedule: NoiseSchedule, steps: int, rho: float) -> go.Figure:
+    """The n noise levels (and the final 0, left out on the log axes) that each grid of the schedule visits:
+    sigma against the step, and log-SNR = -2 log sigma."""
+    fig = make_subplots(1, 2, subplot_titles=("σ at each sampling step", "log-SNR at each sampling step"))
+    grids = {f"{spacing} timesteps": schedule.sampling_sigmas(steps, spacing) for spacing in ("leading", "trailing")}
+    grids[f"Karras ρ = {rho:g}"] = schedule.sampling_sigmas(steps, "karras", rho=rho)
+    for k, (label, sigmas) in enumerate(grids.items()):
+        sig = sigmas[:-1].numpy()
+        style = {"color": COLOURS[k % len(COLOURS)], "width": 2}
+        fig.add_trace(go.Scatter(x=np.arange(len(sig)), y=sig, name=label, line=style, mode="lines+markers"), 1, 1)
+        fig.add_trace(
+            go.Scatter(x=np.arange(len(sig)), y=-2 * np.log(sig), name=label, line=style, mode="lines+markers",
+                       showlegend=False),
+            1, 2,
+        )  # fmt: skip
+    fig.update_yaxes(**LOG_AXIS, title_text="σ", row=1, col=1)
+    fig.update_yaxes(title_text="log-SNR", row=1, col=2)
+    fig.update_xaxes(title_text="sampling step")
+    fig.update_layout(height=300, margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"orientation": "h", "y": -0.3})
     return fig
 
 

@@ -168,7 +168,7 @@ def density_surface(grid: Densities, classes: Sequence[int], overall: bool, heig
             "yaxis_title": "z₂",
             "zaxis_title": "density",
             "aspectratio": {"x": 1, "y": 1, "z": 0.6},
-            "camera": {"eye": {"x": 1.3, "y": -1.3, "z": 1.0}},
+            "camera": {"eye": {"x": 1.55, "y": -1.55, "z": 1.1}},  # far enough that the axis labels fit
         },
     )
     return fig
@@ -242,7 +242,9 @@ def final_points_figure(grid: Densities, samples: np.ndarray, predicted: np.ndar
                 colorscale=[[0, color], [1, color]],
                 line={"width": 1},
                 hoverinfo="skip",
-                showlegend=False,
+                showlegend=True,
+                legendgroup="densities",
+                legendgrouptitle={"text": "densities"} if c == min(grid.per_class) else None,
             )
         )
     for c in np.unique(predicted):

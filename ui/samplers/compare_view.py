@@ -15,6 +15,7 @@ from ui.common.cache import zoo_model
 from zoo.loaders import LoadedModel
 
 CELLS, PLANNED, CLASSIFIER = "cmp-cells", "cmp-planned", "mnist-lenet"
+SAME_UPDATE = (("ddpm", "euler_ancestral"), ("ddim", "euler"))  # at their defaults (eta 1, eta 0)
 
 
 def run_comparison(
@@ -65,6 +66,15 @@ def show_comparison() -> None:
                 cell = by_steps[n]
                 caption = f"NFE {cell.nfe} · {cell.seconds:.2f} s" + (f" · {cell.metric}" if cell.metric else "")
                 col.image(enlarge(tile(to_uint8(cell.images), ncols=4), 256), caption=caption, width="stretch")
+    twins = [
+        f"{SAMPLERS[a].title} and {SAMPLERS[b].title}" for a, b in SAME_UPDATE if {a, b} <= {c.sampler for c in cells}
+    ]
+    if twins:
+        st.caption(
+            f"Identical cells are right, not a bug: {' and '.join(twins)} are the same update in the "
+            "variance-exploding coordinates every sampler here uses (at their default settings), so from the same "
+            "noise they give the same images, pixel for pixel."
+        )
     if any(c.metric for c in cells):
         st.caption(
             "Under each MNIST cell, the bundled classifier's reading: with a class asked for, how many images it "

@@ -10,7 +10,7 @@ import torch
 from plotly.subplots import make_subplots
 
 from core.diffusion.fields import DriftField
-from ui.common.charts import play_controls
+from ui.common.charts import LOG_AXIS, SERIES_COLORS, play_controls
 
 DATA_COLOR, SAMPLE_COLOR, X0_COLOR = "rgba(120,120,120,0.35)", "#1f77b4", "#ff7f0e"
 PANEL_COLORS = ("#1f77b4", "#2ca02c", "#d62728")
@@ -109,6 +109,34 @@ def trajectory_figure(
     arrays = [d, frames_np] + ([x0_np] if x0_np is not None else [])
     _layout(fig, dim, _range(arrays), height)
     return fig.update_layout(**play_controls([str(i) for i in range(len(labels))], labels, 120, "reverse time: "))
+
+
+def tries_figure(rows: Sequence[dict], height: int = 300) -> go.Figure:
+    """The table of tries as curves: SW2 and MMD to fresh data against the number of steps, one line per
+    sampler (and model), so accuracy can be read against cost; the floor (two fresh data sets) dashed."""
+    fig = make_subplots(1, 2, subplot_titles=("sliced W₂ to fresh data", "MMD to fresh data"))
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(f"{row['Sampler']} · {row['Model'].split(' @ ')[0]}", []).append(row)
+    for k, (label, group) in enumerate(groups.items()):
+        group = sorted(group, key=lambda r: r["Steps"])
+        colour = SERIES_COLORS[k % len(SERIES_COLORS)]
+        for col, key in ((1, "SWD"), (2, "MMD")):
+            fig.add_trace(
+                go.Scatter(x=[r["Steps"] for r in group], y=[r[key] for r in group], name=label, legendgroup=label,
+                           showlegend=col == 1, mode="lines+markers", line={"color": colour}),
+                1, col,
+            )  # fmt: skip
+    for col, key in ((1, "SWD floor"), (2, "MMD floor")):
+        floors = [r[key] for r in rows if key in r]
+        if floors:
+            fig.add_hline(y=min(floors), line={"dash": "dot", "color": "#999"}, row=1, col=col)
+    fig.update_xaxes(**LOG_AXIS, title="steps")
+    fig.update_yaxes(rangemode="tozero")
+    fig.update_layout(
+        height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"orientation": "h", "y": -0.3}
+    )
+    return fig
 
 
 def _arrows_2d(points: np.ndarray, vectors: np.ndarray, head: float = 0.3) -> tuple[np.ndarray, np.ndarray]:

@@ -113,6 +113,8 @@ def _add_row(result: SampleResult, dist: dict[str, float], run: ToyRun) -> None:
             "Seconds": round(result.seconds, 3),
             "SWD": round(dist["swd"], 4),
             "MMD": round(dist["mmd"], 4),
+            "SWD floor": round(dist["swd_floor"], 4),
+            "MMD floor": round(dist["mmd_floor"], 4),
             "Model": f"{run.name} @ {run.step:,} steps",
         }
     )

@@ -3,17 +3,17 @@ in ui/common/session_runs.py)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import streamlit as st
 
 from core.training.runlog import Run, discover_runs, read_run
 from ui.common.cache import registry
+from zoo.paths import resolve_allowed, runs_root
 
 
 def default_runs_folder() -> str:
-    return os.environ.get("ATLAS_RUNS", "runs")
+    return str(runs_root())
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
@@ -38,8 +38,10 @@ def bundled_runs() -> list[Run]:
     return [load(m.run, "bundled", m.name) for m in registry().models.values() if m.run is not None and m.run.is_dir()]
 
 
-def folder_runs(root: str) -> tuple[list[Run], list[str]]:
-    if not Path(root).exists():
-        return [], [f"there is no runs folder at {root} yet (`python -m zoo train` creates it)"]
+def folder_runs(typed: str) -> tuple[list[Run], list[str]]:
+    """The runs in a typed folder, which must lie under the allowed roots (zoo/paths.py; else BadInputError)."""
+    root = resolve_allowed(typed)
+    if not root.exists():
+        return [], [f"there is no runs folder at {typed.strip()} yet (`python -m zoo train` creates it)"]
     folders, notes = discover_runs(root)
     return [load(f, "runs folder", f.parent.name if f.name == "run" else f.name) for f in folders], notes
