@@ -2,7 +2,9 @@
 
 import streamlit as st
 
+from core.labs.toy import training_seconds
 from ui.common.charts import loss_figure
+from ui.common.live import job_estimate
 from ui.common.widgets import attempt
 from ui.toy import state
 from ui.toy.controls import TARGETS, TrainingButtons, field_settings, sampler_settings, train_settings
@@ -32,7 +34,8 @@ st.caption(
 st.subheader("2 · Train")
 settings, steps = train_settings()
 run = state.current_run()
-buttons = TrainingButtons(ready=run is not None)
+fits = job_estimate(training_seconds(settings, cloud.dim, steps))  # a sentence, before anything starts
+buttons = TrainingButtons(ready=run is not None, allowed=fits)
 st.caption(
     "Training runs in your session only. Stop, or any other click, pauses it and keeps the model trained so "
     "far; Continue training adds the steps above with the same optimizer."

@@ -27,10 +27,12 @@ from core.diffusion.samplers import get_sampler, sample
 from core.diffusion.schedules import NoiseSchedule, make_schedule
 from core.diffusion.trajectory import PathRecorder
 from core.errors import BadInputError
-from core.models.mlp import MLPConfig, build_mlp
+from core.models.mlp import MLPConfig, build_mlp, parameter_count
 from core.models.vae import VAE
+from core.training import budget
 from core.training.diffusion import DiffusionTrainer, TrainConfig, labelled_batches
 from core.training.runlog import Run
+from core.training.vae import VAETrainConfig
 
 NUM_CLASSES = 10  # label 10 is "no class"
 MAX_SAMPLES = 500
@@ -38,6 +40,11 @@ MAX_STEPS = 200
 MAX_TRAIN_STEPS = 20_000
 MAX_MANIFOLD = 30  # digits per side of the manifold grid
 MAX_DECODE = 5_000
+
+
+def vae_training_seconds(config: VAETrainConfig, images: int, parameters: int) -> float:
+    """About how long `train_vae` takes on this server for a dense VAE of `parameters` (core/training/budget.py)."""
+    return budget.estimate_seconds(config.total_steps(images), config.batch_size, parameters)
 
 
 # ---- the latent plane ------------------------------------------------------------------------------------
@@ -130,6 +137,13 @@ class LatentTrainSettings:
     cond_dropout: float = 0.15  # share of labels replaced by "no class", so guidance has an unconditional model
     seed: int = 0
 
+    def model_config(self) -> MLPConfig:
+        return MLPConfig(dim=2, width=self.width, depth=self.depth, num_classes=NUM_CLASSES)
+
+    def seconds(self) -> float:
+        """About how long the training takes on this server (core/training/budget.py)."""
+        return budget.estimate_seconds(self.steps, self.batch_size, parameter_count(self.model_config()))
+
 
 class LatentTrainer:
     """Trains a fresh class-conditional MLP denoiser on latent points (cosine schedule, epsilon)."""
@@ -139,11 +153,12 @@ class LatentTrainer:
     ) -> None:
         if not 0 <= settings.cond_dropout < 1:
             raise BadInputError("The label dropout must lie in [0, 1).")
+        budget.check(settings.seconds(), "training")  # refused before anything is built
         z_t = torch.as_tensor(z, dtype=torch.float32)
         self.name, self.settings = name, settings
         self.mean, self.std = z_t.mean(0), z_t.std(0).clamp_min(1e-6)
         self.schedule = make_schedule("cosine", 1000)
-        config = MLPConfig(dim=2, width=settings.width, depth=settings.depth, num_classes=NUM_CLASSES)
+        config = settings.model_config()
         train = TrainConfig(
             batch_size=settings.batch_size,
             lr=settings.lr,

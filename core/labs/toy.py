@@ -26,7 +26,8 @@ from core.diffusion.schedules import make_schedule
 from core.diffusion.trajectory import PathRecorder
 from core.errors import BadInputError
 from core.metrics.points import mmd, sliced_wasserstein
-from core.models.mlp import MLPConfig, build_mlp
+from core.models.mlp import MLPConfig, build_mlp, parameter_count
+from core.training import budget
 from core.training.diffusion import DiffusionTrainer, TrainConfig, tensor_batches
 from core.training.runlog import Run
 
@@ -54,6 +55,21 @@ class ToySettings:
     seed: int = 0
 
 
+def model_config(settings: ToySettings, dim: int) -> MLPConfig:
+    return MLPConfig(
+        dim=dim,
+        width=settings.width,
+        depth=settings.depth,
+        time_embedding=settings.time_embedding,
+        num_steps=settings.T,
+    )
+
+
+def training_seconds(settings: ToySettings, dim: int, steps: int) -> float:
+    """About how long `steps` steps of this model take on this server (core/training/budget.py)."""
+    return budget.estimate_seconds(steps, settings.batch_size, parameter_count(model_config(settings, dim)))
+
+
 class ToyRun:
     """One model being trained on one point cloud: trainer, schedule, standardisation and its run log."""
 
@@ -63,13 +79,7 @@ class ToyRun:
         self.threads = threads
         self.schedule = make_schedule(settings.schedule, settings.T, settings.beta_start, settings.beta_end)
         self.standardizer = Standardizer.fit(cloud.points)
-        self.model_config = MLPConfig(
-            dim=cloud.dim,
-            width=settings.width,
-            depth=settings.depth,
-            time_embedding=settings.time_embedding,
-            num_steps=settings.T,
-        )
+        self.model_config = model_config(settings, cloud.dim)
         train = TrainConfig(
             batch_size=settings.batch_size,
             lr=settings.lr,
@@ -101,9 +111,11 @@ class ToyRun:
         return self.trainer.step
 
     def train(self, steps: int, callback: Callable[[DiffusionTrainer], None] | None = None, every: int = 10) -> None:
-        """`steps` more steps (capped at MAX_TRAIN_STEPS in all); see DiffusionTrainer.train."""
+        """`steps` more steps (capped at MAX_TRAIN_STEPS in all, and by the server's time budget before they
+        start); see DiffusionTrainer.train."""
         if steps < 1 or self.step + steps > MAX_TRAIN_STEPS:
             raise BadInputError(f"A toy model trains for at most {MAX_TRAIN_STEPS:,} steps in all (now {self.step:,}).")
+        budget.check(training_seconds(self.settings, self.dim, steps), "training")
         self.target_step = self.step + steps
         with torch_threads(self.threads):
             self.trainer.train(steps, callback, every)

@@ -8,6 +8,7 @@ The same weights serve every prediction target; only the training loss tells the
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass
 
@@ -126,6 +127,12 @@ class MLPDenoiser(nn.Module):
         for fc1, fc2, shift in zip(self.fc1, self.fc2, shifts[1:], strict=True):
             h = h + fc2(self.act(fc1(self.act(h)) + shift))
         return self.out(self.act(h))
+
+
+@functools.cache
+def parameter_count(config: MLPConfig) -> int:
+    """Trainable parameters of the network `config` describes (built once per config to count them)."""
+    return sum(p.numel() for p in MLPDenoiser(config).parameters())
 
 
 def build_mlp(config: MLPConfig, seed: int = 0) -> MLPDenoiser:

@@ -30,6 +30,10 @@ class VAETrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def total_steps(self, images: int) -> int:
+        """Optimizer steps over `images` training images: whole batches only, at least one a pass."""
+        return self.epochs * max(1, images // self.batch_size)
+
 
 @dataclass
 class LatentSnapshots:
@@ -60,7 +64,7 @@ def train_vae(
     snaps = LatentSnapshots(steps=[], means=[], labels=snapshot_labels.clone())
     records: list[dict[str, float]] = []
     steps_per_epoch = max(1, len(images) // config.batch_size)
-    total = config.epochs * steps_per_epoch
+    total = config.total_steps(len(images))
     step, seconds = 0, 0.0
 
     def snapshot() -> None:

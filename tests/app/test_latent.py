@@ -106,3 +106,26 @@ def test_train_a_tiny_vae_then_a_latent_model_for_it(app):
     app.button(key="ldm-generate").click().run()
     assert not app.exception and not app.error
     assert app.session_state["latent_result"].paths.samples.shape == (3, 2)
+
+
+def test_trainings_over_the_servers_budget_are_refused_before_they_start(app, monkeypatch):
+    monkeypatch.setenv("ATLAS_MAX_JOB_SECONDS", "1")
+    app.radio(key="latent-vae-source").set_value("trained").run()
+    assert any("over its limit of 1 s" in w.value for w in app.warning)
+    assert app.button(key="vae-train").disabled and "latent_vae" not in app.session_state
+    monkeypatch.setenv("ATLAS_MAX_JOB_SECONDS", "300")
+    app.number_input(key="vae-epochs").set_value(1)
+    app.select_slider(key="vae-batch").set_value(512)
+    app.run()
+    app.button(key="vae-train").click().run()
+    assert not app.exception and "latent_vae" in app.session_state
+    assert any("of training on this server" in c.value for c in app.caption)
+    monkeypatch.setenv("ATLAS_MAX_JOB_SECONDS", "1")
+    app.run()
+    assert app.button(key="ldm-train").disabled and not app.exception
+
+
+def test_a_manifest_without_the_bundled_vae_gets_a_sentence(app_env):
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert not at.exception
+    assert any("no model 'mnist-vae-2d'" in e.value for e in at.error)

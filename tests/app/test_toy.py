@@ -138,3 +138,24 @@ def test_the_page_is_listed_and_opens_from_the_entry_point():
     at.switch_page("app_pages/toy.py").run()
     assert not at.exception
     assert at.title[0].value == "Toy diffusion lab"
+
+
+def test_a_job_over_the_servers_budget_is_refused_before_it_starts_and_the_model_stays(app, monkeypatch):
+    at = _setup(app, "2d", "moons", 500, 30)
+    at.button(key="toy-train").click().run()
+    run = at.session_state["toy_run"]
+    assert any("of training on this server" in c.value for c in at.caption)  # the estimate, before a click
+    at.number_input(key="toy-steps").set_value(20_000)
+    at.select_slider(key="toy-batch").set_value(4096)
+    at.select_slider(key="toy-width").set_value(512)
+    at.slider(key="toy-depth").set_value(8)
+    at.run()
+    warning = next(w.value for w in at.warning if "over its limit" in w.value)
+    assert "fewer steps, a smaller batch or a smaller network" in warning
+    assert at.button(key="toy-train").disabled and not at.exception
+    # Continue trains the model's own (small) network: refused only when that is over the limit
+    monkeypatch.setenv("ATLAS_MAX_JOB_SECONDS", "1")
+    at.number_input(key="toy-steps").set_value(5000)
+    at.button(key="toy-continue").click().run()
+    assert any("over its limit" in e.value for e in at.error) and not at.exception
+    assert at.session_state["toy_run"] is run and run.step == 30  # nothing replaced, nothing trained

@@ -9,6 +9,12 @@ final one, so a live view costs a bounded share of the work however fast its ste
 from __future__ import annotations
 
 import time
+from typing import Any
+
+import streamlit as st
+
+from core.errors import BadInputError
+from core.training import budget
 
 
 class Throttle:
@@ -31,3 +37,17 @@ def training_line(step: int, total: int, loss: float, steps_done: int, started: 
     """'Step 300 of 1,000 · loss 0.1234 · 850 steps/s' (the speed over the steps done since `started`)."""
     speed = steps_done / max(time.perf_counter() - started, 1e-9)
     return f"Step {step:,} of {total:,} · loss {loss:.4f} · {speed:,.0f} steps/s"
+
+
+def job_estimate(seconds: float, what: str = "training", container: Any = None) -> bool:
+    """Say, before a job starts, about how long it will take on this server (a caption), or why it is over the
+    server's limit per job (a warning with what to lower: core/training/budget.py). True when it may start."""
+    where = container or st
+    try:
+        budget.check(seconds, what)
+    except BadInputError as e:
+        where.warning(str(e), icon=":material/timer_off:")
+        return False
+    limit = budget.describe(budget.max_job_seconds())
+    where.caption(f"About {budget.describe(seconds)} of {what} on this server (its limit: {limit} a job).")
+    return True

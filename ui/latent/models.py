@@ -6,6 +6,7 @@ import streamlit as st
 
 from core.labs.latent import LatentDiffusion
 from ui.common.charts import loss_figure
+from ui.common.live import job_estimate
 from ui.common.widgets import attempt
 from ui.latent import state
 from ui.latent.controls import latent_train_settings, vae_settings, vae_source
@@ -16,8 +17,9 @@ def pick_vae() -> state.VAEInUse | None:
     source = vae_source()
     if source == "trained":
         config = vae_settings()
+        fits = job_estimate(state.vae_job_seconds(config))  # a sentence, before anything starts
         b1, b2, note = st.columns([1, 1, 5])
-        clicked = b1.button("Train VAE", type="primary", key="vae-train")
+        clicked = b1.button("Train VAE", type="primary", key="vae-train", disabled=not fits)
         b2.button("Stop", key="vae-stop", help="Keeps the VAE trained so far.")
         note.caption(
             f"An MLP VAE (784-256-256-2, quick on a CPU) on the first {len(state.digits().labels):,} training "
@@ -27,8 +29,8 @@ def pick_vae() -> state.VAEInUse | None:
         if clicked and attempt(state.train_vae_live, config, *live) is not None:
             for slot in live:  # the finished VAE is drawn below (replay and loss parts)
                 slot.empty()
-    vae = state.vae_in_use(source)
-    if vae is None:
+    vae = attempt(state.vae_in_use, source)  # the bundled one may be missing from a manifest of one's own
+    if vae is None and source == "trained":
         st.info("Set the VAE's training above and press **Train VAE**, or use the bundled VAE.")
     return vae
 
@@ -44,11 +46,12 @@ def pick_latent_model(vae: state.VAEInUse) -> LatentDiffusion | None:
     )
     if not vae.bundled:
         st.caption("The bundled latent model learnt the bundled VAE's plane; for this VAE, train one here.")
-    model = state.bundled_latent() if which == "bundled" else None
+    model = attempt(state.bundled_latent) if which == "bundled" else None
     if which == "trained":
         settings = latent_train_settings()
+        fits = job_estimate(settings.seconds())
         b1, b2 = st.columns([1, 4])
-        clicked = b1.button("Train latent model", type="primary", key="ldm-train")
+        clicked = b1.button("Train latent model", type="primary", key="ldm-train", disabled=not fits)
         b2.button("Stop", key="ldm-stop", help="Keeps the model trained so far.")
         progress, chart = st.empty(), st.empty()
         if clicked and attempt(state.train_latent_live, vae, settings, progress, chart) is None:

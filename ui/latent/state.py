@@ -8,6 +8,7 @@ so far is kept.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import dataclass, field
@@ -19,10 +20,18 @@ import streamlit as st
 import torch
 from safetensors.torch import load_file
 
-from core.labs.latent import LatentDiffusion, LatentTrainer, LatentTrainSettings, encode_means, manifold_axes
+from core.labs.latent import (
+    LatentDiffusion,
+    LatentTrainer,
+    LatentTrainSettings,
+    encode_means,
+    manifold_axes,
+    vae_training_seconds,
+)
 from core.metrics.kde import Densities, kde_densities
 from core.models.init import seeded
 from core.models.vae import MLPVAE, VAE
+from core.training import budget
 from core.training.diffusion import DiffusionTrainer
 from core.training.runlog import Run, read_metrics
 from core.training.vae import LatentSnapshots, VAETrainConfig, train_vae
@@ -94,9 +103,21 @@ def densities(points: np.ndarray, labels: np.ndarray, bandwidth: str | float, si
     return kde_densities(points, labels, bandwidth, size)
 
 
+@functools.cache
+def _app_vae_parameters() -> int:
+    return budget.parameter_count(MLPVAE(**APP_VAE_MODEL))
+
+
+def vae_job_seconds(config: VAETrainConfig) -> float:
+    """About how long the page's VAE trains at `config` on the digits in use, on this server."""
+    return vae_training_seconds(config, len(digits().labels), _app_vae_parameters())
+
+
 def train_vae_live(config: VAETrainConfig, progress, loss_slot, scatter_slot) -> VAEInUse:
     """A fresh VAE trained on the digits in use, drawn as it learns (at most once a second: each redraw costs
-    the browser, on the same machine, time the training needs); kept in the session even if stopped."""
+    the browser, on the same machine, time the training needs); kept in the session even if stopped. Refused
+    (BadInputError) before anything changes when it would be over the server's limit per job."""
+    budget.check(vae_job_seconds(config), "training")
     data = digits()
     x = torch.tensor(data.images, dtype=torch.float32) / 255
     labels = torch.tensor(data.labels[:SNAPSHOT_DIGITS])
@@ -115,7 +136,7 @@ def train_vae_live(config: VAETrainConfig, progress, loss_slot, scatter_slot) ->
     st.session_state.pop(LATENT, None)  # a latent model belongs to the VAE whose latents it learnt
     st.session_state.pop(RESULT, None)
     session_runs.add(log)
-    total = config.epochs * max(1, len(x) // config.batch_size)
+    total = config.total_steps(len(x))
     throttle, snap_labels = Throttle(1.0), labels.numpy()
 
     def update(rec: dict[str, float], live: LatentSnapshots) -> None:

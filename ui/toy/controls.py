@@ -63,11 +63,14 @@ class TrainingButtons:
 
     Continue is enabled once the session has a model. Its slot is drawn before the training runs, so after the
     session's first Train the page calls `ready_now()` to enable it in the same run (and not only after
-    another click somewhere on the page)."""
+    another click somewhere on the page). Train is disabled while its settings are over the server's limit
+    per job (`allowed`), so a refused job never replaces the model there is."""
 
-    def __init__(self, ready: bool) -> None:
+    def __init__(self, ready: bool, allowed: bool = True) -> None:
         b1, b2, b3, self.info = st.columns([1, 1.3, 1, 3])
-        self.train = b1.button("Train", type="primary", key="toy-train", help="A new model from scratch.")
+        self.train = b1.button(
+            "Train", type="primary", key="toy-train", disabled=not allowed, help="A new model from scratch."
+        )
         self._slot, self._ready = b2.empty(), ready
         self.resume = self._continue(ready)
         b3.button("Stop", key="toy-stop", help="Keeps the model trained so far.")

@@ -1,0 +1,90 @@
+"""How long a training job in the app would take, before it starts, and the server-wide limit on that.
+
+Every model trained on the pages (the toy lab's and the latent page's MLP denoisers, the MLP VAE) is a stack of
+dense layers trained on one thread, so a step costs about a + b * batch * parameters seconds. a and b are
+measured once per process on this machine (a small and a mid-sized job, about a quarter of a second, with the
+same trainer), so the estimate follows the hardware; on a larger network it errs long (bigger matrices run
+faster per parameter), which is the safe side for a limit. A job whose estimate is over the budget
+(ATLAS_MAX_JOB_SECONDS, default 300 s: a shared 2-core server gives each user about a core) is refused with a
+sentence before it starts. One job per session follows from Streamlit itself: a session runs one script at a
+time, and any click stops the running one (the trainers keep what they finished).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+
+import torch
+from torch import nn
+
+from core.device import torch_threads
+from core.errors import BadInputError
+
+DEFAULT_MAX_JOB_SECONDS = 300.0
+_SMALL, _LARGE = (32, 64), (128, 1024)  # (MLP width, batch) of the two timed jobs
+
+
+def max_job_seconds() -> float:
+    """The server's limit on one training job, in seconds (ATLAS_MAX_JOB_SECONDS; at least 1)."""
+    try:
+        return max(1.0, float(os.environ.get("ATLAS_MAX_JOB_SECONDS", DEFAULT_MAX_JOB_SECONDS)))
+    except ValueError:
+        return DEFAULT_MAX_JOB_SECONDS
+
+
+def parameter_count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def _seconds_per_step(width: int, batch: int) -> tuple[float, int]:
+    """Measured seconds per training step of a 2-block MLP denoiser, and its parameter count."""
+    from core.diffusion.schedules import make_schedule
+    from core.models.mlp import MLPConfig, build_mlp
+    from core.training.diffusion import DiffusionTrainer, TrainConfig, tensor_batches
+
+    model = build_mlp(MLPConfig(dim=2, width=width, depth=2, num_steps=100))
+    data = torch.randn(1000, 2, generator=torch.Generator().manual_seed(0))
+    trainer = DiffusionTrainer(model, make_schedule("linear", 100), TrainConfig(batch_size=batch), tensor_batches(data))
+    with torch_threads(1):
+        trainer.train(2)  # warm-up
+        tic = time.perf_counter()
+        trainer.train(8)
+        seconds = (time.perf_counter() - tic) / 8
+    return seconds, parameter_count(model)
+
+
+@functools.cache
+def step_cost() -> tuple[float, float]:
+    """(a, b) of seconds per step = a + b * batch * parameters, measured once per process."""
+    small_s, small_p = _seconds_per_step(*_SMALL)
+    large_s, large_p = _seconds_per_step(*_LARGE)
+    small_work, large_work = _SMALL[1] * small_p, _LARGE[1] * large_p
+    b = max((large_s - small_s) / (large_work - small_work), 1e-15)
+    return max(small_s - b * small_work, 0.0), b
+
+
+def estimate_seconds(steps: int, batch: int, parameters: int) -> float:
+    a, b = step_cost()
+    return steps * (a + b * batch * parameters)
+
+
+def check(seconds: float, what: str) -> float:
+    """`seconds` (a job's estimate) back, or BadInputError saying what to lower when it is over the budget."""
+    limit = max_job_seconds()
+    if seconds > limit:
+        raise BadInputError(
+            f"That {what} would take about {describe(seconds)} on this server, over its limit of {describe(limit)} "
+            "per job (the server is shared): use fewer steps, a smaller batch or a smaller network."
+        )
+    return seconds
+
+
+def describe(seconds: float) -> str:
+    """'12 s', '3.5 min', '20 h'."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.0f} h"

@@ -1,0 +1,90 @@
+"""Every page with its controls pushed to their limits, all at once: every slider, number box and select
+slider at its lowest (range sliders spanning their whole range) with the main buttons pressed, then at its
+highest; then every range slider with both ends on one value, at each end. The page must answer with
+sentences, never an exception."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+from streamlit.proto.Slider_pb2 import Slider as SliderProto
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT
+
+PAGES = ["home", "forward", "samplers", "toy", "latent", "training_logs", "compare_checkpoints"]
+# The buttons that start each page's main work (pressed at the lowest settings, where the work is smallest).
+MAIN_BUTTONS = {
+    "samplers": ["smp-go", "cmp-go"],
+    "toy": ["toy-train", "toy-sample"],
+    "latent": ["vae-train", "ldm-train", "ldm-generate"],
+    "compare_checkpoints": ["ck-go", "ck-measure"],
+}
+CHOICES = {"latent": {"latent-vae-source": "trained"}}  # radios that bring out more controls
+
+
+def _end(widget, high: bool):
+    """The widget's lowest or highest value, or None when it has no bound there."""
+    if widget.type == "slider":
+        bound = widget.proto.max if high else widget.proto.min
+        return int(bound) if widget.proto.data_type == SliderProto.INT else float(bound)
+    if widget.type == "select_slider":
+        return _option_value(widget, widget.options[-1 if high else 0])
+    return widget.max if high else widget.min
+
+
+def _push(at: AppTest, high: bool, equal_ends: bool = False) -> None:
+    """Set every enabled slider, number box and select slider to one end (range sliders span their range), or,
+    with `equal_ends`, only the range sliders, both ends at one end; then run the page."""
+    for widget in [*at.slider, *at.select_slider, *at.number_input]:
+        ranged = isinstance(widget.value, (list, tuple))
+        if widget.disabled or (equal_ends and not ranged):
+            continue
+        value = _end(widget, high)
+        if value is None:
+            continue
+        if ranged:
+            value = [value, value] if equal_ends else [_end(widget, False), _end(widget, True)]
+        widget.set_value(value)
+    at.run()
+
+
+def _option_value(widget, label: str):
+    """The value behind one of a select slider's option labels (the test knows only the labels)."""
+    candidates = [*range(len(widget.options))]  # options that are indices (a frame, a step)
+    for cast in (int, float, str):
+        with contextlib.suppress(ValueError):
+            candidates.insert(0, cast(label))
+    for value in candidates:
+        try:
+            if widget.format_func(value) == label:
+                return value
+        except (TypeError, ValueError, IndexError, KeyError):
+            continue
+    raise AssertionError(f"no value for the option {label!r} of {widget.label!r}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", PAGES)
+def test_every_control_at_its_limits_leaves_the_page_running(app_env, monkeypatch, page):
+    if page == "latent":  # it needs the bundled VAE and latent model, which the test zoo does not hold
+        monkeypatch.delenv("ATLAS_MANIFEST")
+    path = ROOT / ("streamlit_app.py" if page == "home" else f"app_pages/{page}.py")  # home needs the navigation
+    at = AppTest.from_file(str(path), default_timeout=300).run()
+    assert not at.exception
+    for key, value in CHOICES.get(page, {}).items():
+        at.radio(key=key).set_value(value).run()
+    for high in (False, True):
+        for _ in range(2):  # widgets that appear only for some settings get their turn on the second pass
+            _push(at, high)
+            assert not at.exception, (page, high, at.exception)
+        for key in [] if high else MAIN_BUTTONS.get(page, []):
+            _push(at, high)  # the controls that the last button brought out, at their lowest too
+            (button,) = [b for b in at.button if b.key == key]
+            assert not button.disabled, f"{key} is disabled at the lowest settings"
+            button.click().run()
+            assert not at.exception, (page, key, at.exception)
+    for high in (False, True):
+        _push(at, high, equal_ends=True)
+        assert not at.exception, (page, "equal ends", high, at.exception)
