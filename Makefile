@@ -39,6 +39,7 @@ bench: $(DEV)
 	$(BIN)/python -m bench.toy
 	$(BIN)/python -m bench.pages
 	$(BIN)/python -m bench.latent
+	$(BIN)/python -m bench.budget
 	$(BIN)/python -m bench.memory
 	$(BIN)/python -m bench.gpu
 

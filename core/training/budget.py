@@ -2,12 +2,12 @@
 
 Every model trained on the pages (the toy lab's and the latent page's MLP denoisers, the MLP VAE) is a stack of
 dense layers trained on one thread, so a step costs about a + b * batch * parameters seconds. a and b are
-measured once per process on this machine (a small and a mid-sized job, about a quarter of a second, with the
-same trainer), so the estimate follows the hardware; on a larger network it errs long (bigger matrices run
-faster per parameter), which is the safe side for a limit. A job whose estimate is over the budget
-(ATLAS_MAX_JOB_SECONDS, default 300 s: a shared 2-core server gives each user about a core) is refused with a
-sentence before it starts. One job per session follows from Streamlit itself: a session runs one script at a
-time, and any click stops the running one (the trainers keep what they finished).
+measured once per process on this machine, from the quickest of a few steps of a small and a mid-sized job
+(about 0.15 s, with the same trainer; the quickest, so that a busy moment does not inflate them): the estimate
+follows the hardware and lands within about 25% of the training loop (bench/budget.py). A job whose estimate
+is over the budget (ATLAS_MAX_JOB_SECONDS, default 300 s: a shared 2-core server gives each user about a core)
+is refused with a sentence before it starts. One job per session follows from Streamlit itself: a session
+runs one script at a time, and any click stops the running one (the trainers keep what they finished).
 """
 
 from __future__ import annotations
@@ -47,12 +47,14 @@ def _seconds_per_step(width: int, batch: int) -> tuple[float, int]:
     model = build_mlp(MLPConfig(dim=2, width=width, depth=2, num_steps=100))
     data = torch.randn(1000, 2, generator=torch.Generator().manual_seed(0))
     trainer = DiffusionTrainer(model, make_schedule("linear", 100), TrainConfig(batch_size=batch), tensor_batches(data))
+    times = []
     with torch_threads(1):
         trainer.train(2)  # warm-up
-        tic = time.perf_counter()
-        trainer.train(8)
-        seconds = (time.perf_counter() - tic) / 8
-    return seconds, parameter_count(model)
+        for _ in range(6):  # the quickest step: the machine's speed, not whatever else ran at that moment
+            tic = time.perf_counter()
+            trainer.train(1)
+            times.append(time.perf_counter() - tic)
+    return min(times), parameter_count(model)
 
 
 @functools.cache
