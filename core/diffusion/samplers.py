@@ -150,7 +150,7 @@ def ddim(
     eta: float = 0.0,
     noise_until: int | None = None,
 ) -> torch.Tensor:
-    r"""DDIM: predict x_0, then step to the next noise level along the predicted noise.
+    r"""DDIM: predict $x_0$, then step to the next noise level along the predicted noise.
 
     Song, Meng & Ermon 2021, "Denoising Diffusion Implicit Models", eq. 12. In VP form
     $x_{t'} = \sqrt{\bar\alpha_{t'}}\,\hat x_0 + \sqrt{1 - \bar\alpha_{t'} - s_t^2}\,\hat\epsilon + s_t z$,
@@ -351,7 +351,7 @@ def dpmpp_2m(
     generator: Generator = None,
     callback: Callback = None,
 ) -> torch.Tensor:
-    r"""DPM-Solver++(2M): second-order multistep solver in the data (x_0) prediction.
+    r"""DPM-Solver++(2M): second-order multistep solver in the data ($x_0$) prediction.
 
     Lu, Zhou, Bao, Chen, Li & Zhu 2022, "DPM-Solver++", Algorithm 2. With $\lambda = -\log\sigma$,
     $h = \lambda' - \lambda$ and $r = h_{prev}/h$, the exact linear part is integrated and $D$ is

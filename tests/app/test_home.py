@@ -50,3 +50,17 @@ def test_home_shows_the_fingerprint_of_every_cached_model_and_it_matches_the_fil
     with torch.no_grad():
         next(fresh.parameters()).view(-1)[0] += 1e-3
     assert weights_fingerprint(fresh) != row["Weights SHA-256"]
+
+
+def test_every_home_table_converts_to_arrow_as_it_is(app_env):
+    """Streamlit sends tables as Arrow; a column of mixed types fails that and is logged with a traceback on
+    every render (the zoo table's Classes column did: ints and "-")."""
+    import pyarrow as pa
+
+    from ui.common.cache import registry
+    from ui.home.tables import model_table, sampler_table, schedule_table
+
+    for table in (sampler_table(), schedule_table(), model_table(registry())):
+        pa.Table.from_pandas(table)  # raises ArrowTypeError / ArrowInvalid on a mixed column
+    classes = model_table(registry())["Classes"]
+    assert str(classes.dtype) == "Int64" and classes.isna().any() and (classes.dropna() > 0).all()

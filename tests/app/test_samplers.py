@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ from core.data.images import gif_bytes, png_bytes
 from core.diffusion.samplers import SAMPLERS
 from core.diffusion.trajectory import TrajectoryRecorder
 from tests.conftest import ROOT
+from ui.samplers.docs import doc_parts
 from ui.samplers.figures import run_gif
 
 PAGE = str(ROOT / "app_pages" / "samplers.py")
@@ -175,3 +177,13 @@ def test_a_finished_run_can_be_stepped_through_and_is_marked_stale_when_the_sett
     assert not at.exception and at.session_state["smp-result"].gif[:6] == b"GIF89a"
     at.number_input(key="smp-steps").set_value(4).run()  # not generated yet: the shown run is the old one
     assert any("From earlier settings" in i.value for i in at.info)
+
+
+@pytest.mark.parametrize("name", list(SAMPLERS))
+def test_maths_prose_holds_no_raw_tex(name):
+    """The Maths tab renders a docstring's prose as markdown, where only $...$ is typeset: a bare x_0 or
+    x_{t-1} outside it reaches the reader as raw TeX."""
+    for kind, text in doc_parts(SAMPLERS[name].fn.__doc__):
+        if kind == "text":
+            prose = re.sub(r"`[^`]*`", "", re.sub(r"\$[^$]+\$", "", text))  # typeset maths and code left out
+            assert not re.findall(r"[A-Za-z]_\{?\w|\\[a-zA-Z]+|\^", prose), prose
