@@ -44,8 +44,8 @@ if len(vae.snapshots.steps) > 1:
 if vae.records:
     right.plotly_chart(loss_parts_figure(vae.records), key="vae-loss")
 right.markdown(
-    f"**{vae.name}**: {len(points):,} digits encoded. The loss is the negative ELBO: how well the decoder "
-    "rebuilds a digit from its point, plus the KL term that keeps the points near N(0, I)."
+    f"**{vae.name}**{vae.stopped_note()}: {len(points):,} digits encoded. The loss is the negative ELBO: how "
+    "well the decoder rebuilds a digit from its point, plus the KL term that keeps the points near N(0, I)."
 )
 
 

@@ -87,6 +87,7 @@ def test_train_a_tiny_vae_then_a_latent_model_for_it(app):
     assert not vae.bundled and vae.records[-1]["step"] == 8  # 4,500 digits / 512 per batch, one epoch
     assert vae.records[-1]["kl"] > 0 and np.isfinite(vae.records[-1]["reconstruction"])
     assert vae.snapshots.steps[0] == 0 and len(vae.snapshots.steps) == 2
+    assert vae.planned_steps == 8 and not any("stopped at step" in m.value for m in app.markdown)  # it finished
     # The bundled latent model belongs to the bundled VAE: only "train here" is offered now.
     assert app.radio(key="ldm-source-False").options == ["Train one here"]
     assert any("Press **Train latent model**" in i.value for i in app.info)

@@ -57,6 +57,14 @@ class VAEInUse:
     bundled: bool
     latents: np.ndarray | None = None  # [N, 2] encoded training digits (filled on first use)
     log: Run | None = field(default=None)  # the run, for VAEs trained here
+    planned_steps: int = 0  # for VAEs trained here: the steps asked for (fewer were done if it was stopped)
+
+    def stopped_note(self) -> str:
+        """' (stopped at step 280 of 1,050: the VAE so far)' for a VAE trained here and stopped early, else ''."""
+        done = int(self.records[-1]["step"]) if self.records else 0
+        if self.bundled or done >= self.planned_steps:
+            return ""
+        return f" (stopped at step {done:,} of {self.planned_steps:,}: the VAE so far)"
 
     def snapshot_means(self) -> np.ndarray:
         """The saved latent means of the fixed digits, [S, N, 2]."""
@@ -136,7 +144,7 @@ def train_vae_live(config: VAETrainConfig, progress, loss_slot, scatter_slot) ->
     st.session_state.pop(LATENT, None)  # a latent model belongs to the VAE whose latents it learnt
     st.session_state.pop(RESULT, None)
     session_runs.add(log)
-    total = config.total_steps(len(x))
+    total = run.planned_steps = config.total_steps(len(x))
     throttle, snap_labels = Throttle(1.0), labels.numpy()
 
     def update(rec: dict[str, float], live: LatentSnapshots) -> None:

@@ -1,0 +1,58 @@
+"""Streamlit's own Stop (the toolbar's, top right) in the middle of a training: the script ends wherever it was,
+so the page is left half drawn and no code of ours can run until the next click. What matters is that next run:
+the page comes back whole, with the model trained up to the Stop and ready to continue."""
+
+from __future__ import annotations
+
+from tests.e2e.conftest import no_exception, shot
+from tests.e2e.server import settle
+
+
+def _toolbar_stop(page) -> None:
+    page.locator('[data-testid="stStatusWidget"]').get_by_role("button", name="Stop").click()
+    page.wait_for_timeout(1500)
+
+
+def test_toolbar_stop_during_toy_training_then_the_next_run_redraws_the_whole_page(server, page):
+    url, _ = server
+    page.goto(f"{url}/toy")
+    settle(page)
+    steps = page.get_by_role("spinbutton", name="Training steps")
+    steps.fill("20000")
+    steps.press("Enter")
+    settle(page)
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.get_by_text("steps/s").first.wait_for()  # training is under way
+    _toolbar_stop(page)
+    assert page.get_by_role("heading", name="3 · Sample").count() == 0  # half drawn: what Streamlit leaves
+    steps.fill("200")
+    steps.press("Enter")  # the next run
+    settle(page)
+    no_exception(page)
+    for section in ("1 · Data", "2 · Train", "3 · Sample", "4 · Drift field"):
+        assert page.get_by_role("heading", name=section).count() == 1, section
+    assert page.get_by_role("button", name="Continue training").is_enabled()
+    assert page.get_by_text("(stopped before 20,000)").count() == 1  # the model so far is kept
+    page.get_by_text("Sliced W₂").first.wait_for()  # and sampled once by itself
+    shot(page, "toy-after-toolbar-stop")
+
+
+def test_toolbar_stop_during_vae_training_then_the_next_run_redraws_the_whole_page(server, page):
+    url, _ = server
+    page.goto(f"{url}/latent")
+    settle(page)
+    page.get_by_text("Train one here").first.click()
+    settle(page)
+    page.get_by_role("button", name="Train VAE", exact=True).click()
+    page.get_by_text("reconstruction").first.wait_for()
+    page.wait_for_timeout(1500)
+    _toolbar_stop(page)
+    epochs = page.get_by_role("spinbutton", name="Epochs")
+    epochs.fill("5")
+    epochs.press("Enter")  # the next run
+    settle(page)
+    no_exception(page)
+    for section in ("2 · What each point decodes to", "3 · Where each digit lives: kernel density estimates"):
+        assert page.get_by_role("heading", name=section).count() == 1, section
+    assert page.get_by_text("the VAE so far").count() == 1  # the VAE trained until the Stop is the one in use
+    shot(page, "latent-after-toolbar-stop")
