@@ -45,7 +45,7 @@ class Param:
 class PointCloud:
     """A data set ready for the page: points in original units and, where known, its law."""
 
-    points: torch.Tensor  # [N, D] float32, original units
+    points: torch.Tensor  # [N, D] original units: float32, or float64 where the values need it (a CSV's)
     key: str  # identifies what made it (a model remembers the key of the data it learnt)
     title: str
     fresh: Callable[[int, torch.Generator], torch.Tensor] | None = None  # more draws from the same law

@@ -89,7 +89,7 @@ class ToyRun:
             lr_schedule="cosine",  # each Train / Continue is one cosine cycle (warm restarts)
             adam_betas=(0.9, 0.99),  # a shorter second-moment memory suits runs of a few thousand steps
         )
-        data = self.standardizer.transform(cloud.points.float())
+        data = self.standardizer.transform(cloud.points).float()  # centred and scaled in float64, then cast
         self.trainer = DiffusionTrainer(
             build_mlp(self.model_config, settings.seed), self.schedule, train, tensor_batches(data)
         )

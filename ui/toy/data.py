@@ -18,6 +18,7 @@ from core.data.drawing import canvas_strokes, drawing_to_points
 from core.data.points_csv import MAX_BYTES, points_from_csv
 from core.data.toy import MAX_POINTS, MIN_POINTS, TOY_SETS, Param, PointCloud
 from core.errors import BadInputError
+from core.text import plain_label
 
 SOURCES = {"2d": "Built-in 2-D", "3d": "Built-in 3-D", "draw": "Draw", "csv": "Upload CSV"}
 CANVAS_W, CANVAS_H = 520, 380
@@ -120,8 +121,9 @@ def csv_cloud() -> PointCloud | None:
     digest = hashlib.sha1(raw).hexdigest()
 
     def build() -> PointCloud:
-        points, names = points_from_csv(raw)
-        return PointCloud(points=points.float(), key=f"csv:{digest}", title=f"{upload.name} ({', '.join(names)})")
+        points, names = points_from_csv(raw)  # float64: kept so, since 1e9 + k / 1000 is one value in float32
+        title = f"{plain_label(upload.name)} ({', '.join(names)})"
+        return PointCloud(points=points, key=f"csv:{digest}", title=title)
 
     return _memo(f"csv:{digest}", build)
 
