@@ -76,3 +76,18 @@ def animated_png() -> bytes:
     buf = io.BytesIO()
     frames[0].save(buf, format="PNG", save_all=True, append_images=frames[1:], duration=100)
     return buf.getvalue()
+
+
+def thin_png() -> bytes:
+    """68 bytes declaring a 1 x 39,999,999 grey image (under the area cap), with 16 bytes of pixel data."""
+    ihdr = struct.pack(">IIBBBBB", 1, 39_999_999, 8, 0, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 16)
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+
+
+def short_stream_png(width: int = 4000, height: int = 3000) -> bytes:
+    """A well-formed file (every chunk whole, CRCs right) whose pixel stream holds 3 rows of the 3,000 declared:
+    Pillow fills the rest with black without a word."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    idat = zlib.compress(b"\x00" + b"\x80" * (3 * width) * 3)
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import warnings
+import zlib
 
 import numpy as np
 import torch
@@ -19,6 +20,8 @@ from core.errors import BadInputError
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_PIXELS = 40_000_000  # declared width x height above this is refused before decoding
+MAX_SIDE = 12_000  # and either side above this (a 1 x 39,999,999 image passes the area cap)
+UPLOAD_SQUARE = 512  # an upload is kept as its centred square at most this size (the largest the pages use)
 ALLOWED_FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "WEBP": "WebP", "MPO": "JPEG"}
 PHOTOS = {
     "astronaut": "Astronaut (Eileen Collins)",
@@ -48,11 +51,13 @@ def read_upload(data: bytes, name: str = "upload") -> Image.Image:
             if fmt not in ALLOWED_FORMATS:
                 raise BadInputError(f"{name} is a {fmt or 'non-image'} file; upload a PNG, JPEG or WebP image.")
             width, height = img.size
-            if width * height > MAX_PIXELS:
+            if width * height > MAX_PIXELS or max(width, height) > MAX_SIDE:
                 raise BadInputError(
-                    f"{name} declares {width} x {height} pixels, more than the {MAX_PIXELS // 1_000_000} million "
-                    "accepted; resize it first."
+                    f"{name} declares {width:,} x {height:,} pixels; images up to {MAX_SIDE:,} pixels a side and "
+                    f"{MAX_PIXELS // 1_000_000} million in all are accepted: resize it first."
                 )
+            if fmt == "PNG" and not _png_data_complete(data, width, height):
+                raise BadInputError(f"{name} is damaged or truncated: its pixel data end before the image does.")
             if getattr(img, "n_frames", 1) > 1 or getattr(img, "is_animated", False):
                 raise BadInputError(f"{name} is animated; upload a single still image.")
             if img.mode == "CMYK":
@@ -72,6 +77,38 @@ def read_upload(data: bytes, name: str = "upload") -> Image.Image:
     if img.mode in ("L", "LA", "1"):
         return img.convert("L")
     return img.convert("RGB")
+
+
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # colour type -> samples per pixel
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+
+
+def _png_data_complete(data: bytes, width: int, height: int) -> bool:
+    """Whether a PNG's compressed pixel stream (its IDAT chunks) holds every row its header declares.
+
+    Pillow fills a short stream with black without a word, and a 68-byte file can so declare 40 million
+    pixels. The stream is inflated in 1 MB pieces that are counted and dropped: constant memory."""
+    depth, colour, interlace = data[24], data[25], data[28]
+    bits = depth * _PNG_CHANNELS.get(colour, 4)
+    passes = _ADAM7 if interlace else ((0, 0, 1, 1),)
+    expected = 0
+    for x0, y0, dx, dy in passes:
+        w, h = -(-(width - x0) // dx), -(-(height - y0) // dy)
+        if w > 0 and h > 0:
+            expected += h * (1 + -(-w * bits // 8))  # a filter byte, then the row's packed samples
+    inflate, got, pos = zlib.decompressobj(), 0, 8
+    try:
+        while pos + 8 <= len(data) and got < expected:
+            length, kind = int.from_bytes(data[pos : pos + 4], "big"), data[pos + 4 : pos + 8]
+            if kind == b"IDAT":
+                chunk = data[pos + 8 : pos + 8 + length]
+                while chunk and got < expected:
+                    got += len(inflate.decompress(chunk, 2**20))
+                    chunk = inflate.unconsumed_tail
+            pos += 12 + length
+    except zlib.error:
+        return False
+    return got >= expected
 
 
 def center_square(img: Image.Image, size: int) -> Image.Image:

@@ -80,6 +80,8 @@ def test_photograph_in_grey(app):
         ("drawing-svg.png", bad.svg(), "not an image"),  # the uploader itself refuses .svg and .gif names
         ("moving-gif.png", bad.animated_gif(), "GIF file"),
         ("huge.png", bad.oversized(MAX_UPLOAD_BYTES), "up to 10 MB"),
+        ("thin.png", bad.thin_png(), "12,000 pixels a side"),
+        ("short.png", bad.short_stream_png(), "pixel data end before the image does"),
     ],
 )
 def test_bad_uploads_show_a_sentence_and_the_page_keeps_working(app, name, data, message):
@@ -97,3 +99,23 @@ def test_custom_timesteps_and_a_bad_list(app):
     assert _images(app)[1:4] == ["t = 0", "t = 10", "t = 500"]
     app.text_input(key="fwd-ts").set_value("10, ten").run()
     assert "whole numbers" in app.error[0].value and len(_images(app)) == 10  # falls back to the even row
+
+
+def test_an_upload_is_decoded_once_however_often_the_page_reruns(app, monkeypatch):
+    import ui.forward.image_picker as picker
+
+    calls = []
+    real = picker.read_upload
+    monkeypatch.setattr(picker, "read_upload", lambda data, name: calls.append(name) or real(data, name))
+    app.radio(key="fwd-source").set_value("Upload").run()
+    big = bad.png((1200, 900))
+    app.file_uploader(key="fwd-upload").set_value(("photo.png", big, "image/png")).run()
+    for size in (32, 128, 256):  # other widgets: reruns of the same upload
+        app.select_slider(key="fwd-size").set_value(size).run()
+    app.toggle(key="fwd-grey").set_value(True).run()
+    assert not app.exception and not app.error and calls == ["photo.png"]
+    assert any(c.value == "photo.png, 256x256" for c in app.caption)
+    square = app.session_state["fwd-upload-square"][1]
+    assert square.size == (512, 512)  # what the session keeps of a 1200 x 900 upload
+    app.file_uploader(key="fwd-upload").set_value(("other.png", bad.png((40, 30)), "image/png")).run()
+    assert calls == ["photo.png", "other.png"] and app.session_state["fwd-upload-square"][1].size == (30, 30)

@@ -28,6 +28,8 @@ from tests import bad_inputs as bad
         (bad.png_bomb(), "decompression bomb"),
         (bad.png_bomb(8000, 8000), "million"),
         (bad.oversized(MAX_UPLOAD_BYTES), "up to 10 MB"),
+        (bad.thin_png(), "12,000 pixels a side"),
+        (bad.short_stream_png(), "pixel data end before the image does"),
     ],
     ids=[
         "empty",
@@ -42,6 +44,8 @@ from tests import bad_inputs as bad
         "bomb",
         "too-many-pixels",
         "too-big",
+        "1 x 39,999,999",
+        "short-pixel-stream",
     ],
 )
 def test_bad_uploads_are_refused_with_a_sentence(data, message):

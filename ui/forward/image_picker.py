@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import streamlit as st
 import torch
+from PIL import Image
 
-from core.data.images import PHOTOS, center_square, photo, read_upload, to_tensor, uint8_to_tensor
+from core.data.images import PHOTOS, UPLOAD_SQUARE, center_square, photo, read_upload, to_tensor, uint8_to_tensor
 from core.errors import AtlasError
+from core.text import plain_label
 from ui.common.cache import image_set, registry
 
 
@@ -26,12 +30,28 @@ def pick_image(key: str = "fwd") -> tuple[torch.Tensor, str] | None:
     if upload is None:
         st.info("Upload an image to see it noised; it is cropped to a centred square and resized.")
         return None
+    name = plain_label(upload.name)
     try:
-        img = read_upload(upload.getvalue(), upload.name)
+        square = _decoded_once(key, upload.getvalue(), name)
     except AtlasError as e:
         st.error(str(e))
         return None
-    return to_tensor(center_square(img, size), grey), f"{upload.name}, {size}x{size}"
+    return to_tensor(center_square(square, size), grey), f"{name}, {size}x{size}"
+
+
+def _decoded_once(key: str, data: bytes, name: str) -> Image.Image:
+    """The upload's centred square (at most UPLOAD_SQUARE a side), decoded once per upload in this session:
+    a rerun (any widget) finds it by the bytes' hash instead of decoding up to 40 million pixels again."""
+    digest = hashlib.sha256(data).hexdigest()
+    memo = st.session_state.get(f"{key}-upload-square")
+    if memo is None or memo[0] != digest:
+        img = read_upload(data, name)
+        memo = st.session_state[f"{key}-upload-square"] = (digest, center_square(img, _square_side(img)))
+    return memo[1]
+
+
+def _square_side(img: Image.Image) -> int:
+    return max(8, min(UPLOAD_SQUARE, *img.size))
 
 
 def _from_dataset(key: str) -> tuple[torch.Tensor, str] | None:
