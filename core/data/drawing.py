@@ -5,6 +5,11 @@ curves flattened), straight lines, and dots (the canvas's point mode, stored as 
 own transform (origin, position, scale, flip, rotation) is applied, so moved or resized strokes land
 where they are seen. Points are then spread along the strokes uniformly by length (each dot counts as a
 short stroke) with Gaussian jitter, and y is flipped so the cloud looks as drawn.
+
+The JSON comes from the browser, where a client can send anything: its structure, every number (finite) and
+every path command (its letter and count of arguments) are checked, and its size is capped, so a forged
+drawing gets a sentence, never an exception. A drawing is converted once (`canvas_strokes`); sampling points
+from it takes the `Strokes`.
 """
 
 from __future__ import annotations
@@ -21,6 +26,28 @@ from core.errors import BadInputError
 
 _ORIGIN = {"left": 0.0, "top": 0.0, "center": 0.5, "right": 1.0, "bottom": 1.0}
 CURVE_SAMPLES = 8  # points per Bezier segment when flattening a path
+_ARGUMENTS = {"M": 2, "L": 2, "Q": 4, "C": 6, "Z": 0}  # numbers each path command takes
+MAX_OBJECTS = 5_000  # strokes, lines and dots in one drawing
+MAX_COMMANDS = 200_000  # path commands over all strokes (a long freehand stroke has a few hundred)
+MAX_COORDINATE = 1e6  # pixels; the canvas is a few hundred wide
+
+
+def _refuse(what: str) -> BadInputError:
+    return BadInputError(f"The drawing cannot be read ({what}); clear the canvas and draw again.")
+
+
+def _number(value: Any, what: str) -> float:
+    """A finite number of reasonable size from the client's JSON, else BadInputError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _refuse(f"{what} is not a number")
+    if not math.isfinite(value) or abs(value) > MAX_COORDINATE:
+        raise _refuse(f"{what} is {value}")
+    return float(value)
+
+
+def _field(obj: Mapping[str, Any], key: str, default: float) -> float:
+    value = obj.get(key, default)
+    return default if value is None else _number(value, key)
 
 
 @dataclass(frozen=True)
@@ -48,7 +75,12 @@ def _path_points(commands: Sequence[Sequence[Any]]) -> list[np.ndarray]:
     lines: list[list[np.ndarray]] = []
     cur = np.zeros(2)
     for cmd in commands:
-        op, args = str(cmd[0]).upper(), np.asarray(cmd[1:], dtype=float)
+        if not isinstance(cmd, list) or not cmd or not isinstance(cmd[0], str) or cmd[0].upper() not in _ARGUMENTS:
+            raise _refuse("a path command is not one of M, L, Q, C, Z")
+        op = cmd[0].upper()
+        if len(cmd) - 1 != _ARGUMENTS[op]:
+            raise _refuse(f"a {op} command has {len(cmd) - 1} numbers, not {_ARGUMENTS[op]}")
+        args = np.array([_number(v, "a path coordinate") for v in cmd[1:]])
         if op == "M":
             cur = args[:2]
             lines.append([cur[None]])
@@ -73,22 +105,39 @@ def _length(polyline: np.ndarray) -> float:
 
 def _placement(obj: Mapping[str, Any], width: float, height: float) -> tuple[np.ndarray, np.ndarray]:
     """(centre, 2x2 matrix) mapping object-local coordinates (about its centre) to canvas pixels."""
-    sx = float(obj.get("scaleX", 1)) * (-1 if obj.get("flipX") else 1)
-    sy = float(obj.get("scaleY", 1)) * (-1 if obj.get("flipY") else 1)
-    a = math.radians(float(obj.get("angle", 0)))
+    sx = _field(obj, "scaleX", 1.0) * (-1 if obj.get("flipX") else 1)
+    sy = _field(obj, "scaleY", 1.0) * (-1 if obj.get("flipY") else 1)
+    a = math.radians(_field(obj, "angle", 0.0))
     rot = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
-    stroke = float(obj.get("strokeWidth", 0) or 0)
+    stroke = _field(obj, "strokeWidth", 0.0)
     box = np.array([(width + stroke) * abs(sx), (height + stroke) * abs(sy)])
-    origin = np.array([_ORIGIN.get(obj.get("originX", "left"), 0.0), _ORIGIN.get(obj.get("originY", "top"), 0.0)])
-    centre = np.array([float(obj.get("left", 0)), float(obj.get("top", 0))]) + rot @ ((0.5 - origin) * box)
+    origin = np.array(
+        [_ORIGIN.get(str(obj.get("originX", "left")), 0.0), _ORIGIN.get(str(obj.get("originY", "top")), 0.0)]
+    )
+    centre = np.array([_field(obj, "left", 0.0), _field(obj, "top", 0.0)]) + rot @ ((0.5 - origin) * box)
     return centre, rot @ np.diag([sx, sy])
 
 
-def canvas_strokes(json_data: Mapping[str, Any] | None) -> Strokes:
-    """Polylines and dots of every supported object on the canvas (other shapes are ignored)."""
+def canvas_strokes(json_data: Any) -> Strokes:
+    """Polylines and dots of every supported object on the canvas (other shapes are ignored); BadInputError for
+    JSON that no canvas writes (see the module's docstring)."""
+    if json_data is None:
+        json_data = {}
+    if not isinstance(json_data, Mapping):
+        raise _refuse("it is not a JSON object")
+    objects = json_data.get("objects") or []
+    if not isinstance(objects, list) or not all(isinstance(obj, Mapping) for obj in objects):
+        raise _refuse("its objects are not a list of shapes")
+    if len(objects) > MAX_OBJECTS:
+        raise BadInputError(f"The drawing has {len(objects):,} strokes; draw at most {MAX_OBJECTS:,}.")
+    paths = [obj.get("path") or [] for obj in objects if str(obj.get("type", "")).lower() == "path"]
+    if not all(isinstance(p, list) for p in paths):
+        raise _refuse("a stroke's path is not a list")
+    if sum(map(len, paths)) > MAX_COMMANDS:
+        raise BadInputError(f"The drawing has more than {MAX_COMMANDS:,} pen movements; draw fewer, shorter strokes.")
     lines: list[np.ndarray] = []
     dots: list[np.ndarray] = []
-    for obj in (json_data or {}).get("objects", []) or []:
+    for obj in objects:
         kind = str(obj.get("type", "")).lower()
         if kind == "path":
             local = [p for p in _path_points(obj.get("path") or []) if len(p)]
@@ -102,18 +151,18 @@ def canvas_strokes(json_data: Mapping[str, Any] | None) -> Strokes:
             centre, m = _placement(obj, *(hi - lo))
             lines += [centre + (p - (lo + hi) / 2) @ m.T for p in local]
         elif kind == "line":
-            ends = np.array([[obj.get("x1", 0), obj.get("y1", 0)], [obj.get("x2", 0), obj.get("y2", 0)]], float)
+            ends = np.array([[_field(obj, k, 0.0) for k in pair] for pair in (("x1", "y1"), ("x2", "y2"))])
             centre, m = _placement(obj, *np.abs(ends[1] - ends[0]))
             lines.append(centre + ends @ m.T)
         elif kind == "circle":
-            r = float(obj.get("radius", 0))
+            r = _field(obj, "radius", 0.0)
             centre, _ = _placement(obj, 2 * r, 2 * r)
             dots.append(centre)
     return Strokes(lines, np.array(dots, dtype=float).reshape(-1, 2))
 
 
 def drawing_to_points(
-    json_data: Mapping[str, Any] | None,
+    strokes: Strokes,
     n: int,
     spread: float = 4.0,
     generator: torch.Generator | None = None,
@@ -124,7 +173,6 @@ def drawing_to_points(
     Each point picks a place on the strokes uniformly by length (a dot weighs as a stroke of length
     4 * spread) and adds N(0, spread^2) jitter. Raises BadInputError for an empty or one-dot drawing.
     """
-    strokes = canvas_strokes(json_data)
     if not strokes.lines and not len(strokes.dots):
         raise BadInputError("The canvas is empty: draw a shape (a few strokes or dots) first.")
     if strokes.extent < 3:

@@ -99,7 +99,9 @@ def _path(points, **extra):
 
 def test_a_freedraw_stroke_becomes_points_along_it_with_y_flipped():
     drawing = {"objects": [_path([(100, 100), (300, 100)])]}
-    pts = drawing_to_points(drawing, 2000, spread=0.0, generator=torch.Generator().manual_seed(0), canvas_height=400)
+    pts = drawing_to_points(
+        canvas_strokes(drawing), 2000, spread=0.0, generator=torch.Generator().manual_seed(0), canvas_height=400
+    )
     assert pts.shape == (2000, 2)
     assert pts[:, 1].allclose(torch.tensor(300.0, dtype=torch.float64))  # 400 - 100: y up
     assert pts[:, 0].min() >= 100 - 1e-9 and pts[:, 0].max() <= 300 + 1e-9
@@ -111,7 +113,9 @@ def test_points_follow_stroke_length_and_dots_count_too():
     short = _path([(0, 100), (100, 100)])
     dot = {"type": "circle", "left": 200, "top": 300, "radius": 3, "strokeWidth": 2, "originX": "center",
            "originY": "center"}  # fmt: skip
-    pts = drawing_to_points({"objects": [long, short, dot]}, 8000, 0.0, torch.Generator().manual_seed(0))
+    pts = drawing_to_points(
+        canvas_strokes({"objects": [long, short, dot]}), 8000, 0.0, torch.Generator().manual_seed(0)
+    )
     y = -pts[:, 1]  # canvas_height = 0
     share_long = float((y == 0).double().mean())
     share_dot = float((y == 300).double().mean())
@@ -141,15 +145,15 @@ def test_empty_and_single_dot_drawings_are_refused_with_a_sentence():
     g = torch.Generator().manual_seed(0)
     for empty in (None, {}, {"objects": []}, {"objects": [{"type": "rect", "width": 10}]}):
         with pytest.raises(BadInputError, match="empty"):
-            drawing_to_points(empty, 100, 2.0, g)
+            drawing_to_points(canvas_strokes(empty), 100, 2.0, g)
     click = _path([(50, 50), (50, 50)])
     with pytest.raises(BadInputError, match="single dot"):
-        drawing_to_points({"objects": [click]}, 100, 2.0, g)
+        drawing_to_points(canvas_strokes({"objects": [click]}), 100, 2.0, g)
     dot = {"type": "circle", "left": 50, "top": 50, "radius": 3}
     with pytest.raises(BadInputError, match="single dot"):
-        drawing_to_points({"objects": [dot]}, 100, 2.0, g)
+        drawing_to_points(canvas_strokes({"objects": [dot]}), 100, 2.0, g)
     two_dots = {"objects": [dot, {**dot, "left": 150}]}
-    assert drawing_to_points(two_dots, 100, 2.0, g).shape == (100, 2)
+    assert drawing_to_points(canvas_strokes(two_dots), 100, 2.0, g).shape == (100, 2)
 
 
 # ---- CSV -> points ----------------------------------------------------------------------------------------

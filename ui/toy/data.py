@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from core.data.drawing import canvas_strokes, drawing_to_points
+from core.data.drawing import Strokes, canvas_strokes, drawing_to_points
 from core.data.points_csv import MAX_BYTES, points_from_csv
 from core.data.toy import MAX_POINTS, MIN_POINTS, TOY_SETS, Param, PointCloud
 from core.errors import BadInputError
@@ -88,23 +88,36 @@ def drawn_cloud() -> PointCloud | None:
         result = st_canvas(stroke_width=3, stroke_color="#1f77b4", background_color="#ffffff", width=CANVAS_W,
                            height=CANVAS_H, drawing_mode=mode, point_display_radius=4, key="toy-canvas")  # fmt: skip
         st.caption("Draw in the box (undo / clear in its toolbar). The drawing becomes points when you release.")
-    drawing = getattr(result, "json_data", None) or {}
-    if not canvas_strokes(drawing).lines and not len(canvas_strokes(drawing).dots):
+    digest, strokes = _strokes_once(getattr(result, "json_data", None))
+    if not strokes.lines and not len(strokes.dots):
         st.info("Draw a shape in the box: a few strokes, lines or dots. It becomes the data set.")
         return None
-    key = json.dumps(["drawing", drawing.get("objects", []), spread, n, seed], sort_keys=True, default=str)
+    key = json.dumps(["drawing", digest, spread, n, seed])
 
     def build() -> PointCloud:
-        pts = drawing_to_points(drawing, n, spread, torch.Generator().manual_seed(seed), CANVAS_H)
+        pts = drawing_to_points(strokes, n, spread, torch.Generator().manual_seed(seed), CANVAS_H)
 
         def fresh(m: int, g: torch.Generator) -> torch.Tensor:
-            return drawing_to_points(drawing, m, spread, g, CANVAS_H).float()
+            return drawing_to_points(strokes, m, spread, g, CANVAS_H).float()
 
         return PointCloud(
             points=pts.float(), key=hashlib.sha1(key.encode()).hexdigest(), title="Your drawing", fresh=fresh
         )
 
     return _memo(key, build)
+
+
+def _strokes_once(drawing: object) -> tuple[str, Strokes]:
+    """The canvas's drawing as strokes, converted once per drawing in this session (a rerun for any other widget
+    finds it by the hash of its JSON), with that hash; BadInputError for JSON no canvas writes."""
+    try:
+        digest = hashlib.sha1(json.dumps(drawing, sort_keys=True, allow_nan=False).encode()).hexdigest()
+    except (TypeError, ValueError):  # NaN, infinities or objects JSON cannot hold: a forged drawing
+        raise BadInputError("The drawing cannot be read (it holds values JSON cannot); clear the canvas.") from None
+    memo = st.session_state.get("toy_strokes")
+    if memo is None or memo[0] != digest:
+        memo = st.session_state["toy_strokes"] = (digest, canvas_strokes(drawing))
+    return memo
 
 
 def csv_cloud() -> PointCloud | None:
