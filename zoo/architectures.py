@@ -7,7 +7,8 @@ from typing import Any
 
 import torch
 
-from zoo.errors import CheckpointError, ZooError
+from core.limits import max_parameters
+from zoo.errors import CheckpointError, TooLargeError, ZooError
 
 
 def _unet2d(config: Mapping[str, Any]) -> torch.nn.Module:
@@ -58,6 +59,27 @@ def build(architecture: str, config: Mapping[str, Any], what: str) -> torch.nn.M
         return factory(config)
     except (TypeError, ValueError, KeyError) as e:
         raise CheckpointError(f"{what}: its config does not describe a valid {architecture} ({e}).") from e
+
+
+def state_size(architecture: str, config: Mapping[str, Any], what: str) -> int | None:
+    """Numbers in the state dict of the network `config` describes, counted on the meta device (nothing is
+    allocated: a config that describes billions of parameters costs milliseconds); None when the architecture
+    cannot be built there."""
+    try:
+        with torch.device("meta"):
+            module = build(architecture, config, what)
+    except (RuntimeError, NotImplementedError):  # an initialiser that needs real memory (a seeded generator)
+        return None
+    return sum(t.numel() for t in module.state_dict().values())
+
+
+def check_size(numbers: int, what: str) -> None:
+    """TooLargeError when a network is larger than the server builds (ATLAS_MAX_PARAMETERS, core/limits.py)."""
+    if numbers > max_parameters():
+        raise TooLargeError(
+            f"{what}: its config describes a network of {numbers / 1e6:,.1f} million parameters; this server builds "
+            f"at most {max_parameters() / 1e6:,.0f} million (ATLAS_MAX_PARAMETERS)."
+        )
 
 
 def fix_legacy_keys(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:

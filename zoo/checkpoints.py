@@ -7,10 +7,12 @@ the architecture (missing, unexpected or wrong-shaped tensors).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 from zoo.errors import CheckpointError
@@ -44,6 +46,18 @@ def read_state_dict(path: Path, key: str | None = None) -> dict[str, torch.Tenso
     if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{path.name} is not a state dict (a mapping of names to tensors).")
     return {str(k): v for k, v in obj.items()}
+
+
+def stored_size(path: Path) -> int | None:
+    """Numbers stored in a safetensors file, from its header alone (every tensor's shape is stated there);
+    None for other formats or a header that cannot be read (read_state_dict then says what is wrong)."""
+    if Path(path).suffix != ".safetensors":
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())  # noqa: SIM118 (not a dict)
+    except Exception:  # safetensors raises its own error types for every kind of damage
+        return None
 
 
 def load_into(module: torch.nn.Module, state: Mapping[str, torch.Tensor], what: str) -> None:

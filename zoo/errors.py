@@ -21,6 +21,10 @@ class HubError(ZooError):
     """The Hub answered, but not with the file we asked for (unknown repo, revision or file)."""
 
 
+class TooLargeError(ZooError):
+    """A file or network over the server's limits (core/limits.py), refused before it is fetched or built."""
+
+
 class ChecksumError(ZooError):
     """A file's sha256 differs from the one the manifest pins."""
 
@@ -36,5 +40,6 @@ __all__ = [
     "HubError",
     "ManifestError",
     "NeedsConnectionError",
+    "TooLargeError",
     "ZooError",
 ]

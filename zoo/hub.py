@@ -5,6 +5,8 @@
 - Offline (HF_HUB_OFFLINE=1) or with the endpoint unreachable, uncached files fail in a few seconds with a
   sentence saying a connection is needed, instead of a long series of retries.
 - A sha256 pinned by the manifest is checked after download; a mismatching file is removed from the cache.
+- A file larger than the server's limit (ATLAS_MAX_DOWNLOAD_MB, core/limits.py) is refused by the size the Hub
+  states before sending it.
 
 The endpoint, cache folder and offline flag are read from the environment at call time (HF_ENDPOINT,
 HF_HUB_CACHE / HF_HOME, HF_HUB_OFFLINE), so tests and users can change them without re-importing anything.
@@ -33,7 +35,8 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from zoo.errors import BadInputError, ChecksumError, HubError, NeedsConnectionError
+from core.limits import max_download_bytes
+from zoo.errors import BadInputError, ChecksumError, HubError, NeedsConnectionError, TooLargeError
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 PROBE_TIMEOUT_S = 3.0
@@ -150,18 +153,24 @@ def _where(repo_id: str, repo_type: str) -> str:
 
 
 def _download(repo_id: str, filename: str, revision: str, repo_type: str, settings: HubSettings) -> Path:
+    """One file into the cache, after the Hub has said its size (a HEAD request) and it is within the limit."""
+    where = dict(
+        repo_id=repo_id,
+        filename=filename,
+        revision=revision,
+        repo_type=repo_type,
+        cache_dir=settings.cache_dir,
+        endpoint=settings.endpoint,
+        etag_timeout=PROBE_TIMEOUT_S * 2,
+    )
     try:
-        return Path(
-            hf_hub_download(
-                repo_id,
-                filename,
-                revision=revision,
-                repo_type=repo_type,
-                cache_dir=settings.cache_dir,
-                endpoint=settings.endpoint,
-                etag_timeout=PROBE_TIMEOUT_S * 2,
+        size = hf_hub_download(**where, dry_run=True).file_size or 0
+        if size > max_download_bytes():
+            raise TooLargeError(
+                f"{filename} from {repo_id} is {size / 2**20:,.1f} MB; this server downloads files of at most "
+                f"{max_download_bytes() / 2**20:,.1f} MB (ATLAS_MAX_DOWNLOAD_MB)."
             )
-        )
+        return Path(hf_hub_download(**where))
     except GatedRepoError as e:
         raise HubError(f"The {_where(repo_id, repo_type)} is gated: accept its terms on the Hub and log in.") from e
     except RepositoryNotFoundError as e:

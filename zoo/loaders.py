@@ -18,8 +18,8 @@ import torch
 
 from core.diffusion.denoisers import DiscreteTimeDenoiser
 from core.diffusion.schedules import NoiseSchedule, make_schedule
-from zoo.architectures import build, fix_legacy_keys
-from zoo.checkpoints import load_into, read_state_dict
+from zoo.architectures import build, check_size, fix_legacy_keys, state_size
+from zoo.checkpoints import load_into, read_state_dict, stored_size
 from zoo.errors import CheckpointError, ChecksumError, HubError, ZooError
 from zoo.hub import cached_files, fetch, sha256_of, validate_repo_id, validate_revision
 from zoo.registry import ModelEntry, ScheduleSpec
@@ -112,17 +112,29 @@ def _pick(files: Mapping[str, Path], suffix: str) -> Path | None:
 
 
 def build_module(entry: ModelEntry, files: Mapping[str, Path]) -> torch.nn.Module:
+    """The entry's network with its weights. Its size is known before anything real is built: counted from
+    the config on the meta device (capped), and checked against the weights file's header where that states
+    it, so a small config cannot make the server build a huge network, nor junk weights a big one."""
     what = f"Model {entry.name!r}"
     weights = files["model.safetensors"] if entry.format == "hub-mixin" else files[entry.weight_files[0]]
     if entry.format in ("diffusers-unet", "diffusers-pipeline"):
         config_name = "unet/config.json" if entry.format == "diffusers-pipeline" else "config.json"
         if config_name not in files:
             raise ZooError(f"{what} lists no {config_name}.")
-        module = build("unet2d", _read_json(files[config_name], what), what)
+        architecture, config = "unet2d", _read_json(files[config_name], what)
     elif entry.format == "hub-mixin":
-        module = build(str(entry.architecture), _read_json(files["config.json"], what), what)
+        architecture, config = str(entry.architecture), _read_json(files["config.json"], what)
     else:
-        module = build(str(entry.architecture), entry.config, what)
+        architecture, config = str(entry.architecture), entry.config
+    expected, stored = state_size(architecture, config, what), stored_size(weights)
+    if expected is not None:
+        check_size(expected, what)
+        if stored is not None and stored != expected and entry.state_dict_key is None:
+            raise CheckpointError(
+                f"{what}: {weights.name} holds {stored:,} numbers, but its config describes a network of "
+                f"{expected:,}; the weights and the config do not belong together."
+            )
+    module = build(architecture, config, what)
     state = read_state_dict(weights, entry.state_dict_key)
     fix_legacy_keys(module, state)
     load_into(module, state, f"{weights.name} of {entry.name!r}")
@@ -200,6 +212,7 @@ def hub_unet_entry(repo_id: str, revision: str = "main") -> ModelEntry:
     unet_config = _read_json(next(iter(configs.values())), repo_id)
     if unet_config.get("_class_name") not in (None, "UNet2DModel"):
         raise ZooError(f"{repo_id} holds a {unet_config.get('_class_name')}, not a UNet2DModel.")
+    check_size(state_size("unet2d", unet_config, repo_id) or 0, repo_id)  # before any weight is downloaded
     weights = _first_available(
         repo_id,
         revision,

@@ -13,7 +13,6 @@ runs one script at a time, and any click stops the running one (the trainers kee
 from __future__ import annotations
 
 import functools
-import os
 import time
 
 import torch
@@ -21,17 +20,9 @@ from torch import nn
 
 from core.device import torch_threads
 from core.errors import BadInputError
+from core.limits import max_job_seconds
 
-DEFAULT_MAX_JOB_SECONDS = 300.0
 _SMALL, _LARGE = (32, 64), (128, 1024)  # (MLP width, batch) of the two timed jobs
-
-
-def max_job_seconds() -> float:
-    """The server's limit on one training job, in seconds (ATLAS_MAX_JOB_SECONDS; at least 1)."""
-    try:
-        return max(1.0, float(os.environ.get("ATLAS_MAX_JOB_SECONDS", DEFAULT_MAX_JOB_SECONDS)))
-    except ValueError:
-        return DEFAULT_MAX_JOB_SECONDS
 
 
 def parameter_count(module: nn.Module) -> int:

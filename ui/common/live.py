@@ -14,6 +14,7 @@ from typing import Any
 import streamlit as st
 
 from core.errors import BadInputError
+from core.limits import max_job_seconds
 from core.training import budget
 
 
@@ -48,6 +49,6 @@ def job_estimate(seconds: float, what: str = "training", container: Any = None) 
     except BadInputError as e:
         where.warning(str(e), icon=":material/timer_off:")
         return False
-    limit = budget.describe(budget.max_job_seconds())
+    limit = budget.describe(max_job_seconds())
     where.caption(f"About {budget.describe(seconds)} of {what} on this server (its limit: {limit} a job).")
     return True

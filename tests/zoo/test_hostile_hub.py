@@ -1,0 +1,76 @@
+"""Hub repos built to cost the server (a local Hub endpoint serving real files): a tiny config describing
+billions of parameters, weights that do not match their config, and files over the download limit are each
+refused before the network is built or the file is fetched."""
+
+from __future__ import annotations
+
+import json
+import resource
+import time
+
+import pytest
+
+from tests.zoo_fixtures import pipeline_files
+from zoo.errors import CheckpointError, TooLargeError
+from zoo.loaders import hub_unet_entry, load_model
+
+HUGE = {  # 1 KB of JSON, 2.48 billion parameters: 10 GB of float32 and half a minute to build, before
+    "_class_name": "UNet2DModel",
+    "sample_size": 32,
+    "in_channels": 3,
+    "out_channels": 3,
+    "layers_per_block": 4,
+    "block_out_channels": [2048, 2048],
+    "down_block_types": ["DownBlock2D", "DownBlock2D"],
+    "up_block_types": ["UpBlock2D", "UpBlock2D"],
+}
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def test_a_tiny_config_for_billions_of_parameters_is_refused_before_any_weight(fake_hub):
+    fake_hub.add("evil/huge", "config.json", json.dumps(HUGE).encode())
+    fake_hub.add("evil/huge", "diffusion_pytorch_model.safetensors", b"\x00" * 16)
+    peak, tic = _peak_mb(), time.perf_counter()
+    with pytest.raises(TooLargeError, match=r"2,483\.5 million parameters; this server builds at most 300 million"):
+        hub_unet_entry("evil/huge")
+    assert _peak_mb() - peak < 200 and time.perf_counter() - tic < 60  # (10 GB and 27 s before; bench/hostile.py)
+    assert fake_hub.count(contains="diffusion_pytorch_model") == 0  # the weights were never asked for
+
+
+def test_the_parameter_limit_is_the_operators(fake_hub, tmp_path, monkeypatch):
+    files, _ = pipeline_files(tmp_path)
+    for name, data in files.items():
+        fake_hub.add("someone/tiny", name, data)
+    monkeypatch.setenv("ATLAS_MAX_PARAMETERS", "1000")
+    with pytest.raises(TooLargeError, match=r"at most 0 million \(ATLAS_MAX_PARAMETERS\)"):
+        hub_unet_entry("someone/tiny")
+    monkeypatch.delenv("ATLAS_MAX_PARAMETERS")
+    assert load_model(hub_unet_entry("someone/tiny")).param_count > 1000
+
+
+def test_weights_that_do_not_match_their_config_are_refused_before_the_network_is_built(fake_hub, tmp_path):
+    small, _ = pipeline_files(tmp_path / "a")
+    config = json.loads(small["unet/config.json"])
+    config["block_out_channels"] = [64, 128]  # the config of a bigger network, beside the small one's weights
+    fake_hub.add("evil/mismatch", "unet/config.json", json.dumps(config).encode())
+    fake_hub.add(
+        "evil/mismatch", "unet/diffusion_pytorch_model.safetensors", small["unet/diffusion_pytorch_model.safetensors"]
+    )
+    entry = hub_unet_entry("evil/mismatch")
+    with pytest.raises(CheckpointError, match=r"holds [0-9,]+ numbers, but its config describes a network of"):
+        load_model(entry)
+
+
+def test_a_file_over_the_download_limit_is_refused_by_its_stated_size(fake_hub, tmp_path, monkeypatch):
+    files, _ = pipeline_files(tmp_path)
+    for name, data in files.items():
+        fake_hub.add("someone/big-file", name, data)
+    monkeypatch.setenv("ATLAS_MAX_DOWNLOAD_MB", "0.5")  # the tiny UNet's weights are 0.7 MB
+    with pytest.raises(
+        TooLargeError, match=r"diffusion_pytorch_model.safetensors from someone/big-file is 0.7 MB; .* at most 0.5 MB"
+    ):
+        hub_unet_entry("someone/big-file")
+    assert fake_hub.count("GET", contains="diffusion_pytorch_model") == 0  # asked its size (HEAD), never fetched
