@@ -37,7 +37,8 @@ if len(loaded) + len(failures) < 2:
     st.info("Pick at least two checkpoints.")
     st.stop()
 
-go = st.button("Sample", type="primary", key="ck-go")
+if st.button("Sample", type="primary", key="ck-go"):
+    attempt(checkpoints.sample_all, loaded, sampler, steps, seed, batch, label)
 columns = st.columns(len(loaded) + len(failures))
 for col, (name, message) in zip(columns[len(loaded) :], failures.items(), strict=True):
     col.markdown(f"**{name}**")
@@ -45,9 +46,6 @@ for col, (name, message) in zip(columns[len(loaded) :], failures.items(), strict
 for col, (name, model) in zip(columns, loaded.items(), strict=False):
     col.markdown(f"**{model.entry.title}**")
     col.caption(f"{model.param_count / 1e6:.2f}M parameters · {model.file_bytes / 1e6:.1f} MB · {model.entry.source}")
-    if go:
-        with col:
-            attempt(checkpoints.sample, name, model, sampler, steps, seed, batch, label)
     result = checkpoints.result_of(name)
     if result is not None:
         col.image(enlarge(tile(to_uint8(result.images)), 320), width="stretch")

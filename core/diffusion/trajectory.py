@@ -49,6 +49,7 @@ class TrajectoryRecorder:
     every: int = 1
     keep: int = 16
     on_frame: Callable[[Frame], None] | None = None
+    on_step: Callable[[int], None] | None = None  # sees every step's index (progress, a stop check)
     frames: list[Frame] = field(default_factory=list)
     sigmas: list[float] = field(default_factory=list)
     seen_noise: list[float] = field(default_factory=list)
@@ -69,6 +70,8 @@ class TrajectoryRecorder:
             self.frames.append(frame)
             if self.on_frame is not None:
                 self.on_frame(frame)
+        if self.on_step is not None:
+            self.on_step(step.index)
 
     @property
     def seconds(self) -> float:

@@ -24,6 +24,7 @@ from core.metrics.images import class_histogram, classify, frechet_distance_se
 MAX_CELLS = 24
 MAX_WORK = 20_000  # model evaluations x images per comparison: about a minute for an MNIST model on a laptop CPU
 MAX_QUALITY_SAMPLES = 1000
+MAX_QUALITY_WORK = 60_000  # the same for a quality measure (n samples of each checkpoint): about 3 minutes
 CHUNK = 100
 
 
@@ -57,6 +58,17 @@ def plan_work(models: Sequence[ImageModel], samplers: Sequence[str], steps: Sequ
     if work > MAX_WORK:
         raise BadInputError(
             f"That comparison needs {work:,} image evaluations (at most {MAX_WORK:,}); use fewer images or steps."
+        )
+    return work
+
+
+def plan_quality(models: Sequence[ImageModel], sampler: str, steps: int, n: int) -> int:
+    """Model evaluations x images that measuring n samples of each model costs; refused over the cap."""
+    work = len(models) * n * SAMPLERS[sampler].nfe(steps)
+    if work > MAX_QUALITY_WORK:
+        raise BadInputError(
+            f"Measuring that needs {work:,} image evaluations (at most {MAX_QUALITY_WORK:,}); use fewer samples, "
+            "steps or checkpoints."
         )
     return work
 
@@ -147,14 +159,18 @@ def measure(
     reference: np.ndarray,
     progress: Callable[[float], None] | None = None,
 ) -> Quality:
-    """Sample n images in chunks (seeds seed, seed + 1, ...) and score them against held-out features."""
+    """Sample n images in chunks (seeds seed, seed + 1, ...) and score them against held-out features;
+    `progress` sees the share done after every step."""
     n = max(2, min(n, MAX_QUALITY_SAMPLES))
     images = []
     for start in range(0, n, CHUNK):
         chunk = replace(settings, seed=settings.seed + start, batch=min(CHUNK, n - start))
-        images.append(run_sampler(model, chunk, every=chunk.steps + 1, keep=1).images)
-        if progress is not None:
-            progress(min(1.0, (start + CHUNK) / n))
+
+        def on_step(i: int, start: int = start, size: int = chunk.batch) -> None:
+            if progress is not None:
+                progress((start + size * (i + 1) / settings.steps) / n)
+
+        images.append(run_sampler(model, chunk, every=chunk.steps + 1, keep=1, on_step=on_step).images)
     labels, feats = classify(classifier, torch.cat(images).clamp(-1, 1))
     hist = class_histogram(labels)
     accuracy = float((labels == settings.label).mean()) if settings.label is not None else None

@@ -109,14 +109,20 @@ def run_sampler(
     on_frame: Callable[[Frame], None] | None = None,
     keep: int = 16,
     every: int | None = None,
+    on_step: Callable[[int], None] | None = None,
 ) -> SamplingResult:
-    """Sample settings.batch images; `on_frame` sees a recorded frame about 25 times per run."""
+    """Sample settings.batch images; `on_frame` sees a recorded frame about 25 times per run, `on_step` the
+    index of every step."""
     sigmas = sampling_sigmas(model, settings)
     seeds = [settings.seed + k for k in range(settings.batch)]
     x, gens = start_noise(model.sample_shape, seeds, float(sigmas[0]))
     x = x.to(model.device)
     recorder = TrajectoryRecorder(
-        total_steps=settings.steps, every=every or display_every(settings.steps), keep=keep, on_frame=on_frame
+        total_steps=settings.steps,
+        every=every or display_every(settings.steps),
+        keep=keep,
+        on_frame=on_frame,
+        on_step=on_step,
     )
     options = dict(settings.options)
     if settings.noise_until is not None:

@@ -112,3 +112,18 @@ def test_logs_page_replays_sample_grids_on_a_slider_and_as_an_animation(app_env,
     assert at.get("image")[0].captions == ["step 200"]
     at.toggle(key="logs-animate").set_value(True).run()
     assert not at.exception and len(at.get("image")) == 2
+
+
+def test_compare_checkpoints_caps_its_work_before_it_starts(app_env):
+    at = AppTest.from_file(CHECKPOINTS, default_timeout=120).run()
+    at.multiselect(key="ck-models").set_value(["tiny-uncond", "tiny-cond"]).run()
+    at.selectbox(key="ck-sampler").set_value("heun")
+    at.number_input(key="ck-steps").set_value(1000)
+    at.slider(key="ck-batch").set_value(36)
+    at.slider(key="ck-n").set_value(1000).run()
+    at.button(key="ck-go").click().run()  # 2 x 36 x 1,999 evaluations: about 10 minutes of a core, before
+    assert not at.exception and "143,928 image evaluations (at most 20,000)" in at.error[0].value
+    assert not at.get("image")  # nothing sampled
+    at.button(key="ck-measure").click().run()  # 2 x 1,000 x 1,999: hours, before
+    assert not at.exception and any("3,998,000 image evaluations (at most 60,000)" in e.value for e in at.error)
+    assert not at.dataframe

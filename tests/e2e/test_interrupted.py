@@ -4,6 +4,10 @@ the page comes back whole, with the model trained up to the Stop and ready to co
 
 from __future__ import annotations
 
+import os
+import re
+import time
+
 from tests.e2e.conftest import no_exception, shot
 from tests.e2e.server import settle
 
@@ -56,3 +60,29 @@ def test_toolbar_stop_during_vae_training_then_the_next_run_redraws_the_whole_pa
         assert page.get_by_role("heading", name=section).count() == 1, section
     assert page.get_by_text("the VAE so far").count() == 1  # the VAE trained until the Stop is the one in use
     shot(page, "latent-after-toolbar-stop")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_closing_the_tab_ends_the_servers_work_for_it(server, browser):
+    """A long sampling run stops within about a second of its tab closing (it went on for minutes before)."""
+    url, process = server
+    context = browser.new_context(viewport={"width": 1400, "height": 1800})
+    page = context.new_page()
+    page.goto(f"{url}/compare_checkpoints")
+    settle(page)
+    box = page.get_by_role("spinbutton", name="Steps", exact=True)
+    box.fill("600")
+    box.press("Enter")
+    settle(page)
+    page.get_by_role("button", name="Sample", exact=True).click()  # 2 models x 16 images x 600 steps
+    page.get_by_text(re.compile(r": \d+%$")).first.wait_for()  # the progress bar: the run is under way
+    context.close()  # the tab goes away mid-run
+    time.sleep(2.0)
+    before = _cpu_seconds(process.pid)
+    time.sleep(3.0)
+    assert _cpu_seconds(process.pid) - before < 0.6  # the server is idle again, not sampling for nobody

@@ -3,15 +3,17 @@ from the same noise, and measuring the MNIST ones (each result kept in the sessi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 
 import streamlit as st
 
 from core.errors import AtlasError
-from core.labs.compare import Quality, held_out_features, measure, settings_for
+from core.labs.compare import Quality, held_out_features, measure, plan_quality, plan_work, settings_for
 from core.labs.pixel import SamplingResult, run_sampler
 from core.metrics.images import split_half_distance
 from ui.common.cache import hub_model, image_set, zoo_model
+from ui.common.live import Throttle
 from zoo.loaders import LoadedModel
 
 CLASSIFIER, FLOOR = "mnist-lenet", "ck-floor"
@@ -28,10 +30,34 @@ def load_checkpoints(names: list[str], typed: str) -> tuple[dict[str, LoadedMode
     return loaded, failures
 
 
-def sample(name: str, model: LoadedModel, sampler: str, steps: int, seed: int, batch: int, label: int | None) -> None:
-    """One checkpoint's images from the shared noise, kept for later reruns."""
-    settings = settings_for(model, sampler, steps, seed, batch, label)
-    st.session_state[f"ck-result-{name}"] = run_sampler(model, settings, every=steps + 1, keep=1)
+def sample_all(models: Mapping[str, LoadedModel], sampler: str, steps: int, seed: int, batch: int,
+               label: int | None) -> None:  # fmt: skip
+    """Every checkpoint's images from the shared noise, with one progress bar and a Stop for all; the work is
+    capped before it starts, and each checkpoint's images are kept as soon as they are done (a Stop keeps them)."""
+    plan_work(list(models.values()), [sampler], [steps], batch)
+    with _progress_and_stop("Sampling…", "Keeps the checkpoints sampled so far.") as report:
+        for k, (name, model) in enumerate(models.items()):
+            settings = settings_for(model, sampler, steps, seed, batch, label)
+            step = lambda i, k=k, name=name: report((k + (i + 1) / steps) / len(models), name)  # noqa: E731
+            st.session_state[f"ck-result-{name}"] = run_sampler(model, settings, every=steps + 1, keep=1, on_step=step)
+
+
+@contextmanager
+def _progress_and_stop(text: str, stop_help: str) -> Iterator[Callable[[float, str], None]]:
+    """A progress bar and a Stop button above the results while the work runs (removed after it); yields
+    `report(share, name)`, which redraws the bar at most every 0.3 s. Those redraws are also where Streamlit
+    ends the run when the session goes away (a closed tab): no work goes on for nobody."""
+    holder, throttle = st.empty(), Throttle(0.3)
+    with holder.container():
+        bar = st.progress(0.0, text=text)
+        st.button("Stop", key="ck-stop", help=stop_help)
+
+    def report(share: float, name: str) -> None:
+        if throttle.ready(final=share >= 1):
+            bar.progress(min(1.0, share), text=f"{name}: {share:.0%}")
+
+    yield report
+    holder.empty()
 
 
 def result_of(name: str) -> SamplingResult | None:
@@ -47,19 +73,16 @@ def is_current(result: SamplingResult, model: LoadedModel, sampler: str, steps: 
 def measure_all(models: Mapping[str, LoadedModel], sampler: str, steps: int, seed: int, n: int, label: int | None):
     """FD-LeNet and class shares of n samples per MNIST checkpoint, with one progress bar and a Stop for all;
     each checkpoint's numbers are kept as soon as they are done (a Stop keeps them)."""
+    plan_quality(list(models.values()), sampler, steps, n)
     classifier = zoo_model(CLASSIFIER).module
     held_out = image_set("mnist", "test")
     reference = held_out_features(classifier, held_out.images)
     st.session_state[FLOOR] = (len(held_out) // 2, split_half_distance(reference))
-    holder = st.empty()
-    with holder.container():
-        bar = st.progress(0.0, text="Sampling and scoring…")
-        st.button("Stop", key="ck-stop", help="Keeps the checkpoints measured so far.")
-    for k, (name, model) in enumerate(models.items()):
-        settings = settings_for(model, sampler, steps, seed, 1, label)
-        report = lambda f, k=k, name=name: bar.progress((k + f) / len(models), text=f"{name}: sampling")  # noqa: E731
-        st.session_state[f"ck-quality-{name}"] = measure(model, settings, n, classifier, reference, report)
-    holder.empty()
+    with _progress_and_stop("Sampling and scoring…", "Keeps the checkpoints measured so far.") as report:
+        for k, (name, model) in enumerate(models.items()):
+            settings = settings_for(model, sampler, steps, seed, 1, label)
+            share = lambda f, k=k, name=name: report((k + f) / len(models), name)  # noqa: E731
+            st.session_state[f"ck-quality-{name}"] = measure(model, settings, n, classifier, reference, share)
 
 
 def quality_rows(names: list[str]) -> list[dict[str, object]]:
