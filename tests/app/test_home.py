@@ -64,3 +64,18 @@ def test_every_home_table_converts_to_arrow_as_it_is(app_env):
         pa.Table.from_pandas(table)  # raises ArrowTypeError / ArrowInvalid on a mixed column
     classes = model_table(registry())["Classes"]
     assert str(classes.dtype) == "Int64" and classes.isna().any() and (classes.dropna() > 0).all()
+
+
+def test_home_never_lists_a_repo_id_another_visitor_typed(app_env, fake_hub, tmp_path):
+    from tests.zoo_fixtures import pipeline_files
+
+    files, _ = pipeline_files(tmp_path)
+    for name, data in files.items():
+        fake_hub.add("someone/private-experiment", name, data)
+    visitor = AppTest.from_file(str(ROOT / "app_pages" / "compare_checkpoints.py"), default_timeout=120).run()
+    visitor.multiselect(key="ck-models").set_value(["tiny-uncond"]).run()
+    visitor.text_input(key="ck-repo").set_value("someone/private-experiment").run()
+    assert not visitor.exception and "private-experiment: 3x8x8" in visitor.error[0].value  # loaded (a CIFAR shape)
+    other = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60).run()
+    listed = " ".join(other.table[0].value.index)
+    assert "tiny-uncond" in listed and "private-experiment" not in listed

@@ -17,12 +17,14 @@ from zoo.datasets import ImageSet, load_image_set
 from zoo.loaders import LoadedModel, hub_unet_entry, load_model
 from zoo.registry import MANIFEST, Registry, load_registry
 
-# Every model the two resource caches below hold (weakly: an entry the cache drops disappears here too).
+# Every zoo model the resource cache below holds (weakly: an entry the cache drops disappears here too). Models
+# loaded from repo ids that visitors typed are not listed: the home page shows this, and one visitor must not
+# see what another typed.
 _LOADED: weakref.WeakValueDictionary[str, LoadedModel] = weakref.WeakValueDictionary()
 
 
 def loaded_models() -> dict[str, LoadedModel]:
-    """The models this server process has loaded and still caches, by "name (device)"."""
+    """The zoo models (manifest entries) this server process has loaded and still caches, by "name (device)"."""
     return dict(sorted(_LOADED.items()))
 
 
@@ -58,8 +60,7 @@ def hub_model(repo_id: str, revision: str = "main", device: str | None = None) -
 
 @st.cache_resource(show_spinner="Fetching the model from the Hub…", max_entries=4)
 def _hub_model(repo_id: str, revision: str, device: str) -> LoadedModel:
-    loaded = _LOADED[f"{repo_id}@{revision} ({device})"] = load_model(hub_unet_entry(repo_id, revision), device)
-    return loaded
+    return load_model(hub_unet_entry(repo_id, revision), device)
 
 
 def image_set(name: str, split: str = "train", limit: int | None = None) -> ImageSet:
