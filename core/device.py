@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
+from core.errors import BadInputError
+
 
 def pick_device(prefer: str | None = None) -> torch.device:
     """The best available device, or `prefer` ("cpu", "cuda", "mps") when it is available.
@@ -26,6 +28,21 @@ def pick_device(prefer: str | None = None) -> torch.device:
     if mps is not None and mps.is_available() and wanted in (None, "mps"):
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def check_device(name: str) -> torch.device:
+    """A device someone named (a command line's --device): parsed and present here, else BadInputError."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise BadInputError(f"Unknown device {name!r}; use cpu, cuda, cuda:N or mps.") from None
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise BadInputError(f"Device {name!r} is not available here (this PyTorch sees no such CUDA GPU); use cpu.")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise BadInputError("Device 'mps' is not available here (no Apple GPU); use cpu.")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise BadInputError(f"Device {name!r} is not one the atlas trains on; use cpu, cuda, cuda:N or mps.")
+    return device
 
 
 @dataclass(frozen=True)

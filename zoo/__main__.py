@@ -16,7 +16,8 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from zoo.errors import ZooError
+from core.errors import AtlasError
+from zoo.errors import HubError, NeedsConnectionError, ZooError
 from zoo.hub import fetch, sha256_of, validate_repo_id
 from zoo.loaders import availability
 from zoo.registry import MANIFEST, Registry, load_registry
@@ -115,9 +116,21 @@ def cmd_publish(reg: Registry, name: str, repo_id: str, dry_run: bool) -> int:
     if dry_run:
         return 0
     from huggingface_hub import create_repo, upload_folder
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
-    create_repo(repo_id, exist_ok=True)
-    upload_folder(repo_id=repo_id, folder_path=str(entry.path), commit_message=f"Upload {name} from Diffusion Atlas")
+    try:
+        create_repo(repo_id, exist_ok=True)
+        upload_folder(repo_id=repo_id, folder_path=str(entry.path), commit_message=f"Upload {name} from Atlas")
+    except OfflineModeIsEnabled:
+        raise NeedsConnectionError("Publishing needs the Hub, and HF_HUB_OFFLINE is set.") from None
+    except HfHubHTTPError as e:
+        raise HubError(
+            f"The Hub refused the upload to {repo_id} ({e.response.status_code}): log in with `hf auth login`."
+        ) from None
+    except OSError as e:  # no connection, DNS, timeouts
+        raise NeedsConnectionError(
+            f"Publishing needs the Hub, which could not be reached ({e.__class__.__name__})."
+        ) from None
     print("done")
     return 0
 
@@ -172,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "publish":
             return cmd_publish(reg, args.name, args.repo_id, args.dry_run)
         return cmd_verify(reg)
-    except ZooError as e:
+    except AtlasError as e:  # every expected failure carries its sentence; anything else is a bug
         print(f"error: {e}", file=sys.stderr)
         return 2
 

@@ -314,4 +314,9 @@ def parse_manifest(text: str, root: Path, label: str = "models.toml") -> Registr
 @lru_cache(maxsize=4)
 def load_registry(path: Path = MANIFEST) -> Registry:
     """The registry of a manifest file (cached per path; the manifest is read-only at run time)."""
-    return parse_manifest(Path(path).read_text(encoding="utf-8"), Path(path).parent, Path(path).name)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        reason = "it is not UTF-8 text" if isinstance(e, UnicodeDecodeError) else e.strerror or e.__class__.__name__
+        raise ManifestError(f"The manifest {path} cannot be read ({reason}).") from None
+    return parse_manifest(text, Path(path).parent, Path(path).name)

@@ -25,6 +25,7 @@ import torch
 from safetensors.torch import save_file
 
 from core.data.images import tile, to_uint8
+from core.device import check_device
 from core.diffusion.denoisers import DiscreteTimeDenoiser, clip_denoised, with_labels
 from core.diffusion.samplers import sample
 from core.diffusion.schedules import make_schedule
@@ -37,7 +38,7 @@ from core.training.diffusion import DiffusionTrainer, TrainConfig, distributed, 
 from core.training.runlog import RunWriter
 from core.training.vae import VAETrainConfig, train_vae
 from zoo.datasets import load_image_set
-from zoo.errors import ZooError
+from zoo.errors import BadInputError, ZooError
 from zoo.registry import load_registry
 
 RECIPES = Path(__file__).with_name("recipes")
@@ -67,7 +68,10 @@ def load_recipe(name_or_path: str) -> Recipe:
     if not path.is_file():
         known = ", ".join(p.stem for p in sorted(RECIPES.glob("*.toml")))
         raise ZooError(f"No recipe {name_or_path!r}; known recipes: {known}.")
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ZooError(f"{path} is not a recipe (a TOML file): {e.__class__.__name__}.") from None
     try:
         recipe = Recipe(**data, path=path)
     except TypeError as e:
@@ -255,8 +259,15 @@ def train_classifier_recipe(recipe: Recipe, out: Path, device: str) -> None:
 
 
 def train(name_or_path: str, out: Path | None = None, steps: int | None = None, device: str = "cpu") -> Path:
-    """Train a recipe into OUT (returned); under torchrun, data-parallel (see the module docstring)."""
+    """Train a recipe into OUT (returned); under torchrun, data-parallel (see the module docstring). Everything
+    given is checked before any work: the recipe, steps (or epochs) >= 1, the device, an output folder that can
+    be made."""
     recipe = load_recipe(name_or_path)
+    if steps is not None and steps < 1:
+        raise BadInputError(f"--steps must be at least 1 (got {steps}); leave it out for the recipe's own.")
+    check_device(device)
+    if out is not None:
+        _make_folder(out)
     if recipe.kind not in ("pixel", "latent") and (distributed.launched_by_torchrun() or distributed.active()):
         raise ZooError(f"{recipe.name} is a {recipe.kind} recipe; only pixel and latent recipes train under torchrun.")
     ctx, device = distributed.setup(device)
@@ -265,7 +276,7 @@ def train(name_or_path: str, out: Path | None = None, steps: int | None = None, 
         out = Path(distributed.broadcast_object(str(out or default), ctx))  # rank 0's clock names the folder
         torch.manual_seed(int(recipe.train.get("seed", 0)))
         if recipe.kind in ("pixel", "latent"):
-            n = int(steps or recipe.train["steps"])
+            n = int(recipe.train["steps"] if steps is None else steps)
             (train_pixel if recipe.kind == "pixel" else train_latent)(recipe, out, n, device)
         elif recipe.kind == "vae":
             train_vae_recipe(_with_epochs(recipe, steps), out, device)
@@ -274,6 +285,15 @@ def train(name_or_path: str, out: Path | None = None, steps: int | None = None, 
     finally:
         distributed.teardown(ctx)
     return out
+
+
+def _make_folder(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise BadInputError(f"--out {out} is a file; name a folder (it is created if missing).")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise BadInputError(f"--out {out} cannot be created ({e.strerror or e.__class__.__name__}).") from None
 
 
 def _with_epochs(recipe: Recipe, epochs: int | None) -> Recipe:

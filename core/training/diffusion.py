@@ -199,7 +199,9 @@ class DiffusionTrainer:
     ) -> None:
         """Run `steps` more optimisation steps; call `callback(self)` every `every` steps and at the end."""
         if steps < 1 or self.step + steps > MAX_STEPS:
-            raise BadInputError(f"A run can have at most {MAX_STEPS:,} steps in all.")
+            raise BadInputError(
+                f"Train for 1 to {MAX_STEPS:,} steps in all (asked: {steps:,} more after {self.step:,})."
+            )
         start = self.step
         self._cycle = (start, steps)
         clip = self.config.grad_clip if self.config.grad_clip is not None else math.inf
