@@ -5,6 +5,7 @@ import streamlit as st
 from core.data.images import enlarge, tile, to_uint8
 from core.diffusion.samplers import SAMPLERS
 from core.labs.compare import MAX_QUALITY_SAMPLES, is_mnist
+from core.text import plain_label
 from ui.common.models import pixel_models
 from ui.common.widgets import attempt
 from ui.compare_checkpoints import checkpoints
@@ -16,7 +17,7 @@ options = pixel_models()
 chosen = st.multiselect(
     "Checkpoints (2-4)", list(options), list(options)[:2], format_func=options.get, max_selections=4, key="ck-models"
 )
-typed = st.text_input("…or add a Hub repo id", key="ck-repo", placeholder="google/ddpm-cifar10-32")
+typed = st.text_input("…or add a Hub repo id", key="ck-repo", placeholder="google/ddpm-cifar10-32", max_chars=200)
 c1, c2, c3, c4 = st.columns(4)
 names = list(SAMPLERS)
 sampler = c1.selectbox(
@@ -41,7 +42,7 @@ if st.button("Sample", type="primary", key="ck-go"):
     attempt(checkpoints.sample_all, loaded, sampler, steps, seed, batch, label)
 columns = st.columns(len(loaded) + len(failures))
 for col, (name, message) in zip(columns[len(loaded) :], failures.items(), strict=True):
-    col.markdown(f"**{name}**")
+    col.markdown(f"**{plain_label(name)}**")  # a typed repo id may be anything
     col.error(message)
 for col, (name, model) in zip(columns, loaded.items(), strict=False):
     col.markdown(f"**{model.entry.title}**")

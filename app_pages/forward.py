@@ -51,7 +51,7 @@ if picked is not None:
     frames_col, custom_col = st.columns([1, 2])
     frames = frames_col.slider("Frames", 4, 12, 8, key="fwd-frames")
     custom = custom_col.text_input(
-        "Or your own t values (comma-separated)", "", key="fwd-ts", placeholder="0, 50, 200, 999"
+        "Or your own t values (comma-separated)", "", key="fwd-ts", placeholder="0, 50, 200, 999", max_chars=128
     )
     ts = np.unique(np.linspace(0, T - 1, frames).round().astype(int)).tolist()
     if custom.strip():

@@ -36,6 +36,7 @@ from huggingface_hub.errors import (
 )
 
 from core.limits import max_download_bytes
+from core.text import plain_label
 from zoo.errors import BadInputError, ChecksumError, HubError, NeedsConnectionError, TooLargeError
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -53,8 +54,8 @@ def validate_repo_id(repo_id: str) -> str:
     cleaned = str(repo_id).strip()
     if not _REPO_ID.match(cleaned) or ".." in cleaned or "--" in cleaned:
         raise BadInputError(
-            f"{repo_id!r} is not a Hugging Face repo id: write it as owner/name (letters, digits, '-', '_', '.'), "
-            "for example google/ddpm-cifar10-32."
+            f"'{plain_label(repo_id, 60)}' is not a Hugging Face repo id: write it as owner/name (letters, digits, "
+            "'-', '_', '.'), for example google/ddpm-cifar10-32."
         )
     return cleaned
 
@@ -62,14 +63,16 @@ def validate_repo_id(repo_id: str) -> str:
 def validate_revision(revision: str) -> str:
     cleaned = str(revision).strip()
     if not _REVISION.match(cleaned) or ".." in cleaned or "//" in cleaned or cleaned.endswith(("/", ".lock")):
-        raise BadInputError(f"{revision!r} is not a valid revision: give a branch, tag or commit hash.")
+        raise BadInputError(
+            f"'{plain_label(revision, 60)}' is not a valid revision: give a branch, tag or commit hash."
+        )
     return cleaned
 
 
 def validate_filename(filename: str) -> str:
     parts = str(filename).split("/")
     if not all(_FILE_PART.match(p) for p in parts) or len(parts) > 8:
-        raise BadInputError(f"{filename!r} is not a valid file path inside a repo.")
+        raise BadInputError(f"'{plain_label(filename, 60)}' is not a valid file path inside a repo.")
     return str(filename)
 
 

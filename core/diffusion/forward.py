@@ -14,6 +14,7 @@ import torch
 
 from core.diffusion.schedules import NoiseSchedule
 from core.errors import BadInputError
+from core.text import plain_label
 
 
 def _per_sample(v: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor:
@@ -77,10 +78,13 @@ def forward_trajectory(
 
 def parse_timesteps(text: str, num_steps: int, limit: int = 16) -> list[int]:
     """'0, 50, 999' -> [0, 50, 999]: sorted, unique, each in [0, num_steps), at most `limit` of them."""
+    if len(text) > 8 * limit:  # longer than `limit` numbers of up to 6 digits with their commas
+        raise BadInputError(f"Show at most {limit} timesteps at once.")
     try:
         values = sorted({int(v) for v in text.replace(";", ",").split(",") if v.strip()})
     except ValueError as e:
-        raise BadInputError(f"Write the timesteps as whole numbers separated by commas (got {text!r}).") from e
+        got = plain_label(text, 40)
+        raise BadInputError(f"Write the timesteps as whole numbers separated by commas (got '{got}').") from e
     if not values or values[0] < 0 or values[-1] >= num_steps:
         raise BadInputError(f"Every timestep must lie between 0 and {num_steps - 1}.")
     if len(values) > limit:

@@ -1,6 +1,6 @@
 """Hub repos built to cost the server (a local Hub endpoint serving real files): a tiny config describing
 billions of parameters, weights that do not match their config, and files over the download limit are each
-refused before the network is built or the file is fetched."""
+refused before the network is built or the file is fetched. Typed ids and timesteps come back short and inert."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ import time
 
 import pytest
 
+from core.diffusion.forward import parse_timesteps
+from core.errors import BadInputError
 from tests.zoo_fixtures import pipeline_files
 from zoo.errors import CheckpointError, TooLargeError
+from zoo.hub import validate_repo_id
 from zoo.loaders import hub_unet_entry, load_model
 
 HUGE = {  # 1 KB of JSON, 2.48 billion parameters: 10 GB of float32 and half a minute to build, before
@@ -74,3 +77,19 @@ def test_a_file_over_the_download_limit_is_refused_by_its_stated_size(fake_hub, 
     ):
         hub_unet_entry("someone/big-file")
     assert fake_hub.count("GET", contains="diffusion_pytorch_model") == 0  # asked its size (HEAD), never fetched
+
+
+@pytest.mark.parametrize("typed", ["x" * 1_000_000, "<img src=x onerror=alert(1)>/**bold**", "a/b\n" * 10_000])
+def test_a_typed_repo_id_is_quoted_back_short_and_inert(typed):
+    with pytest.raises(BadInputError) as refused:
+        validate_repo_id(typed)
+    message = str(refused.value)
+    assert len(message) < 250 and not set(message.split(" is not")[0]) & set("<>*\n")
+
+
+def test_typed_timesteps_are_bounded_before_parsing():
+    with pytest.raises(BadInputError, match="at most 16 timesteps"):
+        parse_timesteps("1," * 500_000, 1000)
+    with pytest.raises(BadInputError) as refused:
+        parse_timesteps("1, 2, <b>x</b>", 1000)
+    assert "<" not in str(refused.value)

@@ -40,7 +40,9 @@ def pick_model(key: str, label: str = "Model") -> LoadedModel | None:
     options = pixel_models()
     choice = st.selectbox(label, [*options, TYPED], format_func=lambda n: options.get(n, "A Hub repo id…"), key=key)
     if choice == TYPED:
-        repo = st.text_input("Hub repo id (owner/name) holding a diffusers UNet2DModel", key=f"{key}-repo")
+        repo = st.text_input(
+            "Hub repo id (owner/name) holding a diffusers UNet2DModel", key=f"{key}-repo", max_chars=200
+        )
         if not repo.strip():
             st.info("Type a repo id, for example google/ddpm-cifar10-32.")
             return None

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from core.text import plain_label
 from core.training.runlog import Run, discover_runs, read_run
 from ui.common.cache import registry
 from zoo.paths import resolve_allowed, runs_root
@@ -42,6 +43,6 @@ def folder_runs(typed: str) -> tuple[list[Run], list[str]]:
     """The runs in a typed folder, which must lie under the allowed roots (zoo/paths.py; else BadInputError)."""
     root = resolve_allowed(typed)
     if not root.exists():
-        return [], [f"there is no runs folder at {typed.strip()} yet (`python -m zoo train` creates it)"]
+        return [], [f"there is no runs folder at {plain_label(typed, 80)} yet (`python -m zoo train` creates it)"]
     folders, notes = discover_runs(root)
     return [load(f, "runs folder", f.parent.name if f.name == "run" else f.name) for f in folders], notes
