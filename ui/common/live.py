@@ -16,6 +16,7 @@ import streamlit as st
 from core.errors import BadInputError
 from core.limits import max_job_seconds
 from core.training import budget
+from ui.common.warmup import wait_for_warmup
 
 
 class Throttle:
@@ -44,6 +45,7 @@ def job_estimate(seconds: float, what: str = "training", container: Any = None) 
     """Say, before a job starts, about how long it will take on this server (a caption), or why it is over the
     server's limit per job (a warning with what to lower: core/training/budget.py). True when it may start."""
     where = container or st
+    wait_for_warmup()  # the first estimate measures this machine: not while the warm-up imports run
     try:
         budget.check(seconds, what)
     except BadInputError as e:

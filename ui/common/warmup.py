@@ -13,7 +13,14 @@ import importlib
 import threading
 
 MODULES = ("torch._dynamo", "scipy.signal", "scipy.stats", "diffusers", "plotly.subplots")
-_started = threading.Event()
+_started, _done = threading.Event(), threading.Event()
+
+
+def wait_for_warmup(timeout: float = 15.0) -> None:
+    """Block until the warm-up imports are done (at most `timeout` s): a measurement of this machine's speed
+    taken while they hold the interpreter would read it slow (the training budget's, core/training/budget.py)."""
+    if _started.is_set():
+        _done.wait(timeout)
 
 
 def start_warmup() -> None:
@@ -26,5 +33,6 @@ def start_warmup() -> None:
         for name in MODULES:
             with contextlib.suppress(Exception):  # a warm-up never breaks the app; the real import will say why
                 importlib.import_module(name)
+        _done.set()
 
     threading.Thread(target=run, name="atlas-warmup", daemon=True).start()
