@@ -10,6 +10,7 @@ A value that is not a number falls back to the default; each is at least its flo
 
 from __future__ import annotations
 
+import math
 import os
 
 
@@ -18,7 +19,7 @@ def env_number(name: str, default: float, floor: float) -> float:
         value = float(os.environ.get(name, default))
     except ValueError:
         return default
-    return max(floor, value) if value == value else default  # NaN -> the default
+    return max(floor, value) if math.isfinite(value) else default  # NaN or infinity -> the default
 
 
 def max_job_seconds() -> float:

@@ -115,6 +115,7 @@ def cmd_publish(reg: Registry, name: str, repo_id: str, dry_run: bool) -> int:
         print(f"  {p.relative_to(entry.path).as_posix()}  ({p.stat().st_size:,} bytes)")
     if dry_run:
         return 0
+    from httpx2 import TransportError  # the HTTP client huggingface_hub 2.x sends with
     from huggingface_hub import create_repo, upload_folder
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
@@ -127,7 +128,7 @@ def cmd_publish(reg: Registry, name: str, repo_id: str, dry_run: bool) -> int:
         raise HubError(
             f"The Hub refused the upload to {repo_id} ({e.response.status_code}): log in with `hf auth login`."
         ) from None
-    except OSError as e:  # no connection, DNS, timeouts
+    except (OSError, TransportError) as e:  # no connection, DNS, timeouts (the Hub client's transport errors)
         raise NeedsConnectionError(
             f"Publishing needs the Hub, which could not be reached ({e.__class__.__name__})."
         ) from None

@@ -8,12 +8,29 @@ from typing import Any
 import torch
 
 from core.limits import max_parameters
+from core.text import plain_label
 from zoo.errors import CheckpointError, TooLargeError, ZooError
+
+# A UNet's build cost follows its structure, not only its parameter count (2,000 thin layers a block are few
+# parameters and a minute to build, even on the meta device): configs beyond these are refused before building.
+UNET_STRUCTURE_LIMITS = {
+    "layers_per_block": 16,
+    "blocks": 8,
+    "sample_size": 2048,
+    "in_channels": 64,
+    "out_channels": 64,
+}
 
 
 def _unet2d(config: Mapping[str, Any]) -> torch.nn.Module:
     from diffusers import UNet2DModel
 
+    blocks = max(len(config.get("down_block_types") or ()), len(config.get("block_out_channels") or ()))
+    sizes = {key: config.get(key) for key in UNET_STRUCTURE_LIMITS} | {"blocks": blocks}
+    for key, limit in UNET_STRUCTURE_LIMITS.items():
+        values = sizes[key] if isinstance(sizes[key], (list, tuple)) else [sizes[key]]
+        if any(isinstance(v, (int, float)) and v > limit for v in values):
+            raise TooLargeError(f"Its config asks for {key} = {sizes[key]}; this server builds UNets up to {limit}.")
     return UNet2DModel.from_config(dict(config))
 
 
@@ -57,8 +74,12 @@ def build(architecture: str, config: Mapping[str, Any], what: str) -> torch.nn.M
         raise ZooError(f"{what}: unknown architecture {architecture!r}; known: {', '.join(ARCHITECTURES)}.")
     try:
         return factory(config)
-    except (TypeError, ValueError, KeyError) as e:
-        raise CheckpointError(f"{what}: its config does not describe a valid {architecture} ({e}).") from e
+    except TooLargeError as e:
+        raise TooLargeError(f"{what}: {e}") from None
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, ArithmeticError, AssertionError) as e:
+        # a config from outside (a Hub repo) can hold anything: empty block lists, zero groups, wrong types
+        reason = plain_label(f"{e.__class__.__name__}: {e}", 100)
+        raise CheckpointError(f"{what}: its config does not describe a valid {architecture} ({reason}).") from None
 
 
 def state_size(architecture: str, config: Mapping[str, Any], what: str) -> int | None:

@@ -40,6 +40,8 @@ def _number(value: Any, what: str) -> float:
     """A finite number of reasonable size from the client's JSON, else BadInputError."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _refuse(f"{what} is not a number")
+    if isinstance(value, int) and abs(value) > MAX_COORDINATE:  # JSON integers can be any size
+        raise _refuse(f"{what} is too large")
     if not math.isfinite(value) or abs(value) > MAX_COORDINATE:
         raise _refuse(f"{what} is {value}")
     return float(value)

@@ -23,7 +23,7 @@ MAX_BYTES = 20 * 1024 * 1024
 MAX_LINE_BYTES = 256  # 3 numbers at full float64 precision take about 75; a header of 3 names, what fits
 # A line start, then more characters than a line may hold: anchored on line starts, so each line is read at
 # most once (a plain [^\n]{257} would be retried at every byte, quadratic on a file of long lines).
-_LONG_LINE = re.compile(rb"(?:^|\n)[^\n]{%d}" % (MAX_LINE_BYTES + 1))
+_LONG_LINE = re.compile(rb"(?:^|[\r\n])[^\r\n]{%d}" % (MAX_LINE_BYTES + 1))  # \r alone ends a line too (old Macs)
 _MISSING = {"", "nan", "na", "n/a", "null", "none", "-"}
 
 
@@ -49,10 +49,10 @@ def _check_shape(raw: bytes) -> None:
     """Refuse a file with a line too long for 2 or 3 columns, from its bytes alone (one regex scan, in C)."""
     found = _LONG_LINE.search(raw)
     if found is not None:
-        start = found.start() + (raw[found.start() : found.start() + 1] == b"\n")
-        number = raw.count(b"\n", 0, start) + 1
-        end = raw.find(b"\n", start)
-        length = (len(raw) if end < 0 else end) - start
+        start = found.start() + (raw[found.start() : found.start() + 1] in (b"\n", b"\r"))
+        number = len(re.findall(rb"\r\n|\r|\n", raw[:start])) + 1
+        end = re.compile(rb"[\r\n]").search(raw, start)
+        length = (len(raw) if end is None else end.start()) - start
         raise BadInputError(
             f"Line {number} is {length:,} characters long; a row of 2 or 3 numbers (x, y[, z]) or their column "
             f"names fits in {MAX_LINE_BYTES}. Is this the right file?"
@@ -79,9 +79,9 @@ def points_from_csv(raw: bytes, max_rows: int = MAX_POINTS) -> tuple[torch.Tenso
     if first_char is None:
         raise BadInputError("The file is empty.")
     sep = _sniff_delimiter(text[:4096])
-    end = text.find("\n", first_char.start())  # the first line that is not blank
-    head = text[first_char.start() : None if end < 0 else end].rstrip()
-    fields = len(head.split() if sep == " " else head.rstrip(sep).split(sep))
+    end = re.compile(r"[\r\n]").search(text, first_char.start())  # the first line that is not blank
+    head = text[first_char.start() : None if end is None else end.start()].rstrip()
+    fields = len(head.split() if sep == " " else next(csv.reader([head.rstrip(sep)], delimiter=sep)))
     if fields > 3:  # the parser then refuses any later row longer than this one: at most 4 cells a row
         raise BadInputError(f"The file has {fields} columns; it needs 2 or 3 numeric columns (x, y[, z]).")
     try:

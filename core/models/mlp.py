@@ -132,7 +132,8 @@ class MLPDenoiser(nn.Module):
 @functools.cache
 def parameter_count(config: MLPConfig) -> int:
     """Trainable parameters of the network `config` describes (built once per config to count them)."""
-    return sum(p.numel() for p in MLPDenoiser(config).parameters())
+    with torch.random.fork_rng(devices=[]):  # its layers draw from the global generator, which sessions share
+        return sum(p.numel() for p in MLPDenoiser(config).parameters())
 
 
 def build_mlp(config: MLPConfig, seed: int = 0) -> MLPDenoiser:

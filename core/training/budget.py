@@ -13,6 +13,7 @@ runs one script at a time, and any click stops the running one (the trainers kee
 from __future__ import annotations
 
 import functools
+import threading
 import time
 
 import torch
@@ -48,9 +49,18 @@ def _seconds_per_step(width: int, batch: int) -> tuple[float, int]:
     return min(times), parameter_count(model)
 
 
-@functools.cache
+_measuring = threading.Lock()
+
+
 def step_cost() -> tuple[float, float]:
-    """(a, b) of seconds per step = a + b * batch * parameters, measured once per process."""
+    """(a, b) of seconds per step = a + b * batch * parameters, measured once per process (sessions that ask at
+    the same moment wait for the one measurement: several at once would read the machine slow)."""
+    with _measuring:
+        return _measured_step_cost()
+
+
+@functools.cache
+def _measured_step_cost() -> tuple[float, float]:
     small_s, small_p = _seconds_per_step(*_SMALL)
     large_s, large_p = _seconds_per_step(*_LARGE)
     small_work, large_work = _SMALL[1] * small_p, _LARGE[1] * large_p

@@ -74,3 +74,14 @@ def test_far_offset_coordinates_keep_their_precision():
     data = run.standardizer.transform(points)
     assert float(data.std()) == pytest.approx(1.0, rel=0.05)  # standardised in float64: the shape survives
     assert torch.allclose(run.standardizer.inverse(data), points, atol=1e-6, rtol=0)
+
+
+def test_old_mac_line_endings_and_quoted_headers_are_still_read():
+    rows = "".join(f"{i},{i % 7},{i % 3}\n" for i in range(20))
+    points, names = points_from_csv(f"x,y,z\n{rows}".replace("\n", "\r").encode())  # 'CSV (Macintosh)'
+    assert points.shape == (20, 3) and names == ["x", "y", "z"]
+    rows = "".join(f"{i},{i % 7}\r\n" for i in range(20))
+    _, names = points_from_csv(f'"x, m","y, m"\r\n{rows}'.encode())  # the delimiter inside quoted names
+    assert names == ["x, m", "y, m"]
+    with pytest.raises(BadInputError, match="Line 2 is 400 characters long"):
+        points_from_csv(b"x,y\r" + b"1," * 200 + b"\r")

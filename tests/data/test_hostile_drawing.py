@@ -32,6 +32,8 @@ STROKE = {"type": "path", "path": [["M", 10, 10], ["L", 50, 60]], "left": 10, "t
         ({"objects": "abc"}, "objects are not a list of shapes"),
         ({"objects": [1, 2]}, "objects are not a list of shapes"),
         ("abc", "not a JSON object"),
+        ({"objects": [{"type": "circle", "left": 10**400, "top": 1, "radius": 2}]}, "left is too large"),
+        ({"objects": [{"type": "path", "path": [["M", -(10**400), 0]]}]}, "a path coordinate is too large"),
         ({"objects": [STROKE] * (MAX_OBJECTS + 1)}, f"at most {MAX_OBJECTS:,}"),
         ({"objects": [{"type": "path", "path": [["L", 1, 1]] * (MAX_COMMANDS + 1)}]}, "pen movements"),
     ],

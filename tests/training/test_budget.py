@@ -22,7 +22,7 @@ def test_limit_comes_from_the_environment_with_a_safe_default(monkeypatch):
     assert budget.max_job_seconds() == 300.0
     monkeypatch.setenv("ATLAS_MAX_JOB_SECONDS", "42.5")
     assert budget.max_job_seconds() == 42.5
-    for bad in ("abc", "", "nan"):
+    for bad in ("abc", "", "nan", "inf", "-inf"):
         monkeypatch.setenv("ATLAS_MAX_JOB_SECONDS", bad)
         assert budget.max_job_seconds() == 300.0
     monkeypatch.setenv("ATLAS_MAX_JOB_SECONDS", "-5")

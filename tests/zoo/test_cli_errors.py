@@ -47,3 +47,14 @@ def test_bad_command_lines_get_one_sentence_and_status_2(files, tmp_path, args, 
     assert "Traceback" not in done.stderr and sentence in done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith("error: ")
     assert not (tmp_path / "runs").exists()  # nothing was trained
+
+
+@pytest.mark.slow
+def test_publishing_to_an_unreachable_hub_gets_a_sentence(tmp_path):
+    env = {**os.environ, "HF_TOKEN": "hf_test", "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HOME": str(tmp_path / "hf"),
+           "PYTHONPATH": str(ROOT)}  # fmt: skip
+    env.pop("HF_HUB_OFFLINE", None)
+    argv = [sys.executable, "-m", "zoo", "publish", "mnist-lenet", "--repo-id", "me/lenet"]
+    done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "could not be reached" in done.stderr.strip().splitlines()[-1]

@@ -93,3 +93,23 @@ def test_typed_timesteps_are_bounded_before_parsing():
     with pytest.raises(BadInputError) as refused:
         parse_timesteps("1, 2, <b>x</b>", 1000)
     assert "<" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"norm_num_groups": 0}, "does not describe a valid unet2d .ZeroDivisionError"),
+        ({"block_out_channels": [], "down_block_types": [], "up_block_types": []}, "does not describe a valid unet2d"),
+        ({"layers_per_block": 2000, "block_out_channels": [4, 4, 4], "norm_num_groups": 4}, "layers_per_block = 2000"),
+        ({"sample_size": 10**9}, "sample_size = 1000000000"),
+    ],
+    ids=["zero groups", "no blocks", "2,000 layers a block (6 M parameters, a minute to build)", "huge sample"],
+)
+def test_configs_built_to_break_or_stall_the_builder_get_a_sentence(fake_hub, change, match):
+    blocks = {"down_block_types": ["DownBlock2D"] * 3, "up_block_types": ["UpBlock2D"] * 3}
+    config = {"_class_name": "UNet2DModel", "block_out_channels": [32, 32, 32], **blocks, **change}
+    fake_hub.add("evil/odd", "config.json", json.dumps(config).encode())
+    tic = time.perf_counter()
+    with pytest.raises((CheckpointError, TooLargeError), match=match):
+        hub_unet_entry("evil/odd")
+    assert time.perf_counter() - tic < 30  # refused before the build (the 2,000 layers took 27 s on meta)

@@ -8,10 +8,11 @@ from contextlib import contextmanager
 
 import streamlit as st
 
-from core.errors import AtlasError
+from core.errors import AtlasError, BadInputError
 from core.labs.compare import Quality, held_out_features, measure, plan_quality, plan_work, settings_for
 from core.labs.pixel import SamplingResult, run_sampler
 from core.metrics.images import split_half_distance
+from core.text import plain_label
 from ui.common.cache import hub_model, image_set, zoo_model
 from ui.common.live import Throttle
 from zoo.loaders import LoadedModel
@@ -35,11 +36,19 @@ def sample_all(models: Mapping[str, LoadedModel], sampler: str, steps: int, seed
     """Every checkpoint's images from the shared noise, with one progress bar and a Stop for all; the work is
     capped before it starts, and each checkpoint's images are kept as soon as they are done (a Stop keeps them)."""
     plan_work(list(models.values()), [sampler], [steps], batch)
+    failed = []
     with _progress_and_stop("Sampling…", "Keeps the checkpoints sampled so far.") as report:
         for k, (name, model) in enumerate(models.items()):
             settings = settings_for(model, sampler, steps, seed, batch, label)
             step = lambda i, k=k, name=name: report((k + (i + 1) / steps) / len(models), name)  # noqa: E731
-            st.session_state[f"ck-result-{name}"] = run_sampler(model, settings, every=steps + 1, keep=1, on_step=step)
+            try:
+                result = run_sampler(model, settings, every=steps + 1, keep=1, on_step=step)
+            except AtlasError as e:  # one checkpoint that cannot sample does not stop the others
+                failed.append(f"{plain_label(name)}: {e}")
+                continue
+            st.session_state[f"ck-result-{name}"] = result
+    if failed:
+        raise BadInputError(" ".join(failed))
 
 
 @contextmanager
@@ -56,8 +65,10 @@ def _progress_and_stop(text: str, stop_help: str) -> Iterator[Callable[[float, s
         if throttle.ready(final=share >= 1):
             bar.progress(min(1.0, share), text=f"{name}: {share:.0%}")
 
-    yield report
-    holder.empty()
+    try:
+        yield report
+    finally:  # finished, or refused midway: the bar and its Stop go (a Stop or a closed tab ends the run first)
+        holder.empty()
 
 
 def result_of(name: str) -> SamplingResult | None:
