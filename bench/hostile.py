@@ -92,12 +92,13 @@ def case_drawing_forged():
 
 def case_compare_checkpoints_max():
     from core.labs.compare import plan_work
+    from core.labs.pixel import SamplerSettings
     from ui.common.cache import registry
 
     models = [m for m in registry().models.values() if m.family == "pixel"][:3]
 
     def sample_at_the_limits() -> None:
-        plan_work(models, ["heun"], [1000], 36)  # what Sample at the page's limits asks for
+        plan_work(models, ["heun"], [1000], SamplerSettings(batch=36))  # what Sample at the page's limits asks for
         raise SystemExit("accepted: about 18 minutes of a core (issue figure)")
 
     return sample_at_the_limits

@@ -16,14 +16,15 @@ import numpy as np
 import torch
 
 from core.data.images import uint8_to_tensor
-from core.diffusion.samplers import SAMPLERS
 from core.errors import BadInputError
-from core.labs.pixel import ImageModel, SamplerSettings, run_sampler
+from core.labs.pixel import ImageModel, SamplerSettings, evaluations_per_image, run_sampler, seconds_per_image
 from core.metrics.images import class_histogram, classify, frechet_distance_se
+from core.training import budget
 
 MAX_CELLS = 24
 MAX_WORK = 20_000  # model evaluations x images per comparison: about a minute for an MNIST model on a laptop CPU
 MAX_QUALITY_SAMPLES = 1000
+GUIDANCE = 3.0  # the classifier-free guidance scale checkpoints are compared at, when a class is asked for
 MAX_QUALITY_WORK = 60_000  # the same for a quality measure (n samples of each checkpoint): about 3 minutes
 CHUNK = 100
 
@@ -47,29 +48,38 @@ class CompareCell:
     metric: str | None
 
 
-def plan_work(models: Sequence[ImageModel], samplers: Sequence[str], steps: Sequence[int], batch: int) -> int:
-    """Model evaluations x images the comparison will cost; refuses plans over the caps with a sentence."""
+def plan_work(
+    models: Sequence[ImageModel], samplers: Sequence[str], steps: Sequence[int], base: SamplerSettings
+) -> int:
+    """Model evaluations x images the comparison will cost (base.batch images a cell, guidance counted); refuses
+    plans over the caps with a sentence: cells, evaluations, and the time they take with these models on this
+    machine (the server's limit per job: a large UNet costs far more a step than an MNIST one)."""
     cells = len(models) * len(samplers) * len(steps)
     if cells == 0:
         raise BadInputError("Pick at least one sampler and one step count.")
     if cells > MAX_CELLS:
         raise BadInputError(f"That is {cells} cells; compare at most {MAX_CELLS} at once.")
-    work = len(models) * batch * sum(SAMPLERS[s].nfe(n) for s in samplers for n in steps)
+    runs = [replace(base, sampler=s, steps=n) for s in samplers for n in steps]
+    work = sum(base.batch * evaluations_per_image(m, r) for m in models for r in runs)
     if work > MAX_WORK:
         raise BadInputError(
             f"That comparison needs {work:,} image evaluations (at most {MAX_WORK:,}); use fewer images or steps."
         )
+    budget.check(sum(base.batch * evaluations_per_image(m, r) * seconds_per_image(m) for m in models for r in runs),
+                 "comparison")  # fmt: skip
     return work
 
 
-def plan_quality(models: Sequence[ImageModel], sampler: str, steps: int, n: int) -> int:
-    """Model evaluations x images that measuring n samples of each model costs; refused over the cap."""
-    work = len(models) * n * SAMPLERS[sampler].nfe(steps)
+def plan_quality(models: Sequence[ImageModel], settings: SamplerSettings, n: int) -> int:
+    """Model evaluations x images that measuring n samples of each model costs; refused over the cap, and over
+    the server's limit per job by the time it would take (as plan_work)."""
+    work = sum(n * evaluations_per_image(m, settings) for m in models)
     if work > MAX_QUALITY_WORK:
         raise BadInputError(
             f"Measuring that needs {work:,} image evaluations (at most {MAX_QUALITY_WORK:,}); use fewer samples, "
             "steps or checkpoints."
         )
+    budget.check(sum(n * evaluations_per_image(m, settings) * seconds_per_image(m) for m in models), "measure")
     return work
 
 
@@ -94,7 +104,7 @@ def compare_cells(
 ) -> Iterator[CompareCell]:
     """Every (model, sampler, steps) cell from the same seeds, one at a time (a caller can stop between cells
     and keep those done); MNIST models also get a classifier score. The whole plan is checked first."""
-    plan_work(models, samplers, steps, base.batch)
+    plan_work(models, samplers, steps, base)
     for model in models:
         usable = model.schedule.usable_steps(model.schedule.sampling_cap)
         if max(steps) > usable:
@@ -132,7 +142,7 @@ def settings_for(
         seed=seed,
         batch=batch,
         label=label if model.num_classes else None,
-        guidance=3.0,
+        guidance=GUIDANCE,
     )
 
 

@@ -8,6 +8,7 @@ seed + k, so any image can be regenerated alone with batch 1 and seed + k. The m
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -87,6 +88,36 @@ def conditioned(model: ImageModel, settings: SamplerSettings, batch: int) -> Den
         else:  # a conditional-only model has no unconditional mode: spread the batch over the classes instead
             denoiser = with_labels(denoiser, torch.arange(batch) % model.num_classes)
     return clip_denoised(denoiser) if settings.clip else denoiser
+
+
+_speeds: dict[tuple[str, str], float] = {}
+_measuring = threading.Lock()
+
+
+def seconds_per_image(model: ImageModel) -> float:
+    """Seconds one denoiser evaluation of one image takes on this machine: the quicker of two calls at batch 2,
+    measured once per model and device in this process. A sampling plan costs about this x images x
+    evaluations, so plans are bounded by their time, whatever the model's size (core/labs/compare.py)."""
+    key = (model.name, str(model.device))
+    with _measuring:
+        if key not in _speeds:
+            x = torch.zeros(2, *model.sample_shape, device=model.device)
+            sigma = torch.ones(2, device=model.device)
+            denoiser, times = conditioned(model, SamplerSettings(batch=2), 2), []
+            with torch.inference_mode():
+                for _ in range(2):
+                    tic = time.perf_counter()
+                    denoiser(x, sigma)
+                    times.append(time.perf_counter() - tic)
+            _speeds[key] = min(times) / 2
+        return _speeds[key]
+
+
+def evaluations_per_image(model: ImageModel, settings: SamplerSettings) -> int:
+    """Denoiser evaluations one image of a run costs: its NFE, doubled where classifier-free guidance runs the
+    conditional and unconditional halves."""
+    guided = settings.label is not None and model.num_classes and model.null_label is not None
+    return settings.nfe * (2 if guided and settings.guidance != 1.0 else 1)
 
 
 def sampling_sigmas(model: ImageModel, settings: SamplerSettings) -> torch.Tensor:

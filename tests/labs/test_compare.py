@@ -11,8 +11,9 @@ import torch
 from core.diffusion.denoisers import GaussianMixtureDenoiser
 from core.diffusion.schedules import NoiseSchedule, make_schedule
 from core.errors import BadInputError
-from core.labs.compare import compare_cells
-from core.labs.pixel import SamplerSettings
+from core.labs import compare
+from core.labs.compare import compare_cells, plan_quality, plan_work
+from core.labs.pixel import SamplerSettings, evaluations_per_image, seconds_per_image
 
 CPU = torch.device("cpu")
 
@@ -41,6 +42,8 @@ class MixtureImages:
 
 def test_cells_come_one_at_a_time_and_the_plan_is_checked_before_any_work():
     model = MixtureImages(make_schedule("linear", 100))
+    seconds_per_image(model)  # the plan's time is measured once per model and process: not part of the count
+    model.calls = 0
     base = SamplerSettings(batch=3, clip=False)
     cells = compare_cells([model], ["euler", "heun"], [4, 8], base)
     first = next(cells)
@@ -53,3 +56,35 @@ def test_cells_come_one_at_a_time_and_the_plan_is_checked_before_any_work():
         with pytest.raises(BadInputError, match=message):
             next(compare_cells([model], ["euler"], steps, base))
         assert model.calls == 0
+
+
+def test_a_models_speed_is_measured_once_per_process():
+    model = MixtureImages(make_schedule("linear", 100), name="mixture-timed-once")
+    first = seconds_per_image(model)
+    assert first > 0 and model.calls == 2  # the quicker of two calls
+    assert seconds_per_image(model) == first and model.calls == 2
+
+
+def test_guidance_doubles_what_an_image_costs():
+    conditional = MixtureImages(make_schedule("linear", 100), num_classes=10, null_label=10)
+    settings = SamplerSettings(sampler="heun", steps=10, label=3, guidance=3.0)
+    assert evaluations_per_image(conditional, settings) == 2 * 19
+    assert evaluations_per_image(conditional, SamplerSettings(sampler="heun", steps=10, label=3)) == 19  # scale 1
+    assert evaluations_per_image(MixtureImages(make_schedule("linear", 100)), settings) == 19  # no classes
+
+
+def test_plans_are_refused_by_the_time_they_would_take(monkeypatch):
+    """A big UNet costs far more a step than an MNIST one: the same plan can fit for one and not the other."""
+    model = MixtureImages(make_schedule("linear", 100))
+    plan = SamplerSettings(sampler="dpmpp_2m", steps=20, batch=16)
+    monkeypatch.setattr(compare, "seconds_per_image", lambda m: 0.001)  # 640 evaluations: under a second
+    assert plan_work([model, model], ["dpmpp_2m"], [20], plan) == 640
+    monkeypatch.setattr(compare, "seconds_per_image", lambda m: 0.5)  # a large UNet on a CPU
+    with pytest.raises(BadInputError, match=r"That comparison would take about 5\.3 min .* limit of 5\.0 min"):
+        plan_work([model, model], ["dpmpp_2m"], [20], plan)
+    with pytest.raises(BadInputError, match="That measure would take about"):
+        plan_quality([model], plan, 1000)
+    model.calls = 0
+    with pytest.raises(BadInputError):
+        next(compare_cells([model, model], ["dpmpp_2m"], [20], plan))
+    assert model.calls == 0  # refused before any sampling

@@ -9,8 +9,16 @@ from contextlib import contextmanager
 import streamlit as st
 
 from core.errors import AtlasError, BadInputError
-from core.labs.compare import Quality, held_out_features, measure, plan_quality, plan_work, settings_for
-from core.labs.pixel import SamplingResult, run_sampler
+from core.labs.compare import (
+    GUIDANCE,
+    Quality,
+    held_out_features,
+    measure,
+    plan_quality,
+    plan_work,
+    settings_for,
+)
+from core.labs.pixel import SamplerSettings, SamplingResult, run_sampler
 from core.metrics.images import split_half_distance
 from core.text import plain_label
 from ui.common.cache import hub_model, image_set, zoo_model
@@ -35,7 +43,8 @@ def sample_all(models: Mapping[str, LoadedModel], sampler: str, steps: int, seed
                label: int | None) -> None:  # fmt: skip
     """Every checkpoint's images from the shared noise, with one progress bar and a Stop for all; the work is
     capped before it starts, and each checkpoint's images are kept as soon as they are done (a Stop keeps them)."""
-    plan_work(list(models.values()), [sampler], [steps], batch)
+    plan = SamplerSettings(sampler=sampler, steps=steps, batch=batch, label=label, guidance=GUIDANCE)
+    plan_work(list(models.values()), [sampler], [steps], plan)
     failed = []
     with _progress_and_stop("Sampling…", "Keeps the checkpoints sampled so far.") as report:
         for k, (name, model) in enumerate(models.items()):
@@ -84,7 +93,9 @@ def is_current(result: SamplingResult, model: LoadedModel, sampler: str, steps: 
 def measure_all(models: Mapping[str, LoadedModel], sampler: str, steps: int, seed: int, n: int, label: int | None):
     """FD-LeNet and class shares of n samples per MNIST checkpoint, with one progress bar and a Stop for all;
     each checkpoint's numbers are kept as soon as they are done (a Stop keeps them)."""
-    plan_quality(list(models.values()), sampler, steps, n)
+    plan_quality(
+        list(models.values()), SamplerSettings(sampler=sampler, steps=steps, label=label, guidance=GUIDANCE), n
+    )
     classifier = zoo_model(CLASSIFIER).module
     held_out = image_set("mnist", "test")
     reference = held_out_features(classifier, held_out.images)
