@@ -66,7 +66,7 @@ def plan_work(
             f"That comparison needs {work:,} image evaluations (at most {MAX_WORK:,}); use fewer images or steps."
         )
     budget.check(sum(base.batch * evaluations_per_image(m, r) * seconds_per_image(m) for m in models for r in runs),
-                 "comparison")  # fmt: skip
+                 "comparison", "fewer images, steps or checkpoints")  # fmt: skip
     return work
 
 
@@ -79,7 +79,8 @@ def plan_quality(models: Sequence[ImageModel], settings: SamplerSettings, n: int
             f"Measuring that needs {work:,} image evaluations (at most {MAX_QUALITY_WORK:,}); use fewer samples, "
             "steps or checkpoints."
         )
-    budget.check(sum(n * evaluations_per_image(m, settings) * seconds_per_image(m) for m in models), "measure")
+    seconds = sum(n * evaluations_per_image(m, settings) * seconds_per_image(m) for m in models)
+    budget.check(seconds, "measure", "fewer samples, steps or checkpoints")
     return work
 
 

@@ -73,13 +73,13 @@ def estimate_seconds(steps: int, batch: int, parameters: int) -> float:
     return steps * (a + b * batch * parameters)
 
 
-def check(seconds: float, what: str) -> float:
+def check(seconds: float, what: str, lower: str = "fewer steps, a smaller batch or a smaller network") -> float:
     """`seconds` (a job's estimate) back, or BadInputError saying what to lower when it is over the budget."""
     limit = max_job_seconds()
     if seconds > limit:
         raise BadInputError(
             f"That {what} would take about {describe(seconds)} on this server, over its limit of {describe(limit)} "
-            "per job (the server is shared): use fewer steps, a smaller batch or a smaller network."
+            f"per job (the server is shared): use {lower}."
         )
     return seconds
 
