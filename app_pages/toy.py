@@ -34,7 +34,7 @@ st.caption(
 st.subheader("2 · Train")
 settings, steps = train_settings()
 run = state.current_run()
-fits = job_estimate(training_seconds(settings, cloud.dim, steps))  # a sentence, before anything starts
+fits = job_estimate(lambda: training_seconds(settings, cloud.dim, steps))  # a sentence, before anything starts
 buttons = TrainingButtons(ready=run is not None, allowed=fits)
 st.caption(
     "Training runs in your session only. Stop, or any other click, pauses it and keeps the model trained so "

@@ -44,7 +44,7 @@ def main() -> None:
     images = load_image_set(load_registry().dataset("mnist"), "train")
     x = torch.tensor(images.images, dtype=torch.float32) / 255
     vae = seeded(APP_VAE.seed, MLPVAE, **APP_VAE_MODEL)
-    estimate = vae_training_seconds(APP_VAE, len(x), budget.parameter_count(vae))
+    estimate = vae_training_seconds(APP_VAE, len(x), budget.count_parameters(vae))
     labels = torch.tensor(images.labels[:100])
     with torch_threads(1):
         rows.append(

@@ -18,6 +18,7 @@ import torch
 
 from core.diffusion.denoisers import DiscreteTimeDenoiser
 from core.diffusion.schedules import NoiseSchedule, make_schedule
+from core.training.budget import count_parameters
 from zoo.architectures import build, check_size, fix_legacy_keys, state_size
 from zoo.checkpoints import load_into, read_state_dict, stored_size
 from zoo.errors import CheckpointError, ChecksumError, HubError, ZooError
@@ -184,7 +185,7 @@ def load_model(
         files=files,
         schedule=schedule,
         denoiser=denoiser,
-        param_count=sum(p.numel() for p in module.parameters()),
+        param_count=count_parameters(module),
         file_bytes=sum(p.stat().st_size for p in files.values()),
         load_seconds=time.perf_counter() - start,
     )

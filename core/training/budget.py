@@ -26,7 +26,7 @@ from core.limits import max_job_seconds
 _SMALL, _LARGE = (32, 64), (128, 1024)  # (MLP width, batch) of the two timed jobs
 
 
-def parameter_count(module: nn.Module) -> int:
+def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
@@ -46,7 +46,7 @@ def _seconds_per_step(width: int, batch: int) -> tuple[float, int]:
             tic = time.perf_counter()
             trainer.train(1)
             times.append(time.perf_counter() - tic)
-    return min(times), parameter_count(model)
+    return min(times), count_parameters(model)
 
 
 _measuring = threading.Lock()

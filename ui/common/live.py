@@ -9,6 +9,7 @@ final one, so a live view costs a bounded share of the work however fast its ste
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
@@ -41,11 +42,15 @@ def training_line(step: int, total: int, loss: float, steps_done: int, started: 
     return f"Step {step:,} of {total:,} · loss {loss:.4f} · {speed:,.0f} steps/s"
 
 
-def job_estimate(seconds: float, what: str = "training", container: Any = None) -> bool:
+def job_estimate(estimate: Callable[[], float], what: str = "training", container: Any = None) -> bool:
     """Say, before a job starts, about how long it will take on this server (a caption), or why it is over the
-    server's limit per job (a warning with what to lower: core/training/budget.py). True when it may start."""
+    server's limit per job (a warning with what to lower: core/training/budget.py). True when it may start.
+
+    `estimate` is called here, after the warm-up imports are done: the first estimate in a process measures
+    this machine, and measured while those imports hold the interpreter it would read it slow."""
     where = container or st
-    wait_for_warmup()  # the first estimate measures this machine: not while the warm-up imports run
+    wait_for_warmup()
+    seconds = estimate()
     try:
         budget.check(seconds, what)
     except BadInputError as e:

@@ -17,7 +17,7 @@ def pick_vae() -> state.VAEInUse | None:
     source = vae_source()
     if source == "trained":
         config = vae_settings()
-        fits = job_estimate(state.vae_job_seconds(config))  # a sentence, before anything starts
+        fits = job_estimate(lambda: state.vae_job_seconds(config))  # a sentence, before anything starts
         b1, b2, note = st.columns([1, 1, 5])
         clicked = b1.button("Train VAE", type="primary", key="vae-train", disabled=not fits)
         b2.button("Stop", key="vae-stop", help="Keeps the VAE trained so far.")
@@ -49,7 +49,7 @@ def pick_latent_model(vae: state.VAEInUse) -> LatentDiffusion | None:
     model = attempt(state.bundled_latent) if which == "bundled" else None
     if which == "trained":
         settings = latent_train_settings()
-        fits = job_estimate(settings.seconds())
+        fits = job_estimate(settings.seconds)
         b1, b2 = st.columns([1, 4])
         clicked = b1.button("Train latent model", type="primary", key="ldm-train", disabled=not fits)
         b2.button("Stop", key="ldm-stop", help="Keeps the model trained so far.")

@@ -113,7 +113,7 @@ def densities(points: np.ndarray, labels: np.ndarray, bandwidth: str | float, si
 
 @functools.cache
 def _app_vae_parameters() -> int:
-    return budget.parameter_count(seeded(0, MLPVAE, **APP_VAE_MODEL))
+    return budget.count_parameters(seeded(0, MLPVAE, **APP_VAE_MODEL))
 
 
 def vae_job_seconds(config: VAETrainConfig) -> float:
