@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
@@ -66,7 +67,9 @@ class DiscreteTimeDenoiser:
         t = self.schedule.sigma_to_t(sigma).to(self.device, torch.float32)
         model_in = x_t if self.dtype is None else x_t.to(self.device, self.dtype)
         extra = {} if class_labels is None else {"class_labels": class_labels.to(self.device)}
-        if torch.is_inference_mode_enabled():  # samplers already run under it; entering again costs a little
+        # Samplers already run under inference mode (entering it again costs a little); an x that requires grad
+        # is differentiated through (the exact divergence of core/diffusion/likelihood.py).
+        if torch.is_inference_mode_enabled() or x.requires_grad:
             out = self.model(model_in, t, **extra)
         else:
             with torch.inference_mode():
@@ -102,6 +105,38 @@ class ClassifierFreeGuidance:
         return uncond + self.scale * (cond - uncond)
 
 
+def _contract(a: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """sum_d a[b, d] m[g, k, d] -> [B, K], where g is 0 for every b (m of shape [1, K, D]) or b ([B, K, D])."""
+    return a @ m[0].T if len(m) == 1 else torch.einsum("bd,bkd->bk", a, m)
+
+
+def _contract_k(r: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """sum_k r[b, k] m[g, k, d] -> [B, D], with g as in `_contract`."""
+    return r @ m[0] if len(m) == 1 else torch.einsum("bk,bkd->bd", r, m)
+
+
+@dataclass(frozen=True)
+class _MixtureTerms:
+    """A mixture's formulas at one noise level, for G = 1 (one sigma for all) or G = B (one per sample):
+    the quadratic form of log N is expanded (x^2 / v - 2 x mu / v + mu^2 / v) into matrix products, since
+    summing over the tiny last axis of a [B, K, D] tensor is several times slower on the CPU."""
+
+    inv: torch.Tensor  # 1 / var_k, var_k = s_k^2 + sigma^2, [G, K, D]
+    lin: torch.Tensor  # 2 mu_k / var_k
+    const: torch.Tensor  # sum_d (mu_k^2 / var_k + log(2 pi var_k)) - 2 log pi_k, [G, K]
+    gain: torch.Tensor  # the shrinkage s_k^2 / var_k: x0_k = mu_k + gain_k (x - mu_k)
+    offset: torch.Tensor  # mu_k (1 - gain_k)
+
+    @classmethod
+    def build(cls, mix: GaussianMixtureDenoiser, sigma: torch.Tensor) -> _MixtureTerms:
+        s2 = mix.stds[None] ** 2
+        var = s2 + sigma.reshape(-1, 1, 1) ** 2
+        inv = 1 / var
+        gain = s2 * inv
+        const = (mix.means**2 * inv + torch.log(2 * math.pi * var)).sum(-1) - 2 * mix.weights.log()
+        return cls(inv=inv, lin=2 * mix.means * inv, const=const, gain=gain, offset=mix.means * (1 - gain))
+
+
 class GaussianMixtureDenoiser:
     """The exact denoiser E[x_0 | x_0 + sigma eps = x] for a Gaussian mixture, in any dimension.
 
@@ -128,15 +163,30 @@ class GaussianMixtureDenoiser:
         if bool((self.stds <= 0).any()) or bool((w < 0).any()) or float(w.sum()) <= 0:
             raise BadInputError("Mixture stds must be positive and weights non-negative with a positive sum.")
         self.weights = w / w.sum()
+        self._cache: dict[float, _MixtureTerms] = {}
 
     @property
     def dim(self) -> int:
         return self.means.shape[1]
 
-    def _log_resp(self, x: torch.Tensor, var: torch.Tensor, class_labels: torch.Tensor | None) -> torch.Tensor:
-        diff = x[:, None, :] - self.means[None]  # [B, K, D]
-        log_n = -0.5 * ((diff**2 / var) + torch.log(2 * math.pi * var)).sum(-1)
-        logits = log_n + self.weights.log()
+    def _terms(self, sigma: torch.Tensor) -> _MixtureTerms:
+        """What the formulas need at noise level sigma [B]: per component when every sample has the same sigma
+        (the usual case; kept for the last 4,096 sigmas, since runs on the same grid ask for the same ones),
+        else per sample."""
+        s = sigma.to(torch.float64).cpu().reshape(-1)
+        if len(s) > 1 and not bool((s == s[0]).all()):
+            return _MixtureTerms.build(self, s)
+        key = float(s[0])
+        terms = self._cache.get(key)
+        if terms is None:
+            if len(self._cache) >= 4096:
+                self._cache.clear()
+            terms = self._cache[key] = _MixtureTerms.build(self, s[:1])
+        return terms
+
+    def _log_resp(self, x: torch.Tensor, terms: _MixtureTerms, class_labels: torch.Tensor | None) -> torch.Tensor:
+        """log (pi_k N(x; mu_k, var_k)) [B, K], the unnormalised log responsibilities; x [B, D]."""
+        logits = -0.5 * (_contract(x * x, terms.inv) - _contract(x, terms.lin) + terms.const)
         if class_labels is not None:
             K = len(self.weights)
             labels = class_labels.to(torch.long).cpu()
@@ -149,17 +199,23 @@ class GaussianMixtureDenoiser:
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
         flat = x.reshape(len(x), -1).to(torch.float64).cpu()
-        s2 = sigma.to(torch.float64).cpu().reshape(-1, 1, 1) ** 2
-        var = self.stds[None] ** 2 + s2  # [B, K, D]
-        resp = torch.softmax(self._log_resp(flat, var, class_labels), dim=1)  # [B, K]
-        x0_k = self.means[None] + self.stds[None] ** 2 / var * (flat[:, None, :] - self.means[None])
-        x0 = (resp[..., None] * x0_k).sum(1)
+        terms = self._terms(sigma)
+        logits = self._log_resp(flat, terms, class_labels)
+        resp = (logits - logits.amax(1, keepdim=True)).exp()
+        resp = resp / resp.sum(1, keepdim=True)  # softmax over k, [B, K]; torch.softmax is slower on so short a row
+        # x0_k = mu_k + g_k (x - mu_k) = offset_k + g_k x, summed over k with weights resp.
+        x0 = _contract_k(resp, terms.offset) + flat * _contract_k(resp, terms.gain)
         return x0.reshape(x.shape).to(x.device, x.dtype)
+
+    def responsibilities(self, x: torch.Tensor, sigma: float = 0.0) -> torch.Tensor:
+        """P(component k | x) under the mixture blurred by noise sigma; x [B, D] -> [B, K]."""
+        logits = self._log_resp(x.to(torch.float64).cpu(), self._terms(torch.tensor([float(sigma)])), None)
+        return torch.softmax(logits, dim=1)
 
     def log_prob(self, x: torch.Tensor, sigma: float = 0.0) -> torch.Tensor:
         """log p_sigma(x) of the mixture blurred by noise sigma; x [B, D] -> [B]."""
-        var = self.stds[None] ** 2 + sigma**2
-        return torch.logsumexp(self._log_resp(x.to(torch.float64).cpu(), var, None), dim=1)
+        logits = self._log_resp(x.to(torch.float64).cpu(), self._terms(torch.tensor([float(sigma)])), None)
+        return torch.logsumexp(logits, dim=1)
 
     def score(self, x: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
         """grad_x log p_sigma(x) = (D(x, sigma) - x) / sigma^2 (Tweedie's formula)."""

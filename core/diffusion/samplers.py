@@ -10,7 +10,9 @@ Throughout, d = (x - D(x, sigma)) / sigma is the predicted noise eps, which is a
 probability-flow ODE (Karras et al. 2022, eq. 4 with sigma(t) = t).
 
 `generator` is a torch.Generator, or a list of them with one per sample so that sample k of a batch is
-reproducible alone. `callback` gets a `Step` per denoiser step (the state x at sigma, D(x), eps).
+reproducible alone, or a noise source called as source(x, sigma, sigma_next) for the noise of that step
+(`core.diffusion.brownian.BrownianNoise`: one Brownian path for runs on any grid). `callback` gets a `Step`
+per denoiser step (the state x at sigma, D(x), eps).
 Stochastic samplers (those that can draw fresh noise) also take `noise_until=k`: from step k on they add no
 fresh noise and take their deterministic (eta = 0) step instead, which shows how much of the result the late
 noise decides.
@@ -26,13 +28,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
-import numpy as np
 import torch
 
 from core.diffusion.denoisers import Denoiser
 from core.errors import BadInputError
 
-Generator = torch.Generator | Sequence[torch.Generator] | None
+NoiseSource = Callable[[torch.Tensor, float, float], torch.Tensor]
+Generator = torch.Generator | Sequence[torch.Generator] | NoiseSource | None
 
 
 @dataclass(frozen=True)
@@ -54,11 +56,14 @@ class Step:
 Callback = Callable[[Step], None] | None
 
 
-def randn_like(x: torch.Tensor, generator: Generator) -> torch.Tensor:
-    """Standard normal noise shaped like x, drawn on the CPU (same numbers on every device).
+def randn_like(x: torch.Tensor, generator: Generator, sigma: float = 1.0, sigma_next: float = 0.0) -> torch.Tensor:
+    """Standard normal noise shaped like x for the step sigma -> sigma_next, drawn on the CPU (same numbers on
+    every device).
 
-    With a list of generators, row k is drawn from generator k alone.
+    With a list of generators, row k is drawn from generator k alone; a noise source gives the step's noise.
     """
+    if callable(generator):
+        return generator(x, sigma, sigma_next)
     if generator is None or isinstance(generator, torch.Generator):
         z = torch.randn(x.shape, generator=generator, dtype=x.dtype)
     else:
@@ -136,7 +141,7 @@ def ddpm(
             var = s_next**2 * (s**2 - s_next**2) / s**2
         else:
             var = (s**2 - s_next**2) * (1 + s_next**2) / (1 + s**2)
-        x = denoised + (s_next**2 / s) * eps + math.sqrt(var) * randn_like(x, generator)
+        x = denoised + (s_next**2 / s) * eps + math.sqrt(var) * randn_like(x, generator, s, s_next)
     return x
 
 
@@ -170,7 +175,7 @@ def ddim(
         sigma_down, sigma_up = ancestral_split(s, s_next, eta if _noisy(i, noise_until) else 0.0)
         x = denoised + (sigma_down / s) * (x - denoised)  # x_0 + sigma_down * eps, eps = (x - x_0) / sigma
         if sigma_up > 0:
-            x = x + sigma_up * randn_like(x, generator)
+            x = x + sigma_up * randn_like(x, generator, s, s_next)
     return x
 
 
@@ -230,7 +235,7 @@ def euler_ancestral(
         d = (x - denoised) / s
         x = x + (sigma_down - s) * d
         if sigma_up > 0:
-            x = x + sigma_up * randn_like(x, generator)
+            x = x + sigma_up * randn_like(x, generator, s, s_next)
     return x
 
 
@@ -267,16 +272,20 @@ def heun(
 
 def lms_coefficients(sigmas: Sequence[float], i: int, order: int) -> list[float]:
     r"""$\int_{\sigma_i}^{\sigma_{i+1}} \ell_j(\tau)\,d\tau$ for the Lagrange basis $\ell_j$ through
-    $\sigma_i, \sigma_{i-1}, \ldots, \sigma_{i-order+1}$ (j = 0 is the newest point). Exact polynomial
-    integration in float64."""
-    nodes = [sigmas[i - j] for j in range(order)]
+    $\sigma_i, \sigma_{i-1}, \ldots, \sigma_{i-order+1}$ (j = 0 is the newest point).
+
+    Integrated exactly in the step's own variable $u = (\tau - \sigma_i)/h$, $h = \sigma_{i+1} - \sigma_i$, over
+    [0, 1]: in $\tau$ itself the antiderivatives at two nearby sigmas of a fine grid cancel to round-off."""
+    h = sigmas[i + 1] - sigmas[i]
+    nodes = [(sigmas[i - j] - sigmas[i]) / h for j in range(order)]
     coeffs = []
     for j in range(order):
-        others = [n for k, n in enumerate(nodes) if k != j]
-        basis = np.polynomial.Polynomial.fromroots(others) if others else np.polynomial.Polynomial([1.0])
-        basis = basis / np.prod([nodes[j] - n for n in others])
-        antiderivative = basis.integ()
-        coeffs.append(float(antiderivative(sigmas[i + 1]) - antiderivative(sigmas[i])))
+        poly = [1.0]  # coefficients of prod_{k != j} (u - u_k) / (u_j - u_k), lowest power first
+        for k, u_k in enumerate(nodes):
+            if k != j:  # times (u - u_k) / (u_j - u_k): new[m] = (old[m - 1] - u_k old[m]) / (u_j - u_k)
+                scale = nodes[j] - u_k
+                poly = [(lo - u_k * hi) / scale for lo, hi in zip([0.0, *poly], [*poly, 0.0], strict=True)]
+        coeffs.append(h * sum(c / (m + 1) for m, c in enumerate(poly)))
     return coeffs
 
 
@@ -417,7 +426,7 @@ def dpmpp_2s_ancestral(
             u = (s_mid / s) * x - math.expm1(-h / 2) * denoised
             x = (sigma_down / s) * x - math.expm1(-h) * denoiser(u, _sigma_vec(x, s_mid))
         if sigma_up > 0:
-            x = x + sigma_up * randn_like(x, generator)
+            x = x + sigma_up * randn_like(x, generator, s, s_next)
     return x
 
 
@@ -460,7 +469,7 @@ def dpmpp_2m_sde(
             r = h_last / h
             x = x - 0.5 / r * math.expm1(-h - eta_h) * (denoised - old_denoised)
         if eta_i > 0:
-            x = x + s_next * math.sqrt(-math.expm1(-2 * eta_h)) * randn_like(x, generator)
+            x = x + s_next * math.sqrt(-math.expm1(-2 * eta_h)) * randn_like(x, generator, s, s_next)
         old_denoised, h_last = denoised, h
     return x
 
@@ -497,7 +506,7 @@ def edm(
         # sigma_hat^2 - sigma_i^2 (times S_noise^2), so x_hat is a sample at noise level sigma_hat.
         s_hat = s * (1 + gamma)
         if gamma > 0:
-            x = x + math.sqrt(s_hat**2 - s**2) * s_noise * randn_like(x, generator)
+            x = x + math.sqrt(s_hat**2 - s**2) * s_noise * randn_like(x, generator, s, s_next)
         # Stage 3: an Euler step of the probability-flow ODE from sigma_hat down to sigma_{i+1}.
         denoised = denoiser(x, _sigma_vec(x, s_hat))
         _report(callback, i, s_hat, s_next, x, denoised)

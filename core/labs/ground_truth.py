@@ -1,0 +1,402 @@
+"""The Ground truth page's logic: a 2-D Gaussian mixture, whose every quantity is known in closed form,
+against what samplers and learned models do.
+
+- Sampler accuracy (`accuracy`): every sampler at NFE 1 to 200 from the same start. Deterministic samplers
+  are measured by the RMS distance to the exact probability-flow ODE end point; stochastic ones by their
+  strong error, the RMS distance to the same sampler run with `REFERENCE_STEPS` steps on the SAME Brownian
+  path (core/diffusion/brownian.py), whose own noise is zero by construction. Both come with the fitted order
+  (the slope of log error against log NFE). `moment_errors` adds the weak view: errors of the component
+  masses, means and variances, which are known exactly, with their standard errors.
+- Trajectory probe (`probe`): each chosen sampler's path from one point at one noise level, beside the
+  exact ODE path, and the exact density at each noise level.
+- Likelihood and memorisation: see `core/diffusion/likelihood.py` and the functions at the end.
+
+Everything runs in the mixture's own units on the Karras grid from SIGMA_MAX to SIGMA_MIN (EDM's defaults);
+the variance-exploding state x = x_0 + sigma eps is what the samplers move.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from core.data.toy import MAX_POINTS, MIN_POINTS, PointCloud
+from core.device import torch_threads
+from core.diffusion.brownian import BrownianNoise
+from core.diffusion.denoisers import GaussianMixtureDenoiser
+from core.diffusion.likelihood import ODESettings, log_density
+from core.diffusion.samplers import SAMPLERS, SamplerSpec, Step, sample
+from core.diffusion.schedules import karras_sigmas
+from core.errors import BadInputError
+from core.labs.toy import ToyRun
+
+SIGMA_MIN, SIGMA_MAX = 0.002, 80.0
+NFE_GRID = (1, 2, 4, 8, 16, 32, 64, 128, 200)
+REFERENCE_STEPS = 1000  # a stochastic sampler's own fine run, on the same Brownian path
+ODE_REFERENCE_STEPS = 2000
+MAX_ACCURACY_POINTS = 5000
+FIT_FROM_NFE = 8  # orders are fitted on NFE >= 8, where the error is in its asymptotic regime
+
+
+def steps_for(spec: SamplerSpec, nfe: int) -> int:
+    """The most steps whose denoiser evaluations fit in `nfe` (at least one step)."""
+    return max(1, max((n for n in range(1, nfe + 1) if spec.nfe(n) <= nfe), default=1))
+
+
+def fitted_order(nfes: Sequence[int], errors: Sequence[float], floor: float = 1e-9) -> float | None:
+    """Minus the least-squares slope of log error against log NFE over NFE >= FIT_FROM_NFE (errors above
+    `floor`, where round-off or the reference's own error would flatten it); None with fewer than 3 points."""
+    pts = [(math.log(n), math.log(e)) for n, e in zip(nfes, errors, strict=True) if n >= FIT_FROM_NFE and e > floor]
+    if len(pts) < 3:
+        return None
+    x, y = np.array(pts).T
+    return float(-np.polyfit(x, y, 1)[0])
+
+
+# ---- exactly known moments --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MomentErrors:
+    """The worst component's error in mass, mean and variance, each with its standard error.
+
+    With the true responsibilities r_k(x), E[r_k] = pi_k, E[r_k (x - mu_k)] = 0 and
+    E[r_k ((x - mu_k)^2 - s_k^2)] = 0 under the mixture itself, so each error is a plain average over
+    samples of a known-mean quantity: exact draws give errors within their standard errors."""
+
+    mass: float
+    mass_se: float
+    mean: float
+    mean_se: float
+    variance: float
+    variance_se: float
+
+
+def moment_errors(mix: GaussianMixtureDenoiser, x: torch.Tensor) -> MomentErrors:
+    x = x.double()
+    n = len(x)
+    var0 = mix.stds[None] ** 2
+    r = mix.responsibilities(x)  # [N, K]
+    dev = x[:, None, :] - mix.means[None]  # [N, K, D]
+    pi = mix.weights
+    terms = {
+        "mass": r - pi,  # [N, K]
+        "mean": r[..., None] * dev / pi[:, None],  # [N, K, D]
+        "variance": r[..., None] * (dev**2 - var0) / pi[:, None],
+    }
+    out: dict[str, float] = {}
+    for name, t in terms.items():
+        flat = t.reshape(n, -1)
+        est, se = flat.mean(0), flat.std(0) / math.sqrt(n)
+        worst = int(est.abs().argmax())
+        out[name], out[f"{name}_se"] = float(est[worst].abs()), float(se[worst])
+    return MomentErrors(**out)
+
+
+# ---- sampler accuracy ------------------------------------------------------------------------------------
+
+
+@dataclass
+class SamplerAccuracy:
+    name: str
+    title: str
+    theory: int  # the sampler's order as published
+    stochastic: bool  # measured by its strong error (else: against the exact ODE end point)
+    nfes: list[int] = field(default_factory=list)
+    errors: list[float] = field(default_factory=list)
+    moments: list[MomentErrors] = field(default_factory=list)
+
+    @property
+    def order(self) -> float | None:
+        return fitted_order(self.nfes, self.errors)
+
+
+@dataclass
+class AccuracyTable:
+    rows: list[SamplerAccuracy]
+    n_points: int
+    exact_moments: MomentErrors  # the same measure on exact draws: what "no error" reads as
+    seconds: float = 0.0
+    complete: bool = True
+
+
+def start_points(n: int, seed: int) -> torch.Tensor:
+    """The common start: N(0, SIGMA_MAX^2 I) points [n, 2], float64."""
+    return torch.randn(n, 2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * SIGMA_MAX
+
+
+def ode_endpoint(mix: GaussianMixtureDenoiser, x_T: torch.Tensor) -> torch.Tensor:
+    """The probability-flow ODE from SIGMA_MAX to SIGMA_MIN, then the last denoising step, as every sampler on
+    the Karras grid ends: the exact answer each deterministic sampler approximates. Fourth-order LMS on 2,000
+    steps agrees with 4,000 to an RMS below 1e-7 on the presets (a test)."""
+    return sample("lms", mix, x_T.clone(), karras_sigmas(ODE_REFERENCE_STEPS, SIGMA_MIN, SIGMA_MAX))
+
+
+def accuracy(
+    mix: GaussianMixtureDenoiser,
+    n_points: int = 2000,
+    seed: int = 0,
+    samplers: Sequence[str] | None = None,
+    nfes: Sequence[int] = NFE_GRID,
+    on_row: Callable[[AccuracyTable], None] | None = None,
+) -> AccuracyTable:
+    """Every sampler (default options) at every NFE in `nfes` from the same start; see the module docstring.
+    `on_row` sees the table after each sampler (a page redraws it there, and a Stop keeps the rows done)."""
+    if not 10 <= n_points <= MAX_ACCURACY_POINTS:
+        raise BadInputError(f"Measure with 10 to {MAX_ACCURACY_POINTS:,} points.")
+    if not nfes or min(nfes) < 1 or max(nfes) > 1000:
+        raise BadInputError("The NFE values must lie between 1 and 1,000.")
+    tic = time.perf_counter()
+    names = list(samplers or SAMPLERS)
+    x_T = start_points(n_points, seed)
+    exact, _ = mix.sample(n_points, torch.Generator().manual_seed(seed + 1))
+    table = AccuracyTable(rows=[], n_points=n_points, exact_moments=moment_errors(mix, exact), complete=False)
+    target = None
+    for name in names:
+        spec = SAMPLERS[name]
+        stochastic = spec.injects_noise()
+        row = SamplerAccuracy(name=name, title=spec.title, theory=spec.order, stochastic=stochastic)
+        if stochastic:
+            noise = BrownianNoise(x_T.shape, torch.Generator().manual_seed(seed + 2))
+            reference = sample(
+                name, mix, x_T.clone(), karras_sigmas(REFERENCE_STEPS, SIGMA_MIN, SIGMA_MAX), generator=noise
+            )
+        else:
+            noise = None
+            if target is None:
+                target = ode_endpoint(mix, x_T)
+            reference = target
+        for nfe in sorted(set(nfes)):
+            steps = steps_for(spec, nfe)
+            out = sample(name, mix, x_T.clone(), karras_sigmas(steps, SIGMA_MIN, SIGMA_MAX), generator=noise)
+            row.nfes.append(spec.nfe(steps))
+            row.errors.append(float(((out - reference) ** 2).sum(1).mean().sqrt()))
+            row.moments.append(moment_errors(mix, out))
+        table.rows.append(row)
+        table.seconds = time.perf_counter() - tic
+        if on_row is not None:
+            on_row(table)
+    table.complete = True
+    return table
+
+
+# ---- the mixture a person shapes ---------------------------------------------------------------------------
+
+# Rows (x, y, std, weight); the first is the accuracy bench's mixture.
+PRESETS: dict[str, tuple[tuple[float, float, float, float], ...]] = {
+    "Four unequal blobs": ((-3.0, 0.0, 0.5, 0.4), (3.0, 2.0, 0.8, 0.3), (0.0, -4.0, 0.4, 0.2), (2.5, -2.0, 0.3, 0.1)),
+    "Ring of eight": tuple(
+        (round(3 * math.cos(a), 4), round(3 * math.sin(a), 4), 0.3, 1.0) for a in np.arange(8) * 2 * math.pi / 8
+    ),
+    "Two close modes": ((-1.0, 0.0, 0.5, 1.0), (1.0, 0.0, 0.5, 1.0)),
+    "Unbalanced pair": ((-2.0, 0.0, 0.4, 0.9), (2.0, 0.0, 0.4, 0.1)),
+    "One Gaussian": ((0.0, 0.0, 1.0, 1.0),),
+}
+MAX_FIT_POINTS = 10_000
+MAX_FIT_COMPONENTS = 16
+
+
+def shaped_mixture(
+    rows: Sequence[Sequence[float]], spread: float = 1.0, distance: float = 1.0
+) -> GaussianMixtureDenoiser:
+    """Rows (x, y, std, weight) as a mixture, every std times `spread` and the means moved `distance` times as
+    far from their weighted centre."""
+    t = torch.as_tensor(rows, dtype=torch.float64)
+    if t.ndim != 2 or t.shape[1] != 4 or not 1 <= len(t) <= 32 or not bool(t.isfinite().all()):
+        raise BadInputError("A mixture needs 1 to 32 rows of four numbers: x, y, std, weight.")
+    if not (0 < spread <= 10 and 0 <= distance <= 10):
+        raise BadInputError("Spread must lie in (0, 10] and distance in [0, 10].")
+    means, stds, weights = t[:, :2], t[:, 2] * spread, t[:, 3]
+    centre = (weights[:, None] * means).sum(0) / weights.sum() if float(weights.sum()) > 0 else means.mean(0)
+    return GaussianMixtureDenoiser(centre + distance * (means - centre), stds, weights)
+
+
+def fit_mixture(points: torch.Tensor, components: int, seed: int = 0) -> GaussianMixtureDenoiser:
+    """A mixture of `components` Gaussians with per-axis spreads fitted to 2-D points by EM (scikit-learn's
+    GaussianMixture, diagonal covariances), on at most MAX_FIT_POINTS of them."""
+    from sklearn.mixture import GaussianMixture  # a second's import, only when fitting
+
+    if points.ndim != 2 or points.shape[1] != 2:
+        raise BadInputError("A mixture is fitted to 2-D points.")
+    if not 1 <= components <= MAX_FIT_COMPONENTS or len(points) < 2 * components:
+        raise BadInputError(f"Fit 1 to {MAX_FIT_COMPONENTS} components, with at least two points per component.")
+    g = torch.Generator().manual_seed(seed)
+    if len(points) > MAX_FIT_POINTS:
+        points = points[torch.randperm(len(points), generator=g)[:MAX_FIT_POINTS]]
+    fit = GaussianMixture(components, covariance_type="diag", random_state=seed, reg_covar=1e-4, max_iter=300)
+    fit.fit(points.double().numpy())
+    return GaussianMixtureDenoiser(
+        torch.from_numpy(fit.means_), torch.from_numpy(fit.covariances_).sqrt(), torch.from_numpy(fit.weights_)
+    )
+
+
+def mixture_rows(mix: GaussianMixtureDenoiser) -> list[list[float]]:
+    """(x, y, std, weight) rows of a mixture (std: the RMS of its per-axis stds), for the page's table."""
+    stds = (mix.stds**2).mean(1).sqrt()
+    return [[*m.tolist(), float(s), float(w)] for m, s, w in zip(mix.means, stds, mix.weights, strict=True)]
+
+
+def moments(mix: GaussianMixtureDenoiser) -> tuple[torch.Tensor, float]:
+    """The mixture's mean [2] and average per-axis variance (the likelihood ODE's prior)."""
+    mean = (mix.weights[:, None] * mix.means).sum(0)
+    second = (mix.weights[:, None] * (mix.stds**2 + (mix.means - mean) ** 2)).sum(0)
+    return mean, float(second.mean())
+
+
+def view_box(mix: GaussianMixtureDenoiser, pad: float = 3.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-axis bounds that hold every component to `pad` of its stds."""
+    lo = (mix.means - pad * mix.stds).min(0).values
+    hi = (mix.means + pad * mix.stds).max(0).values
+    return lo, hi
+
+
+def grid(lo: Sequence[float], hi: Sequence[float], size: int) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
+    """A size x size mesh: its x and y axes and its points [size^2, 2] (row-major: y outer, x inner)."""
+    if not 2 <= size <= 200:
+        raise BadInputError("A density grid has 2 to 200 points a side.")
+    xs, ys = np.linspace(lo[0], hi[0], size), np.linspace(lo[1], hi[1], size)
+    gx, gy = np.meshgrid(xs, ys)
+    return xs, ys, torch.from_numpy(np.stack([gx.ravel(), gy.ravel()], 1))
+
+
+# ---- trajectory probe -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProbePath:
+    name: str
+    title: str
+    sigmas: np.ndarray  # [F] the noise level of each recorded state (the last: 0)
+    points: np.ndarray  # [F, 2] the VE state x at that level (the last: the sample)
+    nfe: int
+
+
+MAX_PROBE_STEPS = 100
+
+
+def probe(
+    mix: GaussianMixtureDenoiser,
+    start: Sequence[float],
+    sigma_start: float,
+    samplers: Sequence[str],
+    steps: int,
+    seed: int = 0,
+) -> tuple[list[ProbePath], ProbePath]:
+    """Each sampler's path from the point `start` at noise level `sigma_start` on the Karras grid of `steps`
+    steps down to SIGMA_MIN (stochastic ones with noise from `seed`), and the exact ODE path (LMS, 1,000 steps)."""
+    if not SIGMA_MIN < sigma_start <= SIGMA_MAX or not 1 <= steps <= MAX_PROBE_STEPS:
+        raise BadInputError(
+            f"Start at a noise level in ({SIGMA_MIN}, {SIGMA_MAX:g}] with 1 to {MAX_PROBE_STEPS} steps."
+        )
+    x0 = torch.tensor([list(start)], dtype=torch.float64)
+    if x0.shape != (1, 2) or not bool(x0.isfinite().all()):
+        raise BadInputError("The start must be a finite 2-D point.")
+
+    def run(name: str, n: int, generator: torch.Generator | None) -> ProbePath:
+        sigmas, points = [], []
+
+        def record(step: Step) -> None:
+            sigmas.append(step.sigma)
+            points.append(step.x[0].tolist())
+
+        out = sample(
+            name, mix, x0.clone(), karras_sigmas(n, SIGMA_MIN, sigma_start), generator=generator, callback=record
+        )
+        spec = SAMPLERS[name]
+        return ProbePath(name, spec.title, np.array([*sigmas, 0.0]), np.array([*points, out[0].tolist()]), spec.nfe(n))
+
+    paths = [run(name, steps, torch.Generator().manual_seed(seed)) for name in samplers]
+    exact = run("lms", 1000, None)
+    return paths, ProbePath("exact", "Exact ODE", exact.sigmas, exact.points, exact.nfe)
+
+
+def start_from_noise(mix: GaussianMixtureDenoiser, sigma: float, seed: int) -> list[float]:
+    """One draw from the mixture blurred by `sigma` (a point where a run at that noise level could be)."""
+    g = torch.Generator().manual_seed(seed)
+    x, _ = mix.sample(1, g)
+    return (x[0] + sigma * torch.randn(2, generator=g, dtype=torch.float64)).tolist()
+
+
+# ---- memorisation ------------------------------------------------------------------------------------------------
+
+MAX_TRAINING_SET = 2000
+COPY_RATIO = 1 / 3  # a sample "copies" a training point when it is 3x nearer to it than to the next one
+
+
+def empirical_denoiser(points: torch.Tensor) -> GaussianMixtureDenoiser:
+    """The optimal denoiser for a finite training set: E[x_0 | x] when x_0 is one of the points, a softmax-weighted
+    mean of them (the mixture of point masses; a std of 1e-9 stands for zero). Sampled all the way down, every
+    sample lands on a training point: what a network that fitted its training loss perfectly would do."""
+    if not 1 <= len(points) <= MAX_TRAINING_SET:
+        raise BadInputError(f"The training set must hold 1 to {MAX_TRAINING_SET:,} points.")
+    return GaussianMixtureDenoiser(points.double(), 1e-9)
+
+
+@dataclass(frozen=True)
+class Nearness:
+    """How near samples are to a training set."""
+
+    nearest: np.ndarray  # [n] distance of each sample to its nearest training point
+    copied: float  # the share whose nearest training point is at most COPY_RATIO of the distance to the next
+
+    @property
+    def median(self) -> float:
+        return float(np.median(self.nearest))
+
+
+def nearness(samples: torch.Tensor, training: torch.Tensor) -> Nearness:
+    """Nearest- and second-nearest-training-point distances of every sample (needs two training points)."""
+    if len(training) < 2:
+        raise BadInputError("Nearness needs at least two training points.")
+    d = torch.cdist(samples.double(), training.double())
+    two = d.topk(2, dim=1, largest=False).values
+    copied = float((two[:, 0] <= COPY_RATIO * two[:, 1]).double().mean())
+    return Nearness(two[:, 0].numpy(), copied)
+
+
+# ---- a model learnt from the mixture ----------------------------------------------------------------------------
+
+
+def mixture_cloud(mix: GaussianMixtureDenoiser, n: int, seed: int = 0) -> PointCloud:
+    """n training points drawn from the mixture, as the toy lab's data: a `ToyRun` trains on it."""
+    if not MIN_POINTS <= n <= MAX_POINTS:
+        raise BadInputError(f"Train on {MIN_POINTS} to {MAX_POINTS:,} points.")
+
+    def fresh(m: int, g: torch.Generator) -> torch.Tensor:
+        return mix.sample(m, g)[0].float()
+
+    key = json.dumps(["ground-truth", mixture_rows(mix), n, seed])
+    return PointCloud(
+        points=fresh(n, torch.Generator().manual_seed(seed)), key=key, title="the mixture", fresh=fresh, mixture=mix
+    )
+
+
+def model_log_density(
+    run: ToyRun, x: torch.Tensor, steps: int = 64, on_step: Callable[[int, int], None] | None = None
+) -> torch.Tensor:
+    """log p(x) [B] in nats, in the data's own units, of a toy-lab model by the probability-flow ODE over its
+    schedule's range of sigma (it has learnt nothing outside it). The model works in standardised units
+    y = (x - m) / s, so log p(x) = log p(y) - D log s."""
+    sched = run.schedule
+    settings = ODESettings(sigma_min=sched.sigma_min, sigma_max=sched.sigma_max, steps=steps, prior_var=1.0)
+    y = run.standardizer.transform(x.double())
+    with torch_threads(run.threads):
+        log_py = log_density(run.denoiser(), y, settings, on_step)
+    return log_py - x.shape[1] * math.log(run.standardizer.scale)
+
+
+def exact_log_density(
+    mix: GaussianMixtureDenoiser, x: torch.Tensor, steps: int = 128
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """log p(x) by the ODE with the exact denoiser (sigma 0.002 to 500) and in closed form, both [B]."""
+    mean, var = moments(mix)
+    settings = ODESettings(
+        sigma_min=SIGMA_MIN, sigma_max=500.0, steps=steps, prior_mean=tuple(mean.tolist()), prior_var=var
+    )
+    return log_density(mix, x.double(), settings), mix.log_prob(x, SIGMA_MIN)
