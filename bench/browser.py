@@ -23,6 +23,7 @@ PAGES = {  # URL path -> the sidebar link's text
     "": "Home",
     "forward": "Forward process",
     "samplers": "Samplers",
+    "ground_truth": "Ground truth",
     "toy": "Toy 2-D/3-D lab",
     "latent": "Latent MNIST",
     "training_logs": "Training logs",
@@ -72,6 +73,17 @@ def actions(page, url: str, long: bool) -> list[list[object]]:
     timed("Samplers: Generate (dpmpp_2m, 20 steps, 16 images)", _click(page, "Generate"))
     page.get_by_role("tab", name="Compare").click()
     timed("Samplers: Compare at the defaults (4 samplers x 2 step counts)", _click(page, "Compare"))
+    page.goto(f"{url}/ground_truth")
+    settle(page)
+    timed("Ground truth: Measure every sampler x 9 NFE budgets, 2,000 points", _click(page, "Measure"), "<= 5 s")
+    page.get_by_role("tab", name="Likelihood and memorisation").click()
+    settle(page)
+    timed("Ground truth: Train a model of the mixture at the defaults", _click(page, "Train"))
+    timed("Ground truth: Compute log densities (3,600 points, exact and model)", _click(page, "Compute log densities"))
+    timed("Ground truth: Sample and measure memorisation", _click(page, "Sample and measure"))
+    page.get_by_role("tab", name="Latent MNIST likelihood").click()
+    settle(page)
+    timed("Ground truth: latent model log density (976 latents)", _click(page, "Compute"))
     page.goto(f"{url}/latent")
     settle(page)
     timed("Latent MNIST: Generate (bundled models)", _click(page, "Generate"))

@@ -26,6 +26,7 @@ PAGES = (
     "streamlit_app.py",
     "app_pages/forward.py",
     "app_pages/samplers.py",
+    "app_pages/ground_truth.py",
     "app_pages/toy.py",
     "app_pages/latent.py",
     "app_pages/training_logs.py",

@@ -46,6 +46,13 @@ PAGES: tuple[PageInfo, ...] = (
         blurb="Every sampler on any zoo model, live; each sampler's maths and code; same-seed comparisons; export.",
     ),
     PageInfo(
+        path="app_pages/ground_truth.py",
+        title="Ground truth",
+        icon=":material/verified:",
+        section="Diffusion",
+        blurb="Exact answers on a Gaussian mixture: sampler accuracy and orders, paths, likelihoods, memorisation.",
+    ),
+    PageInfo(
         path="app_pages/toy.py",
         title="Toy 2-D/3-D lab",
         icon=":material/scatter_plot:",

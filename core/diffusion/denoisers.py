@@ -117,24 +117,28 @@ def _contract_k(r: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class _MixtureTerms:
-    """A mixture's formulas at one noise level, for G = 1 (one sigma for all) or G = B (one per sample):
-    the quadratic form of log N is expanded (x^2 / v - 2 x mu / v + mu^2 / v) into matrix products, since
-    summing over the tiny last axis of a [B, K, D] tensor is several times slower on the CPU."""
+    """A mixture's formulas at one noise level, for G = 1 (one sigma for all) or G = B (one per sample).
 
-    inv: torch.Tensor  # 1 / var_k, var_k = s_k^2 + sigma^2, [G, K, D]
-    lin: torch.Tensor  # 2 mu_k / var_k
-    const: torch.Tensor  # sum_d (mu_k^2 / var_k + log(2 pi var_k)) - 2 log pi_k, [G, K]
-    gain: torch.Tensor  # the shrinkage s_k^2 / var_k: x0_k = mu_k + gain_k (x - mu_k)
-    offset: torch.Tensor  # mu_k (1 - gain_k)
+    With var_k = s_k^2 + sigma^2, log N(x; mu_k, var_k) is expanded as x^2 / v - 2 x mu / v + mu^2 / v and
+    the posterior mean as x0_k = mu_k (1 - g_k) + g_k x (the shrinkage g_k = s_k^2 / var_k), so that each is
+    ONE matrix product against [x^2, x] or the responsibilities: on the CPU, summing over the tiny last axis
+    of a [B, K, D] tensor, or several small products, costs several times more."""
+
+    quad: torch.Tensor  # [G, K, 2D]: (1 / var_k, -2 mu_k / var_k), against (x^2, x)
+    const: torch.Tensor  # [G, K]: sum_d (mu_k^2 / var_k + log(2 pi var_k)) - 2 log pi_k
+    mean: torch.Tensor  # [G, K, 2D]: (mu_k (1 - g_k), g_k); x0 = r @ first half + x * (r @ second half)
 
     @classmethod
     def build(cls, mix: GaussianMixtureDenoiser, sigma: torch.Tensor) -> _MixtureTerms:
-        s2 = mix.stds[None] ** 2
-        var = s2 + sigma.reshape(-1, 1, 1) ** 2
+        var = mix._s2 + sigma.reshape(-1, 1, 1) ** 2
         inv = 1 / var
-        gain = s2 * inv
-        const = (mix.means**2 * inv + torch.log(2 * math.pi * var)).sum(-1) - 2 * mix.weights.log()
-        return cls(inv=inv, lin=2 * mix.means * inv, const=const, gain=gain, offset=mix.means * (1 - gain))
+        gain = mix._s2 * inv
+        const = (mix._mu2 * inv + torch.log(2 * math.pi * var)).sum(-1) - mix._two_log_w
+        return cls(
+            quad=torch.cat([inv, -mix._two_mu * inv], -1),
+            const=const,
+            mean=torch.cat([mix.means - mix.means * gain, gain], -1),
+        )
 
 
 class GaussianMixtureDenoiser:
@@ -164,6 +168,8 @@ class GaussianMixtureDenoiser:
             raise BadInputError("Mixture stds must be positive and weights non-negative with a positive sum.")
         self.weights = w / w.sum()
         self._cache: dict[float, _MixtureTerms] = {}
+        self._s2, self._mu2, self._two_mu = self.stds**2, self.means**2, 2 * self.means  # for _MixtureTerms
+        self._two_log_w = 2 * self.weights.log()
 
     @property
     def dim(self) -> int:
@@ -186,7 +192,7 @@ class GaussianMixtureDenoiser:
 
     def _log_resp(self, x: torch.Tensor, terms: _MixtureTerms, class_labels: torch.Tensor | None) -> torch.Tensor:
         """log (pi_k N(x; mu_k, var_k)) [B, K], the unnormalised log responsibilities; x [B, D]."""
-        logits = -0.5 * (_contract(x * x, terms.inv) - _contract(x, terms.lin) + terms.const)
+        logits = -0.5 * (_contract(torch.cat([x * x, x], 1), terms.quad) + terms.const)
         if class_labels is not None:
             K = len(self.weights)
             labels = class_labels.to(torch.long).cpu()
@@ -203,8 +209,8 @@ class GaussianMixtureDenoiser:
         logits = self._log_resp(flat, terms, class_labels)
         resp = (logits - logits.amax(1, keepdim=True)).exp()
         resp = resp / resp.sum(1, keepdim=True)  # softmax over k, [B, K]; torch.softmax is slower on so short a row
-        # x0_k = mu_k + g_k (x - mu_k) = offset_k + g_k x, summed over k with weights resp.
-        x0 = _contract_k(resp, terms.offset) + flat * _contract_k(resp, terms.gain)
+        offset, gain = _contract_k(resp, terms.mean).chunk(2, dim=1)  # sum_k resp_k (mu_k (1 - g_k), g_k)
+        x0 = offset + flat * gain
         return x0.reshape(x.shape).to(x.device, x.dtype)
 
     def responsibilities(self, x: torch.Tensor, sigma: float = 0.0) -> torch.Tensor:

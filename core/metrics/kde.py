@@ -87,3 +87,15 @@ def kde_densities(
             if len(members) >= MIN_CLASS_POINTS and (found := _evaluate(members, mesh, rule)) is not None:
                 per_class[int(c)] = found[0].reshape(shape)
     return Densities(xs=xs, ys=ys, overall=overall[0].reshape(shape), per_class=per_class, factor=overall[1])
+
+
+def kde_log_density(points: np.ndarray, at: np.ndarray, bandwidth: str | float = "scott") -> np.ndarray:
+    """log of the Gaussian KDE of `points` [N, 2] at the points `at` [M, 2] (a density to compare a model's with)."""
+    points = np.asarray(points, dtype=np.float64)
+    if points.ndim != 2 or not MIN_CLASS_POINTS <= len(points) <= MAX_POINTS or not np.isfinite(points).all():
+        raise BadInputError(f"A density estimate needs {MIN_CLASS_POINTS} to {MAX_POINTS:,} finite points.")
+    try:
+        kde = gaussian_kde(points.T, bw_method=bandwidth_rule(bandwidth))
+    except (np.linalg.LinAlgError, ValueError):
+        raise BadInputError("The points lie on a line, so they have no 2-D density.") from None
+    return kde.logpdf(np.asarray(at, dtype=np.float64).T)

@@ -13,10 +13,11 @@ from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
 
-PAGES = ["home", "forward", "samplers", "toy", "latent", "training_logs", "compare_checkpoints"]
+PAGES = ["home", "forward", "samplers", "ground_truth", "toy", "latent", "training_logs", "compare_checkpoints"]
 # The buttons that start each page's main work (pressed at the lowest settings, where the work is smallest).
 MAIN_BUTTONS = {
     "samplers": ["smp-go", "cmp-go"],
+    "ground_truth": ["gt-acc-go", "gt-model-go", "gt-like-go", "gt-memo-go", "gt-study-go", "gt-latent-go"],
     "toy": ["toy-train", "toy-sample"],
     "latent": ["vae-train", "ldm-train", "ldm-generate"],
     "compare_checkpoints": ["ck-go", "ck-measure"],
@@ -68,7 +69,7 @@ def _option_value(widget, label: str):
 @pytest.mark.slow
 @pytest.mark.parametrize("page", PAGES)
 def test_every_control_at_its_limits_leaves_the_page_running(app_env, monkeypatch, page):
-    if page == "latent":  # it needs the bundled VAE and latent model, which the test zoo does not hold
+    if page in ("latent", "ground_truth"):  # they need the bundled VAE and latent model, not in the test zoo
         monkeypatch.delenv("ATLAS_MANIFEST")
     path = ROOT / ("streamlit_app.py" if page == "home" else f"app_pages/{page}.py")  # home needs the navigation
     at = AppTest.from_file(str(path), default_timeout=300).run()

@@ -48,6 +48,24 @@ def samplers(page) -> None:
         assert download.value.suggested_filename.endswith(suffix)
 
 
+def ground_truth(page) -> None:
+    _click(page, "Measure")
+    page.get_by_text("start points, measured in").wait_for()
+    assert page.get_by_text("Heun: order", exact=False).count()  # the legend gives each fitted order
+    page.get_by_role("tab", name="Trajectory probe").click()
+    settle(page)
+    start = page.get_by_text("Start: (")
+    first = start.text_content()
+    plots = page.get_by_role("tabpanel").locator(".js-plotly-plot")
+    assert plots.count() == 2  # the map to click, the paths
+    box = plots.first.locator(".nsewdrag").first.bounding_box()
+    page.mouse.click(box["x"] + 0.8 * box["width"], box["y"] + 0.2 * box["height"])  # a dot up and right
+    settle(page)
+    page.wait_for_function(f"() => !document.body.innerText.includes({first!r})")
+    x, y = (float(v) for v in start.text_content().split("(")[1].split(")")[0].split(","))
+    assert x > 3 and y > 3  # the paths now start where the click was
+
+
 def toy(page) -> None:
     page.get_by_role("spinbutton", name="Training steps").fill("300")
     page.keyboard.press("Enter")
@@ -84,6 +102,7 @@ WALK: list[tuple[str, Callable]] = [
     ("", home),
     ("forward", forward),
     ("samplers", samplers),
+    ("ground_truth", ground_truth),
     ("toy", toy),
     ("latent", latent),
     ("training_logs", training_logs),

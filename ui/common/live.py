@@ -17,6 +17,7 @@ import streamlit as st
 from core.errors import BadInputError
 from core.limits import max_job_seconds
 from core.training import budget
+from ui.common.charts import loss_figure
 from ui.common.warmup import wait_for_warmup
 
 
@@ -40,6 +41,33 @@ def training_line(step: int, total: int, loss: float, steps_done: int, started: 
     """'Step 300 of 1,000 · loss 0.1234 · 850 steps/s' (the speed over the steps done since `started`)."""
     speed = steps_done / max(time.perf_counter() - started, 1e-9)
     return f"Step {step:,} of {total:,} · loss {loss:.4f} · {speed:,.0f} steps/s"
+
+
+def training_progress(
+    progress_slot: Any,
+    chart_slot: Any,
+    start: int,
+    steps: int,
+    key: str,
+    bar_every: float = 0.3,
+    chart_every: float = 1.2,
+) -> Callable[[Any], None]:
+    """A trainer callback (core/training/diffusion.DiffusionTrainer) that redraws a progress bar with the
+    training line (at most every `bar_every` s) and the loss chart (every `chart_every` s) for a run going
+    from step `start` to `start + steps`; the last step is always drawn. `key` prefixes the charts' keys."""
+    bar, chart, started, target = Throttle(bar_every), Throttle(chart_every), time.perf_counter(), start + steps
+
+    def update(trainer: Any) -> None:
+        final = trainer.step >= target
+        metrics = trainer.metrics
+        if bar.ready(final):
+            loss = metrics[-1]["loss"] if metrics else float("nan")
+            line = training_line(trainer.step, target, loss, trainer.step - start, started)
+            progress_slot.progress(min(1.0, (trainer.step - start) / steps), text=line)
+        if len(metrics) >= 3 and chart.ready(final):
+            chart_slot.plotly_chart(loss_figure(metrics), key=f"{key}-loss-live-{trainer.step}")
+
+    return update
 
 
 def job_estimate(estimate: Callable[[], float], what: str = "training", container: Any = None) -> bool:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,12 +31,10 @@ from core.metrics.kde import Densities, kde_densities
 from core.models.init import seeded
 from core.models.vae import MLPVAE, VAE
 from core.training import budget
-from core.training.diffusion import DiffusionTrainer
 from core.training.runlog import Run, read_metrics
 from core.training.vae import LatentSnapshots, VAETrainConfig, train_vae
 from ui.common import cache, session_runs
-from ui.common.charts import loss_figure
-from ui.common.live import Throttle, training_line
+from ui.common.live import Throttle, training_progress
 from ui.latent.controls import APP_VAE_MODEL
 from ui.latent.figures import latent_scatter, loss_parts_figure, robust_ranges
 
@@ -197,17 +194,5 @@ def train_latent_live(vae: VAEInUse, settings: LatentTrainSettings, progress, ch
     st.session_state[LATENT] = trainer
     st.session_state.pop(RESULT, None)
     session_runs.add(trainer.log)
-    throttle, started = Throttle(1.0), time.perf_counter()
-
-    def update(tr: DiffusionTrainer) -> None:
-        if not throttle.ready(final=tr.step >= settings.steps):
-            return
-        progress.progress(
-            tr.step / settings.steps,
-            text=training_line(tr.step, settings.steps, tr.metrics[-1]["loss"], tr.step, started),
-        )
-        if len(tr.metrics) >= 3:
-            chart.plotly_chart(loss_figure(tr.metrics), key=f"latent-loss-live-{tr.step}")
-
-    trainer.train(update)
+    trainer.train(training_progress(progress, chart, 0, settings.steps, "latent", 1.0, 1.0))
     return trainer

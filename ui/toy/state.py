@@ -8,7 +8,6 @@ updates the UI every ~0.3 s; the trainer changes its model and optimizer only be
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import streamlit as st
@@ -17,10 +16,8 @@ from core.data.toy import PointCloud
 from core.diffusion.fields import DriftField
 from core.diffusion.samplers import SAMPLERS
 from core.labs.toy import SampleResult, ToyRun, ToySettings, distances, fields, run_sampler
-from core.training.diffusion import DiffusionTrainer
 from ui.common import session_runs
-from ui.common.charts import loss_figure
-from ui.common.live import Throttle, training_line
+from ui.common.live import training_progress
 from ui.toy.controls import FieldChoice, SamplerChoice
 
 RUN, RESULT, TABLE, FIELD, AUTOSAMPLE = "toy_run", "toy_result", "toy_table", "toy_field", "toy_autosample"
@@ -44,20 +41,7 @@ def new_run(cloud: PointCloud, settings: ToySettings) -> ToyRun:
 def train_live(run: ToyRun, steps: int, progress_slot, chart_slot) -> None:
     """Train with a progress bar (at most every 0.3 s) and a loss chart (at most every 1.2 s); then sample."""
     st.session_state[AUTOSAMPLE] = True  # sample the model when training ends or is stopped
-    start, target, started = run.step, run.step + steps, time.perf_counter()
-    bar, chart = Throttle(0.3), Throttle(1.2)
-
-    def update(tr: DiffusionTrainer) -> None:
-        final = tr.step >= target
-        if bar.ready(final):
-            loss = tr.metrics[-1]["loss"] if tr.metrics else float("nan")
-            progress_slot.progress(
-                (tr.step - start) / steps, text=training_line(tr.step, target, loss, tr.step - start, started)
-            )
-        if len(tr.metrics) >= 3 and chart.ready(final):
-            chart_slot.plotly_chart(loss_figure(tr.metrics), key=f"toy-loss-live-{tr.step}")
-
-    run.train(steps, update, every=10)
+    run.train(steps, training_progress(progress_slot, chart_slot, run.step, steps, "toy"), every=10)
 
 
 def wants_autosample() -> bool:

@@ -1,0 +1,123 @@
+"""The Ground truth page through Streamlit's AppTest: shaping and fitting a mixture, measuring every sampler,
+the probe, a model's likelihood and memorisation, the latent model's likelihood, and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.diffusion.samplers import SAMPLERS
+from tests.conftest import ROOT
+
+PAGE = str(ROOT / "app_pages" / "ground_truth.py")
+
+
+def _figures(at) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def _table(at, column: str):
+    """The first data frame on the page that has `column`."""
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
+@pytest.fixture
+def app(monkeypatch) -> AppTest:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    at = AppTest.from_file(PAGE, default_timeout=300).run()
+    assert not at.exception and not at.error
+    return at
+
+
+def test_first_visit_shows_the_mixture_and_waits_for_a_measure(app):
+    title = json.dumps(_figures(app)[0]["layout"]["title"])
+    assert "Four unequal blobs" in title
+    assert any("Press Measure" in i.value for i in app.info)
+    assert any("Train a model on this mixture" in i.value for i in app.info)
+
+
+def test_measure_ranks_every_sampler_against_exact_answers_and_a_new_mixture_drops_the_old_numbers(app):
+    app.number_input(key="gt-acc-n").set_value(200)
+    app.button(key="gt-acc-go").click().run()
+    assert not app.exception and not app.warning
+    table = _table(app, "Order (fitted)")
+    assert set(table["Sampler"]) == {s.title for s in SAMPLERS.values()}
+    heun = table[table["Sampler"] == "Heun"].iloc[0]
+    assert 1.5 < heun["Order (fitted)"] < 2.5 and heun["≤ 200 NFE"] < heun["≤ 8 NFE"] / 100
+    stochastic = table[table["Measured against"].str.contains("Brownian")]
+    assert len(stochastic) == sum(s.injects_noise() for s in SAMPLERS.values())
+    legend = [t["name"] for f in _figures(app) for t in f["data"] if "order" in t.get("name", "")]
+    assert len(legend) == len(SAMPLERS)
+    moments = _table(app, "Mass error")
+    assert moments.iloc[0]["Sampler"].startswith("Exact draws") and len(moments) == len(SAMPLERS) + 1
+    app.selectbox(key="gt-preset").set_value("Two close modes").run()
+    assert any("Press Measure" in i.value for i in app.info)  # numbers of another mixture are not shown
+
+
+def test_a_table_that_is_not_a_mixture_gets_a_sentence(app):
+    app.slider(key="gt-spread").set_value(0.25).run()
+    app.slider(key="gt-distance").set_value(0.0).run()  # every mean on the centre: still a mixture
+    assert not app.exception and not app.error
+    app.session_state["gt-table-Four unequal blobs"] = {"edited_rows": {"0": {"std": -1.0}}, "added_rows": [],
+                                                         "deleted_rows": []}  # fmt: skip
+    app.run()
+    assert not app.exception
+    assert any("positive" in e.value for e in app.error)
+
+
+def test_a_mixture_fitted_to_a_toy_set(app):
+    app.segmented_control(key="gt-how").set_value("Fit to a toy set").run()
+    app.selectbox(key="gt-fit-set").set_value("moons").run()
+    app.slider(key="gt-fit-k").set_value(4).run()
+    assert not app.exception
+    assert "4 Gaussians fitted to Two moons" in json.dumps(_figures(app)[0]["layout"]["title"])
+
+
+def test_the_probe_draws_each_sampler_from_one_start_and_a_new_start_on_request(app):
+    app.select_slider(key="gt-probe-sigma").set_value(5.0)
+    app.slider(key="gt-probe-steps").set_value(4)
+    app.multiselect(key="gt-probe-samplers").set_value(["heun", "ddpm"]).run()
+    probe = _table(app, "Distance to the exact end")
+    assert list(probe["Sampler"]) == ["Heun", "DDPM (ancestral)"] and list(probe["NFE"]) == [7, 4]
+    first = list(app.session_state["gt_probe_start"]["point"])
+    app.button(key="gt-probe-draw").click().run()
+    assert not app.exception and list(app.session_state["gt_probe_start"]["point"]) != first
+    frames = [f for f in _figures(app) if f.get("frames")]
+    assert frames and len(frames[0]["frames"]) == 5  # one per step, and the end
+
+
+def test_a_model_of_the_mixture_its_likelihood_and_its_memorisation(app):
+    app.select_slider(key="gt-model-n").set_value(32)
+    app.select_slider(key="gt-model-steps").set_value(1000).run()
+    app.button(key="gt-model-go").click().run()
+    assert not app.exception and not app.error
+    app.button(key="gt-like-go").click().run()
+    assert not app.exception and not app.error
+    nll = _table(app, "NLL (nats)")
+    truth, exact_ode, model = nll["NLL (nats)"]
+    assert abs(truth - exact_ode) < 1e-3 and model > truth - 3 * nll["± SE"].iloc[2]
+    app.button(key="gt-memo-go").click().run()
+    assert not app.exception
+    names = [t["name"] for f in _figures(app) for t in f["data"] if t["type"] == "histogram"]
+    assert any(n.startswith("Optimal denoiser of the training set: 100% copies") for n in names)
+    app.button(key="gt-model-go").click().run()  # a new model: the old model's numbers go
+    assert not any("NLL (nats)" in d.value.columns for d in app.dataframe)
+
+
+def test_a_short_memorisation_study(app):
+    app.multiselect(key="gt-study-sizes").set_value([16])
+    app.select_slider(key="gt-study-steps").set_value(500)
+    app.slider(key="gt-study-checks").set_value(2).run()
+    app.button(key="gt-study-go").click().run()
+    assert not app.exception and not app.error
+    study = [f for f in _figures(app) if "copying" in json.dumps(f["layout"].get("yaxis", {}))]
+    assert study and len(study[0]["data"][0]["x"]) == 2
+
+
+def test_the_latent_model_likelihood_beside_a_density_estimate(app):
+    app.button(key="gt-latent-go").click().run()
+    assert not app.exception and not app.error
+    nll = _table(app, "bits / dim")
+    assert len(nll) == 2 and all(2 < v < 6 for v in nll["NLL (nats)"])

@@ -1,0 +1,273 @@
+"""Figures of the Ground truth page: pure builders (results -> plotly figures), no Streamlit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+from plotly.subplots import make_subplots
+
+from core.diffusion.denoisers import GaussianMixtureDenoiser
+from core.labs import ground_truth as gt
+from ui.common.charts import CLASS_COLORS, LOG_AXIS, MARGIN, play_controls
+
+DENSITY_SCALE = "Viridis"
+MORE_COLORS = (*CLASS_COLORS, "#393b79")  # eleven distinct colours, one per sampler
+LOG_FLOOR = -12.0  # log densities are shown down to this many nats: far tails would swamp the colour scale
+
+
+def _square(fig: go.Figure, lo: Sequence[float], hi: Sequence[float], panels: int = 1) -> None:
+    """Fixed ranges and equal units on both axes (a round blob looks round) in each of `panels` side-by-side plots."""
+    for i in range(1, panels + 1):
+        n = "" if i == 1 else str(i)
+        fig.update_layout(
+            {f"xaxis{n}": {"range": [lo[0], hi[0]], "constrain": "domain"},
+             f"yaxis{n}": {"range": [lo[1], hi[1]], "scaleanchor": f"x{n}", "constrain": "domain"}}
+        )  # fmt: skip
+
+
+def _heat(xs: np.ndarray, ys: np.ndarray, z: np.ndarray, zmin: float, zmax: float, name: str, bar: bool) -> go.Heatmap:
+    return go.Heatmap(
+        x=xs, y=ys, z=np.round(z, 3), zmin=zmin, zmax=zmax, colorscale=DENSITY_SCALE, name=name, showscale=bar,
+        colorbar={"title": {"text": "log p", "side": "right"}, "thickness": 12} if bar else None,
+        hovertemplate="x %{x:.2f}, y %{y:.2f}<br>log p %{z:.3f}<extra>" + name + "</extra>",
+    )  # fmt: skip
+
+
+def log_density_grid(mix: GaussianMixtureDenoiser, sigma: float, lo, hi, size: int = 80):
+    """Axes and the [size, size] exact log density of the mixture blurred by `sigma`."""
+    xs, ys, pts = gt.grid(lo, hi, size)
+    return xs, ys, mix.log_prob(pts, sigma).reshape(size, size).numpy()
+
+
+def mixture_figure(mix: GaussianMixtureDenoiser, title: str, height: int = 340) -> go.Figure:
+    lo, hi = gt.view_box(mix)
+    xs, ys, z = log_density_grid(mix, 0.0, lo.tolist(), hi.tolist())
+    top = float(z.max())
+    fig = go.Figure(_heat(xs, ys, z, max(top + LOG_FLOOR, float(z.min())), top, "exact", True))
+    means = mix.means.numpy()
+    fig.add_trace(
+        go.Scatter(x=means[:, 0], y=means[:, 1], mode="markers", name="means",
+                   marker={"symbol": "x", "color": "white", "size": 9}, hoverinfo="skip")
+    )  # fmt: skip
+    fig.update_layout(height=height, margin={**MARGIN, "t": 30}, title={"text": title, "font": {"size": 13}},
+                      showlegend=False)  # fmt: skip
+    _square(fig, lo.tolist(), hi.tolist())
+    return fig
+
+
+# ---- sampler accuracy -------------------------------------------------------------------------------------
+
+
+def accuracy_figure(table: gt.AccuracyTable, height: int = 460) -> go.Figure:
+    """Error against NFE on log-log axes, one line per sampler, its fitted order in the legend; stochastic
+    samplers (strong error) dashed."""
+    fig = go.Figure()
+    for i, row in enumerate(table.rows):
+        order = row.order
+        fitted = "n/a" if order is None else f"{order:.2f}"
+        name = f"{row.title}: order {fitted} (theory {row.theory})"
+        fig.add_trace(
+            go.Scatter(
+                x=row.nfes, y=row.errors, mode="lines+markers", name=name,
+                line={"color": MORE_COLORS[i % len(MORE_COLORS)], "dash": "dash" if row.stochastic else "solid"},
+                hovertemplate="NFE %{x}<br>error %{y:.3g}<extra>" + row.title + "</extra>",
+            )
+        )  # fmt: skip
+    fig.update_xaxes(title="denoiser evaluations (NFE)", **LOG_AXIS)
+    fig.update_yaxes(title="RMS error", type="log", exponentformat="power", dtick=1)
+    fig.update_layout(height=height, margin={**MARGIN, "t": 20}, legend={"font": {"size": 11}})
+    return fig
+
+
+def accuracy_rows(table: gt.AccuracyTable) -> list[dict[str, object]]:
+    rows = []
+    for row in table.rows:
+        cells: dict[str, object] = {
+            "Sampler": row.title,
+            "Measured against": "its own 1,000-NFE run, same Brownian path" if row.stochastic else "the exact ODE",
+            "Order (theory)": row.theory,
+            "Order (fitted)": None if row.order is None else round(row.order, 2),
+        }
+        cells |= {f"≤ {b} NFE": float(f"{e:.3g}") for b, e in zip(table.budgets, row.errors, strict=True)}
+        rows.append(cells)
+    return rows
+
+
+def moment_rows(table: gt.AccuracyTable, index: int) -> list[dict[str, object]]:
+    """The worst component's mass, mean and variance errors at NFE grid position `index`, +- standard error."""
+
+    def cells(title: str, nfe: object, m: gt.MomentErrors) -> dict[str, object]:
+        return {
+            "Sampler": title,
+            "NFE": nfe,
+            "Mass error": f"{m.mass:.4f} ± {m.mass_se:.4f}",
+            "Mean error": f"{m.mean:.4f} ± {m.mean_se:.4f}",
+            "Variance error": f"{m.variance:.4f} ± {m.variance_se:.4f}",
+            "Resolved (> 2 SE)": ", ".join(
+                name for name, v, s in (("mass", m.mass, m.mass_se), ("mean", m.mean, m.mean_se),
+                                        ("variance", m.variance, m.variance_se)) if v > 2 * s
+            ) or "-",
+        }  # fmt: skip
+
+    rows = [cells("Exact draws (the floor)", None, table.exact_moments)]
+    rows += [cells(r.title, r.nfes[index], r.moments[index]) for r in table.rows if index < len(r.moments)]
+    return rows
+
+
+# ---- trajectory probe -----------------------------------------------------------------------------------------
+
+
+def probe_box(mix: GaussianMixtureDenoiser, paths: Sequence[gt.ProbePath]) -> tuple[list[float], list[float]]:
+    lo, hi = gt.view_box(mix)
+    pts = np.concatenate([p.points for p in paths])
+    lo = np.minimum(lo.numpy(), pts.min(0))
+    hi = np.maximum(hi.numpy(), pts.max(0))
+    pad = 0.05 * (hi - lo).max()
+    return (lo - pad).tolist(), (hi + pad).tolist()
+
+
+def pick_figure(mix: GaussianMixtureDenoiser, sigma: float, start: Sequence[float], grid_side: int = 28) -> go.Figure:
+    """The exact density at noise level sigma with a grid of clickable dots, and the start marked."""
+    lo, hi = gt.view_box(mix, pad=3.0)
+    lo = (lo - 2 * sigma).tolist()
+    hi = (hi + 2 * sigma).tolist()
+    xs, ys, z = log_density_grid(mix, sigma, lo, hi, 60)
+    top = float(z.max())
+    fig = go.Figure(_heat(xs, ys, z, top + LOG_FLOOR, top, f"p at sigma {sigma:g}", False))
+    gx, gy, _ = gt.grid(lo, hi, grid_side)
+    mx, my = np.meshgrid(gx, gy)
+    fig.add_trace(
+        go.Scatter(x=mx.ravel(), y=my.ravel(), mode="markers", name="pick",
+                   marker={"size": 7, "color": "rgba(255,255,255,0.25)"},
+                   hovertemplate="start here: (%{x:.2f}, %{y:.2f})<extra></extra>")
+    )  # fmt: skip
+    fig.add_trace(
+        go.Scatter(x=[start[0]], y=[start[1]], mode="markers", name="start", hoverinfo="skip",
+                   marker={"symbol": "star", "size": 16, "color": "#e4572e", "line": {"color": "white", "width": 1}})
+    )  # fmt: skip
+    title = {"text": f"Click a dot to start there (density at sigma = {sigma:g})", "font": {"size": 13}}
+    fig.update_layout(height=380, margin={**MARGIN, "t": 30}, showlegend=False, clickmode="event+select", title=title)
+    _square(fig, lo, hi)
+    return fig
+
+
+def _at(path: gt.ProbePath, sigma: float) -> np.ndarray:
+    """The path's point at noise level sigma (interpolated in log sigma; its end at 0)."""
+    if sigma <= 0:
+        return path.points[-1]
+    s = np.log(np.maximum(path.sigmas[:-1], 1e-12))[::-1]
+    pts = path.points[:-1][::-1]
+    t = np.log(sigma)
+    return np.array([np.interp(t, s, pts[:, d]) for d in range(2)])
+
+
+def probe_figure(
+    mix: GaussianMixtureDenoiser, paths: Sequence[gt.ProbePath], exact: gt.ProbePath, grid_size: int = 60
+) -> go.Figure:
+    """One frame per step of the shared grid: the exact density at that step's noise level, each sampler's
+    path so far with its current point, and the exact ODE path (dotted) with its point at the same level."""
+    lo, hi = probe_box(mix, [*paths, exact])
+    sigmas = paths[0].sigmas
+    steps = len(sigmas)
+    xs, ys, _ = gt.grid(lo, hi, grid_size)
+    layers = [log_density_grid(mix, float(s), lo, hi, grid_size)[2] for s in sigmas]
+    ex = exact.points
+
+    def traces(k: int) -> list[go.BaseTraceType]:
+        z = layers[k]
+        out: list[go.BaseTraceType] = [_heat(xs, ys, z, float(z.max()) + LOG_FLOOR, float(z.max()), "density", False)]
+        here = _at(exact, float(sigmas[k]))
+        line = {"color": "white", "dash": "dot", "width": 2}
+        ring = {"color": "white", "size": 11, "symbol": "circle-open", "line": {"width": 2}}
+        out.append(go.Scatter(x=ex[:, 0], y=ex[:, 1], mode="lines", name=exact.title, line=line, hoverinfo="skip"))
+        out.append(
+            go.Scatter(x=[here[0]], y=[here[1]], mode="markers", showlegend=False, hoverinfo="skip", marker=ring)
+        )
+        for i, p in enumerate(paths):
+            color = MORE_COLORS[i % len(MORE_COLORS)]
+            seen = p.points[: k + 1]
+            out.append(go.Scatter(x=seen[:, 0], y=seen[:, 1], mode="lines+markers", name=f"{p.title} ({p.nfe} NFE)",
+                                  line={"color": color, "width": 2}, marker={"size": 4, "color": color},
+                                  hovertemplate="(%{x:.3f}, %{y:.3f})<extra>" + p.title + "</extra>"))  # fmt: skip
+        return out
+
+    names = [str(k) for k in range(steps)]
+    labels = [f"{s:.3g}" for s in sigmas]
+    fig = go.Figure(traces(steps - 1), frames=[go.Frame(data=traces(k), name=names[k]) for k in range(steps)])
+    fig.update_layout(
+        height=560, legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0},
+        **play_controls(names, labels, duration=350, prefix="sigma = ", active=steps - 1),
+    )  # fmt: skip
+    fig.update_layout(margin={**fig.layout.margin.to_plotly_json(), "t": 40})
+    _square(fig, lo, hi)
+    return fig
+
+
+def probe_rows(paths: Sequence[gt.ProbePath], exact: gt.ProbePath) -> list[dict[str, object]]:
+    end = exact.points[-1]
+    return [
+        {
+            "Sampler": p.title,
+            "NFE": p.nfe,
+            "End x": round(float(p.points[-1][0]), 4),
+            "End y": round(float(p.points[-1][1]), 4),
+            "Distance to the exact end": float(f"{float(np.linalg.norm(p.points[-1] - end)):.3g}"),
+        }
+        for p in paths
+    ]
+
+
+# ---- likelihood and memorisation ------------------------------------------------------------------------------------
+
+
+def log_density_panels(panels: Sequence[tuple[str, np.ndarray]], xs: np.ndarray, ys: np.ndarray, height: int = 420):
+    """Side-by-side heat maps of log densities on one colour scale (down to LOG_FLOOR below the top)."""
+    top = max(float(np.nanmax(z)) for _, z in panels)
+    fig = make_subplots(1, len(panels), subplot_titles=[t for t, _ in panels], horizontal_spacing=0.06)
+    for i, (title, z) in enumerate(panels):
+        fig.add_trace(_heat(xs, ys, z, top + LOG_FLOOR, top, title, i == len(panels) - 1), 1, i + 1)
+    fig.update_layout(height=height, margin={**MARGIN, "t": 40})
+    _square(fig, [xs[0], ys[0]], [xs[-1], ys[-1]], len(panels))
+    return fig
+
+
+def nearness_figure(curves: dict[str, gt.Nearness], height: int = 340) -> go.Figure:
+    """Histograms of the distance from each sample to its nearest training point."""
+    fig = go.Figure()
+    top = max(float(np.quantile(n.nearest, 0.99)) for n in curves.values()) or 1.0
+    for i, (name, n) in enumerate(curves.items()):
+        fig.add_trace(
+            go.Histogram(x=np.minimum(n.nearest, top), name=f"{name}: {n.copied:.0%} copies",
+                         xbins={"start": 0, "end": top, "size": top / 50}, opacity=0.6,
+                         marker={"color": MORE_COLORS[i % len(MORE_COLORS)]}, histnorm="probability")
+        )  # fmt: skip
+    fig.update_layout(barmode="overlay", height=height, margin={**MARGIN, "t": 20},
+                      legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0})  # fmt: skip
+    fig.update_xaxes(title="distance to the nearest training point")
+    fig.update_yaxes(title="share of samples")
+    return fig
+
+
+def study_figure(rows: Sequence[dict[str, float]], baseline: float, height: int = 360) -> go.Figure:
+    """The share of samples that copy a training point against training steps, one line per training-set size."""
+    fig = go.Figure()
+    sizes = sorted({int(r["points"]) for r in rows})
+    for i, n in enumerate(sizes):
+        mine = [r for r in rows if int(r["points"]) == n]
+        fig.add_trace(
+            go.Scatter(x=[r["step"] for r in mine], y=[r["copied"] for r in mine], mode="lines+markers",
+                       name=f"{n:,} training points", line={"color": MORE_COLORS[i % len(MORE_COLORS)]})
+        )  # fmt: skip
+    fig.add_hline(y=baseline, line={"dash": "dot", "color": "gray"},
+                  annotation_text="fresh draws from the mixture", annotation_position="top left")  # fmt: skip
+    fig.update_xaxes(title="training step")
+    fig.update_yaxes(title="share of samples copying a training point", range=[0, 1.02], tickformat=".0%")
+    fig.update_layout(height=height, margin={**MARGIN, "t": 20})
+    return fig
+
+
+def as_numpy(x: torch.Tensor) -> np.ndarray:
+    return x.detach().double().cpu().numpy()

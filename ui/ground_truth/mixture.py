@@ -1,0 +1,86 @@
+"""The mixture a person shapes: a preset edited in a table and two sliders, or a mixture fitted to a toy set."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pandas as pd
+import streamlit as st
+import torch
+
+from core.data.toy import TOY_SETS
+from core.diffusion.denoisers import GaussianMixtureDenoiser
+from core.labs import ground_truth as gt
+
+FIT_POINTS = 4000
+SESSION_TOY_CLOUD = "toy_cloud"  # the toy lab's current data, when this session has made one there
+
+
+@dataclass(frozen=True)
+class Mixture:
+    mix: GaussianMixtureDenoiser
+    key: str  # identifies the law (results computed for another key are stale)
+    title: str
+
+
+def _fitted(source: str, components: int) -> tuple[GaussianMixtureDenoiser, str]:
+    """A mixture fitted to a built-in 2-D set (default shape) or to the toy lab's current 2-D data."""
+    if source == "toy-lab":
+        cloud = st.session_state[SESSION_TOY_CLOUD]
+        points, title, key = cloud.points, f"the toy lab's {cloud.title}", cloud.key
+    else:
+        spec = TOY_SETS[source]
+        points, title, key = spec.make(FIT_POINTS, torch.Generator().manual_seed(0)), spec.title, source
+    memo_key = json.dumps(["fit", key, components])
+    memo = st.session_state.get("gt_fit")
+    if memo is None or memo[0] != memo_key:
+        memo = st.session_state["gt_fit"] = (memo_key, gt.fit_mixture(points, components))
+    return memo[1], f"{components} Gaussians fitted to {title}"
+
+
+def mixture_picker() -> Mixture:
+    """The controls; raises BadInputError (a sentence) for a table that is not a mixture."""
+    how = st.segmented_control(
+        "Mixture", ["Shape one", "Fit to a toy set"], default="Shape one", required=True, key="gt-how"
+    )
+    if how == "Fit to a toy set":
+        sets = [s.name for s in TOY_SETS.values() if s.dim == 2]
+        toy = st.session_state.get(SESSION_TOY_CLOUD)
+        if toy is not None and toy.dim == 2:
+            sets.insert(0, "toy-lab")
+        a, b = st.columns([2, 1])
+        source = a.selectbox(
+            "Toy set",
+            sets,
+            format_func=lambda n: "The toy lab's current data" if n == "toy-lab" else TOY_SETS[n].title,
+            key="gt-fit-set",
+            help="Built-in sets at their default shape; the toy lab's data if you made some there (2-D).",
+        )
+        k = b.slider("Components", 1, gt.MAX_FIT_COMPONENTS, 8, key="gt-fit-k")
+        with st.spinner("Fitting the mixture by EM…"):
+            mix, title = _fitted(source, k)
+        rows = gt.mixture_rows(mix)
+        st.caption(f"{title} (per-axis spreads; the table shows their RMS).")
+        st.dataframe(pd.DataFrame(rows, columns=["x", "y", "std", "weight"]).round(3), hide_index=True, height=180)
+        return Mixture(mix, json.dumps(["fit", source, k, rows]), title)
+    a, b, c = st.columns([2, 1, 1])
+    preset = a.selectbox("Preset", list(gt.PRESETS), key="gt-preset")
+    spread = b.slider("Spread ×", 0.25, 3.0, 1.0, 0.05, key="gt-spread", help="Multiplies every std.")
+    distance = c.slider(
+        "Distance ×",
+        0.0,
+        2.0,
+        1.0,
+        0.05,
+        key="gt-distance",
+        help="Moves the means towards (< 1) or away from (> 1) their weighted centre.",
+    )
+    frame = pd.DataFrame([list(r) for r in gt.PRESETS[preset]], columns=["x", "y", "std", "weight"])
+    edited = st.data_editor(
+        frame, num_rows="dynamic", hide_index=True, key=f"gt-table-{preset}", height=180, width="stretch"
+    )
+    rows = edited.to_numpy(dtype=float, na_value=float("nan")).tolist()
+    mix = gt.shaped_mixture(rows, spread, distance)
+    title = f"{preset}" + ("" if spread == distance == 1.0 else f", spread ×{spread:g}, distance ×{distance:g}")
+    return Mixture(mix, json.dumps(["shape", rows, spread, distance]), title)
