@@ -130,15 +130,14 @@ class _MixtureTerms:
 
     @classmethod
     def build(cls, mix: GaussianMixtureDenoiser, sigma: torch.Tensor) -> _MixtureTerms:
-        var = mix._s2 + sigma.reshape(-1, 1, 1) ** 2
+        """In coordinates centred on the mixture's mean (`mix._mu` = mu_k - centre), so that the expansion does
+        not cancel away the digits of mixtures far from the origin."""
+        s2, mu = mix.stds**2, mix._mu
+        var = s2 + sigma.reshape(-1, 1, 1) ** 2
         inv = 1 / var
-        gain = mix._s2 * inv
-        const = (mix._mu2 * inv + torch.log(2 * math.pi * var)).sum(-1) - mix._two_log_w
-        return cls(
-            quad=torch.cat([inv, -mix._two_mu * inv], -1),
-            const=const,
-            mean=torch.cat([mix.means - mix.means * gain, gain], -1),
-        )
+        gain = s2 * inv
+        const = (mu**2 * inv + torch.log(2 * math.pi * var)).sum(-1) - 2 * mix.weights.log()
+        return cls(quad=torch.cat([inv, -2 * mu * inv], -1), const=const, mean=torch.cat([mu - mu * gain, gain], -1))
 
 
 class GaussianMixtureDenoiser:
@@ -164,12 +163,17 @@ class GaussianMixtureDenoiser:
             raise BadInputError("Mixture stds must be a scalar, one per component, or [components, dimensions].")
         self.stds = stds.expand(K, D).clone()
         w = torch.ones(K, dtype=torch.float64) if weights is None else torch.as_tensor(weights, dtype=torch.float64)
-        if bool((self.stds <= 0).any()) or bool((w < 0).any()) or float(w.sum()) <= 0:
+        total = float(w.sum())
+        if not (bool(self.means.isfinite().all()) and bool(self.stds.isfinite().all()) and math.isfinite(total)):
+            raise BadInputError("Mixture means, stds and weights must be finite numbers.")
+        if bool((self.stds <= 0).any() or (self.stds**2 <= 0).any()) or bool((w < 0).any()) or total <= 0:
             raise BadInputError("Mixture stds must be positive and weights non-negative with a positive sum.")
-        self.weights = w / w.sum()
+        self.weights = w / total
+        self._centre = (self.weights[:, None] * self.means).sum(0)  # [D]
+        self._mu = self.means - self._centre  # the means in centred coordinates (_MixtureTerms)
         self._cache: dict[float, _MixtureTerms] = {}
-        self._s2, self._mu2, self._two_mu = self.stds**2, self.means**2, 2 * self.means  # for _MixtureTerms
-        self._two_log_w = 2 * self.weights.log()
+        # A cache entry holds K (4D + 1) float64 numbers: at most 32 MB of them, and at most 4,096 entries.
+        self._cache_size = max(16, min(4096, 2**25 // (8 * K * (4 * D + 1))))
 
     @property
     def dim(self) -> int:
@@ -177,7 +181,7 @@ class GaussianMixtureDenoiser:
 
     def _terms(self, sigma: torch.Tensor) -> _MixtureTerms:
         """What the formulas need at noise level sigma [B]: per component when every sample has the same sigma
-        (the usual case; kept for the last 4,096 sigmas, since runs on the same grid ask for the same ones),
+        (the usual case; kept for the last sigmas asked, since runs on the same grid ask for the same ones),
         else per sample."""
         s = sigma.to(torch.float64).cpu().reshape(-1)
         if len(s) > 1 and not bool((s == s[0]).all()):
@@ -185,13 +189,13 @@ class GaussianMixtureDenoiser:
         key = float(s[0])
         terms = self._cache.get(key)
         if terms is None:
-            if len(self._cache) >= 4096:
+            if len(self._cache) >= self._cache_size:
                 self._cache.clear()
             terms = self._cache[key] = _MixtureTerms.build(self, s[:1])
         return terms
 
     def _log_resp(self, x: torch.Tensor, terms: _MixtureTerms, class_labels: torch.Tensor | None) -> torch.Tensor:
-        """log (pi_k N(x; mu_k, var_k)) [B, K], the unnormalised log responsibilities; x [B, D]."""
+        """log (pi_k N(x; mu_k, var_k)) [B, K], the unnormalised log responsibilities; x [B, D], centred."""
         logits = -0.5 * (_contract(torch.cat([x * x, x], 1), terms.quad) + terms.const)
         if class_labels is not None:
             K = len(self.weights)
@@ -204,24 +208,27 @@ class GaussianMixtureDenoiser:
         return logits
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
-        flat = x.reshape(len(x), -1).to(torch.float64).cpu()
+        flat = x.reshape(len(x), -1).to(torch.float64).cpu() - self._centre
         terms = self._terms(sigma)
         logits = self._log_resp(flat, terms, class_labels)
         resp = (logits - logits.amax(1, keepdim=True)).exp()
         resp = resp / resp.sum(1, keepdim=True)  # softmax over k, [B, K]; torch.softmax is slower on so short a row
         offset, gain = _contract_k(resp, terms.mean).chunk(2, dim=1)  # sum_k resp_k (mu_k (1 - g_k), g_k)
-        x0 = offset + flat * gain
+        x0 = self._centre + offset + flat * gain
         return x0.reshape(x.shape).to(x.device, x.dtype)
 
     def responsibilities(self, x: torch.Tensor, sigma: float = 0.0) -> torch.Tensor:
         """P(component k | x) under the mixture blurred by noise sigma; x [B, D] -> [B, K]."""
-        logits = self._log_resp(x.to(torch.float64).cpu(), self._terms(torch.tensor([float(sigma)])), None)
+        logits = self._log_resp(self._centred(x), self._terms(torch.tensor([float(sigma)])), None)
         return torch.softmax(logits, dim=1)
 
     def log_prob(self, x: torch.Tensor, sigma: float = 0.0) -> torch.Tensor:
         """log p_sigma(x) of the mixture blurred by noise sigma; x [B, D] -> [B]."""
-        logits = self._log_resp(x.to(torch.float64).cpu(), self._terms(torch.tensor([float(sigma)])), None)
+        logits = self._log_resp(self._centred(x), self._terms(torch.tensor([float(sigma)])), None)
         return torch.logsumexp(logits, dim=1)
+
+    def _centred(self, x: torch.Tensor) -> torch.Tensor:
+        return x.to(torch.float64).cpu() - self._centre
 
     def score(self, x: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
         """grad_x log p_sigma(x) = (D(x, sigma) - x) / sigma^2 (Tweedie's formula)."""

@@ -68,7 +68,11 @@ def accuracy_figure(table: gt.AccuracyTable, height: int = 460) -> go.Figure:
     for i, row in enumerate(table.rows):
         order = row.order
         fitted = "n/a" if order is None else f"{order:.2f}"
-        name = f"{row.title}: order {fitted} (theory {row.theory})"
+        name = (
+            f"{row.title}: strong order {fitted}"
+            if row.stochastic
+            else f"{row.title}: order {fitted} (theory {row.theory})"
+        )
         fig.add_trace(
             go.Scatter(
                 x=row.nfes, y=row.errors, mode="lines+markers", name=name,
@@ -88,7 +92,7 @@ def accuracy_rows(table: gt.AccuracyTable) -> list[dict[str, object]]:
         cells: dict[str, object] = {
             "Sampler": row.title,
             "Measured against": "its own 1,000-NFE run, same Brownian path" if row.stochastic else "the exact ODE",
-            "Order (theory)": row.theory,
+            "Order (theory)": None if row.stochastic else row.theory,
             "Order (fitted)": None if row.order is None else round(row.order, 2),
         }
         cells |= {f"≤ {b} NFE": float(f"{e:.3g}") for b, e in zip(table.budgets, row.errors, strict=True)}
@@ -97,20 +101,16 @@ def accuracy_rows(table: gt.AccuracyTable) -> list[dict[str, object]]:
 
 
 def moment_rows(table: gt.AccuracyTable, index: int) -> list[dict[str, object]]:
-    """The worst component's mass, mean and variance errors at NFE grid position `index`, +- standard error."""
+    """Mass, mean and variance errors (the component furthest out in standard errors) at NFE budget `index`."""
 
     def cells(title: str, nfe: object, m: gt.MomentErrors) -> dict[str, object]:
+        parts = {"mass": m.mass, "mean": m.mean, "variance": m.variance}
         return {
             "Sampler": title,
             "NFE": nfe,
-            "Mass error": f"{m.mass:.4f} ± {m.mass_se:.4f}",
-            "Mean error": f"{m.mean:.4f} ± {m.mean_se:.4f}",
-            "Variance error": f"{m.variance:.4f} ± {m.variance_se:.4f}",
-            "Resolved (> 2 SE)": ", ".join(
-                name for name, v, s in (("mass", m.mass, m.mass_se), ("mean", m.mean, m.mean_se),
-                                        ("variance", m.variance, m.variance_se)) if v > 2 * s
-            ) or "-",
-        }  # fmt: skip
+            **{f"{name.capitalize()} error": f"{v.error:.4f} ± {v.se:.4f}" for name, v in parts.items()},
+            "Beyond chance": ", ".join(name for name, v in parts.items() if v.resolved) or "-",
+        }
 
     rows = [cells("Exact draws (the floor)", None, table.exact_moments)]
     rows += [cells(r.title, r.nfes[index], r.moments[index]) for r in table.rows if index < len(r.moments)]
@@ -164,13 +164,12 @@ def _at(path: gt.ProbePath, sigma: float) -> np.ndarray:
     return np.array([np.interp(t, s, pts[:, d]) for d in range(2)])
 
 
-def probe_figure(
-    mix: GaussianMixtureDenoiser, paths: Sequence[gt.ProbePath], exact: gt.ProbePath, grid_size: int = 60
-) -> go.Figure:
+def probe_figure(mix: GaussianMixtureDenoiser, found: gt.Probe, grid_size: int = 60) -> go.Figure:
     """One frame per step of the shared grid: the exact density at that step's noise level, each sampler's
     path so far with its current point, and the exact ODE path (dotted) with its point at the same level."""
+    paths, exact = found.paths, found.exact
     lo, hi = probe_box(mix, [*paths, exact])
-    sigmas = paths[0].sigmas
+    sigmas = np.append(found.sigmas[:-1], 0.0)
     steps = len(sigmas)
     xs, ys, _ = gt.grid(lo, hi, grid_size)
     layers = [log_density_grid(mix, float(s), lo, hi, grid_size)[2] for s in sigmas]
@@ -206,8 +205,8 @@ def probe_figure(
     return fig
 
 
-def probe_rows(paths: Sequence[gt.ProbePath], exact: gt.ProbePath) -> list[dict[str, object]]:
-    end = exact.points[-1]
+def probe_rows(found: gt.Probe) -> list[dict[str, object]]:
+    paths, end = found.paths, found.exact.points[-1]
     return [
         {
             "Sampler": p.title,

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import pandas as pd
 import streamlit as st
-import torch
 
 from core.data.toy import TOY_SETS
 from core.diffusion.denoisers import GaussianMixtureDenoiser
@@ -31,7 +30,7 @@ def _fitted(source: str, components: int) -> tuple[GaussianMixtureDenoiser, str]
         points, title, key = cloud.points, f"the toy lab's {cloud.title}", cloud.key
     else:
         spec = TOY_SETS[source]
-        points, title, key = spec.make(FIT_POINTS, torch.Generator().manual_seed(0)), spec.title, source
+        points, title, key = spec.cloud(FIT_POINTS, seed=0).points, spec.title, source  # at its default shape
     memo_key = json.dumps(["fit", key, components])
     memo = st.session_state.get("gt_fit")
     if memo is None or memo[0] != memo_key:

@@ -78,6 +78,7 @@ def train_model(mixture: Mixture, n_points: int, steps: int, seed: int, progress
     """A fresh toy-lab model (default settings) on n_points drawn from the mixture; it joins the session's runs."""
     if not 16 <= n_points <= MAX_MODEL_POINTS:
         raise BadInputError(f"Train on 16 to {MAX_MODEL_POINTS:,} points.")
+    budget.check(model_seconds(n_points, steps), "training")  # refused before it replaces the model there is
     run = ToyRun(gt.mixture_cloud(mixture.mix, n_points, seed), ToySettings(seed=seed), session_runs.next_name("truth"))
     session_runs.add(run.log)
     st.session_state[RUN] = (mixture.key, run)
@@ -110,16 +111,17 @@ def _progress(slot: Any, what: str, done: float, share: float) -> Any:
     return on_step
 
 
-def _nll_row(what: str, log_p: torch.Tensor) -> dict[str, object]:
-    """The mean negative log-likelihood of held-out points (nats, with its standard error, and bits per dim)."""
+def _nll_row(what: str, log_p: torch.Tensor, truth: torch.Tensor | None = None) -> dict[str, object]:
+    """The mean negative log-likelihood of held-out points (nats, with its standard error, and bits per dim),
+    and, against `truth` on the same points, the mean gap with the standard error of the paired difference."""
     nll = -float(log_p.mean())
     se = float(log_p.std()) / np.sqrt(len(log_p))
-    return {
-        "Density": what,
-        "NLL (nats)": round(nll, 4),
-        "± SE": round(se, 4),
-        "bits / dim": round(bits_per_dim(nll, 2), 4),
-    }
+    row: dict[str, object] = {"Density": what, "NLL (nats)": round(nll, 4), "± SE": round(se, 4),
+                              "bits / dim": round(bits_per_dim(nll, 2), 4)}  # fmt: skip
+    if truth is not None:
+        gap = truth - log_p  # > 0: the density gives the held-out points less than the truth does
+        row["NLL gap to the truth (paired)"] = f"{float(gap.mean()):+.4f} ± {float(gap.std()) / np.sqrt(len(gap)):.4f}"
+    return row
 
 
 def likelihood(mixture: Mixture) -> LikelihoodMaps | None:
@@ -143,6 +145,8 @@ def compute_likelihood(mixture: Mixture, run: ToyRun, progress_slot: Any) -> Lik
     learned = gt.model_log_density(
         run, points.float(), MODEL_ODE_STEPS, _progress(progress_slot, "The model's ODE", 0.1, 0.9)
     )
+    model_blur = run.schedule.sigma_min * run.standardizer.scale  # where the model's ODE starts, in data units
+    truth_at_model = mix.log_prob(held, model_blur)
     size = (LIKELIHOOD_GRID, LIKELIHOOD_GRID)
 
     maps = LikelihoodMaps(
@@ -155,8 +159,12 @@ def compute_likelihood(mixture: Mixture, run: ToyRun, progress_slot: Any) -> Lik
         ],
         rows=[
             _nll_row("Closed form (the truth)", closed[n:]),
-            _nll_row("ODE with the exact denoiser", ode[n:]),
-            _nll_row(f"Model {run.name}, {len(run.cloud.points):,} training points, {run.step:,} steps", learned[n:]),
+            _nll_row("ODE with the exact denoiser", ode[n:], closed[n:]),
+            _nll_row(
+                f"Model {run.name}, {len(run.cloud.points):,} training points, {run.step:,} steps",
+                learned[n:],
+                truth_at_model,
+            ),
         ],
         ode_gap=float((ode - closed)[n:].abs().max()),
         grid_gap=float((ode - closed)[:n].abs().max()),
