@@ -457,7 +457,7 @@ def mixture_cloud(mix: GaussianMixtureDenoiser, n: int, seed: int = 0) -> PointC
 
 
 def model_log_density(
-    run: ToyRun, x: torch.Tensor, steps: int = 64, on_step: Callable[[int, int], None] | None = None
+    run: ToyRun, x: torch.Tensor, steps: int = 32, on_step: Callable[[int, int], None] | None = None
 ) -> torch.Tensor:
     """log p(x) [B] in nats, in the data's own units, of a toy-lab model by the probability-flow ODE over its
     schedule's range of sigma (it has learnt nothing outside it). The model works in standardised units

@@ -156,7 +156,7 @@ def _model_views(mixture: Mixture, run: ToyRun, progress: Any, chart: Any) -> No
 
     st.markdown("#### Likelihood")
     slot = st.empty()
-    if st.button("Compute log densities", key="gt-like-go", help="About 5-10 s: 3,600 points through the ODE."):
+    if st.button("Compute log densities", key="gt-like-go", help="About 5 s: 3,600 points through the ODEs."):
         attempt(state.compute_likelihood, mixture, run, slot)
         slot.empty()
     maps = state.likelihood(mixture)
