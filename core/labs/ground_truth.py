@@ -69,7 +69,7 @@ def fitted_order(
 # ---- exactly known moments --------------------------------------------------------------------------------
 
 
-def bonferroni_z(tests: int, alpha: float = 0.05) -> float:
+def bonferroni_z(tests: int, alpha: float = 0.01) -> float:
     """The |z| above which one of `tests` estimates with true mean 0 lies with probability at most alpha."""
     return NormalDist().inv_cdf(1 - alpha / (2 * max(tests, 1)))
 
@@ -85,7 +85,7 @@ class Moment:
 
     @property
     def resolved(self) -> bool:
-        """Beyond chance: exact draws are flagged with probability about 5% (Bonferroni over the tests, normal
+        """Beyond chance: exact draws are flagged with probability about 1% (Bonferroni over the tests, normal
         approximation; below some 1,000 samples the skew of squared deviations makes variance flags likelier)."""
         return self.error > bonferroni_z(self.tests) * self.se
 

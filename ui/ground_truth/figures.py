@@ -92,7 +92,7 @@ def accuracy_rows(table: gt.AccuracyTable) -> list[dict[str, object]]:
         cells: dict[str, object] = {
             "Sampler": row.title,
             "Measured against": "its own 1,000-NFE run, same Brownian path" if row.stochastic else "the exact ODE",
-            "Order (theory)": None if row.stochastic else row.theory,
+            "Order (theory)": "strong: -" if row.stochastic else str(row.theory),
             "Order (fitted)": None if row.order is None else round(row.order, 2),
         }
         cells |= {f"≤ {b} NFE": float(f"{e:.3g}") for b, e in zip(table.budgets, row.errors, strict=True)}
@@ -107,12 +107,12 @@ def moment_rows(table: gt.AccuracyTable, index: int) -> list[dict[str, object]]:
         parts = {"mass": m.mass, "mean": m.mean, "variance": m.variance}
         return {
             "Sampler": title,
-            "NFE": nfe,
+            "NFE": str(nfe),
             **{f"{name.capitalize()} error": f"{v.error:.4f} ± {v.se:.4f}" for name, v in parts.items()},
             "Beyond chance": ", ".join(name for name, v in parts.items() if v.resolved) or "-",
         }
 
-    rows = [cells("Exact draws (the floor)", None, table.exact_moments)]
+    rows = [cells("Exact draws (the floor)", "-", table.exact_moments)]
     rows += [cells(r.title, r.nfes[index], r.moments[index]) for r in table.rows if index < len(r.moments)]
     return rows
 

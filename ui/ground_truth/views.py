@@ -21,6 +21,11 @@ PROBE_DEFAULT = ("euler", "heun", "dpmpp_2m", "euler_ancestral")
 STUDY_SIZES = (16, 32, 64, 128, 256, 512, 1024, 2000)
 
 
+def _rows_height(rows: list) -> int:
+    """A data frame's height in pixels that shows every row (Streamlit's default scrolls after ten)."""
+    return 35 * (len(rows) + 1) + 3
+
+
 def _stop_row(go_label: str, key: str, stop_help: str, disabled: bool = False) -> bool:
     b1, b2, _ = st.columns([1, 1, 5], gap="small")
     clicked = b1.button(go_label, type="primary", key=f"{key}-go", disabled=disabled)
@@ -56,19 +61,21 @@ def accuracy_tab(mixture: Mixture) -> None:
         st.warning(f"Stopped after {len(table.rows)} of {len(SAMPLERS)} samplers; Measure again for the rest.")
     st.caption(f"{table.n_points:,} start points, measured in {table.seconds:.1f} s.")
     st.plotly_chart(figures.accuracy_figure(table), key="gt-acc-fig")
-    st.dataframe(pd.DataFrame(figures.accuracy_rows(table)), hide_index=True, width="stretch", key="gt-acc-table")
+    rows = figures.accuracy_rows(table)
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=_rows_height(rows), key="gt-acc-table")
     st.markdown("**Weak view: the moments every sampler should reproduce**")
     st.caption(
         "The error in a component's mass, mean and variance, each known exactly, with its standard error: for "
         "each, the component furthest from its exact value in standard errors. **Beyond chance** means further "
-        "than exact draws would be in 95 of 100 runs (Bonferroni over the components). Exact draws of the same "
+        "than exact draws would be in 99 of 100 runs (Bonferroni over the components). Exact draws of the same "
         "size show the floor: at this sample size most samplers' errors are not resolved, which is why the chart "
         "above ranks stochastic samplers by their strong error."
     )
     last = len(table.budgets) - 1
     index = st.select_slider("At NFE budget", options=list(range(last + 1)), value=last,
                              format_func=lambda i: str(table.budgets[i]), key="gt-acc-moment-nfe")  # fmt: skip
-    st.dataframe(pd.DataFrame(figures.moment_rows(table, index)), hide_index=True, width="stretch", key="gt-mom")
+    rows = figures.moment_rows(table, index)
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=_rows_height(rows), key="gt-mom")
 
 
 def _start(mixture: Mixture, sigma: float, picked: dict | None) -> list[float]:
