@@ -92,11 +92,7 @@ def density_section() -> None:
 
 # ---- 4. Latent diffusion ---------------------------------------------------------------------------------
 @st.fragment
-def diffusion_section() -> None:
-    st.subheader("4 · Diffusion in the latent plane")
-    model = pick_latent_model(vae)
-    if model is None:
-        return
+def diffusion_section(model) -> None:
     choice = sampling_settings()
     grid = state.densities(points, labels, "scott", 80)
     if (
@@ -111,4 +107,9 @@ def diffusion_section() -> None:
 
 manifold_section()
 density_section()
-diffusion_section()
+st.subheader("4 · Diffusion in the latent plane")
+# Picked (and trained) in the page's own run, not in the fragment: a click inside a running fragment waits
+# for the run to end, so the training's Stop would stop nothing there.
+latent_model = pick_latent_model(vae)
+if latent_model is not None:
+    diffusion_section(latent_model)

@@ -87,3 +87,42 @@ def test_closing_the_tab_ends_the_servers_work_for_it(server, browser):
     before = _cpu_seconds(process.pid)
     time.sleep(3.0)
     assert _cpu_seconds(process.pid) - before < 0.6  # the server is idle again, not sampling for nobody
+
+
+def test_the_in_page_stop_during_the_sampler_measure_keeps_the_samplers_measured(server, page):
+    """The Ground truth page's Stop (a click in the accuracy tab's fragment) ends the Measure between samplers;
+    the rows done stay on the page with a sentence, and Measure runs again in full."""
+    url, _ = server
+    page.goto(f"{url}/ground_truth")
+    settle(page)
+    points = page.get_by_role("spinbutton", name="Start points")
+    points.fill("5000")
+    points.press("Enter")
+    settle(page)
+    page.get_by_role("button", name="Measure", exact=True).click()
+    page.get_by_text(re.compile(r"^[1-9]\d? of 11 samplers")).first.wait_for()  # one sampler or more done
+    page.get_by_role("tabpanel").get_by_role("button", name="Stop", exact=True).click()  # the tab's, not the toolbar's
+    settle(page)
+    no_exception(page)
+    warning = page.get_by_text(re.compile(r"Stopped after \d+ of 11 samplers"))
+    warning.wait_for()
+    done = int(re.search(r"after (\d+)", warning.text_content()).group(1))
+    assert 1 <= done < 11
+    assert page.get_by_text("start points, measured in").count() == 1  # the chart and tables of the rows done
+
+
+def test_the_in_page_stop_during_the_latent_model_training_keeps_the_model_so_far(server, page):
+    """The latent model trains in the page's own run, not inside the diffusion section's fragment, whose clicks
+    wait for it to finish: there its Stop did nothing until the training was over."""
+    url, _ = server
+    page.goto(f"{url}/latent")
+    settle(page)
+    page.get_by_text("Train one here").last.click()
+    settle(page)
+    page.get_by_role("button", name="Train latent model", exact=True).click()
+    page.get_by_text("steps/s").first.wait_for()
+    page.locator('[data-testid="stMain"]').get_by_role("button", name="Stop", exact=True).last.click()
+    settle(page)
+    no_exception(page)
+    page.get_by_text("this is the model so far").wait_for()
+    assert page.get_by_role("button", name="Generate", exact=True).count() == 1  # and it samples

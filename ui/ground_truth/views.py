@@ -1,4 +1,8 @@
-"""The Ground truth page's four tabs, each a fragment (its widgets rerun only the tab)."""
+"""The Ground truth page's four tabs.
+
+The probe is a fragment (its widgets rerun only the tab). The tabs with long jobs are not: a click inside a
+fragment waits until the fragment's run is over, so their Stop would stop nothing; in the page's own run a
+click ends the job at its next redraw, and the next run shows what was finished."""
 
 from __future__ import annotations
 
@@ -33,7 +37,6 @@ def _stop_row(go_label: str, key: str, stop_help: str, disabled: bool = False) -
     return clicked
 
 
-@st.fragment
 def accuracy_tab(mixture: Mixture) -> None:
     st.markdown(
         "Every sampler from the **same start points** at NFE 1 to 200 (Karras grid, sigma 80 to 0.002). "
@@ -130,7 +133,6 @@ def probe_tab(mixture: Mixture) -> None:
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="gt-probe-table")
 
 
-@st.fragment
 def model_tab(mixture: Mixture) -> None:
     st.markdown(
         "A toy-lab model (64x2 MLP, v-prediction, linear schedule) trained on points drawn from this mixture. "
@@ -214,7 +216,6 @@ def study_section(mixture: Mixture) -> None:
         st.plotly_chart(figures.study_figure(found.rows, found.baseline), key="gt-study-fig")
 
 
-@st.fragment
 def latent_tab() -> None:
     st.markdown(
         "The bundled latent MNIST model (the Latent MNIST page's) gives a density over the VAE's 2-D plane by the "
