@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from core.diffusion.denoisers import Denoiser
+from core.diffusion.schedules import NoiseSchedule
 from core.errors import BadInputError
 
 MAX_DIM = 8  # one backward pass per dimension
@@ -33,6 +34,12 @@ class ODESettings:
     steps: int = 128  # RK4 steps in log sigma: 4 denoiser calls (and traces) each
     prior_mean: tuple[float, ...] | None = None  # the data's mean (None: 0)
     prior_var: float = 1.0  # the data's average per-axis variance
+
+    @classmethod
+    def for_schedule(cls, schedule: NoiseSchedule, steps: int) -> ODESettings:
+        """Over a learned model's own range of sigma (it has learnt nothing outside it), for data standardised
+        to mean 0 and unit variance, as the page trainings standardise theirs."""
+        return cls(sigma_min=schedule.sigma_min, sigma_max=schedule.sigma_max, steps=steps, prior_var=1.0)
 
     def __post_init__(self) -> None:
         if not (0 < self.sigma_min < self.sigma_max and 1 <= self.steps <= 2000 and self.prior_var >= 0):

@@ -460,10 +460,9 @@ def model_log_density(
     run: ToyRun, x: torch.Tensor, steps: int = 32, on_step: Callable[[int, int], None] | None = None
 ) -> torch.Tensor:
     """log p(x) [B] in nats, in the data's own units, of a toy-lab model by the probability-flow ODE over its
-    schedule's range of sigma (it has learnt nothing outside it). The model works in standardised units
+    schedule's range of sigma. The model works in standardised units
     y = (x - m) / s, so log p(x) = log p(y) - D log s."""
-    sched = run.schedule
-    settings = ODESettings(sigma_min=sched.sigma_min, sigma_max=sched.sigma_max, steps=steps, prior_var=1.0)
+    settings = ODESettings.for_schedule(run.schedule, steps)
     y = run.standardizer.transform(x.double())
     with torch_threads(run.threads):
         log_py = log_density(run.denoiser(), y, settings, on_step)
@@ -488,9 +487,27 @@ def latent_log_density(
     """log p(z) [B] in nats of a latent MNIST model's unconditional half (the null label) at VAE latents z [B, 2],
     by the probability-flow ODE; the model works in standardised latents y = (z - m) / s, so
     log p(z) = log p(y) - sum log s."""
-    sched = model.schedule
-    settings = ODESettings(sigma_min=sched.sigma_min, sigma_max=sched.sigma_max, steps=steps, prior_var=1.0)
+    settings = ODESettings.for_schedule(model.schedule, steps)
     y = (z.double() - model.mean.double()) / model.std.double()
     with torch_threads(1):
         log_py = log_density(model.conditioned(None, len(z), 1.0), y, settings, on_step)
     return log_py - float(model.std.double().log().sum())
+
+
+def density_maps(
+    log_densities: dict[str, Callable[[torch.Tensor], torch.Tensor]],
+    lo: Sequence[float],
+    hi: Sequence[float],
+    size: int,
+    held_out: torch.Tensor,
+) -> tuple[np.ndarray, np.ndarray, dict[str, tuple[np.ndarray, torch.Tensor]]]:
+    """Each log density on a size x size grid over [lo, hi] and at the held-out points, one call each (the
+    ODEs run once over both): the grid's axes, and per title the [size, size] map (rows along y) and the
+    held-out values [M]."""
+    xs, ys, mesh = grid(lo, hi, size)
+    points = torch.cat([mesh, held_out.double()])
+    found = {}
+    for title, log_p in log_densities.items():
+        values = log_p(points)
+        found[title] = (values[: len(mesh)].reshape(size, size).numpy(), values[len(mesh) :])
+    return xs, ys, found

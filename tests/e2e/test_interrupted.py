@@ -90,8 +90,8 @@ def test_closing_the_tab_ends_the_servers_work_for_it(server, browser):
 
 
 def test_the_in_page_stop_during_the_sampler_measure_keeps_the_samplers_measured(server, page):
-    """The Ground truth page's Stop (a click in the accuracy tab's fragment) ends the Measure between samplers;
-    the rows done stay on the page with a sentence, and Measure runs again in full."""
+    """The Ground truth page's Stop (in the accuracy tab, which runs in the page's own run, not a fragment) ends
+    the Measure between samplers; the rows done stay on the page with a sentence."""
     url, _ = server
     page.goto(f"{url}/ground_truth")
     settle(page)

@@ -139,39 +139,38 @@ def compute_likelihood(mixture: Mixture, run: ToyRun, progress_slot: Any) -> Lik
     """The exact mixture's log density in closed form and by the ODE with its exact denoiser, and the model's by
     its ODE, on a grid over the mixture and on held-out draws."""
     mix = mixture.mix
-    lo, hi = gt.view_box(mix)
-    xs, ys, grid = gt.grid(lo.tolist(), hi.tolist(), LIKELIHOOD_GRID)
     held, _ = mix.sample(HELD_OUT, torch.Generator().manual_seed(12_345))
-    points = torch.cat([grid, held])
-    n = len(grid)
-    ode, closed = gt.exact_log_density(mix, points)
-    progress_slot.progress(0.1, text="The exact denoiser's ODE: done")
-    learned = gt.model_log_density(
-        run, points.float(), MODEL_ODE_STEPS, _progress(progress_slot, "The model's ODE", 0.1, 0.9)
+    on_step = _progress(progress_slot, "The model's ODE", 0.1, 0.9)
+    model_title = f"ODE, {run.name} ({run.step:,} steps)"
+    lo, hi = gt.view_box(mix)
+    xs, ys, found = gt.density_maps(
+        {
+            "Closed form": lambda x: mix.log_prob(x, gt.SIGMA_MIN),
+            "ODE, exact denoiser": lambda x: gt.exact_log_density(mix, x)[0],
+            model_title: lambda x: gt.model_log_density(run, x.float(), MODEL_ODE_STEPS, on_step),
+        },
+        lo.tolist(),
+        hi.tolist(),
+        LIKELIHOOD_GRID,
+        held,
     )
+    (closed_map, closed), (ode_map, ode), (_, learned) = found.values()
     model_blur = run.schedule.sigma_min * run.standardizer.scale  # where the model's ODE starts, in data units
-    truth_at_model = mix.log_prob(held, model_blur)
-    size = (LIKELIHOOD_GRID, LIKELIHOOD_GRID)
-
     maps = LikelihoodMaps(
         xs=xs,
         ys=ys,
-        panels=[
-            ("Closed form", closed[:n].reshape(size).numpy()),
-            ("ODE, exact denoiser", ode[:n].reshape(size).numpy()),
-            (f"ODE, {run.name} ({run.step:,} steps)", learned[:n].reshape(size).numpy()),
-        ],
+        panels=[(title, value[0]) for title, value in found.items()],
         rows=[
-            _nll_row("Closed form (the truth)", closed[n:]),
-            _nll_row("ODE with the exact denoiser", ode[n:], closed[n:]),
+            _nll_row("Closed form (the truth)", closed),
+            _nll_row("ODE with the exact denoiser", ode, closed),
             _nll_row(
                 f"Model {run.name}, {len(run.cloud.points):,} training points, {run.step:,} steps",
-                learned[n:],
-                truth_at_model,
+                learned,
+                mix.log_prob(held, model_blur),
             ),
         ],
-        ode_gap=float((ode - closed)[n:].abs().max()),
-        grid_gap=float((ode - closed)[:n].abs().max()),
+        ode_gap=float((ode - closed).abs().max()),
+        grid_gap=float(np.abs(ode_map - closed_map).max()),
     )
     st.session_state[LIKELIHOOD] = (mixture.key, ((run.name, run.step), maps))
     return maps
@@ -191,25 +190,25 @@ def compute_latent_likelihood(progress_slot: Any) -> LikelihoodMaps:
     train = latent_state.latents(vae)
     test = encode_means(vae.vae, cache.image_set("mnist", "test", LATENT_HELD_OUT).images)
     lo, hi = np.quantile(train, 0.005, axis=0), np.quantile(train, 0.995, axis=0)
-    xs, ys, grid = gt.grid(lo.tolist(), hi.tolist(), LATENT_GRID)
-    points = torch.cat([grid, torch.from_numpy(test).double()])
-    n = len(grid)
-    learned = gt.latent_log_density(
-        latent_model, points, MODEL_ODE_STEPS, _progress(progress_slot, "The latent model's ODE", 0.0, 1.0)
+    on_step = _progress(progress_slot, "The latent model's ODE", 0.0, 1.0)
+    xs, ys, found = gt.density_maps(
+        {
+            "KDE of the training latents": lambda z: torch.from_numpy(kde_log_density(train, z.numpy())),
+            f"ODE, {latent_model.name}": lambda z: gt.latent_log_density(latent_model, z, MODEL_ODE_STEPS, on_step),
+        },
+        lo.tolist(),
+        hi.tolist(),
+        LATENT_GRID,
+        torch.from_numpy(test),
     )
-    kde = torch.from_numpy(kde_log_density(train, points.numpy()))
-    size = (LATENT_GRID, LATENT_GRID)
-
+    (_, kde), (_, learned) = found.values()
     maps = LikelihoodMaps(
         xs=xs,
         ys=ys,
-        panels=[
-            ("KDE of the training latents", kde[:n].reshape(size).numpy()),
-            (f"ODE, {latent_model.name}", learned[:n].reshape(size).numpy()),
-        ],
+        panels=[(title, value[0]) for title, value in found.items()],
         rows=[
-            _nll_row(f"KDE of {len(train):,} training latents (Scott)", kde[n:]),
-            _nll_row(f"{latent_model.name}: its unconditional half, by its ODE", learned[n:]),
+            _nll_row(f"KDE of {len(train):,} training latents (Scott)", kde),
+            _nll_row(f"{latent_model.name}: its unconditional half, by its ODE", learned),
         ],
         ode_gap=float("nan"),
         grid_gap=float("nan"),
