@@ -5,8 +5,11 @@ import streamlit as st
 from core.data.images import gif_bytes
 from ui.common.session_runs import session_runs
 from ui.common.widgets import attempt
+from ui.training_logs import checkpoints
 from ui.training_logs.figures import config_table, curves_figure, metrics_csv, read_grid
 from ui.training_logs.runs import bundled_runs, default_runs_folder, folder_runs
+
+MAX_FRAMES = 50  # an animation of more grids costs seconds to encode (a TensorBoard run may log 200)
 
 st.title("Training logs")
 st.markdown(
@@ -69,8 +72,14 @@ if len(selected) == 1:
         path = dict(run.samples)[step]
         left, right = st.columns(2)
         left.image(read_grid(path), caption=f"step {step:,}", width=360)
+        if run.checkpoints:
+            left.caption(checkpoints.at_step(run, step))
         if len(steps) > 1 and right.toggle("Animate over training", key="logs-animate"):
-            right.image(gif_bytes([read_grid(p) for _, p in run.samples], duration_ms=500), width=360)
+            shown = run.samples[:: -(-len(run.samples) // MAX_FRAMES)]  # at most MAX_FRAMES, spread over training
+            right.image(gif_bytes([read_grid(p) for _, p in shown], duration_ms=500), width=360)
+    if run.checkpoints:
+        st.subheader("Checkpoints")
+        checkpoints.table(run)
 
 st.subheader("Settings" if len(selected) == 1 else "Settings side by side")
 table = config_table(selected)

@@ -6,6 +6,8 @@ python -m zoo fetch NAME | --all   download Hub entries into the Hugging Face ca
 python -m zoo verify               sha256 of every bundled file against the manifest
 python -m zoo train RECIPE         train a recipe; data-parallel under
                                    torchrun --nproc_per_node N -m zoo train RECIPE
+python -m zoo compare A B [C D]    checkpoints side by side from the same noise (zoo names, RUN@STEP, local
+                                   folders or files, Hub ids): grid.png, results.csv and results.json in --out
 """
 
 from __future__ import annotations
@@ -156,6 +158,20 @@ def main(argv: list[str] | None = None) -> int:
         "--steps", type=int, default=None, help="override the recipe's steps (epochs for vae/classifier)"
     )
     train_p.add_argument("--out", type=Path, default=None, help="output folder (default runs/NAME-TIMESTAMP)")
+    train_p.add_argument(
+        "--checkpoint-every", type=int, default=None, help="save weights every N steps (default: the recipe's)"
+    )
+    cmp = sub.add_parser("compare", help="sample checkpoints from the same noise; write a grid and tables")
+    cmp.add_argument("checkpoints", nargs="+", help="1-4 of: zoo name, RUN@STEP, local folder or file, Hub id")
+    cmp.add_argument("--sampler", default="dpmpp_2m")
+    cmp.add_argument("--steps", type=int, default=20)
+    cmp.add_argument("--seed", type=int, default=0)
+    cmp.add_argument("--images", type=int, default=16, help="images per checkpoint (the grid shows the first 64)")
+    cmp.add_argument("--class", dest="label", type=int, default=None, help="a class, for class-conditional models")
+    cmp.add_argument("--out", type=Path, default=Path("compare-out"))
+    cmp.add_argument("--device", default="cpu")
+    cmp.add_argument("--metrics", action="store_true", help="FD-LeNet and class shares (MNIST models)")
+    cmp.add_argument("--raw", action="store_true", help="raw weights (unet/) where a checkpoint also has unet_ema/")
     pin = sub.add_parser("pin", help="write bundled files' sha256 into the manifest")
     pin.add_argument("names", nargs="+")
     publish = sub.add_parser("publish", help="upload a bundled folder to the Hub")
@@ -177,9 +193,21 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "train":
             from zoo.train import train
 
-            out = train(args.recipe, args.out, args.steps, args.device)
+            out = train(args.recipe, args.out, args.steps, args.device, args.checkpoint_every)
             if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 writes
                 print(f"wrote {out}")
+            return 0
+        if args.command == "compare":
+            from zoo.compare import compare
+
+            rows = compare(
+                args.checkpoints, reg, args.out, sampler=args.sampler, steps=args.steps, seed=args.seed,
+                images=args.images, device=args.device, label=args.label, metrics=args.metrics, ema=not args.raw,
+            )  # fmt: skip
+            for row in rows:
+                fd = f", FD-LeNet {row['fd_lenet']:.2f} ± {row['fd_se']:.2f}" if "fd_lenet" in row else ""
+                print(f"{row['checkpoint']}: {row['images_per_second']:.1f} images/s{fd}")
+            print(f"wrote {args.out}/grid.png, results.csv, results.json")
             return 0
         if args.command == "pin":
             return cmd_pin(reg, args.manifest, args.names)

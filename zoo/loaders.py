@@ -8,6 +8,7 @@ ever mutates it after `load_model` returns.
 from __future__ import annotations
 
 import json
+import posixpath
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Any
 import torch
 
 from core.diffusion.denoisers import DiscreteTimeDenoiser
-from core.diffusion.schedules import NoiseSchedule, make_schedule
+from core.diffusion.schedules import DIFFUSERS_NAMES, NoiseSchedule, make_schedule
 from core.training.budget import count_parameters
 from zoo.architectures import build, check_size, fix_legacy_keys, state_size
 from zoo.checkpoints import load_into, read_state_dict, stored_size
@@ -26,12 +27,7 @@ from zoo.hub import cached_files, fetch, sha256_of, validate_repo_id, validate_r
 from zoo.registry import ModelEntry, ScheduleSpec
 
 # diffusers' names for the schedules the engine knows
-DIFFUSERS_SCHEDULES = {
-    "linear": "linear",
-    "scaled_linear": "scaled_linear",
-    "squaredcos_cap_v2": "cosine",
-    "sigmoid": "sigmoid",
-}
+DIFFUSERS_SCHEDULES = {theirs: ours for ours, theirs in DIFFUSERS_NAMES.items()}
 
 
 @dataclass(frozen=True)
@@ -76,7 +72,9 @@ class LoadedModel:
 
 
 def availability(entry: ModelEntry) -> str:
-    """bundled | bundled files missing | cached | needs the Hub (local checks only, never the network)."""
+    """bundled | bundled files missing | cached | needs the Hub | local (local checks only, never the network)."""
+    if entry.local:
+        return "local"
     if entry.path is not None:
         return "bundled" if all((entry.path / f).is_file() for f in entry.files) else "bundled files missing"
     paths = cached_files(str(entry.repo), entry.files, revision=entry.revision)
@@ -91,6 +89,8 @@ def resolve_files(entry: ModelEntry) -> dict[str, Path]:
     for name in entry.files:
         path = entry.path / name
         if not path.is_file():
+            if entry.local:
+                raise CheckpointError(f"{entry.title}: {name} is no longer there.")
             raise ZooError(f"Bundled model {entry.name!r} is missing {name}; run `python -m zoo verify`.")
         if name in entry.sha256 and sha256_of(path) != entry.sha256[name]:
             raise ChecksumError(f"Bundled file {entry.name}/{name} does not match its pinned sha256.")
@@ -98,8 +98,14 @@ def resolve_files(entry: ModelEntry) -> dict[str, Path]:
     return paths
 
 
-def _read_json(path: Path, what: str) -> dict[str, Any]:
+MAX_JSON_BYTES = 8 * 2**20  # a config file; more is not a config (and is not read into memory)
+
+
+def read_json(path: Path, what: str) -> dict[str, Any]:
+    """A JSON object from a config file, or a CheckpointError naming `what` and the file."""
     try:
+        if path.stat().st_size > MAX_JSON_BYTES:
+            raise CheckpointError(f"{what}: {path.name} is over {MAX_JSON_BYTES // 2**20} MB, too big for a config.")
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CheckpointError(f"{what}: {path.name} is not valid JSON ({e}).") from e
@@ -119,12 +125,12 @@ def build_module(entry: ModelEntry, files: Mapping[str, Path]) -> torch.nn.Modul
     what = f"Model {entry.name!r}"
     weights = files["model.safetensors"] if entry.format == "hub-mixin" else files[entry.weight_files[0]]
     if entry.format in ("diffusers-unet", "diffusers-pipeline"):
-        config_name = "unet/config.json" if entry.format == "diffusers-pipeline" else "config.json"
+        config_name = posixpath.join(posixpath.dirname(entry.weight_files[0]), "config.json")  # beside the weights
         if config_name not in files:
             raise ZooError(f"{what} lists no {config_name}.")
-        architecture, config = "unet2d", _read_json(files[config_name], what)
+        architecture, config = "unet2d", read_json(files[config_name], what)
     elif entry.format == "hub-mixin":
-        architecture, config = str(entry.architecture), _read_json(files["config.json"], what)
+        architecture, config = str(entry.architecture), read_json(files["config.json"], what)
     else:
         architecture, config = str(entry.architecture), entry.config
     expected, stored = state_size(architecture, config, what), stored_size(weights)
@@ -145,11 +151,14 @@ def build_module(entry: ModelEntry, files: Mapping[str, Path]) -> torch.nn.Modul
 def schedule_from_scheduler_config(config: Mapping[str, Any], what: str) -> tuple[NoiseSchedule, str | None]:
     """A diffusers scheduler_config.json as an engine schedule, and the prediction type it names (if any)."""
     steps = int(config.get("num_train_timesteps", config.get("timesteps", 1000)))
-    if config.get("trained_betas"):
-        return NoiseSchedule(torch.tensor(config["trained_betas"], dtype=torch.float64), "trained"), config.get(
-            "prediction_type"
-        )
     kind = DIFFUSERS_SCHEDULES.get(str(config.get("beta_schedule", "linear")))
+    if config.get("trained_betas"):  # exact betas, named after the kind the config says they came from
+        try:
+            betas = torch.tensor(config["trained_betas"], dtype=torch.float64)
+        except (TypeError, ValueError) as e:
+            raise ZooError(f"{what}: trained_betas is not a list of numbers.") from e
+        name = kind if "beta_schedule" in config and kind else "trained"
+        return NoiseSchedule(betas, name), config.get("prediction_type")
     if kind is None:
         raise ZooError(f"{what}: beta_schedule {config.get('beta_schedule')!r} is not one the atlas knows.")
     schedule = make_schedule(kind, steps, config.get("beta_start"), config.get("beta_end"))
@@ -174,7 +183,7 @@ def load_model(
             config_path = _pick(files, "scheduler_config.json")
             if config_path is None:
                 raise ZooError(f"Model {entry.name!r} reads its schedule from a scheduler config it does not list.")
-            schedule, _ = schedule_from_scheduler_config(_read_json(config_path, entry.name), entry.name)
+            schedule, _ = schedule_from_scheduler_config(read_json(config_path, entry.name), entry.name)
         else:
             schedule = entry.schedule.build()
         denoiser = DiscreteTimeDenoiser(module, schedule, entry.prediction_type, entry.num_classes or None)
@@ -210,7 +219,7 @@ def hub_unet_entry(repo_id: str, revision: str = "main") -> ModelEntry:
     repo_id, revision = validate_repo_id(repo_id), validate_revision(revision)
     configs = _first_available(repo_id, revision, [["unet/config.json"], ["config.json"]])
     prefix = "unet/" if "unet/config.json" in configs else ""
-    unet_config = _read_json(next(iter(configs.values())), repo_id)
+    unet_config = read_json(next(iter(configs.values())), repo_id)
     if unet_config.get("_class_name") not in (None, "UNet2DModel"):
         raise ZooError(f"{repo_id} holds a {unet_config.get('_class_name')}, not a UNet2DModel.")
     check_size(state_size("unet2d", unet_config, repo_id) or 0, repo_id)  # before any weight is downloaded
@@ -228,7 +237,7 @@ def hub_unet_entry(repo_id: str, revision: str = "main") -> ModelEntry:
     files = [f"{prefix}config.json", *weights, *scheduler]
     prediction = "epsilon"
     if scheduler:
-        prediction = _read_json(next(iter(scheduler.values())), repo_id).get("prediction_type") or "epsilon"
+        prediction = read_json(next(iter(scheduler.values())), repo_id).get("prediction_type") or "epsilon"
     channels, size = int(unet_config.get("in_channels", 3)), unet_config.get("sample_size", 32)
     size = size if isinstance(size, int) else int(size[0])
     return ModelEntry(

@@ -1,4 +1,4 @@
-"""Local paths a person types (a runs folder; later, checkpoint folders): accepted only under allowed roots.
+"""Local paths a person types (a runs folder, a checkpoint folder or file): accepted only under allowed roots.
 
 On a shared server (Streamlit Community Cloud, a lab's GPU box) the text box is a window onto the server's
 disk. So a typed path is resolved (symlinks followed, `..` folded) and accepted only when the result lies
@@ -27,6 +27,11 @@ def allowed_roots() -> list[Path]:
     return [Path(p).expanduser().resolve() for p in [str(runs_root()), *extra]]
 
 
+def inside_roots(path: Path) -> bool:
+    """Whether `path`, resolved (symlinks followed), lies under one of the allowed roots."""
+    return any(under(path, root) for root in allowed_roots())
+
+
 def under(path: Path, root: Path) -> bool:
     """Whether `path`, resolved (symlinks followed), lies in `root` (resolved)."""
     try:
@@ -35,8 +40,9 @@ def under(path: Path, root: Path) -> bool:
         return False
 
 
-def resolve_allowed(text: str) -> Path:
-    """The typed path, resolved, if it lies under an allowed root; else BadInputError with a sentence."""
+def resolve_allowed(text: str, what: str = "runs") -> Path:
+    """The typed path, resolved, if it lies under an allowed root; else BadInputError with a sentence that
+    says which folders this app reads `what` from."""
     text = str(text).strip()
     if not text:
         raise BadInputError("Type a folder path.")
@@ -50,6 +56,6 @@ def resolve_allowed(text: str) -> Path:
     if not any(path.is_relative_to(root) for root in roots):
         shown = ", ".join(str(r) for r in roots)
         raise BadInputError(
-            f"This app reads runs only from {shown}. Set ATLAS_ALLOWED_ROOTS on the server to allow other folders."
+            f"This app reads {what} only from {shown}. Set ATLAS_ALLOWED_ROOTS on the server to allow other folders."
         )
     return path

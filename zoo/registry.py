@@ -72,13 +72,16 @@ class ModelEntry:
     run: Path | None = None
     data: str | None = None
     gpu_recommended: bool = False
+    local: bool = False  # a folder on this machine that a person named (zoo/local.py), not a manifest entry
 
     @property
     def bundled(self) -> bool:
-        return self.path is not None
+        return self.path is not None and not self.local
 
     @property
     def source(self) -> str:
+        if self.local:
+            return f"local: {self.path}"
         return "bundled" if self.path is not None else f"Hub: {self.repo}@{self.revision}"
 
     @property

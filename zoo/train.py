@@ -2,8 +2,10 @@
 
 Writes OUT/ in Hugging Face layout (config.json + fp16 safetensors, as the manifest's formats expect) and
 OUT/run/ in the run-log format (config.json with every setting, data, seed, hardware, code version and
-wall time; metrics.jsonl; samples/step_XXXXXXX.png). Pixel and latent models train with
-core.training.DiffusionTrainer; the VAE and the classifier with their own loops.
+wall time; metrics.jsonl; samples/step_XXXXXXX.png; for pixel and latent models checkpoints/step_XXXXXXX/
+every `checkpoint_every` steps (default: `sample_every`), each a folder that loads on its own, with the EMA
+weights). Pixel and latent models train with core.training.DiffusionTrainer; the VAE and the classifier with
+their own loops.
 
 Pixel and latent recipes also train data-parallel: `torchrun --nproc_per_node N -m zoo train RECIPE` (gloo on
 the CPU, nccl with --device cuda, one GPU per process). Each process draws its own batches, so the global
@@ -17,12 +19,14 @@ import json
 import math
 import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import save_file
+from torch import nn
 
 from core.data.images import tile, to_uint8
 from core.device import check_device
@@ -33,6 +37,7 @@ from core.models.classifier import LeNet
 from core.models.mlp import MLPConfig, build_mlp
 from core.models.unet import SampleOnly, build_unet, unet_config
 from core.models.vae import ConvVAE
+from core.training.checkpoints import save_checkpoint, save_weights
 from core.training.classifier import ClassifierTrainConfig, accuracy, train_classifier
 from core.training.diffusion import DiffusionTrainer, TrainConfig, distributed, labelled_batches
 from core.training.runlog import RunWriter
@@ -88,14 +93,6 @@ def mnist_tensors(split: str, limit: int | None = None) -> tuple[torch.Tensor, t
     return x, torch.from_numpy(ds.labels.copy()), ds.source
 
 
-def save_weights(module: torch.nn.Module, folder: Path, filename: str, config: dict[str, Any]) -> None:
-    """config.json + fp16 safetensors (halves the bundle; weights are upcast to float32 on load)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to(torch.float16).contiguous() for k, v in module.state_dict().items()}
-    save_file(state, str(folder / filename))
-    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-
-
 def _sample_grid(model, schedule, recipe: Recipe, shape: tuple[int, ...], n: int = 36) -> torch.Tensor:
     """A fixed-seed grid (dpmpp_2m, 20 steps; classes 0, 1, ... at guidance 3) to watch training progress."""
     denoiser = DiscreteTimeDenoiser(model, schedule, recipe.train["prediction_type"], recipe.num_classes or None)
@@ -118,13 +115,17 @@ def _train_diffusion(
     shape: tuple[int, ...],
     model_config: dict[str, Any],
     source: str,
+    export: Callable[[DiffusionTrainer], tuple[nn.Module, str, dict[str, Any]]],
     decode=None,
     **extra: Any,
 ) -> DiffusionTrainer:
-    """DDPM training of `model` on `data` (x, labels or None), logging to OUT/run as it goes."""
+    """DDPM training of `model` on `data` (x, labels or None), logging to OUT/run as it goes. `export` names
+    what a checkpoint holds: (module to save, weights file name, its config.json)."""
     x, y = data
     schedule = make_schedule(recipe.schedule.get("kind", "linear"), **_schedule_args(recipe.schedule))
-    cfg = TrainConfig(**{k: v for k, v in recipe.train.items() if k not in ("steps", "sample_every")})
+    cfg = TrainConfig(
+        **{k: v for k, v in recipe.train.items() if k not in ("steps", "sample_every", "checkpoint_every")}
+    )
     batches = labelled_batches(x.to(device), y, recipe.num_classes, recipe.cond_dropout)
     ctx = distributed.context()
     trainer = DiffusionTrainer(model.to(device), schedule, cfg, batches)
@@ -142,6 +143,7 @@ def _train_diffusion(
     if ctx.is_main:
         writer = _run_writer(recipe, out, device, cfg.to_dict(), model_config, source, len(x), **extra)
     sample_every = int(recipe.train.get("sample_every", 500))
+    checkpoint_every = int(recipe.train.get("checkpoint_every", sample_every))
     logged = 0
 
     def callback(tr: DiffusionTrainer) -> None:
@@ -158,8 +160,15 @@ def _train_diffusion(
                 f"{recipe.name}: step {tr.step}/{steps}, loss {tr.metrics[-1]['loss']:.4f}, {tr.seconds:.0f} s",
                 flush=True,
             )
+        if tr.step % checkpoint_every == 0 or tr.step == steps:
+            module, weights_name, config = export(tr)
+            save_checkpoint(
+                writer.checkpoint_folder(tr.step), module, weights_name, config, schedule, cfg.prediction_type,
+                step=tr.step, recipe=recipe.name, data=recipe.data, weights="ema" if cfg.ema_decay else "raw",
+                num_classes=recipe.num_classes, null_label=recipe.num_classes if recipe.num_classes else None,
+            )  # fmt: skip
 
-    trainer.train(steps, callback, every=math.gcd(sample_every, cfg.log_every))
+    trainer.train(steps, callback, every=math.gcd(sample_every, checkpoint_every, cfg.log_every))
     summary: dict[str, Any] = {"final_loss": trainer.metrics[-1]["loss"]}
     if ctx.world_size > 1:  # every rank takes part in the check
         summary["replicas_identical"] = distributed.replicas_identical(trainer.model, ctx)
@@ -181,11 +190,14 @@ def train_pixel(recipe: Recipe, out: Path, steps: int, device: str) -> None:
     config = unet_config(recipe.num_classes or None, **recipe.model)
     model = SampleOnly(build_unet(config))
     labels = y if recipe.num_classes else None
-    trainer = _train_diffusion(recipe, out, steps, device, model, (x, labels), (1, 28, 28), config, source)
-    if not distributed.context().is_main:
-        return
-    ema = trainer.sampling_model.unet
-    save_weights(ema, out, "diffusion_pytorch_model.safetensors", {"_class_name": "UNet2DModel", **config})
+
+    def export(tr: DiffusionTrainer) -> tuple[nn.Module, str, dict[str, Any]]:
+        return tr.sampling_model.unet, "diffusion_pytorch_model.safetensors", {"_class_name": "UNet2DModel", **config}
+
+    trainer = _train_diffusion(recipe, out, steps, device, model, (x, labels), (1, 28, 28), config, source, export)
+    if distributed.context().is_main:
+        module, weights_name, weights_config = export(trainer)
+        save_weights(module, out, weights_name, weights_config)
 
 
 def train_latent(recipe: Recipe, out: Path, steps: int, device: str) -> None:
@@ -207,8 +219,12 @@ def train_latent(recipe: Recipe, out: Path, steps: int, device: str) -> None:
             return vae.decode(z_std * std + mean) * 2 - 1
 
     data = ((z - mean) / std, y)
+
+    def export(tr: DiffusionTrainer) -> tuple[nn.Module, str, dict[str, Any]]:
+        return tr.sampling_model, "model.safetensors", {"_class_name": "MLPDenoiser", **config.to_dict()}
+
     trainer = _train_diffusion(
-        recipe, out, steps, device, model, data, (2,), config.to_dict(), source, decode, latent_stats=stats
+        recipe, out, steps, device, model, data, (2,), config.to_dict(), source, export, decode, latent_stats=stats
     )
     if not distributed.context().is_main:
         return
@@ -258,13 +274,23 @@ def train_classifier_recipe(recipe: Recipe, out: Path, device: str) -> None:
     print(f"{recipe.name}: held-out accuracy {held_out:.4f} on {len(x_test)} digits", flush=True)
 
 
-def train(name_or_path: str, out: Path | None = None, steps: int | None = None, device: str = "cpu") -> Path:
+def train(
+    name_or_path: str,
+    out: Path | None = None,
+    steps: int | None = None,
+    device: str = "cpu",
+    checkpoint_every: int | None = None,
+) -> Path:
     """Train a recipe into OUT (returned); under torchrun, data-parallel (see the module docstring). Everything
-    given is checked before any work: the recipe, steps (or epochs) >= 1, the device, an output folder that can
-    be made."""
+    given is checked before any work: the recipe, steps (or epochs) >= 1, checkpoint_every >= 1, the device, an
+    output folder that can be made."""
     recipe = load_recipe(name_or_path)
     if steps is not None and steps < 1:
         raise BadInputError(f"--steps must be at least 1 (got {steps}); leave it out for the recipe's own.")
+    if checkpoint_every is not None:
+        if checkpoint_every < 1:
+            raise BadInputError(f"--checkpoint-every must be at least 1 (got {checkpoint_every}).")
+        recipe = Recipe(**{**recipe.__dict__, "train": {**recipe.train, "checkpoint_every": checkpoint_every}})
     check_device(device)
     if out is not None:
         _make_folder(out)

@@ -130,6 +130,14 @@ SCHEDULE_KINDS: dict[str, ScheduleKind] = {
     )
 }
 
+# Our kinds under diffusers' names (its `beta_schedule`); quadratic has none there.
+DIFFUSERS_NAMES = {
+    "linear": "linear",
+    "scaled_linear": "scaled_linear",
+    "cosine": "squaredcos_cap_v2",
+    "sigmoid": "sigmoid",
+}
+
 
 @dataclass(frozen=True, eq=False)
 class NoiseSchedule:

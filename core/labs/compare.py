@@ -162,6 +162,41 @@ def held_out_features(classifier: torch.nn.Module, images_uint8: np.ndarray) -> 
     return classify(classifier, uint8_to_tensor(images_uint8))[1]
 
 
+def sample_many(
+    model: ImageModel, settings: SamplerSettings, n: int, progress: Callable[[float], None] | None = None
+) -> tuple[torch.Tensor, float]:
+    """n images in chunks of CHUNK (seeds seed, seed + 100, ...: the first chunk is the grid `settings` draws)
+    and the seconds spent sampling; `progress` sees the share done after every step."""
+    images, seconds = [], 0.0
+    for start in range(0, n, CHUNK):
+        chunk = replace(settings, seed=settings.seed + start, batch=min(CHUNK, n - start))
+
+        def on_step(i: int, start: int = start, size: int = chunk.batch) -> None:
+            if progress is not None:
+                progress((start + size * (i + 1) / settings.steps) / n)
+
+        result = run_sampler(model, chunk, every=chunk.steps + 1, keep=1, on_step=on_step)
+        images.append(result.images)
+        seconds += result.seconds
+    return torch.cat(images), seconds
+
+
+def score(images: torch.Tensor, label: int | None, classifier: torch.nn.Module, reference: np.ndarray) -> Quality:
+    """FD-LeNet (with its bootstrap SE) of images [n, 1, 28, 28] in [-1, 1] against held-out features, and how
+    the classifier reads them: the share of the requested class (if any), the smallest and largest class."""
+    labels, feats = classify(classifier, images.clamp(-1, 1))
+    hist = class_histogram(labels)
+    fd, se = frechet_distance_se(feats, reference)
+    return Quality(
+        samples=len(images),
+        fd_lenet=fd,
+        fd_se=se,
+        accuracy=float((labels == label).mean()) if label is not None else None,
+        smallest_class=float(hist.min()),
+        largest_class=float(hist.max()),
+    )
+
+
 def measure(
     model: ImageModel,
     settings: SamplerSettings,
@@ -170,27 +205,36 @@ def measure(
     reference: np.ndarray,
     progress: Callable[[float], None] | None = None,
 ) -> Quality:
-    """Sample n images in chunks (seeds seed, seed + 1, ...) and score them against held-out features;
-    `progress` sees the share done after every step."""
-    n = max(2, min(n, MAX_QUALITY_SAMPLES))
-    images = []
-    for start in range(0, n, CHUNK):
-        chunk = replace(settings, seed=settings.seed + start, batch=min(CHUNK, n - start))
+    """n samples (at most MAX_QUALITY_SAMPLES) scored against held-out features (see `score`)."""
+    images, _ = sample_many(model, settings, max(2, min(n, MAX_QUALITY_SAMPLES)), progress)
+    return score(images, settings.label, classifier, reference)
 
-        def on_step(i: int, start: int = start, size: int = chunk.batch) -> None:
-            if progress is not None:
-                progress((start + size * (i + 1) / settings.steps) / n)
 
-        images.append(run_sampler(model, chunk, every=chunk.steps + 1, keep=1, on_step=on_step).images)
-    labels, feats = classify(classifier, torch.cat(images).clamp(-1, 1))
-    hist = class_histogram(labels)
-    accuracy = float((labels == settings.label).mean()) if settings.label is not None else None
-    fd, se = frechet_distance_se(feats, reference)
-    return Quality(
-        samples=n,
-        fd_lenet=fd,
-        fd_se=se,
-        accuracy=accuracy,
-        smallest_class=float(hist.min()),
-        largest_class=float(hist.max()),
-    )
+# ---- export ---------------------------------------------------------------------------------------------
+
+
+def captioned(panels: Sequence[tuple[str, np.ndarray]], stack: bool = False, gap: int = 10) -> np.ndarray:
+    """Images (uint8 [H, W, C], e.g. each checkpoint's tile) with a caption above each, side by side (or one
+    under another with `stack`), on white: the grid a person downloads or the command line writes."""
+    from PIL import Image, ImageDraw
+
+    if not panels:
+        raise BadInputError("There is nothing to export yet.")
+    line = 16
+    rgb = [np.repeat(p, 3, axis=-1) if p.shape[-1] == 1 else p for _, p in panels]
+    heights, widths = [p.shape[0] + line for p in rgb], [p.shape[1] for p in rgb]
+    if stack:
+        size = (max(widths) + 2 * gap, sum(heights) + gap * (len(rgb) + 1))
+    else:
+        size = (sum(widths) + gap * (len(rgb) + 1), max(heights) + 2 * gap)
+    canvas = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(canvas)
+    x, y = gap, gap
+    for (title, _), image in zip(panels, rgb, strict=True):
+        draw.text((x, y), title[:80], fill="black")
+        canvas.paste(Image.fromarray(image), (x, y + line))
+        if stack:
+            y += image.shape[0] + line + gap
+        else:
+            x += image.shape[1] + gap
+    return np.asarray(canvas)

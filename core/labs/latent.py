@@ -30,6 +30,7 @@ from core.errors import BadInputError
 from core.models.mlp import MLPConfig, build_mlp, parameter_count
 from core.models.vae import VAE
 from core.training import budget
+from core.training.checkpoints import Snapshots
 from core.training.diffusion import DiffusionTrainer, TrainConfig, labelled_batches
 from core.training.runlog import Run
 from core.training.vae import VAETrainConfig
@@ -174,14 +175,15 @@ class LatentTrainer:
         self.trainer = DiffusionTrainer(build_mlp(config, settings.seed), self.schedule, train, batches)
         run_config = {"kind": "latent", "vae": vae, "settings": asdict(settings), "model": config.to_dict()}
         # The run as the Training logs page reads it; its metrics are the trainer's own list, growing as it trains.
+        self.snapshots = Snapshots(every=200)
         self.log = Run(name=name, source="this session", config=run_config | {"train": train.to_dict()},
-                       metrics=self.trainer.metrics)  # fmt: skip
+                       metrics=self.trainer.metrics, checkpoints=self.snapshots.listing)  # fmt: skip
 
     def train(self, callback: Callable[[DiffusionTrainer], None] | None = None, every: int = 20) -> None:
         if self.trainer.step + self.settings.steps > MAX_TRAIN_STEPS:
             raise BadInputError(f"A latent model trains for at most {MAX_TRAIN_STEPS:,} steps.")
         with torch_threads(1):  # a small MLP: one thread is as fast and is not stalled by a busy core
-            self.trainer.train(self.settings.steps, callback, every)
+            self.snapshots.train(self.trainer, self.settings.steps, callback, every)
 
     def model(self) -> LatentDiffusion:
         denoiser = DiscreteTimeDenoiser(self.trainer.sampling_model, self.schedule, "epsilon", NUM_CLASSES)

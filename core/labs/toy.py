@@ -28,6 +28,7 @@ from core.errors import BadInputError
 from core.metrics.points import mmd, sliced_wasserstein
 from core.models.mlp import MLPConfig, build_mlp, parameter_count
 from core.training import budget
+from core.training.checkpoints import Snapshots
 from core.training.diffusion import DiffusionTrainer, TrainConfig, tensor_batches
 from core.training.runlog import Run
 
@@ -94,6 +95,7 @@ class ToyRun:
             build_mlp(self.model_config, settings.seed), self.schedule, train, tensor_batches(data)
         )
         self.target_step = 0  # where the last `train` call was heading (below it: stopped early)
+        self.snapshots = Snapshots(every=250)  # the EMA weights along training, for comparisons over training
         self.floors: dict[tuple[int, int], tuple[float, float]] = {}  # distances between fresh data sets
         config = {
             "kind": "toy",
@@ -104,7 +106,13 @@ class ToyRun:
             "standardize": {"mean": self.standardizer.mean.tolist(), "scale": self.standardizer.scale},
         }
         # The run as the Training logs page reads it; its metrics are the trainer's own list, growing as it trains.
-        self.log = Run(name=name, source="this session", config=config, metrics=self.trainer.metrics)
+        self.log = Run(
+            name=name,
+            source="this session",
+            config=config,
+            metrics=self.trainer.metrics,
+            checkpoints=self.snapshots.listing,
+        )
 
     @property
     def step(self) -> int:
@@ -118,7 +126,7 @@ class ToyRun:
         budget.check(training_seconds(self.settings, self.dim, steps), "training")
         self.target_step = self.step + steps
         with torch_threads(self.threads):
-            self.trainer.train(steps, callback, every)
+            self.snapshots.train(self.trainer, steps, callback, every)
 
     def data_box(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-axis bounds of the standardised training data, grown by 10% of its size on each side."""
@@ -127,8 +135,16 @@ class ToyRun:
         pad = 0.1 * (hi - lo).max()
         return (lo - pad).float(), (hi + pad).float()
 
-    def denoiser(self) -> DiscreteTimeDenoiser:
-        return DiscreteTimeDenoiser(self.trainer.sampling_model, self.schedule, self.settings.prediction_type)
+    def denoiser(self, step: int | None = None) -> DiscreteTimeDenoiser:
+        """The model now, or at a kept checkpoint `step` (see `snapshots`)."""
+        model = self.trainer.sampling_model
+        if step is not None and step != self.step:
+            if step not in self.snapshots.states:
+                raise BadInputError(f"This model has no checkpoint at step {step:,}.")
+            model = build_mlp(self.model_config, self.settings.seed)
+            model.load_state_dict(self.snapshots.state(step))
+            model.eval().requires_grad_(False)
+        return DiscreteTimeDenoiser(model, self.schedule, self.settings.prediction_type)
 
 
 @dataclass(frozen=True, eq=False)
@@ -153,9 +169,11 @@ def run_sampler(
     path_points: int = 1000,
     frames: int = MAX_FRAMES,
     clip: bool = False,
+    at_step: int | None = None,
     **options: float | str,
 ) -> SampleResult:
-    """n samples from the run's model, and the trajectory of the first `path_points` of them.
+    """n samples from the run's model (now, or at its checkpoint `at_step`), and the trajectory of the first
+    `path_points` of them.
 
     clip: clamp every x_0 estimate to the training data's box grown by 10% a side (DDPM's clip_sample)."""
     spec = get_sampler(sampler)
@@ -171,7 +189,7 @@ def run_sampler(
     recorder = PathRecorder(points=m, steps=keep)
     with torch_threads(run.threads):
         tic = time.perf_counter()
-        denoiser = run.denoiser()
+        denoiser = run.denoiser(at_step)
         if clip:
             lo, hi = run.data_box()
             denoiser = clip_denoised(denoiser, lo, hi)
@@ -183,6 +201,8 @@ def run_sampler(
     label = {"sampler": sampler, "steps": steps, "spacing": spacing, "seed": seed, "n": n, **options}
     if clip:
         label["clip"] = True
+    if at_step is not None:
+        label["checkpoint"] = at_step
     return SampleResult(
         samples=inv(out.double()),
         path=inv(recorder.path().double()),

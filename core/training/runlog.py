@@ -3,6 +3,8 @@
     config.json                  every hyper-parameter, data set, seed, hardware, code version, wall time
     metrics.jsonl                one JSON object per logged step: step, loss, lr, seconds, grad_norm, ...
     samples/step_XXXXXXX.png     sample grids saved during training
+    checkpoints/step_XXXXXXX/    weights saved during training (EMA where there is EMA), each folder loadable on
+                                 its own: config.json, scheduler_config.json and the safetensors weights
 
 Nothing here is pickled; everything is JSON or PNG.
 """
@@ -86,9 +88,17 @@ class RunWriter:
         Image.fromarray(grid.squeeze(-1) if grid.shape[-1] == 1 else grid).save(path)
         return path
 
+    def checkpoint_folder(self, step: int) -> Path:
+        """Where the weights of `step` go (core/training/checkpoints.py writes them)."""
+        return checkpoint_folder(self.folder, step)
+
     def finish(self, wall_seconds: float, **summary: Any) -> None:
         self.config.update(wall_seconds=round(wall_seconds, 2), finished=_now(), **summary)
         self._write_config()
+
+
+def checkpoint_folder(run_folder: Path, step: int) -> Path:
+    return Path(run_folder) / "checkpoints" / f"step_{step:07d}"
 
 
 def read_metrics(path: str | Path) -> tuple[list[dict[str, Any]], list[str]]:
@@ -118,7 +128,10 @@ class Run:
     source: str  # "bundled", "runs folder" or "this session"
     config: dict[str, Any]
     metrics: list[dict[str, Any]]
-    samples: list[tuple[int, Path]] = field(default_factory=list)  # (step, png) in step order
+    # (step, image) in step order: a PNG file, or the encoded PNG/JPEG bytes (an image read from TensorBoard)
+    samples: list[tuple[int, Path | bytes]] = field(default_factory=list)
+    # (step, folder) in step order; the folder is None for a checkpoint kept in memory (a run of this session)
+    checkpoints: list[tuple[int, Path | None]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     folder: Path | None = None
 
@@ -151,7 +164,12 @@ class Run:
 
 
 def is_run_folder(folder: Path) -> bool:
-    return (folder / "config.json").is_file() or (folder / "metrics.jsonl").is_file()
+    """A run of ours (config.json or metrics.jsonl) or a folder of TensorBoard event files
+    (core/training/tensorboard_logs.py: directly or at most two subfolders down)."""
+    # Imported here: tensorboard_logs builds a Run, so it imports this module.
+    from core.training.tensorboard_logs import is_tensorboard_folder
+
+    return (folder / "config.json").is_file() or (folder / "metrics.jsonl").is_file() or is_tensorboard_folder(folder)
 
 
 def read_run(folder: str | Path, source: str = "runs folder", name: str | None = None) -> Run:
@@ -174,14 +192,8 @@ def read_run(folder: str | Path, source: str = "runs folder", name: str | None =
         notes += bad_lines[:5] + ([f"... and {len(bad_lines) - 5} more unreadable lines"] if len(bad_lines) > 5 else [])
     else:
         notes.append("no metrics.jsonl")
-    samples = []
-    sample_dir = folder / "samples"
-    if sample_dir.is_dir():
-        for png in sorted(sample_dir.glob("step_*.png")):
-            digits = png.stem.removeprefix("step_")
-            if digits.isdigit():
-                samples.append((int(digits), png))
-    else:
+    samples = _steps_in(folder / "samples", "step_", suffix=".png")
+    if not (folder / "samples").is_dir():
         notes.append("no samples folder")
     return Run(
         name=name or config.get("recipe") or folder.name,
@@ -189,29 +201,49 @@ def read_run(folder: str | Path, source: str = "runs folder", name: str | None =
         config=config,
         metrics=metrics,
         samples=samples,
+        checkpoints=_steps_in(folder / "checkpoints", "step_", dirs=True),
         notes=notes,
         folder=folder,
     )
 
 
+def _steps_in(folder: Path, prefix: str, dirs: bool = False, suffix: str = "") -> list[tuple[int, Path]]:
+    """(step, path) of the entries `PREFIXdigitsSUFFIX` in `folder` (folders or files), in step order."""
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in folder.glob(f"{prefix}*{suffix}"):
+        digits = path.name.removeprefix(prefix).removesuffix(suffix)
+        if digits.isdigit() and path.is_dir() == dirs:
+            found.append((int(digits), path))
+    return sorted(found)
+
+
 def discover_runs(root: str | Path, limit: int = 200) -> tuple[list[Path], list[str]]:
     """Run folders under `root` (a run, or one level of folders each holding a run or a run/ subfolder),
-    and a note for every folder there that is not a run. A folder that leads out of `root` (a symlink) is
-    skipped with a note, unread."""
+    and a note for every folder there that is not a run. A run is ours (config.json or metrics.jsonl) or a
+    folder of TensorBoard event files, then read from its logs/ subfolder where that holds them (accelerate's
+    `<output_dir>/logs/<project>/events...`; see tensorboard_logs.tensorboard_root). A folder that leads out of
+    `root` (a symlink) is skipped with a note, unread."""
+    # Imported here: tensorboard_logs builds a Run, so it imports this module.
+    from core.training.tensorboard_logs import tensorboard_root
+
+    def run_at(folder: Path) -> Path | None:
+        ours = (folder / "config.json").is_file() or (folder / "metrics.jsonl").is_file()
+        return folder if ours else tensorboard_root(folder)
+
     root = Path(root)
     if not root.is_dir():
         return [], [f"{root} is not a folder"]
-    if is_run_folder(root):
-        return [root], []
+    if (run := run_at(root)) is not None:
+        return [run], []
     inside = root.resolve()
     found, notes = [], []
     for child in sorted(p for p in root.iterdir() if p.is_dir())[:limit]:
         if not child.resolve().is_relative_to(inside):
             notes.append(f"{child.name} leads outside the runs folder and was skipped")
-        elif is_run_folder(child / "run"):
-            found.append(child / "run")
-        elif is_run_folder(child):
-            found.append(child)
+        elif (run := run_at(child / "run") or run_at(child)) is not None:
+            found.append(run)
         else:
             notes.append(f"{child.name} is not a run (no config.json or metrics.jsonl)")
     return found, notes

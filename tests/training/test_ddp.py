@@ -53,6 +53,7 @@ def test_torchrun_two_processes_train_one_model(tmp_path):
     assert np.mean(losses[-2:]) < np.mean(losses[:2])
     assert config["final_loss"] == losses[-1]
     assert sorted(p.name for p in (out / "run" / "samples").iterdir()) == ["step_0000006.png", "step_0000012.png"]
+    assert sorted(p.name for p in (out / "run" / "checkpoints").iterdir()) == ["step_0000006", "step_0000012"]
 
     weights = load_file(str(out / "diffusion_pytorch_model.safetensors"))
     assert weights and all(torch.isfinite(w.float()).all() for w in weights.values())

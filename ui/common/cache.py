@@ -15,6 +15,7 @@ import streamlit as st
 from core.device import pick_device
 from zoo.datasets import ImageSet, load_image_set
 from zoo.loaders import LoadedModel, hub_unet_entry, load_model
+from zoo.local import local_entry
 from zoo.registry import MANIFEST, Registry, load_registry
 
 # Every zoo model the resource cache below holds (weakly: an entry the cache drops disappears here too). Models
@@ -61,6 +62,21 @@ def hub_model(repo_id: str, revision: str = "main", device: str | None = None) -
 @st.cache_resource(show_spinner="Fetching the model from the Hub…", max_entries=4)
 def _hub_model(repo_id: str, revision: str, device: str) -> LoadedModel:
     return load_model(hub_unet_entry(repo_id, revision), device)
+
+
+def local_model(text: str, ema: bool = True, device: str | None = None) -> LoadedModel:
+    """A checkpoint folder or .safetensors file on this machine, checked first on every call (allowed roots,
+    layout, sizes: zoo/local.py), loaded once per (path, weights' size and time, EMA choice, device). Like
+    typed repo ids, typed paths are not listed anywhere another visitor could see them."""
+    entry = local_entry(text, ema=ema)
+    stat = (entry.path / entry.weight_files[0]).stat()
+    path = entry.name.removeprefix("local:")
+    return _local_model(path, ema, (stat.st_size, stat.st_mtime_ns), device or default_device())
+
+
+@st.cache_resource(show_spinner="Loading the checkpoint…", max_entries=6)
+def _local_model(path: str, ema: bool, stamp: tuple[int, int], device: str) -> LoadedModel:
+    return load_model(local_entry(path, ema=ema), device)
 
 
 def image_set(name: str, split: str = "train", limit: int | None = None) -> ImageSet:

@@ -1,5 +1,6 @@
-"""The Compare checkpoints page's work and session state: loading the checkpoints it was given, sampling each
-from the same noise, and measuring the MNIST ones (each result kept in the session under the checkpoint's name)."""
+"""The Compare checkpoints page's work and session state: sampling the checkpoints it was given from the same
+noise, and measuring the MNIST ones. Each result is kept in the session under the tab's prefix ("ck" side by
+side, "ot" over training) and the checkpoint's name, so a Stop keeps those done."""
 
 from __future__ import annotations
 
@@ -21,32 +22,21 @@ from core.labs.compare import (
 from core.labs.pixel import SamplerSettings, SamplingResult, run_sampler
 from core.metrics.images import split_half_distance
 from core.text import plain_label
-from ui.common.cache import hub_model, image_set, zoo_model
+from ui.common.cache import image_set, zoo_model
 from ui.common.live import Throttle
 from zoo.loaders import LoadedModel
 
-CLASSIFIER, FLOOR = "mnist-lenet", "ck-floor"
-
-
-def load_checkpoints(names: list[str], typed: str) -> tuple[dict[str, LoadedModel], dict[str, str]]:
-    """Loaded models by name, and the error sentence of each one that failed to load."""
-    loaded, failures = {}, {}
-    for name in [*names, *([typed.strip()] if typed.strip() else [])]:
-        try:
-            loaded[name] = hub_model(name) if name == typed.strip() else zoo_model(name)
-        except AtlasError as e:
-            failures[name] = str(e)
-    return loaded, failures
+CLASSIFIER = "mnist-lenet"
 
 
 def sample_all(models: Mapping[str, LoadedModel], sampler: str, steps: int, seed: int, batch: int,
-               label: int | None) -> None:  # fmt: skip
+               label: int | None, prefix: str = "ck") -> None:  # fmt: skip
     """Every checkpoint's images from the shared noise, with one progress bar and a Stop for all; the work is
     capped before it starts, and each checkpoint's images are kept as soon as they are done (a Stop keeps them)."""
     plan = SamplerSettings(sampler=sampler, steps=steps, batch=batch, label=label, guidance=GUIDANCE)
     plan_work(list(models.values()), [sampler], [steps], plan)
     failed = []
-    with _progress_and_stop("Sampling…", "Keeps the checkpoints sampled so far.") as report:
+    with progress_and_stop("Sampling…", "Keeps the checkpoints sampled so far.", prefix) as report:
         for k, (name, model) in enumerate(models.items()):
             settings = settings_for(model, sampler, steps, seed, batch, label)
             step = lambda i, k=k, name=name: report((k + (i + 1) / steps) / len(models), name)  # noqa: E731
@@ -55,20 +45,20 @@ def sample_all(models: Mapping[str, LoadedModel], sampler: str, steps: int, seed
             except AtlasError as e:  # one checkpoint that cannot sample does not stop the others
                 failed.append(f"{plain_label(name)}: {e}")
                 continue
-            st.session_state[f"ck-result-{name}"] = result
+            st.session_state[f"{prefix}-result-{name}"] = result
     if failed:
         raise BadInputError(" ".join(failed))
 
 
 @contextmanager
-def _progress_and_stop(text: str, stop_help: str) -> Iterator[Callable[[float, str], None]]:
+def progress_and_stop(text: str, stop_help: str, prefix: str) -> Iterator[Callable[[float, str], None]]:
     """A progress bar and a Stop button above the results while the work runs (removed after it); yields
     `report(share, name)`, which redraws the bar at most every 0.3 s. Those redraws are also where Streamlit
     ends the run when the session goes away (a closed tab): no work goes on for nobody."""
     holder, throttle = st.empty(), Throttle(0.3)
     with holder.container():
         bar = st.progress(0.0, text=text)
-        st.button("Stop", key="ck-stop", help=stop_help)
+        st.button("Stop", key=f"{prefix}-stop", help=stop_help)
 
     def report(share: float, name: str) -> None:
         if throttle.ready(final=share >= 1):
@@ -80,8 +70,8 @@ def _progress_and_stop(text: str, stop_help: str) -> Iterator[Callable[[float, s
         holder.empty()
 
 
-def result_of(name: str) -> SamplingResult | None:
-    return st.session_state.get(f"ck-result-{name}")
+def result_of(name: str, prefix: str = "ck") -> SamplingResult | None:
+    return st.session_state.get(f"{prefix}-result-{name}")
 
 
 def is_current(result: SamplingResult, model: LoadedModel, sampler: str, steps: int, seed: int, batch: int,
@@ -90,7 +80,8 @@ def is_current(result: SamplingResult, model: LoadedModel, sampler: str, steps: 
     return result.settings == settings_for(model, sampler, steps, seed, batch, label)
 
 
-def measure_all(models: Mapping[str, LoadedModel], sampler: str, steps: int, seed: int, n: int, label: int | None):
+def measure_all(models: Mapping[str, LoadedModel], sampler: str, steps: int, seed: int, n: int, label: int | None,
+                prefix: str = "ck") -> None:  # fmt: skip
     """FD-LeNet and class shares of n samples per MNIST checkpoint, with one progress bar and a Stop for all;
     each checkpoint's numbers are kept as soon as they are done (a Stop keeps them)."""
     plan_quality(
@@ -99,19 +90,23 @@ def measure_all(models: Mapping[str, LoadedModel], sampler: str, steps: int, see
     classifier = zoo_model(CLASSIFIER).module
     held_out = image_set("mnist", "test")
     reference = held_out_features(classifier, held_out.images)
-    st.session_state[FLOOR] = (len(held_out) // 2, split_half_distance(reference))
-    with _progress_and_stop("Sampling and scoring…", "Keeps the checkpoints measured so far.") as report:
+    st.session_state[f"{prefix}-floor"] = (len(held_out) // 2, split_half_distance(reference))
+    with progress_and_stop("Sampling and scoring…", "Keeps the checkpoints measured so far.", prefix) as report:
         for k, (name, model) in enumerate(models.items()):
             settings = settings_for(model, sampler, steps, seed, 1, label)
             share = lambda f, k=k, name=name: report((k + f) / len(models), name)  # noqa: E731
-            st.session_state[f"ck-quality-{name}"] = measure(model, settings, n, classifier, reference, share)
+            st.session_state[f"{prefix}-quality-{name}"] = measure(model, settings, n, classifier, reference, share)
 
 
-def quality_rows(names: list[str]) -> list[dict[str, object]]:
+def quality_of(name: str, prefix: str = "ck") -> Quality | None:
+    return st.session_state.get(f"{prefix}-quality-{name}")
+
+
+def quality_rows(names: list[str], prefix: str = "ck") -> list[dict[str, object]]:
     """The quality table: one row per checkpoint measured so far, and the held-out digits' own floor."""
-    rows = [quality_row(n, st.session_state[f"ck-quality-{n}"]) for n in names if f"ck-quality-{n}" in st.session_state]
-    if rows and FLOOR in st.session_state:
-        half, floor = st.session_state[FLOOR]
+    rows = [quality_row(n, q) for n in names if (q := quality_of(n, prefix)) is not None]
+    if rows and f"{prefix}-floor" in st.session_state:
+        half, floor = st.session_state[f"{prefix}-floor"]
         rows.append({"checkpoint": f"held-out digits, {half} vs {half}", "samples": half, "FD-LeNet": round(floor, 2)})
     return rows
 

@@ -3,6 +3,7 @@ Streamlit calls)."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -92,8 +93,9 @@ def metrics_csv(runs: Sequence[Run]) -> bytes:
     return table.to_csv(index=False).encode()
 
 
-def read_grid(path: Path, min_side: int = 360) -> np.ndarray:
-    """A saved grid PNG as RGB uint8, enlarged with nearest neighbour for a crisp view."""
-    with Image.open(path) as img:
+def read_grid(image: Path | bytes, min_side: int = 360) -> np.ndarray:
+    """A saved grid (a PNG file, or encoded PNG/JPEG bytes as read from TensorBoard) as RGB uint8, enlarged
+    with nearest neighbour for a crisp view."""
+    with Image.open(io.BytesIO(image) if isinstance(image, bytes) else image) as img:
         array = np.asarray(img.convert("RGB"))
     return enlarge(array, min_side)

@@ -1,5 +1,5 @@
-"""Where runs come from for the Training logs page: the bundled zoo and a runs folder (this session's own are
-in ui/common/session_runs.py)."""
+"""Where runs come from for the Training logs page: the bundled zoo and a runs folder, whose runs are our own
+run folders or folders of TensorBoard event files (this session's own are in ui/common/session_runs.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import streamlit as st
 
 from core.text import plain_label
 from core.training.runlog import Run, discover_runs, read_run
+from core.training.tensorboard_logs import event_files, is_tensorboard_folder, read_tensorboard_run
 from ui.common.cache import registry
 from zoo.paths import resolve_allowed, runs_root
 
@@ -17,14 +18,27 @@ def default_runs_folder() -> str:
     return str(runs_root())
 
 
+def _is_tensorboard(folder: Path) -> bool:
+    """A folder of TensorBoard event files and not a run of ours (our format wins where both are present)."""
+    ours = (folder / "config.json").is_file() or (folder / "metrics.jsonl").is_file()
+    return not ours and is_tensorboard_folder(folder)
+
+
 @st.cache_resource(max_entries=64, show_spinner=False)
-def _read_cached(folder: str, stamp: tuple[int, int], source: str, name: str | None) -> Run:
-    """A run read once per (folder, metrics.jsonl size and mtime): re-read only when it grows."""
+def _read_cached(folder: str, stamp: tuple[int, int], source: str, name: str | None, tensorboard: bool) -> Run:
+    """A run read once per (folder, stamp): re-read only when its log grows."""
+    if tensorboard:
+        return read_tensorboard_run(folder, source, name)
     return read_run(folder, source, name)
 
 
-def _stamp(folder: Path) -> tuple[int, int]:
+def _stamp(folder: Path, tensorboard: bool) -> tuple[int, int]:
+    """Size and mtime of what grows as a run trains: metrics.jsonl, or the newest TensorBoard event file."""
     try:
+        if tensorboard:
+            stats = [path.stat() for path in event_files(folder)]
+            newest = max(stats, key=lambda s: s.st_mtime_ns, default=None)
+            return (newest.st_size, newest.st_mtime_ns) if newest is not None else (0, 0)
         stat = (folder / "metrics.jsonl").stat()
         return stat.st_size, stat.st_mtime_ns
     except OSError:
@@ -32,7 +46,8 @@ def _stamp(folder: Path) -> tuple[int, int]:
 
 
 def load(folder: Path, source: str, name: str | None = None) -> Run:
-    return _read_cached(str(folder), _stamp(folder), source, name)
+    tensorboard = _is_tensorboard(folder)
+    return _read_cached(str(folder), _stamp(folder, tensorboard), source, name, tensorboard)
 
 
 def bundled_runs() -> list[Run]:
@@ -45,4 +60,6 @@ def folder_runs(typed: str) -> tuple[list[Run], list[str]]:
     if not root.exists():
         return [], [f"there is no runs folder at {plain_label(typed, 80)} yet (`python -m zoo train` creates it)"]
     folders, notes = discover_runs(root)
-    return [load(f, "runs folder", f.parent.name if f.name == "run" else f.name) for f in folders], notes
+    # A run is named after its folder, or after the folder above a run/ or logs/ one (`zoo train`, accelerate).
+    names = [f.parent.name if f.name in ("run", "logs") else f.name for f in folders]
+    return [load(f, "runs folder", n) for f, n in zip(folders, names, strict=True)], notes

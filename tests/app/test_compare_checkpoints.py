@@ -1,0 +1,131 @@
+"""The Compare checkpoints page with checkpoints of people's own: a run's checkpoints, local folders, the Over
+training tab for a pixel run (rows per step, FD-LeNet against the step) and for the Toy lab's model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from core.data.images import tile, to_uint8
+from core.data.toy import TOY_SETS
+from core.diffusion.schedules import make_schedule
+from core.labs.toy import ToyRun, ToySettings
+from core.models.unet import build_unet, unet_config
+from core.training.checkpoints import save_checkpoint
+from core.training.runlog import RunWriter
+from tests.conftest import ROOT
+from tests.helpers import tiny_unet
+from tests.zoo_fixtures import TINY
+
+PAGE = str(ROOT / "app_pages" / "compare_checkpoints.py")
+LOGS = str(ROOT / "app_pages" / "training_logs.py")
+RUN = "my-run · runs folder"
+
+
+@pytest.fixture
+def runs(app_env, tmp_path):
+    """runs/my-run/run: a run log with sample grids and checkpoints at steps 100, 200 and 300, written by the
+    trainer's own writers (weights differ per step)."""
+    writer = RunWriter(tmp_path / "runs" / "my-run" / "run", {"recipe": "my-run", "kind": "pixel"})
+    config = unet_config(None, **TINY)
+    for k, step in enumerate((100, 200, 300)):
+        writer.log({"step": step, "loss": 1 / step})
+        writer.save_samples(step, tile(to_uint8(torch.rand(4, 1, 28, 28) * 2 - 1)))
+        with torch.random.fork_rng():
+            torch.manual_seed(k)
+            unet = build_unet(config)
+        save_checkpoint(writer.checkpoint_folder(step), unet, "diffusion_pytorch_model.safetensors",
+                        {"_class_name": "UNet2DModel", **config}, make_schedule("linear"), "epsilon",
+                        step=step, data="mnist")  # fmt: skip
+    return tmp_path / "runs"
+
+
+def _small(at: AppTest, prefix: str) -> None:
+    at.number_input(key=f"{prefix}-steps").set_value(2)
+    at.slider(key=f"{prefix}-batch").set_value(3)
+
+
+def test_side_by_side_takes_run_checkpoints_and_local_folders_with_a_sentence_for_bad_ones(runs, tmp_path):
+    outside = tmp_path / "outside"
+    tiny_unet(seed=1, channels=1, size=28).save_pretrained(outside)
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    at.multiselect(key="ck-models").set_value(["tiny-uncond"]).run()
+    at.selectbox(key="ck-run").set_value(RUN).run()
+    at.multiselect(key="ck-run-steps").set_value([100, 300]).run()
+    at.text_area(key="ck-local").set_value(f"{outside}\n{runs}/my-run/run/checkpoints/nothing").run()
+    assert not at.exception
+    assert any("at most 4 at once" in w.value for w in at.warning)  # five named: the first four are used
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "reads checkpoints only from" in errors[0]  # outside the roots: a sentence
+    _small(at, "ck")
+    at.button(key="ck-go").click().run()
+    assert not at.exception and len(at.get("image")) == 3
+    assert any("my-run @ step 300" in m.value for m in at.markdown)
+    at.slider(key="ck-n").set_value(100).run()
+    at.button(key="ck-measure").click().run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["checkpoint"])[:3] == ["tiny-uncond", "my-run @ step 100", "my-run @ step 300"]
+    keys = [b.proto.label for b in at.get("download_button")]
+    assert keys == ["Download the grid (PNG)", "Download the table (CSV)"]
+
+
+def test_over_training_samples_a_row_per_step_and_plots_fd_lenet_against_the_step(runs):
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    at.selectbox(key="ot-run").set_value(RUN).run()
+    assert at.multiselect(key="ot-run-steps").value == [100, 200, 300]  # spread over training by default
+    _small(at, "ot")
+    at.button(key="ot-go").click().run()
+    assert not at.exception
+    assert [m.value for m in at.markdown if m.value.startswith("**step")] == ["**step 100**", "**step 200**",
+                                                                            "**step 300**"]  # fmt: skip
+    at.slider(key="ot-n").set_value(100).run()
+    at.button(key="ot-measure").click().run()
+    assert not at.exception
+    assert len(at.get("plotly_chart")) == 2  # FD-LeNet and the class shares against the step
+    rows = at.dataframe[-1].value
+    assert list(rows["checkpoint"])[:3] == ["step 100", "step 200", "step 300"] and (rows["FD-LeNet"][:3] > 0).all()
+
+
+def test_over_training_compares_the_toy_labs_checkpoints_by_sw2(app_env):
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    run = ToyRun(TOY_SETS["moons"].cloud(2000, seed=0), ToySettings(), name="toy-1")
+    run.train(500)
+    at.session_state["toy_run"] = run
+    at.run()
+    label = "toy-1 · Toy lab, this session"
+    at.selectbox(key="ot-run").set_value(label).run()
+    assert at.multiselect(key="ot-run-steps").value == [250, 500]
+    at.number_input(key="ot-toy-n").set_value(500).run()
+    at.button(key="ot-toy-go").click().run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["step"]) == [250, 500] and (table["SW2"] > 0).all() and (table["SW2 floor"] > 0).all()
+    assert len(at.get("download_button")) == 2
+
+
+def test_training_logs_lists_a_runs_checkpoints_beside_its_grids(runs):
+    at = AppTest.from_file(LOGS, default_timeout=120).run()
+    at.multiselect(key="logs-runs").set_value(["my-run · runs folder"]).run()
+    assert not at.exception
+    assert any(h.value == "Checkpoints" for h in at.subheader)
+    assert any("Checkpoint at step 300: `step_0000300/`" in c.value for c in at.caption)
+    table = at.dataframe[0].value
+    assert list(table["step"]) == [100, 200, 300] and list(table["sample grid"]) == ["yes"] * 3
+    assert (table["MB"] > 0).all()
+    assert at.button(key="logs-compare-my-run").label == "Compare these checkpoints over training"
+
+
+@pytest.mark.parametrize(
+    "typed",
+    ["/", "/etc/passwd", "../../..", "~", "runs/\x00x", "/" + "x" * 1100, "C:\\Windows", "model.ckpt", " \n \n"],
+)
+def test_any_typed_path_gets_a_sentence_and_the_zoo_checkpoints_still_sample(app_env, typed):
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    at.text_area(key="ck-local").set_value(typed).run()
+    assert not at.exception
+    _small(at, "ck")
+    at.button(key="ck-go").click().run()
+    assert not at.exception and len(at.get("image")) == 2  # the two zoo models are sampled all the same
+    assert len(at.error) == (0 if not typed.strip() else 1)

@@ -1,0 +1,62 @@
+"""Checkpoints written as diffusers reads them, and the in-memory checkpoints of a page's training."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from diffusers import DDPMScheduler
+
+from core.data.toy import TOY_SETS
+from core.diffusion.schedules import SCHEDULE_KINDS, make_schedule
+from core.labs.toy import ToyRun, ToySettings, distances, run_sampler
+from core.training.checkpoints import Snapshots, scheduler_config
+from zoo.loaders import schedule_from_scheduler_config
+
+
+@pytest.mark.parametrize("kind", list(SCHEDULE_KINDS))
+def test_scheduler_config_is_read_back_exactly_here_and_by_diffusers(kind):
+    ours = make_schedule(kind, 1000)
+    config = scheduler_config(ours, "v_prediction")
+    back, prediction = schedule_from_scheduler_config(config, "test")
+    assert torch.equal(back.betas, ours.betas) and prediction == "v_prediction"
+    assert back.name == (kind if kind != "quadratic" else "trained")  # diffusers has no name for quadratic
+    theirs = DDPMScheduler.from_config(config)
+    torch.testing.assert_close(theirs.alphas_cumprod, ours.alphas_cumprod.float())
+
+
+class _Module(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(3))
+
+
+def test_snapshots_keep_copies_spaced_out_and_thin_to_a_bounded_count():
+    snaps, module = Snapshots(every=10, keep=4), _Module()
+    for step in range(5, 101, 5):
+        with torch.no_grad():
+            module.w.fill_(step)
+        snaps.offer(step, module)
+    assert len(snaps.states) <= 4 and snaps.steps[-1] == 100  # the newest is always there
+    assert snaps.listing == [(s, None) for s in snaps.steps]
+    for step in snaps.steps:
+        assert torch.equal(snaps.state(step)["w"], torch.full((3,), float(step)))  # copies, not views
+    assert snaps.steps[0] <= 20  # still spanning the run
+
+
+def test_a_toy_run_keeps_checkpoints_through_a_stop_and_samples_any_of_them():
+    run = ToyRun(TOY_SETS["moons"].cloud(2000, seed=0), ToySettings())
+    run.train(500)
+    assert run.snapshots.steps == [250, 500] and run.log.checkpoints == [(250, None), (500, None)]
+
+    def stop_at_620(trainer) -> None:  # Streamlit's Stop raises in the callback between two steps
+        if trainer.step == 620:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run.train(500, stop_at_620)
+    assert run.snapshots.steps == [250, 500, 620] and run.step == 620
+    early = run_sampler(run, "heun", 16, 2000, seed=3, at_step=250)
+    now = run_sampler(run, "heun", 16, 2000, seed=3, at_step=620)
+    assert torch.equal(now.samples, run_sampler(run, "heun", 16, 2000, seed=3).samples)  # 620 is the model now
+    assert early.label["checkpoint"] == 250 and not torch.equal(early.samples, now.samples)
+    assert distances(now, run)["swd"] < distances(early, run)["swd"]  # trained longer, closer to the data

@@ -1,0 +1,109 @@
+"""Where the Compare checkpoints page's models come from: zoo entries, a typed Hub repo id, local folders or
+.safetensors files (under the allowed roots), and the checkpoints a run saved; each loaded, or its sentence."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import streamlit as st
+
+from core.errors import AtlasError
+from core.text import plain_label
+from core.training.runlog import Run
+from ui.common.cache import hub_model, local_model, zoo_model
+from ui.common.models import pixel_models
+from ui.toy import state as toy_state
+from ui.training_logs.runs import default_runs_folder, folder_runs
+from zoo.loaders import LoadedModel
+
+MAX_CHECKPOINTS = 4
+MAX_LOCAL_LINES = 4
+OPEN_OVER_TRAINING = "ck-open-over-training"  # set by the Training logs page's button: open that tab
+
+
+def run_label(run: Run) -> str:
+    """How the Over training tab names a run (the Training logs page preselects it by this label)."""
+    return f"{run.name} · Toy lab, this session" if run.source == "this session" else f"{run.name} · runs folder"
+
+
+def disk_runs_with_checkpoints() -> dict[str, Run]:
+    """Runs in the runs folder (ATLAS_RUNS) that saved checkpoints, by label."""
+    try:
+        runs, _ = folder_runs(default_runs_folder())
+    except AtlasError:
+        return {}
+    return {run_label(r): r for r in runs if any(folder is not None for _, folder in r.checkpoints)}
+
+
+def over_training_runs() -> dict[str, Run]:
+    """The runs the Over training tab can compare: those in the runs folder that saved checkpoints, and the Toy
+    lab's current model (its checkpoints are kept in memory, in this session)."""
+    runs = disk_runs_with_checkpoints()
+    toy = toy_state.current_run()
+    if toy is not None and toy.snapshots.steps:
+        runs[run_label(toy.log)] = toy.log
+    return runs
+
+
+def step_label(step: int) -> str:
+    return f"step {step:,}"
+
+
+def pick_run_steps(runs: dict[str, Run], key: str, default_count: int = 0) -> tuple[Run | None, list[int]]:
+    """A run (or none) and some of its checkpoints' steps; `default_count` of them spread over training."""
+    if st.session_state.get(f"{key}-run", "none") not in ("none", *runs):  # e.g. a run that has gone since
+        del st.session_state[f"{key}-run"]
+    choice = st.selectbox("Run", ["none", *runs], key=f"{key}-run", format_func=lambda r: r if r != "none" else "—")
+    if choice == "none":
+        return None, []
+    run = runs[choice]
+    steps = [s for s, _ in run.checkpoints]
+    index = sorted({round(i * (len(steps) - 1) / max(1, default_count - 1)) for i in range(default_count)})
+    default = [steps[i] for i in index] if default_count else []
+    picked = st.multiselect("Steps", steps, default, key=f"{key}-run-steps", format_func=step_label, max_selections=8)
+    return run, sorted(picked)
+
+
+def checkpoint_folder(run: Run, step: int) -> Path | None:
+    return dict(run.checkpoints).get(step)
+
+
+def pick() -> tuple[dict[str, LoadedModel], dict[str, str]]:
+    """The side-by-side tab's checkpoints (at most four, in the order given), loaded, and a sentence for each
+    that could not be."""
+    options = pixel_models()
+    chosen = st.multiselect(
+        "Zoo checkpoints", list(options), list(options)[:2], format_func=options.get, max_selections=4, key="ck-models"
+    )
+    wanted: list[tuple[str, Callable[[], LoadedModel]]] = [(n, lambda n=n: zoo_model(n)) for n in chosen]
+    with st.expander("Your own: a Hub repo, local folders, a run's checkpoints", expanded=False):
+        left, right = st.columns(2)
+        typed = left.text_input("Hub repo id", key="ck-repo", placeholder="google/ddpm-cifar10-32", max_chars=200)
+        if typed.strip():
+            wanted.append((typed.strip(), lambda: hub_model(typed)))
+        run, steps = pick_run_steps(disk_runs_with_checkpoints(), "ck")
+        for step in steps:
+            folder = checkpoint_folder(run, step)
+            wanted.append((f"{run.name} @ {step_label(step)}", lambda f=folder: local_model(str(f))))
+        local = right.text_area(
+            "Local folders or .safetensors files, one per line", key="ck-local", max_chars=4000, height=100,
+            placeholder="runs/my-run/checkpoint-500\nruns/my-pipeline",
+            help="A diffusers UNet or pipeline folder, a training checkpoint-N/ folder (unet/, unet_ema/), or a "
+            ".safetensors file with its config.json beside it, under the runs folder or ATLAS_ALLOWED_ROOTS.",
+        )  # fmt: skip
+        ema = right.toggle("EMA weights where a checkpoint has both", True, key="ck-ema")
+        lines = [line.strip() for line in local.splitlines() if line.strip()]
+        if len(lines) > MAX_LOCAL_LINES:
+            st.warning(f"Only the first {MAX_LOCAL_LINES} paths are read.")
+        for line in lines[:MAX_LOCAL_LINES]:
+            wanted.append((plain_label(line, 80), lambda line=line: local_model(line, ema)))
+    if len(wanted) > MAX_CHECKPOINTS:
+        st.warning(f"Compare at most {MAX_CHECKPOINTS} at once: the first {MAX_CHECKPOINTS} are used.")
+    loaded, failures = {}, {}
+    for name, load in wanted[:MAX_CHECKPOINTS]:
+        try:
+            loaded[name] = load()
+        except AtlasError as e:
+            failures[name] = str(e)
+    return loaded, failures

@@ -1,0 +1,49 @@
+"""A run's checkpoints on the Training logs page: listed by step beside the sample grids, with a way into the
+Compare checkpoints page's Over training tab."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from core.training.runlog import Run
+from ui.compare_checkpoints.sources import OPEN_OVER_TRAINING, over_training_runs, run_label
+
+COMPARE_PAGE = "app_pages/compare_checkpoints.py"
+
+
+def _megabytes(folder: Path | None) -> float | None:
+    if folder is None:
+        return None
+    return round(sum(p.stat().st_size for p in folder.iterdir() if p.is_file()) / 1e6, 2)
+
+
+def at_step(run: Run, step: int) -> str:
+    """A line for the grid of `step`: where its checkpoint is, or which steps have one."""
+    kept = dict(run.checkpoints)
+    if step in kept:
+        where = "kept in memory (this session)" if kept[step] is None else f"`{kept[step].name}/`"
+        return f"Checkpoint at step {step:,}: {where}"
+    return f"No checkpoint at step {step:,} (this run has {len(kept)}, listed below)."
+
+
+def table(run: Run) -> None:
+    """Every checkpoint by step, with its size and whether a sample grid was saved at that step, and a button
+    to compare them over training."""
+    grids = {s for s, _ in run.samples}
+    rows = [
+        {
+            "step": step,
+            "weights": "in memory" if folder is None else f"checkpoints/{folder.name}/",
+            "MB": _megabytes(folder),
+            "sample grid": "yes" if step in grids else "-",
+        }
+        for step, folder in run.checkpoints
+    ]
+    st.dataframe(rows, hide_index=True, width="stretch", height=min(300, 38 + 35 * len(rows)))
+    comparable = run_label(run) in over_training_runs()
+    if comparable and st.button("Compare these checkpoints over training", key=f"logs-compare-{run.name}"):
+        st.session_state["ot-run"] = run_label(run)
+        st.session_state[OPEN_OVER_TRAINING] = True
+        st.switch_page(COMPARE_PAGE)

@@ -1,0 +1,141 @@
+"""`python -m zoo compare A B [C D]`: checkpoints side by side from the same noise, without a browser (a GPU box).
+
+Each of A..D is, in this order of trying: a zoo model name; RUN@STEP, a run's checkpoint (RUN a run folder, or
+a training output holding run/); an existing local path (a diffusers UNet or pipeline folder, a training
+checkpoint-N/ folder, or a .safetensors file with its config.json beside it: zoo/local.py); a Hub repo id.
+The person at the shell names their own files, so local paths are not held to the app's allowed roots.
+
+Writes into --out: grid.png (each checkpoint's first 64 images under its name), results.csv and results.json
+(timings, parameters, file sizes, and with --metrics FD-LeNet and class shares of every image sampled, for
+MNIST models). The same seeds as the Compare checkpoints page: its grid of K images is the first K here.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.data.images import png_bytes, tile, to_uint8
+from core.device import check_device
+from core.diffusion.samplers import SAMPLERS
+from core.labs.compare import captioned, held_out_features, is_mnist, sample_many, score, settings_for
+from core.training.runlog import checkpoint_folder, hardware
+from zoo.datasets import load_image_set
+from zoo.errors import BadInputError
+from zoo.loaders import LoadedModel, hub_unet_entry, load_model
+from zoo.local import local_entry
+from zoo.registry import ModelEntry, Registry
+
+MAX_IMAGES = 10_000
+GRID_IMAGES = 64
+_RUN_STEP = re.compile(r"^(?P<run>.+)@(?P<step>\d+)$")
+
+
+def entry_for(spec: str, registry: Registry, ema: bool = True) -> ModelEntry:
+    """The zoo entry a command-line name stands for (see the module docstring for the order of trying)."""
+    if spec in registry.models:
+        return registry.model(spec)
+    match = _RUN_STEP.match(spec)
+    if match and Path(match["run"]).exists():
+        run, step = Path(match["run"]), int(match["step"])
+        run = run / "run" if (run / "run" / "checkpoints").is_dir() else run
+        folder = checkpoint_folder(run, step)
+        if not folder.is_dir():
+            saved = sorted(p.name.removeprefix("step_").lstrip("0") for p in (run / "checkpoints").glob("step_*"))
+            raise BadInputError(f"{run} has no checkpoint at step {step}; it has steps {', '.join(saved) or 'none'}.")
+        return local_entry(str(folder), ema=ema, trusted=True)
+    if Path(spec).expanduser().exists():
+        return local_entry(spec, ema=ema, trusted=True)
+    if "/" in spec and not spec.startswith((".", "/", "~")):
+        return hub_unet_entry(spec)
+    raise BadInputError(f"{spec!r} is not a zoo model, a run checkpoint (RUN@STEP), an existing path or a Hub repo id.")
+
+
+def compare(
+    specs: list[str],
+    registry: Registry,
+    out: Path,
+    *,
+    sampler: str = "dpmpp_2m",
+    steps: int = 20,
+    seed: int = 0,
+    images: int = 16,
+    device: str = "cpu",
+    label: int | None = None,
+    metrics: bool = False,
+    ema: bool = True,
+    log=print,
+) -> list[dict[str, Any]]:
+    """Sample every checkpoint from the same noise, write the grid and the tables into `out`; returns the rows."""
+    if not 1 <= len(specs) <= 4:
+        raise BadInputError("Name one to four checkpoints.")
+    if sampler not in SAMPLERS:
+        raise BadInputError(f"Unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}.")
+    if not 1 <= images <= MAX_IMAGES or steps < 1:
+        raise BadInputError(f"--images must be 1-{MAX_IMAGES:,} and --steps at least 1.")
+    check_device(device)
+    if out.exists() and not out.is_dir():
+        raise BadInputError(f"--out {out} is a file; name a folder (it is created if missing).")
+    models: dict[str, LoadedModel] = {}
+    for spec in specs:  # everything is loaded and checked before any sampling
+        models[spec] = load_model(entry_for(spec, registry, ema), device)
+        log(f"loaded {spec}: {models[spec].param_count / 1e6:.2f}M parameters in {models[spec].load_seconds:.2f} s")
+    if len({m.sample_shape for m in models.values()}) > 1:
+        shapes = ", ".join(f"{n}: {'x'.join(map(str, m.sample_shape))}" for n, m in models.items())
+        raise BadInputError(
+            f"These checkpoints make images of different shapes, so they cannot share noise ({shapes})."
+        )
+    for name, model in models.items():
+        usable = model.schedule.usable_steps(model.schedule.sampling_cap)
+        if steps > usable:
+            raise BadInputError(f"{name} allows at most {usable} steps.")
+    scorer = _scorer(registry, device) if metrics and any(is_mnist(m) for m in models.values()) else None
+    rows, panels = [], []
+    for name, model in models.items():
+        settings = settings_for(model, sampler, steps, seed, images, label)
+        sampled, seconds = sample_many(model, settings, images)
+        row = {
+            "checkpoint": name, "title": model.title, "source": model.entry.source, "parameters": model.param_count,
+            "file_mb": round(model.file_bytes / 1e6, 3), "load_seconds": round(model.load_seconds, 3),
+            "sample_seconds": round(seconds, 3), "images_per_second": round(images / seconds, 3),
+            "sampler": sampler, "steps": steps, "nfe": settings.nfe, "seed": seed, "images": images,
+            "class": "" if settings.label is None else settings.label, "device": device,
+        }  # fmt: skip
+        if scorer is not None and is_mnist(model):
+            classifier, reference = scorer
+            quality = score(sampled, settings.label, classifier, reference)
+            row |= {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(quality).items()}
+        rows.append(row)
+        panels.append((model.title, tile(to_uint8(sampled[:GRID_IMAGES].float().cpu()))))
+        log(f"sampled {name}: {images} images in {seconds:.2f} s")
+    _write(out, rows, panels, {"hardware": hardware(device), "specs": specs})
+    return rows
+
+
+def _scorer(registry: Registry, device: str) -> tuple[Any, np.ndarray]:
+    """The bundled classifier and its features of the held-out digits (FD-LeNet's reference)."""
+    classifier = load_model(registry.model("mnist-lenet"), "cpu").module
+    held_out = load_image_set(registry.dataset("mnist"), "test")
+    return classifier, held_out_features(classifier, held_out.images)
+
+
+def _write(out: Path, rows: list[dict[str, Any]], panels: list[tuple[str, np.ndarray]], meta: dict) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise BadInputError(f"--out {out} cannot be created ({e.strerror or e.__class__.__name__}).") from None
+    (out / "grid.png").write_bytes(png_bytes(captioned(panels)))
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    with open(out / "results.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, columns, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+    meta = {**meta, "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "results": rows}
+    (out / "results.json").write_text(json.dumps(meta, indent=2, default=str) + "\n", encoding="utf-8")

@@ -1,0 +1,157 @@
+"""Checkpoints on this machine's disk, as zoo entries: a folder or file a person names, or a run's checkpoint.
+
+Layouts read (those diffusers and its training scripts write):
+- a UNet folder: config.json (a UNet2DModel's) + diffusion_pytorch_model.safetensors (or .bin); the schedule
+  from a scheduler_config.json beside it or in ../scheduler/ (a run's checkpoints/step_N/ is one of these);
+- a pipeline folder: model_index.json, unet/, scheduler/ (what `pipeline.save_pretrained` writes);
+- checkpoint-N/ as diffusers' training examples save it through accelerate: unet/ and unet_ema/ (the EMA
+  weights are taken where they exist), the schedule from the training's output folder (../scheduler/) once
+  the pipeline has been saved there;
+- a .safetensors file with its config.json (and optionally scheduler_config.json) beside it.
+Everything else in such folders (optimizer.bin, random_states_*.pkl, ...) is never opened.
+
+In the app a typed path is accepted only under the allowed roots (zoo/paths.py), and so is every file it
+leads to: a symlink inside an allowed folder that points out of it is refused. On the command line
+(`python -m zoo compare`) the person at the shell names their own files, so any readable path is taken.
+Weights are read without unpickling (zoo/checkpoints.py); .bin files only through torch.load(weights_only=True),
+and a loose pickle file (.pkl, .ckpt, .pt) is refused. A network is sized from its config before it is built
+(zoo/architectures.py), and no weights file over the download limit is read.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from core.limits import max_download_bytes
+from core.text import plain_label
+from zoo.errors import BadInputError, CheckpointError, TooLargeError
+from zoo.loaders import read_json
+from zoo.paths import inside_roots, resolve_allowed
+from zoo.registry import ModelEntry, ScheduleSpec
+
+WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
+PICKLES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+DDPM_DEFAULT = ScheduleSpec("linear", 1000, 1e-4, 0.02)  # diffusers' DDPMScheduler defaults
+
+
+def _label(path: Path) -> str:
+    """A short name for a folder: a run's checkpoint as 'RUN @ step N', anything else by its last two parts."""
+    digits = path.name.removeprefix("step_")
+    if path.parent.name == "checkpoints" and digits.isdigit():
+        run = path.parent.parent
+        return plain_label(f"{run.parent.name if run.name == 'run' else run.name} @ step {int(digits):,}", 60)
+    return plain_label("/".join(path.parts[-2:]), 60)
+
+
+def _unet_folder(path: Path, ema: bool) -> tuple[Path, list[str]]:
+    """The folder holding the UNet's config and weights, and notes on the choice made."""
+    if (path / "model_index.json").is_file():
+        if not (path / "unet").is_dir():
+            raise CheckpointError(f"{_label(path)} is a pipeline folder without a unet/ folder.")
+        return path / "unet", []
+    if (path / "unet").is_dir() or (path / "unet_ema").is_dir():  # accelerate's checkpoint-N
+        if ema and (path / "unet_ema").is_dir():
+            return path / "unet_ema", ["EMA weights (unet_ema/)"]
+        if (path / "unet").is_dir():
+            return path / "unet", ["raw weights (unet/)" + ("; this checkpoint has no unet_ema/" if ema else "")]
+        return path / "unet_ema", ["EMA weights (unet_ema/; there is no unet/)"]
+    if (path / "config.json").is_file():
+        return path, []
+    raise CheckpointError(
+        f"{_label(path)} holds no diffusers model: expected config.json with diffusion_pytorch_model.safetensors, "
+        "a pipeline (model_index.json, unet/, scheduler/), or a training checkpoint (unet/, unet_ema/)."
+    )
+
+
+def _scheduler_config(unet_dir: Path, top: Path) -> Path | None:
+    """scheduler_config.json beside the UNet, in a pipeline's scheduler/, or in the training output's."""
+    for candidate in (
+        unet_dir / "scheduler_config.json",
+        top / "scheduler" / "scheduler_config.json",
+        unet_dir.parent / "scheduler" / "scheduler_config.json",
+        top.parent / "scheduler" / "scheduler_config.json",
+    ):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def local_entry(text: str, *, ema: bool = True, trusted: bool = False) -> ModelEntry:
+    """A zoo entry for a UNet on this machine's disk (see the module docstring for the layouts), checked
+    before any weight is read: allowed place, known layout, a config, a weights file that is not a loose
+    pickle and not over the size limit. Raises a ZooError subclass with a sentence."""
+    if not str(text).strip():
+        raise BadInputError("Name a checkpoint folder or .safetensors file.")
+    path = Path(str(text).strip()).expanduser().resolve() if trusted else resolve_allowed(text, "checkpoints")
+    if not path.exists():
+        raise BadInputError(f"There is nothing at {plain_label(text, 80)}.")
+    top = path
+    if path.is_file():
+        if path.suffix.lower() in PICKLES:
+            raise CheckpointError(
+                f"{path.name} is a pickle-based file; only .safetensors files are read from a path (a pickle can "
+                "run code when loaded). Convert it with safetensors, or name its diffusers folder."
+            )
+        if path.suffix != ".safetensors":
+            raise CheckpointError(f"{path.name} is not a .safetensors file or a model folder.")
+        unet_dir, notes, weights = path.parent, [], path
+        if not (unet_dir / "config.json").is_file():
+            raise CheckpointError(f"{path.name} has no config.json beside it, so its network cannot be rebuilt.")
+    else:
+        unet_dir, notes = _unet_folder(path, ema)
+        weights = next((unet_dir / w for w in WEIGHTS if (unet_dir / w).is_file()), None)
+        if weights is None:
+            raise CheckpointError(f"{_label(unet_dir)} has no diffusion_pytorch_model.safetensors (or .bin).")
+        if not (unet_dir / "config.json").is_file():
+            raise CheckpointError(f"{_label(unet_dir)} has no config.json, so its network cannot be rebuilt.")
+    config = read_json(unet_dir / "config.json", _label(unet_dir))
+    if config.get("_class_name") not in (None, "UNet2DModel"):
+        raise CheckpointError(
+            f"{_label(unet_dir)} holds a {plain_label(str(config.get('_class_name')), 40)}, not a UNet2DModel."
+        )
+    scheduler = _scheduler_config(unet_dir, top)
+    files = [unet_dir / "config.json", weights, *([scheduler] if scheduler else [])]
+    atlas = unet_dir / "atlas.json"
+    extra = read_json(atlas, _label(unet_dir)) if atlas.is_file() else {}
+    for f in files:
+        if not trusted and not inside_roots(f):
+            raise BadInputError(
+                f"{plain_label(f.name, 60)} leads outside the folders this app reads, so it was not read."
+            )
+    size = weights.stat().st_size
+    if size > max_download_bytes():
+        raise TooLargeError(
+            f"{weights.name} is {size / 2**20:,.0f} MB, over this server's limit of "
+            f"{max_download_bytes() / 2**20:,.0f} MB (ATLAS_MAX_DOWNLOAD_MB)."
+        )
+    prediction, schedule = "epsilon", DDPM_DEFAULT
+    if scheduler is None:
+        notes.append("no scheduler_config.json found: DDPM's defaults assumed (linear betas, T = 1000, epsilon)")
+    else:
+        scheduler_settings = read_json(scheduler, _label(scheduler.parent))
+        if "FlowMatch" in str(scheduler_settings.get("_class_name", "")):
+            raise CheckpointError(f"{_label(unet_dir)} is a flow-matching model, which the atlas cannot sample yet.")
+        prediction, schedule = scheduler_settings.get("prediction_type") or "epsilon", ScheduleSpec()
+    base = Path(os.path.commonpath([str(f.parent) for f in files]))
+    channels, side = int(config.get("in_channels", 3)), config.get("sample_size", 32)
+    side = int(side if isinstance(side, int) else side[0])
+    classes = int(extra.get("num_classes") or config.get("num_class_embeds") or 0)
+    null_label = extra.get("null_label")
+    title = _label(path)
+    return ModelEntry(
+        name=f"local:{path}",
+        title=title,
+        description=f"A local model ({', '.join(notes) or 'diffusers layout'}).",
+        family="pixel",
+        format="diffusers-unet",
+        files=tuple(f.relative_to(base).as_posix() for f in files),
+        path=base,
+        local=True,
+        sample_shape=(channels, side, side),
+        prediction_type=prediction,
+        schedule=schedule,
+        num_classes=classes,
+        null_label=int(null_label) if isinstance(null_label, int) else None,
+        data=extra.get("data") if isinstance(extra.get("data"), str) else None,
+    )
