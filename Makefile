@@ -36,6 +36,7 @@ lint: $(DEV)
 bench: $(DEV)
 	$(BIN)/python -m bench.samplers
 	$(BIN)/python -m bench.zoo
+	$(BIN)/python -m bench.compare
 	$(BIN)/python -m bench.toy
 	$(BIN)/python -m bench.pages
 	$(BIN)/python -m bench.latent

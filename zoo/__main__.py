@@ -172,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     cmp.add_argument("--device", default="cpu")
     cmp.add_argument("--metrics", action="store_true", help="FD-LeNet and class shares (MNIST models)")
     cmp.add_argument("--raw", action="store_true", help="raw weights (unet/) where a checkpoint also has unet_ema/")
+    cmp.add_argument("--mnist", action="store_true", help="score local 1x28x28 models as MNIST digits (--metrics)")
     pin = sub.add_parser("pin", help="write bundled files' sha256 into the manifest")
     pin.add_argument("names", nargs="+")
     publish = sub.add_parser("publish", help="upload a bundled folder to the Hub")
@@ -203,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             rows = compare(
                 args.checkpoints, reg, args.out, sampler=args.sampler, steps=args.steps, seed=args.seed,
                 images=args.images, device=args.device, label=args.label, metrics=args.metrics, ema=not args.raw,
+                mnist=args.mnist,
             )  # fmt: skip
             for row in rows:
                 fd = f", FD-LeNet {row['fd_lenet']:.2f} ± {row['fd_se']:.2f}" if "fd_lenet" in row else ""

@@ -7,7 +7,8 @@ The person at the shell names their own files, so local paths are not held to th
 
 Writes into --out: grid.png (each checkpoint's first 64 images under its name), results.csv and results.json
 (timings, parameters, file sizes, and with --metrics FD-LeNet and class shares of every image sampled, for
-MNIST models). The same seeds as the Compare checkpoints page: its grid of K images is the first K here.
+MNIST models: zoo entries and runs that say so, and with --mnist any local 1x28x28 model). The same seeds as
+the Compare checkpoints page: its grid of K images is the first K here.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from core.data.images import png_bytes, tile, to_uint8
+from core.data.images import enlarge, png_bytes, tile, to_uint8
 from core.device import check_device
 from core.diffusion.samplers import SAMPLERS
 from core.labs.compare import captioned, held_out_features, is_mnist, sample_many, score, settings_for
@@ -38,7 +39,7 @@ GRID_IMAGES = 64
 _RUN_STEP = re.compile(r"^(?P<run>.+)@(?P<step>\d+)$")
 
 
-def entry_for(spec: str, registry: Registry, ema: bool = True) -> ModelEntry:
+def entry_for(spec: str, registry: Registry, ema: bool = True, mnist: bool = False) -> ModelEntry:
     """The zoo entry a command-line name stands for (see the module docstring for the order of trying)."""
     if spec in registry.models:
         return registry.model(spec)
@@ -50,9 +51,9 @@ def entry_for(spec: str, registry: Registry, ema: bool = True) -> ModelEntry:
         if not folder.is_dir():
             saved = sorted(p.name.removeprefix("step_").lstrip("0") for p in (run / "checkpoints").glob("step_*"))
             raise BadInputError(f"{run} has no checkpoint at step {step}; it has steps {', '.join(saved) or 'none'}.")
-        return local_entry(str(folder), ema=ema, trusted=True)
+        return local_entry(str(folder), ema=ema, trusted=True, mnist=mnist)
     if Path(spec).expanduser().exists():
-        return local_entry(spec, ema=ema, trusted=True)
+        return local_entry(spec, ema=ema, trusted=True, mnist=mnist)
     if "/" in spec and not spec.startswith((".", "/", "~")):
         return hub_unet_entry(spec)
     raise BadInputError(f"{spec!r} is not a zoo model, a run checkpoint (RUN@STEP), an existing path or a Hub repo id.")
@@ -71,6 +72,7 @@ def compare(
     label: int | None = None,
     metrics: bool = False,
     ema: bool = True,
+    mnist: bool = False,
     log=print,
 ) -> list[dict[str, Any]]:
     """Sample every checkpoint from the same noise, write the grid and the tables into `out`; returns the rows."""
@@ -85,7 +87,7 @@ def compare(
         raise BadInputError(f"--out {out} is a file; name a folder (it is created if missing).")
     models: dict[str, LoadedModel] = {}
     for spec in specs:  # everything is loaded and checked before any sampling
-        models[spec] = load_model(entry_for(spec, registry, ema), device)
+        models[spec] = load_model(entry_for(spec, registry, ema, mnist), device)
         log(f"loaded {spec}: {models[spec].param_count / 1e6:.2f}M parameters in {models[spec].load_seconds:.2f} s")
     if len({m.sample_shape for m in models.values()}) > 1:
         shapes = ", ".join(f"{n}: {'x'.join(map(str, m.sample_shape))}" for n, m in models.items())
@@ -113,7 +115,7 @@ def compare(
             quality = score(sampled, settings.label, classifier, reference)
             row |= {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(quality).items()}
         rows.append(row)
-        panels.append((model.title, tile(to_uint8(sampled[:GRID_IMAGES].float().cpu()))))
+        panels.append((model.title, enlarge(tile(to_uint8(sampled[:GRID_IMAGES].float().cpu())), 360)))
         log(f"sampled {name}: {images} images in {seconds:.2f} s")
     _write(out, rows, panels, {"hardware": hardware(device), "specs": specs})
     return rows

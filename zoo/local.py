@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from core.limits import max_download_bytes
 from core.text import plain_label
@@ -77,10 +78,13 @@ def _scheduler_config(unet_dir: Path, top: Path) -> Path | None:
     return None
 
 
-def local_entry(text: str, *, ema: bool = True, trusted: bool = False) -> ModelEntry:
+def local_entry(text: str, *, ema: bool = True, trusted: bool = False, mnist: bool = False) -> ModelEntry:
     """A zoo entry for a UNet on this machine's disk (see the module docstring for the layouts), checked
     before any weight is read: allowed place, known layout, a config, a weights file that is not a loose
-    pickle and not over the size limit. Raises a ZooError subclass with a sentence."""
+    pickle and not over the size limit. Raises a ZooError subclass with a sentence.
+
+    The data set a model learnt comes from atlas.json (our own runs write it); with `mnist`, a 1x28x28 model
+    that does not say is taken for an MNIST one, so the bundled classifier scores it."""
     if not str(text).strip():
         raise BadInputError("Name a checkpoint folder or .safetensors file.")
     path = Path(str(text).strip()).expanduser().resolve() if trusted else resolve_allowed(text, "checkpoints")
@@ -153,5 +157,11 @@ def local_entry(text: str, *, ema: bool = True, trusted: bool = False) -> ModelE
         schedule=schedule,
         num_classes=classes,
         null_label=int(null_label) if isinstance(null_label, int) else None,
-        data=extra.get("data") if isinstance(extra.get("data"), str) else None,
+        data=_data(extra, (channels, side, side), mnist),
     )
+
+
+def _data(atlas: dict[str, Any], shape: tuple[int, int, int], mnist: bool) -> str | None:
+    if isinstance(atlas.get("data"), str):
+        return atlas["data"]
+    return "mnist" if mnist and shape == (1, 28, 28) else None

@@ -6,25 +6,41 @@ its own (here, in diffusers, or on the Hub):
     scheduler_config.json    the noise schedule and prediction target, as a DDPMScheduler config (exact betas)
     atlas.json               what diffusers has no field for: step, data set, classes, which weights (EMA or raw)
 
-Nothing here is pickled.
+A page's training keeps its checkpoints in memory (`Snapshots`) and a visitor takes them home as a zip of the
+same run folder (`run_archive`): nothing a visitor trains is written to the server's disk. Nothing here is
+pickled.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import save as safetensors_bytes
 
 from core.diffusion.schedules import DIFFUSERS_NAMES, NoiseSchedule
+
+if TYPE_CHECKING:
+    from core.training.runlog import Run
 
 ATLAS_FILE = "atlas.json"
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+def _json(data: Mapping[str, Any]) -> bytes:
+    return (json.dumps(data, indent=2, default=str) + "\n").encode()
+
+
+def _state(
+    module_or_state: torch.nn.Module | Mapping[str, torch.Tensor], dtype: torch.dtype
+) -> dict[str, torch.Tensor]:
+    """CPU copies, contiguous: the trainer's flat-buffer views share storage, which safetensors refuses."""
+    state = module_or_state.state_dict() if isinstance(module_or_state, torch.nn.Module) else module_or_state
+    return {k: v.detach().to("cpu", dtype).contiguous().clone() for k, v in state.items()}
 
 
 def save_weights(
@@ -34,12 +50,10 @@ def save_weights(
     config: dict[str, Any],
     dtype: torch.dtype = torch.float16,
 ) -> Path:
-    """config.json + the module's weights as safetensors (fp16 halves the files; loaders upcast). Cloned and
-    made contiguous first: the trainer's flat-buffer views share storage, which safetensors refuses."""
+    """config.json + the module's weights as safetensors (fp16 halves the files; loaders upcast)."""
     folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to("cpu", dtype).contiguous().clone() for k, v in module.state_dict().items()}
-    save_file(state, str(folder / filename))
-    _write_json(folder / "config.json", config)
+    (folder / filename).write_bytes(safetensors_bytes(_state(module, dtype)))
+    (folder / "config.json").write_bytes(_json(config))
     return folder / filename
 
 
@@ -57,19 +71,30 @@ def scheduler_config(schedule: NoiseSchedule, prediction_type: str) -> dict[str,
     return config
 
 
-def save_checkpoint(
-    folder: Path,
-    module: torch.nn.Module,
+def checkpoint_files(
+    weights: torch.nn.Module | Mapping[str, torch.Tensor],
     weights_name: str,
     config: dict[str, Any],
     schedule: NoiseSchedule,
     prediction_type: str,
+    /,
+    dtype: torch.dtype = torch.float16,
     **atlas: Any,
-) -> Path:
-    """One self-contained checkpoint folder (see the module docstring); `atlas` goes to atlas.json."""
-    save_weights(module, folder, weights_name, config)
-    _write_json(folder / "scheduler_config.json", scheduler_config(schedule, prediction_type))
-    _write_json(folder / ATLAS_FILE, atlas)
+) -> dict[str, bytes]:
+    """One checkpoint folder's files by name (see the module docstring); `atlas` goes to atlas.json."""
+    return {
+        weights_name: safetensors_bytes(_state(weights, dtype)),
+        "config.json": _json(config),
+        "scheduler_config.json": _json(scheduler_config(schedule, prediction_type)),
+        ATLAS_FILE: _json(atlas),
+    }
+
+
+def save_checkpoint(folder: Path, *args: Any, **kwargs: Any) -> Path:
+    """Write `checkpoint_files(*args, **kwargs)` into `folder` (created): one self-contained checkpoint."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in checkpoint_files(*args, **kwargs).items():
+        (folder / name).write_bytes(data)
     return folder
 
 
@@ -80,12 +105,28 @@ class Snapshots:
     bounded cost; the newest is always kept.
 
     `listing` is the run record's view, [(step, None)] in step order (runlog.Run.checkpoints: None = in memory).
+    `config`, `schedule` and `prediction_type` are what a checkpoint folder needs besides the weights.
     """
 
-    def __init__(self, every: int = 250, keep: int = 16) -> None:
+    def __init__(
+        self,
+        every: int,
+        config: dict[str, Any],
+        schedule: NoiseSchedule,
+        prediction_type: str,
+        keep: int = 16,
+        weights_name: str = "model.safetensors",
+    ) -> None:
         self.every, self.keep = every, keep
+        self.config, self.schedule = config, schedule
+        self.prediction_type, self.weights_name = prediction_type, weights_name
         self.states: dict[int, dict[str, torch.Tensor]] = {}
         self.listing: list[tuple[int, Path | None]] = []
+
+    def clear(self) -> None:
+        """Let the weights go (an older run of the session keeps its log, not its checkpoints)."""
+        self.states.clear()
+        self.listing.clear()
 
     @property
     def steps(self) -> list[int]:
@@ -123,3 +164,19 @@ class Snapshots:
             trainer.train(steps, on_step, every)
         finally:
             self.take(trainer.step, trainer.sampling_model)
+
+
+def run_archive(run: Run) -> bytes:
+    """A run as a zip of its run folder: config.json, metrics.jsonl and, for a page training, its checkpoints
+    (float32) as checkpoints/step_N/ folders; unzipped into a runs folder, the Training logs page reads it."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(f"{run.name}/config.json", _json(run.config))
+        archive.writestr(f"{run.name}/metrics.jsonl", "".join(json.dumps(r, default=float) + "\n" for r in run.metrics))
+        kept = run.snapshots
+        for step in kept.steps if kept is not None else []:
+            files = checkpoint_files(kept.state(step), kept.weights_name, kept.config, kept.schedule,
+                                     kept.prediction_type, dtype=torch.float32, step=step, run=run.name)  # fmt: skip
+            for name, data in files.items():
+                archive.writestr(f"{run.name}/checkpoints/step_{step:07d}/{name}", data)
+    return buffer.getvalue()

@@ -20,7 +20,7 @@ import subprocess
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,9 @@ from PIL import Image
 
 from core.device import describe_device
 from core.training import distributed
+
+if TYPE_CHECKING:
+    from core.training.checkpoints import Snapshots
 
 
 def code_version() -> str:
@@ -132,6 +135,7 @@ class Run:
     samples: list[tuple[int, Path | bytes]] = field(default_factory=list)
     # (step, folder) in step order; the folder is None for a checkpoint kept in memory (a run of this session)
     checkpoints: list[tuple[int, Path | None]] = field(default_factory=list)
+    snapshots: Snapshots | None = None  # those kept in memory (a page training)
     notes: list[str] = field(default_factory=list)
     folder: Path | None = None
 

@@ -129,3 +129,39 @@ def test_any_typed_path_gets_a_sentence_and_the_zoo_checkpoints_still_sample(app
     at.button(key="ck-go").click().run()
     assert not at.exception and len(at.get("image")) == 2  # the two zoo models are sampled all the same
     assert len(at.error) == (0 if not typed.strip() else 1)
+
+
+def test_training_logs_offers_a_page_trainings_checkpoints_as_a_zip_and_its_comparison(app_env):
+    at = AppTest.from_file(LOGS, default_timeout=120)
+    run = ToyRun(TOY_SETS["moons"].cloud(1000, seed=0), ToySettings(width=32), name="toy-1")
+    run.train(260)
+    at.session_state["session_runs"] = [run.log]
+    at.session_state["toy_run"] = run
+    at.run()
+    at.multiselect(key="logs-runs").set_value(["toy-1 · this session"]).run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["step"]) == [250, 260] and list(table["weights"]) == ["in memory"] * 2
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert "Download the run with its checkpoints (zip)" in labels
+    assert at.button(key="logs-compare-toy-1").label == "Compare these checkpoints over training"
+
+
+def test_only_the_newest_page_trainings_keep_their_checkpoints_in_memory():
+    def script() -> None:
+        import streamlit as st
+
+        from core.data.toy import TOY_SETS
+        from core.labs.toy import ToyRun, ToySettings
+        from ui.common import session_runs
+
+        for k in range(5):
+            run = ToyRun(TOY_SETS["moons"].cloud(200, seed=k), ToySettings(width=16), name=f"toy-{k}")
+            run.train(250)
+            session_runs.add(run.log)
+        st.text(repr([len(r.snapshots.states) for r in session_runs.session_runs()]))
+        st.text(repr([len(r.checkpoints) for r in session_runs.session_runs()]))
+
+    at = AppTest.from_function(script, default_timeout=120).run()
+    assert not at.exception
+    assert [t.value for t in at.text] == ["[0, 0, 1, 1, 1]"] * 2  # weights and their listing both let go

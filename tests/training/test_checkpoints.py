@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import io
+import json
+import zipfile
+
 import pytest
 import torch
 from diffusers import DDPMScheduler
+from safetensors.torch import load_file
 
 from core.data.toy import TOY_SETS
 from core.diffusion.schedules import SCHEDULE_KINDS, make_schedule
 from core.labs.toy import ToyRun, ToySettings, distances, run_sampler
-from core.training.checkpoints import Snapshots, scheduler_config
+from core.models.mlp import MLPConfig, build_mlp
+from core.training.checkpoints import Snapshots, run_archive, scheduler_config
+from core.training.runlog import read_run
 from zoo.loaders import schedule_from_scheduler_config
 
 
@@ -31,7 +38,7 @@ class _Module(torch.nn.Module):
 
 
 def test_snapshots_keep_copies_spaced_out_and_thin_to_a_bounded_count():
-    snaps, module = Snapshots(every=10, keep=4), _Module()
+    snaps, module = Snapshots(10, {}, make_schedule("linear"), "epsilon", keep=4), _Module()
     for step in range(5, 101, 5):
         with torch.no_grad():
             module.w.fill_(step)
@@ -60,3 +67,22 @@ def test_a_toy_run_keeps_checkpoints_through_a_stop_and_samples_any_of_them():
     assert torch.equal(now.samples, run_sampler(run, "heun", 16, 2000, seed=3).samples)  # 620 is the model now
     assert early.label["checkpoint"] == 250 and not torch.equal(early.samples, now.samples)
     assert distances(now, run)["swd"] < distances(early, run)["swd"]  # trained longer, closer to the data
+
+
+def test_a_page_trainings_zip_is_a_run_folder_whose_checkpoints_rebuild_the_model(tmp_path):
+    run = ToyRun(TOY_SETS["swiss_roll"].cloud(1000, seed=0), ToySettings(width=32), name="toy-7")
+    run.train(300)
+    with zipfile.ZipFile(io.BytesIO(run_archive(run.log))) as archive:
+        archive.extractall(tmp_path / "runs")
+    back = read_run(tmp_path / "runs" / "toy-7")
+    assert not back.notes[:-1] and back.notes[-1] == "no samples folder"  # config and metrics read cleanly
+    assert [r["step"] for r in back.metrics] == [r["step"] for r in run.trainer.metrics]
+    assert [s for s, _ in back.checkpoints] == [250, 300]
+    folder = back.checkpoints[0][1]
+    config = json.loads((folder / "config.json").read_text())
+    assert config.pop("_class_name") == "MLPDenoiser"
+    model = build_mlp(MLPConfig(**config))
+    model.load_state_dict(load_file(str(folder / "model.safetensors")))
+    x, t = torch.randn(5, 2), torch.tensor([3.0, 100.0, 500.0, 800.0, 999.0])
+    torch.testing.assert_close(model(x, t), run.denoiser(250).model(x, t))
+    assert json.loads((folder / "scheduler_config.json").read_text())["prediction_type"] == "v_prediction"

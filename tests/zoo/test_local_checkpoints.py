@@ -217,7 +217,10 @@ def test_zoo_compare_writes_the_grid_and_tables_end_to_end(trained_run, tmp_path
     assert [r["nfe"] for r in rows] == ["4"] * 3 and all(float(r["images_per_second"]) > 0 for r in rows)
     assert rows[0]["class"] == "" and rows[1]["class"] == "2"  # the class goes only to conditional models
     assert all(float(r["fd_lenet"]) > 0 and r["samples"] == "6" for r in rows[:2])  # known to be MNIST models
-    assert rows[2]["fd_lenet"] == ""  # a folder that does not say what it was trained on is not scored
+    assert rows[2]["fd_lenet"] == ""  # a folder that does not say what it was trained on is not scored...
+    assert zoo_cli(["compare", str(pipe), "--steps", "2", "--images", "4", "--metrics", "--mnist",
+                    "--out", str(tmp_path / "out2")]) == 0  # fmt: skip
+    assert "FD-LeNet" in capsys.readouterr().out  # ...unless the person says its 1x28x28 images are digits
     assert json.loads((tmp_path / "out" / "results.json").read_text())["results"][2]["title"].endswith("pipe")
     with Image.open(tmp_path / "out" / "grid.png") as grid:
         assert grid.width > 3 * 3 * 28  # three panels of at least 3 images a row

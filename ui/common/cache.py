@@ -64,19 +64,19 @@ def _hub_model(repo_id: str, revision: str, device: str) -> LoadedModel:
     return load_model(hub_unet_entry(repo_id, revision), device)
 
 
-def local_model(text: str, ema: bool = True, device: str | None = None) -> LoadedModel:
+def local_model(text: str, ema: bool = True, mnist: bool = False, device: str | None = None) -> LoadedModel:
     """A checkpoint folder or .safetensors file on this machine, checked first on every call (allowed roots,
     layout, sizes: zoo/local.py), loaded once per (path, weights' size and time, EMA choice, device). Like
     typed repo ids, typed paths are not listed anywhere another visitor could see them."""
-    entry = local_entry(text, ema=ema)
+    entry = local_entry(text, ema=ema, mnist=mnist)
     stat = (entry.path / entry.weight_files[0]).stat()
     path = entry.name.removeprefix("local:")
-    return _local_model(path, ema, (stat.st_size, stat.st_mtime_ns), device or default_device())
+    return _local_model(path, ema, mnist, (stat.st_size, stat.st_mtime_ns), device or default_device())
 
 
 @st.cache_resource(show_spinner="Loading the checkpoint…", max_entries=6)
-def _local_model(path: str, ema: bool, stamp: tuple[int, int], device: str) -> LoadedModel:
-    return load_model(local_entry(path, ema=ema), device)
+def _local_model(path: str, ema: bool, mnist: bool, stamp: tuple[int, int], device: str) -> LoadedModel:
+    return load_model(local_entry(path, ema=ema, mnist=mnist), device)
 
 
 def image_set(name: str, split: str = "train", limit: int | None = None) -> ImageSet:

@@ -93,11 +93,14 @@ def pick() -> tuple[dict[str, LoadedModel], dict[str, str]]:
             ".safetensors file with its config.json beside it, under the runs folder or ATLAS_ALLOWED_ROOTS.",
         )  # fmt: skip
         ema = right.toggle("EMA weights where a checkpoint has both", True, key="ck-ema")
+        mnist = right.toggle("Score 1×28×28 models as MNIST digits", True, key="ck-mnist",
+                             help="FD-LeNet and class shares by the bundled classifier, for local models that do "
+                             "not say what they were trained on.")  # fmt: skip
         lines = [line.strip() for line in local.splitlines() if line.strip()]
         if len(lines) > MAX_LOCAL_LINES:
             st.warning(f"Only the first {MAX_LOCAL_LINES} paths are read.")
         for line in lines[:MAX_LOCAL_LINES]:
-            wanted.append((plain_label(line, 80), lambda line=line: local_model(line, ema)))
+            wanted.append((plain_label(line, 80), lambda line=line: local_model(line, ema, mnist)))
     if len(wanted) > MAX_CHECKPOINTS:
         st.warning(f"Compare at most {MAX_CHECKPOINTS} at once: the first {MAX_CHECKPOINTS} are used.")
     loaded, failures = {}, {}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from core.training.checkpoints import run_archive
 from core.training.runlog import Run
 from ui.compare_checkpoints.sources import OPEN_OVER_TRAINING, over_training_runs, run_label
 
@@ -42,6 +43,12 @@ def table(run: Run) -> None:
         for step, folder in run.checkpoints
     ]
     st.dataframe(rows, hide_index=True, width="stretch", height=min(300, 38 + 35 * len(rows)))
+    if run.snapshots is not None:
+        zipped = lambda: run_archive(run)  # noqa: E731 (built only when clicked)
+        st.download_button("Download the run with its checkpoints (zip)", zipped, f"{run.name}.zip", "application/zip",
+                           key=f"logs-zip-{run.name}", on_click="ignore",
+                           help="A run folder (config, metrics, checkpoints/step_N/ in safetensors) to unzip into "
+                           "a runs folder: page trainings are kept only in this session's memory.")  # fmt: skip
     comparable = run_label(run) in over_training_runs()
     if comparable and st.button("Compare these checkpoints over training", key=f"logs-compare-{run.name}"):
         st.session_state["ot-run"] = run_label(run)
