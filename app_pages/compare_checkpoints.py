@@ -2,10 +2,11 @@
 
 import streamlit as st
 
-from ui.compare_checkpoints import over_training, sources, views
+from ui.common.runs import OPEN_OVER_TRAINING
+from ui.compare_checkpoints import over_training, views
 
 st.title("Compare checkpoints")
-opened = "Over training" if st.session_state.pop(sources.OPEN_OVER_TRAINING, False) else None
+opened = "Over training" if st.session_state.pop(OPEN_OVER_TRAINING, False) else None
 side, over = st.tabs(["Side by side", "Over training"], default=opened)
 with side:
     views.side_by_side()

@@ -3,11 +3,11 @@
 import streamlit as st
 
 from core.data.images import gif_bytes
+from ui.common.runs import bundled_runs, default_runs_folder, folder_runs
 from ui.common.session_runs import session_runs
 from ui.common.widgets import attempt
 from ui.training_logs import checkpoints
 from ui.training_logs.figures import config_table, curves_figure, metrics_csv, read_grid
-from ui.training_logs.runs import bundled_runs, default_runs_folder, folder_runs
 
 MAX_FRAMES = 50  # an animation of more grids costs seconds to encode (a TensorBoard run may log 200)
 

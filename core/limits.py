@@ -4,6 +4,7 @@ suits a shared 2-core server (Streamlit Community Cloud: one process for every v
 ATLAS_MAX_JOB_SECONDS   one training started on a page, by its estimate (core/training/budget.py)   300
 ATLAS_MAX_DOWNLOAD_MB   one file downloaded from the Hub, by the size the Hub states before sending  1024
 ATLAS_MAX_PARAMETERS    one network built from a config, counted before any weight is allocated   300e6
+ATLAS_MAX_IMAGE_SIDE    the image side of a model someone names (a Hub id, a local folder)          512
 
 A value that is not a number falls back to the default; each is at least its floor.
 """
@@ -32,3 +33,7 @@ def max_download_bytes() -> int:
 
 def max_parameters() -> int:
     return int(env_number("ATLAS_MAX_PARAMETERS", 300e6, 1.0))
+
+
+def max_image_side() -> int:
+    return int(env_number("ATLAS_MAX_IMAGE_SIDE", 512.0, 8.0))

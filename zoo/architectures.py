@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from core.limits import max_parameters
+from core.limits import max_image_side, max_parameters
 from core.text import plain_label
 from zoo.errors import CheckpointError, TooLargeError, ZooError
 
@@ -92,6 +92,35 @@ def state_size(architecture: str, config: Mapping[str, Any], what: str) -> int |
     except (RuntimeError, NotImplementedError):  # an initialiser that needs real memory (a seeded generator)
         return None
     return sum(t.numel() for t in module.state_dict().values())
+
+
+def _whole(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def unet_image_shape(config: Mapping[str, Any], what: str) -> tuple[int, int, int]:
+    """(channels, side, side) of the images a UNet2DModel config makes, checked before anything is built or
+    timed: whole numbers, square images of 1-16 channels and sides 4 to ATLAS_MAX_IMAGE_SIDE (a model someone
+    names could otherwise ask the server to sample 2048-pixel images)."""
+    channels, size = config.get("in_channels", 3), config.get("sample_size", 32)
+    if isinstance(size, (list, tuple)) and len(size) == 2 and size[0] == size[1]:
+        size = size[0]
+    side = max_image_side()
+    if not (_whole(channels, 1, 16) and _whole(size, 4, side)):
+        raise CheckpointError(
+            f"{what}: its config asks for images of {plain_label(str(channels), 20)} channels and side "
+            f"{plain_label(str(size), 20)}; this server samples square images of 1-16 channels and sides 4-{side} "
+            "(ATLAS_MAX_IMAGE_SIDE)."
+        )
+    return channels, size, size
+
+
+def unet_classes(config: Mapping[str, Any], what: str) -> int:
+    """The number of class embeddings a UNet2DModel config asks for (0: unconditional), checked."""
+    classes = config.get("num_class_embeds") or 0
+    if not _whole(classes, 0, 100_000):
+        raise CheckpointError(f"{what}: num_class_embeds must be a whole number (got {plain_label(str(classes), 20)}).")
+    return classes
 
 
 def check_size(numbers: int, what: str) -> None:

@@ -7,8 +7,8 @@ The person at the shell names their own files, so local paths are not held to th
 
 Writes into --out: grid.png (each checkpoint's first 64 images under its name), results.csv and results.json
 (timings, parameters, file sizes, and with --metrics FD-LeNet and class shares of every image sampled, for
-MNIST models: zoo entries and runs that say so, and with --mnist any local 1x28x28 model). The same seeds as
-the Compare checkpoints page: its grid of K images is the first K here.
+MNIST models: zoo entries and runs that say so, and with --mnist any local 1x28x28 model). Every checkpoint
+starts from the same noise (the seeds, as the Compare checkpoints page draws them).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from core.data.images import enlarge, png_bytes, tile, to_uint8
 from core.device import check_device
 from core.diffusion.samplers import SAMPLERS
 from core.labs.compare import captioned, held_out_features, is_mnist, sample_many, score, settings_for
-from core.training.runlog import checkpoint_folder, hardware
+from core.training.runlog import hardware, saved_checkpoints
 from zoo.datasets import load_image_set
 from zoo.errors import BadInputError
 from zoo.loaders import LoadedModel, hub_unet_entry, load_model
@@ -47,10 +47,11 @@ def entry_for(spec: str, registry: Registry, ema: bool = True, mnist: bool = Fal
     if match and Path(match["run"]).exists():
         run, step = Path(match["run"]), int(match["step"])
         run = run / "run" if (run / "run" / "checkpoints").is_dir() else run
-        folder = checkpoint_folder(run, step)
-        if not folder.is_dir():
-            saved = sorted(p.name.removeprefix("step_").lstrip("0") for p in (run / "checkpoints").glob("step_*"))
-            raise BadInputError(f"{run} has no checkpoint at step {step}; it has steps {', '.join(saved) or 'none'}.")
+        saved = dict(saved_checkpoints(run))
+        if step not in saved:
+            steps = ", ".join(str(s) for s in saved) or "none"
+            raise BadInputError(f"{run} has no checkpoint at step {step}; it has steps {steps}.")
+        folder = saved[step]
         return local_entry(str(folder), ema=ema, trusted=True, mnist=mnist)
     if Path(spec).expanduser().exists():
         return local_entry(spec, ema=ema, trusted=True, mnist=mnist)

@@ -20,7 +20,7 @@ import torch
 from core.diffusion.denoisers import DiscreteTimeDenoiser
 from core.diffusion.schedules import DIFFUSERS_NAMES, NoiseSchedule, make_schedule
 from core.training.budget import count_parameters
-from zoo.architectures import build, check_size, fix_legacy_keys, state_size
+from zoo.architectures import build, check_size, fix_legacy_keys, state_size, unet_classes, unet_image_shape
 from zoo.checkpoints import load_into, read_state_dict, stored_size
 from zoo.errors import CheckpointError, ChecksumError, HubError, ZooError
 from zoo.hub import cached_files, fetch, sha256_of, validate_repo_id, validate_revision
@@ -88,6 +88,8 @@ def resolve_files(entry: ModelEntry) -> dict[str, Path]:
     paths = {}
     for name in entry.files:
         path = entry.path / name
+        if entry.local and path.resolve() != path:  # its paths were resolved when checked (zoo/local.py)
+            raise CheckpointError(f"{entry.title}: {name} changed since it was checked; name it again.")
         if not path.is_file():
             if entry.local:
                 raise CheckpointError(f"{entry.title}: {name} is no longer there.")
@@ -150,7 +152,9 @@ def build_module(entry: ModelEntry, files: Mapping[str, Path]) -> torch.nn.Modul
 
 def schedule_from_scheduler_config(config: Mapping[str, Any], what: str) -> tuple[NoiseSchedule, str | None]:
     """A diffusers scheduler_config.json as an engine schedule, and the prediction type it names (if any)."""
-    steps = int(config.get("num_train_timesteps", config.get("timesteps", 1000)))
+    steps = config.get("num_train_timesteps", config.get("timesteps", 1000))
+    if not isinstance(steps, int) or isinstance(steps, bool):
+        raise ZooError(f"{what}: num_train_timesteps must be a whole number.")
     kind = DIFFUSERS_SCHEDULES.get(str(config.get("beta_schedule", "linear")))
     if config.get("trained_betas"):  # exact betas, named after the kind the config says they came from
         try:
@@ -161,7 +165,10 @@ def schedule_from_scheduler_config(config: Mapping[str, Any], what: str) -> tupl
         return NoiseSchedule(betas, name), config.get("prediction_type")
     if kind is None:
         raise ZooError(f"{what}: beta_schedule {config.get('beta_schedule')!r} is not one the atlas knows.")
-    schedule = make_schedule(kind, steps, config.get("beta_start"), config.get("beta_end"))
+    start, end = config.get("beta_start"), config.get("beta_end")
+    if not all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in (start, end)):
+        raise ZooError(f"{what}: beta_start and beta_end must be numbers.")
+    schedule = make_schedule(kind, steps, start, end)
     return schedule, config.get("prediction_type")
 
 
@@ -238,8 +245,7 @@ def hub_unet_entry(repo_id: str, revision: str = "main") -> ModelEntry:
     prediction = "epsilon"
     if scheduler:
         prediction = read_json(next(iter(scheduler.values())), repo_id).get("prediction_type") or "epsilon"
-    channels, size = int(unet_config.get("in_channels", 3)), unet_config.get("sample_size", 32)
-    size = size if isinstance(size, int) else int(size[0])
+    shape = unet_image_shape(unet_config, repo_id)
     return ModelEntry(
         name=repo_id,
         title=repo_id,
@@ -249,8 +255,8 @@ def hub_unet_entry(repo_id: str, revision: str = "main") -> ModelEntry:
         files=tuple(files),
         repo=repo_id,
         revision=revision,
-        sample_shape=(channels, size, size),
+        sample_shape=shape,
         prediction_type=prediction,
         schedule=ScheduleSpec() if scheduler else ScheduleSpec("linear", 1000, 1e-4, 0.02),
-        num_classes=int(unet_config.get("num_class_embeds") or 0),
+        num_classes=unet_classes(unet_config, repo_id),
     )

@@ -26,6 +26,9 @@ from typing import Any
 
 from core.limits import max_download_bytes
 from core.text import plain_label
+from core.training.checkpoints import ATLAS_FILE
+from core.training.runlog import checkpoint_step
+from zoo.architectures import unet_classes, unet_image_shape
 from zoo.errors import BadInputError, CheckpointError, TooLargeError
 from zoo.loaders import read_json
 from zoo.paths import inside_roots, resolve_allowed
@@ -38,59 +41,37 @@ DDPM_DEFAULT = ScheduleSpec("linear", 1000, 1e-4, 0.02)  # diffusers' DDPMSchedu
 
 def _label(path: Path) -> str:
     """A short name for a folder: a run's checkpoint as 'RUN @ step N', anything else by its last two parts."""
-    digits = path.name.removeprefix("step_")
-    if path.parent.name == "checkpoints" and digits.isdigit():
+    step = checkpoint_step(path)
+    if step is not None:
         run = path.parent.parent
-        return plain_label(f"{run.parent.name if run.name == 'run' else run.name} @ step {int(digits):,}", 60)
+        return plain_label(f"{run.parent.name if run.name == 'run' else run.name} @ step {step:,}", 60)
     return plain_label("/".join(path.parts[-2:]), 60)
 
 
-def _unet_folder(path: Path, ema: bool) -> tuple[Path, list[str]]:
-    """The folder holding the UNet's config and weights, and notes on the choice made."""
+def _unet_folder(path: Path, ema: bool) -> tuple[Path, str, str]:
+    """The folder holding the UNet's config and weights, which weights those are ("", "EMA" or "raw": a
+    training checkpoint has both), and a note on the choice."""
     if (path / "model_index.json").is_file():
         if not (path / "unet").is_dir():
             raise CheckpointError(f"{_label(path)} is a pipeline folder without a unet/ folder.")
-        return path / "unet", []
+        return path / "unet", "", ""
     if (path / "unet").is_dir() or (path / "unet_ema").is_dir():  # accelerate's checkpoint-N
         if ema and (path / "unet_ema").is_dir():
-            return path / "unet_ema", ["EMA weights (unet_ema/)"]
+            return path / "unet_ema", "EMA", "EMA weights (unet_ema/)"
         if (path / "unet").is_dir():
-            return path / "unet", ["raw weights (unet/)" + ("; this checkpoint has no unet_ema/" if ema else "")]
-        return path / "unet_ema", ["EMA weights (unet_ema/; there is no unet/)"]
+            return path / "unet", "raw", "raw weights (unet/)" + ("; there is no unet_ema/" if ema else "")
+        return path / "unet_ema", "EMA", "EMA weights (unet_ema/; there is no unet/)"
     if (path / "config.json").is_file():
-        return path, []
+        return path, "", ""
     raise CheckpointError(
         f"{_label(path)} holds no diffusers model: expected config.json with diffusion_pytorch_model.safetensors, "
         "a pipeline (model_index.json, unet/, scheduler/), or a training checkpoint (unet/, unet_ema/)."
     )
 
 
-def _scheduler_config(unet_dir: Path, top: Path) -> Path | None:
-    """scheduler_config.json beside the UNet, in a pipeline's scheduler/, or in the training output's."""
-    for candidate in (
-        unet_dir / "scheduler_config.json",
-        top / "scheduler" / "scheduler_config.json",
-        unet_dir.parent / "scheduler" / "scheduler_config.json",
-        top.parent / "scheduler" / "scheduler_config.json",
-    ):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def local_entry(text: str, *, ema: bool = True, trusted: bool = False, mnist: bool = False) -> ModelEntry:
-    """A zoo entry for a UNet on this machine's disk (see the module docstring for the layouts), checked
-    before any weight is read: allowed place, known layout, a config, a weights file that is not a loose
-    pickle and not over the size limit. Raises a ZooError subclass with a sentence.
-
-    The data set a model learnt comes from atlas.json (our own runs write it); with `mnist`, a 1x28x28 model
-    that does not say is taken for an MNIST one, so the bundled classifier scores it."""
-    if not str(text).strip():
-        raise BadInputError("Name a checkpoint folder or .safetensors file.")
-    path = Path(str(text).strip()).expanduser().resolve() if trusted else resolve_allowed(text, "checkpoints")
-    if not path.exists():
-        raise BadInputError(f"There is nothing at {plain_label(text, 80)}.")
-    top = path
+def _weights_of(path: Path, ema: bool) -> tuple[Path, Path, str, str]:
+    """(folder of config.json, weights file, variant, note) for a named folder or .safetensors file; only
+    whether files exist is looked at here, nothing is read."""
     if path.is_file():
         if path.suffix.lower() in PICKLES:
             raise CheckpointError(
@@ -99,26 +80,50 @@ def local_entry(text: str, *, ema: bool = True, trusted: bool = False, mnist: bo
             )
         if path.suffix != ".safetensors":
             raise CheckpointError(f"{path.name} is not a .safetensors file or a model folder.")
-        unet_dir, notes, weights = path.parent, [], path
-        if not (unet_dir / "config.json").is_file():
+        if not (path.parent / "config.json").is_file():
             raise CheckpointError(f"{path.name} has no config.json beside it, so its network cannot be rebuilt.")
-    else:
-        unet_dir, notes = _unet_folder(path, ema)
-        weights = next((unet_dir / w for w in WEIGHTS if (unet_dir / w).is_file()), None)
-        if weights is None:
-            raise CheckpointError(f"{_label(unet_dir)} has no diffusion_pytorch_model.safetensors (or .bin).")
-        if not (unet_dir / "config.json").is_file():
-            raise CheckpointError(f"{_label(unet_dir)} has no config.json, so its network cannot be rebuilt.")
-    config = read_json(unet_dir / "config.json", _label(unet_dir))
-    if config.get("_class_name") not in (None, "UNet2DModel"):
-        raise CheckpointError(
-            f"{_label(unet_dir)} holds a {plain_label(str(config.get('_class_name')), 40)}, not a UNet2DModel."
-        )
-    scheduler = _scheduler_config(unet_dir, top)
-    files = [unet_dir / "config.json", weights, *([scheduler] if scheduler else [])]
-    atlas = unet_dir / "atlas.json"
-    extra = read_json(atlas, _label(unet_dir)) if atlas.is_file() else {}
-    for f in files:
+        return path.parent, path, "", ""
+    unet_dir, variant, note = _unet_folder(path, ema)
+    weights = next((unet_dir / w for w in WEIGHTS if (unet_dir / w).is_file()), None)
+    if weights is None:
+        raise CheckpointError(f"{_label(unet_dir)} has no diffusion_pytorch_model.safetensors (or .bin).")
+    if not (unet_dir / "config.json").is_file():
+        raise CheckpointError(f"{_label(unet_dir)} has no config.json, so its network cannot be rebuilt.")
+    return unet_dir, weights, variant, note
+
+
+def _scheduler_config(unet_dir: Path, top: Path, trusted: bool) -> Path | None:
+    """scheduler_config.json beside the UNet, in a pipeline's scheduler/, or in the training output's; in the
+    app only one inside the allowed roots (one outside is passed over unread, as if it were not there)."""
+    for candidate in (
+        unet_dir / "scheduler_config.json",
+        top / "scheduler" / "scheduler_config.json",
+        unet_dir.parent / "scheduler" / "scheduler_config.json",
+        top.parent / "scheduler" / "scheduler_config.json",
+    ):
+        if (trusted or inside_roots(candidate)) and candidate.is_file():
+            return candidate.resolve()
+    return None
+
+
+def local_entry(text: str, *, ema: bool = True, trusted: bool = False, mnist: bool = False) -> ModelEntry:
+    """A zoo entry for a UNet on this machine's disk (see the module docstring for the layouts), checked
+    before any file is read: an allowed place (every file it leads to), a known layout, a config, weights that
+    are not a loose pickle and not over the size limit; then its config: a shape and classes in range. Raises
+    a ZooError subclass with a sentence. The entry's paths are resolved, and `load_model` refuses them if a
+    symlink has been put in their place since.
+
+    The data set a model learnt comes from atlas.json (our own runs write it); with `mnist`, a 1x28x28 model
+    that does not say is taken for an MNIST one, so the bundled classifier scores it."""
+    if not str(text).strip():
+        raise BadInputError("Name a checkpoint folder or .safetensors file.")
+    path = Path(str(text).strip()).expanduser().resolve() if trusted else resolve_allowed(text, "checkpoints")
+    if not path.exists():
+        raise BadInputError(f"There is nothing at {plain_label(text, 80)}.")
+    unet_dir, weights, variant, note = _weights_of(path, ema)
+    atlas = unet_dir / ATLAS_FILE
+    named = [unet_dir / "config.json", weights, *([atlas] if atlas.is_file() else [])]
+    for f in named:  # before anything is read
         if not trusted and not inside_roots(f):
             raise BadInputError(
                 f"{plain_label(f.name, 60)} leads outside the folders this app reads, so it was not read."
@@ -129,35 +134,42 @@ def local_entry(text: str, *, ema: bool = True, trusted: bool = False, mnist: bo
             f"{weights.name} is {size / 2**20:,.0f} MB, over this server's limit of "
             f"{max_download_bytes() / 2**20:,.0f} MB (ATLAS_MAX_DOWNLOAD_MB)."
         )
+    what = _label(unet_dir)
+    config = read_json(unet_dir / "config.json", what)
+    if config.get("_class_name") not in (None, "UNet2DModel"):
+        raise CheckpointError(f"{what} holds a {plain_label(str(config.get('_class_name')), 40)}, not a UNet2DModel.")
+    shape, classes = unet_image_shape(config, what), unet_classes(config, what)
+    extra = read_json(atlas, what) if atlas.is_file() else {}
+    scheduler = _scheduler_config(unet_dir, path, trusted)
+    notes = [note] if note else []
     prediction, schedule = "epsilon", DDPM_DEFAULT
     if scheduler is None:
         notes.append("no scheduler_config.json found: DDPM's defaults assumed (linear betas, T = 1000, epsilon)")
     else:
         scheduler_settings = read_json(scheduler, _label(scheduler.parent))
         if "FlowMatch" in str(scheduler_settings.get("_class_name", "")):
-            raise CheckpointError(f"{_label(unet_dir)} is a flow-matching model, which the atlas cannot sample yet.")
+            raise CheckpointError(f"{what} is a flow-matching model, which the atlas cannot sample yet.")
         prediction, schedule = scheduler_settings.get("prediction_type") or "epsilon", ScheduleSpec()
+    files = [f.resolve() for f in named[:2]] + ([scheduler] if scheduler else [])
     base = Path(os.path.commonpath([str(f.parent) for f in files]))
-    channels, side = int(config.get("in_channels", 3)), config.get("sample_size", 32)
-    side = int(side if isinstance(side, int) else side[0])
-    classes = int(extra.get("num_classes") or config.get("num_class_embeds") or 0)
     null_label = extra.get("null_label")
-    title = _label(path)
+    null_ok = isinstance(null_label, int) and not isinstance(null_label, bool) and 0 <= null_label < classes
     return ModelEntry(
-        name=f"local:{path}",
-        title=title,
+        name=f"local:{files[1]}",  # the weights file: one name per set of weights (EMA and raw differ)
+        title=_label(path) + (f" · {variant}" if variant else ""),
         description=f"A local model ({', '.join(notes) or 'diffusers layout'}).",
         family="pixel",
         format="diffusers-unet",
         files=tuple(f.relative_to(base).as_posix() for f in files),
         path=base,
         local=True,
-        sample_shape=(channels, side, side),
+        sample_shape=shape,
         prediction_type=prediction,
         schedule=schedule,
-        num_classes=classes,
-        null_label=int(null_label) if isinstance(null_label, int) else None,
-        data=_data(extra, (channels, side, side), mnist),
+        # With a "no class" label for guidance (our runs say so in atlas.json) one embedding is not a class.
+        num_classes=classes - 1 if null_ok and null_label == classes - 1 else classes,
+        null_label=null_label if null_ok else None,
+        data=_data(extra, shape, mnist),
     )
 
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import shutil
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -91,10 +93,15 @@ def checkpoint_files(
 
 
 def save_checkpoint(folder: Path, *args: Any, **kwargs: Any) -> Path:
-    """Write `checkpoint_files(*args, **kwargs)` into `folder` (created): one self-contained checkpoint."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write `checkpoint_files(*args, **kwargs)` as the folder `folder`: into FOLDER.partial first, then renamed,
+    so a reader (the Training logs page during a training) sees a whole checkpoint or none."""
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
     for name, data in checkpoint_files(*args, **kwargs).items():
-        (folder / name).write_bytes(data)
+        (partial / name).write_bytes(data)
+    shutil.rmtree(folder, ignore_errors=True)  # a run written again into the same folder
+    os.replace(partial, folder)
     return folder
 
 

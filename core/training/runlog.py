@@ -104,6 +104,18 @@ def checkpoint_folder(run_folder: Path, step: int) -> Path:
     return Path(run_folder) / "checkpoints" / f"step_{step:07d}"
 
 
+def saved_checkpoints(run_folder: Path) -> list[tuple[int, Path]]:
+    """(step, folder) of the checkpoints a run folder holds, in step order (half-written ones are not listed:
+    they are named step_N.partial until complete)."""
+    return _steps_in(Path(run_folder) / "checkpoints", "step_", dirs=True)
+
+
+def checkpoint_step(folder: Path) -> int | None:
+    """The step of a run's checkpoint folder (RUN/checkpoints/step_N), or None for any other folder."""
+    digits = folder.name.removeprefix("step_")
+    return int(digits) if folder.parent.name == "checkpoints" and folder.name != digits and digits.isdigit() else None
+
+
 def read_metrics(path: str | Path) -> tuple[list[dict[str, Any]], list[str]]:
     """Records of a metrics.jsonl, and a note per line that could not be read (e.g. a truncated last line)."""
     records, notes = [], []
@@ -167,13 +179,18 @@ class Run:
         return both[against].to_numpy(), both[key].to_numpy()
 
 
+def is_our_run(folder: Path) -> bool:
+    """A run folder in our own format (config.json or metrics.jsonl): it wins over event files beside it."""
+    return (folder / "config.json").is_file() or (folder / "metrics.jsonl").is_file()
+
+
 def is_run_folder(folder: Path) -> bool:
-    """A run of ours (config.json or metrics.jsonl) or a folder of TensorBoard event files
-    (core/training/tensorboard_logs.py: directly or at most two subfolders down)."""
+    """A run of ours or a folder of TensorBoard event files (core/training/tensorboard_logs.py: directly or at
+    most two subfolders down)."""
     # Imported here: tensorboard_logs builds a Run, so it imports this module.
     from core.training.tensorboard_logs import is_tensorboard_folder
 
-    return (folder / "config.json").is_file() or (folder / "metrics.jsonl").is_file() or is_tensorboard_folder(folder)
+    return is_our_run(folder) or is_tensorboard_folder(folder)
 
 
 def read_run(folder: str | Path, source: str = "runs folder", name: str | None = None) -> Run:
@@ -205,7 +222,7 @@ def read_run(folder: str | Path, source: str = "runs folder", name: str | None =
         config=config,
         metrics=metrics,
         samples=samples,
-        checkpoints=_steps_in(folder / "checkpoints", "step_", dirs=True),
+        checkpoints=saved_checkpoints(folder),
         notes=notes,
         folder=folder,
     )
@@ -233,8 +250,7 @@ def discover_runs(root: str | Path, limit: int = 200) -> tuple[list[Path], list[
     from core.training.tensorboard_logs import tensorboard_root
 
     def run_at(folder: Path) -> Path | None:
-        ours = (folder / "config.json").is_file() or (folder / "metrics.jsonl").is_file()
-        return folder if ours else tensorboard_root(folder)
+        return folder if is_our_run(folder) else tensorboard_root(folder)
 
     root = Path(root)
     if not root.is_dir():

@@ -52,12 +52,15 @@ def test_side_by_side_takes_run_checkpoints_and_local_folders_with_a_sentence_fo
     at = AppTest.from_file(PAGE, default_timeout=120).run()
     at.multiselect(key="ck-models").set_value(["tiny-uncond"]).run()
     at.selectbox(key="ck-run").set_value(RUN).run()
-    at.multiselect(key="ck-run-steps").set_value([100, 300]).run()
+    at.multiselect(key=f"ck-steps-{RUN}").set_value([300]).run()
     at.text_area(key="ck-local").set_value(f"{outside}\n{runs}/my-run/run/checkpoints/nothing").run()
-    assert not at.exception
-    assert any("at most 4 at once" in w.value for w in at.warning)  # five named: the first four are used
+    assert not at.exception and not at.warning  # four named
     errors = [e.value for e in at.error]
-    assert len(errors) == 1 and "reads checkpoints only from" in errors[0]  # outside the roots: a sentence
+    assert len(errors) == 2 and "reads checkpoints only from" in errors[0]  # outside the roots: a sentence
+    assert "There is nothing at" in errors[1]
+    at.multiselect(key=f"ck-steps-{RUN}").set_value([100, 300]).run()
+    assert any("at most 4 at once" in w.value for w in at.warning)  # five named: the first four are used
+    assert len(at.error) == 1
     _small(at, "ck")
     at.button(key="ck-go").click().run()
     assert not at.exception and len(at.get("image")) == 3
@@ -66,20 +69,27 @@ def test_side_by_side_takes_run_checkpoints_and_local_folders_with_a_sentence_fo
     at.button(key="ck-measure").click().run()
     assert not at.exception
     table = at.dataframe[0].value
-    assert list(table["checkpoint"])[:3] == ["tiny-uncond", "my-run @ step 100", "my-run @ step 300"]
+    assert list(table["checkpoint"])[:3] == ["Tiny unconditional", "my-run @ step 100", "my-run @ step 300"]
     keys = [b.proto.label for b in at.get("download_button")]
     assert keys == ["Download the grid (PNG)", "Download the table (CSV)"]
+
+
+def _stored_images(at: AppTest, runs, run: str, steps) -> list[torch.Tensor]:
+    keys = [f"ot-result-checkpoint:{runs / run / 'run' / 'checkpoints' / f'step_{s:07d}'}" for s in steps]
+    return [at.session_state[k].images for k in keys]
 
 
 def test_over_training_samples_a_row_per_step_and_plots_fd_lenet_against_the_step(runs):
     at = AppTest.from_file(PAGE, default_timeout=120).run()
     at.selectbox(key="ot-run").set_value(RUN).run()
-    assert at.multiselect(key="ot-run-steps").value == [100, 200, 300]  # spread over training by default
+    assert at.multiselect(key=f"ot-steps-{RUN}").value == [100, 200, 300]  # spread over training by default
     _small(at, "ot")
     at.button(key="ot-go").click().run()
     assert not at.exception
     assert [m.value for m in at.markdown if m.value.startswith("**step")] == ["**step 100**", "**step 200**",
                                                                             "**step 300**"]  # fmt: skip
+    a, b, c = _stored_images(at, runs, "my-run", (100, 200, 300))
+    assert not torch.equal(a, b) and not torch.equal(b, c)  # each row from its own checkpoint
     at.slider(key="ot-n").set_value(100).run()
     at.button(key="ot-measure").click().run()
     assert not at.exception
@@ -94,9 +104,9 @@ def test_over_training_compares_the_toy_labs_checkpoints_by_sw2(app_env):
     run.train(500)
     at.session_state["toy_run"] = run
     at.run()
-    label = "toy-1 · Toy lab, this session"
+    label = "toy-1 · this session"
     at.selectbox(key="ot-run").set_value(label).run()
-    assert at.multiselect(key="ot-run-steps").value == [250, 500]
+    assert at.multiselect(key="ot-steps-toy-1 · this session").value == [250, 500]
     at.number_input(key="ot-toy-n").set_value(500).run()
     at.button(key="ot-toy-go").click().run()
     assert not at.exception
@@ -165,3 +175,26 @@ def test_only_the_newest_page_trainings_keep_their_checkpoints_in_memory():
     at = AppTest.from_function(script, default_timeout=120).run()
     assert not at.exception
     assert [t.value for t in at.text] == ["[0, 0, 1, 1, 1]"] * 2  # weights and their listing both let go
+
+
+def test_over_training_keeps_each_runs_rows_apart_and_says_when_they_are_stale(runs):
+    writer = RunWriter(runs / "other" / "run", {"recipe": "other"})
+    config = unet_config(None, **TINY)
+    with torch.random.fork_rng():
+        torch.manual_seed(7)
+        unet = build_unet(config)
+    writer.log({"step": 100, "loss": 1.0})
+    save_checkpoint(writer.checkpoint_folder(100), unet, "diffusion_pytorch_model.safetensors",
+                    {"_class_name": "UNet2DModel", **config}, make_schedule("linear"), "epsilon", step=100)  # fmt: skip
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    at.selectbox(key="ot-run").set_value(RUN).run()
+    at.multiselect(key=f"ot-steps-{RUN}").set_value([100]).run()
+    _small(at, "ot")
+    at.button(key="ot-go").click().run()
+    mine = _stored_images(at, runs, "my-run", [100])[0]
+    at.selectbox(key="ot-run").set_value("other · runs folder").run()
+    assert not at.exception and not at.get("image")  # nothing of my-run shown under the other run's name
+    at.button(key="ot-go").click().run()
+    assert len(at.get("image")) == 1 and not torch.equal(_stored_images(at, runs, "other", [100])[0], mine)
+    at.number_input(key="ot-seed").set_value(5).run()
+    assert any("from earlier settings" in i.value for i in at.info)

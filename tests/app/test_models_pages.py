@@ -87,7 +87,7 @@ def test_compare_checkpoints_side_by_side_with_a_failing_one_in_its_column(app_e
     at.button(key="ck-measure").click().run()
     assert not at.exception
     rows = at.dataframe[0].value
-    assert list(rows["checkpoint"])[:2] == ["tiny-uncond", "tiny-cond"] and (rows["FD-LeNet"] > 0).all()
+    assert list(rows["checkpoint"])[:2] == ["Tiny unconditional", "Tiny conditional"] and (rows["FD-LeNet"] > 0).all()
     assert (rows["± (bootstrap SE)"][:2] > 0).all()  # each distance with its error
     assert rows["checkpoint"].iloc[2] == "held-out digits, 250 vs 250"  # and what "no difference" reads as
 

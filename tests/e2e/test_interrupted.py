@@ -77,10 +77,10 @@ def test_closing_the_tab_ends_the_servers_work_for_it(server, browser):
     page.goto(f"{url}/compare_checkpoints")
     settle(page)
     box = page.get_by_role("spinbutton", name="Steps", exact=True)
-    box.fill("600")
+    box.fill("300")  # well inside the job-time budget even on a busy machine (600 was refused there once)
     box.press("Enter")
     settle(page)
-    page.get_by_role("button", name="Sample", exact=True).click()  # 2 models x 16 images x 600 steps
+    page.get_by_role("button", name="Sample", exact=True).click()  # 2 models x 16 images x 300 steps
     page.get_by_text(re.compile(r": \d+%$")).first.wait_for()  # the progress bar: the run is under way
     context.close()  # the tab goes away mid-run
     time.sleep(2.0)

@@ -205,7 +205,7 @@ def test_the_search_for_event_files_is_bounded_and_noted(tmp_path, monkeypatch):
 
 
 def test_the_page_rereads_a_tensorboard_run_when_its_newest_file_grows(tmp_path):
-    from ui.training_logs.runs import _is_tensorboard, _stamp
+    from ui.common.runs import _is_tensorboard, _stamp
 
     folder = tmp_path / "logs"
     writer = SummaryWriter(str(folder))

@@ -11,6 +11,7 @@ import pickle
 import pytest
 import torch
 from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
+from diffusers.training_utils import EMAModel
 from PIL import Image
 from safetensors.torch import save_file
 
@@ -76,12 +77,16 @@ class _RunsCode:
 
 
 def _training_checkpoint(out, marker) -> tuple[UNet2DModel, UNet2DModel]:
-    """out/checkpoint-500 as diffusers' train_unconditional.py saves it through accelerate: unet/ and
-    unet_ema/ (save_pretrained), accelerate's optimizer and RNG states (pickles), and out/scheduler/ once the
+    """out/checkpoint-500 as diffusers' train_unconditional.py saves it through accelerate's save hooks: the
+    model's save_pretrained into unet/, EMAModel.save_pretrained into unet_ema/ (whose config.json also holds the
+    EMA's decay and step count), accelerate's optimizer and RNG states (pickles), and out/scheduler/ once the
     pipeline was saved at the end of an epoch."""
     raw, ema = tiny_unet(seed=3, channels=1), tiny_unet(seed=4, channels=1)
     raw.save_pretrained(out / "checkpoint-500" / "unet")
-    ema.save_pretrained(out / "checkpoint-500" / "unet_ema")
+    EMAModel(ema.parameters(), decay=0.999, model_cls=UNet2DModel, model_config=ema.config).save_pretrained(
+        out / "checkpoint-500" / "unet_ema"
+    )
+    assert "decay" in json.loads((out / "checkpoint-500" / "unet_ema" / "config.json").read_text())
     for name in ("optimizer.bin", "random_states_0.pkl", "scheduler.bin"):
         (out / "checkpoint-500" / name).write_bytes(pickle.dumps(_RunsCode(str(marker))))
     DDPMScheduler(beta_schedule="linear", prediction_type="epsilon").save_config(out / "scheduler")
@@ -95,7 +100,9 @@ def test_a_training_checkpoint_takes_the_ema_weights_and_never_unpickles_its_sta
     loaded = load_model(local_entry(str(allowed / "ddpm-mnist" / "checkpoint-500")))
     _same_output(loaded, ema)
     assert "EMA weights" in loaded.entry.description and loaded.schedule.name == "linear"
-    _same_output(load_model(local_entry(str(allowed / "ddpm-mnist" / "checkpoint-500"), ema=False)), raw)
+    raw_loaded = load_model(local_entry(str(allowed / "ddpm-mnist" / "checkpoint-500"), ema=False))
+    _same_output(raw_loaded, raw)
+    assert raw_loaded.name != loaded.name and loaded.title.endswith("EMA") and raw_loaded.title.endswith("raw")
     assert not marker.exists()
 
 
@@ -126,6 +133,19 @@ def test_bad_paths_get_a_sentence_and_nothing_outside_the_roots_is_read(roots, t
     )
     with pytest.raises(AtlasError, match="leads outside the folders this app reads"):
         local_entry(str(allowed / "mixed"))
+    secret = outside / "secret.json"  # a config or atlas.json that is a symlink out: refused, never read back
+    secret.write_text(json.dumps({"_class_name": "SECRET-VALUE", "data": "SECRET-VALUE"}))
+    for name in ("config.json", "atlas.json"):
+        tiny_unet(seed=6).save_pretrained(allowed / name)
+        (allowed / name / name).unlink(missing_ok=True)
+        (allowed / name / name).symlink_to(secret)
+        with pytest.raises(AtlasError, match="leads outside") as refused:
+            local_entry(str(allowed / name))
+        assert "SECRET" not in str(refused.value)
+    tiny_unet(seed=6).save_pretrained(allowed / "sched")  # a scheduler config out of the roots is passed over
+    (outside / "scheduler_config.json").write_text(json.dumps({"prediction_type": "v_prediction"}))
+    (allowed / "sched" / "scheduler_config.json").symlink_to(outside / "scheduler_config.json")
+    assert local_entry(str(allowed / "sched")).prediction_type == "epsilon"
     (allowed / "empty").mkdir()
     with pytest.raises(AtlasError, match="holds no diffusers model"):
         local_entry(str(allowed / "empty"))
@@ -234,3 +254,47 @@ def test_zoo_compare_says_what_is_wrong(trained_run, tmp_path, capsys):
     assert zoo_cli(["compare", "mnist-ddpm-linear", "--sampler", "nope", "--out", str(tmp_path / "o")]) == 2
     assert "Unknown sampler" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()  # nothing written for a refused command
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "says"),
+    [
+        ("sample_size", [], "images of"),
+        ("sample_size", None, "images of"),
+        ("sample_size", "32", "images of"),
+        ("sample_size", 2048, "sides 4-512"),
+        ("in_channels", "x", "images of"),
+        ("num_class_embeds", "ten", "num_class_embeds"),
+    ],
+)
+def test_a_malformed_or_oversized_config_gets_a_sentence(roots, field, value, says):
+    allowed, _ = roots
+    tiny_unet(seed=9).save_pretrained(allowed / "odd")
+    config = json.loads((allowed / "odd" / "config.json").read_text())
+    (allowed / "odd" / "config.json").write_text(json.dumps({**config, field: value}))
+    with pytest.raises(AtlasError, match=says):
+        local_entry(str(allowed / "odd"))
+
+
+@pytest.mark.parametrize(
+    "scheduler", [{"num_train_timesteps": "abc"}, {"beta_start": "x"}, {"trained_betas": ["a"]}, {"beta_schedule": "?"}]
+)
+def test_a_malformed_scheduler_config_gets_a_sentence_at_load(roots, scheduler):
+    allowed, _ = roots
+    tiny_unet(seed=9).save_pretrained(allowed / "odd")
+    (allowed / "odd" / "scheduler_config.json").write_text(json.dumps(scheduler))
+    with pytest.raises(AtlasError):
+        load_model(local_entry(str(allowed / "odd")))
+
+
+def test_a_file_swapped_for_a_symlink_after_the_check_is_refused_at_load(roots):
+    allowed, outside = roots
+    unet = tiny_unet(seed=10)
+    unet.save_pretrained(allowed / "swap")
+    unet.save_pretrained(outside / "other")
+    entry = local_entry(str(allowed / "swap"))
+    weights = allowed / "swap" / "diffusion_pytorch_model.safetensors"
+    weights.unlink()
+    weights.symlink_to(outside / "other" / "diffusion_pytorch_model.safetensors")
+    with pytest.raises(AtlasError, match="changed since it was checked"):
+        load_model(entry)

@@ -14,6 +14,7 @@ import streamlit as st
 
 from core.device import pick_device
 from zoo.datasets import ImageSet, load_image_set
+from zoo.errors import CheckpointError
 from zoo.loaders import LoadedModel, hub_unet_entry, load_model
 from zoo.local import local_entry
 from zoo.registry import MANIFEST, Registry, load_registry
@@ -69,14 +70,16 @@ def local_model(text: str, ema: bool = True, mnist: bool = False, device: str | 
     layout, sizes: zoo/local.py), loaded once per (path, weights' size and time, EMA choice, device). Like
     typed repo ids, typed paths are not listed anywhere another visitor could see them."""
     entry = local_entry(text, ema=ema, mnist=mnist)
-    stat = (entry.path / entry.weight_files[0]).stat()
-    path = entry.name.removeprefix("local:")
-    return _local_model(path, ema, mnist, (stat.st_size, stat.st_mtime_ns), device or default_device())
+    try:  # every file's size and time: a checkpoint rewritten in place is loaded afresh
+        stamp = tuple((s.st_size, s.st_mtime_ns) for s in ((entry.path / f).stat() for f in entry.files))
+    except OSError:
+        raise CheckpointError(f"{entry.title} changed while it was being read; try again.") from None
+    return _local_model(str(text).strip(), ema, mnist, stamp, device or default_device())
 
 
-@st.cache_resource(show_spinner="Loading the checkpoint…", max_entries=6)
-def _local_model(path: str, ema: bool, mnist: bool, stamp: tuple[int, int], device: str) -> LoadedModel:
-    return load_model(local_entry(path, ema=ema, mnist=mnist), device)
+@st.cache_resource(show_spinner="Loading the checkpoint…", max_entries=8)
+def _local_model(text: str, ema: bool, mnist: bool, stamp: tuple, device: str) -> LoadedModel:
+    return load_model(local_entry(text, ema=ema, mnist=mnist), device)
 
 
 def image_set(name: str, split: str = "train", limit: int | None = None) -> ImageSet:

@@ -1,22 +1,30 @@
-"""The Over training tab: one run's checkpoints at chosen steps from the same noise. Runs come from the runs
-folder (pixel models: `python -m zoo train` saves checkpoints) or the Toy lab's current model (kept in memory,
-every 250 steps); toy checkpoints are measured by SW2 and MMD to fresh data against the step."""
+"""The Over training tab: one run's checkpoints at chosen steps from the same noise, a row per step, and the
+quality measure against the step. Runs come from the runs folder (UNet checkpoints that `python -m zoo train`
+saves: FD-LeNet and class shares for MNIST runs) or the Toy lab's current model (kept in memory every 250
+steps: SW2 and MMD to fresh data). Checkpoints are loaded only when sampled or measured, and results are kept
+under each checkpoint folder's path, so switching runs or steps never mixes them up."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.data.images import png_bytes
+from core.data.images import enlarge, tile, to_uint8
 from core.diffusion.samplers import SAMPLERS
-from core.labs.compare import captioned
+from core.errors import AtlasError
+from core.labs.compare import is_mnist
 from core.labs.toy import ToyRun, distances, run_sampler
+from core.training.runlog import Run
+from ui.common.cache import local_model
 from ui.common.widgets import attempt
 from ui.compare_checkpoints import checkpoints, sources
 from ui.compare_checkpoints.figures import cloud_image, clouds_over_steps, over_steps_figure
-from ui.compare_checkpoints.views import pixel_over_training
+from ui.compare_checkpoints.views import controls, downloads, quality, same_shape
 from ui.toy import state as toy_state
+from zoo.local import local_entry
 
 TOY = "ot-toy"
 
@@ -41,7 +49,78 @@ def tab() -> None:
     if toy is not None and run is toy.log:
         toy_over_training(toy, steps)
     else:
-        pixel_over_training(run.name, {s: sources.checkpoint_folder(run, s) for s in steps})
+        pixel_over_training(run, steps)
+
+
+# ---- image runs -------------------------------------------------------------------------------------------------
+
+
+def _load(folders: dict[str, Path]) -> dict[str, object]:
+    """The checkpoints (by key) loaded now, for a Sample or a Measure; one that cannot load says why."""
+    loaded = {}
+    for key, folder in folders.items():
+        try:
+            loaded[key] = local_model(str(folder))
+        except AtlasError as e:
+            st.error(f"{folder.name}: {e}")
+    return loaded
+
+
+def pixel_over_training(run: Run, steps: list[int]) -> None:
+    """A row per step from the same noise, and FD-LeNet and class shares against the step (MNIST runs)."""
+    folders = {sources.checkpoint_key(f): f for s, f in run.checkpoints if s in steps and f is not None}
+    step_of = {sources.checkpoint_key(f): s for s, f in run.checkpoints if f is not None}
+    entries = {}
+    for key, folder in folders.items():  # what each checkpoint is (its config and shape), without its weights
+        try:
+            entries[key] = local_entry(str(folder))
+        except AtlasError as e:
+            st.error(f"{sources.step_label(step_of[key])}: {e}")
+    settings = controls("ot", max_images=16, images=8)
+    titles = {key: sources.step_label(step_of[key]) for key in entries}
+    if not entries or not same_shape(entries, titles):
+        return
+    if st.button("Sample", type="primary", key="ot-go"):
+        st.session_state["ot-settings"] = settings
+        attempt(checkpoints.sample_all, _load({k: folders[k] for k in entries}), *settings, "ot")
+    done = {key: r for key in entries if (r := checkpoints.result_of(key, "ot")) is not None}
+    if done and st.session_state.get("ot-settings") != settings:
+        st.info("These rows are from earlier settings: press **Sample** for the current ones.")
+    panels = []
+    for key, result in done.items():
+        strip = enlarge(tile(to_uint8(result.images), ncols=len(result.images)), 56)
+        left, right = st.columns([1, 8], vertical_alignment="center")
+        left.markdown(f"**{titles[key]}**")
+        right.image(strip, width="stretch")
+        panels.append((f"{run.name} {titles[key]}", strip))
+    mnist = {key: titles[key] for key, entry in entries.items() if is_mnist(entry)}
+    if mnist:
+        st.subheader("Quality against the step")
+    sampler, n_steps, seed, _, label = settings
+    measure = lambda n: checkpoints.measure_all(_load({k: folders[k] for k in mnist}), sampler, n_steps, seed, n,  # noqa: E731
+                                                label, "ot")  # fmt: skip
+    rows = quality(mnist, "ot", measure)
+    _quality_charts(rows, {key: step_of[key] for key in rows})
+    downloads(panels, [{"step": step_of[k], **row} for k, row in rows.items()], "ot", stack=True)
+
+
+def _quality_charts(rows: dict[str, dict[str, object]], steps: dict[str, int]) -> None:
+    measured = sorted((steps[key], checkpoints.quality_of(key, "ot")) for key in rows)
+    if not measured:
+        return
+    x = [s for s, _ in measured]
+    fd = ([q.fd_lenet for _, q in measured], [q.fd_se for _, q in measured])
+    half, floor = st.session_state.get("ot-floor", (0, None))
+    floors = {"FD-LeNet": (floor, f"held-out digits, {half} vs {half}")} if floor is not None else None
+    st.plotly_chart(over_steps_figure(x, {"FD-LeNet": fd}, floors, "FD-LeNet to held-out digits (± bootstrap SE)"),
+                    key="ot-fd")  # fmt: skip
+    shares = {"smallest class share": ([q.smallest_class for _, q in measured], None),
+              "largest class share": ([q.largest_class for _, q in measured], None)}  # fmt: skip
+    uniform = {"smallest class share": (0.1, "10%, every digit as often")}
+    st.plotly_chart(over_steps_figure(x, shares, uniform, "Smallest and largest class share"), key="ot-cls")
+
+
+# ---- the Toy lab's model --------------------------------------------------------------------------------------
 
 
 def _toy_controls(run: ToyRun) -> tuple[str, int, int, int]:
@@ -89,9 +168,4 @@ def toy_over_training(run: ToyRun, steps: list[int]) -> None:
     st.dataframe(table.round(4), hide_index=True, width="stretch")
     everything = np.concatenate([data[:, :2], *[p[:, :2] for _, p in panels]])
     box = (np.quantile(everything, 0.002, axis=0), np.quantile(everything, 0.998, axis=0))
-    images = [(f"{run.name} {t}", cloud_image(p, data, box)) for t, p in panels]
-    left, right = st.columns(2)
-    left.download_button("Download the grid (PNG)", lambda: png_bytes(captioned(images)), "checkpoints.png",
-                         "image/png", key="ot-toy-png", on_click="ignore")  # fmt: skip
-    right.download_button("Download the table (CSV)", table.to_csv(index=False).encode(), "checkpoints.csv",
-                          "text/csv", key="ot-toy-csv", on_click="ignore")  # fmt: skip
+    downloads([(f"{run.name} {t}", cloud_image(p, data, box)) for t, p in panels], rows, TOY, stack=False)

@@ -1,5 +1,7 @@
 """Where the Compare checkpoints page's models come from: zoo entries, a typed Hub repo id, local folders or
-.safetensors files (under the allowed roots), and the checkpoints a run saved; each loaded, or its sentence."""
+.safetensors files (under the allowed roots), and the checkpoints a run saved; each loaded, or its sentence.
+Loaded models are keyed by their own name (a zoo name, a repo id, `local:` and the weights file), so two paths
+that look alike, or the EMA and raw weights of one checkpoint, never share a result."""
 
 from __future__ import annotations
 
@@ -13,33 +15,19 @@ from core.text import plain_label
 from core.training.runlog import Run
 from ui.common.cache import hub_model, local_model, zoo_model
 from ui.common.models import pixel_models
+from ui.common.runs import run_label, runs_with_unet_checkpoints
 from ui.toy import state as toy_state
-from ui.training_logs.runs import default_runs_folder, folder_runs
 from zoo.loaders import LoadedModel
 
 MAX_CHECKPOINTS = 4
 MAX_LOCAL_LINES = 4
-OPEN_OVER_TRAINING = "ck-open-over-training"  # set by the Training logs page's button: open that tab
-
-
-def run_label(run: Run) -> str:
-    """How the Over training tab names a run (the Training logs page preselects it by this label)."""
-    return f"{run.name} · Toy lab, this session" if run.source == "this session" else f"{run.name} · runs folder"
-
-
-def disk_runs_with_checkpoints() -> dict[str, Run]:
-    """Runs in the runs folder (ATLAS_RUNS) that saved checkpoints, by label."""
-    try:
-        runs, _ = folder_runs(default_runs_folder())
-    except AtlasError:
-        return {}
-    return {run_label(r): r for r in runs if any(folder is not None for _, folder in r.checkpoints)}
+MAX_STEPS = 8
 
 
 def over_training_runs() -> dict[str, Run]:
-    """The runs the Over training tab can compare: those in the runs folder that saved checkpoints, and the Toy
-    lab's current model (its checkpoints are kept in memory, in this session)."""
-    runs = disk_runs_with_checkpoints()
+    """The runs the Over training tab can compare: those in the runs folder that saved UNet checkpoints, and the
+    Toy lab's current model (its checkpoints are kept in memory, in this session)."""
+    runs = runs_with_unet_checkpoints()
     toy = toy_state.current_run()
     if toy is not None and toy.snapshots.steps:
         runs[run_label(toy.log)] = toy.log
@@ -59,19 +47,16 @@ def pick_run_steps(runs: dict[str, Run], key: str, default_count: int = 0) -> tu
         return None, []
     run = runs[choice]
     steps = [s for s, _ in run.checkpoints]
-    index = sorted({round(i * (len(steps) - 1) / max(1, default_count - 1)) for i in range(default_count)})
-    default = [steps[i] for i in index] if default_count else []
-    picked = st.multiselect("Steps", steps, default, key=f"{key}-run-steps", format_func=step_label, max_selections=8)
+    count = min(default_count, len(steps))
+    default = [steps[round(i * (len(steps) - 1) / max(1, count - 1))] for i in range(count)]
+    picked = st.multiselect("Steps", steps, sorted(set(default)), key=f"{key}-steps-{choice}",
+                            format_func=step_label, max_selections=MAX_STEPS)  # fmt: skip
     return run, sorted(picked)
 
 
-def checkpoint_folder(run: Run, step: int) -> Path | None:
-    return dict(run.checkpoints).get(step)
-
-
 def pick() -> tuple[dict[str, LoadedModel], dict[str, str]]:
-    """The side-by-side tab's checkpoints (at most four, in the order given), loaded, and a sentence for each
-    that could not be."""
+    """The side-by-side tab's checkpoints (at most four, in the order given), loaded and keyed by name, and a
+    sentence for each that could not be (keyed by what was typed or picked)."""
     options = pixel_models()
     chosen = st.multiselect(
         "Zoo checkpoints", list(options), list(options)[:2], format_func=options.get, max_selections=4, key="ck-models"
@@ -82,10 +67,10 @@ def pick() -> tuple[dict[str, LoadedModel], dict[str, str]]:
         typed = left.text_input("Hub repo id", key="ck-repo", placeholder="google/ddpm-cifar10-32", max_chars=200)
         if typed.strip():
             wanted.append((typed.strip(), lambda: hub_model(typed)))
-        run, steps = pick_run_steps(disk_runs_with_checkpoints(), "ck")
+        run, steps = pick_run_steps(runs_with_unet_checkpoints(), "ck")
+        folders = dict(run.checkpoints) if run is not None else {}
         for step in steps:
-            folder = checkpoint_folder(run, step)
-            wanted.append((f"{run.name} @ {step_label(step)}", lambda f=folder: local_model(str(f))))
+            wanted.append((f"{run.name} @ {step_label(step)}", lambda f=folders[step]: local_model(str(f))))
         local = right.text_area(
             "Local folders or .safetensors files, one per line", key="ck-local", max_chars=4000, height=100,
             placeholder="runs/my-run/checkpoint-500\nruns/my-pipeline",
@@ -104,9 +89,16 @@ def pick() -> tuple[dict[str, LoadedModel], dict[str, str]]:
     if len(wanted) > MAX_CHECKPOINTS:
         st.warning(f"Compare at most {MAX_CHECKPOINTS} at once: the first {MAX_CHECKPOINTS} are used.")
     loaded, failures = {}, {}
-    for name, load in wanted[:MAX_CHECKPOINTS]:
+    for label, load in wanted[:MAX_CHECKPOINTS]:
         try:
-            loaded[name] = load()
+            model = load()
         except AtlasError as e:
-            failures[name] = str(e)
+            failures[label] = str(e)
+        else:
+            loaded[model.name] = model
     return loaded, failures
+
+
+def checkpoint_key(folder: Path) -> str:
+    """The name a run's checkpoint folder is sampled and measured under on the Over training tab."""
+    return f"checkpoint:{folder}"

@@ -1,5 +1,6 @@
 """A run's checkpoints on the Training logs page: listed by step beside the sample grids, with a way into the
-Compare checkpoints page's Over training tab."""
+Compare checkpoints page's Over training tab (this page folder uses that one's list of comparable runs; the
+other way round nothing is imported)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import streamlit as st
 
 from core.training.checkpoints import run_archive
 from core.training.runlog import Run
-from ui.compare_checkpoints.sources import OPEN_OVER_TRAINING, over_training_runs, run_label
+from ui.common.runs import OPEN_OVER_TRAINING, run_label
+from ui.compare_checkpoints.sources import over_training_runs
 
 COMPARE_PAGE = "app_pages/compare_checkpoints.py"
 
@@ -17,7 +19,10 @@ COMPARE_PAGE = "app_pages/compare_checkpoints.py"
 def _megabytes(folder: Path | None) -> float | None:
     if folder is None:
         return None
-    return round(sum(p.stat().st_size for p in folder.iterdir() if p.is_file()) / 1e6, 2)
+    try:
+        return round(sum(p.stat().st_size for p in folder.iterdir() if p.is_file()) / 1e6, 2)
+    except OSError:  # removed since the run was read
+        return None
 
 
 def at_step(run: Run, step: int) -> str:

@@ -1,5 +1,6 @@
-"""Where runs come from for the Training logs page: the bundled zoo and a runs folder, whose runs are our own
-run folders or folders of TensorBoard event files (this session's own are in ui/common/session_runs.py)."""
+"""Where runs come from, for the Training logs and Compare checkpoints pages: the bundled zoo and a runs folder,
+whose runs are our own run folders or folders of TensorBoard event files (this session's own are in
+ui/common/session_runs.py); and which of them saved checkpoints a UNet can be loaded from."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from pathlib import Path
 
 import streamlit as st
 
+from core.errors import AtlasError
 from core.text import plain_label
-from core.training.runlog import Run, discover_runs, read_run
+from core.training.runlog import Run, discover_runs, is_our_run, read_run
 from core.training.tensorboard_logs import event_files, is_tensorboard_folder, read_tensorboard_run
 from ui.common.cache import registry
 from zoo.paths import resolve_allowed, runs_root
@@ -20,8 +22,7 @@ def default_runs_folder() -> str:
 
 def _is_tensorboard(folder: Path) -> bool:
     """A folder of TensorBoard event files and not a run of ours (our format wins where both are present)."""
-    ours = (folder / "config.json").is_file() or (folder / "metrics.jsonl").is_file()
-    return not ours and is_tensorboard_folder(folder)
+    return not is_our_run(folder) and is_tensorboard_folder(folder)
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
@@ -32,15 +33,16 @@ def _read_cached(folder: str, stamp: tuple[int, int], source: str, name: str | N
     return read_run(folder, source, name)
 
 
-def _stamp(folder: Path, tensorboard: bool) -> tuple[int, int]:
-    """Size and mtime of what grows as a run trains: metrics.jsonl, or the newest TensorBoard event file."""
+def _stamp(folder: Path, tensorboard: bool) -> tuple[int, ...]:
+    """Sizes and times of what changes as a run trains: metrics.jsonl, the checkpoints and samples folders and
+    config.json (written again at the end), or the newest TensorBoard event file."""
     try:
         if tensorboard:
             stats = [path.stat() for path in event_files(folder)]
             newest = max(stats, key=lambda s: s.st_mtime_ns, default=None)
             return (newest.st_size, newest.st_mtime_ns) if newest is not None else (0, 0)
-        stat = (folder / "metrics.jsonl").stat()
-        return stat.st_size, stat.st_mtime_ns
+        parts = [folder / "metrics.jsonl", folder / "config.json", folder / "checkpoints", folder / "samples"]
+        return tuple(v for p in parts if p.exists() for v in (p.stat().st_size, p.stat().st_mtime_ns))
     except OSError:
         return 0, 0
 
@@ -63,3 +65,26 @@ def folder_runs(typed: str) -> tuple[list[Run], list[str]]:
     # A run is named after its folder, or after the folder above a run/ or logs/ one (`zoo train`, accelerate).
     names = [f.parent.name if f.name in ("run", "logs") else f.name for f in folders]
     return [load(f, "runs folder", n) for f, n in zip(folders, names, strict=True)], notes
+
+
+OPEN_OVER_TRAINING = "ck-open-over-training"  # set by the Training logs page's button: open that tab
+UNET_WEIGHTS = "diffusion_pytorch_model.safetensors"
+
+
+def run_label(run: Run) -> str:
+    """How the Compare checkpoints page names a run (the Training logs page preselects it by this label)."""
+    return f"{run.name} · {run.source}"
+
+
+def runs_with_unet_checkpoints() -> dict[str, Run]:
+    """Runs in the runs folder (ATLAS_RUNS) whose checkpoints are UNet folders (a latent model's MLP ones are
+    not images to compare), by label."""
+    try:
+        runs, _ = folder_runs(default_runs_folder())
+    except AtlasError:
+        return {}
+    return {
+        run_label(r): r
+        for r in runs
+        if r.checkpoints and r.checkpoints[-1][1] is not None and (r.checkpoints[-1][1] / UNET_WEIGHTS).is_file()
+    }
