@@ -156,7 +156,7 @@ def local_entry(text: str, *, ema: bool = True, trusted: bool = False, mnist: bo
     null_ok = isinstance(null_label, int) and not isinstance(null_label, bool) and 0 <= null_label < classes
     return ModelEntry(
         name=f"local:{files[1]}",  # the weights file: one name per set of weights (EMA and raw differ)
-        title=_label(path) + (f" · {variant}" if variant else ""),
+        title=_label(path) + (f" ({variant})" if variant else ""),
         description=f"A local model ({', '.join(notes) or 'diffusers layout'}).",
         family="pixel",
         format="diffusers-unet",

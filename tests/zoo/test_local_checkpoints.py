@@ -102,7 +102,7 @@ def test_a_training_checkpoint_takes_the_ema_weights_and_never_unpickles_its_sta
     assert "EMA weights" in loaded.entry.description and loaded.schedule.name == "linear"
     raw_loaded = load_model(local_entry(str(allowed / "ddpm-mnist" / "checkpoint-500"), ema=False))
     _same_output(raw_loaded, raw)
-    assert raw_loaded.name != loaded.name and loaded.title.endswith("EMA") and raw_loaded.title.endswith("raw")
+    assert raw_loaded.name != loaded.name and loaded.title.endswith("(EMA)") and raw_loaded.title.endswith("(raw)")
     assert not marker.exists()
 
 
