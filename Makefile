@@ -37,6 +37,8 @@ bench: $(DEV)
 	$(BIN)/python -m bench.samplers
 	$(BIN)/python -m bench.zoo
 	$(BIN)/python -m bench.compare
+	$(BIN)/python -m bench.inversion
+	$(BIN)/python -m bench.guidance
 	$(BIN)/python -m bench.toy
 	$(BIN)/python -m bench.pages
 	$(BIN)/python -m bench.latent

@@ -89,20 +89,35 @@ class ClassifierFreeGuidance:
     The conditional and unconditional halves run as ONE batched forward of size 2B. Guidance in x_0 is the
     same as guidance in epsilon or v, since each is affine in the others at fixed x and sigma.
     w = 1 is the conditional model (one pass of size B); w = 0 the unconditional one.
+
+    `interval` = (lo, hi) applies the guidance only where lo < sigma <= hi and the conditional model alone
+    elsewhere (Kynkäänniemi et al. 2024, "Applying Guidance in a Limited Interval Improves Sample and
+    Distribution Quality in Diffusion Models"): guidance at high noise mostly costs diversity, at low noise
+    it does little. Steps wholly outside the interval cost one pass of size B.
     """
 
-    def __init__(self, denoiser: Denoiser, scale: float, null_label: int) -> None:
+    def __init__(
+        self, denoiser: Denoiser, scale: float, null_label: int, interval: tuple[float, float] | None = None
+    ) -> None:
         self.denoiser = denoiser
         self.scale = float(scale)
         self.null_label = int(null_label)
+        if interval is not None and not 0 <= interval[0] < interval[1]:
+            raise BadInputError("A guidance interval needs 0 <= low < high (in sigma).")
+        self.interval = interval
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor, class_labels: torch.Tensor) -> torch.Tensor:
-        if self.scale == 1.0:
+        scale = torch.full_like(sigma, self.scale, dtype=torch.float64)
+        if self.interval is not None:
+            lo, hi = self.interval
+            scale = torch.where((sigma > lo) & (sigma <= hi), scale, torch.ones_like(scale))
+        if bool((scale == 1.0).all()):
             return self.denoiser(x, sigma, class_labels=class_labels)
         null = torch.full_like(class_labels, self.null_label)
         both = self.denoiser(torch.cat([x, x]), torch.cat([sigma, sigma]), class_labels=torch.cat([class_labels, null]))
         cond, uncond = both.chunk(2)
-        return uncond + self.scale * (cond - uncond)
+        w = scale.to(cond.dtype).reshape(-1, *(1,) * (cond.ndim - 1))
+        return uncond + w * (cond - uncond)
 
 
 def _contract(a: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
@@ -243,17 +258,22 @@ class GaussianMixtureDenoiser:
 
 
 def with_labels(
-    denoiser: Denoiser, labels: torch.Tensor, guidance: float = 1.0, null_label: int | None = None
+    denoiser: Denoiser,
+    labels: torch.Tensor,
+    guidance: float = 1.0,
+    null_label: int | None = None,
+    interval: tuple[float, float] | None = None,
 ) -> Denoiser:
     """D(x, sigma) for a batch whose sample k has class labels[k], under classifier-free guidance `guidance`
-    (1: the conditional model alone; any other scale mixes in the unconditional half, labelled `null_label`).
+    (1: the conditional model alone; any other scale mixes in the unconditional half, labelled `null_label`),
+    applied only for sigma in `interval` when one is given (see ClassifierFreeGuidance).
 
     This is how conditioning reaches a sampler: bound into the denoiser, here with functools.partial.
     """
     if guidance != 1.0:
         if null_label is None:
             raise BadInputError("Guidance needs a model with an unconditional (no class) label.")
-        denoiser = ClassifierFreeGuidance(denoiser, guidance, null_label)
+        denoiser = ClassifierFreeGuidance(denoiser, guidance, null_label, interval)
     return functools.partial(denoiser, class_labels=labels)
 
 

@@ -12,9 +12,11 @@ as unit-scale noise around the latent cloud and end on the samples.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -116,14 +118,32 @@ class LatentDiffusion:
     std: torch.Tensor  # [2]
     null_label: int = NUM_CLASSES
 
-    def conditioned(self, label: int | None, n: int, scale: float) -> Denoiser:
-        """D for n samples of class `label` under guidance `scale`; label None: the unconditional model."""
+    def conditioned(
+        self, label: int | torch.Tensor | None, n: int, scale: float, interval: tuple[float, float] | None = None
+    ) -> Denoiser:
+        """D for n samples of class `label` (or per-sample labels [n]) under guidance `scale`, applied for sigma
+        in `interval` (None: always); label None: the unconditional model."""
         if label is None:
             return with_labels(self.denoiser, torch.full((n,), self.null_label))
-        return with_labels(self.denoiser, torch.full((n,), int(label)), scale, self.null_label)
+        labels = label if isinstance(label, torch.Tensor) else torch.full((n,), int(label))
+        return with_labels(self.denoiser, labels, scale, self.null_label, interval)
 
     def to_latent(self, y: torch.Tensor) -> torch.Tensor:
         return y * self.std + self.mean
+
+
+def latent_diffusion(loaded: Any) -> LatentDiffusion:
+    """A loaded latent model (zoo.loaders.LoadedModel: denoiser, schedule, title, null label, and the
+    latent_stats.json it ships with its standardisation) as a LatentDiffusion."""
+    stats = json.loads(Path(loaded.files["latent_stats.json"]).read_text(encoding="utf-8"))
+    return LatentDiffusion(
+        name=loaded.title,
+        denoiser=loaded.denoiser,
+        schedule=loaded.schedule,
+        mean=torch.tensor(stats["mean"]),
+        std=torch.tensor(stats["std"]),
+        null_label=int(loaded.null_label),
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -59,6 +59,8 @@ class SamplerSettings:
     batch: int = 16
     label: int | None = None  # a class for class-conditional models; None = unconditional
     guidance: float = 1.0
+    guidance_interval: tuple[float, float] | None = None  # guide only for sigma in (low, high] (None: always)
+    spread_classes: bool = False  # sample k asks for class k mod num_classes (guided), e.g. for a guidance sweep
     clip: bool = True  # clamp each predicted x_0 to the data range [-1, 1], as DDPM's reference sampler does
 
     @property
@@ -74,15 +76,23 @@ class SamplingResult:
     settings: SamplerSettings
 
 
+def requested_labels(model: ImageModel, settings: SamplerSettings, batch: int) -> torch.Tensor:
+    """The class each of `batch` samples asks for: settings.label for all, or 0, 1, ... in turn (spread)."""
+    if settings.spread_classes:
+        return torch.arange(batch) % model.num_classes
+    return torch.full((batch,), int(settings.label))
+
+
 def conditioned(model: ImageModel, settings: SamplerSettings, batch: int) -> Denoiser:
     """The model's denoiser with the chosen class (and guidance) bound in, clipped to [-1, 1] if asked."""
     denoiser = model.denoiser
     assert denoiser is not None
     if model.num_classes:
         null = model.null_label
-        if settings.label is not None:
+        if settings.label is not None or settings.spread_classes:
             guidance = settings.guidance if null is not None else 1.0
-            denoiser = with_labels(denoiser, torch.full((batch,), settings.label), guidance, null)
+            labels = requested_labels(model, settings, batch)
+            denoiser = with_labels(denoiser, labels, guidance, null, settings.guidance_interval)
         elif null is not None:
             denoiser = with_labels(denoiser, torch.full((batch,), null))
         else:  # a conditional-only model has no unconditional mode: spread the batch over the classes instead

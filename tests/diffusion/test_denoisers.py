@@ -160,3 +160,27 @@ def test_mixture_rejects_bad_parameters():
 def test_clip_denoised():
     clipped = clip_denoised(lambda x, sigma: x * 10)
     assert float(clipped(torch.ones(2, 2), torch.ones(2)).max()) == 1.0
+
+
+def test_guidance_interval_guides_only_inside_its_sigma_range():
+    """A toy denoiser whose x_0 estimate is its class label: guided, it reads null + w (c - null) inside the
+    interval, and c (the conditional model alone) outside it, sample by sample."""
+    from core.diffusion.denoisers import with_labels
+
+    calls = []
+
+    def labelled(x, sigma, class_labels):
+        calls.append(len(x))
+        return class_labels.to(x.dtype).reshape(-1, 1).expand_as(x).clone()
+
+    labels, x = torch.tensor([2, 2, 2]), torch.zeros(3, 4)
+    guided = with_labels(labelled, labels, 3.0, null_label=10, interval=(1.0, 5.0))
+    out = guided(x, torch.tensor([0.5, 2.0, 10.0]))
+    assert out[:, 0].tolist() == [2.0, 10 + 3 * (2 - 10), 2.0]
+    calls.clear()
+    outside = guided(x, torch.full((3,), 20.0))
+    assert outside[:, 0].tolist() == [2.0] * 3 and calls == [3]  # one pass of size B, no unconditional half
+    everywhere = with_labels(labelled, labels, 3.0, null_label=10)(x, torch.tensor([0.5, 2.0, 10.0]))
+    assert everywhere[:, 0].tolist() == [-14.0] * 3
+    with pytest.raises(BadInputError, match="guidance interval"):
+        with_labels(labelled, labels, 3.0, null_label=10, interval=(5.0, 1.0))

@@ -9,7 +9,6 @@ so far is kept.
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from core.labs.latent import (
     LatentTrainer,
     LatentTrainSettings,
     encode_means,
+    latent_diffusion,
     manifold_axes,
     vae_training_seconds,
 )
@@ -170,16 +170,7 @@ def bundled_latent() -> LatentDiffusion:
 
 @st.cache_resource(show_spinner="Loading the bundled latent model…", max_entries=2)
 def _bundled_latent(manifest: str) -> LatentDiffusion:
-    loaded = cache.zoo_model(LATENT_NAME)
-    stats = json.loads(Path(loaded.files["latent_stats.json"]).read_text(encoding="utf-8"))
-    return LatentDiffusion(
-        name=loaded.title,
-        denoiser=loaded.denoiser,
-        schedule=loaded.schedule,
-        mean=torch.tensor(stats["mean"]),
-        std=torch.tensor(stats["std"]),
-        null_label=int(loaded.null_label),
-    )
+    return latent_diffusion(cache.zoo_model(LATENT_NAME))
 
 
 def latent_trainer(vae: VAEInUse) -> LatentTrainer | None:
