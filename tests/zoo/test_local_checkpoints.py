@@ -5,8 +5,8 @@ paths, and `python -m zoo compare` end to end."""
 from __future__ import annotations
 
 import csv
+import io
 import json
-import pickle
 
 import pytest
 import torch
@@ -76,6 +76,13 @@ class _RunsCode:
         return (open, (self.marker, "w"))
 
 
+def _hostile(marker) -> bytes:
+    """A file that runs code when unpickled (written by torch.save, which pickles it: no weights inside)."""
+    buffer = io.BytesIO()
+    torch.save(_RunsCode(str(marker)), buffer)
+    return buffer.getvalue()
+
+
 def _training_checkpoint(out, marker) -> tuple[UNet2DModel, UNet2DModel]:
     """out/checkpoint-500 as diffusers' train_unconditional.py saves it through accelerate's save hooks: the
     model's save_pretrained into unet/, EMAModel.save_pretrained into unet_ema/ (whose config.json also holds the
@@ -88,7 +95,7 @@ def _training_checkpoint(out, marker) -> tuple[UNet2DModel, UNet2DModel]:
     )
     assert "decay" in json.loads((out / "checkpoint-500" / "unet_ema" / "config.json").read_text())
     for name in ("optimizer.bin", "random_states_0.pkl", "scheduler.bin"):
-        (out / "checkpoint-500" / name).write_bytes(pickle.dumps(_RunsCode(str(marker))))
+        (out / "checkpoint-500" / name).write_bytes(_hostile(marker))
     DDPMScheduler(beta_schedule="linear", prediction_type="epsilon").save_config(out / "scheduler")
     return raw, ema
 
@@ -156,7 +163,7 @@ def test_bad_paths_get_a_sentence_and_nothing_outside_the_roots_is_read(roots, t
     with pytest.raises(AtlasError, match=r"no config\.json beside it"):
         local_entry(str(allowed / "noconfig" / "model.safetensors"))
     for name in ("model.ckpt", "model.pkl", "model.pt"):
-        (allowed / name).write_bytes(pickle.dumps(_RunsCode(str(tmp_path / "ran"))))
+        (allowed / name).write_bytes(_hostile(tmp_path / "ran"))
         with pytest.raises(AtlasError, match="pickle-based file"):
             local_entry(str(allowed / name))
     assert not (tmp_path / "ran").exists()
@@ -166,7 +173,7 @@ def test_a_pickled_bin_and_a_wrong_shaped_state_dict_are_refused_at_load(roots, 
     allowed, _ = roots
     unet = tiny_unet(seed=7)
     unet.save_pretrained(allowed / "pickled", safe_serialization=False)
-    (allowed / "pickled" / "diffusion_pytorch_model.bin").write_bytes(pickle.dumps(_RunsCode(str(tmp_path / "ran"))))
+    (allowed / "pickled" / "diffusion_pytorch_model.bin").write_bytes(_hostile(tmp_path / "ran"))
     with pytest.raises(AtlasError, match="not a plain state dict"):
         load_model(local_entry(str(allowed / "pickled")))
     assert not (tmp_path / "ran").exists()
