@@ -3,6 +3,7 @@
 import streamlit as st
 
 from core.data.images import gif_bytes
+from core.training.runlog import evenly
 from ui.common.runs import bundled_runs, default_runs_folder, folder_runs
 from ui.common.session_runs import session_runs
 from ui.common.widgets import attempt
@@ -75,8 +76,8 @@ if len(selected) == 1:
         if run.checkpoints:
             left.caption(checkpoints.at_step(run, step))
         if len(steps) > 1 and right.toggle("Animate over training", key="logs-animate"):
-            shown = run.samples[:: -(-len(run.samples) // MAX_FRAMES)]  # at most MAX_FRAMES, spread over training
-            right.image(gif_bytes([read_grid(p) for _, p in shown], duration_ms=500), width=360)
+            frames = [read_grid(p) for _, p in evenly(run.samples, MAX_FRAMES)]
+            right.image(gif_bytes(frames, duration_ms=500), width=360)
     if run.checkpoints:
         st.subheader("Checkpoints")
         checkpoints.table(run)

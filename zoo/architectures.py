@@ -98,10 +98,13 @@ def _whole(value: Any, low: int, high: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
-def unet_image_shape(config: Mapping[str, Any], what: str) -> tuple[int, int, int]:
-    """(channels, side, side) of the images a UNet2DModel config makes, checked before anything is built or
-    timed: whole numbers, square images of 1-16 channels and sides 4 to ATLAS_MAX_IMAGE_SIDE (a model someone
-    names could otherwise ask the server to sample 2048-pixel images)."""
+def unet_outline(config: Mapping[str, Any], what: str) -> tuple[tuple[int, int, int], int]:
+    """The image shape (channels, side, side) and the number of class embeddings (0: unconditional) of a
+    UNet2DModel config a person named (a Hub repo, a local folder), checked before any weight is fetched,
+    built or timed: a UNet2DModel, whole numbers, square images of 1-16 channels and sides 4 to
+    ATLAS_MAX_IMAGE_SIDE (else the server could be asked to sample 2048-pixel images)."""
+    if config.get("_class_name") not in (None, "UNet2DModel"):
+        raise CheckpointError(f"{what} holds a {plain_label(str(config.get('_class_name')), 40)}, not a UNet2DModel.")
     channels, size = config.get("in_channels", 3), config.get("sample_size", 32)
     if isinstance(size, (list, tuple)) and len(size) == 2 and size[0] == size[1]:
         size = size[0]
@@ -112,15 +115,10 @@ def unet_image_shape(config: Mapping[str, Any], what: str) -> tuple[int, int, in
             f"{plain_label(str(size), 20)}; this server samples square images of 1-16 channels and sides 4-{side} "
             "(ATLAS_MAX_IMAGE_SIDE)."
         )
-    return channels, size, size
-
-
-def unet_classes(config: Mapping[str, Any], what: str) -> int:
-    """The number of class embeddings a UNet2DModel config asks for (0: unconditional), checked."""
     classes = config.get("num_class_embeds") or 0
     if not _whole(classes, 0, 100_000):
         raise CheckpointError(f"{what}: num_class_embeds must be a whole number (got {plain_label(str(classes), 20)}).")
-    return classes
+    return (channels, size, size), classes
 
 
 def check_size(numbers: int, what: str) -> None:

@@ -26,7 +26,16 @@ import numpy as np
 from core.data.images import enlarge, png_bytes, tile, to_uint8
 from core.device import check_device
 from core.diffusion.samplers import SAMPLERS
-from core.labs.compare import captioned, held_out_features, is_mnist, sample_many, score, settings_for
+from core.labs.compare import (
+    captioned,
+    check_same_shape,
+    check_steps,
+    held_out_features,
+    is_mnist,
+    sample_many,
+    score,
+    settings_for,
+)
 from core.training.runlog import hardware, saved_checkpoints
 from zoo.datasets import load_image_set
 from zoo.errors import BadInputError
@@ -90,15 +99,8 @@ def compare(
     for spec in specs:  # everything is loaded and checked before any sampling
         models[spec] = load_model(entry_for(spec, registry, ema, mnist), device)
         log(f"loaded {spec}: {models[spec].param_count / 1e6:.2f}M parameters in {models[spec].load_seconds:.2f} s")
-    if len({m.sample_shape for m in models.values()}) > 1:
-        shapes = ", ".join(f"{n}: {'x'.join(map(str, m.sample_shape))}" for n, m in models.items())
-        raise BadInputError(
-            f"These checkpoints make images of different shapes, so they cannot share noise ({shapes})."
-        )
-    for name, model in models.items():
-        usable = model.schedule.usable_steps(model.schedule.sampling_cap)
-        if steps > usable:
-            raise BadInputError(f"{name} allows at most {usable} steps.")
+    check_same_shape({name: m.sample_shape for name, m in models.items()})
+    check_steps(models, steps)
     scorer = _scorer(registry, device) if metrics and any(is_mnist(m) for m in models.values()) else None
     rows, panels = [], []
     for name, model in models.items():

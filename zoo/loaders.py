@@ -20,7 +20,7 @@ import torch
 from core.diffusion.denoisers import DiscreteTimeDenoiser
 from core.diffusion.schedules import DIFFUSERS_NAMES, NoiseSchedule, make_schedule
 from core.training.budget import count_parameters
-from zoo.architectures import build, check_size, fix_legacy_keys, state_size, unet_classes, unet_image_shape
+from zoo.architectures import build, check_size, fix_legacy_keys, state_size, unet_outline
 from zoo.checkpoints import load_into, read_state_dict, stored_size
 from zoo.errors import CheckpointError, ChecksumError, HubError, ZooError
 from zoo.hub import cached_files, fetch, sha256_of, validate_repo_id, validate_revision
@@ -227,9 +227,8 @@ def hub_unet_entry(repo_id: str, revision: str = "main") -> ModelEntry:
     configs = _first_available(repo_id, revision, [["unet/config.json"], ["config.json"]])
     prefix = "unet/" if "unet/config.json" in configs else ""
     unet_config = read_json(next(iter(configs.values())), repo_id)
-    if unet_config.get("_class_name") not in (None, "UNet2DModel"):
-        raise ZooError(f"{repo_id} holds a {unet_config.get('_class_name')}, not a UNet2DModel.")
     check_size(state_size("unet2d", unet_config, repo_id) or 0, repo_id)  # before any weight is downloaded
+    shape, classes = unet_outline(unet_config, repo_id)
     weights = _first_available(
         repo_id,
         revision,
@@ -245,7 +244,6 @@ def hub_unet_entry(repo_id: str, revision: str = "main") -> ModelEntry:
     prediction = "epsilon"
     if scheduler:
         prediction = read_json(next(iter(scheduler.values())), repo_id).get("prediction_type") or "epsilon"
-    shape = unet_image_shape(unet_config, repo_id)
     return ModelEntry(
         name=repo_id,
         title=repo_id,
@@ -258,5 +256,5 @@ def hub_unet_entry(repo_id: str, revision: str = "main") -> ModelEntry:
         sample_shape=shape,
         prediction_type=prediction,
         schedule=ScheduleSpec() if scheduler else ScheduleSpec("linear", 1000, 1e-4, 0.02),
-        num_classes=unet_classes(unet_config, repo_id),
+        num_classes=classes,
     )

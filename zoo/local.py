@@ -27,8 +27,8 @@ from typing import Any
 from core.limits import max_download_bytes
 from core.text import plain_label
 from core.training.checkpoints import ATLAS_FILE
-from core.training.runlog import checkpoint_step
-from zoo.architectures import unet_classes, unet_image_shape
+from core.training.runlog import checkpoint_step, run_name
+from zoo.architectures import unet_outline
 from zoo.errors import BadInputError, CheckpointError, TooLargeError
 from zoo.loaders import read_json
 from zoo.paths import inside_roots, resolve_allowed
@@ -43,8 +43,7 @@ def _label(path: Path) -> str:
     """A short name for a folder: a run's checkpoint as 'RUN @ step N', anything else by its last two parts."""
     step = checkpoint_step(path)
     if step is not None:
-        run = path.parent.parent
-        return plain_label(f"{run.parent.name if run.name == 'run' else run.name} @ step {step:,}", 60)
+        return plain_label(f"{run_name(path.parent.parent)} @ step {step:,}", 60)
     return plain_label("/".join(path.parts[-2:]), 60)
 
 
@@ -135,10 +134,7 @@ def local_entry(text: str, *, ema: bool = True, trusted: bool = False, mnist: bo
             f"{max_download_bytes() / 2**20:,.0f} MB (ATLAS_MAX_DOWNLOAD_MB)."
         )
     what = _label(unet_dir)
-    config = read_json(unet_dir / "config.json", what)
-    if config.get("_class_name") not in (None, "UNet2DModel"):
-        raise CheckpointError(f"{what} holds a {plain_label(str(config.get('_class_name')), 40)}, not a UNet2DModel.")
-    shape, classes = unet_image_shape(config, what), unet_classes(config, what)
+    shape, classes = unet_outline(read_json(unet_dir / "config.json", what), what)
     extra = read_json(atlas, what) if atlas.is_file() else {}
     scheduler = _scheduler_config(unet_dir, path, trusted)
     notes = [note] if note else []

@@ -221,7 +221,7 @@ def train_latent(recipe: Recipe, out: Path, steps: int, device: str) -> None:
     data = ((z - mean) / std, y)
 
     def export(tr: DiffusionTrainer) -> tuple[nn.Module, str, dict[str, Any]]:
-        return tr.sampling_model, "model.safetensors", {"_class_name": "MLPDenoiser", **config.to_dict()}
+        return tr.sampling_model, "model.safetensors", config.to_saved()
 
     trainer = _train_diffusion(
         recipe, out, steps, device, model, data, (2,), config.to_dict(), source, export, decode, latent_stats=stats

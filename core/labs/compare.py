@@ -9,7 +9,7 @@ Work is capped before it starts (cells, image evaluations, samples).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -19,6 +19,7 @@ from core.data.images import uint8_to_tensor
 from core.errors import BadInputError
 from core.labs.pixel import ImageModel, SamplerSettings, evaluations_per_image, run_sampler, seconds_per_image
 from core.metrics.images import class_histogram, classify, frechet_distance_se
+from core.text import plain_label
 from core.training import budget
 
 MAX_CELLS = 24
@@ -84,6 +85,23 @@ def plan_quality(models: Sequence[ImageModel], settings: SamplerSettings, n: int
     return work
 
 
+def check_same_shape(shapes: Mapping[str, Sequence[int]]) -> None:
+    """Checkpoints compared from one noise must make images of one shape (name -> shape); else a sentence."""
+    if len({tuple(shape) for shape in shapes.values()}) > 1:
+        listed = ", ".join(f"{plain_label(name)}: {'x'.join(map(str, shape))}" for name, shape in shapes.items())
+        raise BadInputError(
+            f"These checkpoints make images of different shapes, so they cannot share noise ({listed})."
+        )
+
+
+def check_steps(models: Mapping[str, ImageModel], steps: int) -> None:
+    """Every model's schedule must allow `steps` sampling steps below its sampling cap; else a sentence."""
+    for name, model in models.items():
+        usable = model.schedule.usable_steps(model.schedule.sampling_cap)
+        if steps > usable:
+            raise BadInputError(f"{plain_label(name)} allows at most {usable} steps.")
+
+
 def mnist_score(classifier: torch.nn.Module, images: torch.Tensor, label: int | None) -> str:
     """With a requested class: how many samples the classifier reads as that class; else its mean confidence."""
     with torch.no_grad():
@@ -106,10 +124,7 @@ def compare_cells(
     """Every (model, sampler, steps) cell from the same seeds, one at a time (a caller can stop between cells
     and keep those done); MNIST models also get a classifier score. The whole plan is checked first."""
     plan_work(models, samplers, steps, base)
-    for model in models:
-        usable = model.schedule.usable_steps(model.schedule.sampling_cap)
-        if max(steps) > usable:
-            raise BadInputError(f"{model.title} allows at most {usable} steps.")
+    check_steps({m.title: m for m in models}, max(steps))
     for model in models:
         cap = model.schedule.sampling_cap
         for sampler in samplers:

@@ -195,7 +195,7 @@ class LatentTrainer:
         self.trainer = DiffusionTrainer(build_mlp(config, settings.seed), self.schedule, train, batches)
         run_config = {"kind": "latent", "vae": vae, "settings": asdict(settings), "model": config.to_dict()}
         # The run as the Training logs page reads it; its metrics are the trainer's own list, growing as it trains.
-        self.snapshots = Snapshots(200, {"_class_name": "MLPDenoiser", **config.to_dict()}, self.schedule, "epsilon")
+        self.snapshots = Snapshots(200, config.to_saved(), self.schedule, "epsilon")
         self.log = Run(name=name, source="this session", config=run_config | {"train": train.to_dict()},
                        metrics=self.trainer.metrics, checkpoints=self.snapshots.listing,
                        snapshots=self.snapshots)  # fmt: skip

@@ -76,27 +76,21 @@ class SamplingResult:
     settings: SamplerSettings
 
 
-def requested_labels(model: ImageModel, settings: SamplerSettings, batch: int) -> torch.Tensor:
-    """The class each of `batch` samples asks for: settings.label for all, or 0, 1, ... in turn (spread)."""
-    if settings.spread_classes:
-        return torch.arange(batch) % model.num_classes
-    return torch.full((batch,), int(settings.label))
-
-
 def conditioned(model: ImageModel, settings: SamplerSettings, batch: int) -> Denoiser:
-    """The model's denoiser with the chosen class (and guidance) bound in, clipped to [-1, 1] if asked."""
+    """The model's denoiser with the chosen class (and guidance, in its sigma interval) bound in, clipped to
+    [-1, 1] if asked. Without a class, a model with a "no class" label samples unconditionally; one without
+    spreads the batch over the classes (sample k asks for class k mod num_classes), as `spread_classes` does."""
     denoiser = model.denoiser
     assert denoiser is not None
     if model.num_classes:
         null = model.null_label
-        if settings.label is not None or settings.spread_classes:
+        spread = settings.spread_classes or (settings.label is None and null is None)
+        if spread or settings.label is not None:
+            labels = torch.arange(batch) % model.num_classes if spread else torch.full((batch,), settings.label)
             guidance = settings.guidance if null is not None else 1.0
-            labels = requested_labels(model, settings, batch)
             denoiser = with_labels(denoiser, labels, guidance, null, settings.guidance_interval)
-        elif null is not None:
+        else:
             denoiser = with_labels(denoiser, torch.full((batch,), null))
-        else:  # a conditional-only model has no unconditional mode: spread the batch over the classes instead
-            denoiser = with_labels(denoiser, torch.arange(batch) % model.num_classes)
     return clip_denoised(denoiser) if settings.clip else denoiser
 
 

@@ -95,9 +95,8 @@ class ToyRun:
             build_mlp(self.model_config, settings.seed), self.schedule, train, tensor_batches(data)
         )
         self.target_step = 0  # where the last `train` call was heading (below it: stopped early)
-        weights_config = {"_class_name": "MLPDenoiser", **self.model_config.to_dict()}
         # the EMA weights along training (for comparisons over training, and to take home with the run)
-        self.snapshots = Snapshots(250, weights_config, self.schedule, settings.prediction_type)
+        self.snapshots = Snapshots(250, self.model_config.to_saved(), self.schedule, settings.prediction_type)
         self.floors: dict[tuple[int, int], tuple[float, float]] = {}  # distances between fresh data sets
         config = {
             "kind": "toy",

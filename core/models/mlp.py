@@ -49,6 +49,10 @@ class MLPConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def to_saved(self) -> dict:
+        """The settings as a checkpoint's config.json holds them, named like diffusers names its classes."""
+        return {"_class_name": "MLPDenoiser", **self.to_dict()}
+
 
 class TimeEmbedding(nn.Module):
     """t (float, [B], in training steps 0 .. T-1) -> features [B, E]."""

@@ -20,15 +20,13 @@ import shutil
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from safetensors.torch import save as safetensors_bytes
 
 from core.diffusion.schedules import DIFFUSERS_NAMES, NoiseSchedule
-
-if TYPE_CHECKING:
-    from core.training.runlog import Run
+from core.training.runlog import Run, checkpoint_folder
 
 ATLAS_FILE = "atlas.json"
 
@@ -184,6 +182,7 @@ def run_archive(run: Run) -> bytes:
         for step in kept.steps if kept is not None else []:
             files = checkpoint_files(kept.state(step), kept.weights_name, kept.config, kept.schedule,
                                      kept.prediction_type, dtype=torch.float32, step=step, run=run.name)  # fmt: skip
+            folder = checkpoint_folder(Path(run.name), step).as_posix()
             for name, data in files.items():
-                archive.writestr(f"{run.name}/checkpoints/step_{step:07d}/{name}", data)
+                archive.writestr(f"{folder}/{name}", data)
     return buffer.getvalue()

@@ -100,6 +100,22 @@ class RunWriter:
         self._write_config()
 
 
+def evenly(items: list[Any], limit: int) -> list[Any]:
+    """At most `limit` of the items, spread evenly over them, the first and last kept (frames of a run's sample
+    grids, the steps to compare, images read from an event file)."""
+    if len(items) <= limit:
+        return items
+    if limit <= 1:
+        return items[-1:] if limit == 1 else []
+    return [items[round(k * (len(items) - 1) / (limit - 1))] for k in range(limit)]
+
+
+def run_name(folder: Path) -> str:
+    """A run folder's name: its own, or the one above a run/ (`zoo train`'s OUT/run) or logs/ (accelerate's)."""
+    folder = Path(folder)
+    return folder.parent.name if folder.name in ("run", "logs") else folder.name
+
+
 def checkpoint_folder(run_folder: Path, step: int) -> Path:
     return Path(run_folder) / "checkpoints" / f"step_{step:07d}"
 

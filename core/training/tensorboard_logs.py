@@ -43,7 +43,7 @@ from typing import Any
 from PIL import Image
 
 from core.text import plain_label
-from core.training.runlog import Run
+from core.training.runlog import Run, evenly
 
 EVENT_PREFIX = "events.out.tfevents."
 MAX_DEPTH = 2  # subfolders below the run folder that may hold event files
@@ -213,15 +213,6 @@ def _merge(stores: tuple[dict[str, dict[int, Any]], ...], owner: dict[str, str],
             store.setdefault(name, {}).update(points)
 
 
-def _evenly(items: list[Any], limit: int) -> list[Any]:
-    """At most `limit` of the items, evenly spread, the first and last kept."""
-    if len(items) <= limit:
-        return items
-    if limit == 1:
-        return items[-1:]
-    return [items[round(k * (len(items) - 1) / (limit - 1))] for k in range(limit)]
-
-
 def _every(steps: list[int], stride: int) -> list[int]:
     """Every stride-th step from the first, the last step standing in for the final pick (so it is shown)."""
     kept = steps[::stride]
@@ -343,7 +334,7 @@ def read_tensorboard_run(folder: str | Path, source: str = "runs folder", name: 
                 "spread over the run, are shown"
             )
         skipped: list[str] = []
-        for step, data in _evenly(steps, MAX_IMAGES):
+        for step, data in evenly(steps, MAX_IMAGES):
             why = _image_ok(data)
             if why is None:
                 samples.append((step, data))

@@ -88,3 +88,19 @@ def test_plans_are_refused_by_the_time_they_would_take(monkeypatch):
     with pytest.raises(BadInputError):
         next(compare_cells([model, model], ["dpmpp_2m"], [20], plan))
     assert model.calls == 0  # refused before any sampling
+
+
+def test_checks_before_comparing_name_the_odd_one_out():
+    from types import SimpleNamespace
+
+    from core.diffusion.schedules import make_schedule
+    from core.labs.compare import check_same_shape, check_steps
+
+    check_same_shape({"a": (1, 28, 28), "b": [1, 28, 28]})
+    with pytest.raises(BadInputError, match=r"different shapes.*a: 1x28x28, b: 3x32x32"):
+        check_same_shape({"a": (1, 28, 28), "b": (3, 32, 32)})
+    model = SimpleNamespace(schedule=make_schedule("linear", 100))
+    usable = model.schedule.usable_steps(model.schedule.sampling_cap)
+    check_steps({"m": model}, usable)
+    with pytest.raises(BadInputError, match=f"m allows at most {usable} steps"):
+        check_steps({"m": model}, usable + 1)

@@ -80,7 +80,7 @@ def test_a_page_trainings_zip_is_a_run_folder_whose_checkpoints_rebuild_the_mode
     assert [s for s, _ in back.checkpoints] == [250, 300]
     folder = back.checkpoints[0][1]
     config = json.loads((folder / "config.json").read_text())
-    assert config.pop("_class_name") == "MLPDenoiser"
+    assert config.pop("_class_name") == "MLPDenoiser"  # MLPConfig.to_saved
     model = build_mlp(MLPConfig(**config))
     model.load_state_dict(load_file(str(folder / "model.safetensors")))
     x, t = torch.randn(5, 2), torch.tensor([3.0, 100.0, 500.0, 800.0, 999.0])

@@ -10,9 +10,10 @@ import streamlit as st
 
 from core.errors import AtlasError
 from core.text import plain_label
-from core.training.runlog import Run, discover_runs, is_our_run, read_run
+from core.training.runlog import Run, discover_runs, is_our_run, read_run, run_name
 from core.training.tensorboard_logs import event_files, is_tensorboard_folder, read_tensorboard_run
 from ui.common.cache import registry
+from zoo.local import WEIGHTS
 from zoo.paths import resolve_allowed, runs_root
 
 
@@ -62,13 +63,10 @@ def folder_runs(typed: str) -> tuple[list[Run], list[str]]:
     if not root.exists():
         return [], [f"there is no runs folder at {plain_label(typed, 80)} yet (`python -m zoo train` creates it)"]
     folders, notes = discover_runs(root)
-    # A run is named after its folder, or after the folder above a run/ or logs/ one (`zoo train`, accelerate).
-    names = [f.parent.name if f.name in ("run", "logs") else f.name for f in folders]
-    return [load(f, "runs folder", n) for f, n in zip(folders, names, strict=True)], notes
+    return [load(f, "runs folder", run_name(f)) for f in folders], notes
 
 
 OPEN_OVER_TRAINING = "ck-open-over-training"  # set by the Training logs page's button: open that tab
-UNET_WEIGHTS = "diffusion_pytorch_model.safetensors"
 
 
 def run_label(run: Run) -> str:
@@ -86,5 +84,5 @@ def runs_with_unet_checkpoints() -> dict[str, Run]:
     return {
         run_label(r): r
         for r in runs
-        if r.checkpoints and r.checkpoints[-1][1] is not None and (r.checkpoints[-1][1] / UNET_WEIGHTS).is_file()
+        if r.checkpoints and r.checkpoints[-1][1] is not None and (r.checkpoints[-1][1] / WEIGHTS[0]).is_file()
     }

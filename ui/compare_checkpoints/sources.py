@@ -12,7 +12,7 @@ import streamlit as st
 
 from core.errors import AtlasError
 from core.text import plain_label
-from core.training.runlog import Run
+from core.training.runlog import Run, evenly
 from ui.common.cache import hub_model, local_model, zoo_model
 from ui.common.models import pixel_models
 from ui.common.runs import run_label, runs_with_unet_checkpoints
@@ -47,9 +47,7 @@ def pick_run_steps(runs: dict[str, Run], key: str, default_count: int = 0) -> tu
         return None, []
     run = runs[choice]
     steps = [s for s, _ in run.checkpoints]
-    count = min(default_count, len(steps))
-    default = [steps[round(i * (len(steps) - 1) / max(1, count - 1))] for i in range(count)]
-    picked = st.multiselect("Steps", steps, sorted(set(default)), key=f"{key}-steps-{choice}",
+    picked = st.multiselect("Steps", steps, evenly(steps, default_count), key=f"{key}-steps-{choice}",
                             format_func=step_label, max_selections=MAX_STEPS)  # fmt: skip
     return run, sorted(picked)
 

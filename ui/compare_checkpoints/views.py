@@ -10,7 +10,8 @@ import streamlit as st
 
 from core.data.images import enlarge, png_bytes, tile, to_uint8
 from core.diffusion.samplers import SAMPLERS
-from core.labs.compare import MAX_QUALITY_SAMPLES, captioned, is_mnist
+from core.errors import BadInputError
+from core.labs.compare import MAX_QUALITY_SAMPLES, captioned, check_same_shape, is_mnist
 from core.labs.pixel import ImageModel
 from core.text import plain_label
 from ui.common.widgets import attempt
@@ -34,9 +35,11 @@ def controls(prefix: str, max_images: int = 36, images: int = 16) -> Settings:
 
 
 def same_shape(models: Mapping[str, ImageModel], titles: Mapping[str, str]) -> bool:
-    if len({tuple(m.sample_shape) for m in models.values()}) > 1:
-        shapes = ", ".join(f"{plain_label(titles[n])}: {'x'.join(map(str, m.sample_shape))}" for n, m in models.items())
-        st.error(f"These checkpoints make images of different shapes, so they cannot share noise ({shapes}).")
+    """Whether the models can share noise; if not, the sentence saying why is shown."""
+    try:
+        check_same_shape({titles[n]: m.sample_shape for n, m in models.items()})
+    except BadInputError as e:
+        st.error(str(e))
         return False
     return True
 
