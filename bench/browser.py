@@ -24,6 +24,8 @@ PAGES = {  # URL path -> the sidebar link's text
     "forward": "Forward process",
     "samplers": "Samplers",
     "ground_truth": "Ground truth",
+    "inversion": "Inversion",
+    "guidance": "Guidance",
     "toy": "Toy 2-D/3-D lab",
     "latent": "Latent MNIST",
     "training_logs": "Training logs",
@@ -35,6 +37,12 @@ WARM_REPEATS = 3  # warm renders per page; the table gives their median
 
 def _click(page, name: str) -> float:
     page.get_by_role("button", name=name, exact=True).first.click()
+    return settle(page, timeout=900)
+
+
+def _view(page, name: str) -> float:
+    """Choose a view in a page's segmented control."""
+    page.locator("[data-testid=stButtonGroup]").get_by_text(name, exact=True).click()
     return settle(page, timeout=900)
 
 
@@ -84,6 +92,20 @@ def actions(page, url: str, long: bool) -> list[list[object]]:
     page.get_by_role("tab", name="Latent MNIST likelihood").click()
     settle(page)
     timed("Ground truth: latent model log density (976 latents)", _click(page, "Compute"))
+    page.goto(f"{url}/inversion")
+    settle(page)
+    timed("Inversion: the latent plane's view (round trip, steps and scale curves)", _view(page, "Latent MNIST plane"))
+    timed("Inversion: the digits' view (round trip, interpolation, class swap)", _view(page, "MNIST digits"))
+    if long:
+        timed("Inversion: Measure at the defaults (4 digits, 3 samplers x 5 steps, 7 scales)", _click(page, "Measure"))
+    page.goto(f"{url}/guidance")
+    settle(page)
+    if long:
+        timed("Guidance: Sweep the pixel model (50 per scale, 7 scales, with and without the interval)",
+              _click(page, "Sweep"))  # fmt: skip
+    page.get_by_text("Latent model (", exact=False).click()
+    settle(page)
+    timed("Guidance: Sweep the latent model (200 per scale, 7 scales, both series)", _click(page, "Sweep"))
     page.goto(f"{url}/latent")
     settle(page)
     timed("Latent MNIST: Generate (bundled models)", _click(page, "Generate"))

@@ -27,6 +27,8 @@ PAGES = (
     "app_pages/forward.py",
     "app_pages/samplers.py",
     "app_pages/ground_truth.py",
+    "app_pages/inversion.py",
+    "app_pages/guidance.py",
     "app_pages/toy.py",
     "app_pages/latent.py",
     "app_pages/training_logs.py",

@@ -53,6 +53,20 @@ PAGES: tuple[PageInfo, ...] = (
         blurb="Exact answers on a Gaussian mixture: sampler accuracy and orders, paths, likelihoods, memorisation.",
     ),
     PageInfo(
+        path="app_pages/inversion.py",
+        title="Inversion",
+        icon=":material/swap_vert:",
+        section="Diffusion",
+        blurb="Data run up the ODE to its noise and back: round-trip error, the noise, interpolation, class swap.",
+    ),
+    PageInfo(
+        path="app_pages/guidance.py",
+        title="Guidance",
+        icon=":material/tune:",
+        section="Diffusion",
+        blurb="What the guidance scale trades: accuracy, diversity, FD-LeNet per scale; an interval; fields.",
+    ),
+    PageInfo(
         path="app_pages/toy.py",
         title="Toy 2-D/3-D lab",
         icon=":material/scatter_plot:",

@@ -140,6 +140,18 @@ def to_tensor(img: Image.Image, grey: bool = False) -> torch.Tensor:
     return torch.from_numpy(array[None] if array.ndim == 2 else array.transpose(2, 0, 1).copy())
 
 
+def as_digit(img: Image.Image, side: int = 28) -> tuple[torch.Tensor, bool]:
+    """A picture as an MNIST-style digit: grey, its centred square at side x side, a light digit on a dark
+    ground (a picture whose border is mostly light is inverted), [1, side, side] in [-1, 1]; and whether it was
+    inverted."""
+    grey = np.asarray(center_square(img.convert("L"), side), dtype=np.float32) / 255
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    flip = bool(border.mean() > 0.5)
+    if flip:
+        grey = 1 - grey
+    return torch.from_numpy(grey[None] * 2 - 1), flip
+
+
 def uint8_to_tensor(images: np.ndarray) -> torch.Tensor:
     """Data-set images uint8 [..., C, H, W] -> float in [-1, 1]."""
     return torch.from_numpy(np.asarray(images, dtype=np.float32) / 127.5 - 1)
@@ -185,6 +197,11 @@ def gif_bytes(frames: list[np.ndarray], duration_ms: int = 120, final_hold_ms: i
     buf = io.BytesIO()
     images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0)
     return buf.getvalue()
+
+
+def image_strip(images: torch.Tensor, value_range: tuple[float, float] = (-1.0, 1.0), height: int = 56) -> np.ndarray:
+    """Images [n, C, H, W] side by side in one row, enlarged to at least `height` pixels high."""
+    return enlarge(tile(to_uint8(images, value_range), ncols=len(images)), height)
 
 
 def enlarge(image: np.ndarray, min_side: int = 128) -> np.ndarray:

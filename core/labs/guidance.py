@@ -22,7 +22,10 @@ import numpy as np
 import torch
 
 from core.data.images import uint8_to_tensor
+from core.device import torch_threads
+from core.diffusion.fields import DriftField, drift_field, mesh
 from core.diffusion.samplers import sample
+from core.errors import BadInputError
 from core.labs.compare import CHUNK, sample_many
 from core.labs.latent import NUM_CLASSES, LatentDiffusion, decode_points
 from core.labs.pixel import ImageModel, SamplerSettings
@@ -122,3 +125,26 @@ def latent_draw(
         return uint8_to_tensor(digits[:, None]), labels
 
     return draw
+
+
+def latent_fields(
+    model: LatentDiffusion, label: int, scale: float, sigmas: Sequence[float], points: torch.Tensor, side: int = 20
+) -> list[tuple[str, DriftField]]:
+    """The conditional (class `label`), unconditional and guided (scale w) drift fields of the latent model at
+    the noise levels `sigmas`, on a mesh over the standardised latent `points` [N, 2] (their central 98% on
+    each axis), in latent units: the
+    guided one is the unconditional field plus w times the conditional one's difference from it."""
+    if not 0 <= label < NUM_CLASSES:
+        raise BadInputError(f"The class must be 0-{NUM_CLASSES - 1}.")
+    T1 = model.schedule.num_steps - 1
+    times = (model.schedule.sigma_to_t(torch.as_tensor(sigmas, dtype=torch.float64)) / T1).clamp(1e-6, 1)
+    _, grid = mesh(points.quantile(0.01, dim=0), points.quantile(0.99, dim=0), side)  # where the digits are
+    size = len(times) * len(grid)
+    panels = [
+        (f"conditional: class {label}", model.conditioned(label, size, 1.0)),
+        ("unconditional", model.conditioned(None, size, 1.0)),
+        (f"guided: w = {scale:g}", model.conditioned(label, size, scale)),
+    ]
+    with torch_threads(1):
+        return [(title, drift_field(d, model.schedule, grid, times).rescaled(model.mean.double(), model.std.double()))
+                for title, d in panels]  # fmt: skip

@@ -98,22 +98,24 @@ _speeds: dict[tuple[str, str], float] = {}
 _measuring = threading.Lock()
 
 
-def seconds_per_image(model: ImageModel) -> float:
-    """Seconds one denoiser evaluation of one image takes on this machine: the quicker of two calls at batch 2,
-    measured once per model and device in this process. A sampling plan costs about this x images x
-    evaluations, so plans are bounded by their time, whatever the model's size (core/labs/compare.py)."""
-    key = (model.name, str(model.device))
+def seconds_per_image(model: ImageModel, batch: int = 2) -> float:
+    """Seconds one denoiser evaluation of one image takes on this machine: the quicker of two calls at `batch`
+    images, measured once per model, device and batch in this process. A sampling plan costs about this x images
+    x evaluations, so plans are bounded by their time, whatever the model's size (core/labs/compare.py). Batch 2
+    is the cautious default; a job that runs in large batches (a guidance sweep's chunks) is quicker per image
+    and asks at its own batch."""
+    key = (model.name, str(model.device), batch)
     with _measuring:
         if key not in _speeds:
-            x = torch.zeros(2, *model.sample_shape, device=model.device)
-            sigma = torch.ones(2, device=model.device)
-            denoiser, times = conditioned(model, SamplerSettings(batch=2), 2), []
+            x = torch.zeros(batch, *model.sample_shape, device=model.device)
+            sigma = torch.ones(batch, device=model.device)
+            denoiser, times = conditioned(model, SamplerSettings(batch=batch), batch), []
             with torch.inference_mode():
                 for _ in range(2):
                     tic = time.perf_counter()
                     denoiser(x, sigma)
                     times.append(time.perf_counter() - tic)
-            _speeds[key] = min(times) / 2
+            _speeds[key] = min(times) / batch
         return _speeds[key]
 
 

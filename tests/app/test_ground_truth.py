@@ -10,30 +10,16 @@ from streamlit.testing.v1 import AppTest
 
 from core.data.toy import TOY_SETS
 from core.diffusion.samplers import SAMPLERS
-from tests.conftest import ROOT
-
-PAGE = str(ROOT / "app_pages" / "ground_truth.py")
-
-
-def _figures(at) -> list[dict]:
-    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
-
-
-def _table(at, column: str):
-    """The first data frame on the page that has `column`."""
-    return next(d.value for d in at.dataframe if column in d.value.columns)
+from tests.app.helpers import figures, open_page, table
 
 
 @pytest.fixture
 def app(monkeypatch) -> AppTest:
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    at = AppTest.from_file(PAGE, default_timeout=300).run()
-    assert not at.exception and not at.error
-    return at
+    return open_page("ground_truth", monkeypatch)
 
 
 def test_first_visit_shows_the_mixture_and_waits_for_a_measure(app):
-    title = json.dumps(_figures(app)[0]["layout"]["title"])
+    title = json.dumps(figures(app)[0]["layout"]["title"])
     assert "Four unequal blobs" in title
     assert any("Press Measure" in i.value for i in app.info)
     assert any("Train a model on this mixture" in i.value for i in app.info)
@@ -43,15 +29,15 @@ def test_measure_ranks_every_sampler_against_exact_answers_and_a_new_mixture_dro
     app.number_input(key="gt-acc-n").set_value(200)
     app.button(key="gt-acc-go").click().run()
     assert not app.exception and not app.warning
-    table = _table(app, "Order (fitted)")
-    assert set(table["Sampler"]) == {s.title for s in SAMPLERS.values()}
-    heun = table[table["Sampler"] == "Heun"].iloc[0]
+    orders = table(app, "Order (fitted)")
+    assert set(orders["Sampler"]) == {s.title for s in SAMPLERS.values()}
+    heun = orders[orders["Sampler"] == "Heun"].iloc[0]
     assert 1.5 < heun["Order (fitted)"] < 2.5 and heun["≤ 200 NFE"] < heun["≤ 8 NFE"] / 100
-    stochastic = table[table["Measured against"].str.contains("Brownian")]
+    stochastic = orders[orders["Measured against"].str.contains("Brownian")]
     assert len(stochastic) == sum(s.injects_noise() for s in SAMPLERS.values())
-    legend = [t["name"] for f in _figures(app) for t in f["data"] if "order" in t.get("name", "")]
+    legend = [t["name"] for f in figures(app) for t in f["data"] if "order" in t.get("name", "")]
     assert len(legend) == len(SAMPLERS)
-    moments = _table(app, "Mass error")
+    moments = table(app, "Mass error")
     assert moments.iloc[0]["Sampler"].startswith("Exact draws") and len(moments) == len(SAMPLERS) + 1
     app.selectbox(key="gt-preset").set_value("Two close modes").run()
     assert any("Press Measure" in i.value for i in app.info)  # numbers of another mixture are not shown
@@ -75,19 +61,19 @@ def test_a_mixture_fitted_to_any_built_in_2d_set(app):
         app.selectbox(key="gt-fit-set").set_value(name).run()
         assert not app.exception and not app.error, name
     app.selectbox(key="gt-fit-set").set_value("moons").run()
-    assert "4 Gaussians fitted to Two moons" in json.dumps(_figures(app)[0]["layout"]["title"])
+    assert "4 Gaussians fitted to Two moons" in json.dumps(figures(app)[0]["layout"]["title"])
 
 
 def test_the_probe_draws_each_sampler_from_one_start_and_a_new_start_on_request(app):
     app.select_slider(key="gt-probe-sigma").set_value(5.0)
     app.slider(key="gt-probe-steps").set_value(4)
     app.multiselect(key="gt-probe-samplers").set_value(["heun", "ddpm"]).run()
-    probe = _table(app, "Distance to the exact end")
+    probe = table(app, "Distance to the exact end")
     assert list(probe["Sampler"]) == ["Heun", "DDPM (ancestral)"] and list(probe["NFE"]) == [7, 4]
     first = list(app.session_state["gt_probe_start"]["point"])
     app.button(key="gt-probe-draw").click().run()
     assert not app.exception and list(app.session_state["gt_probe_start"]["point"]) != first
-    frames = [f for f in _figures(app) if f.get("frames")]
+    frames = [f for f in figures(app) if f.get("frames")]
     assert frames and len(frames[0]["frames"]) == 5  # one per step, and the end
 
 
@@ -98,14 +84,14 @@ def test_a_model_of_the_mixture_its_likelihood_and_its_memorisation(app):
     assert not app.exception and not app.error
     app.button(key="gt-like-go").click().run()
     assert not app.exception and not app.error
-    nll = _table(app, "NLL (nats)")
+    nll = table(app, "NLL (nats)")
     truth, exact_ode, model = nll["NLL (nats)"]
     assert abs(truth - exact_ode) < 1e-3 and model > truth - 3 * nll["± SE"].iloc[2]
     gap = float(nll["NLL gap to the truth (paired)"].iloc[2].split(" ± ")[0])
     assert gap > 0  # 32 points and 1,000 steps: the model gives held-out points less than the truth
     app.button(key="gt-memo-go").click().run()
     assert not app.exception
-    names = [t["name"] for f in _figures(app) for t in f["data"] if t["type"] == "histogram"]
+    names = [t["name"] for f in figures(app) for t in f["data"] if t["type"] == "histogram"]
     assert any(n.startswith("Optimal denoiser of the training set: 100% copies") for n in names)
     app.button(key="gt-model-go").click().run()  # a new model: the old model's numbers go
     assert not any("NLL (nats)" in d.value.columns for d in app.dataframe)
@@ -117,12 +103,12 @@ def test_a_short_memorisation_study(app):
     app.slider(key="gt-study-checks").set_value(2).run()
     app.button(key="gt-study-go").click().run()
     assert not app.exception and not app.error
-    study = [f for f in _figures(app) if "copying" in json.dumps(f["layout"].get("yaxis", {}))]
+    study = [f for f in figures(app) if "copying" in json.dumps(f["layout"].get("yaxis", {}))]
     assert study and len(study[0]["data"][0]["x"]) == 2
 
 
 def test_the_latent_model_likelihood_beside_a_density_estimate(app):
     app.button(key="gt-latent-go").click().run()
     assert not app.exception and not app.error
-    nll = _table(app, "bits / dim")
+    nll = table(app, "bits / dim")
     assert len(nll) == 2 and all(2 < v < 6 for v in nll["NLL (nats)"])

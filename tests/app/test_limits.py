@@ -13,7 +13,9 @@ from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
 
-PAGES = ["home", "forward", "samplers", "ground_truth", "toy", "latent", "training_logs", "compare_checkpoints"]
+PAGES = ["home", "forward", "samplers", "ground_truth", "inversion", "inversion:Latent MNIST plane",
+         "inversion:MNIST digits", "guidance", "toy", "latent", "training_logs", "compare_checkpoints"]  # fmt: skip
+VIEWS = {"inversion": "inv-view"}  # page:view ids choose a view in the page's segmented control
 # The buttons that start each page's main work (pressed at the lowest settings, where the work is smallest).
 MAIN_BUTTONS = {
     "samplers": ["smp-go", "cmp-go"],
@@ -21,7 +23,10 @@ MAIN_BUTTONS = {
     "toy": ["toy-train", "toy-sample"],
     "latent": ["vae-train", "ldm-train", "ldm-generate"],
     "compare_checkpoints": ["ck-go", "ck-measure"],
+    "inversion:MNIST digits": ["inv-px-measure"],
+    "guidance": ["gd-go"],
 }
+BUNDLED = ("latent", "ground_truth", "inversion", "guidance")  # pages on the bundled models, not the test zoo
 CHOICES = {"latent": {"latent-vae-source": "trained"}}  # radios that bring out more controls
 
 
@@ -69,11 +74,15 @@ def _option_value(widget, label: str):
 @pytest.mark.slow
 @pytest.mark.parametrize("page", PAGES)
 def test_every_control_at_its_limits_leaves_the_page_running(app_env, monkeypatch, page):
-    if page in ("latent", "ground_truth"):  # they need the bundled VAE and latent model, not in the test zoo
+    name, _, view = page.partition(":")
+    if name in BUNDLED:
         monkeypatch.delenv("ATLAS_MANIFEST")
-    path = ROOT / ("streamlit_app.py" if page == "home" else f"app_pages/{page}.py")  # home needs the navigation
+    path = ROOT / ("streamlit_app.py" if page == "home" else f"app_pages/{name}.py")  # home needs the navigation
     at = AppTest.from_file(str(path), default_timeout=300).run()
     assert not at.exception
+    if view:
+        at.segmented_control(key=VIEWS[name]).set_value(view).run()
+        assert not at.exception
     for key, value in CHOICES.get(page, {}).items():
         at.radio(key=key).set_value(value).run()
     for high in (False, True):

@@ -126,3 +126,36 @@ def test_the_in_page_stop_during_the_latent_model_training_keeps_the_model_so_fa
     no_exception(page)
     page.get_by_text("this is the model so far").wait_for()
     assert page.get_by_role("button", name="Generate", exact=True).count() == 1  # and it samples
+
+
+def test_the_in_page_stop_during_the_inversion_measure_keeps_the_round_trips_done(server, page):
+    """The digits' error measurement runs in the page's own run (not a fragment), so its Stop ends it between
+    round trips, and the ones done stay on the page with a sentence."""
+    url, _ = server
+    page.goto(f"{url}/inversion")
+    settle(page)
+    page.locator("[data-testid=stButtonGroup]").get_by_text("MNIST digits", exact=True).click()
+    settle(page)
+    page.get_by_role("button", name="Measure", exact=True).click()
+    page.get_by_text(re.compile(r"^[1-9]\d? of \d+ round trips")).first.wait_for()  # one round trip or more done
+    page.locator('[data-testid="stMain"]').get_by_role("button", name="Stop", exact=True).click()
+    settle(page)
+    no_exception(page)
+    warning = page.get_by_text(re.compile(r"Stopped after \d+ of \d+ round trips"))
+    warning.wait_for()
+    done, planned = (int(v) for v in re.findall(r"\d+", warning.text_content())[:2])
+    assert 1 <= done < planned
+    assert page.get_by_text("RMS error, ODE").count()  # the table of the round trips done
+
+
+def test_the_in_page_stop_during_the_guidance_sweep_keeps_the_scales_done(server, page):
+    url, _ = server
+    page.goto(f"{url}/guidance")
+    settle(page)
+    page.get_by_role("button", name="Sweep", exact=True).click()
+    page.get_by_text(re.compile(r"^[1-9]\d? of 14 scales")).first.wait_for()
+    page.locator('[data-testid="stMain"]').get_by_role("button", name="Stop", exact=True).click()
+    settle(page)
+    no_exception(page)
+    page.get_by_text("Stopped before every scale was measured").wait_for()
+    assert page.get_by_text("Download the table (CSV)").count() == 1

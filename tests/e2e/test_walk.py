@@ -66,6 +66,27 @@ def ground_truth(page) -> None:
     assert x > 3 and y > 3  # the paths now start where the click was
 
 
+def inversion(page) -> None:
+    page.get_by_text("RMS round-trip error").first.wait_for()  # a point cloud's round trip, on sight
+    assert page.get_by_text("Heun (slope", exact=False).count()  # the ladder's legend gives each slope
+    page.locator("[data-testid=stButtonGroup]").get_by_text("MNIST digits", exact=True).click()
+    settle(page)
+    page.get_by_text("Class swap").wait_for()
+    assert page.get_by_text("spherical (slerp)", exact=False).count() == 1
+    assert page.get_by_text("fresh N(0, I)").count()  # the noise statistics beside a fresh draw
+
+
+def guidance(page) -> None:
+    page.get_by_text("Latent model (", exact=False).click()
+    settle(page)
+    _click(page, "Sweep")
+    page.get_by_text("Download the table (CSV)").wait_for()
+    assert page.get_by_text("real digits").count()  # the curves carry the real digits' level
+    page.get_by_role("tab", name="Fields in the latent plane").click()
+    settle(page)
+    assert page.get_by_text("guided: w = 3").count() == 1
+
+
 def toy(page) -> None:
     page.get_by_role("spinbutton", name="Training steps").fill("300")
     page.keyboard.press("Enter")
@@ -103,6 +124,8 @@ WALK: list[tuple[str, Callable]] = [
     ("forward", forward),
     ("samplers", samplers),
     ("ground_truth", ground_truth),
+    ("inversion", inversion),
+    ("guidance", guidance),
     ("toy", toy),
     ("latent", latent),
     ("training_logs", training_logs),

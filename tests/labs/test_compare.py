@@ -63,6 +63,8 @@ def test_a_models_speed_is_measured_once_per_process():
     first = seconds_per_image(model)
     assert first > 0 and model.calls == 2  # the quicker of two calls
     assert seconds_per_image(model) == first and model.calls == 2
+    seconds_per_image(model, batch=64)  # a job that runs in large batches asks at its own batch: measured anew
+    assert model.calls == 4 and seconds_per_image(model, batch=64) == seconds_per_image(model, 64)
 
 
 def test_guidance_doubles_what_an_image_costs():

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import os
 import weakref
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
+import torch
 
 from core.device import pick_device
+from core.labs.latent import LatentDiffusion, encode_means, latent_diffusion
 from zoo.datasets import ImageSet, load_image_set
 from zoo.errors import CheckpointError
 from zoo.loaders import LoadedModel, hub_unet_entry, load_model
@@ -90,3 +94,28 @@ def image_set(name: str, split: str = "train", limit: int | None = None) -> Imag
 @st.cache_data(show_spinner="Loading the data set…", max_entries=6)
 def _image_set(manifest: str, name: str, split: str, limit: int | None) -> ImageSet:
     return load_image_set(load_registry(Path(manifest)).dataset(name), split, limit)
+
+
+@dataclass(frozen=True, eq=False)
+class LatentPlane:
+    """The bundled latent model, its VAE, and held-out digits as points of its plane (Inversion, Guidance)."""
+
+    model: LatentDiffusion
+    vae: torch.nn.Module
+    digits: np.ndarray  # uint8 [N, 1, 28, 28]
+    labels: np.ndarray  # [N]
+    x0: torch.Tensor  # [N, 2] their latent means, standardised as the model learnt them
+
+
+def latent_plane(model: str = "mnist-latent-cond", vae: str = "mnist-vae-2d", digits: int = 1000) -> LatentPlane:
+    return _latent_plane(str(manifest_path()), model, vae, digits)
+
+
+@st.cache_resource(show_spinner="Encoding held-out digits…", max_entries=2)
+def _latent_plane(manifest: str, model: str, vae: str, digits: int) -> LatentPlane:
+    del manifest  # the key: another zoo, another plane
+    latent = latent_diffusion(zoo_model(model))
+    coder = zoo_model(vae).module
+    held_out = image_set("mnist", "test", digits)
+    z = torch.from_numpy(encode_means(coder, held_out.images)).float()
+    return LatentPlane(latent, coder, held_out.images, held_out.labels, (z - latent.mean) / latent.std)

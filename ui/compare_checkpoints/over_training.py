@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.data.images import enlarge, tile, to_uint8
+from core.data.images import image_strip
 from core.diffusion.samplers import SAMPLERS
 from core.errors import AtlasError
 from core.labs.compare import is_mnist
@@ -88,7 +88,7 @@ def pixel_over_training(run: Run, steps: list[int]) -> None:
         st.info("These rows are from earlier settings: press **Sample** for the current ones.")
     panels = []
     for key, result in done.items():
-        strip = enlarge(tile(to_uint8(result.images), ncols=len(result.images)), 56)
+        strip = image_strip(result.images)
         left, right = st.columns([1, 8], vertical_alignment="center")
         left.markdown(f"**{titles[key]}**")
         right.image(strip, width="stretch")

@@ -1,0 +1,117 @@
+"""The Inversion page through Streamlit's AppTest, on the bundled models: a point cloud's round trip and its
+ladder, the latent plane against the steps and the guidance scale, digits (noise statistics, interpolation,
+class swap, the error measurement), uploads, and bad uploads."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from tests import bad_inputs as bad
+from tests.app.helpers import captions, figures, open_page, table
+from tests.helpers import plotly_array
+
+
+def _error(at) -> float:
+    """The round trip's RMS error at sigma_min, as the page states it."""
+    line = next(m.value for m in at.markdown if m.value.startswith("RMS round-trip error"))
+    return float(re.search(r"\*\*([0-9.e+-]+)\*\*", line).group(1))
+
+
+@pytest.fixture
+def app(monkeypatch) -> AppTest:
+    return open_page("inversion", monkeypatch)
+
+
+def _view(at: AppTest, name: str) -> AppTest:
+    at.segmented_control(key="inv-view").set_value(name).run()
+    assert not at.exception and not at.error
+    return at
+
+
+def test_a_point_cloud_goes_up_and_back_and_more_steps_bring_it_closer(app):
+    coarse = _error(app)
+    paths, _, ladder = figures(app)
+    assert [t["name"] for t in paths["data"]] == ["path up", "inverted noise", "data", "sampled back"]
+    assert len(plotly_array(paths["data"][2]["x"])) == 200  # every point's path is drawn
+    legend = [t["name"] for t in ladder["data"]]
+    assert len(legend) == 5 and all("slope" in n for n in legend)  # every deterministic sampler (DDIM = Euler)
+    euler = float(re.search(r"slope ([0-9.]+)", legend[0]).group(1))
+    assert legend[0].startswith("Euler") and 0.8 < euler < 1.3
+    app.selectbox(key="inv-cloud-sampler").set_value("dpmpp_2m").run()
+    app.slider(key="inv-cloud-steps").set_value(64).run()
+    assert _error(app) < coarse / 100
+    moments = table(app, "KS distance")
+    assert list(moments[""]) == ["x", "y"] and (moments["std"].between(0.8, 1.2)).all()
+
+
+def test_the_latent_plane_against_the_steps_and_the_guidance_scale(app):
+    _view(app, "Latent MNIST plane")
+    titles = [f["layout"].get("xaxis", {}).get("title", {}).get("text", "") for f in figures(app)]
+    assert titles[2:] == ["denoiser evaluations each way (NFE)", "guidance scale w (both ways)"]
+    by_scale = plotly_array(figures(app)[3]["data"][0]["y"])
+    assert by_scale[-1] > 3 * by_scale[1]  # w = 8 against w = 1: a steeper field, a worse round trip
+    ddim = plotly_array(next(t for t in figures(app)[2]["data"] if t["name"] == "DDIM")["y"])
+    assert ddim[-1] < ddim[0] / 3
+    app.toggle(key="inv-lat-cond").set_value(False).run()
+    assert not app.exception and len(figures(app)) == 3  # unconditional: no scale to sweep
+    assert app.select_slider(key="inv-lat-scale").disabled
+
+
+def test_digits_noise_interpolation_and_class_swap(app):
+    _view(app, "MNIST digits")
+    stats = table(app, "neighbour corr.")
+    assert list(stats["image"]) == ["test digit #0", "test digit #1", "fresh N(0, I)"]
+    fresh, digit = stats.iloc[2], stats.iloc[0]
+    assert fresh["KS p-value"] > 0.01 and abs(fresh["neighbour corr."]) < 0.1
+    assert digit["KS distance"] > 2 * fresh["KS distance"]  # an inverted digit is not white noise
+    images = captions(app)
+    assert any(c.startswith("spherical (slerp)") for c in images)
+    assert any(c.startswith("classes 0 to 9") for c in images)
+    norms = [float(re.search(r"norm ([0-9.]+)", c).group(1)) for c in images if "norm" in c]
+    assert norms[0] > 0.95 and norms[1] < 0.85  # slerp keeps the norm; the straight line's midpoint is short
+    app.selectbox(key="inv-px-model").set_value("mnist-ddpm-linear").run()
+    assert not app.exception and not app.error
+    images = captions(app)
+    assert not any(c.startswith("classes 0 to 9") for c in images)  # no classes to swap
+
+
+def test_measure_gives_the_error_against_steps_and_scale(app):
+    _view(app, "MNIST digits")
+    app.slider(key="inv-px-m-images").set_value(2).run()
+    app.multiselect(key="inv-px-m-samplers").set_value(["ddim"]).run()
+    app.multiselect(key="inv-px-m-steps").set_value([5, 50]).run()
+    app.button(key="inv-px-measure").click().run()
+    assert not app.exception and not app.error
+    rows = table(app, "RMS error, ODE")
+    by_steps = rows[rows["Steps"].notna()]
+    assert list(by_steps["Steps"].dropna().astype(int)) == [5, 50]
+    errors = [float(v.split(" ± ")[0]) for v in by_steps["RMS error, ODE"].dropna()]
+    assert errors[1] < errors[0]
+    assert rows["Scale w"].notna().sum() == 7  # the guidance sweep at the page's sampler and steps
+
+
+def _png(array: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(array).save(out, format="PNG")
+    return out.getvalue()
+
+
+def test_an_upload_is_inverted_and_a_bad_one_gets_a_sentence(app):
+    _view(app, "MNIST digits")
+    app.radio(key="inv-px-source").set_value("Upload").run()
+    assert any("Upload a picture of a digit" in i.value for i in app.info)
+    paper = np.full((60, 60), 240, dtype=np.uint8)
+    paper[10:50, 27:33] = 20  # a dark "1" on white paper
+    app.file_uploader(key="inv-px-upload").set_value(("one.png", _png(paper), "image/png")).run()
+    assert not app.exception and not app.error
+    stats = table(app, "neighbour corr.")
+    assert stats.iloc[0]["image"] == "one.png (inverted: a light ground)"
+    assert app.selectbox(key="inv-px-class-Upload").value == "none"  # an upload has no label of its own
+    app.file_uploader(key="inv-px-upload").set_value(("broken.png", bad.truncated_png(), "image/png")).run()
+    assert not app.exception and len(app.error) == 1 and "broken.png" in app.error[0].value

@@ -1,0 +1,181 @@
+"""The Guidance page's two tabs: the scale sweep (a long job with a Stop, so in the page's own run, not a
+fragment) and the latent plane's three fields (a fragment: quick, and its widgets rerun only the tab)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+import torch
+
+from core.data.images import image_strip, uint8_to_tensor
+from core.diffusion.samplers import SAMPLERS
+from core.labs import guidance as gd
+from core.labs.compare import CHUNK, held_out_features
+from core.labs.pixel import seconds_per_image
+from ui.common.cache import image_set, latent_plane, zoo_model
+from ui.common.live import Throttle, job_estimate
+from ui.common.widgets import attempt
+from ui.guidance import figures
+from ui.toy.figures import field_figure
+
+PIXEL, LATENT, VAE, CLASSIFIER = "mnist-cond-cfg", "mnist-latent-cond", "mnist-vae-2d", "mnist-lenet"
+SOURCES = {"pixel": f"Pixel UNet ({PIXEL})", "latent": f"Latent model ({LATENT}, decoded by {VAE})"}
+INTERVAL_SIGMAS = (0.02, 0.05, 0.1, 0.2, 0.28, 0.5, 1.0, 2.0, 5.42, 10.0, 20.0, 40.0, 80.0)
+SWEEP = "gd_sweep"
+SHOWN = 10  # samples kept per scale for the grid: one per class
+
+
+@dataclass
+class Sweep:
+    key: str
+    series: dict[str, list[gd.SweepRow]] = field(default_factory=dict)
+    images: dict[str, dict[float, torch.Tensor]] = field(default_factory=dict)  # series -> scale -> [10, 1, 28, 28]
+    real: gd.SweepRow | None = None
+
+
+def _draw(source: str, sampler: str, steps: int, interval: tuple[float, float] | None) -> gd.DrawFn:
+    if source == "pixel":
+        return gd.pixel_draw(zoo_model(PIXEL), sampler, steps, interval)
+    plane = latent_plane()
+    return gd.latent_draw(plane.model, plane.vae, sampler, steps, interval)
+
+
+def _seconds(source: str, sampler: str, steps: int, n: int, scales: list[float], series: int) -> float:
+    """The sweep's time on this server: the pixel model's measured speed times its image evaluations (each
+    guided scale runs two halves); the latent model's MLP is quick, so its decoding and scoring dominate."""
+    if source == "latent":
+        return 0.002 * n * len(scales) * series
+    evaluations = sum(SAMPLERS[sampler].nfe(steps) * (1 if w == 1.0 else 2) for w in scales) * n * series
+    return evaluations * seconds_per_image(zoo_model(PIXEL), min(n, CHUNK))
+
+
+def _reference() -> tuple[torch.nn.Module, Any]:
+    classifier = zoo_model(CLASSIFIER).module
+    return classifier, held_out_features(classifier, image_set("mnist", "test").images)
+
+
+def _run(sweep: Sweep, plan: list[tuple[str, gd.DrawFn]], scales: list[float], n: int, progress: Any) -> None:
+    """Every series at every scale; rows (and each scale's first ten digits) are kept as they finish."""
+    classifier, reference = _reference()
+    train = image_set("mnist", "train", n)
+    real = uint8_to_tensor(train.images), torch.from_numpy(train.labels.copy())
+    sweep.real = next(gd.sweep(lambda *_: real, [float("nan")], len(train.labels), classifier, reference))
+    total, throttle = len(plan) * len(scales), Throttle(0.3)
+    progress.progress(0.0, text=f"0 of {total} scales…")
+    for name, draw in plan:
+        rows, shown = sweep.series.setdefault(name, []), sweep.images.setdefault(name, {})
+
+        def keeping(w: float, k: int, seed: int, draw: gd.DrawFn = draw, shown: dict = shown):
+            images, asked = draw(w, k, seed)
+            shown[w] = images[:SHOWN]
+            return images, asked
+
+        for row in gd.sweep(keeping, scales, n, classifier, reference):
+            rows.append(row)
+            done = sum(len(r) for r in sweep.series.values())
+            if throttle.ready(done == total):
+                progress.progress(done / total, text=f"{done} of {total} scales · {name}, w = {row.scale:g} took "
+                                  f"{row.seconds:.1f} s")  # fmt: skip
+    progress.empty()
+
+
+def sweep_tab() -> None:
+    st.markdown(
+        "Classifier-free guidance pushes each sample towards its class: D_w = D_uncond + w (D_cond - D_uncond). "
+        "Here both class-conditional models draw the same number of digits of every class at each scale, from "
+        "the same seeds, and the bundled LeNet reads them: **accuracy** (read as the class asked for), "
+        "**diversity** (mean pairwise distance of one class's samples in LeNet's features) and **FD-LeNet** "
+        "to held-out digits, each with its standard error. A **guidance interval** (Kynkäänniemi et al. 2024) "
+        "guides only for sigma in (low, high]: most of guidance's gain with less of its cost in diversity."
+    )
+    a, b, c, d = st.columns([2.2, 1.2, 1, 1.2])
+    source = a.radio("Model", list(SOURCES), format_func=SOURCES.get, key="gd-source")
+    sampler = b.selectbox("Sampler", list(SAMPLERS), index=list(SAMPLERS).index("dpmpp_2m"), key="gd-sampler",
+                          format_func=lambda s: SAMPLERS[s].title)  # fmt: skip
+    steps = c.slider("Steps", 2, 50, 20, key="gd-steps")
+    n = d.select_slider("Samples per scale", [20, 50, 100, 200, 300, 500], value=50 if source == "pixel" else 200,
+                        key=f"gd-n-{source}", help="Spread evenly over the ten classes.")  # fmt: skip
+    e, f = st.columns([3, 2])
+    scales = e.multiselect("Scales w", sorted({*gd.SCALES, 0.5, 4.0, 12.0}), default=list(gd.SCALES), key="gd-scales")
+    with f:
+        use_interval = st.toggle("Also with a guidance interval", value=True, key="gd-use-interval")
+        lo, hi = st.select_slider("Guide only for sigma in", INTERVAL_SIGMAS, value=(0.28, 5.42), key="gd-interval",
+                                  disabled=not use_interval)  # fmt: skip
+    scales = sorted(float(w) for w in scales)
+    plan = [("always", None)] + ([(f"sigma in ({lo:g}, {hi:g}]", (float(lo), float(hi)))] if use_interval else [])
+    if use_interval and lo >= hi:
+        st.warning("The interval is empty (low = high): guidance would never act. Widen it.")
+        plan = plan[:1]
+    key = json.dumps([source, sampler, steps, n, scales, plan])
+    fits = bool(scales) and job_estimate(lambda: _seconds(source, sampler, int(steps), int(n), scales, len(plan)),
+                                         "sampling and scoring")  # fmt: skip
+    b1, b2, _ = st.columns([1, 1, 5])
+    clicked = b1.button("Sweep", type="primary", key="gd-go", disabled=not fits)
+    b2.button("Stop", key="gd-stop", help="Keeps the scales measured so far.")
+    progress = st.empty()
+    if clicked:
+        sweep = st.session_state[SWEEP] = Sweep(key)
+        draws = [(name, _draw(source, sampler, int(steps), interval)) for name, interval in plan]
+        attempt(_run, sweep, draws, scales, int(n), progress)
+    sweep = st.session_state.get(SWEEP)
+    if sweep is None or not sweep.series:
+        st.info("Choose the scales and press **Sweep**." if scales else "Choose at least one scale.")
+        return
+    if sweep.key != key:
+        st.caption("These results are for other settings than those above; press **Sweep** for these.")
+    planned = json.loads(sweep.key)
+    if sum(len(r) for r in sweep.series.values()) < len(planned[4]) * len(planned[5]):
+        st.warning("Stopped before every scale was measured: these are the scales done.")
+    st.plotly_chart(figures.sweep_figure(sweep.series, sweep.real), key="gd-sweep-fig")
+    rows = figures.sweep_rows(sweep.series, sweep.real)
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="gd-sweep-table")
+    st.download_button("Download the table (CSV)", pd.DataFrame(rows).to_csv(index=False), "guidance_sweep.csv",
+                       "text/csv", key="gd-csv")  # fmt: skip
+    _grids(sweep)
+
+
+def _grids(sweep: Sweep) -> None:
+    st.markdown("**One digit of each class per scale** (the same seeds in every row)")
+    cols = st.columns(len(sweep.images))
+    for col, (name, by_scale) in zip(cols, sweep.images.items(), strict=True):
+        col.caption(name)
+        for w, images in sorted(by_scale.items()):
+            col.image(image_strip(images.clamp(-1, 1), height=40), caption=f"w = {w:g}")
+
+
+# ---- fields in the latent plane ----------------------------------------------------------------------------
+
+
+@st.fragment
+def fields_tab() -> None:
+    st.markdown(
+        "The latent model's three fields over the plane: the **conditional** one (a class bound in), the "
+        "**unconditional** one (the null label) and the **guided** one, the unconditional field plus w times "
+        "their difference. Press ▶ or drag the slider to move through the noise levels: at high sigma the "
+        "fields differ little; near the data the guided field points past the class's own density, towards "
+        "where the class is most certain. Grey: held-out digits of the chosen class."
+    )
+    a, b, c, d = st.columns([1, 1.2, 1.6, 1.2])
+    label = a.selectbox("Class", list(range(10)), index=3, key="gd-field-class")
+    scale = b.select_slider("Guidance scale w", [0.0, 0.5, 1.5, 2.0, 3.0, 5.0, 8.0], value=3.0, key="gd-field-w")
+    lo, hi = c.select_slider("Noise levels sigma", INTERVAL_SIGMAS, value=(0.1, 10.0), key="gd-field-sigmas")
+    kind = d.radio("Field", ["score", "velocity"], horizontal=True, key="gd-field-kind",
+                   format_func={"velocity": "ODE velocity", "score": "Score"}.get)  # fmt: skip
+    side = st.slider("Grid points per side", 6, 30, 18, key="gd-field-side")
+    plane = attempt(latent_plane)
+    if plane is None:
+        return
+    model, points, labels = plane.model, plane.x0, torch.from_numpy(plane.labels.copy())
+    sigmas = torch.logspace(torch.log10(torch.tensor(float(hi))), torch.log10(torch.tensor(float(lo))), 8)
+    if lo >= hi:
+        sigmas = torch.tensor([float(lo)])
+    panels = attempt(gd.latent_fields, model, int(label), float(scale), sigmas.tolist(), points, int(side))
+    if panels is None:
+        return
+    mine = points[labels == int(label)] * model.std + model.mean
+    st.plotly_chart(field_figure(panels, kind, mine, height=460), key="gd-fields")
+    st.caption("Arrows share one length scale per noise level (the longest are capped), so the panels compare.")
