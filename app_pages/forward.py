@@ -64,11 +64,11 @@ if picked is not None:
     st.subheader("One step up close")
     t = st.slider("t", 0, T - 1, T // 4, key="fwd-t")
     x_t = forward_trajectory(x0, schedule, [t], generator=torch.Generator().manual_seed(int(seed)), noise="shared")[0]
-    ab = float(schedule.alphas_cumprod[t])
+    signal, noise = (float(v) for v in schedule.signal_and_noise(schedule.sigmas[t]))
     img_col, hist_col, num_col = st.columns([1, 2, 1])
     img_col.image(enlarge(to_uint8(x_t[None])[0], 192), caption=f"x_t at t = {t}", width=192)
-    hist_col.plotly_chart(pixel_histogram(x_t, t, ab), width="stretch")
-    show_noise_numbers(num_col, ab)
+    hist_col.plotly_chart(pixel_histogram(x_t, t, signal), width="stretch")
+    show_noise_numbers(num_col, signal, noise)
 else:
     t = T // 4
 

@@ -10,6 +10,7 @@ from ui.toy import state
 from ui.toy.controls import TARGETS, TrainingButtons, field_settings, sampler_settings, train_settings
 from ui.toy.data import data_picker
 from ui.toy.figures import MAX_SHOWN, cloud_figure, field_figure, tries_figure
+from ui.toy.objectives import objectives_section
 from ui.toy.views import show_drift_maths, show_samples
 
 st.title("Toy diffusion lab")
@@ -46,7 +47,8 @@ if buttons.train or (buttons.resume and run is not None):
     if run is not None:
         attempt(state.train_live, run, steps, progress, chart)
 if run is None:
-    buttons.info.info("Train a model to sample from it.")
+    buttons.info.info("Train a model to sample from it (or compare objectives in section 5).")
+    objectives_section(cloud, settings, steps)
     st.stop()
 buttons.ready_now()
 if run.trainer.metrics:
@@ -57,6 +59,7 @@ buttons.info.caption(
     f"{run.settings.width}x{run.settings.depth} MLP, {run.settings.schedule} T={run.settings.T}, "
     f"predicts {TARGETS[run.settings.prediction_type]}."
 )
+data_cloud = cloud  # section 5 trains on the data chosen above
 if run.data_key != cloud.key:
     st.warning(f"The data changed: the model below learnt {run.data_title}. Train again to learn the new data.")
 cloud = run.cloud  # sampling and fields compare the model with the data it learnt
@@ -109,3 +112,4 @@ def drift_section() -> None:
 
 sample_section()
 drift_section()
+objectives_section(data_cloud, settings, steps)

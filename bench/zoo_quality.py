@@ -1,6 +1,7 @@
 """Quality of the bundled MNIST models, measured with the bundled classifier (mnist-lenet).
 
     python -m bench.zoo_quality [--samples 2000] [--ddpm-samples 250] [--write-cards]
+    python -m bench.zoo_quality --ladder [--samples 1000] [--write-cards]
 
 For each pixel model and sampler (ddpm 1000 steps, ddim 50, dpmpp_2m 10 and 20): FD-LeNet between the
 samples and the held-out digits in the classifier's 128 penultimate features (the FID formula in a small
@@ -9,6 +10,10 @@ samples (smallest and largest class share). The conditional models are also scor
 the requested class at guidance scale 3 (dpmpp_2m, 20 steps); the latent model on its decoded samples.
 ddpm at 1000 steps costs 50x more than dpmpp_2m at 20, so it gets fewer samples on a CPU (--ddpm-samples);
 FD is biased upwards for small sample sets, so compare rows with equal N.
+
+--ladder compares flow matching with diffusion at few steps: mnist-flow beside the two unconditional diffusion
+models (the same UNet, digits, batch, steps and seed), Euler (= DDIM) and DPM-Solver++(2M) at NFE 5, 10, 20
+and 50, the same samples and noise for each; with --write-cards the table goes into mnist-flow's card.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from zoo.loaders import LoadedModel, load_model
 from zoo.registry import load_registry
 
 PIXEL_MODELS = ("mnist-ddpm-linear", "mnist-v-cosine", "mnist-cond-cfg")
+LADDER_MODELS = ("mnist-flow", "mnist-ddpm-linear", "mnist-v-cosine")
+LADDER_NFE = (5, 10, 20, 50)
 BATCH = 250
 
 
@@ -92,12 +99,37 @@ def fd_note(held: int, reference_fd: float) -> str:
     )
 
 
+def score(classifier, images: torch.Tensor, held_feats: np.ndarray) -> dict[str, object]:
+    """FD-LeNet to the held-out digits and the smallest and largest class share, as the cards give them."""
+    pred, feats = classify(classifier, images.clamp(-1, 1))
+    hist = class_histogram(pred)
+    return {"FD-LeNet": round(frechet_distance(feats, held_feats), 2), "min class": f"{hist.min():.1%}",
+            "max class": f"{hist.max():.1%}"}  # fmt: skip
+
+
+def ladder(reg, classifier, held_feats: np.ndarray, n: int) -> list[dict[str, object]]:
+    """LADDER_MODELS at each NFE of LADDER_NFE with Euler (= DDIM, one evaluation a step) and DPM-Solver++(2M)."""
+    rows = []
+    for name in LADDER_MODELS:
+        loaded = load_model(reg.model(name))
+        for sampler in ("euler", "dpmpp_2m"):
+            for nfe in LADDER_NFE:
+                start = time.perf_counter()
+                images = generate(loaded, sampler, nfe, n, seed=0)
+                rows.append({"model": name, "sampler": sampler, "NFE": nfe, "N": n,
+                             **score(classifier, images, held_feats),
+                             "seconds": round(time.perf_counter() - start, 1)})  # fmt: skip
+                print(rows[-1], flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=2000)
     parser.add_argument("--ddpm-samples", type=int, default=250)
     parser.add_argument("--write-cards", action="store_true", help="write the numbers into the bundled model cards")
     parser.add_argument("--models", nargs="*", default=list(PIXEL_MODELS))
+    parser.add_argument("--ladder", action="store_true", help="only the flow-vs-diffusion table at NFE 5-50")
     args = parser.parse_args()
     reg = load_registry()
     classifier = load_model(reg.model("mnist-lenet")).module
@@ -108,6 +140,20 @@ def main() -> None:
     reference_fd = frechet_distance(held_feats[: len(held_feats) // 2], held_feats[len(held_feats) // 2 :])
     print(f"held-out digits: {len(held)} ({held.source}); classifier accuracy {held_acc:.4f}")
     print(f"FD-LeNet between the two halves of the held-out digits (a floor for this N): {reference_fd:.2f}")
+    if args.ladder:
+        rows = ladder(reg, classifier, held_feats, args.samples)
+        print_table(f"Flow matching beside diffusion: FD-LeNet to {len(held)} held-out digits, x_0 clipped",
+                    list(rows[0]), [list(r.values()) for r in rows])  # fmt: skip
+        if args.write_cards:
+            flow = load_model(reg.model("mnist-flow"))
+            note = (f"Each row: {args.samples:,} unconditional samples from seed 0 (the same noise for every "
+                    "model), trailing grid, x_0 clipped to [-1, 1]; mnist-ddpm-linear and mnist-v-cosine share "
+                    "this model's UNet, digits, batch, steps and seed.")  # fmt: skip
+            write_card(reg.model("mnist-flow"), {"parameters": flow.param_count, "rows": rows, "rows_note": note,
+                                                 "held_out_classifier_accuracy": round(held_acc, 4),
+                                                 "notes": fd_note(len(held), reference_fd)})  # fmt: skip
+            print("mnist-flow's card written")
+        return
 
     rows, cards = [], {}
     settings = [("ddpm", 1000, args.ddpm_samples), ("ddim", 50, args.samples)]
@@ -119,11 +165,8 @@ def main() -> None:
             start = time.perf_counter()
             images = generate(loaded, sampler, steps, n, seed=0)
             seconds = time.perf_counter() - start
-            pred, feats = classify(classifier, images.clamp(-1, 1))
-            fd = frechet_distance(feats, held_feats)
-            hist = class_histogram(pred)
-            row = {"sampler": f"{sampler} {steps}", "N": n, "FD-LeNet": round(fd, 2), "min class": f"{hist.min():.1%}"}
-            row |= {"max class": f"{hist.max():.1%}", "seconds": round(seconds, 1), "images/s": round(n / seconds, 1)}
+            row = {"sampler": f"{sampler} {steps}", "N": n, **score(classifier, images, held_feats)}
+            row |= {"seconds": round(seconds, 1), "images/s": round(n / seconds, 1)}
             rows.append({"model": name, **row})
             card_rows.append(row)
             print(f"{name}: {row}", flush=True)

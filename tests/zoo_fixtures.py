@@ -43,6 +43,17 @@ def pipeline_files(tmp: Path, seed: int = 0) -> tuple[dict[str, bytes], torch.nn
     return folder_files(tmp / "pipe"), unet
 
 
+def flow_pipeline_files(tmp: Path, shift: float = 3.0, seed: int = 0) -> tuple[dict[str, bytes], torch.nn.Module]:
+    """A tiny UNet2DModel with diffusers' flow-matching scheduler config (FlowMatchEulerDiscreteScheduler, a
+    timestep shift), in the pipeline layout."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    unet = tiny_unet(seed=seed, channels=3)
+    unet.save_pretrained(tmp / "flow" / "unet", safe_serialization=True)
+    FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=shift).save_config(tmp / "flow" / "scheduler")
+    return folder_files(tmp / "flow"), unet
+
+
 def conditional_pth(seed: int = 1, extra: dict | None = None) -> tuple[bytes, torch.nn.Module]:
     """A tiny class-conditional UNet2DModel as a .pth file holding {"model": state_dict, "epoch": 3}."""
     from diffusers import UNet2DModel

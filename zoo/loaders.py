@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from core.diffusion.denoisers import DiscreteTimeDenoiser
+from core.diffusion.denoisers import Denoiser, model_denoiser
 from core.diffusion.schedules import DIFFUSERS_NAMES, NoiseSchedule, make_schedule
 from core.training.budget import count_parameters
 from zoo.architectures import build, check_size, fix_legacy_keys, state_size, unet_outline
@@ -37,7 +37,7 @@ class LoadedModel:
     device: torch.device
     files: Mapping[str, Path]
     schedule: NoiseSchedule | None
-    denoiser: DiscreteTimeDenoiser | None
+    denoiser: Denoiser | None
     param_count: int
     file_bytes: int
     load_seconds: float
@@ -151,10 +151,17 @@ def build_module(entry: ModelEntry, files: Mapping[str, Path]) -> torch.nn.Modul
 
 
 def schedule_from_scheduler_config(config: Mapping[str, Any], what: str) -> tuple[NoiseSchedule, str | None]:
-    """A diffusers scheduler_config.json as an engine schedule, and the prediction type it names (if any)."""
+    """A diffusers scheduler_config.json as an engine schedule, and the prediction type it names (if any): a
+    flow-matching scheduler (FlowMatchEulerDiscreteScheduler and kin) is the flow path with its `shift`, and
+    its model predicts the velocity (resolution-dependent shifting is not applied: the grid is the atlas's)."""
     steps = config.get("num_train_timesteps", config.get("timesteps", 1000))
-    if not isinstance(steps, int) or isinstance(steps, bool):
-        raise ZooError(f"{what}: num_train_timesteps must be a whole number.")
+    if not isinstance(steps, int) or isinstance(steps, bool) or not 2 <= steps <= 100_000:
+        raise ZooError(f"{what}: num_train_timesteps must be a whole number from 2 to 100,000.")
+    if is_flow_scheduler(config):
+        shift = config.get("shift", 1.0)
+        if not isinstance(shift, (int, float)) or isinstance(shift, bool) or not 0 < shift <= 100:
+            raise ZooError(f"{what}: shift must be a number in (0, 100].")
+        return make_schedule("flow", steps, shift=float(shift)), "flow_prediction"
     kind = DIFFUSERS_SCHEDULES.get(str(config.get("beta_schedule", "linear")))
     if config.get("trained_betas"):  # exact betas, named after the kind the config says they came from
         try:
@@ -170,6 +177,11 @@ def schedule_from_scheduler_config(config: Mapping[str, Any], what: str) -> tupl
         raise ZooError(f"{what}: beta_start and beta_end must be numbers.")
     schedule = make_schedule(kind, steps, start, end)
     return schedule, config.get("prediction_type")
+
+
+def is_flow_scheduler(config: Mapping[str, Any]) -> bool:
+    """Whether a scheduler config is one of diffusers' flow-matching schedulers."""
+    return "FlowMatch" in str(config.get("_class_name", ""))
 
 
 def load_model(
@@ -193,7 +205,7 @@ def load_model(
             schedule, _ = schedule_from_scheduler_config(read_json(config_path, entry.name), entry.name)
         else:
             schedule = entry.schedule.build()
-        denoiser = DiscreteTimeDenoiser(module, schedule, entry.prediction_type, entry.num_classes or None)
+        denoiser = model_denoiser(module, schedule, entry.prediction_type, entry.num_classes or None)
     return LoadedModel(
         entry=entry,
         module=module,
@@ -243,7 +255,8 @@ def hub_unet_entry(repo_id: str, revision: str = "main") -> ModelEntry:
     files = [f"{prefix}config.json", *weights, *scheduler]
     prediction = "epsilon"
     if scheduler:
-        prediction = read_json(next(iter(scheduler.values())), repo_id).get("prediction_type") or "epsilon"
+        settings = read_json(next(iter(scheduler.values())), repo_id)
+        prediction = "flow_prediction" if is_flow_scheduler(settings) else settings.get("prediction_type") or "epsilon"
     return ModelEntry(
         name=repo_id,
         title=repo_id,

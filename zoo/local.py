@@ -30,7 +30,7 @@ from core.training.checkpoints import ATLAS_FILE
 from core.training.runlog import checkpoint_step, run_name
 from zoo.architectures import unet_outline
 from zoo.errors import BadInputError, CheckpointError, TooLargeError
-from zoo.loaders import read_json
+from zoo.loaders import is_flow_scheduler, read_json
 from zoo.paths import inside_roots, resolve_allowed
 from zoo.registry import ModelEntry, ScheduleSpec
 
@@ -143,9 +143,9 @@ def local_entry(text: str, *, ema: bool = True, trusted: bool = False, mnist: bo
         notes.append("no scheduler_config.json found: DDPM's defaults assumed (linear betas, T = 1000, epsilon)")
     else:
         scheduler_settings = read_json(scheduler, _label(scheduler.parent))
-        if "FlowMatch" in str(scheduler_settings.get("_class_name", "")):
-            raise CheckpointError(f"{what} is a flow-matching model, which the atlas cannot sample yet.")
         prediction, schedule = scheduler_settings.get("prediction_type") or "epsilon", ScheduleSpec()
+        if is_flow_scheduler(scheduler_settings):
+            prediction = "flow_prediction"
     files = [f.resolve() for f in named[:2]] + ([scheduler] if scheduler else [])
     base = Path(os.path.commonpath([str(f.parent) for f in files]))
     null_label = extra.get("null_label")

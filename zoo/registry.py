@@ -43,10 +43,11 @@ class ScheduleSpec:
     steps: int = 1000
     beta_start: float | None = None
     beta_end: float | None = None
+    shift: float = 1.0  # the flow path's timestep shift
 
     def build(self) -> NoiseSchedule:
         assert self.kind is not None
-        return make_schedule(self.kind, self.steps, self.beta_start, self.beta_end)
+        return make_schedule(self.kind, self.steps, self.beta_start, self.beta_end, self.shift)
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,7 @@ def _schedule(f: _Fields) -> ScheduleSpec | None:
         s.get("steps", int, 1000),
         s.get("beta_start", (int, float), None),
         s.get("beta_end", (int, float), None),
+        float(s.get("shift", (int, float), 1.0)),
     )
     s.finish()
     try:

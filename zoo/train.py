@@ -30,7 +30,7 @@ from torch import nn
 
 from core.data.images import tile, to_uint8
 from core.device import check_device
-from core.diffusion.denoisers import DiscreteTimeDenoiser, clip_denoised, with_labels
+from core.diffusion.denoisers import clip_denoised, model_denoiser, with_labels
 from core.diffusion.samplers import sample
 from core.diffusion.schedules import make_schedule
 from core.models.classifier import LeNet
@@ -95,7 +95,7 @@ def mnist_tensors(split: str, limit: int | None = None) -> tuple[torch.Tensor, t
 
 def _sample_grid(model, schedule, recipe: Recipe, shape: tuple[int, ...], n: int = 36) -> torch.Tensor:
     """A fixed-seed grid (dpmpp_2m, 20 steps; classes 0, 1, ... at guidance 3) to watch training progress."""
-    denoiser = DiscreteTimeDenoiser(model, schedule, recipe.train["prediction_type"], recipe.num_classes or None)
+    denoiser = model_denoiser(model, schedule, recipe.train["prediction_type"], recipe.num_classes or None)
     if recipe.num_classes:
         denoiser = with_labels(denoiser, torch.arange(n) % recipe.num_classes, 3.0, null_label=recipe.num_classes)
     if recipe.kind == "pixel":  # clamp x_0 estimates to the data range, as DDPM's reference sampler does
@@ -182,6 +182,7 @@ def _schedule_args(spec: dict[str, Any]) -> dict[str, Any]:
         "num_steps": spec.get("steps", 1000),
         "beta_start": spec.get("beta_start"),
         "beta_end": spec.get("beta_end"),
+        "shift": spec.get("shift", 1.0),
     }
 
 

@@ -15,10 +15,11 @@ from typing import Any, Protocol
 
 import torch
 
+from core.diffusion.flow import TIME_SCALE
 from core.diffusion.schedules import NoiseSchedule
 from core.errors import BadInputError
 
-PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
+PREDICTION_TYPES = ("epsilon", "sample", "v_prediction", "flow_prediction")  # the last: core/diffusion/flow.py
 
 
 class Denoiser(Protocol):
@@ -30,14 +31,42 @@ def _bcast(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return v.reshape(v.shape + (1,) * (like.ndim - v.ndim))
 
 
-class DiscreteTimeDenoiser:
+class NetworkDenoiser:
+    """What the adapters of trained networks share: the network (never modified: it may be shared between
+    sessions), where it runs, and one call of it."""
+
+    def __init__(self, model: Callable[..., Any], num_classes: int | None = None) -> None:
+        self.model = model
+        self.num_classes = num_classes
+        params = getattr(model, "parameters", None)
+        first = next(iter(params()), None) if params else None
+        self.dtype = first.dtype if first is not None else None
+        self.device = first.device if first is not None else torch.device("cpu")
+
+    def run(self, x_t: torch.Tensor, time: torch.Tensor, class_labels: torch.Tensor | None) -> torch.Tensor:
+        """model(x_t, time[, class_labels]) (a tensor, or an object with `.sample`, as diffusers' UNet2DModel
+        returns) in x_t's device and dtype. A network gets its time in float32; a plain function (an exact
+        field) in the state's own precision."""
+        model_in = x_t if self.dtype is None else x_t.to(self.device, self.dtype)
+        time = time if self.dtype is None else time.to(self.device, torch.float32)
+        extra = {} if class_labels is None else {"class_labels": class_labels.to(self.device)}
+        # Samplers already run under inference mode (entering it again costs a little); an x that requires grad
+        # is differentiated through (the exact divergence of core/diffusion/likelihood.py).
+        if torch.is_inference_mode_enabled() or x_t.requires_grad:
+            out = self.model(model_in, time, **extra)
+        else:
+            with torch.inference_mode():
+                out = self.model(model_in, time, **extra)
+        return getattr(out, "sample", out).to(x_t.device, x_t.dtype)
+
+
+class DiscreteTimeDenoiser(NetworkDenoiser):
     """Wraps a model trained on DDPM's x_t = sqrt(ab) x_0 + sqrt(1 - ab) eps at integer t.
 
-    model(x_t, t[, class_labels]) returns a tensor, or an object with `.sample` (diffusers UNet2DModel),
-    holding epsilon, x_0 ("sample") or v = sqrt(ab) eps - sqrt(1 - ab) x_0 (Salimans & Ho 2022).
-    For a VE input x at noise level sigma: ab = 1 / (1 + sigma^2), so x_t = x / sqrt(1 + sigma^2), and
-    t comes from sigma by interpolation in log sigma (continuous t between training steps).
-    The model is never modified: it may be shared between sessions.
+    model(x_t, t[, class_labels]) holds epsilon, x_0 ("sample") or v = sqrt(ab) eps - sqrt(1 - ab) x_0
+    (Salimans & Ho 2022). For a VE input x at noise level sigma: ab = 1 / (1 + sigma^2), so
+    x_t = x / sqrt(1 + sigma^2), and t comes from sigma by interpolation in log sigma (continuous t between
+    training steps).
     """
 
     def __init__(
@@ -47,40 +76,50 @@ class DiscreteTimeDenoiser:
         prediction_type: str = "epsilon",
         num_classes: int | None = None,
     ) -> None:
-        if prediction_type not in PREDICTION_TYPES:
+        if prediction_type not in PREDICTION_TYPES[:3]:
             raise BadInputError(
-                f"Unknown prediction type {prediction_type!r}; expected one of {', '.join(PREDICTION_TYPES)}."
+                f"Unknown prediction type {prediction_type!r}; expected one of {', '.join(PREDICTION_TYPES)}"
+                " (a flow model's denoiser is FlowDenoiser: see model_denoiser)."
             )
-        self.model = model
+        super().__init__(model, num_classes)
         self.schedule = schedule
         self.prediction_type = prediction_type
-        self.num_classes = num_classes
-        params = getattr(model, "parameters", None)
-        first = next(iter(params()), None) if params else None
-        self.dtype = first.dtype if first is not None else None
-        self.device = first.device if first is not None else torch.device("cpu")
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
         s = sigma.to(x.dtype).reshape(-1, *(1,) * (x.ndim - 1))
         c_in = (1 + s * s).rsqrt()  # sqrt(ab)
         x_t = x * c_in
-        t = self.schedule.sigma_to_t(sigma).to(self.device, torch.float32)
-        model_in = x_t if self.dtype is None else x_t.to(self.device, self.dtype)
-        extra = {} if class_labels is None else {"class_labels": class_labels.to(self.device)}
-        # Samplers already run under inference mode (entering it again costs a little); an x that requires grad
-        # is differentiated through (the exact divergence of core/diffusion/likelihood.py).
-        if torch.is_inference_mode_enabled() or x.requires_grad:
-            out = self.model(model_in, t, **extra)
-        else:
-            with torch.inference_mode():
-                out = self.model(model_in, t, **extra)
-        out = getattr(out, "sample", out).to(x.device, x.dtype)
+        out = self.run(x_t, self.schedule.sigma_to_t(sigma).float(), class_labels)
         if self.prediction_type == "epsilon":
             return x - s * out
         if self.prediction_type == "sample":
             return out
         # v = sqrt(ab) eps - sqrt(1-ab) x0  =>  x0 = sqrt(ab) x_t - sqrt(1-ab) v, with sqrt(1-ab) = sigma sqrt(ab)
         return c_in * (x_t - s * out)
+
+
+class FlowDenoiser(NetworkDenoiser):
+    """D(x, sigma) of a flow-matching velocity model `model(x_t, TIME_SCALE * t[, class_labels])`
+    (core/diffusion/flow.py): x_t = x / (1 + sigma), t = sigma / (1 + sigma), D = x_t - t v."""
+
+    def velocity(self, x_t: torch.Tensor, t: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.run(x_t, TIME_SCALE * t, class_labels)
+
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
+        s = sigma.to(x.dtype).reshape(-1, *(1,) * (x.ndim - 1))
+        t = s / (1 + s)
+        x_t = x / (1 + s)
+        return x_t - t * self.velocity(x_t, t.reshape(-1), class_labels)
+
+
+def model_denoiser(
+    model: Callable[..., Any], schedule: NoiseSchedule, prediction_type: str, num_classes: int | None = None
+) -> Denoiser:
+    """The denoiser of a trained network: `FlowDenoiser` for a flow-matching (velocity) model, which needs no
+    schedule (its time is t itself), else `DiscreteTimeDenoiser` on the schedule it was trained on."""
+    if prediction_type == "flow_prediction":
+        return FlowDenoiser(model, num_classes)
+    return DiscreteTimeDenoiser(model, schedule, prediction_type, num_classes)
 
 
 class ClassifierFreeGuidance:

@@ -50,7 +50,8 @@ def forward_trajectory(
         the exact joint law of the chain at those times.
     noise="shared": the same eps for every t, x_t = sqrt(ab_t) x_0 + sqrt(1 - ab_t) eps. Each x_t has
         the right marginal, and the row shows one image fading into one noise image.
-    form="vp" returns x_t; form="ve" returns x_0 + sigma_t eps.
+    form="vp" returns x_t on the schedule's own path (sqrt(ab) x_0 + sqrt(1 - ab) eps, or (1 - t) x_0 + t eps
+    on the flow path: `NoiseSchedule.signal_and_noise`); form="ve" returns x_0 + sigma_t eps.
     """
     ts = torch.as_tensor(timesteps, dtype=torch.long)
     if ts.ndim != 1 or len(ts) == 0:
@@ -72,7 +73,7 @@ def forward_trajectory(
         ve = x0 + torch.cumsum(_per_sample(increments, draws) * draws, dim=0)
     if form == "ve":
         return ve
-    scale = (1 + sigmas**2).rsqrt()  # sqrt(ab)
+    scale = schedule.signal_and_noise(sigmas)[0].to(ve.dtype)  # x_t = scale * (x_0 + sigma eps)
     return _per_sample(scale, ve) * ve
 
 

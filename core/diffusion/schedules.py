@@ -20,6 +20,7 @@ from functools import cached_property
 import numpy as np
 import torch
 
+from core.diffusion.flow import flow_t_grid
 from core.errors import BadInputError
 
 SPACINGS = ("leading", "trailing", "linspace", "karras")
@@ -55,6 +56,14 @@ def _sigmoid(T: int, start: float, end: float) -> torch.Tensor:
     return torch.sigmoid(torch.linspace(-6.0, 6.0, T, dtype=torch.float64)) * (end - start) + start
 
 
+def _flow(T: int, start: float, end: float, shift: float = 1.0) -> torch.Tensor:
+    """Flow matching's straight path x_t = (1 - t) x_0 + t eps (core/diffusion/flow.py) at t = (i + 1) / (T + 1),
+    shifted: in VE terms sigma = t / (1 - t), so alpha_bar = 1 / (1 + sigma^2). `start` and `end` are not used."""
+    t = flow_t_grid(T, shift)
+    ab = 1 / (1 + (t / (1 - t)) ** 2)
+    return 1 - ab / torch.cat([ab.new_ones(1), ab[:-1]])
+
+
 def cosine_alpha_bar(u: torch.Tensor, s: float = 0.008) -> torch.Tensor:
     """Nichol & Dhariwal 2021 (Improved DDPM), eq. 17: f(u) = cos^2(pi/2 (u + s) / (1 + s)), u = t / T."""
     return torch.cos((u + s) / (1 + s) * math.pi / 2) ** 2
@@ -80,6 +89,7 @@ class ScheduleKind:
     beta_start: float | None  # default range; None where the schedule has no beta range
     beta_end: float | None
     formula: str  # LaTeX, for the pages
+    path: str = "vp"  # how x_t is formed: "vp" (sqrt(ab) x_0 + sqrt(1 - ab) eps) or "flow" ((1 - t) x_0 + t eps)
 
 
 SCHEDULE_KINDS: dict[str, ScheduleKind] = {
@@ -127,6 +137,15 @@ SCHEDULE_KINDS: dict[str, ScheduleKind] = {
             beta_end=0.02,
             formula=r"\beta_t = \beta_0 + (\beta_1-\beta_0)\,\big(\tfrac{t}{T-1}\big)^2",
         ),
+        ScheduleKind(
+            name="flow",
+            title="Flow matching (rectified flow)",
+            make=_flow,
+            beta_start=None,
+            beta_end=None,
+            formula=r"x_t = (1-t)\,x_0 + t\,\epsilon,\; t \mapsto \frac{s\,t}{1 + (s-1)\,t}\;\text{(shift } s)",
+            path="flow",
+        ),
     )
 }
 
@@ -149,6 +168,8 @@ class NoiseSchedule:
 
     betas: torch.Tensor
     name: str = "custom"
+    path: str = "vp"  # "flow" for flow matching's straight path (see ScheduleKind)
+    shift: float = 1.0  # the flow path's timestep shift (1 for the others)
 
     def __post_init__(self) -> None:
         betas = torch.as_tensor(self.betas, dtype=torch.float64)
@@ -229,8 +250,16 @@ class NoiseSchedule:
     @property
     def sampling_cap(self) -> float | None:
         """The highest sigma a sampling grid should start from by default: DEFAULT_MAX_SIGMA for schedules that
-        end above it (the cosine one ends at ~2e4), None (the schedule's own end) for the others."""
-        return DEFAULT_MAX_SIGMA if self.sigma_max > DEFAULT_MAX_SIGMA else None
+        end above it (the cosine one ends at ~2e4), None (the schedule's own end) for the others and for the
+        flow path, whose velocity model is well conditioned up to its last step (t = T / (T + 1))."""
+        return DEFAULT_MAX_SIGMA if self.sigma_max > DEFAULT_MAX_SIGMA and self.path != "flow" else None
+
+    def signal_and_noise(self, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(a, b) with x_t = a x_0 + b eps at noise level sigma on this schedule's own path: VP
+        (1, sigma) / sqrt(1 + sigma^2), or flow (1, sigma) / (1 + sigma) = (1 - t, t)."""
+        sigma = torch.as_tensor(sigma, dtype=torch.float64)
+        scale = 1 / (1 + sigma) if self.path == "flow" else (1 + sigma**2).rsqrt()
+        return scale, sigma * scale
 
     def usable_steps(self, max_sigma: float | None = None) -> int:
         """How many training steps (from t = 0) have sigma <= max_sigma: the T the sampling grids use."""
@@ -308,9 +337,14 @@ def _check_steps(n: int, T: int) -> None:
 
 
 def make_schedule(
-    name: str = "linear", num_steps: int = 1000, beta_start: float | None = None, beta_end: float | None = None
+    name: str = "linear",
+    num_steps: int = 1000,
+    beta_start: float | None = None,
+    beta_end: float | None = None,
+    shift: float = 1.0,
 ) -> NoiseSchedule:
-    """Build a named schedule. beta_start/beta_end default to the schedule's usual range."""
+    """Build a named schedule. beta_start/beta_end default to the schedule's usual range; `shift` is the flow
+    path's timestep shift (only the flow path has one)."""
     kind = SCHEDULE_KINDS.get(name)
     if kind is None:
         raise BadInputError(f"Unknown noise schedule {name!r}; choose one of {', '.join(SCHEDULE_KINDS)}.")
@@ -320,4 +354,8 @@ def make_schedule(
     end = kind.beta_end if beta_end is None else beta_end
     if kind.beta_start is not None and not 0 < start < end < 1:
         raise BadInputError(f"The beta range must satisfy 0 < beta_start < beta_end < 1 (got {start}, {end}).")
+    if kind.path == "flow":
+        return NoiseSchedule(_flow(num_steps, 0.0, 0.0, float(shift)), name, path="flow", shift=float(shift))
+    if shift != 1.0:
+        raise BadInputError("Only the flow path has a timestep shift.")
     return NoiseSchedule(kind.make(num_steps, start or 0.0, end or 0.0), name)

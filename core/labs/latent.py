@@ -24,7 +24,7 @@ import torch
 from scipy.stats import norm
 
 from core.device import torch_threads
-from core.diffusion.denoisers import Denoiser, DiscreteTimeDenoiser, with_labels
+from core.diffusion.denoisers import Denoiser, model_denoiser, with_labels
 from core.diffusion.samplers import get_sampler, sample
 from core.diffusion.schedules import NoiseSchedule, make_schedule
 from core.diffusion.trajectory import PathRecorder
@@ -43,6 +43,7 @@ MAX_STEPS = 200
 MAX_TRAIN_STEPS = 20_000
 MAX_MANIFOLD = 30  # digits per side of the manifold grid
 MAX_DECODE = 5_000
+LATENT_OBJECTIVES = {"epsilon": "cosine", "flow_prediction": "flow"}  # objective -> the schedule it trains on
 
 
 def vae_training_seconds(config: VAETrainConfig, images: int, parameters: int) -> float:
@@ -157,6 +158,7 @@ class LatentTrainSettings:
     batch_size: int = 512
     cond_dropout: float = 0.15  # share of labels replaced by "no class", so guidance has an unconditional model
     seed: int = 0
+    objective: str = "epsilon"  # or "flow_prediction": flow matching on the straight path
 
     def model_config(self) -> MLPConfig:
         return MLPConfig(dim=2, width=self.width, depth=self.depth, num_classes=NUM_CLASSES)
@@ -167,24 +169,27 @@ class LatentTrainSettings:
 
 
 class LatentTrainer:
-    """Trains a fresh class-conditional MLP denoiser on latent points (cosine schedule, epsilon)."""
+    """Trains a fresh class-conditional MLP denoiser on latent points: epsilon on the cosine schedule, or flow
+    matching on the flow path (its sampling grids then come from the flow schedule)."""
 
     def __init__(
         self, z: np.ndarray, labels: np.ndarray, settings: LatentTrainSettings, name: str, vae: str = ""
     ) -> None:
         if not 0 <= settings.cond_dropout < 1:
             raise BadInputError("The label dropout must lie in [0, 1).")
+        if settings.objective not in LATENT_OBJECTIVES:
+            raise BadInputError(f"The objective must be one of {', '.join(LATENT_OBJECTIVES)}.")
         budget.check(settings.seconds(), "training")  # refused before anything is built
         z_t = torch.as_tensor(z, dtype=torch.float32)
         self.name, self.settings = name, settings
         self.mean, self.std = z_t.mean(0), z_t.std(0).clamp_min(1e-6)
-        self.schedule = make_schedule("cosine", 1000)
+        self.schedule = make_schedule(LATENT_OBJECTIVES[settings.objective], 1000)
         config = settings.model_config()
         train = TrainConfig(
             batch_size=settings.batch_size,
             lr=settings.lr,
             ema_decay=0.995,
-            prediction_type="epsilon",
+            prediction_type=settings.objective,
             seed=settings.seed,
             lr_schedule="cosine",
             warmup_steps=100,
@@ -195,7 +200,7 @@ class LatentTrainer:
         self.trainer = DiffusionTrainer(build_mlp(config, settings.seed), self.schedule, train, batches)
         run_config = {"kind": "latent", "vae": vae, "settings": asdict(settings), "model": config.to_dict()}
         # The run as the Training logs page reads it; its metrics are the trainer's own list, growing as it trains.
-        self.snapshots = Snapshots(200, config.to_saved(), self.schedule, "epsilon")
+        self.snapshots = Snapshots(200, config.to_saved(), self.schedule, settings.objective)
         self.log = Run(name=name, source="this session", config=run_config | {"train": train.to_dict()},
                        metrics=self.trainer.metrics, checkpoints=self.snapshots.listing,
                        snapshots=self.snapshots)  # fmt: skip
@@ -207,7 +212,7 @@ class LatentTrainer:
             self.snapshots.train(self.trainer, self.settings.steps, callback, every)
 
     def model(self) -> LatentDiffusion:
-        denoiser = DiscreteTimeDenoiser(self.trainer.sampling_model, self.schedule, "epsilon", NUM_CLASSES)
+        denoiser = model_denoiser(self.trainer.sampling_model, self.schedule, self.settings.objective, NUM_CLASSES)
         return LatentDiffusion(name=self.name, denoiser=denoiser, schedule=self.schedule, mean=self.mean, std=self.std)
 
 

@@ -19,7 +19,7 @@ import torch
 from core.data.standardize import Standardizer
 from core.data.toy import MAX_POINTS, PointCloud
 from core.device import torch_threads
-from core.diffusion.denoisers import DiscreteTimeDenoiser, GaussianMixtureDenoiser, clip_denoised
+from core.diffusion.denoisers import Denoiser, GaussianMixtureDenoiser, clip_denoised, model_denoiser
 from core.diffusion.fields import DriftField, drift_field, mesh
 from core.diffusion.samplers import get_sampler, sample
 from core.diffusion.schedules import make_schedule
@@ -29,7 +29,7 @@ from core.metrics.points import mmd, sliced_wasserstein
 from core.models.mlp import MLPConfig, build_mlp, parameter_count
 from core.training import budget
 from core.training.checkpoints import Snapshots
-from core.training.diffusion import DiffusionTrainer, TrainConfig, tensor_batches
+from core.training.diffusion import DiffusionTrainer, TrainConfig, paired_batches, tensor_batches
 from core.training.runlog import Run
 
 MAX_TRAIN_STEPS = 20_000
@@ -74,7 +74,16 @@ def training_seconds(settings: ToySettings, dim: int, steps: int) -> float:
 class ToyRun:
     """One model being trained on one point cloud: trainer, schedule, standardisation and its run log."""
 
-    def __init__(self, cloud: PointCloud, settings: ToySettings, name: str = "toy", threads: int = 1) -> None:
+    def __init__(
+        self,
+        cloud: PointCloud,
+        settings: ToySettings,
+        name: str = "toy",
+        threads: int = 1,
+        pairs: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> None:
+        """`pairs` (data, noise), standardised: train on that coupling instead of the cloud with fresh noise
+        (rectified flow's reflow, core/labs/objectives.py); the model still belongs to `cloud`."""
         self.name, self.settings, self.cloud = name, settings, cloud  # the model belongs to the data it learnt
         self.data_key, self.data_title, self.dim = cloud.key, cloud.title, cloud.dim
         self.threads = threads
@@ -91,16 +100,20 @@ class ToyRun:
             adam_betas=(0.9, 0.99),  # a shorter second-moment memory suits runs of a few thousand steps
         )
         data = self.standardizer.transform(cloud.points).float()  # centred and scaled in float64, then cast
-        self.trainer = DiffusionTrainer(
-            build_mlp(self.model_config, settings.seed), self.schedule, train, tensor_batches(data)
-        )
+        batches = tensor_batches(data) if pairs is None else paired_batches(pairs[0].float(), pairs[1].float())
+        self.trainer = DiffusionTrainer(build_mlp(self.model_config, settings.seed), self.schedule, train, batches)
         self.target_step = 0  # where the last `train` call was heading (below it: stopped early)
         # the EMA weights along training (for comparisons over training, and to take home with the run)
         self.snapshots = Snapshots(250, self.model_config.to_saved(), self.schedule, settings.prediction_type)
         self.floors: dict[tuple[int, int], tuple[float, float]] = {}  # distances between fresh data sets
         config = {
             "kind": "toy",
-            "data": {"title": cloud.title, "key": cloud.key, "points": len(cloud.points)},
+            "data": {
+                "title": cloud.title,
+                "key": cloud.key,
+                "points": len(cloud.points),
+                "coupling": None if pairs is None else f"{len(pairs[0]):,} (data, noise) pairs (reflow)",
+            },
             "settings": asdict(settings),
             "model": self.model_config.to_dict(),
             "train": train.to_dict(),
@@ -137,7 +150,7 @@ class ToyRun:
         pad = 0.1 * (hi - lo).max()
         return (lo - pad).float(), (hi + pad).float()
 
-    def denoiser(self, step: int | None = None) -> DiscreteTimeDenoiser:
+    def denoiser(self, step: int | None = None) -> Denoiser:
         """The model now, or at a kept checkpoint `step` (see `snapshots`)."""
         model = self.trainer.sampling_model
         if step is not None and step != self.step:
@@ -146,7 +159,7 @@ class ToyRun:
             model = build_mlp(self.model_config, self.settings.seed)
             model.load_state_dict(self.snapshots.state(step))
             model.eval().requires_grad_(False)
-        return DiscreteTimeDenoiser(model, self.schedule, self.settings.prediction_type)
+        return model_denoiser(model, self.schedule, self.settings.prediction_type)
 
 
 @dataclass(frozen=True, eq=False)

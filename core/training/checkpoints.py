@@ -58,8 +58,12 @@ def save_weights(
 
 
 def scheduler_config(schedule: NoiseSchedule, prediction_type: str) -> dict[str, Any]:
-    """The schedule as diffusers' DDPMScheduler reads it: the exact betas (every kind, ours too), and the
-    diffusers name of the kind where diffusers has one (for people reading the file)."""
+    """The schedule as diffusers reads it: for the flow path, FlowMatchEulerDiscreteScheduler's settings (T and
+    the shift; its model predicts the velocity); otherwise DDPMScheduler's with the exact betas (every kind, ours
+    too) and the diffusers name of the kind where diffusers has one (for people reading the file)."""
+    if schedule.path == "flow":
+        return {"_class_name": "FlowMatchEulerDiscreteScheduler", "num_train_timesteps": schedule.num_steps,
+                "shift": schedule.shift}  # fmt: skip
     config: dict[str, Any] = {
         "_class_name": "DDPMScheduler",
         "num_train_timesteps": schedule.num_steps,

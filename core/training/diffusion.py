@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from core.diffusion.denoisers import PREDICTION_TYPES
+from core.diffusion.flow import TIME_SCALE, check_time_density, training_times
 from core.diffusion.schedules import NoiseSchedule
 from core.errors import BadInputError
 from core.training import distributed
@@ -52,7 +53,8 @@ class TrainConfig:
     lr_min_ratio: float = 0.02
     ema_decay: float | None = 0.99  # None: no EMA copy
     grad_clip: float | None = 1.0
-    prediction_type: str = "epsilon"
+    prediction_type: str = "epsilon"  # or "flow_prediction": flow matching, on a schedule of the flow path
+    time_density: str = "uniform"  # flow matching's t: uniform or logit-normal (core/diffusion/flow.py)
     continuous_time: bool = True
     seed: int = 0
     log_every: int = 10
@@ -60,6 +62,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.prediction_type not in PREDICTION_TYPES:
             raise BadInputError(f"Unknown prediction target {self.prediction_type!r}.")
+        check_time_density(self.time_density)
         if not (1 <= self.batch_size <= 65_536 and 0 < self.lr <= 1):
             raise BadInputError("The batch size must be 1-65,536 and the learning rate in (0, 1].")
         if self.ema_decay is not None and not 0 <= self.ema_decay < 1:
@@ -96,6 +99,19 @@ def labelled_batches(x: torch.Tensor, y: torch.Tensor | None, num_classes: int, 
         labels = y[idx].clone()
         labels[torch.rand(size, generator=generator) < dropout] = num_classes
         return x[idx], {"class_labels": labels}
+
+    return batches
+
+
+def paired_batches(x0: torch.Tensor, noise: torch.Tensor) -> BatchFn:
+    """Rows of (data, its own noise) drawn together: a coupling, as rectified flow's reflow trains on it. The
+    noise rides in the batch's conditioning under "noise", which the flow loss takes as its eps."""
+    if x0.shape != noise.shape:
+        raise BadInputError("Each data point needs its own noise of the same shape.")
+
+    def batches(size: int, generator: torch.Generator) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        idx = torch.randint(len(x0), (size,), generator=generator)
+        return x0[idx], {"noise": noise[idx]}
 
     return batches
 
@@ -177,6 +193,8 @@ class DiffusionTrainer:
 
     def loss(self, x0: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
         """Mean squared error of the model's prediction at random t and noise."""
+        if self.config.prediction_type == "flow_prediction":
+            return self.flow_loss(x0, cond)
         n, T, g = len(x0), self.schedule.num_steps, self.generator
         if self.config.continuous_time:
             # Low-discrepancy times (Kingma et al. 2021, "Variational Diffusion Models", appendix I.1): one
@@ -190,6 +208,18 @@ class DiffusionTrainer:
         kind = self.config.prediction_type
         target = eps if kind == "epsilon" else x0 if kind == "sample" else ab.sqrt() * eps - (1 - ab).sqrt() * x0
         return torch.mean((self._net(x_t, t.to(x0.device), **cond) - target) ** 2)
+
+    def flow_loss(self, x0: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Flow matching (Lipman et al. 2023): x_t = (1 - t) x_0 + t eps, regress the model (fed TIME_SCALE t)
+        on the velocity eps - x_0, with t drawn from the config's density and shifted by the schedule's shift
+        (1 but on a shifted flow path, whose sampling grids then match the training times)."""
+        t = training_times(len(x0), self.generator, self.config.time_density, self.schedule.shift).to(x0.device)
+        cond = dict(cond)
+        eps = cond.pop("noise", None)  # a coupling's own noise (paired_batches), else fresh noise
+        eps = torch.randn(x0.shape, generator=self.generator).to(x0.device) if eps is None else eps.to(x0.device)
+        tb = t.reshape(-1, *(1,) * (x0.ndim - 1))
+        x_t = (1 - tb) * x0 + tb * eps
+        return torch.mean((self._net(x_t, TIME_SCALE * t, **cond) - (eps - x0)) ** 2)
 
     def train(
         self,

@@ -40,21 +40,21 @@ def test_default_is_an_offline_mnist_digit_noised_under_the_linear_schedule(app)
     sigmas = plotly_array(karras["y"])  # 20 steps (the final sigma = 0 left off the log axis), decreasing
     assert len(sigmas) == 20 and (np.diff(sigmas) < 0).all()
     metrics = {m.label: m.value for m in app.metric}
-    assert float(metrics["√ᾱ (signal scale)"]) ** 2 + float(metrics["√(1−ᾱ) (noise scale)"]) ** 2 == pytest.approx(
+    assert float(metrics["a (signal scale)"]) ** 2 + float(metrics["b (noise scale)"]) ** 2 == pytest.approx(
         1, abs=1e-3
-    )
+    )  # a variance-preserving path
 
 
 def test_frames_t_and_schedule_comparison(app):
     app.slider(key="fwd-frames").set_value(5).run()
     assert len(_images(app)) == 1 + 5 + 1
     app.slider(key="fwd-t").set_value(999).run()
-    assert float({m.label: m.value for m in app.metric}["√ᾱ (signal scale)"]) < 0.01
+    assert float({m.label: m.value for m in app.metric}["a (signal scale)"]) < 0.01
     app.selectbox(key="fwd-kind").set_value("cosine").run()
     app.multiselect(key="fwd-compare").set_value(["linear", "sigmoid"]).run()
     assert not app.exception
     curves = app.get("plotly_chart")[1].proto.spec
-    assert curves.count('"name":"Cosine (Improved DDPM)"') == 4 and curves.count('"name":"Sigmoid (defaults)"') == 4
+    assert curves.count('"name":"Cosine (Improved DDPM)"') == 5 and curves.count('"name":"Sigmoid (defaults)"') == 5
     # the cosine schedule's beta clip at 0.999 would flatten the other beta curves: a log axis then
     assert json.loads(curves)["layout"]["yaxis"]["type"] == "log"
 
@@ -65,6 +65,22 @@ def test_photograph_in_grey(app):
     app.select_slider(key="fwd-size").set_value(32).run()
     assert not app.exception and not app.error
     assert any("scikit-image" in c.value for c in app.caption)
+
+
+def test_the_flow_path_as_a_schedule_with_its_shift(app):
+    app.selectbox(key="fwd-kind").set_value("flow").run()
+    app.slider(key="fwd-t").set_value(499).run()  # t = 500 / 1001: about half data, half noise
+    metrics = {m.label: float(m.value) for m in app.metric}
+    assert metrics["a (signal scale)"] + metrics["b (noise scale)"] == pytest.approx(1, abs=1e-3)  # (1 - t) + t
+    assert metrics["a (signal scale)"] == pytest.approx(0.5, abs=2e-3)
+    app.select_slider(key="fwd-shift").set_value(3.0).run()
+    assert float({m.label: m.value for m in app.metric}["a (signal scale)"]) == pytest.approx(0.25, abs=2e-3)
+    app.multiselect(key="fwd-compare").set_value(["linear"]).run()
+    assert not app.exception and not app.error
+    curves = json.loads(app.get("plotly_chart")[1].proto.spec)
+    flow = [t for t in curves["data"] if t["name"].startswith("Flow matching")]
+    assert len(flow) == 4  # a, b, SNR and sigma: no betas of its own
+    assert any("x_t = (1-t)" in latex.value for latex in app.latex)
 
 
 @pytest.mark.parametrize(

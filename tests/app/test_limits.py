@@ -20,7 +20,7 @@ VIEWS = {"inversion": "inv-view"}  # page:view ids choose a view in the page's s
 MAIN_BUTTONS = {
     "samplers": ["smp-go", "cmp-go"],
     "ground_truth": ["gt-acc-go", "gt-model-go", "gt-like-go", "gt-memo-go", "gt-study-go", "gt-latent-go"],
-    "toy": ["toy-train", "toy-sample"],
+    "toy": ["toy-train", "toy-sample", "toy-obj-go", "toy-reflow-go"],
     "latent": ["vae-train", "ldm-train", "ldm-generate"],
     "compare_checkpoints": ["ck-go", "ck-measure"],
     "inversion:MNIST digits": ["inv-px-measure"],

@@ -159,3 +159,33 @@ def test_a_job_over_the_servers_budget_is_refused_before_it_starts_and_the_model
     at.button(key="toy-continue").click().run()
     assert any("over its limit" in e.value for e in at.error) and not at.exception
     assert at.session_state["toy_run"] is run and run.step == 30  # nothing replaced, nothing trained
+
+
+def test_a_flow_matching_model_trains_and_samples_in_the_lab(app):
+    at = _setup(app, "2d", "moons", 2000, 300)
+    at.radio(key="toy-target").set_value("flow_prediction").run()
+    at.button(key="toy-train").click().run()
+    assert not at.exception and not at.error
+    assert any("predicts flow matching" in c.value for c in at.caption)
+    assert at.session_state["toy_run"].schedule.path == "vp"  # the lab's schedule places the steps
+    assert float(at.metric[0].value) < 0.5  # sliced W2 of the automatic sample: it learnt the moons
+
+
+def test_objectives_compared_then_reflow_straightens_the_flow_and_joins_the_tries(app):
+    at = _setup(app, "2d", "moons", 2000, 400)
+    at.select_slider(key="toy-obj-n").set_value(500)
+    at.button(key="toy-obj-go").click().run()
+    assert not at.exception and not at.error
+    table = next(d.value for d in at.dataframe if "Chord / length" in d.value.columns)
+    assert list(table["Objective"]) == ["v (velocity)", "flow matching"]
+    assert (table["SW2 @ 32"] < table["SW2 @ 1"]).all()
+    assert len(_figures(at)[-1]["data"]) == 4  # two panels of paths, each with its start points
+    at.select_slider(key="toy-reflow-pairs").set_value(2000)
+    at.button(key="toy-reflow-go").click().run()
+    assert not at.exception and not at.error
+    table = next(d.value for d in at.dataframe if "Chord / length" in d.value.columns).set_index("Objective")
+    reflow, flow = table.loc["flow matching (reflow)"], table.loc["flow matching"]
+    assert reflow["Chord / length"] > flow["Chord / length"] and reflow["SW2 @ 1"] < flow["SW2 @ 1"] / 3
+    tries = at.session_state["toy_table"]
+    assert [(r["Steps"], r["Model"].split(" @ ")[0][:8]) for r in tries] == [
+        (1, "toy-flow"), (2, "toy-flow"), (1, "toy-refl"), (2, "toy-refl")]  # fmt: skip

@@ -54,10 +54,13 @@ def test_manifold_image_puts_large_y_on_top_and_large_x_on_the_right():
         decode_points(_CoordinateDecoder(), np.zeros((3, 5)))
 
 
-@pytest.fixture(scope="module")
-def latent_model():
+@pytest.fixture(scope="module", params=["epsilon", "flow_prediction"])
+def latent_model(request):
+    """A latent model of three clusters, trained with each objective (flow matching on the flow path)."""
     points, labels = three_clusters(900, seed=1)
-    trainer = LatentTrainer(points, labels, LatentTrainSettings(steps=600, width=64, depth=2), "test")
+    settings = LatentTrainSettings(steps=600, width=64, depth=2, objective=request.param)
+    trainer = LatentTrainer(points, labels, settings, "test")
+    assert trainer.schedule.path == ("flow" if request.param == "flow_prediction" else "vp")
     trainer.train()
     losses = [m["loss"] for m in trainer.trainer.metrics]
     assert np.mean(losses[-10:]) < 0.7 * np.mean(losses[:5])  # it learns

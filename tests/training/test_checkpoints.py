@@ -20,7 +20,7 @@ from core.training.runlog import read_run
 from zoo.loaders import schedule_from_scheduler_config
 
 
-@pytest.mark.parametrize("kind", list(SCHEDULE_KINDS))
+@pytest.mark.parametrize("kind", [k for k, spec in SCHEDULE_KINDS.items() if spec.path == "vp"])
 def test_scheduler_config_is_read_back_exactly_here_and_by_diffusers(kind):
     ours = make_schedule(kind, 1000)
     config = scheduler_config(ours, "v_prediction")
@@ -29,6 +29,18 @@ def test_scheduler_config_is_read_back_exactly_here_and_by_diffusers(kind):
     assert back.name == (kind if kind != "quadratic" else "trained")  # diffusers has no name for quadratic
     theirs = DDPMScheduler.from_config(config)
     torch.testing.assert_close(theirs.alphas_cumprod, ours.alphas_cumprod.float())
+
+
+def test_the_flow_path_is_written_as_diffusers_flow_matching_scheduler_with_its_shift():
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    ours = make_schedule("flow", 1000, shift=3.0)
+    config = scheduler_config(ours, "flow_prediction")
+    back, prediction = schedule_from_scheduler_config(config, "test")
+    assert prediction == "flow_prediction" and (back.path, back.shift) == ("flow", 3.0)
+    assert torch.equal(back.betas, ours.betas)
+    theirs = FlowMatchEulerDiscreteScheduler.from_config(config)
+    assert (theirs.config.shift, theirs.config.num_train_timesteps) == (3.0, 1000)
 
 
 class _Module(torch.nn.Module):

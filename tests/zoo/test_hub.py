@@ -13,6 +13,7 @@ from tests.zoo_fixtures import (
     TINY_COND_CONFIG,
     cond_manifest_entry,
     conditional_pth,
+    flow_pipeline_files,
     pickled_module,
     pipeline_files,
     write_manifest,
@@ -200,3 +201,31 @@ def test_typed_repo_id_with_a_unet(fake_hub, tmp_path, layout):
     out = loaded.denoiser(torch.randn(1, 3, 8, 8), torch.ones(1))
     assert out.shape == (1, 3, 8, 8)
     assert loaded.schedule.name == ("cosine" if layout == "pipeline" else "linear")
+
+
+def test_a_flow_matching_repo_loads_as_a_flow_model_and_samples_as_diffusers_does(fake_hub, tmp_path):
+    """A UNet saved with diffusers' FlowMatchEulerDiscreteScheduler (shift 3): the atlas reads it as the flow
+    path with that shift and a velocity model, and its Euler steps are the scheduler's own loop, step for step."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    from core.diffusion.flow import sigma_of_t
+    from core.diffusion.samplers import sample
+
+    files, unet = flow_pipeline_files(tmp_path)
+    for name, data in files.items():
+        fake_hub.add("someone/tiny-flow", name, data)
+    entry = hub_unet_entry("someone/tiny-flow")
+    assert entry.prediction_type == "flow_prediction"
+    loaded = load_model(entry)
+    assert (loaded.schedule.path, loaded.schedule.shift) == ("flow", 3.0)
+    scheduler = FlowMatchEulerDiscreteScheduler.from_pretrained(tmp_path / "flow" / "scheduler")
+    scheduler.set_timesteps(8)
+    x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for k, t in enumerate(scheduler.timesteps):
+            x = scheduler.step(unet(x, t).sample, t, x).prev_sample
+            if k == 0:  # t = 1 is pure noise (sigma infinite): the atlas starts from the next time
+                start, ts = x.clone(), scheduler.sigmas[1:].double()
+    sigmas = torch.cat([sigma_of_t(ts[:-1]), torch.zeros(1, dtype=torch.float64)])
+    ours = sample("euler", loaded.denoiser, start * (1 + sigmas[0]), sigmas)
+    torch.testing.assert_close(ours, x, rtol=1e-4, atol=1e-4)

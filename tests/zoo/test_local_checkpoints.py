@@ -182,13 +182,22 @@ def test_a_pickled_bin_and_a_wrong_shaped_state_dict_are_refused_at_load(roots, 
     (allowed / "wrong" / "config.json").write_text(json.dumps({**config, "block_out_channels": [8, 16]}))
     with pytest.raises(AtlasError, match="do not belong together"):
         load_model(local_entry(str(allowed / "wrong")))
+
+
+def test_a_local_folder_with_a_flow_matching_scheduler_loads_as_a_flow_model(roots):
+    allowed, _ = roots
     flow = tiny_unet(seed=8)
     flow.save_pretrained(allowed / "flow")
     (allowed / "flow" / "scheduler_config.json").write_text(
-        json.dumps({"_class_name": "FlowMatchEulerDiscreteScheduler"})
+        json.dumps({"_class_name": "FlowMatchEulerDiscreteScheduler", "num_train_timesteps": 1000, "shift": 2.0})
     )
-    with pytest.raises(AtlasError, match="flow-matching model"):
-        local_entry(str(allowed / "flow"))
+    entry = local_entry(str(allowed / "flow"))
+    loaded = load_model(entry)
+    assert entry.prediction_type == "flow_prediction" and (loaded.schedule.path, loaded.schedule.shift) == ("flow", 2.0)
+    x, sigma = torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(0)), torch.tensor([1.0])
+    with torch.no_grad():  # sigma = 1 is t = 1/2: D = x_t - t v(x_t, 500) with x_t = x / 2
+        expected = x / 2 - 0.5 * flow(x / 2, torch.tensor([500.0])).sample
+    torch.testing.assert_close(loaded.denoiser(x, sigma), expected, rtol=1e-5, atol=1e-5)
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,13 @@ MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
 LOG_AXIS = {"type": "log", "tickformat": ".3~g"}
 
 
+def polylines(paths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Paths [F, n, 2] (F points each) as one line trace's x and y, each path ended by NaN."""
+    n = paths.shape[1]
+    seq = np.concatenate([paths.transpose(1, 0, 2), np.full((n, 1, 2), np.nan)], axis=1).reshape(-1, 2)
+    return seq[:, 0], seq[:, 1]
+
+
 def loss_figure(metrics: Sequence[dict], height: int = 260) -> go.Figure:
     """Training loss per logged step, raw (faint) and smoothed (a bias-corrected EMA over records, 0.9)."""
     steps = np.array([m["step"] for m in metrics], dtype=float)

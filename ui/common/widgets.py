@@ -26,26 +26,36 @@ def attempt(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
         return None
 
 
+FLOW_SHIFTS = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
+
+
 @dataclass(frozen=True, kw_only=True)
 class ScheduleChoice:
     kind: str
     steps: int  # T, the number of training steps
     beta_start: float | None  # None where the schedule has no beta range
     beta_end: float | None
+    shift: float = 1.0  # the flow path's timestep shift
 
     def build(self) -> NoiseSchedule:
-        return make_schedule(self.kind, self.steps, self.beta_start, self.beta_end)
+        return make_schedule(self.kind, self.steps, self.beta_start, self.beta_end, self.shift)
 
 
 def schedule_picker(key: str, columns: int = 1, t_step: int = 10) -> ScheduleChoice:
-    """Schedule, T and (where the schedule has one) its beta range, stacked or side by side in `columns`."""
+    """Schedule, T and (where the schedule has one) its beta range or, for the flow path, its timestep shift,
+    stacked or side by side in `columns`."""
     a, b, c = st.columns(3) if columns == 3 else (st.container(),) * 3
     names = list(SCHEDULE_KINDS)
     kind = a.selectbox("Noise schedule", names, format_func=lambda n: SCHEDULE_KINDS[n].title, key=f"{key}-kind")
     spec = SCHEDULE_KINDS[kind]
     steps = b.number_input("T (training steps)", 10, 4000, 1000, step=t_step, key=f"{key}-T")
     start = end = None
-    if spec.beta_start is not None and spec.beta_end is not None:
+    shift = 1.0
+    if spec.path == "flow":
+        shift = c.select_slider("Timestep shift s", FLOW_SHIFTS, 1.0, key=f"{key}-shift",
+                                help="t -> s t / (1 + (s - 1) t): s > 1 moves the steps towards the noise, as SD3 "
+                                "does for large images (3.0 there).")  # fmt: skip
+    elif spec.beta_start is not None and spec.beta_end is not None:
         start, end = c.slider(
             "β range",
             1e-5,
@@ -57,7 +67,7 @@ def schedule_picker(key: str, columns: int = 1, t_step: int = 10) -> ScheduleCho
         )
     else:
         c.caption(f"{spec.title} has no β range: ᾱ follows its formula, β clipped at 0.999.")
-    return ScheduleChoice(kind=kind, steps=int(steps), beta_start=start, beta_end=end)
+    return ScheduleChoice(kind=kind, steps=int(steps), beta_start=start, beta_end=end, shift=float(shift))
 
 
 def option_widget(option: Option, key: str, container: Any = st) -> float | str:

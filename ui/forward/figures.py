@@ -16,31 +16,39 @@ COLOURS = ("#5b3fd1", "#e4572e", "#17a398")
 
 
 def schedule_curves(schedules: Sequence[tuple[str, NoiseSchedule]], t_marker: int | None = None) -> go.Figure:
-    """beta_t, alpha_bar_t, SNR (log) and sigma (log) against t, one colour per schedule."""
+    """Against t, one colour per schedule: beta_t, the path's signal scale a_t (solid) and noise scale b_t
+    (dashed) with x_t = a_t x_0 + b_t eps (VP: sqrt(ab), sqrt(1 - ab); the flow path: 1 - t, t), the SNR
+    a^2 / b^2 (log) and sigma = b / a (log), which every path shares."""
     fig = make_subplots(
         rows=1,
         cols=4,
-        subplot_titles=("β<sub>t</sub>", "ᾱ<sub>t</sub> (signal share of variance)", "SNR = ᾱ/(1−ᾱ)", "σ = √((1−ᾱ)/ᾱ)"),
+        subplot_titles=("β<sub>t</sub> (VP)", "a<sub>t</sub> (signal, —), b<sub>t</sub> (noise, - -)",
+                        "SNR = a²/b²", "σ = b/a"),
         horizontal_spacing=0.06,
-    )
+    )  # fmt: skip
     for k, (label, sched) in enumerate(schedules):
         t = np.arange(sched.num_steps)
         colour = COLOURS[k % len(COLOURS)]
-        for col, values in enumerate((sched.betas, sched.alphas_cumprod, sched.snr, sched.sigmas), start=1):
+        a, b = sched.signal_and_noise(sched.sigmas)
+        curves = [(1, sched.betas, "solid"), (2, a, "solid"), (2, b, "dash"), (3, sched.snr, "solid"),
+                  (4, sched.sigmas, "solid")]  # fmt: skip
+        if sched.path == "flow":
+            curves = curves[1:]  # its betas would be those of a VP path with the same sigmas: not its own
+        for col, values, dash in curves:
             fig.add_trace(
                 go.Scatter(
                     x=t,
                     y=values.numpy(),
                     name=label,
                     legendgroup=label,
-                    showlegend=col == 1,
-                    line={"color": colour, "width": 2},
+                    showlegend=col == 2 and dash == "solid",
+                    line={"color": colour, "width": 2, "dash": dash},
                     hovertemplate="t=%{x}<br>%{y:.4g}<extra>" + label + "</extra>",
                 ),
                 row=1,
                 col=col,
             )
-    if max(float(s.betas.max()) for _, s in schedules) > 0.1:  # the cosine schedule's clip at 0.999
+    if max((float(s.betas.max()) for _, s in schedules if s.path != "flow"), default=0) > 0.1:  # cosine: 0.999
         fig.update_yaxes(**LOG_AXIS, row=1, col=1)  # would flatten every other beta curve to zero
     fig.update_yaxes(**LOG_AXIS, row=1, col=3)
     fig.update_yaxes(**LOG_AXIS, row=1, col=4)
@@ -74,7 +82,7 @@ def sampling_grids_figure(schedule: NoiseSchedule, steps: int, rho: float) -> go
     return fig
 
 
-def pixel_histogram(x_t: torch.Tensor, t: int, alpha_bar: float) -> go.Figure:
+def pixel_histogram(x_t: torch.Tensor, t: int, signal: float) -> go.Figure:
     """Histogram of x_t's pixel values against the N(0, 1) density that x_T approaches."""
     values = x_t.flatten().numpy()
     grid = np.linspace(-4, 4, 200)
@@ -88,7 +96,7 @@ def pixel_histogram(x_t: torch.Tensor, t: int, alpha_bar: float) -> go.Figure:
     fig.update_layout(
         height=260,
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
-        title={"text": f"pixel values at t={t} (√ᾱ = {alpha_bar**0.5:.3f})", "font": {"size": 13}},
+        title={"text": f"pixel values at t={t} (signal scale {signal:.3f})", "font": {"size": 13}},
         xaxis={"range": [-4, 4], "title": "value"},
         yaxis={"title": "density"},
         legend={"orientation": "h", "y": -0.3},

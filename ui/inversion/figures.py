@@ -12,17 +12,10 @@ import torch
 from core.diffusion.samplers import SAMPLERS
 from core.labs.ground_truth import fitted_order
 from core.labs.inversion import ErrorRow, Inverted
-from ui.common.charts import CLASS_COLORS, LOG_AXIS, MARGIN, SERIES_COLORS
+from ui.common.charts import CLASS_COLORS, LOG_AXIS, MARGIN, SERIES_COLORS, polylines
 
 MAX_PATHS = 400  # paths drawn (every point is inverted; the figure shows the first ones)
 PATH_COLOR, DATA_COLOR, NOISE_COLOR, BACK_COLOR = "rgba(91,63,209,0.28)", "#1f3b73", "#e4572e", "#17a398"
-
-
-def _lines(path: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Paths [F, n, 2] as one trace's x and y, each path ended by NaN."""
-    n = path.shape[1]
-    seq = np.concatenate([path.transpose(1, 0, 2), np.full((n, 1, 2), np.nan)], axis=1).reshape(-1, 2)
-    return seq[:, 0], seq[:, 1]
 
 
 def paths_figure(
@@ -38,7 +31,7 @@ def paths_figure(
     data, back = to_units(inv.data[:k].double()).numpy(), to_units(inv.sample[:k].double()).numpy()
     noise = up[-1]
     fig = go.Figure()
-    x, y = _lines(up)
+    x, y = polylines(up)
     fig.add_trace(go.Scatter(x=x, y=y, mode="lines", line={"width": 1, "color": PATH_COLOR}, name="path up",
                              hoverinfo="skip"))  # fmt: skip
     fig.add_trace(go.Scatter(x=noise[:, 0], y=noise[:, 1], mode="markers", name="inverted noise",

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 import streamlit as st
 
 from core.diffusion.samplers import SAMPLERS
-from core.labs.latent import MAX_MANIFOLD, MAX_SAMPLES, LatentTrainSettings
+from core.labs.latent import LATENT_OBJECTIVES, MAX_MANIFOLD, MAX_SAMPLES, LatentTrainSettings
 from core.training.vae import VAETrainConfig
 
 # The page's VAE trained in the app: an MLP VAE (core/models/vae.py), about seven times faster a step on a CPU
@@ -95,13 +95,17 @@ def density_settings() -> DensityChoice:
 
 
 def latent_train_settings() -> LatentTrainSettings:
-    a, b, c, d = st.columns(4)
+    a, b, c, d, e = st.columns([1, 1, 1, 1, 1.6])
     default = LatentTrainSettings()
     steps = a.number_input("Training steps", 100, 10_000, default.steps, step=100, key="ldm-steps")
     width = b.select_slider("MLP width", [64, 96, 128, 256], default.width, key="ldm-width")
     depth = c.slider("Residual blocks", 1, 6, default.depth, key="ldm-depth")
     seed = d.number_input("Seed", 0, 2**31 - 1, 0, key="ldm-seed")
-    return LatentTrainSettings(steps=int(steps), width=int(width), depth=int(depth), seed=int(seed))
+    objective = e.radio("Objective", list(LATENT_OBJECTIVES), key="ldm-objective", horizontal=True,
+                        format_func={"epsilon": "ε, cosine schedule", "flow_prediction": "flow matching"}.get,
+                        help="Flow matching learns the velocity ε − x₀ of the path (1 − t) x₀ + t ε.")  # fmt: skip
+    return LatentTrainSettings(steps=int(steps), width=int(width), depth=int(depth), seed=int(seed),
+                               objective=objective)  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -15,7 +15,8 @@ from core.labs.toy import MAX_SAMPLE_STEPS, MAX_TRAIN_STEPS, ToySettings
 from core.models.mlp import TIME_EMBEDDINGS
 from ui.common.widgets import option_widget, schedule_picker
 
-TARGETS = {"epsilon": "ε (noise)", "sample": "x₀ (data)", "v_prediction": "v (velocity)"}
+TARGETS = {"epsilon": "ε (noise)", "sample": "x₀ (data)", "v_prediction": "v (velocity)",
+           "flow_prediction": "flow matching (ε − x₀)"}  # fmt: skip
 EMA_CHOICES = (None, 0.9, 0.99, 0.995, 0.999)
 
 
@@ -33,8 +34,10 @@ def train_settings() -> tuple[ToySettings, int]:
     with st.expander("Model and noise schedule", expanded=False):
         schedule = schedule_picker("toy", columns=3, t_step=50)
         a, b, c, d = st.columns(4)
-        target = a.radio("Prediction target", list(PREDICTION_TYPES), 2, format_func=TARGETS.get, key="toy-target",
-                         help="What the network outputs; all three are converted to the same x₀ estimate.")  # fmt: skip
+        target = a.radio("Objective", list(PREDICTION_TYPES), 2, format_func=TARGETS.get, key="toy-target",
+                         help="What the network outputs, all converted to the same x₀ estimate. Flow matching "
+                         "learns the velocity of the straight path x_t = (1 − t) x₀ + t ε whatever the schedule, "
+                         "which then only places the sampling steps (the flow schedule evenly in t).")  # fmt: skip
         width = b.select_slider("MLP width", [16, 32, 64, 128, 256, 512], 64, key="toy-width")
         depth = b.slider("Residual blocks", 1, 8, 2, key="toy-depth")
         emb = c.selectbox("Time embedding", list(TIME_EMBEDDINGS), format_func=str.capitalize, key="toy-emb",

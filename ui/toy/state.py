@@ -64,7 +64,7 @@ def sample(run: ToyRun, choice: SamplerChoice) -> tuple[SampleResult, dict[str, 
     )
     dist = distances(result, run, choice.seed)
     st.session_state[RESULT] = (result, dist)
-    _add_row(result, dist, run)
+    add_row(result, dist, run)
     return result, dist
 
 
@@ -81,7 +81,7 @@ def drift_fields(run: ToyRun, choice: FieldChoice) -> tuple[DriftField, DriftFie
     return cached[1], cached[2]
 
 
-def _add_row(result: SampleResult, dist: dict[str, float], run: ToyRun) -> None:
+def add_row(result: SampleResult, dist: dict[str, float], run: ToyRun) -> None:
     """One line of the growing results table."""
     lab = result.label
     options = ", ".join(f"{k}={v}" for k, v in lab.items() if k not in ("sampler", "steps", "spacing", "seed", "n"))
