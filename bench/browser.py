@@ -97,7 +97,10 @@ def actions(page, url: str, long: bool) -> list[list[object]]:
     timed("Inversion: the latent plane's view (round trip, steps and scale curves)", _view(page, "Latent MNIST plane"))
     timed("Inversion: the digits' view (round trip, interpolation, class swap)", _view(page, "MNIST digits"))
     if long:
-        timed("Inversion: Measure at the defaults (4 digits, 3 samplers x 5 steps, 7 scales)", _click(page, "Measure"))
+        timed(
+            "Inversion: Measure at the defaults (2 digits, 3 samplers x 4 step counts, 7 scales)",
+            _click(page, "Measure"),
+        )
     page.goto(f"{url}/guidance")
     settle(page)
     if long:

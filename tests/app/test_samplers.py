@@ -187,3 +187,19 @@ def test_maths_prose_holds_no_raw_tex(name):
         if kind == "text":
             prose = re.sub(r"`[^`]*`", "", re.sub(r"\$[^$]+\$", "", text))  # typeset maths and code left out
             assert not re.findall(r"[A-Za-z]_\{?\w|\\[a-zA-Z]+|\^", prose), prose
+
+
+@pytest.fixture
+def bundled(monkeypatch):
+    """The page on the real manifest, offline: the bundled MNIST models."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return AppTest.from_file(PAGE, default_timeout=300).run()
+
+
+@pytest.mark.parametrize("name", list(SAMPLERS))
+def test_every_sampler_runs_on_the_bundled_flow_matching_model(bundled, name):
+    at = _generate(bundled, **{"smp-model": "mnist-flow", "smp-sampler": name, "smp-steps": 4, "smp-batch": 2})
+    assert not at.exception and not at.error
+    assert int({m.label: m.value for m in at.metric}["Model calls (NFE)"]) == SAMPLERS[name].nfe(4)
+    images = at.session_state["smp-result"].result.images
+    assert images.shape == (2, 1, 28, 28) and bool(images.isfinite().all())

