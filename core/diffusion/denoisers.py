@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import torch
 
-from core.diffusion.flow import TIME_SCALE
+from core.diffusion.flow import TIME_SCALE, t_of_sigma
 from core.diffusion.schedules import NoiseSchedule
 from core.errors import BadInputError
 
@@ -106,9 +106,8 @@ class FlowDenoiser(NetworkDenoiser):
         return self.run(x_t, TIME_SCALE * t, class_labels)
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
-        s = sigma.to(x.dtype).reshape(-1, *(1,) * (x.ndim - 1))
-        t = s / (1 + s)
-        x_t = x / (1 + s)
+        t = t_of_sigma(sigma.to(x.dtype).reshape(-1, *(1,) * (x.ndim - 1)))
+        x_t = x * (1 - t)  # x / (1 + sigma)
         return x_t - t * self.velocity(x_t, t.reshape(-1), class_labels)
 
 

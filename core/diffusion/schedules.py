@@ -20,7 +20,7 @@ from functools import cached_property
 import numpy as np
 import torch
 
-from core.diffusion.flow import flow_t_grid
+from core.diffusion.flow import flow_t_grid, sigma_of_t
 from core.errors import BadInputError
 
 SPACINGS = ("leading", "trailing", "linspace", "karras")
@@ -56,12 +56,16 @@ def _sigmoid(T: int, start: float, end: float) -> torch.Tensor:
     return torch.sigmoid(torch.linspace(-6.0, 6.0, T, dtype=torch.float64)) * (end - start) + start
 
 
+def _betas(alphas_cumprod: torch.Tensor) -> torch.Tensor:
+    """beta_t = 1 - ab_t / ab_{t-1}: the betas of a decreasing alpha_bar sequence."""
+    ab = torch.as_tensor(alphas_cumprod, dtype=torch.float64)
+    return 1 - ab / torch.cat([ab.new_ones(1), ab[:-1]])
+
+
 def _flow(T: int, start: float, end: float, shift: float = 1.0) -> torch.Tensor:
     """Flow matching's straight path x_t = (1 - t) x_0 + t eps (core/diffusion/flow.py) at t = (i + 1) / (T + 1),
     shifted: in VE terms sigma = t / (1 - t), so alpha_bar = 1 / (1 + sigma^2). `start` and `end` are not used."""
-    t = flow_t_grid(T, shift)
-    ab = 1 / (1 + (t / (1 - t)) ** 2)
-    return 1 - ab / torch.cat([ab.new_ones(1), ab[:-1]])
+    return _betas(1 / (1 + sigma_of_t(flow_t_grid(T, shift)) ** 2))
 
 
 def cosine_alpha_bar(u: torch.Tensor, s: float = 0.008) -> torch.Tensor:
@@ -182,9 +186,7 @@ class NoiseSchedule:
     @classmethod
     def from_alphas_cumprod(cls, alphas_cumprod: torch.Tensor, name: str = "custom") -> NoiseSchedule:
         """The schedule whose alpha_bar is the given decreasing sequence (e.g. read from a checkpoint)."""
-        ab = torch.as_tensor(alphas_cumprod, dtype=torch.float64)
-        prev = torch.cat([ab.new_ones(1), ab[:-1]])
-        return cls(1 - ab / prev, name)
+        return cls(_betas(alphas_cumprod), name)
 
     @property
     def num_steps(self) -> int:

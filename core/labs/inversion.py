@@ -23,7 +23,7 @@ import torch
 from scipy import stats
 
 from core.diffusion.denoisers import Denoiser, with_labels
-from core.diffusion.inversion import INVERTIBLE, invert, regenerate
+from core.diffusion.inversion import invert, regenerate
 from core.diffusion.samplers import SAMPLERS
 from core.diffusion.trajectory import vp_state
 from core.errors import BadInputError
@@ -63,8 +63,7 @@ def _rms(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def _check(name: str, steps: int, n: int, most: int) -> None:
-    if name not in INVERTIBLE:
-        raise BadInputError(f"Invert with one of {', '.join(INVERTIBLE)}; {name} draws fresh noise.")
+    """The page's limits (core/diffusion/inversion.py refuses a sampler without an inverse)."""
     if not 2 <= steps <= MAX_STEPS or not 1 <= n <= most:
         raise BadInputError(f"Invert 1 to {most:,} samples in 2 to {MAX_STEPS} steps.")
 
@@ -194,6 +193,29 @@ def slerp(a: torch.Tensor, b: torch.Tensor, frames: int) -> torch.Tensor:
         direction = (torch.sin((1 - t) * omega)[:, None] * ua + torch.sin(t * omega)[:, None] * ub) / math.sin(omega)
         out = direction * ((1 - t) * na + t * nb)[:, None]
     return out.to(a.dtype).reshape(frames, *a.shape)
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class Interpolation:
+    spherical: torch.Tensor  # [frames, ...] sampled back from the slerp of the two noises
+    straight: torch.Tensor  # [frames, ...] and from the straight line between them
+    mid_norms: tuple[float, float]  # the mid-way noise's norm over the ends' mean: spherical, straight
+
+
+def interpolate(
+    name: str, denoiser_for: Callable[[int], Denoiser], pair: torch.Tensor, sigmas: torch.Tensor, frames: int
+) -> Interpolation:
+    """The two items of `pair` [2, ...] inverted, their noises joined by `slerp` and by a straight line, and
+    every frame sampled back (`denoiser_for(batch)`: the denoiser for a batch of that size)."""
+    noise = invert(name, denoiser_for(2), pair, sigmas)
+    spherical = slerp(noise[0], noise[1], frames)
+    t = torch.linspace(0, 1, frames, dtype=noise.dtype).reshape(-1, *(1,) * (noise.ndim - 1))
+    straight = (1 - t) * noise[0] + t * noise[1]
+    out = regenerate(name, denoiser_for(2 * frames), torch.cat([spherical, straight]), sigmas)[1]
+    ends = float(noise.flatten(1).norm(dim=1).mean())
+    mid = frames // 2
+    norms = (float(spherical[mid].norm()) / ends, float(straight[mid].norm()) / ends)
+    return Interpolation(spherical=out[:frames], straight=out[frames:], mid_norms=norms)
 
 
 def round_trip_evaluations(samplers: Sequence[str], ladder: Sequence[int], images: int, guided: bool) -> int:

@@ -29,6 +29,7 @@ import torch
 
 from core.data.toy import PointCloud
 from core.device import torch_threads
+from core.diffusion.flow import t_of_sigma
 from core.diffusion.samplers import sample
 from core.diffusion.schedules import NoiseSchedule
 from core.errors import BadInputError
@@ -82,7 +83,7 @@ def own_time(schedule: NoiseSchedule, sigmas: torch.Tensor) -> torch.Tensor:
     """tau in [0, 1] at noise levels sigma: t on the flow path, t / (T - 1) on a discrete schedule."""
     sigmas = sigmas.double()
     if schedule.path == "flow":
-        return (sigmas / (1 + sigmas)).float()
+        return t_of_sigma(sigmas).float()
     return (schedule.sigma_to_t(sigmas) / (schedule.num_steps - 1)).float()
 
 

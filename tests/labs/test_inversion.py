@@ -157,3 +157,13 @@ def test_the_guided_field_is_the_unconditional_one_plus_w_times_the_difference(l
     assert not torch.allclose(cond.score, uncond.score, atol=1e-3)  # the class matters at these noise levels
     with pytest.raises(BadInputError, match="class"):
         latent_fields(latent, 10, 3.0, [1.0], points)
+
+
+def test_interpolation_ends_on_the_two_points_and_slerp_keeps_the_norm(cloud):
+    mix, x0 = cloud
+    pair = x0[[0, 1]]
+    found = inv.interpolate("heun", lambda batch: mix, pair, karras_sigmas(40, 0.002, 80.0).double(), 5)
+    assert found.spherical.shape == found.straight.shape == (5, 2)
+    for frames in (found.spherical, found.straight):  # both paths start and end on the two points' noises
+        torch.testing.assert_close(frames[[0, -1]], pair, atol=1e-2, rtol=0)
+    assert found.mid_norms[0] == pytest.approx(1.0) and found.mid_norms[1] <= 1.0  # the chord cuts inside

@@ -176,6 +176,6 @@ def fields_tab() -> None:
     panels = attempt(gd.latent_fields, model, int(label), float(scale), sigmas.tolist(), points, int(side))
     if panels is None:
         return
-    mine = points[labels == int(label)] * model.std + model.mean
+    mine = model.to_latent(points[labels == int(label)])
     st.plotly_chart(field_figure(panels, kind, mine, height=460), key="gd-fields")
     st.caption("Arrows share one length scale per noise level (the longest are capped), so the panels compare.")

@@ -15,7 +15,7 @@ import streamlit as st
 import torch
 
 from core.data.images import image_strip
-from core.diffusion.inversion import INVERTIBLE, invert, regenerate
+from core.diffusion.inversion import INVERTIBLE, regenerate
 from core.diffusion.samplers import SAMPLERS
 from core.diffusion.schedules import karras_sigmas
 from core.labs import inversion as inv
@@ -127,8 +127,7 @@ def latent_tab() -> None:
     if result is None:
         return
     left, right = st.columns([3, 2])
-    to_units = lambda y: y * model.std.double() + model.mean.double()  # noqa: E731 (standardised -> latent units)
-    left.plotly_chart(figures.paths_figure(result, setup.labels[:n], to_units), key="inv-lat-paths")
+    left.plotly_chart(figures.paths_figure(result, setup.labels[:n], model.to_latent), key="inv-lat-paths")
     with right:
         _errors_line(result, "standardised latent units")
         eps = result.eps.numpy()
@@ -257,27 +256,15 @@ def _interpolation_view(model, sampler: str, sigmas: torch.Tensor, x0: torch.Ten
     st.markdown("**Interpolation through the noise** (unconditional model: both digits inverted without a class)")
     frames = st.slider("Frames", 3, inv.MAX_FRAMES, 8, key="inv-px-frames")
 
-    def make() -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[float, float]]:
-        uncond = inv.image_denoiser(model, None, batch=2)
-        noise = invert(sampler, uncond, x0, sigmas)
-        sph = inv.slerp(noise[0], noise[1], int(frames))
-        t = torch.linspace(0, 1, int(frames))[:, None, None, None]
-        lin = (1 - t) * noise[0] + t * noise[1]
-        out = regenerate(
-            sampler, inv.image_denoiser(model, None, batch=2 * int(frames)), torch.cat([sph, lin]), sigmas
-        )[1]
-        mid, ends = int(frames) // 2, (noise[0].norm() + noise[1].norm()) / 2
-        norms = (float(sph[mid].norm() / ends), float(lin[mid].norm() / ends))
-        return (out[: int(frames)], out[int(frames) :]), norms
-
-    found = attempt(state.memo, "inv_px_interp", (*key[:6], frames), make)
+    found = attempt(state.memo, "inv_px_interp", (*key[:6], frames), lambda: inv.interpolate(
+        sampler, lambda batch: inv.image_denoiser(model, None, batch=batch), x0, sigmas, int(frames)))  # fmt: skip
     if found is None:
         return
-    images, norms = found
-    st.image(image_strip(images[0].clamp(-1, 1)), caption=f"spherical (slerp): mid-way noise norm {norms[0]:.2f} "
-             "of the ends' (the norm Gaussian noise concentrates on is kept)")  # fmt: skip
-    st.image(image_strip(images[1].clamp(-1, 1)), caption=f"straight line: mid-way norm {norms[1]:.2f} of the "
-             "ends': the model sees a noise level it was never given at sigma_max")  # fmt: skip
+    norms = found.mid_norms
+    st.image(image_strip(found.spherical.clamp(-1, 1)), caption=f"spherical (slerp): mid-way noise norm "
+             f"{norms[0]:.2f} of the ends' (the norm Gaussian noise concentrates on is kept)")  # fmt: skip
+    st.image(image_strip(found.straight.clamp(-1, 1)), caption=f"straight line: mid-way norm {norms[1]:.2f} of "
+             "the ends': the model sees a noise level it was never given at sigma_max")  # fmt: skip
 
 
 def _class_swap_view(model, sampler, sigmas, noise, scale, class_a, key) -> None:
