@@ -4,12 +4,13 @@ import streamlit as st
 
 from core.labs.toy import training_seconds
 from ui.common.charts import loss_figure
+from ui.common.clouds import MAX_SHOWN, field_figure
 from ui.common.live import job_estimate
 from ui.common.widgets import attempt
 from ui.toy import state
 from ui.toy.controls import TARGETS, TrainingButtons, field_settings, sampler_settings, train_settings
 from ui.toy.data import data_picker
-from ui.toy.figures import MAX_SHOWN, cloud_figure, field_figure, tries_figure
+from ui.toy.figures import cloud_figure, tries_figure
 from ui.toy.objectives import objectives_section
 from ui.toy.views import show_drift_maths, show_samples
 

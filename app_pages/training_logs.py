@@ -3,11 +3,11 @@
 import streamlit as st
 
 from core.data.images import gif_bytes
-from core.training.runlog import evenly
+from core.runs.record import evenly
 from ui.common.runs import bundled_runs, default_runs_folder, folder_runs
 from ui.common.session_runs import session_runs
 from ui.common.widgets import attempt
-from ui.training_logs import checkpoints
+from ui.training_logs import views
 from ui.training_logs.figures import config_table, curves_figure, metrics_csv, read_grid
 
 MAX_FRAMES = 50  # an animation of more grids costs seconds to encode (a TensorBoard run may log 200)
@@ -74,13 +74,13 @@ if len(selected) == 1:
         left, right = st.columns(2)
         left.image(read_grid(path), caption=f"step {step:,}", width=360)
         if run.checkpoints:
-            left.caption(checkpoints.at_step(run, step))
+            left.caption(views.at_step(run, step))
         if len(steps) > 1 and right.toggle("Animate over training", key="logs-animate"):
             frames = [read_grid(p) for _, p in evenly(run.samples, MAX_FRAMES)]
             right.image(gif_bytes(frames, duration_ms=500), width=360)
     if run.checkpoints:
         st.subheader("Checkpoints")
-        checkpoints.table(run)
+        views.table(run)
 
 st.subheader("Settings" if len(selected) == 1 else "Settings side by side")
 table = config_table(selected)

@@ -92,7 +92,7 @@ def case_drawing_forged():
 
 def case_compare_checkpoints_max():
     from core.labs.compare import plan_work
-    from core.labs.pixel import SamplerSettings
+    from core.labs.samplers import SamplerSettings
     from ui.common.cache import registry
 
     models = [m for m in registry().models.values() if m.family == "pixel"][:3]

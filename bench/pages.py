@@ -38,7 +38,7 @@ PAGES = (
 
 def live_view_table(model_name: str, repeats: int) -> None:
     from core.data.images import png_bytes
-    from core.labs.pixel import SamplerSettings, run_sampler
+    from core.labs.samplers import SamplerSettings, run_sampler
     from ui.common.cache import zoo_model
     from ui.common.live import Throttle
     from ui.samplers.figures import frame_grids

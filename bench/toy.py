@@ -98,7 +98,7 @@ def field_table(runs: dict[str, ToyRun], repeats: int) -> None:
     mix_run = ToyRun(get_toy_set("eight_gaussians").cloud(10_000), ToySettings(), threads=1)
     mix_run.train(20)
     st = mix_run.standardizer
-    exact = st.mixture(mix_run.cloud.mixture)
+    exact = st.mixture(mix_run.cloud.mixture).denoise
     for label, run, denoiser in (
         ("learned (moons model)", runs["moons"], runs["moons"].denoiser()),
         ("exact (8 Gaussians)", mix_run, exact),

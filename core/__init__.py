@@ -1,1 +1,3 @@
-"""The diffusion engine: schedules, forward process, denoisers, samplers. Never imports streamlit."""
+"""Everything below the pages that knows nothing of Streamlit or the zoo: the diffusion engine (diffusion/), the
+networks (models/), their training (training/) and runs (runs/), data sets (data/), metrics (metrics/) and the
+logic behind each page (labs/). Nothing here imports streamlit, zoo or ui."""

@@ -36,7 +36,8 @@ from core.labs.compare import (
     score,
     settings_for,
 )
-from core.training.runlog import hardware, saved_checkpoints
+from core.runs.ours import saved_checkpoints
+from core.runs.writer import hardware
 from zoo.datasets import load_image_set
 from zoo.errors import BadInputError
 from zoo.loaders import LoadedModel, hub_unet_entry, load_model

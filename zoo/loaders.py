@@ -1,5 +1,5 @@
 """Turn a zoo entry into a ready object: the module in eval mode with gradients off, on its device, wrapped
-as a Denoiser where it is one, with the metadata the pages need (a LoadedModel is a core.labs.pixel.ImageModel).
+as a Denoiser where it is one, with the metadata the pages need (a LoadedModel is a core.labs.samplers.ImageModel).
 
 A loaded model may be shared by every session (Streamlit's resource cache), so nothing here or downstream
 ever mutates it after `load_model` returns.
@@ -21,10 +21,10 @@ from core.diffusion.denoisers import Denoiser, model_denoiser
 from core.diffusion.schedules import DIFFUSERS_NAMES, NoiseSchedule, make_schedule
 from core.training.budget import count_parameters
 from zoo.architectures import build, check_size, fix_legacy_keys, state_size, unet_outline
-from zoo.checkpoints import load_into, read_state_dict, stored_size
 from zoo.errors import CheckpointError, ChecksumError, HubError, ZooError
 from zoo.hub import cached_files, fetch, sha256_of, validate_repo_id, validate_revision
 from zoo.registry import ModelEntry, ScheduleSpec
+from zoo.weights import load_into, read_state_dict, stored_size
 
 # diffusers' names for the schedules the engine knows
 DIFFUSERS_SCHEDULES = {theirs: ours for ours, theirs in DIFFUSERS_NAMES.items()}

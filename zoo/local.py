@@ -13,7 +13,7 @@ Everything else in such folders (optimizer.bin, random_states_*.pkl, ...) is nev
 In the app a typed path is accepted only under the allowed roots (zoo/paths.py), and so is every file it
 leads to: a symlink inside an allowed folder that points out of it is refused. On the command line
 (`python -m zoo compare`) the person at the shell names their own files, so any readable path is taken.
-Weights are read without unpickling (zoo/checkpoints.py); .bin files only through torch.load(weights_only=True),
+Weights are read without unpickling (zoo/weights.py); .bin files only through torch.load(weights_only=True),
 and a loose pickle file (.pkl, .ckpt, .pt) is refused. A network is sized from its config before it is built
 (zoo/architectures.py), and no weights file over the download limit is read.
 """
@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from core.limits import max_download_bytes
+from core.runs.checkpoints import ATLAS_FILE
+from core.runs.record import checkpoint_step, run_name
 from core.text import plain_label
-from core.training.checkpoints import ATLAS_FILE
-from core.training.runlog import checkpoint_step, run_name
 from zoo.architectures import unet_outline
 from zoo.errors import BadInputError, CheckpointError, TooLargeError
 from zoo.loaders import is_flow_scheduler, read_json

@@ -37,10 +37,10 @@ from core.models.classifier import LeNet
 from core.models.mlp import MLPConfig, build_mlp
 from core.models.unet import SampleOnly, build_unet, unet_config
 from core.models.vae import ConvVAE
-from core.training.checkpoints import save_checkpoint, save_weights
+from core.runs.checkpoints import save_checkpoint, save_weights
+from core.runs.writer import RunWriter
 from core.training.classifier import ClassifierTrainConfig, accuracy, train_classifier
 from core.training.diffusion import DiffusionTrainer, TrainConfig, distributed, labelled_batches
-from core.training.runlog import RunWriter
 from core.training.vae import VAETrainConfig, train_vae
 from zoo.datasets import load_image_set
 from zoo.errors import BadInputError, ZooError

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from core.diffusion.denoisers import GaussianMixtureDenoiser
+from core.diffusion.mixture import GaussianMixture
 from core.errors import BadInputError
 
 
@@ -40,6 +40,6 @@ class Standardizer:
         """Standardised -> original units, same dtype as y."""
         return (self.mean + self.scale * y.double()).to(y.dtype)
 
-    def mixture(self, mix: GaussianMixtureDenoiser) -> GaussianMixtureDenoiser:
+    def mixture(self, mix: GaussianMixture) -> GaussianMixture:
         """The same mixture in standardised coordinates (means shifted and scaled, stds scaled)."""
-        return GaussianMixtureDenoiser((mix.means - self.mean) / self.scale, mix.stds / self.scale, mix.weights)
+        return GaussianMixture((mix.means - self.mean) / self.scale, mix.stds / self.scale, mix.weights)

@@ -2,7 +2,7 @@
 
 Every generator is `make(n, generator, **params) -> float64 tensor [n, D]` in the data set's own units
 (the page shows them in those units; training standardises them, see core/data/standardize.py).
-Mixture data sets also expose their exact law as a `GaussianMixtureDenoiser`, which gives the exact
+Mixture data sets also expose their exact law as a `GaussianMixture`, which gives the exact
 score and probability-flow fields to compare a trained model with.
 Classic shapes follow scikit-learn (swiss roll, moons, circles, S-curve) and FFJORD's toy sets
 (Grathwohl et al. 2019: 8 Gaussians, checkerboard, two spirals, pinwheel).
@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from core.diffusion.denoisers import GaussianMixtureDenoiser
+from core.diffusion.mixture import GaussianMixture
 from core.errors import BadInputError
 
 MAX_POINTS = 100_000
@@ -49,7 +49,7 @@ class PointCloud:
     key: str  # identifies what made it (a model remembers the key of the data it learnt)
     title: str
     fresh: Callable[[int, torch.Generator], torch.Tensor] | None = None  # more draws from the same law
-    mixture: GaussianMixtureDenoiser | None = None  # the exact law, for Gaussian mixtures
+    mixture: GaussianMixture | None = None  # the exact law, for Gaussian mixtures
 
     @property
     def dim(self) -> int:
@@ -63,7 +63,7 @@ class ToySet:
     dim: int
     make: Callable[..., torch.Tensor]
     params: tuple[Param, ...] = ()
-    mixture: Callable[..., GaussianMixtureDenoiser] | None = None
+    mixture: Callable[..., GaussianMixture] | None = None
 
     def resolve(self, params: dict[str, Any] | None) -> dict[str, Any]:
         """Defaults filled in and every value checked; unknown names are an error."""
@@ -164,18 +164,18 @@ def circles(n: int, g: torch.Generator, rings: int = 2, inner: float = 0.5, nois
     return torch.stack([r * a.cos(), r * a.sin()], 1) + noise * _z(n, 2, g)
 
 
-def ring_mixture(modes: int = 8, radius: float = 2.0, std: float = 0.2) -> GaussianMixtureDenoiser:
+def ring_mixture(modes: int = 8, radius: float = 2.0, std: float = 0.2) -> GaussianMixture:
     a = 2 * PI * torch.arange(modes, dtype=torch.float64) / modes
-    return GaussianMixtureDenoiser(radius * torch.stack([a.cos(), a.sin()], 1), torch.full((modes,), std))
+    return GaussianMixture(radius * torch.stack([a.cos(), a.sin()], 1), torch.full((modes,), std))
 
 
-def table_mixture(components: Sequence[Sequence[float]]) -> GaussianMixtureDenoiser:
+def table_mixture(components: Sequence[Sequence[float]]) -> GaussianMixture:
     """Rows (mean..., std, weight) -> mixture."""
     t = torch.as_tensor(components, dtype=torch.float64)
-    return GaussianMixtureDenoiser(t[:, :-2], t[:, -2], t[:, -1])
+    return GaussianMixture(t[:, :-2], t[:, -2], t[:, -1])
 
 
-def _from_mixture(factory: Callable[..., GaussianMixtureDenoiser]) -> Callable[..., torch.Tensor]:
+def _from_mixture(factory: Callable[..., GaussianMixture]) -> Callable[..., torch.Tensor]:
     def make(n: int, g: torch.Generator, **params: Any) -> torch.Tensor:
         return factory(**params).sample(n, g)[0]
 

@@ -10,7 +10,7 @@ beta(u) = -d log ab / du and the score from Tweedie's formula,
 
 the velocity of the probability-flow ODE (Song et al. 2021, eq. 13) run backwards in time, the way the
 samplers move the points from noise (u = 1) to data (u = 0). Any denoiser works: a trained model through
-`DiscreteTimeDenoiser`, or the exact `GaussianMixtureDenoiser`.
+`DiscreteTimeDenoiser`, or the exact `GaussianMixture`.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ The path is a `NoiseSchedule` of kind "flow" (core/diffusion/schedules.py), so i
 grids; training draws t uniformly or from a logit-normal density, then shifted (`training_times`).
 
 `mixture_velocity` is the exact velocity of a Gaussian mixture's path, computed in the flow's own coordinates
-(independently of `GaussianMixtureDenoiser`): the ground truth for the adapter and for flow models' fields.
+(independently of `GaussianMixture`): the ground truth for the adapter and for flow models' fields.
 """
 
 from __future__ import annotations

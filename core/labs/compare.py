@@ -17,7 +17,7 @@ import torch
 
 from core.data.images import uint8_to_tensor
 from core.errors import BadInputError
-from core.labs.pixel import ImageModel, SamplerSettings, evaluations_per_image, run_sampler, seconds_per_image
+from core.labs.samplers import ImageModel, SamplerSettings, evaluations_per_image, run_sampler, seconds_per_image
 from core.metrics.images import class_histogram, classify, frechet_distance_se
 from core.text import plain_label
 from core.training import budget

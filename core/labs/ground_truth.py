@@ -30,8 +30,9 @@ import torch
 from core.data.toy import MAX_POINTS, MIN_POINTS, PointCloud
 from core.device import torch_threads
 from core.diffusion.brownian import BrownianNoise
-from core.diffusion.denoisers import GaussianMixtureDenoiser
+from core.diffusion.denoisers import Denoiser
 from core.diffusion.likelihood import ODESettings, log_density
+from core.diffusion.mixture import GaussianMixture
 from core.diffusion.samplers import SAMPLERS, SamplerSpec, Step, sample
 from core.diffusion.schedules import karras_sigmas
 from core.errors import BadInputError
@@ -103,7 +104,7 @@ class MomentErrors:
     variance: Moment
 
 
-def moment_errors(mix: GaussianMixtureDenoiser, x: torch.Tensor) -> MomentErrors:
+def moment_errors(mix: GaussianMixture, x: torch.Tensor) -> MomentErrors:
     x = x.double()
     n = len(x)
     live = mix.weights > 0  # a component of weight 0 has no samples to measure
@@ -159,7 +160,7 @@ def start_points(n: int, seed: int) -> torch.Tensor:
     return torch.randn(n, 2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * SIGMA_MAX
 
 
-def ode_endpoint(mix: GaussianMixtureDenoiser, x_T: torch.Tensor) -> torch.Tensor:
+def ode_endpoint(mix: GaussianMixture, x_T: torch.Tensor) -> torch.Tensor:
     """The probability-flow ODE from SIGMA_MAX to SIGMA_MIN, then the denoising step D(x, SIGMA_MIN), as every
     sampler on the Karras grid ends: the exact answer each deterministic sampler approximates. The ODE is
     solved by fourth-order LMS on 2,000 steps, which agrees with 4,000 to an RMS below 1e-7 on every preset (a
@@ -168,7 +169,7 @@ def ode_endpoint(mix: GaussianMixtureDenoiser, x_T: torch.Tensor) -> torch.Tenso
     grid = karras_sigmas(ODE_REFERENCE_STEPS, SIGMA_MIN, SIGMA_MAX)
     sample(
         "lms",
-        mix,
+        mix.denoise,
         x_T.clone(),
         grid,
         callback=lambda step: last.append(step.denoised) if step.sigma_next == 0 else None,
@@ -177,7 +178,7 @@ def ode_endpoint(mix: GaussianMixtureDenoiser, x_T: torch.Tensor) -> torch.Tenso
 
 
 def accuracy(
-    mix: GaussianMixtureDenoiser,
+    mix: GaussianMixture,
     n_points: int = 2000,
     seed: int = 0,
     samplers: Sequence[str] | None = None,
@@ -195,7 +196,7 @@ def accuracy(
 
 
 def _accuracy(
-    mix: GaussianMixtureDenoiser,
+    mix: GaussianMixture,
     n_points: int,
     seed: int,
     names: list[str],
@@ -217,7 +218,7 @@ def _accuracy(
         if stochastic:
             noise = BrownianNoise(x_T.shape, torch.Generator().manual_seed(seed + 2))
             fine = karras_sigmas(steps_for(spec, REFERENCE_NFE), SIGMA_MIN, SIGMA_MAX)
-            reference = sample(name, mix, x_T.clone(), fine, generator=noise)
+            reference = sample(name, mix.denoise, x_T.clone(), fine, generator=noise)
         else:
             noise = None
             if target is None:
@@ -225,7 +226,7 @@ def _accuracy(
             reference = target
         for nfe in budgets:
             steps = steps_for(spec, nfe)
-            out = sample(name, mix, x_T.clone(), karras_sigmas(steps, SIGMA_MIN, SIGMA_MAX), generator=noise)
+            out = sample(name, mix.denoise, x_T.clone(), karras_sigmas(steps, SIGMA_MIN, SIGMA_MAX), generator=noise)
             row.nfes.append(spec.nfe(steps))
             row.errors.append(float(((out - reference) ** 2).sum(1).mean().sqrt()))
             row.moments.append(moment_errors(mix, out))
@@ -256,9 +257,7 @@ MAX_FIT_COMPONENTS = 16
 MAX_COORD, STD_RANGE, MAX_WEIGHT = 1e4, (1e-3, 1e4), 1e6
 
 
-def shaped_mixture(
-    rows: Sequence[Sequence[float]], spread: float = 1.0, distance: float = 1.0
-) -> GaussianMixtureDenoiser:
+def shaped_mixture(rows: Sequence[Sequence[float]], spread: float = 1.0, distance: float = 1.0) -> GaussianMixture:
     """Rows (x, y, std, weight) as a mixture, every std times `spread` and the means moved `distance` times as
     far from their weighted centre. Rows of weight 0 are left out (a way to switch a component off)."""
     t = torch.as_tensor(rows, dtype=torch.float64)
@@ -274,13 +273,13 @@ def shaped_mixture(
     t = t[t[:, 3] > 0]
     means, stds, weights = t[:, :2], t[:, 2] * spread, t[:, 3]
     centre = (weights[:, None] * means).sum(0) / weights.sum()
-    return GaussianMixtureDenoiser(centre + distance * (means - centre), stds, weights)
+    return GaussianMixture(centre + distance * (means - centre), stds, weights)
 
 
-def fit_mixture(points: torch.Tensor, components: int, seed: int = 0) -> GaussianMixtureDenoiser:
+def fit_mixture(points: torch.Tensor, components: int, seed: int = 0) -> GaussianMixture:
     """A mixture of `components` Gaussians with per-axis spreads fitted to 2-D points by EM (scikit-learn's
     GaussianMixture, diagonal covariances), on at most MAX_FIT_POINTS of them."""
-    from sklearn.mixture import GaussianMixture  # a second's import, only when fitting
+    from sklearn.mixture import GaussianMixture as EMFit  # a second's import, only when fitting
 
     if points.ndim != 2 or points.shape[1] != 2:
         raise BadInputError("A mixture is fitted to 2-D points.")
@@ -289,27 +288,27 @@ def fit_mixture(points: torch.Tensor, components: int, seed: int = 0) -> Gaussia
     g = torch.Generator().manual_seed(seed)
     if len(points) > MAX_FIT_POINTS:
         points = points[torch.randperm(len(points), generator=g)[:MAX_FIT_POINTS]]
-    fit = GaussianMixture(components, covariance_type="diag", random_state=seed, reg_covar=1e-4, max_iter=300)
+    fit = EMFit(components, covariance_type="diag", random_state=seed, reg_covar=1e-4, max_iter=300)
     fit.fit(points.double().numpy())
-    return GaussianMixtureDenoiser(
+    return GaussianMixture(
         torch.from_numpy(fit.means_), torch.from_numpy(fit.covariances_).sqrt(), torch.from_numpy(fit.weights_)
     )
 
 
-def mixture_rows(mix: GaussianMixtureDenoiser) -> list[list[float]]:
+def mixture_rows(mix: GaussianMixture) -> list[list[float]]:
     """(x, y, std, weight) rows of a mixture (std: the RMS of its per-axis stds), for the page's table."""
     stds = (mix.stds**2).mean(1).sqrt()
     return [[*m.tolist(), float(s), float(w)] for m, s, w in zip(mix.means, stds, mix.weights, strict=True)]
 
 
-def moments(mix: GaussianMixtureDenoiser) -> tuple[torch.Tensor, float]:
+def moments(mix: GaussianMixture) -> tuple[torch.Tensor, float]:
     """The mixture's mean [2] and average per-axis variance (the likelihood ODE's prior)."""
     mean = (mix.weights[:, None] * mix.means).sum(0)
     second = (mix.weights[:, None] * (mix.stds**2 + (mix.means - mean) ** 2)).sum(0)
     return mean, float(second.mean())
 
 
-def view_box(mix: GaussianMixtureDenoiser, pad: float = 3.0) -> tuple[torch.Tensor, torch.Tensor]:
+def view_box(mix: GaussianMixture, pad: float = 3.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-axis bounds that hold every component to `pad` of its stds."""
     lo = (mix.means - pad * mix.stds).min(0).values
     hi = (mix.means + pad * mix.stds).max(0).values
@@ -348,7 +347,7 @@ class Probe:
 
 
 def probe(
-    mix: GaussianMixtureDenoiser,
+    mix: GaussianMixture,
     start: Sequence[float],
     sigma_start: float,
     samplers: Sequence[str],
@@ -374,7 +373,7 @@ def probe(
             points.append(step.x[0].tolist())
 
         grid = karras_sigmas(n, SIGMA_MIN, sigma_start)
-        out = sample(name, mix, x0.clone(), grid, generator=generator, callback=record)
+        out = sample(name, mix.denoise, x0.clone(), grid, generator=generator, callback=record)
         spec = SAMPLERS[name]
         return ProbePath(name, spec.title, np.array([*sigmas, 0.0]), np.array([*points, out[0].tolist()]), spec.nfe(n))
 
@@ -388,7 +387,7 @@ def probe(
     )
 
 
-def start_from_noise(mix: GaussianMixtureDenoiser, sigma: float, seed: int) -> list[float]:
+def start_from_noise(mix: GaussianMixture, sigma: float, seed: int) -> list[float]:
     """One draw from the mixture blurred by `sigma` (a point where a run at that noise level could be)."""
     g = torch.Generator().manual_seed(seed)
     x, _ = mix.sample(1, g)
@@ -401,13 +400,13 @@ MAX_TRAINING_SET = 2000
 COPY_RATIO = 1 / 3  # a sample "copies" a training point when it is 3x nearer to it than to the next one
 
 
-def empirical_denoiser(points: torch.Tensor) -> GaussianMixtureDenoiser:
+def empirical_denoiser(points: torch.Tensor) -> Denoiser:
     """The optimal denoiser for a finite training set: E[x_0 | x] when x_0 is one of the points, a softmax-weighted
     mean of them (the mixture of point masses; a std of 1e-9 stands for zero). Sampled all the way down, every
     sample lands on a training point: what a network that fitted its training loss perfectly would do."""
     if not 1 <= len(points) <= MAX_TRAINING_SET:
         raise BadInputError(f"The training set must hold 1 to {MAX_TRAINING_SET:,} points.")
-    return GaussianMixtureDenoiser(points.double(), 1e-9)
+    return GaussianMixture(points.double(), 1e-9).denoise
 
 
 def optimal_samples(points: torch.Tensor, n: int, seed: int = 0, steps: int = 40) -> torch.Tensor:
@@ -442,7 +441,7 @@ def nearness(samples: torch.Tensor, training: torch.Tensor) -> Nearness:
 # ---- a model learnt from the mixture ----------------------------------------------------------------------------
 
 
-def mixture_cloud(mix: GaussianMixtureDenoiser, n: int, seed: int = 0) -> PointCloud:
+def mixture_cloud(mix: GaussianMixture, n: int, seed: int = 0) -> PointCloud:
     """n training points drawn from the mixture, as the toy lab's data: a `ToyRun` trains on it."""
     if not MIN_POINTS <= n <= MAX_POINTS:
         raise BadInputError(f"Train on {MIN_POINTS} to {MAX_POINTS:,} points.")
@@ -469,16 +468,14 @@ def model_log_density(
     return log_py - x.shape[1] * math.log(run.standardizer.scale)
 
 
-def exact_log_density(
-    mix: GaussianMixtureDenoiser, x: torch.Tensor, steps: int = 128
-) -> tuple[torch.Tensor, torch.Tensor]:
+def exact_log_density(mix: GaussianMixture, x: torch.Tensor, steps: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
     """log p(x) by the ODE with the exact denoiser (sigma 0.002 to 500) and in closed form, both [B]."""
     mean, var = moments(mix)
     settings = ODESettings(
         sigma_min=SIGMA_MIN, sigma_max=500.0, steps=steps, prior_mean=tuple(mean.tolist()), prior_var=var
     )
     with torch_threads(1):
-        return log_density(mix, x.double(), settings), mix.log_prob(x, SIGMA_MIN)
+        return log_density(mix.denoise, x.double(), settings), mix.log_prob(x, SIGMA_MIN)
 
 
 def latent_log_density(

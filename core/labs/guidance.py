@@ -28,7 +28,7 @@ from core.diffusion.samplers import sample
 from core.errors import BadInputError
 from core.labs.compare import CHUNK, sample_many
 from core.labs.latent import NUM_CLASSES, LatentDiffusion, decode_points
-from core.labs.pixel import ImageModel, SamplerSettings
+from core.labs.samplers import ImageModel, SamplerSettings
 from core.metrics.images import classify, frechet_distance_se
 
 # (scale, n, seed) -> images in [-1, 1] [n, 1, 28, 28] and the class each asked for [n]

@@ -27,7 +27,7 @@ from core.diffusion.inversion import invert, regenerate
 from core.diffusion.samplers import SAMPLERS
 from core.diffusion.trajectory import vp_state
 from core.errors import BadInputError
-from core.labs.pixel import ImageModel
+from core.labs.samplers import ImageModel
 
 MAX_POINTS = 1000  # points of a cloud inverted at once (their paths are drawn)
 MAX_STEPS = 200

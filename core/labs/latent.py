@@ -31,10 +31,10 @@ from core.diffusion.trajectory import PathRecorder
 from core.errors import BadInputError
 from core.models.mlp import MLPConfig, build_mlp, parameter_count
 from core.models.vae import VAE
+from core.runs.record import Run
 from core.training import budget
-from core.training.checkpoints import Snapshots
 from core.training.diffusion import DiffusionTrainer, TrainConfig, labelled_batches
-from core.training.runlog import Run
+from core.training.snapshots import WeightSnapshots
 from core.training.vae import VAETrainConfig
 
 NUM_CLASSES = 10  # label 10 is "no class"
@@ -200,7 +200,7 @@ class LatentTrainer:
         self.trainer = DiffusionTrainer(build_mlp(config, settings.seed), self.schedule, train, batches)
         run_config = {"kind": "latent", "vae": vae, "settings": asdict(settings), "model": config.to_dict()}
         # The run as the Training logs page reads it; its metrics are the trainer's own list, growing as it trains.
-        self.snapshots = Snapshots(200, config.to_saved(), self.schedule, settings.objective)
+        self.snapshots = WeightSnapshots(200, config.to_saved(), self.schedule, settings.objective)
         self.log = Run(name=name, source="this session", config=run_config | {"train": train.to_dict()},
                        metrics=self.trainer.metrics, checkpoints=self.snapshots.listing,
                        snapshots=self.snapshots)  # fmt: skip

@@ -19,18 +19,19 @@ import torch
 from core.data.standardize import Standardizer
 from core.data.toy import MAX_POINTS, PointCloud
 from core.device import torch_threads
-from core.diffusion.denoisers import Denoiser, GaussianMixtureDenoiser, clip_denoised, model_denoiser
+from core.diffusion.denoisers import Denoiser, clip_denoised, model_denoiser
 from core.diffusion.fields import DriftField, drift_field, mesh
+from core.diffusion.mixture import GaussianMixture
 from core.diffusion.samplers import get_sampler, sample
 from core.diffusion.schedules import make_schedule
 from core.diffusion.trajectory import PathRecorder
 from core.errors import BadInputError
 from core.metrics.points import mmd, sliced_wasserstein
 from core.models.mlp import MLPConfig, build_mlp, parameter_count
+from core.runs.record import Run
 from core.training import budget
-from core.training.checkpoints import Snapshots
 from core.training.diffusion import DiffusionTrainer, TrainConfig, paired_batches, tensor_batches
-from core.training.runlog import Run
+from core.training.snapshots import WeightSnapshots
 
 MAX_TRAIN_STEPS = 20_000
 MAX_SAMPLE_STEPS = 1000
@@ -104,7 +105,7 @@ class ToyRun:
         self.trainer = DiffusionTrainer(build_mlp(self.model_config, settings.seed), self.schedule, train, batches)
         self.target_step = 0  # where the last `train` call was heading (below it: stopped early)
         # the EMA weights along training (for comparisons over training, and to take home with the run)
-        self.snapshots = Snapshots(250, self.model_config.to_saved(), self.schedule, settings.prediction_type)
+        self.snapshots = WeightSnapshots(250, self.model_config.to_saved(), self.schedule, settings.prediction_type)
         self.floors: dict[tuple[int, int], tuple[float, float]] = {}  # distances between fresh data sets
         config = {
             "kind": "toy",
@@ -277,6 +278,6 @@ def fields(run: ToyRun, times: torch.Tensor, grid_size: int) -> tuple[DriftField
     with torch_threads(run.threads):
         learned = drift_field(run.denoiser(), run.schedule, points, times).rescaled(st.mean, st.scale)
     exact = None
-    if isinstance(cloud.mixture, GaussianMixtureDenoiser):
-        exact = drift_field(st.mixture(cloud.mixture), run.schedule, points, times).rescaled(st.mean, st.scale)
+    if isinstance(cloud.mixture, GaussianMixture):
+        exact = drift_field(st.mixture(cloud.mixture).denoise, run.schedule, points, times).rescaled(st.mean, st.scale)
     return learned, exact

@@ -12,8 +12,8 @@ from core.data.toy import TOY_SETS
 from core.diffusion.schedules import make_schedule
 from core.labs.toy import ToyRun, ToySettings
 from core.models.unet import build_unet, unet_config
-from core.training.checkpoints import save_checkpoint
-from core.training.runlog import RunWriter
+from core.runs.checkpoints import save_checkpoint
+from core.runs.writer import RunWriter
 from tests.conftest import ROOT
 from tests.helpers import tiny_unet
 from tests.zoo_fixtures import TINY

@@ -131,7 +131,7 @@ def test_an_upload_is_decoded_once_however_often_the_page_reruns(app, monkeypatc
     app.toggle(key="fwd-grey").set_value(True).run()
     assert not app.exception and not app.error and calls == ["photo.png"]
     assert any(c.value == "photo.png, 256x256" for c in app.caption)
-    square = app.session_state["fwd-upload-square"][1]
+    square = app.session_state["memo:fwd-upload-square"].value
     assert square.size == (512, 512)  # what the session keeps of a 1200 x 900 upload
     app.file_uploader(key="fwd-upload").set_value(("other.png", bad.png((40, 30)), "image/png")).run()
-    assert calls == ["photo.png", "other.png"] and app.session_state["fwd-upload-square"][1].size == (30, 30)
+    assert calls == ["photo.png", "other.png"] and app.session_state["memo:fwd-upload-square"].value.size == (30, 30)

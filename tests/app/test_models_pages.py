@@ -8,7 +8,8 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from core.data.images import tile, to_uint8
-from core.training.runlog import Run, RunWriter
+from core.runs.record import Run
+from core.runs.writer import RunWriter
 from tests.conftest import ROOT
 from tests.helpers import write_long_log
 

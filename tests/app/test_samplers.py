@@ -132,7 +132,7 @@ def test_exports_are_valid_png_and_gif():
 
 
 def test_image_k_of_a_batch_is_reproduced_alone_with_seed_plus_k(app_env):
-    from core.labs.pixel import SamplerSettings, run_sampler
+    from core.labs.samplers import SamplerSettings, run_sampler
     from ui.common.cache import zoo_model
 
     model = zoo_model("tiny-uncond", "cpu")

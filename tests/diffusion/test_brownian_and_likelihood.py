@@ -10,15 +10,15 @@ import pytest
 import torch
 
 from core.diffusion.brownian import BrownianNoise
-from core.diffusion.denoisers import GaussianMixtureDenoiser
 from core.diffusion.likelihood import ODESettings, bits_per_dim, log_density
+from core.diffusion.mixture import GaussianMixture
 from core.diffusion.samplers import lms_coefficients, sample
 from core.diffusion.schedules import karras_sigmas
 from core.errors import BadInputError
 
 
-def _mixture() -> GaussianMixtureDenoiser:
-    return GaussianMixtureDenoiser(
+def _mixture() -> GaussianMixture:
+    return GaussianMixture(
         torch.tensor([[-3.0, 0.0], [3.0, 2.0], [0.0, -4.0]]),
         torch.tensor([[0.5, 0.3], [0.8, 0.8], [0.4, 1.0]]),
         torch.tensor([0.5, 0.3, 0.2]),
@@ -54,7 +54,9 @@ def test_on_one_brownian_path_a_stochastic_sampler_converges_to_its_fine_run_and
     x_T = torch.randn(300, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 80
 
     def run(steps: int, generator) -> torch.Tensor:
-        return sample("euler_ancestral", mix, x_T.clone(), karras_sigmas(steps, 0.002, 80.0), generator=generator)
+        return sample(
+            "euler_ancestral", mix.denoise, x_T.clone(), karras_sigmas(steps, 0.002, 80.0), generator=generator
+        )
 
     noise = BrownianNoise(x_T.shape, torch.Generator().manual_seed(2))
     reference = run(1000, noise)
@@ -83,8 +85,8 @@ def test_the_mixture_denoiser_gives_the_same_answer_for_one_sigma_and_for_one_si
     mix = _mixture()
     x = torch.randn(50, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 3
     sigmas = torch.rand(50, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 3
-    per_sample = mix(x, sigmas)
-    one_by_one = torch.cat([mix(x[i : i + 1], sigmas[i : i + 1]) for i in range(50)])
+    per_sample = mix.denoise(x, sigmas)
+    one_by_one = torch.cat([mix.denoise(x[i : i + 1], sigmas[i : i + 1]) for i in range(50)])
     torch.testing.assert_close(per_sample, one_by_one)
     # Against the formula written out per component.
     var = mix.stds[None] ** 2 + sigmas[:, None, None] ** 2
@@ -101,14 +103,14 @@ def test_the_ode_log_density_with_the_exact_denoiser_matches_the_closed_form_to_
     mean = (mix.weights[:, None] * mix.means).sum(0)
     var = float((mix.weights[:, None] * (mix.stds**2 + (mix.means - mean) ** 2)).sum(0).mean())
     settings = ODESettings(sigma_min=0.002, sigma_max=500.0, steps=128, prior_mean=tuple(mean.tolist()), prior_var=var)
-    ode = log_density(mix, x, settings)
+    ode = log_density(mix.denoise, x, settings)
     exact = mix.log_prob(x, 0.002)
     assert float((ode - exact).abs().max()) < 1e-3
-    coarse = log_density(mix, x, ODESettings(steps=8, prior_mean=tuple(mean.tolist()), prior_var=var))
+    coarse = log_density(mix.denoise, x, ODESettings(steps=8, prior_mean=tuple(mean.tolist()), prior_var=var))
     assert float((coarse - exact).abs().max()) > 1e-3  # the check can fail: too few steps are visibly off
     # Far in a tail (log p = -100) the path is stiff where sigma is small: it needs a finer grid.
     far = torch.tensor([[8.0, -8.0]], dtype=torch.float64)
-    fine = log_density(mix, far, ODESettings(steps=512, prior_mean=tuple(mean.tolist()), prior_var=var))
+    fine = log_density(mix.denoise, far, ODESettings(steps=512, prior_mean=tuple(mean.tolist()), prior_var=var))
     assert float((fine - mix.log_prob(far, 0.002)).abs().max()) < 1e-3
 
 
@@ -128,6 +130,6 @@ def test_lms_keeps_converging_on_fine_grids():
     # then differed by 1e-5 at the median point, more than 1,000 and 2,000 did.
     mix = _mixture()
     x_T = torch.randn(100, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 80
-    runs = [sample("lms", mix, x_T.clone(), karras_sigmas(n, 0.002, 80.0)) for n in (2000, 4000, 8000)]
+    runs = [sample("lms", mix.denoise, x_T.clone(), karras_sigmas(n, 0.002, 80.0)) for n in (2000, 4000, 8000)]
     coarse, fine = ((runs[0] - runs[2]).norm(dim=1), (runs[1] - runs[2]).norm(dim=1))
     assert float(fine.median()) < 1e-7 and float(fine.median()) < float(coarse.median())

@@ -6,17 +6,17 @@ import torch
 from core.diffusion.denoisers import (
     ClassifierFreeGuidance,
     DiscreteTimeDenoiser,
-    GaussianMixtureDenoiser,
     clip_denoised,
     with_labels,
 )
+from core.diffusion.mixture import GaussianMixture
 from core.diffusion.schedules import make_schedule
 from core.errors import BadInputError
 from tests.helpers import tiny_unet
 
 
-def _mixture() -> GaussianMixtureDenoiser:
-    return GaussianMixtureDenoiser(
+def _mixture() -> GaussianMixture:
+    return GaussianMixture(
         torch.tensor([[-2.0, 0.0], [2.0, 1.0], [0.0, -3.0]]),
         torch.tensor([[0.5, 0.3], [0.7, 0.7], [0.4, 1.0]]),
         torch.tensor([0.5, 0.3, 0.2]),
@@ -26,7 +26,7 @@ def _mixture() -> GaussianMixtureDenoiser:
 class ExactDiscreteModel:
     """What a perfectly trained discrete-time model of a mixture would output, for any prediction type."""
 
-    def __init__(self, mixture: GaussianMixtureDenoiser, schedule, prediction_type: str) -> None:
+    def __init__(self, mixture: GaussianMixture, schedule, prediction_type: str) -> None:
         self.mixture, self.schedule, self.prediction_type = mixture, schedule, prediction_type
         self.seen_t: list[torch.Tensor] = []
 
@@ -35,7 +35,7 @@ class ExactDiscreteModel:
         sigma = self.schedule.t_to_sigma(t.double()).float()
         sqrt_ab = (1 + sigma**2).rsqrt()[:, None]
         x = x_t / sqrt_ab
-        x0 = self.mixture(x, sigma)
+        x0 = self.mixture.denoise(x, sigma)
         eps = (x - x0) / sigma[:, None]
         if self.prediction_type == "epsilon":
             return eps
@@ -54,7 +54,7 @@ def test_adapter_recovers_the_exact_denoiser_from_every_prediction_type(predicti
     for t in (5, 250, 700.5):
         sigma = sched.t_to_sigma(torch.tensor(t)).float().expand(64)
         x = x0.float() + sigma[:, None] * torch.randn(64, 2)
-        torch.testing.assert_close(denoiser(x, sigma), mix(x, sigma), rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(denoiser(x, sigma), mix.denoise(x, sigma), rtol=1e-4, atol=1e-4)
         torch.testing.assert_close(model.seen_t[-1].double(), torch.full((64,), float(t), dtype=torch.float64))
 
 
@@ -132,29 +132,31 @@ def test_mixture_denoiser_limits_and_class_pinning():
     mix = _mixture()
     x = torch.randn(8, 2, dtype=torch.float64)
     # tiny noise: D(x) ~ x; huge noise: D(x) ~ the mixture mean
-    torch.testing.assert_close(mix(x, torch.full((8,), 1e-6)), x, atol=1e-6, rtol=0)
+    torch.testing.assert_close(mix.denoise(x, torch.full((8,), 1e-6)), x, atol=1e-6, rtol=0)
     mean = (mix.weights[:, None] * mix.means).sum(0)
-    torch.testing.assert_close(mix(x, torch.full((8,), 1e6)), mean.expand(8, 2), atol=1e-6, rtol=0)
+    torch.testing.assert_close(mix.denoise(x, torch.full((8,), 1e6)), mean.expand(8, 2), atol=1e-6, rtol=0)
     # pinned to component 1, the denoiser is that Gaussian's own posterior mean
-    pinned = mix(x, torch.full((8,), 1.0), class_labels=torch.full((8,), 1))
+    pinned = mix.denoise(x, torch.full((8,), 1.0), class_labels=torch.full((8,), 1))
     var = mix.stds[1] ** 2
     torch.testing.assert_close(pinned, mix.means[1] + var / (var + 1) * (x - mix.means[1]))
     # label K means any component
-    torch.testing.assert_close(mix(x, torch.ones(8), class_labels=torch.full((8,), 3)), mix(x, torch.ones(8)))
+    torch.testing.assert_close(
+        mix.denoise(x, torch.ones(8), class_labels=torch.full((8,), 3)), mix.denoise(x, torch.ones(8))
+    )
 
 
 def test_mixture_works_for_images_and_isotropic_stds():
-    mix = GaussianMixtureDenoiser(torch.zeros(2, 12), torch.tensor([1.0, 2.0]))
+    mix = GaussianMixture(torch.zeros(2, 12), torch.tensor([1.0, 2.0]))
     x = torch.randn(5, 3, 2, 2)
-    out = mix(x, torch.full((5,), 1.0))
+    out = mix.denoise(x, torch.full((5,), 1.0))
     assert out.shape == x.shape and out.dtype == x.dtype
 
 
 def test_mixture_rejects_bad_parameters():
     with pytest.raises(BadInputError):
-        GaussianMixtureDenoiser(torch.zeros(2, 3), torch.tensor([1.0, -1.0]))
+        GaussianMixture(torch.zeros(2, 3), torch.tensor([1.0, -1.0]))
     with pytest.raises(BadInputError):
-        GaussianMixtureDenoiser(torch.zeros(3), 1.0)
+        GaussianMixture(torch.zeros(3), 1.0)
 
 
 def test_clip_denoised():

@@ -9,7 +9,7 @@ import itertools
 import pytest
 import torch
 
-from core.diffusion.denoisers import FlowDenoiser, GaussianMixtureDenoiser, model_denoiser
+from core.diffusion.denoisers import FlowDenoiser, model_denoiser
 from core.diffusion.flow import (
     TIME_SCALE,
     mixture_velocity,
@@ -18,6 +18,7 @@ from core.diffusion.flow import (
     t_of_sigma,
     training_times,
 )
+from core.diffusion.mixture import GaussianMixture
 from core.diffusion.samplers import sample
 from core.diffusion.schedules import make_schedule
 from core.errors import BadInputError
@@ -36,12 +37,12 @@ class ExactVelocity:
 
 def test_the_adapter_around_the_exact_velocity_is_the_exact_mixture_denoiser():
     flow = FlowDenoiser(ExactVelocity())
-    exact = GaussianMixtureDenoiser(MEANS, STDS, WEIGHTS)
+    exact = GaussianMixture(MEANS, STDS, WEIGHTS)
     g = torch.Generator().manual_seed(0)
     for sigma in (0.01, 0.3, 1.0, 4.0, 50.0):
         x = exact.sample(400, g)[0] + sigma * torch.randn(400, 2, generator=g, dtype=torch.float64)
         s = torch.full((400,), sigma, dtype=torch.float64)
-        torch.testing.assert_close(flow(x, s), exact(x, s), rtol=1e-9, atol=1e-9)
+        torch.testing.assert_close(flow(x, s), exact.denoise(x, s), rtol=1e-9, atol=1e-9)
 
 
 def test_ddim_on_the_adapted_model_is_euler_on_the_flow_ode_in_t():
@@ -91,7 +92,7 @@ def test_the_trainer_learns_a_mixtures_velocity_with_the_flow_loss():
     from core.models.mlp import MLPConfig, build_mlp
     from core.training.diffusion import DiffusionTrainer, TrainConfig, tensor_batches
 
-    exact = GaussianMixtureDenoiser(MEANS, STDS, WEIGHTS)
+    exact = GaussianMixture(MEANS, STDS, WEIGHTS)
     data = exact.sample(4000, torch.Generator().manual_seed(0))[0].float()
     net = seeded(0, build_mlp, MLPConfig(dim=2, width=64, depth=2))
     config = TrainConfig(batch_size=256, lr=3e-3, prediction_type="flow_prediction", ema_decay=None)
@@ -103,5 +104,5 @@ def test_the_trainer_learns_a_mixtures_velocity_with_the_flow_loss():
     flow = FlowDenoiser(trainer.model)
     x = exact.sample(500, torch.Generator().manual_seed(5))[0] + 1.0 * torch.randn(500, 2, dtype=torch.float64)
     s = torch.ones(500, dtype=torch.float64)
-    learned, truth = flow(x.float(), s.float()).double(), exact(x, s)
+    learned, truth = flow(x.float(), s.float()).double(), exact.denoise(x, s)
     assert float((learned - truth).norm(dim=1).mean()) < 0.25 * float((x - truth).norm(dim=1).mean())

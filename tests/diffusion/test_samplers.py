@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from core.diffusion.denoisers import DiscreteTimeDenoiser, GaussianMixtureDenoiser
+from core.diffusion.denoisers import DiscreteTimeDenoiser
+from core.diffusion.mixture import GaussianMixture
 from core.diffusion.samplers import SAMPLERS, randn_like, sample
 from core.diffusion.schedules import karras_sigmas, make_schedule
 from core.errors import BadInputError
@@ -40,7 +41,7 @@ def _gaussian_case(n: int = 256):
     s = torch.tensor([[0.5, 1.0, 2.0]], dtype=torch.float64)
     x_T = torch.randn(n, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * SIGMA_MAX
     exact = mu + (x_T - mu) * torch.sqrt(s**2 / (s**2 + SIGMA_MAX**2))
-    return GaussianMixtureDenoiser(mu, s), x_T, exact
+    return GaussianMixture(mu, s).denoise, x_T, exact
 
 
 @pytest.mark.parametrize(("name", "options", "order"), ODE_CASES, ids=[c[0] + str(c[1]) for c in ODE_CASES])
@@ -60,8 +61,8 @@ def test_deterministic_samplers_converge_to_the_exact_ode_solution_at_their_orde
         assert abs(measured - order) < 0.3, (measured, errors)
 
 
-def _mixture() -> GaussianMixtureDenoiser:
-    return GaussianMixtureDenoiser(
+def _mixture() -> GaussianMixture:
+    return GaussianMixture(
         torch.tensor([[-3.0, 0.0], [3.0, 2.0], [0.0, -4.0]]),
         torch.tensor([[0.5, 0.3], [0.8, 0.8], [0.4, 1.0]]),
         torch.tensor([0.5, 0.3, 0.2]),
@@ -88,7 +89,7 @@ def test_stochastic_samplers_reproduce_a_gaussian_mixture(name, options, steps):
     g = torch.Generator().manual_seed(1)
     x = sample(
         name,
-        mix,
+        mix.denoise,
         torch.randn(n, 2, generator=g) * SIGMA_MAX,
         karras_sigmas(steps, 0.002, SIGMA_MAX),
         generator=g,
@@ -113,7 +114,7 @@ def test_same_seed_same_output_and_shapes(name):
 
     def run(seed):
         g = torch.Generator().manual_seed(seed)
-        return sample(name, mix, torch.randn(64, 2, generator=g) * 20, sigmas, generator=g)
+        return sample(name, mix.denoise, torch.randn(64, 2, generator=g) * 20, sigmas, generator=g)
 
     a, b = run(3), run(3)
     assert a.shape == (64, 2) and torch.isfinite(a).all()
@@ -122,7 +123,7 @@ def test_same_seed_same_output_and_shapes(name):
         # same start, different noise stream
         g = torch.Generator().manual_seed(3)
         x = torch.randn(64, 2, generator=g) * 20
-        c = sample(name, mix, x, sigmas, generator=torch.Generator().manual_seed(4))
+        c = sample(name, mix.denoise, x, sigmas, generator=torch.Generator().manual_seed(4))
         assert not torch.equal(a, c)
 
 
@@ -159,8 +160,8 @@ def test_one_generator_per_sample_makes_each_sample_reproducible_alone(name):
     seeds = [11, 12, 13]
     starts = torch.cat([torch.randn(1, 2, generator=torch.Generator().manual_seed(s)) for s in seeds]) * 20
     gens = [torch.Generator().manual_seed(100 + s) for s in seeds]
-    batch = sample(name, mix, starts.clone(), sigmas, generator=gens)
-    alone = sample(name, mix, starts[1:2].clone(), sigmas, generator=[torch.Generator().manual_seed(112)])
+    batch = sample(name, mix.denoise, starts.clone(), sigmas, generator=gens)
+    alone = sample(name, mix.denoise, starts[1:2].clone(), sigmas, generator=[torch.Generator().manual_seed(112)])
     torch.testing.assert_close(batch[1:2], alone)
 
 
@@ -207,7 +208,7 @@ def test_nfe_counts_the_denoiser_calls_a_run_makes(name):
 
     def counting(x, sigma):
         calls.append(len(x))
-        return mix(x, sigma)
+        return mix.denoise(x, sigma)
 
     for steps in (1, 2, 7):
         calls.clear()
@@ -234,15 +235,17 @@ def test_noise_until_switches_stochastic_samplers_to_their_deterministic_step(na
     x = torch.randn(256, 2, generator=torch.Generator().manual_seed(0)) * 20
     options = {"eta": 1.0} if name == "ddim" else {}
     twin, twin_options = DETERMINISTIC_TWIN[name]
-    quiet = sample(name, mix, x.clone(), sigmas, generator=torch.Generator().manual_seed(1), noise_until=0, **options)
-    expected = sample(twin, mix, x.clone(), sigmas, **twin_options)
+    quiet = sample(
+        name, mix.denoise, x.clone(), sigmas, generator=torch.Generator().manual_seed(1), noise_until=0, **options
+    )
+    expected = sample(twin, mix.denoise, x.clone(), sigmas, **twin_options)
     torch.testing.assert_close(quiet, expected, rtol=1e-5, atol=1e-5)
     # noise for the first 4 steps only: the same states as a fully noisy run up to step 4, then apart
     states = {}
     for until in (4, None):
         seen = []
         g = torch.Generator().manual_seed(2)
-        sample(name, mix, x.clone(), sigmas, generator=g, callback=seen.append, noise_until=until, **options)
+        sample(name, mix.denoise, x.clone(), sigmas, generator=g, callback=seen.append, noise_until=until, **options)
         states[until] = [step.x for step in seen]
     for k in range(4):  # (edm injects its noise before it reports a step, so compare up to step 3)
         torch.testing.assert_close(states[4][k], states[None][k])
@@ -262,7 +265,7 @@ def test_options_are_typed_and_checked_against_their_range():
         lms.parse_options({"order": 2.0})["order"], int
     )
     torch.testing.assert_close(
-        sample("lms", mix, x.clone(), sigmas, order=2.0), sample("lms", mix, x.clone(), sigmas, order=2)
+        sample("lms", mix.denoise, x.clone(), sigmas, order=2.0), sample("lms", mix.denoise, x.clone(), sigmas, order=2)
     )
     for name, options, message in (
         ("lms", {"order": 2.5}, "whole number"),
@@ -274,7 +277,7 @@ def test_options_are_typed_and_checked_against_their_range():
         ("edm", {"noise_until": -1}, "noise_until must be at least 0"),
     ):
         with pytest.raises(BadInputError, match=message):
-            sample(name, mix, x.clone(), sigmas, **options)
+            sample(name, mix.denoise, x.clone(), sigmas, **options)
 
 
 def test_which_settings_draw_fresh_noise():
@@ -293,7 +296,7 @@ def test_ddpm_is_euler_ancestral_and_ddim_is_euler_at_the_same_seed():
     mix, sigmas = _mixture(), karras_sigmas(15, 0.01, 20.0)
     x = torch.randn(64, 2, generator=torch.Generator().manual_seed(0)) * 20
     runs = {
-        name: sample(name, mix, x.clone(), sigmas, generator=torch.Generator().manual_seed(5))
+        name: sample(name, mix.denoise, x.clone(), sigmas, generator=torch.Generator().manual_seed(5))
         for name in ("ddpm", "euler_ancestral", "ddim", "euler", "dpmpp_2m")
     }
     torch.testing.assert_close(runs["ddpm"], runs["euler_ancestral"], rtol=1e-5, atol=1e-5)

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.training.checkpoints import save_checkpoint
-from core.training.runlog import RunWriter
+from core.runs.checkpoints import save_checkpoint
+from core.runs.writer import RunWriter
 from tests.e2e.conftest import _need_browser, no_exception, shot
 from tests.e2e.server import app_server, settle
 

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from core.diffusion.denoisers import GaussianMixtureDenoiser
+from core.diffusion.mixture import GaussianMixture
 from core.diffusion.schedules import NoiseSchedule, make_schedule
 from core.errors import BadInputError
 from core.labs import compare
 from core.labs.compare import compare_cells, plan_quality, plan_work
-from core.labs.pixel import SamplerSettings, evaluations_per_image, seconds_per_image
+from core.labs.samplers import SamplerSettings, evaluations_per_image, seconds_per_image
 
 CPU = torch.device("cpu")
 
@@ -33,11 +33,11 @@ class MixtureImages:
     null_label: int | None = None
 
     def __post_init__(self) -> None:
-        self._mix = GaussianMixtureDenoiser(torch.tensor([[-0.5] * 4, [0.5] * 4]), 0.1)
+        self._mix = GaussianMixture(torch.tensor([[-0.5] * 4, [0.5] * 4]), 0.1)
 
     def denoiser(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         self.calls += 1
-        return self._mix(x, sigma)
+        return self._mix.denoise(x, sigma)
 
 
 def test_cells_come_one_at_a_time_and_the_plan_is_checked_before_any_work():

@@ -114,7 +114,7 @@ def test_a_fitted_mixture_recovers_the_law_its_points_came_from(mix):
 
 def test_the_ode_end_point_is_the_last_denoising_step_a_fine_heun_run_converges_to(mix):
     x_T = gt.start_points(200, 3)
-    fine = sample("heun", mix, x_T.clone(), karras_sigmas(1500, gt.SIGMA_MIN, gt.SIGMA_MAX))
+    fine = sample("heun", mix.denoise, x_T.clone(), karras_sigmas(1500, gt.SIGMA_MIN, gt.SIGMA_MAX))
     assert float(((gt.ode_endpoint(mix, x_T) - fine) ** 2).sum(1).mean().sqrt()) < 1e-5
 
 

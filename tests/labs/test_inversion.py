@@ -10,8 +10,9 @@ import torch
 from PIL import Image
 
 from core.data.images import as_digit, image_strip
-from core.diffusion.denoisers import GaussianMixtureDenoiser, with_labels
+from core.diffusion.denoisers import with_labels
 from core.diffusion.inversion import round_trip
+from core.diffusion.mixture import GaussianMixture
 from core.diffusion.samplers import SAMPLERS
 from core.diffusion.schedules import karras_sigmas
 from core.diffusion.trajectory import vp_state
@@ -26,7 +27,7 @@ from zoo.registry import load_registry
 
 @pytest.fixture(scope="module")
 def cloud():
-    mix = GaussianMixtureDenoiser(torch.tensor([[-2.0, 0.0], [2.0, 1.0], [0.0, -2.5]]), torch.tensor([0.3, 0.5, 0.4]))
+    mix = GaussianMixture(torch.tensor([[-2.0, 0.0], [2.0, 1.0], [0.0, -2.5]]), torch.tensor([0.3, 0.5, 0.4]))
     return mix, mix.sample(150, torch.Generator().manual_seed(0))[0]
 
 
@@ -39,21 +40,21 @@ def latent():
 def test_the_paths_run_from_the_data_to_the_noise_and_back_to_the_sample(cloud):
     mix, x0 = cloud
     sigmas = karras_sigmas(12, 0.002, 80.0).double()
-    found = inv.invert_paths("heun", mix, x0, sigmas)
+    found = inv.invert_paths("heun", mix.denoise, x0, sigmas)
     assert found.up.shape == (12, 150, 2) and found.down.shape == (13, 150, 2)
     torch.testing.assert_close(found.up[0], vp_state(x0, float(sigmas[-2])))  # starts on the data at sigma_min
     torch.testing.assert_close(found.up[-1], vp_state(found.noise, 80.0))
     torch.testing.assert_close(found.down[0], found.up[-1])  # the way back starts where the way up ended
     torch.testing.assert_close(found.down[-1], found.sample)
-    same = round_trip("heun", mix, x0, sigmas)
+    same = round_trip("heun", mix.denoise, x0, sigmas)
     torch.testing.assert_close(found.error, same.error.double())
     torch.testing.assert_close(found.eps, same.noise / 80.0)
 
 
 def test_the_exact_ladder_falls_at_each_samplers_order(cloud):
     mix, x0 = cloud
-    rows = list(inv.error_vs_steps(mix, x0, lambda n: karras_sigmas(n, 0.002, 80.0).double(), ["euler", "dpmpp_2m"],
-                                   inv.TOY_LADDER))  # fmt: skip
+    grid = lambda n: karras_sigmas(n, 0.002, 80.0).double()  # noqa: E731
+    rows = list(inv.error_vs_steps(mix.denoise, x0, grid, ["euler", "dpmpp_2m"], inv.TOY_LADDER))
     assert [(r.sampler, r.steps) for r in rows[:3]] == [("euler", 2), ("euler", 4), ("euler", 8)]
     for name, low in (("euler", 0.8), ("dpmpp_2m", 2.0)):
         mine = [r for r in rows if r.sampler == name]
@@ -81,7 +82,7 @@ def test_stochastic_samplers_too_many_points_and_too_many_steps_are_refused(clou
                                          ("euler", 10, inv.MAX_STEPS + 1, "Invert 1 to")):  # fmt: skip
         x = torch.zeros(points, 2, dtype=torch.float64)
         with pytest.raises(BadInputError, match=message):
-            inv.invert_paths(name, mix, x, karras_sigmas(steps, 0.002, 80.0).double())
+            inv.invert_paths(name, mix.denoise, x, karras_sigmas(steps, 0.002, 80.0).double())
 
 
 def test_noise_statistics_tell_gaussian_noise_from_other_noise():
@@ -162,7 +163,7 @@ def test_the_guided_field_is_the_unconditional_one_plus_w_times_the_difference(l
 def test_interpolation_ends_on_the_two_points_and_slerp_keeps_the_norm(cloud):
     mix, x0 = cloud
     pair = x0[[0, 1]]
-    found = inv.interpolate("heun", lambda batch: mix, pair, karras_sigmas(40, 0.002, 80.0).double(), 5)
+    found = inv.interpolate("heun", lambda batch: mix.denoise, pair, karras_sigmas(40, 0.002, 80.0).double(), 5)
     assert found.spherical.shape == found.straight.shape == (5, 2)
     for frames in (found.spherical, found.straight):  # both paths start and end on the two points' noises
         torch.testing.assert_close(frames[[0, -1]], pair, atol=1e-2, rtol=0)

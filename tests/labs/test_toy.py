@@ -10,7 +10,8 @@ from core.data.toy import PointCloud, get_toy_set
 from core.errors import BadInputError
 from core.labs.toy import ToyRun, ToySettings, distances, escaped_share, fields, run_sampler
 from ui.common.charts import loss_figure
-from ui.toy.figures import _arrows_2d, cloud_figure, field_figure, samples_figure, trajectory_figure
+from ui.common.clouds import _arrows_2d, field_figure
+from ui.toy.figures import cloud_figure, samples_figure, trajectory_figure
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from core.training.runlog import read_metrics
+from core.runs.ours import read_metrics
 from tests.conftest import ROOT
 from tests.helpers import tiny_pixel_recipe
 from zoo.errors import ZooError

@@ -16,9 +16,10 @@ from core.metrics.images import class_histogram, frechet_distance
 from core.models.classifier import LeNet
 from core.models.unet import SampleOnly, build_unet, unet_config
 from core.models.vae import ConvVAE, vae_loss
+from core.runs.ours import read_metrics
+from core.runs.writer import RunWriter
 from core.training.classifier import ClassifierTrainConfig, accuracy, random_shift, train_classifier
 from core.training.diffusion import DiffusionTrainer, TrainConfig, tensor_batches
-from core.training.runlog import RunWriter, read_metrics
 from core.training.vae import VAETrainConfig, train_vae
 from tests.helpers import tiny_pixel_recipe
 from zoo.cards import card_fields, write_card

@@ -16,7 +16,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from core.errors import AtlasError
-from core.training.runlog import read_run
+from core.runs.ours import read_run
 from tests.helpers import tiny_pixel_recipe, tiny_unet
 from zoo.__main__ import main as zoo_cli
 from zoo.loaders import load_model

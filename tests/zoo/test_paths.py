@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from core.training.runlog import discover_runs
+from core.runs.folders import discover_runs
 from tests.helpers import write_long_log
 from zoo.errors import BadInputError
 from zoo.paths import resolve_allowed

@@ -1,14 +1,15 @@
-"""What every page's charts share: colours, margins, the training-loss chart and the play controls of
-animated figures. Pure builders (data -> plotly figure or layout), no Streamlit calls."""
+"""What every page's charts share: colours, margins, the training-loss chart, the play controls of animated
+figures, and the maths of drawing a long curve (thinned so spikes survive, smoothed as TensorBoard smooths).
+Pure builders (data -> plotly figure or layout), no Streamlit calls."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-
-from core.training.runlog import ema
+from scipy.signal import lfilter
 
 # One colour per class (plotly's default qualitative colours), and one per run or series elsewhere.
 CLASS_COLORS = (
@@ -26,6 +27,33 @@ def polylines(paths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n = paths.shape[1]
     seq = np.concatenate([paths.transpose(1, 0, 2), np.full((n, 1, 2), np.nan)], axis=1).reshape(-1, 2)
     return seq[:, 0], seq[:, 1]
+
+
+def downsample(x: np.ndarray, y: np.ndarray, max_points: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+    """At most about max_points points that keep the curve's shape: per bucket its minimum and maximum
+    (so spikes survive), plus the first and last point."""
+    n = len(x)
+    if n <= max_points:
+        return x, y
+    buckets = max(1, max_points // 2)
+    edges = np.linspace(0, n, buckets + 1).astype(int)
+    keep = {0, n - 1}
+    for lo, hi in itertools.pairwise(edges):
+        if hi > lo:
+            segment = y[lo:hi]
+            keep.add(lo + int(np.nanargmin(segment)) if np.isfinite(segment).any() else lo)
+            keep.add(lo + int(np.nanargmax(segment)) if np.isfinite(segment).any() else hi - 1)
+    index = np.fromiter(sorted(keep), dtype=np.int64)
+    return x[index], y[index]
+
+
+def ema(y: np.ndarray, smoothing: float) -> np.ndarray:
+    """Exponential moving average with bias correction (as TensorBoard smooths): 0 = raw, 0.99 = very smooth."""
+    if smoothing <= 0 or len(y) == 0:
+        return y.astype(np.float64)
+    values = np.nan_to_num(y.astype(np.float64))
+    smooth = lfilter([1 - smoothing], [1, -smoothing], values)
+    return smooth / (1 - smoothing ** np.arange(1, len(values) + 1))
 
 
 def loss_figure(metrics: Sequence[dict], height: int = 260) -> go.Figure:

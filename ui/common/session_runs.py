@@ -1,8 +1,10 @@
 """The runs trained on the pages of this session (toy models, VAEs, latent models), for the Training logs page.
 
-Each is a core.training.runlog.Run whose metrics list is the trainer's own, so it grows while the model trains;
+Each is a core.runs.record.Run whose metrics list is the trainer's own, so it grows while the model trains;
 they live in st.session_state, so every session sees only its own. The newest MAX_RUNS are kept, and the
-newest MAX_WITH_CHECKPOINTS of them keep their checkpoints.
+newest MAX_WITH_CHECKPOINTS of them keep their checkpoints. The Toy lab's current data and model are here too:
+the Ground truth page fits a mixture to that data, and the Compare checkpoints page compares the model's kept
+checkpoints over training.
 """
 
 from __future__ import annotations
@@ -11,9 +13,14 @@ from dataclasses import replace
 
 import streamlit as st
 
-from core.training.runlog import Run
+from core.data.toy import PointCloud
+from core.labs.toy import ToyRun
+from core.runs.record import Run
+from ui.common.memo import Memo
 
-RUNS, COUNTS = "session_runs", "session_run_counts"
+RUNS, COUNTS, TOY = "session_runs", "session_run_counts", "toy_run"
+# The Toy lab's data set, by the key of what made it (PointCloud.key: the set, its parameters, size and seed).
+TOY_CLOUD = Memo[str, PointCloud]("toy-cloud")
 MAX_RUNS = 40
 MAX_WITH_CHECKPOINTS = 3  # the newest runs that keep their checkpoints in memory; older ones keep their logs
 
@@ -36,3 +43,12 @@ def add(run: Run) -> None:
 def session_runs() -> list[Run]:
     """This session's runs as they stand now (a copy of each, so their metric tables are built afresh)."""
     return [replace(run, metrics=list(run.metrics)) for run in st.session_state.get(RUNS, [])]
+
+
+def toy_model() -> ToyRun | None:
+    """The Toy lab's current model in this session, if it has one."""
+    return st.session_state.get(TOY)
+
+
+def set_toy_model(run: ToyRun) -> None:
+    st.session_state[TOY] = run

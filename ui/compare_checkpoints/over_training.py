@@ -17,13 +17,14 @@ from core.diffusion.samplers import SAMPLERS
 from core.errors import AtlasError
 from core.labs.compare import is_mnist
 from core.labs.toy import ToyRun, distances, run_sampler
-from core.training.runlog import Run
+from core.runs.record import Run
+from ui.common import session_runs
 from ui.common.cache import local_model
+from ui.common.runs import over_training_runs
 from ui.common.widgets import attempt
-from ui.compare_checkpoints import checkpoints, sources
+from ui.compare_checkpoints import sources, state
 from ui.compare_checkpoints.figures import cloud_image, clouds_over_steps, over_steps_figure
 from ui.compare_checkpoints.views import controls, downloads, quality, same_shape
-from ui.toy import state as toy_state
 from zoo.local import local_entry
 
 TOY = "ot-toy"
@@ -34,7 +35,7 @@ def tab() -> None:
         "One run's checkpoints at the steps you pick, all from the same noise: a row per step, and the quality "
         "measure against the step."
     )
-    runs = sources.over_training_runs()
+    runs = over_training_runs()
     if not runs:
         st.info(
             "No run with checkpoints yet: `python -m zoo train RECIPE` saves them in the runs folder (every "
@@ -45,7 +46,7 @@ def tab() -> None:
     if run is None or not steps:
         st.info("Pick a run and the steps to compare.")
         return
-    toy = toy_state.current_run()
+    toy = session_runs.toy_model()
     if toy is not None and run is toy.log:
         toy_over_training(toy, steps)
     else:
@@ -82,8 +83,8 @@ def pixel_over_training(run: Run, steps: list[int]) -> None:
         return
     if st.button("Sample", type="primary", key="ot-go"):
         st.session_state["ot-settings"] = settings
-        attempt(checkpoints.sample_all, _load({k: folders[k] for k in entries}), *settings, "ot")
-    done = {key: r for key in entries if (r := checkpoints.result_of(key, "ot")) is not None}
+        attempt(state.sample_all, _load({k: folders[k] for k in entries}), *settings, "ot")
+    done = {key: r for key in entries if (r := state.result_of(key, "ot")) is not None}
     if done and st.session_state.get("ot-settings") != settings:
         st.info("These rows are from earlier settings: press **Sample** for the current ones.")
     panels = []
@@ -97,7 +98,7 @@ def pixel_over_training(run: Run, steps: list[int]) -> None:
     if mnist:
         st.subheader("Quality against the step")
     sampler, n_steps, seed, _, label = settings
-    measure = lambda n: checkpoints.measure_all(_load({k: folders[k] for k in mnist}), sampler, n_steps, seed, n,  # noqa: E731
+    measure = lambda n: state.measure_all(_load({k: folders[k] for k in mnist}), sampler, n_steps, seed, n,  # noqa: E731
                                                 label, "ot")  # fmt: skip
     rows = quality(mnist, "ot", measure)
     _quality_charts(rows, {key: step_of[key] for key in rows})
@@ -105,7 +106,7 @@ def pixel_over_training(run: Run, steps: list[int]) -> None:
 
 
 def _quality_charts(rows: dict[str, dict[str, object]], steps: dict[str, int]) -> None:
-    measured = sorted((steps[key], checkpoints.quality_of(key, "ot")) for key in rows)
+    measured = sorted((steps[key], state.quality_of(key, "ot")) for key in rows)
     if not measured:
         return
     x = [s for s, _ in measured]
@@ -138,7 +139,7 @@ def _sample_steps(run: ToyRun, steps: list[int], settings: tuple[str, int, int, 
     """Each checkpoint sampled from the same noise and measured, with one progress bar and a Stop for all;
     each step's result is kept as soon as it is done."""
     sampler, n_steps, n, seed = settings
-    with checkpoints.progress_and_stop("Sampling…", "Keeps the steps done so far.", TOY) as report:
+    with state.progress_and_stop("Sampling…", "Keeps the steps done so far.", TOY) as report:
         for k, step in enumerate(steps):
             result = run_sampler(run, sampler, n_steps, n, seed=seed, path_points=1, at_step=step)
             st.session_state[f"{TOY}-{run.name}-{step}"] = (settings, result, distances(result, run, seed))

@@ -11,27 +11,16 @@ from pathlib import Path
 import streamlit as st
 
 from core.errors import AtlasError
+from core.runs.record import Run, evenly
 from core.text import plain_label
-from core.training.runlog import Run, evenly
 from ui.common.cache import hub_model, local_model, zoo_model
 from ui.common.models import pixel_models
-from ui.common.runs import run_label, runs_with_unet_checkpoints
-from ui.toy import state as toy_state
+from ui.common.runs import runs_with_unet_checkpoints
 from zoo.loaders import LoadedModel
 
 MAX_CHECKPOINTS = 4
 MAX_LOCAL_LINES = 4
 MAX_STEPS = 8
-
-
-def over_training_runs() -> dict[str, Run]:
-    """The runs the Over training tab can compare: those in the runs folder that saved UNet checkpoints, and the
-    Toy lab's current model (its checkpoints are kept in memory, in this session)."""
-    runs = runs_with_unet_checkpoints()
-    toy = toy_state.current_run()
-    if toy is not None and toy.snapshots.steps:
-        runs[run_label(toy.log)] = toy.log
-    return runs
 
 
 def step_label(step: int) -> str:

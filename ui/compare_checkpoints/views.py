@@ -12,10 +12,10 @@ from core.data.images import enlarge, png_bytes, tile, to_uint8
 from core.diffusion.samplers import SAMPLERS
 from core.errors import BadInputError
 from core.labs.compare import MAX_QUALITY_SAMPLES, captioned, check_same_shape, is_mnist
-from core.labs.pixel import ImageModel
+from core.labs.samplers import ImageModel
 from core.text import plain_label
 from ui.common.widgets import attempt
-from ui.compare_checkpoints import checkpoints, sources
+from ui.compare_checkpoints import sources, state
 
 Settings = tuple[str, int, int, int, int | None]  # sampler, steps, seed, images, class
 
@@ -56,10 +56,8 @@ def quality(mnist: Mapping[str, str], prefix: str, measure) -> dict[str, dict[st
     n = st.slider("Samples per checkpoint", 100, MAX_QUALITY_SAMPLES, 300, 100, key=f"{prefix}-n")
     if st.button("Measure", key=f"{prefix}-measure"):
         attempt(measure, n)
-    rows = {
-        name: checkpoints.quality_row(mnist[name], q) for name in mnist if (q := checkpoints.quality_of(name, prefix))
-    }
-    table = [*rows.values(), *checkpoints.floor_rows(prefix)] if rows else []
+    rows = {name: state.quality_row(mnist[name], q) for name in mnist if (q := state.quality_of(name, prefix))}
+    table = [*rows.values(), *state.floor_rows(prefix)] if rows else []
     if table:
         st.dataframe(table, hide_index=True, width="stretch")
     return rows
@@ -89,7 +87,7 @@ def side_by_side() -> None:
         st.info("Pick at least two checkpoints.")
         return
     if st.button("Sample", type="primary", key="ck-go"):
-        attempt(checkpoints.sample_all, loaded, *settings)
+        attempt(state.sample_all, loaded, *settings)
     columns = st.columns(len(loaded) + len(failures))
     for col, (label, message) in zip(columns[len(loaded) :], failures.items(), strict=True):
         col.markdown(f"**{plain_label(label)}**")  # a typed repo id or path may be anything
@@ -99,14 +97,14 @@ def side_by_side() -> None:
         source = plain_label(model.entry.source, 120)
         col.markdown(f"**{plain_label(model.entry.title)}**")
         col.caption(f"{model.param_count / 1e6:.2f}M parameters · {model.file_bytes / 1e6:.1f} MB · {source}")
-        result = checkpoints.result_of(name)
+        result = state.result_of(name)
         if result is None:
             continue
         grid = tile(to_uint8(result.images))
         col.image(enlarge(grid, 320), width="stretch")
         speed = result.settings.batch / result.seconds
         col.caption(f"{result.seconds:.2f} s · {speed:.1f} images/s · NFE {result.settings.nfe}")
-        if not checkpoints.is_current(result, model, *settings):
+        if not state.is_current(result, model, *settings):
             col.info("From earlier settings: press **Sample** for the current ones.")
         panels.append((model.entry.title, enlarge(grid, 200)))
         rows[name] = {"checkpoint": model.entry.title, "source": source, "parameters": model.param_count,
@@ -116,7 +114,7 @@ def side_by_side() -> None:
     if mnist:
         st.subheader("Quality (MNIST checkpoints)")
     sampler, steps, seed, _, label = settings
-    measure = lambda n: checkpoints.measure_all({k: loaded[k] for k in mnist}, sampler, steps, seed, n, label)  # noqa: E731
+    measure = lambda n: state.measure_all({k: loaded[k] for k in mnist}, sampler, steps, seed, n, label)  # noqa: E731
     measured = quality(mnist, "ck", measure)
     for name, row in rows.items():  # one table: speed and size, and the quality where it was measured
         row.update({k: v for k, v in measured.get(name, {}).items() if k != "checkpoint"})

@@ -12,6 +12,7 @@ from core.data.images import PHOTOS, UPLOAD_SQUARE, center_square, photo, read_u
 from core.errors import AtlasError
 from core.text import plain_label
 from ui.common.cache import image_set, registry
+from ui.common.memo import Memo
 
 
 def pick_image(key: str = "fwd") -> tuple[torch.Tensor, str] | None:
@@ -42,12 +43,12 @@ def pick_image(key: str = "fwd") -> tuple[torch.Tensor, str] | None:
 def _decoded_once(key: str, data: bytes, name: str) -> Image.Image:
     """The upload's centred square (at most UPLOAD_SQUARE a side), decoded once per upload in this session:
     a rerun (any widget) finds it by the bytes' hash instead of decoding up to 40 million pixels again."""
-    digest = hashlib.sha256(data).hexdigest()
-    memo = st.session_state.get(f"{key}-upload-square")
-    if memo is None or memo[0] != digest:
+
+    def decode() -> Image.Image:
         img = read_upload(data, name)
-        memo = st.session_state[f"{key}-upload-square"] = (digest, center_square(img, _square_side(img)))
-    return memo[1]
+        return center_square(img, _square_side(img))
+
+    return Memo[str, Image.Image](f"{key}-upload-square").make(hashlib.sha256(data).hexdigest(), decode)
 
 
 def _square_side(img: Image.Image) -> int:

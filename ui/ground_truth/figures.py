@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from core.diffusion.denoisers import GaussianMixtureDenoiser
+from core.diffusion.mixture import GaussianMixture
 from core.labs import ground_truth as gt
 from ui.common.charts import CLASS_COLORS, LOG_AXIS, MARGIN, play_controls
 
@@ -36,13 +36,13 @@ def _heat(xs: np.ndarray, ys: np.ndarray, z: np.ndarray, zmin: float, zmax: floa
     )  # fmt: skip
 
 
-def log_density_grid(mix: GaussianMixtureDenoiser, sigma: float, lo, hi, size: int = 80):
+def log_density_grid(mix: GaussianMixture, sigma: float, lo, hi, size: int = 80):
     """Axes and the [size, size] exact log density of the mixture blurred by `sigma`."""
     xs, ys, pts = gt.grid(lo, hi, size)
     return xs, ys, mix.log_prob(pts, sigma).reshape(size, size).numpy()
 
 
-def mixture_figure(mix: GaussianMixtureDenoiser, title: str, height: int = 340) -> go.Figure:
+def mixture_figure(mix: GaussianMixture, title: str, height: int = 340) -> go.Figure:
     lo, hi = gt.view_box(mix)
     xs, ys, z = log_density_grid(mix, 0.0, lo.tolist(), hi.tolist())
     top = float(z.max())
@@ -120,7 +120,7 @@ def moment_rows(table: gt.AccuracyTable, index: int) -> list[dict[str, object]]:
 # ---- trajectory probe -----------------------------------------------------------------------------------------
 
 
-def probe_box(mix: GaussianMixtureDenoiser, paths: Sequence[gt.ProbePath]) -> tuple[list[float], list[float]]:
+def probe_box(mix: GaussianMixture, paths: Sequence[gt.ProbePath]) -> tuple[list[float], list[float]]:
     lo, hi = gt.view_box(mix)
     pts = np.concatenate([p.points for p in paths])
     lo = np.minimum(lo.numpy(), pts.min(0))
@@ -129,7 +129,7 @@ def probe_box(mix: GaussianMixtureDenoiser, paths: Sequence[gt.ProbePath]) -> tu
     return (lo - pad).tolist(), (hi + pad).tolist()
 
 
-def pick_figure(mix: GaussianMixtureDenoiser, sigma: float, start: Sequence[float], grid_side: int = 28) -> go.Figure:
+def pick_figure(mix: GaussianMixture, sigma: float, start: Sequence[float], grid_side: int = 28) -> go.Figure:
     """The exact density at noise level sigma with a grid of clickable dots, and the start marked."""
     lo, hi = gt.view_box(mix, pad=3.0)
     lo = (lo - 2 * sigma).tolist()
@@ -164,7 +164,7 @@ def _at(path: gt.ProbePath, sigma: float) -> np.ndarray:
     return np.array([np.interp(t, s, pts[:, d]) for d in range(2)])
 
 
-def probe_figure(mix: GaussianMixtureDenoiser, found: gt.Probe, grid_size: int = 60) -> go.Figure:
+def probe_figure(mix: GaussianMixture, found: gt.Probe, grid_size: int = 60) -> go.Figure:
     """One frame per step of the shared grid: the exact density at that step's noise level, each sampler's
     path so far with its current point, and the exact ODE path (dotted) with its point at the same level."""
     paths, exact = found.paths, found.exact

@@ -9,33 +9,33 @@ import pandas as pd
 import streamlit as st
 
 from core.data.toy import TOY_SETS
-from core.diffusion.denoisers import GaussianMixtureDenoiser
+from core.diffusion.mixture import GaussianMixture
 from core.labs import ground_truth as gt
+from ui.common.memo import Memo
+from ui.common.session_runs import TOY_CLOUD
 
 FIT_POINTS = 4000
-SESSION_TOY_CLOUD = "toy_cloud"  # the toy lab's current data, when this session has made one there
+FITTED = Memo[tuple[str, int], GaussianMixture]("gt-fit")  # by (the data's key, components)
 
 
 @dataclass(frozen=True)
 class Mixture:
-    mix: GaussianMixtureDenoiser
+    mix: GaussianMixture
     key: str  # identifies the law (results computed for another key are stale)
     title: str
 
 
-def _fitted(source: str, components: int) -> tuple[GaussianMixtureDenoiser, str]:
+def _fitted(source: str, components: int) -> tuple[GaussianMixture, str]:
     """A mixture fitted to a built-in 2-D set (default shape) or to the toy lab's current 2-D data."""
     if source == "toy-lab":
-        cloud = st.session_state[SESSION_TOY_CLOUD]
-        points, title, key = cloud.points, f"the toy lab's {cloud.title}", cloud.key
+        key, cloud = TOY_CLOUD.latest()
+        points, title = cloud.points, f"the toy lab's {cloud.title}"
     else:
         spec = TOY_SETS[source]
         points, title, key = spec.cloud(FIT_POINTS, seed=0).points, spec.title, source  # at its default shape
-    memo_key = json.dumps(["fit", key, components])
-    memo = st.session_state.get("gt_fit")
-    if memo is None or memo[0] != memo_key:
-        memo = st.session_state["gt_fit"] = (memo_key, gt.fit_mixture(points, components))
-    return memo[1], f"{components} Gaussians fitted to {title}"
+    return FITTED.make((key, components), lambda: gt.fit_mixture(points, components)), (
+        f"{components} Gaussians fitted to {title}"
+    )
 
 
 def mixture_picker() -> Mixture:
@@ -45,8 +45,8 @@ def mixture_picker() -> Mixture:
     )
     if how == "Fit to a toy set":
         sets = [s.name for s in TOY_SETS.values() if s.dim == 2]
-        toy = st.session_state.get(SESSION_TOY_CLOUD)
-        if toy is not None and toy.dim == 2:
+        toy = TOY_CLOUD.latest()
+        if toy is not None and toy[1].dim == 2:
             sets.insert(0, "toy-lab")
         a, b = st.columns([2, 1])
         source = a.selectbox(

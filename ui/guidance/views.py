@@ -15,12 +15,12 @@ from core.data.images import image_strip, uint8_to_tensor
 from core.diffusion.samplers import SAMPLERS
 from core.labs import guidance as gd
 from core.labs.compare import CHUNK, held_out_features
-from core.labs.pixel import seconds_per_image
+from core.labs.samplers import seconds_per_image
 from ui.common.cache import image_set, latent_plane, zoo_model
+from ui.common.clouds import field_figure
 from ui.common.live import Throttle, job_estimate
 from ui.common.widgets import attempt
 from ui.guidance import figures
-from ui.toy.figures import field_figure
 
 PIXEL, LATENT, VAE, CLASSIFIER = "mnist-cond-cfg", "mnist-latent-cond", "mnist-vae-2d", "mnist-lenet"
 SOURCES = {"pixel": f"Pixel UNet ({PIXEL})", "latent": f"Latent model ({LATENT}, decoded by {VAE})"}

@@ -18,10 +18,10 @@ import torch
 
 from core.data.images import as_digit, read_upload, uint8_to_tensor
 from core.data.toy import TOY_SETS
-from core.diffusion.denoisers import GaussianMixtureDenoiser
+from core.diffusion.mixture import GaussianMixture
 from core.labs import ground_truth as gt
 from core.labs.inversion import ErrorRow
-from core.labs.pixel import ImageModel
+from core.labs.samplers import ImageModel
 from core.text import plain_label
 from ui.common import cache
 from ui.common.live import Throttle
@@ -52,11 +52,11 @@ def cloud_sources() -> dict[str, str]:
 
 
 @st.cache_resource(show_spinner="Fitting a mixture to the toy set…", max_entries=16)
-def _fitted(key: str) -> GaussianMixtureDenoiser:
+def _fitted(key: str) -> GaussianMixture:
     return gt.fit_mixture(TOY_SETS[key].cloud(FIT_POINTS, seed=0).points, FIT_COMPONENTS)
 
 
-def cloud_mixture(source: str) -> GaussianMixtureDenoiser:
+def cloud_mixture(source: str) -> GaussianMixture:
     """The mixture behind a cloud source; its denoiser is exact, so the round trip's only error is the solver's."""
     kind, name = source.split(":", 1)
     return gt.shaped_mixture(gt.PRESETS[name]) if kind == "preset" else _fitted(name)

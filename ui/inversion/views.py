@@ -20,7 +20,7 @@ from core.diffusion.samplers import SAMPLERS
 from core.diffusion.schedules import karras_sigmas
 from core.labs import inversion as inv
 from core.labs.guidance import SCALES
-from core.labs.pixel import seconds_per_image
+from core.labs.samplers import seconds_per_image
 from ui.common import cache
 from ui.common.live import job_estimate
 from ui.common.widgets import attempt
@@ -74,7 +74,7 @@ def cloud_tab() -> None:
         return
     x0 = mix.sample(int(n), torch.Generator().manual_seed(int(seed)))[0]
     sigmas = karras_sigmas(int(steps), *TOY_SIGMAS).double()
-    result = attempt(inv.invert_paths, name, mix, x0, sigmas)
+    result = attempt(inv.invert_paths, name, mix.denoise, x0, sigmas)
     if result is None:
         return
     left, right = st.columns([3, 2])
@@ -87,7 +87,7 @@ def cloud_tab() -> None:
         st.caption("Few steps leave the noise too narrow or skewed: the solver's error, not the data's shape.")
     st.markdown("**Round-trip error against the steps, every deterministic sampler** (same points; DDIM = Euler)")
     rows = state.memo("inv_cloud_ladder", (source, n, seed), lambda: list(inv.error_vs_steps(
-        mix, x0, lambda k: karras_sigmas(k, *TOY_SIGMAS).double(), [s for s in INVERTIBLE if s != "ddim"],
+        mix.denoise, x0, lambda k: karras_sigmas(k, *TOY_SIGMAS).double(), [s for s in INVERTIBLE if s != "ddim"],
         inv.TOY_LADDER)))  # fmt: skip
     st.plotly_chart(figures.error_figure(rows, with_orders=True), key="inv-cloud-errors")
     st.caption(

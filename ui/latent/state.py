@@ -30,8 +30,9 @@ from core.labs.latent import (
 from core.metrics.kde import Densities, kde_densities
 from core.models.init import seeded
 from core.models.vae import MLPVAE, VAE
+from core.runs.ours import read_metrics
+from core.runs.record import Run
 from core.training import budget
-from core.training.runlog import Run, read_metrics
 from core.training.vae import LatentSnapshots, VAETrainConfig, train_vae
 from ui.common import cache, session_runs
 from ui.common.live import Throttle, training_progress

@@ -10,7 +10,7 @@ import streamlit as st
 from core.data.images import enlarge, tile, to_uint8
 from core.diffusion.samplers import SAMPLERS
 from core.labs.compare import CompareCell, compare_cells, is_mnist
-from core.labs.pixel import SamplerSettings
+from core.labs.samplers import SamplerSettings
 from ui.common.cache import zoo_model
 from zoo.loaders import LoadedModel
 

@@ -7,7 +7,7 @@ import streamlit as st
 
 from core.diffusion.samplers import SAMPLERS
 from core.diffusion.schedules import SPACINGS
-from core.labs.pixel import MAX_BATCH, SamplerSettings
+from core.labs.samplers import MAX_BATCH, SamplerSettings
 from ui.common.cache import registry
 from ui.common.widgets import option_widget
 from zoo.loaders import LoadedModel

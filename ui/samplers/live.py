@@ -10,7 +10,7 @@ import streamlit as st
 from core.data.images import enlarge, png_bytes, tile, to_uint8
 from core.diffusion.samplers import SAMPLERS
 from core.diffusion.trajectory import Frame
-from core.labs.pixel import SamplerSettings, SamplingResult, run_sampler
+from core.labs.samplers import SamplerSettings, SamplingResult, run_sampler
 from ui.common.live import Throttle
 from ui.samplers.figures import frame_grids, noise_chart, run_gif, run_panels
 from zoo.loaders import LoadedModel

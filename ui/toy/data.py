@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 
 import pandas as pd
 import streamlit as st
@@ -19,17 +18,10 @@ from core.data.points_csv import MAX_BYTES, points_from_csv
 from core.data.toy import MAX_POINTS, MIN_POINTS, TOY_SETS, Param, PointCloud
 from core.errors import BadInputError
 from core.text import plain_label
+from ui.common.session_runs import TOY_CLOUD
 
 SOURCES = {"2d": "Built-in 2-D", "3d": "Built-in 3-D", "draw": "Draw", "csv": "Upload CSV"}
 CANVAS_W, CANVAS_H = 520, 380
-
-
-def _memo(key: str, build: Callable[[], PointCloud]) -> PointCloud:
-    cached = st.session_state.get("toy_cloud")
-    if cached is None or cached.key != key:
-        cached = build()
-        st.session_state["toy_cloud"] = cached
-    return cached
 
 
 def _count_and_seed(prefix: str, default: int = 10_000) -> tuple[int, int]:
@@ -69,7 +61,7 @@ def builtin_cloud(dim: int) -> PointCloud:
             values[p.name] = _table(p, f"toy-{name}-{p.name}")
     n, seed = _count_and_seed("toy-builtin")
     key = json.dumps([name, values, n, seed], sort_keys=True)
-    return _memo(key, lambda: spec.cloud(n, seed, values))
+    return TOY_CLOUD.make(key, lambda: spec.cloud(n, seed, values))
 
 
 def drawn_cloud() -> PointCloud | None:
@@ -104,7 +96,7 @@ def drawn_cloud() -> PointCloud | None:
             points=pts.float(), key=hashlib.sha1(key.encode()).hexdigest(), title="Your drawing", fresh=fresh
         )
 
-    return _memo(key, build)
+    return TOY_CLOUD.make(key, build)
 
 
 def _strokes_once(drawing: object) -> tuple[str, Strokes]:
@@ -138,7 +130,7 @@ def csv_cloud() -> PointCloud | None:
         title = f"{plain_label(upload.name)} ({', '.join(names)})"
         return PointCloud(points=points, key=f"csv:{digest}", title=title)
 
-    return _memo(f"csv:{digest}", build)
+    return TOY_CLOUD.make(f"csv:{digest}", build)
 
 
 def data_picker() -> PointCloud | None:

@@ -16,10 +16,14 @@ from core.labs.toy import ToySettings, distances, run_sampler, training_seconds
 from ui.common import session_runs
 from ui.common.charts import LOG_AXIS, MARGIN, SERIES_COLORS, polylines
 from ui.common.live import Throttle, job_estimate
+from ui.common.memo import Memo
 from ui.common.widgets import attempt
 from ui.toy import state
 
-RESULTS, REFLOWED = "toy_objectives", "toy_reflow"  # (data key, {objective: (run, result)}), (run, result)
+# By the key of the data the models learnt: {objective: (run, result)}, filled as each model is done (a Stop keeps
+# those); and the reflowed model of the flow model there, (run, result), by the same key.
+RESULTS = Memo[str, dict[str, tuple]]("toy-objectives")
+REFLOWED = Memo[str, tuple]("toy-reflow")
 SHOWN_PATHS = 150
 
 
@@ -35,9 +39,8 @@ def _progress(slot: Any, total: int, title: str):
 
 
 def _train_and_compare(cloud: PointCloud, base: ToySettings, objectives: list[str], steps: int, n: int, slot) -> None:
-    found: dict[str, tuple] = {}
-    st.session_state[RESULTS] = (cloud.key, found)
-    st.session_state.pop(REFLOWED, None)
+    found = RESULTS.put(cloud.key, {})
+    REFLOWED.clear()
     bars: dict[str, Any] = {}
 
     def callback(objective: str, trainer) -> None:
@@ -52,14 +55,14 @@ def _train_and_compare(cloud: PointCloud, base: ToySettings, objectives: list[st
 
 
 def _reflow(pairs_n: int, steps: int, n: int, slot) -> None:
-    _, found = st.session_state[RESULTS]
+    data, found = RESULTS.latest()
     flow_run, _ = found["flow_prediction"]
     slot.progress(0.0, text=f"Sampling {pairs_n:,} (noise, sample) pairs with the flow model…")
     pairs = ob.coupling(flow_run, pairs_n, flow_run.settings.seed)
     name = session_runs.next_name("toy-reflow")
     run = ob.reflow(flow_run, pairs, steps, name, _progress(slot, steps, f"Reflow on {pairs_n:,} pairs"))
     session_runs.add(run.log)
-    st.session_state[REFLOWED] = (run, ob.measure(run, n, flow_run.settings.seed))
+    REFLOWED.put(data, (run, ob.measure(run, n, flow_run.settings.seed)))
     for model in (flow_run, run):  # one and two Euler steps of both, into the tries table above
         for k in (1, 2):
             result = run_sampler(model, "euler", k, n, seed=flow_run.settings.seed, path_points=100)
@@ -90,7 +93,7 @@ def objectives_section(cloud: PointCloud, base: ToySettings, steps: int) -> None
     slot = st.empty()
     if clicked:
         attempt(_train_and_compare, cloud, base, list(chosen), steps, int(n), slot)
-    stored = st.session_state.get(RESULTS)
+    stored = RESULTS.latest()
     if stored is None or not stored[1]:
         st.info("Choose the objectives and press **Train and compare**." if chosen else "Choose an objective.")
         return
@@ -100,7 +103,7 @@ def objectives_section(cloud: PointCloud, base: ToySettings, steps: int) -> None
     if "flow_prediction" in found:
         _reflow_controls(steps, int(n))
     results = [result for _, result in found.values()]
-    reflowed = st.session_state.get(REFLOWED)
+    reflowed = REFLOWED.get(stored[0])
     if reflowed is not None:
         results.append(reflowed[1])
     st.plotly_chart(ladder_figure(results), key="toy-obj-ladder")

@@ -8,6 +8,7 @@ updates the UI every ~0.3 s; the trainer changes its model and optimizer only be
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
@@ -18,23 +19,35 @@ from core.diffusion.samplers import SAMPLERS
 from core.labs.toy import SampleResult, ToyRun, ToySettings, distances, fields, run_sampler
 from ui.common import session_runs
 from ui.common.live import training_progress
+from ui.common.memo import Memo
 from ui.toy.controls import FieldChoice, SamplerChoice
 
-RUN, RESULT, TABLE, FIELD, AUTOSAMPLE = "toy_run", "toy_result", "toy_table", "toy_field", "toy_autosample"
+RESULT, TABLE, AUTOSAMPLE = "toy_result", "toy_table", "toy_autosample"
+
+
+@dataclass(frozen=True)
+class FieldKey:
+    run: str
+    step: int
+    times: tuple[float, ...]
+    mesh: int
+
+
+FIELDS = Memo[FieldKey, tuple[DriftField, DriftField | None]]("toy-fields")
 MAX_ROWS = 200
 
 
 def current_run() -> ToyRun | None:
-    return st.session_state.get(RUN)
+    return session_runs.toy_model()
 
 
 def new_run(cloud: PointCloud, settings: ToySettings) -> ToyRun:
     """A fresh model for `cloud`; its run joins the session's runs (for the Training logs page)."""
     run = ToyRun(cloud, settings, name=session_runs.next_name("toy"))
     session_runs.add(run.log)
-    st.session_state[RUN] = run
-    for key in (RESULT, FIELD):
-        st.session_state.pop(key, None)
+    session_runs.set_toy_model(run)
+    st.session_state.pop(RESULT, None)
+    FIELDS.clear()
     return run
 
 
@@ -74,11 +87,8 @@ def last_sample() -> tuple[SampleResult, dict[str, float]] | None:
 
 def drift_fields(run: ToyRun, choice: FieldChoice) -> tuple[DriftField, DriftField | None]:
     """The learned (and exact) drift fields, computed once per model state, times and mesh in the session."""
-    memo = (run.name, run.step, tuple(choice.times.tolist()), choice.mesh)
-    cached = st.session_state.get(FIELD)
-    if cached is None or cached[0] != memo:
-        cached = st.session_state[FIELD] = (memo, *fields(run, choice.times, choice.mesh))
-    return cached[1], cached[2]
+    key = FieldKey(run.name, run.step, tuple(choice.times.tolist()), choice.mesh)
+    return FIELDS.make(key, lambda: fields(run, choice.times, choice.mesh))
 
 
 def add_row(result: SampleResult, dist: dict[str, float], run: ToyRun) -> None:

@@ -14,8 +14,8 @@ import plotly.graph_objects as go
 from PIL import Image
 
 from core.data.images import enlarge
-from core.training.runlog import Run, downsample, ema
-from ui.common.charts import LOG_AXIS, SERIES_COLORS
+from core.runs.record import Run
+from ui.common.charts import LOG_AXIS, SERIES_COLORS, downsample, ema
 
 
 def curves_figure(

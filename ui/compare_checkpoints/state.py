@@ -19,7 +19,7 @@ from core.labs.compare import (
     plan_work,
     settings_for,
 )
-from core.labs.pixel import SamplerSettings, SamplingResult, run_sampler
+from core.labs.samplers import SamplerSettings, SamplingResult, run_sampler
 from core.metrics.images import split_half_distance
 from core.text import plain_label
 from ui.common.cache import image_set, zoo_model

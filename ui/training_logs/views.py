@@ -1,6 +1,5 @@
 """A run's checkpoints on the Training logs page: listed by step beside the sample grids, with a way into the
-Compare checkpoints page's Over training tab (this page folder uses that one's list of comparable runs; the
-other way round nothing is imported)."""
+Compare checkpoints page's Over training tab (for the runs ui/common/runs.over_training_runs lists)."""
 
 from __future__ import annotations
 
@@ -8,10 +7,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.training.checkpoints import run_archive
-from core.training.runlog import Run
-from ui.common.runs import OPEN_OVER_TRAINING, run_label
-from ui.compare_checkpoints.sources import over_training_runs
+from core.runs.archive import run_archive
+from core.runs.record import Run
+from ui.common.runs import OPEN_OVER_TRAINING, over_training_runs, run_label
 
 COMPARE_PAGE = "app_pages/compare_checkpoints.py"
 

@@ -43,7 +43,7 @@ from typing import Any
 from PIL import Image
 
 from core.text import plain_label
-from core.training.runlog import Run, evenly
+from core.runs.record import Run, evenly
 
 EVENT_PREFIX = "events.out.tfevents."
 MAX_DEPTH = 2  # subfolders below the run folder that may hold event files

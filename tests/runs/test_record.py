@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.training.runlog import Run, discover_runs, downsample, ema, read_run
+from core.runs.record import Run
+
+from core.runs.folders import discover_runs
+
+from ui.common.charts import downsample, ema
+
+from core.runs.ours import read_run
 from tests.helpers import write_long_log
 from ui.training_logs.figures import config_table, curves_figure, metrics_csv
 

@@ -15,8 +15,10 @@ from core.data.toy import TOY_SETS
 from core.diffusion.schedules import SCHEDULE_KINDS, make_schedule
 from core.labs.toy import ToyRun, ToySettings, distances, run_sampler
 from core.models.mlp import MLPConfig, build_mlp
-from core.training.checkpoints import Snapshots, run_archive, scheduler_config
-from core.training.runlog import read_run
+from core.training.snapshots import WeightSnapshots
+from core.runs.archive import run_archive
+from core.runs.checkpoints import scheduler_config
+from core.runs.ours import read_run
 from zoo.loaders import schedule_from_scheduler_config
 
 
@@ -50,7 +52,7 @@ class _Module(torch.nn.Module):
 
 
 def test_snapshots_keep_copies_spaced_out_and_thin_to_a_bounded_count():
-    snaps, module = Snapshots(10, {}, make_schedule("linear"), "epsilon", keep=4), _Module()
+    snaps, module = WeightSnapshots(10, {}, make_schedule("linear"), "epsilon", keep=4), _Module()
     for step in range(5, 101, 5):
         with torch.no_grad():
             module.w.fill_(step)

@@ -14,9 +14,9 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 from torch.utils.tensorboard import SummaryWriter
 
-from core.training import tensorboard_logs as tb
-from core.training.runlog import discover_runs, is_run_folder
-from core.training.tensorboard_logs import is_tensorboard_folder, read_tensorboard_run
+from core.runs import tensorboard as tb
+from core.runs.folders import discover_runs, run_format, stamp
+from core.runs.tensorboard import is_tensorboard_folder, read_tensorboard_run
 from tests.conftest import ROOT
 from ui.training_logs.figures import read_grid
 
@@ -57,7 +57,7 @@ def _only_event_file(folder: Path) -> Path:
 
 def test_an_accelerate_layout_is_discovered_and_read_exactly(tmp_path):
     folder = write_accelerate_run(tmp_path / "out")
-    assert is_tensorboard_folder(tmp_path / "out") and is_run_folder(tmp_path / "out")
+    assert is_tensorboard_folder(tmp_path / "out") and run_format(tmp_path / "out") == "tensorboard"
     assert discover_runs(tmp_path / "out") == ([tmp_path / "out" / "logs"], [])  # read from logs/, hparams in reach
     assert discover_runs(tmp_path) == ([tmp_path / "out" / "logs"], [])  # a runs folder holding it
 
@@ -113,7 +113,7 @@ def test_junk_named_like_an_event_file_is_a_note(tmp_path):
 def test_empty_unrelated_deep_and_outside_folders_are_not_runs(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert not is_tensorboard_folder(empty) and not is_run_folder(empty)
+    assert not is_tensorboard_folder(empty) and run_format(empty) is None
     assert discover_runs(empty) == ([], [])
     photos = tmp_path / "runs" / "holiday-photos" / "2024"
     photos.mkdir(parents=True)
@@ -205,15 +205,13 @@ def test_the_search_for_event_files_is_bounded_and_noted(tmp_path, monkeypatch):
 
 
 def test_the_page_rereads_a_tensorboard_run_when_its_newest_file_grows(tmp_path):
-    from ui.common.runs import _is_tensorboard, _stamp
-
     folder = tmp_path / "logs"
     writer = SummaryWriter(str(folder))
     writer.add_scalar("loss", 1.0, 1)
     writer.flush()
-    assert _is_tensorboard(folder)
-    before = _stamp(folder, tensorboard=True)
+    assert run_format(folder) == "tensorboard"
+    before = stamp(folder)
     writer.add_scalar("loss", 0.5, 2)
     writer.close()
-    assert _stamp(folder, tensorboard=True) != before
+    assert stamp(folder) != before
     assert len(read_tensorboard_run(folder).metrics) == 2
