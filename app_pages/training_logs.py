@@ -19,9 +19,12 @@ st.markdown(
 )
 
 folder = st.text_input(
-    "Runs folder", default_runs_folder(), key="logs-folder", max_chars=1024,
+    "Runs folder",
+    default_runs_folder(),
+    key="logs-folder",
+    max_chars=1024,
     help="A folder under the runs folder (ATLAS_RUNS) or the roots in ATLAS_ALLOWED_ROOTS.",
-)  # fmt: skip
+)
 runs = bundled_runs()
 found, folder_notes = attempt(folder_runs, folder) or ([], [])
 runs += found + session_runs()

@@ -104,8 +104,10 @@ def actions(page, url: str, long: bool) -> list[list[object]]:
     page.goto(f"{url}/guidance")
     settle(page)
     if long:
-        timed("Guidance: Sweep the pixel model (50 per scale, 7 scales, with and without the interval)",
-              _click(page, "Sweep"))  # fmt: skip
+        timed(
+            "Guidance: Sweep the pixel model (50 per scale, 7 scales, with and without the interval)",
+            _click(page, "Sweep"),
+        )
     page.get_by_text("Latent model (", exact=False).click()
     settle(page)
     timed("Guidance: Sweep the latent model (200 per scale, 7 scales, both series)", _click(page, "Sweep"))

@@ -28,11 +28,16 @@ from pathlib import Path
 from bench.common import print_table
 
 CIFAR10_DDPM = {
-    "sample_size": 32, "in_channels": 3, "out_channels": 3, "layers_per_block": 2,
-    "block_out_channels": [128, 256, 256, 256], "norm_num_groups": 32, "attention_head_dim": None,
+    "sample_size": 32,
+    "in_channels": 3,
+    "out_channels": 3,
+    "layers_per_block": 2,
+    "block_out_channels": [128, 256, 256, 256],
+    "norm_num_groups": 32,
+    "attention_head_dim": None,
     "down_block_types": ["DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"],
     "up_block_types": ["UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"],
-}  # fmt: skip
+}
 
 _LOAD_ONCE = """
 import json, sys, time
@@ -72,8 +77,13 @@ def local_load(repeats: int = 3) -> None:
         cold, warm = [], []
         for _ in range(repeats):
             _drop_from_page_cache(folder)
-            out = subprocess.run([sys.executable, "-c", _LOAD_ONCE, str(folder), "3"], capture_output=True,
-                                 text=True, check=True, cwd=Path(__file__).resolve().parents[1])  # fmt: skip
+            out = subprocess.run(
+                [sys.executable, "-c", _LOAD_ONCE, str(folder), "3"],
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=Path(__file__).resolve().parents[1],
+            )
             result = json.loads(out.stdout.strip().splitlines()[-1])
             cold.append(result["times"][0])
             warm += result["times"][1:]
@@ -88,10 +98,12 @@ def local_load(repeats: int = 3) -> None:
     print_table(
         f"Loading a local UNet folder ({result['parameters'] / 1e6:.1f}M parameters, {size:.0f} MB, fp32 safetensors)",
         ["load", "seconds (median)", "runs"],
-        [["cold (page cache dropped, fresh process)", statistics.median(cold), len(cold)],
-         ["warm (same process, files cached)", statistics.median(warm), len(warm)],
-         ["resource cache (the page's next request)", hit, 20]],
-    )  # fmt: skip
+        [
+            ["cold (page cache dropped, fresh process)", statistics.median(cold), len(cold)],
+            ["warm (same process, files cached)", statistics.median(warm), len(warm)],
+            ["resource cache (the page's next request)", hit, 20],
+        ],
+    )
 
 
 def compare_overhead(images: int = 64, steps: int = 20, repeats: int = 5) -> None:
@@ -125,10 +137,13 @@ def compare_overhead(images: int = 64, steps: int = 20, repeats: int = 5) -> Non
     print_table(
         f"`zoo compare` vs bare sampling ({len(names)} MNIST models, dpmpp_2m, {steps} steps, {images} images each)",
         ["", f"seconds (median of {repeats})"],
-        [["bare sampling (models loaded)", bare], ["zoo compare (load, sample, grid, CSV, JSON)", cli],
-         ["difference (within the sampling's noise)", f"{(cli - bare) / bare:+.1%}"],
-         ["overhead: time outside sampling / sampling", f"{statistics.median(outside):.1%} (target <= 5%)"]],
-    )  # fmt: skip
+        [
+            ["bare sampling (models loaded)", bare],
+            ["zoo compare (load, sample, grid, CSV, JSON)", cli],
+            ["difference (within the sampling's noise)", f"{(cli - bare) / bare:+.1%}"],
+            ["overhead: time outside sampling / sampling", f"{statistics.median(outside):.1%} (target <= 5%)"],
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -33,17 +33,33 @@ def main() -> None:
     for name in SETS:
         cloud = TOY_SETS[name].cloud(10_000, seed=0)
         for run, res in ob.compare(cloud, base, OBJECTIVES, args.steps, args.points):
-            rows.append([TOY_SETS[name].title, ob.OBJECTIVES[res.objective], *res.sw2.values(), res.floor,
-                         res.chord_ratio, res.curvature, run.trainer.seconds])  # fmt: skip
+            rows.append(
+                [
+                    TOY_SETS[name].title,
+                    ob.OBJECTIVES[res.objective],
+                    *res.sw2.values(),
+                    res.floor,
+                    res.chord_ratio,
+                    res.curvature,
+                    run.trainer.seconds,
+                ]
+            )
             if res.objective == "flow_prediction":
                 flows[name] = (run, res)
             print(rows[-1], flush=True)
     print_table(
         f"SW2 to fresh data against Euler NFE, {args.steps:,} training steps each (64x2 MLP, same seed)",
-        ["data", "objective", *(f"NFE {k}" for k in ob.NFE_LADDER), "floor", "chord / length", "curvature S",
-         "train s"],
+        [
+            "data",
+            "objective",
+            *(f"NFE {k}" for k in ob.NFE_LADDER),
+            "floor",
+            "chord / length",
+            "curvature S",
+            "train s",
+        ],
         rows,
-    )  # fmt: skip
+    )
 
     flow_run, before = flows["moons"]
     tic = time.perf_counter()
@@ -53,9 +69,11 @@ def main() -> None:
     print_table(
         f"Reflow on the moons: {args.points:,} (noise, sample) pairs, {args.steps:,} steps ({seconds:.0f} s)",
         ["model", "chord / length", "curvature S", "SW2 @ 1", "SW2 @ 2", "SW2 @ 4", "floor"],
-        [[label, r.chord_ratio, r.curvature, r.sw2[1], r.sw2[2], r.sw2[4], r.floor]
-         for label, r in (("flow matching (1-rectified)", before), ("after reflow (2-rectified)", after))],
-    )  # fmt: skip
+        [
+            [label, r.chord_ratio, r.curvature, r.sw2[1], r.sw2[2], r.sw2[4], r.floor]
+            for label, r in (("flow matching (1-rectified)", before), ("after reflow (2-rectified)", after))
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -32,15 +32,30 @@ def main() -> None:
     latent = latent_diffusion(load_model(registry.model("mnist-latent-cond")))
     vae = load_model(registry.model("mnist-vae-2d")).module
     rows = []
-    makers = {"pixel mnist-cond-cfg": lambda iv: pixel_draw(pixel, interval=iv),
-              "latent mnist-latent-cond": lambda iv: latent_draw(latent, vae, interval=iv)}  # fmt: skip
+    makers = {
+        "pixel mnist-cond-cfg": lambda iv: pixel_draw(pixel, interval=iv),
+        "latent mnist-latent-cond": lambda iv: latent_draw(latent, vae, interval=iv),
+    }
     for title, make in makers.items():
         for label, interval, scales in (("always", None, SCALES), (f"sigma in {INTERVAL}", INTERVAL, (3.0, 5.0, 8.0))):
             for r in sweep(make(interval), scales, args.n, classifier, reference):
-                rows.append([title, label, r.scale, r.accuracy, r.accuracy_se, r.diversity, r.diversity_se,
-                             r.fd_lenet, r.fd_se, r.seconds])  # fmt: skip
-    print_table(f"Guidance sweep, {args.n} samples per scale (spread over the 10 classes), dpmpp_2m, 20 steps",
-                HEADER, rows)  # fmt: skip
+                rows.append(
+                    [
+                        title,
+                        label,
+                        r.scale,
+                        r.accuracy,
+                        r.accuracy_se,
+                        r.diversity,
+                        r.diversity_se,
+                        r.fd_lenet,
+                        r.fd_se,
+                        r.seconds,
+                    ]
+                )
+    print_table(
+        f"Guidance sweep, {args.n} samples per scale (spread over the 10 classes), dpmpp_2m, 20 steps", HEADER, rows
+    )
 
 
 if __name__ == "__main__":

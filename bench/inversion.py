@@ -40,14 +40,30 @@ def main() -> None:
             tic = time.perf_counter()
             result = round_trip(name, model.denoiser, digits, sigmas)
             clipped = float(round_trip(name, clip_denoised(model.denoiser), digits, sigmas).error.mean())
-            rows.append([name, steps, float(result.ode_error.mean()), float(result.error.mean()), clipped,
-                         float(result.noise.std() / sigmas[0]), time.perf_counter() - tic])  # fmt: skip
+            rows.append(
+                [
+                    name,
+                    steps,
+                    float(result.ode_error.mean()),
+                    float(result.error.mean()),
+                    clipped,
+                    float(result.noise.std() / sigmas[0]),
+                    time.perf_counter() - tic,
+                ]
+            )
     print_table(
         f"Inversion round trip on {args.images} held-out digits, {args.model} (trailing grid)",
-        ["sampler", "steps", "RMS error, ODE (at sigma_min)", "RMS error, full", "full, x_0 clipped",
-         "std of noise / sigma_max", "seconds (both ways, twice)"],
+        [
+            "sampler",
+            "steps",
+            "RMS error, ODE (at sigma_min)",
+            "RMS error, full",
+            "full, x_0 clipped",
+            "std of noise / sigma_max",
+            "seconds (both ways, twice)",
+        ],
         rows,
-    )  # fmt: skip
+    )
 
 
 if __name__ == "__main__":

@@ -117,8 +117,9 @@ def field_table(runs: dict[str, ToyRun], repeats: int) -> None:
         medians = interleaved_medians(fns, repeats)
         rows.append([label, f"{len(pts)} points", len(times), *medians, "yes" if min(medians) <= 1 else "NO"])
     heads = [f"s, {t} thread{'s' if t > 1 else ''}" for t in sorted({1, DEFAULT_THREADS})]
-    print_table("3. Drift field (velocity and score) on a grid at 10 times", ["field", "grid", "times", *heads,
-                "<= 1 s"], rows)  # fmt: skip
+    print_table(
+        "3. Drift field (velocity and score) on a grid at 10 times", ["field", "grid", "times", *heads, "<= 1 s"], rows
+    )
 
 
 def main() -> None:

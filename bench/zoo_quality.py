@@ -103,8 +103,11 @@ def score(classifier, images: torch.Tensor, held_feats: np.ndarray) -> dict[str,
     """FD-LeNet to the held-out digits and the smallest and largest class share, as the cards give them."""
     pred, feats = classify(classifier, images.clamp(-1, 1))
     hist = class_histogram(pred)
-    return {"FD-LeNet": round(frechet_distance(feats, held_feats), 2), "min class": f"{hist.min():.1%}",
-            "max class": f"{hist.max():.1%}"}  # fmt: skip
+    return {
+        "FD-LeNet": round(frechet_distance(feats, held_feats), 2),
+        "min class": f"{hist.min():.1%}",
+        "max class": f"{hist.max():.1%}",
+    }
 
 
 def ladder(reg, classifier, held_feats: np.ndarray, n: int) -> list[dict[str, object]]:
@@ -116,9 +119,16 @@ def ladder(reg, classifier, held_feats: np.ndarray, n: int) -> list[dict[str, ob
             for nfe in LADDER_NFE:
                 start = time.perf_counter()
                 images = generate(loaded, sampler, nfe, n, seed=0)
-                rows.append({"model": name, "sampler": sampler, "NFE": nfe, "N": n,
-                             **score(classifier, images, held_feats),
-                             "seconds": round(time.perf_counter() - start, 1)})  # fmt: skip
+                rows.append(
+                    {
+                        "model": name,
+                        "sampler": sampler,
+                        "NFE": nfe,
+                        "N": n,
+                        **score(classifier, images, held_feats),
+                        "seconds": round(time.perf_counter() - start, 1),
+                    }
+                )
                 print(rows[-1], flush=True)
     return rows
 
@@ -142,16 +152,28 @@ def main() -> None:
     print(f"FD-LeNet between the two halves of the held-out digits (a floor for this N): {reference_fd:.2f}")
     if args.ladder:
         rows = ladder(reg, classifier, held_feats, args.samples)
-        print_table(f"Flow matching beside diffusion: FD-LeNet to {len(held)} held-out digits, x_0 clipped",
-                    list(rows[0]), [list(r.values()) for r in rows])  # fmt: skip
+        print_table(
+            f"Flow matching beside diffusion: FD-LeNet to {len(held)} held-out digits, x_0 clipped",
+            list(rows[0]),
+            [list(r.values()) for r in rows],
+        )
         if args.write_cards:
             flow = load_model(reg.model("mnist-flow"))
-            note = (f"Each row: {args.samples:,} unconditional samples from seed 0 (the same noise for every "
-                    "model), trailing grid, x_0 clipped to [-1, 1]; mnist-ddpm-linear and mnist-v-cosine share "
-                    "this model's UNet, digits, batch, steps and seed.")  # fmt: skip
-            write_card(reg.model("mnist-flow"), {"parameters": flow.param_count, "rows": rows, "rows_note": note,
-                                                 "held_out_classifier_accuracy": round(held_acc, 4),
-                                                 "notes": fd_note(len(held), reference_fd)})  # fmt: skip
+            note = (
+                f"Each row: {args.samples:,} unconditional samples from seed 0 (the same noise for every "
+                "model), trailing grid, x_0 clipped to [-1, 1]; mnist-ddpm-linear and mnist-v-cosine share "
+                "this model's UNet, digits, batch, steps and seed."
+            )
+            write_card(
+                reg.model("mnist-flow"),
+                {
+                    "parameters": flow.param_count,
+                    "rows": rows,
+                    "rows_note": note,
+                    "held_out_classifier_accuracy": round(held_acc, 4),
+                    "notes": fd_note(len(held), reference_fd),
+                },
+            )
             print("mnist-flow's card written")
         return
 

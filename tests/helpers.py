@@ -47,8 +47,9 @@ class NearlyGaussianEps(torch.nn.Module):
         return (1 - ab).sqrt() * x_t + self.mix * self.unet(x_t, t, class_labels=class_labels).sample
 
 
-def tiny_pixel_recipe(name: str, *, schedule: str, steps: int, batch_size: int, lr: float, prediction_type: str,
-                      sample_every: int) -> str:  # fmt: skip
+def tiny_pixel_recipe(
+    name: str, *, schedule: str, steps: int, batch_size: int, lr: float, prediction_type: str, sample_every: int
+) -> str:
     """A `python -m zoo train` recipe for a class-conditional UNet of a few thousand parameters on MNIST."""
     return f"""
 name = "{name}"

@@ -202,10 +202,19 @@ def main(argv: list[str] | None = None) -> int:
             from zoo.compare import compare
 
             rows = compare(
-                args.checkpoints, reg, args.out, sampler=args.sampler, steps=args.steps, seed=args.seed,
-                images=args.images, device=args.device, label=args.label, metrics=args.metrics, ema=not args.raw,
+                args.checkpoints,
+                reg,
+                args.out,
+                sampler=args.sampler,
+                steps=args.steps,
+                seed=args.seed,
+                images=args.images,
+                device=args.device,
+                label=args.label,
+                metrics=args.metrics,
+                ema=not args.raw,
                 mnist=args.mnist,
-            )  # fmt: skip
+            )
             for row in rows:
                 fd = f", FD-LeNet {row['fd_lenet']:.2f} ± {row['fd_se']:.2f}" if "fd_lenet" in row else ""
                 print(f"{row['checkpoint']}: {row['images_per_second']:.1f} images/s{fd}")

@@ -108,12 +108,22 @@ def compare(
         settings = settings_for(model, sampler, steps, seed, images, label)
         sampled, seconds = sample_many(model, settings, images)
         row = {
-            "checkpoint": name, "title": model.title, "source": model.entry.source, "parameters": model.param_count,
-            "file_mb": round(model.file_bytes / 1e6, 3), "load_seconds": round(model.load_seconds, 3),
-            "sample_seconds": round(seconds, 3), "images_per_second": round(images / seconds, 3),
-            "sampler": sampler, "steps": steps, "nfe": settings.nfe, "seed": seed, "images": images,
-            "class": "" if settings.label is None else settings.label, "device": device,
-        }  # fmt: skip
+            "checkpoint": name,
+            "title": model.title,
+            "source": model.entry.source,
+            "parameters": model.param_count,
+            "file_mb": round(model.file_bytes / 1e6, 3),
+            "load_seconds": round(model.load_seconds, 3),
+            "sample_seconds": round(seconds, 3),
+            "images_per_second": round(images / seconds, 3),
+            "sampler": sampler,
+            "steps": steps,
+            "nfe": settings.nfe,
+            "seed": seed,
+            "images": images,
+            "class": "" if settings.label is None else settings.label,
+            "device": device,
+        }
         if scorer is not None and is_mnist(model):
             classifier, reference = scorer
             quality = score(sampled, settings.label, classifier, reference)

@@ -163,10 +163,19 @@ def _train_diffusion(
         if tr.step % checkpoint_every == 0 or tr.step == steps:
             module, weights_name, config = export(tr)
             save_checkpoint(
-                writer.checkpoint_folder(tr.step), module, weights_name, config, schedule, cfg.prediction_type,
-                step=tr.step, recipe=recipe.name, data=recipe.data, weights="ema" if cfg.ema_decay else "raw",
-                num_classes=recipe.num_classes, null_label=recipe.num_classes if recipe.num_classes else None,
-            )  # fmt: skip
+                writer.checkpoint_folder(tr.step),
+                module,
+                weights_name,
+                config,
+                schedule,
+                cfg.prediction_type,
+                step=tr.step,
+                recipe=recipe.name,
+                data=recipe.data,
+                weights="ema" if cfg.ema_decay else "raw",
+                num_classes=recipe.num_classes,
+                null_label=recipe.num_classes if recipe.num_classes else None,
+            )
 
     trainer.train(steps, callback, every=math.gcd(sample_every, checkpoint_every, cfg.log_every))
     summary: dict[str, Any] = {"final_loss": trainer.metrics[-1]["loss"]}

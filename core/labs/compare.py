@@ -66,8 +66,11 @@ def plan_work(
         raise BadInputError(
             f"That comparison needs {work:,} image evaluations (at most {MAX_WORK:,}); use fewer images or steps."
         )
-    budget.check(sum(base.batch * evaluations_per_image(m, r) * seconds_per_image(m) for m in models for r in runs),
-                 "comparison", "fewer images, steps or checkpoints")  # fmt: skip
+    budget.check(
+        sum(base.batch * evaluations_per_image(m, r) * seconds_per_image(m) for m in models for r in runs),
+        "comparison",
+        "fewer images, steps or checkpoints",
+    )
     return work
 
 

@@ -84,10 +84,16 @@ def sweep(
         diversity, diversity_se = within_class_diversity(features, asked.numpy())
         fd, fd_se = frechet_distance_se(features, reference)
         yield SweepRow(
-            scale=float(scale), samples=n, accuracy=p, accuracy_se=float(np.sqrt(p * (1 - p) / n)),
-            diversity=diversity, diversity_se=diversity_se, fd_lenet=fd, fd_se=fd_se,
+            scale=float(scale),
+            samples=n,
+            accuracy=p,
+            accuracy_se=float(np.sqrt(p * (1 - p) / n)),
+            diversity=diversity,
+            diversity_se=diversity_se,
+            fd_lenet=fd,
+            fd_se=fd_se,
             seconds=time.perf_counter() - tic,
-        )  # fmt: skip
+        )
 
 
 def pixel_draw(
@@ -97,8 +103,15 @@ def pixel_draw(
     assert CHUNK % model.num_classes == 0  # every chunk starts at class 0, so the labels run on across chunks
 
     def draw(scale: float, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        settings = SamplerSettings(sampler=sampler, steps=steps, max_sigma=model.schedule.sampling_cap, seed=seed,
-                                   guidance=scale, guidance_interval=interval, spread_classes=True)  # fmt: skip
+        settings = SamplerSettings(
+            sampler=sampler,
+            steps=steps,
+            max_sigma=model.schedule.sampling_cap,
+            seed=seed,
+            guidance=scale,
+            guidance_interval=interval,
+            spread_classes=True,
+        )
         images, _ = sample_many(model, settings, n)
         return images, torch.arange(n) % model.num_classes
 
@@ -146,5 +159,7 @@ def latent_fields(
         (f"guided: w = {scale:g}", model.conditioned(label, size, scale)),
     ]
     with torch_threads(1):
-        return [(title, drift_field(d, model.schedule, grid, times).rescaled(model.mean.double(), model.std.double()))
-                for title, d in panels]  # fmt: skip
+        return [
+            (title, drift_field(d, model.schedule, grid, times).rescaled(model.mean.double(), model.std.double()))
+            for title, d in panels
+        ]

@@ -201,9 +201,14 @@ class LatentTrainer:
         run_config = {"kind": "latent", "vae": vae, "settings": asdict(settings), "model": config.to_dict()}
         # The run as the Training logs page reads it; its metrics are the trainer's own list, growing as it trains.
         self.snapshots = WeightSnapshots(200, config.to_saved(), self.schedule, settings.objective)
-        self.log = Run(name=name, source="this session", config=run_config | {"train": train.to_dict()},
-                       metrics=self.trainer.metrics, checkpoints=self.snapshots.listing,
-                       snapshots=self.snapshots)  # fmt: skip
+        self.log = Run(
+            name=name,
+            source="this session",
+            config=run_config | {"train": train.to_dict()},
+            metrics=self.trainer.metrics,
+            checkpoints=self.snapshots.listing,
+            snapshots=self.snapshots,
+        )
 
     def train(self, callback: Callable[[DiffusionTrainer], None] | None = None, every: int = 20) -> None:
         if self.trainer.step + self.settings.steps > MAX_TRAIN_STEPS:

@@ -140,11 +140,16 @@ def measure(run: ToyRun, n: int, seed: int = 0, ladder: Sequence[int] = NFE_LADD
         sw[nfe], samples[nfe] = sw2(out, ref), run.standardizer.inverse(out.double())
     paths = own_paths(run, eps, min(PATH_STEPS, run.schedule.num_steps))
     return ObjectiveResult(
-        name=run.name, objective=run.settings.prediction_type, sw2=sw, floor=sw2(other, ref),
-        chord_ratio=chord_ratio(paths), curvature=curvature(paths),
-        paths=Paths(states=paths.states[:, :keep], tau=paths.tau), samples=samples,
+        name=run.name,
+        objective=run.settings.prediction_type,
+        sw2=sw,
+        floor=sw2(other, ref),
+        chord_ratio=chord_ratio(paths),
+        curvature=curvature(paths),
+        paths=Paths(states=paths.states[:, :keep], tau=paths.tau),
+        samples=samples,
         seconds=time.perf_counter() - tic,
-    )  # fmt: skip
+    )
 
 
 def compare(

@@ -61,7 +61,7 @@ def scheduler_config(schedule: NoiseSchedule, prediction_type: str) -> dict[str,
     too) and the diffusers name of the kind where diffusers has one (for people reading the file)."""
     if schedule.path == "flow":
         return {"_class_name": "FlowMatchEulerDiscreteScheduler", "num_train_timesteps": schedule.num_steps,
-                "shift": schedule.shift}  # fmt: skip
+                "shift": schedule.shift}
     config: dict[str, Any] = {
         "_class_name": "DDPMScheduler",
         "num_train_timesteps": schedule.num_steps,

@@ -195,7 +195,7 @@ def _image_ok(data: bytes) -> str | None:
 
 
 def _merge(stores: tuple[dict[str, dict[int, Any]], ...], owner: dict[str, str], folder: str,
-           new: tuple[dict[str, list[tuple[int, Any]]], ...]) -> None:  # fmt: skip
+           new: tuple[dict[str, list[tuple[int, Any]]], ...]) -> None:
     """Add one event file's series (scalars, images: name -> points) from the event folder `folder`. As
     TensorBoard does after a restart, the file's first step drops the points that earlier files of the same
     folder hold from that step on, in every series of that folder."""

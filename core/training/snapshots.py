@@ -52,8 +52,16 @@ class WeightSnapshots:
 
     def files(self, step: int, run: str) -> dict[str, bytes]:
         """The files of a checkpoint folder holding the weights of `step` (float32), for the run called `run`."""
-        return checkpoint_files(self.states[step], self.weights_name, self.config, self.schedule,
-                                self.prediction_type, dtype=torch.float32, step=step, run=run)  # fmt: skip
+        return checkpoint_files(
+            self.states[step],
+            self.weights_name,
+            self.config,
+            self.schedule,
+            self.prediction_type,
+            dtype=torch.float32,
+            step=step,
+            run=run,
+        )
 
     def take(self, step: int, module: torch.nn.Module) -> None:
         """Keep a copy of `module`'s weights as those of `step` (step 0, untrained, is not kept)."""

@@ -188,4 +188,8 @@ def test_objectives_compared_then_reflow_straightens_the_flow_and_joins_the_trie
     assert reflow["Chord / length"] > flow["Chord / length"] and reflow["SW2 @ 1"] < flow["SW2 @ 1"] / 3
     tries = at.session_state["toy_table"]
     assert [(r["Steps"], r["Model"].split(" @ ")[0][:8]) for r in tries] == [
-        (1, "toy-flow"), (2, "toy-flow"), (1, "toy-refl"), (2, "toy-refl")]  # fmt: skip
+        (1, "toy-flow"),
+        (2, "toy-flow"),
+        (1, "toy-refl"),
+        (2, "toy-refl"),
+    ]

@@ -26,8 +26,16 @@ def own_server(tmp_path_factory):
     config = {"_class_name": "UNet2DModel", **dict(model.module.config)}
     for step in (100, 200):
         writer.log({"step": step, "loss": 100 / step})
-        save_checkpoint(writer.checkpoint_folder(step), model.module, "diffusion_pytorch_model.safetensors", config,
-                        model.schedule, "epsilon", step=step, data="mnist")  # fmt: skip
+        save_checkpoint(
+            writer.checkpoint_folder(step),
+            model.module,
+            "diffusion_pytorch_model.safetensors",
+            config,
+            model.schedule,
+            "epsilon",
+            step=step,
+            data="mnist",
+        )
     (home / "outside").mkdir()
     with app_server(home) as running:
         yield (*running, home)

@@ -36,8 +36,9 @@ def test_sweep_reads_real_digits_as_their_own_class_and_shuffled_labels_as_chanc
     _, classifier, held_out, reference = reader
     images, labels = uint8_to_tensor(held_out.images[:300]), torch.from_numpy(held_out.labels[:300].copy())
     shuffled = labels[torch.randperm(300, generator=torch.Generator().manual_seed(0))]
-    honest, wrong = (next(sweep(lambda w, n, s, y=y: (images, y), [1.0], 300, classifier, reference))
-                     for y in (labels, shuffled))  # fmt: skip
+    honest, wrong = (
+        next(sweep(lambda w, n, s, y=y: (images, y), [1.0], 300, classifier, reference)) for y in (labels, shuffled)
+    )
     assert honest.accuracy > 0.9 and wrong.accuracy < 0.3  # the LeNet reads MNIST well; a wrong ask is chance
     assert honest.accuracy_se == pytest.approx(np.sqrt(honest.accuracy * (1 - honest.accuracy) / 300))
     assert honest.fd_lenet == wrong.fd_lenet  # FD-LeNet does not look at the labels

@@ -69,8 +69,16 @@ def latent_model(request):
 
 def test_guided_samples_land_in_their_class_and_paths_start_as_noise(latent_model):
     frames = []
-    paths = sample_paths(latent_model, "dpmpp_2m", 25, 200, seed=0, label=0, scale=3.0,
-                         on_frame=lambda i, p, done: frames.append((i, len(p), done)))  # fmt: skip
+    paths = sample_paths(
+        latent_model,
+        "dpmpp_2m",
+        25,
+        200,
+        seed=0,
+        label=0,
+        scale=3.0,
+        on_frame=lambda i, p, done: frames.append((i, len(p), done)),
+    )
     assert paths.path.shape == (26, 200, 2) and len(paths.sigmas) == 26 and paths.sigmas[-1] == 0
     # Live callbacks see the path grow, and the last one knows it is the last.
     assert frames[0] == (0, 1, False) and frames[-2] == (24, 25, False) and frames[-1] == (25, 26, True)

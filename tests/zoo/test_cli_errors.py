@@ -51,8 +51,13 @@ def test_bad_command_lines_get_one_sentence_and_status_2(files, tmp_path, args, 
 
 @pytest.mark.slow
 def test_publishing_to_an_unreachable_hub_gets_a_sentence(tmp_path):
-    env = {**os.environ, "HF_TOKEN": "hf_test", "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HOME": str(tmp_path / "hf"),
-           "PYTHONPATH": str(ROOT)}  # fmt: skip
+    env = {
+        **os.environ,
+        "HF_TOKEN": "hf_test",
+        "HF_ENDPOINT": "http://127.0.0.1:9",
+        "HF_HOME": str(tmp_path / "hf"),
+        "PYTHONPATH": str(ROOT),
+    }
     env.pop("HF_HUB_OFFLINE", None)
     argv = [sys.executable, "-m", "zoo", "publish", "mnist-lenet", "--repo-id", "me/lenet"]
     done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)

@@ -59,8 +59,11 @@ def test_a_pipeline_folder_loads_its_unet_and_scheduler(roots):
     unet = tiny_unet(seed=2)
     DDPMPipeline(unet=unet, scheduler=DDPMScheduler(beta_schedule="linear")).save_pretrained(allowed / "pipe")
     entry = local_entry(str(allowed / "pipe"))
-    assert entry.files == ("unet/config.json", "unet/diffusion_pytorch_model.safetensors",
-                           "scheduler/scheduler_config.json")  # fmt: skip
+    assert entry.files == (
+        "unet/config.json",
+        "unet/diffusion_pytorch_model.safetensors",
+        "scheduler/scheduler_config.json",
+    )
     loaded = load_model(entry)
     _same_output(loaded, unet)
     assert loaded.schedule.name == "linear" and loaded.denoiser.prediction_type == "epsilon"
@@ -206,8 +209,17 @@ def trained_run(tmp_path_factory):
     checkpoints every 2 steps."""
     tmp = tmp_path_factory.mktemp("run")
     recipe = tmp / "tiny-cond.toml"
-    recipe.write_text(tiny_pixel_recipe("tiny-cond", schedule="cosine", steps=6, batch_size=8, lr=0.001,
-                                        prediction_type="v_prediction", sample_every=3))  # fmt: skip
+    recipe.write_text(
+        tiny_pixel_recipe(
+            "tiny-cond",
+            schedule="cosine",
+            steps=6,
+            batch_size=8,
+            lr=0.001,
+            prediction_type="v_prediction",
+            sample_every=3,
+        )
+    )
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HF_HUB_OFFLINE", "1")
         mp.setenv("HF_HOME", str(tmp / "hf"))
@@ -231,8 +243,10 @@ def test_training_writes_checkpoints_that_load_here_and_in_diffusers(trained_run
     x, t, y = torch.randn(2, 1, 28, 28), torch.tensor([5.0, 50.0]), torch.tensor([1, 10])
     torch.testing.assert_close(loaded.module(x, t, class_labels=y).sample, unet(x, t, class_labels=y).sample)
     first = load_model(local_entry(str(run.checkpoints[0][1]), trusted=True))
-    assert any(not torch.equal(a, b) for a, b in zip(first.module.state_dict().values(),
-                                                      loaded.module.state_dict().values(), strict=True))  # fmt: skip
+    assert any(
+        not torch.equal(a, b)
+        for a, b in zip(first.module.state_dict().values(), loaded.module.state_dict().values(), strict=True)
+    )
 
 
 def test_zoo_compare_writes_the_grid_and_tables_end_to_end(trained_run, tmp_path, monkeypatch, capsys):
@@ -242,8 +256,21 @@ def test_zoo_compare_writes_the_grid_and_tables_end_to_end(trained_run, tmp_path
     UNet2DModel.from_pretrained(trained_run / "run" / "checkpoints" / "step_0000006").save_pretrained(pipe / "unet")
     DDPMScheduler(beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction").save_config(pipe / "scheduler")
     (pipe / "model_index.json").write_text(json.dumps({"_class_name": "DDPMPipeline"}))
-    args = ["compare", "mnist-ddpm-linear", f"{trained_run}@2", str(pipe), "--steps", "4", "--images", "6",
-            "--metrics", "--class", "2", "--out", str(tmp_path / "out")]  # fmt: skip
+    args = [
+        "compare",
+        "mnist-ddpm-linear",
+        f"{trained_run}@2",
+        str(pipe),
+        "--steps",
+        "4",
+        "--images",
+        "6",
+        "--metrics",
+        "--class",
+        "2",
+        "--out",
+        str(tmp_path / "out"),
+    ]
     assert zoo_cli(args) == 0
     printed = capsys.readouterr().out
     assert "FD-LeNet" in printed and "wrote" in printed
@@ -254,8 +281,23 @@ def test_zoo_compare_writes_the_grid_and_tables_end_to_end(trained_run, tmp_path
     assert rows[0]["class"] == "" and rows[1]["class"] == "2"  # the class goes only to conditional models
     assert all(float(r["fd_lenet"]) > 0 and r["samples"] == "6" for r in rows[:2])  # known to be MNIST models
     assert rows[2]["fd_lenet"] == ""  # a folder that does not say what it was trained on is not scored...
-    assert zoo_cli(["compare", str(pipe), "--steps", "2", "--images", "4", "--metrics", "--mnist",
-                    "--out", str(tmp_path / "out2")]) == 0  # fmt: skip
+    assert (
+        zoo_cli(
+            [
+                "compare",
+                str(pipe),
+                "--steps",
+                "2",
+                "--images",
+                "4",
+                "--metrics",
+                "--mnist",
+                "--out",
+                str(tmp_path / "out2"),
+            ]
+        )
+        == 0
+    )
     assert "FD-LeNet" in capsys.readouterr().out  # ...unless the person says its 1x28x28 images are digits
     assert json.loads((tmp_path / "out" / "results.json").read_text())["results"][2]["title"].endswith("pipe")
     with Image.open(tmp_path / "out" / "grid.png") as grid:

@@ -13,8 +13,17 @@ from scipy.signal import lfilter
 
 # One colour per class (plotly's default qualitative colours), and one per run or series elsewhere.
 CLASS_COLORS = (
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
-)  # fmt: skip
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
 SERIES_COLORS = ("#5b3fd1", "#e4572e", "#17a398", "#f2a541", "#3b8ea5", "#b33f62", "#6c757d", "#2e7d32")
 MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
 # A log axis whose every tick label reads as a number (plotly's default labels the ticks between powers of ten
@@ -91,13 +100,31 @@ def play_controls(
     ]
     return {
         "updatemenus": [
-            {"type": "buttons", "direction": "left", "buttons": buttons, "x": 0, "y": -0.1, "xanchor": "left",
-             "yanchor": "top", "pad": {"t": 22, "r": 10}, "showactive": False}
+            {
+                "type": "buttons",
+                "direction": "left",
+                "buttons": buttons,
+                "x": 0,
+                "y": -0.1,
+                "xanchor": "left",
+                "yanchor": "top",
+                "pad": {"t": 22, "r": 10},
+                "showactive": False,
+            }
         ],
         "sliders": [
-            {"active": active, "steps": steps, "x": 0.26, "len": 0.74, "y": -0.1, "yanchor": "top", "pad": {"t": 0},
-             "currentvalue": {"prefix": prefix, "font": {"size": 12}, "xanchor": "left"}, "ticklen": 3,
-             "font": {"size": 10}}
+            {
+                "active": active,
+                "steps": steps,
+                "x": 0.26,
+                "len": 0.74,
+                "y": -0.1,
+                "yanchor": "top",
+                "pad": {"t": 0},
+                "currentvalue": {"prefix": prefix, "font": {"size": 12}, "xanchor": "left"},
+                "ticklen": 3,
+                "font": {"size": 10},
+            }
         ],
         "margin": {**MARGIN, "b": 130},
-    }  # fmt: skip
+    }

@@ -27,9 +27,14 @@ def as_points(x: torch.Tensor, limit: int = MAX_SHOWN) -> np.ndarray:
 def markers(points: np.ndarray, name: str, color: str, size: float, **kw) -> go.BaseTraceType:
     if points.shape[1] == 3:
         return go.Scatter3d(
-            x=points[:, 0], y=points[:, 1], z=points[:, 2], mode="markers", name=name,
-            marker={"size": size * 0.6, "color": color}, **kw,
-        )  # fmt: skip
+            x=points[:, 0],
+            y=points[:, 1],
+            z=points[:, 2],
+            mode="markers",
+            name=name,
+            marker={"size": size * 0.6, "color": color},
+            **kw,
+        )
     return go.Scattergl(
         x=points[:, 0], y=points[:, 1], mode="markers", name=name, marker={"size": size, "color": color}, **kw
     )
@@ -46,9 +51,10 @@ def fit_ranges(arrays: Sequence[np.ndarray], pad: float = 0.05) -> list[list[flo
 def equal_axes(fig: go.Figure, dim: int, ranges: list[list[float]] | None = None, height: int = 480) -> go.Figure:
     """Equal units on every axis (a circle looks round), fixed ranges when given, a compact legend."""
     fig.update_layout(
-        height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        height=height,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0},
-    )  # fmt: skip
+    )
     if dim == 3:
         scene = {"aspectmode": "data" if ranges is None else "cube"}
         if ranges is not None:
@@ -119,14 +125,37 @@ def field_figure(
             v = v * np.minimum(1.0, cap * cell / drawn)
             if dim == 2:
                 x, y = _arrows_2d(pts, v)
-                out.append(go.Scatter(x=x, y=y, mode="lines", line={"width": 1.3, "color": PANEL_COLORS[p % 3]},
-                                      hoverinfo="skip", showlegend=False))  # fmt: skip
+                out.append(
+                    go.Scatter(
+                        x=x,
+                        y=y,
+                        mode="lines",
+                        line={"width": 1.3, "color": PANEL_COLORS[p % 3]},
+                        hoverinfo="skip",
+                        showlegend=False,
+                    )
+                )
             else:
-                out.append(go.Cone(x=pts[:, 0], y=pts[:, 1], z=pts[:, 2], u=v[:, 0], v=v[:, 1], w=v[:, 2],
-                                   sizemode="raw", sizeref=1.0, anchor="tail", colorscale="Viridis",
-                                   cmin=0, cmax=cap * cell, showscale=False,
-                                   customdata=mag, hovertemplate="|field| %{customdata:.3g}<extra></extra>",
-                                   scene=f"scene{p + 1 if p else ''}"))  # fmt: skip
+                out.append(
+                    go.Cone(
+                        x=pts[:, 0],
+                        y=pts[:, 1],
+                        z=pts[:, 2],
+                        u=v[:, 0],
+                        v=v[:, 1],
+                        w=v[:, 2],
+                        sizemode="raw",
+                        sizeref=1.0,
+                        anchor="tail",
+                        colorscale="Viridis",
+                        cmin=0,
+                        cmax=cap * cell,
+                        showscale=False,
+                        customdata=mag,
+                        hovertemplate="|field| %{customdata:.3g}<extra></extra>",
+                        scene=f"scene{p + 1 if p else ''}",
+                    )
+                )
         return out
 
     for p in range(len(panels)):

@@ -52,9 +52,14 @@ def schedule_picker(key: str, columns: int = 1, t_step: int = 10) -> ScheduleCho
     start = end = None
     shift = 1.0
     if spec.path == "flow":
-        shift = c.select_slider("Timestep shift s", FLOW_SHIFTS, 1.0, key=f"{key}-shift",
-                                help="t -> s t / (1 + (s - 1) t): s > 1 moves the steps towards the noise, as SD3 "
-                                "does for large images (3.0 there).")  # fmt: skip
+        shift = c.select_slider(
+            "Timestep shift s",
+            FLOW_SHIFTS,
+            1.0,
+            key=f"{key}-shift",
+            help="t -> s t / (1 + (s - 1) t): s > 1 moves the steps towards the noise, as SD3 "
+            "does for large images (3.0 there).",
+        )
     elif spec.beta_start is not None and spec.beta_end is not None:
         start, end = c.slider(
             "β range",

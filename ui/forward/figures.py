@@ -22,16 +22,25 @@ def schedule_curves(schedules: Sequence[tuple[str, NoiseSchedule]], t_marker: in
     fig = make_subplots(
         rows=1,
         cols=4,
-        subplot_titles=("β<sub>t</sub> (VP)", "a<sub>t</sub> (signal, —), b<sub>t</sub> (noise, - -)",
-                        "SNR = a²/b²", "σ = b/a"),
+        subplot_titles=(
+            "β<sub>t</sub> (VP)",
+            "a<sub>t</sub> (signal, —), b<sub>t</sub> (noise, - -)",
+            "SNR = a²/b²",
+            "σ = b/a",
+        ),
         horizontal_spacing=0.06,
-    )  # fmt: skip
+    )
     for k, (label, sched) in enumerate(schedules):
         t = np.arange(sched.num_steps)
         colour = COLOURS[k % len(COLOURS)]
         a, b = sched.signal_and_noise(sched.sigmas)
-        curves = [(1, sched.betas, "solid"), (2, a, "solid"), (2, b, "dash"), (3, sched.snr, "solid"),
-                  (4, sched.sigmas, "solid")]  # fmt: skip
+        curves = [
+            (1, sched.betas, "solid"),
+            (2, a, "solid"),
+            (2, b, "dash"),
+            (3, sched.snr, "solid"),
+            (4, sched.sigmas, "solid"),
+        ]
         if sched.path == "flow":
             curves = curves[1:]  # its betas would be those of a VP path with the same sigmas: not its own
         for col, values, dash in curves:
@@ -71,10 +80,17 @@ def sampling_grids_figure(schedule: NoiseSchedule, steps: int, rho: float) -> go
         style = {"color": COLOURS[k % len(COLOURS)], "width": 2}
         fig.add_trace(go.Scatter(x=np.arange(len(sig)), y=sig, name=label, line=style, mode="lines+markers"), 1, 1)
         fig.add_trace(
-            go.Scatter(x=np.arange(len(sig)), y=-2 * np.log(sig), name=label, line=style, mode="lines+markers",
-                       showlegend=False),
-            1, 2,
-        )  # fmt: skip
+            go.Scatter(
+                x=np.arange(len(sig)),
+                y=-2 * np.log(sig),
+                name=label,
+                line=style,
+                mode="lines+markers",
+                showlegend=False,
+            ),
+            1,
+            2,
+        )
     fig.update_yaxes(**LOG_AXIS, title_text="σ", row=1, col=1)
     fig.update_yaxes(title_text="log-SNR", row=1, col=2)
     fig.update_xaxes(title_text="sampling step")

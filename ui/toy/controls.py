@@ -15,35 +15,66 @@ from core.labs.toy import MAX_SAMPLE_STEPS, MAX_TRAIN_STEPS, ToySettings
 from core.models.mlp import TIME_EMBEDDINGS
 from ui.common.widgets import option_widget, schedule_picker
 
-TARGETS = {"epsilon": "ε (noise)", "sample": "x₀ (data)", "v_prediction": "v (velocity)",
-           "flow_prediction": "flow matching (ε − x₀)"}  # fmt: skip
+TARGETS = {
+    "epsilon": "ε (noise)",
+    "sample": "x₀ (data)",
+    "v_prediction": "v (velocity)",
+    "flow_prediction": "flow matching (ε − x₀)",
+}
 EMA_CHOICES = (None, 0.9, 0.99, 0.995, 0.999)
 
 
 def train_settings() -> tuple[ToySettings, int]:
     """The model, schedule and optimiser settings, and how many steps to train for."""
     a, b, c, d = st.columns(4)
-    steps = a.number_input("Training steps", 10, MAX_TRAIN_STEPS, 1000, step=100, key="toy-steps",
-                           help="Continue training adds this many steps to the current model.")  # fmt: skip
+    steps = a.number_input(
+        "Training steps",
+        10,
+        MAX_TRAIN_STEPS,
+        1000,
+        step=100,
+        key="toy-steps",
+        help="Continue training adds this many steps to the current model.",
+    )
     lr = b.select_slider(
-        "Learning rate", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 2e-2, 3e-2], 1e-2, key="toy-lr",
+        "Learning rate",
+        [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 2e-2, 3e-2],
+        1e-2,
+        key="toy-lr",
         help="Peak rate of AdamW; it decays along a cosine over each Train / Continue.",
-    )  # fmt: skip
+    )
     batch = c.select_slider("Batch size", [64, 128, 256, 512, 1024, 2048, 4096], 512, key="toy-batch")
     seed = d.number_input("Training seed", 0, 2**31 - 1, 0, key="toy-train-seed", help="Weights, batches, noise.")
     with st.expander("Model and noise schedule", expanded=False):
         schedule = schedule_picker("toy", columns=3, t_step=50)
         a, b, c, d = st.columns(4)
-        target = a.radio("Objective", list(PREDICTION_TYPES), 2, format_func=TARGETS.get, key="toy-target",
-                         help="What the network outputs, all converted to the same x₀ estimate. Flow matching "
-                         "learns the velocity of the straight path x_t = (1 − t) x₀ + t ε whatever the schedule, "
-                         "which then only places the sampling steps (the flow schedule evenly in t).")  # fmt: skip
+        target = a.radio(
+            "Objective",
+            list(PREDICTION_TYPES),
+            2,
+            format_func=TARGETS.get,
+            key="toy-target",
+            help="What the network outputs, all converted to the same x₀ estimate. Flow matching "
+            "learns the velocity of the straight path x_t = (1 − t) x₀ + t ε whatever the schedule, "
+            "which then only places the sampling steps (the flow schedule evenly in t).",
+        )
         width = b.select_slider("MLP width", [16, 32, 64, 128, 256, 512], 64, key="toy-width")
         depth = b.slider("Residual blocks", 1, 8, 2, key="toy-depth")
-        emb = c.selectbox("Time embedding", list(TIME_EMBEDDINGS), format_func=str.capitalize, key="toy-emb",
-                          help=" · ".join(f"{k}: {v}" for k, v in TIME_EMBEDDINGS.items()))  # fmt: skip
-        ema = d.selectbox("EMA of weights", EMA_CHOICES, 2, format_func=lambda e: "off" if e is None else str(e),
-                          key="toy-ema", help="Sample with an exponential moving average of the weights.")  # fmt: skip
+        emb = c.selectbox(
+            "Time embedding",
+            list(TIME_EMBEDDINGS),
+            format_func=str.capitalize,
+            key="toy-emb",
+            help=" · ".join(f"{k}: {v}" for k, v in TIME_EMBEDDINGS.items()),
+        )
+        ema = d.selectbox(
+            "EMA of weights",
+            EMA_CHOICES,
+            2,
+            format_func=lambda e: "off" if e is None else str(e),
+            key="toy-ema",
+            help="Sample with an exponential moving average of the weights.",
+        )
     settings = ToySettings(
         schedule=schedule.kind,
         T=schedule.steps,
@@ -108,17 +139,26 @@ def sampler_settings(T: int) -> SamplerChoice:
         "Sampler", names, names.index("euler"), format_func=lambda k: SAMPLERS[k].title, key="toy-sampler"
     )
     steps = b.slider("Steps", 1, min(T, MAX_SAMPLE_STEPS, 200), min(50, T), key="toy-sample-steps")
-    spacing = c.selectbox("Step spacing", SPACINGS, SPACINGS.index("trailing"), key="toy-spacing",
-                          help="Where the steps sit in time: timestep spacings (leading / trailing / linspace) "
-                          "or Karras et al.'s ρ = 7 noise levels.")  # fmt: skip
+    spacing = c.selectbox(
+        "Step spacing",
+        SPACINGS,
+        SPACINGS.index("trailing"),
+        key="toy-spacing",
+        help="Where the steps sit in time: timestep spacings (leading / trailing / linspace) "
+        "or Karras et al.'s ρ = 7 noise levels.",
+    )
     seed = d.number_input("Sampling seed", 0, 2**31 - 1, 0, key="toy-sample-seed")
     spec = SAMPLERS[name]
     a, b, c, d = st.columns(4)
     n = a.number_input("Points to sample", 100, 100_000, 10_000, step=1000, key="toy-sample-n")
     path = b.slider("Points in the animation", 100, 5000, 1000, 100, key="toy-path-n")
     show_x0 = c.toggle("Show predicted x₀", False, key="toy-show-x0", help="The model's guess of the end point.")
-    clip = c.toggle("Clip x₀ to the data's box", False, key="toy-clip",
-                    help="Clamp every x₀ estimate to the data's range (DDPM's clip_sample).")  # fmt: skip
+    clip = c.toggle(
+        "Clip x₀ to the data's box",
+        False,
+        key="toy-clip",
+        help="Clamp every x₀ estimate to the data's range (DDPM's clip_sample).",
+    )
     options = {o.name: option_widget(o, f"toy-opt-{name}-{o.name}", d) for o in spec.options}
     return SamplerChoice(
         name=name,
@@ -143,8 +183,13 @@ class FieldChoice:
 def field_settings(dim: int, compact: bool = False) -> FieldChoice:
     """Which field, at which times, on how fine a grid (in one column when `compact`)."""
     a, b, c = (st.container(),) * 3 if compact else st.columns(3)
-    kind = a.radio("Field", ["velocity", "score"], horizontal=True, key="toy-field-kind",
-                   format_func={"velocity": "Probability-flow velocity", "score": "Score"}.get)  # fmt: skip
+    kind = a.radio(
+        "Field",
+        ["velocity", "score"],
+        horizontal=True,
+        key="toy-field-kind",
+        format_func={"velocity": "Probability-flow velocity", "score": "Score"}.get,
+    )
     lo, hi = b.slider("Time range u = t / (T - 1)", 0.0, 1.0, (0.02, 1.0), 0.01, key="toy-field-range")
     frames = b.slider("Frames", 2, 20, 10, key="toy-field-frames")
     side = c.slider("Grid points per side", 4, 14 if dim == 3 else 40, 8 if dim == 3 else 24, key=f"toy-grid-{dim}")

@@ -67,18 +67,34 @@ def builtin_cloud(dim: int) -> PointCloud:
 def drawn_cloud() -> PointCloud | None:
     left, right = st.columns([3, 2])
     with right:
-        mode = st.radio("Pen", ["freedraw", "line", "point"], horizontal=True, key="toy-draw-mode",
-                        format_func=str.capitalize)  # fmt: skip
-        spread = st.slider("Spread (pixels)", 0.0, 30.0, 6.0, 0.5, key="toy-draw-spread",
-                           help="Standard deviation of the jitter around each stroke.")  # fmt: skip
+        mode = st.radio(
+            "Pen", ["freedraw", "line", "point"], horizontal=True, key="toy-draw-mode", format_func=str.capitalize
+        )
+        spread = st.slider(
+            "Spread (pixels)",
+            0.0,
+            30.0,
+            6.0,
+            0.5,
+            key="toy-draw-spread",
+            help="Standard deviation of the jitter around each stroke.",
+        )
         n, seed = _count_and_seed("toy-draw", 5000)
     with left:
         try:
             from streamlit_drawable_canvas import st_canvas  # registers a component: import only when drawing
         except Exception:  # the canvas is optional: the rest of the page works without it
             raise BadInputError("The drawing canvas is not available here; pick another data source.") from None
-        result = st_canvas(stroke_width=3, stroke_color="#1f77b4", background_color="#ffffff", width=CANVAS_W,
-                           height=CANVAS_H, drawing_mode=mode, point_display_radius=4, key="toy-canvas")  # fmt: skip
+        result = st_canvas(
+            stroke_width=3,
+            stroke_color="#1f77b4",
+            background_color="#ffffff",
+            width=CANVAS_W,
+            height=CANVAS_H,
+            drawing_mode=mode,
+            point_display_radius=4,
+            key="toy-canvas",
+        )
         st.caption("Draw in the box (undo / clear in its toolbar). The drawing becomes points when you release.")
     digest, strokes = _strokes_once(getattr(result, "json_data", None))
     if not strokes.lines and not len(strokes.dots):

@@ -71,10 +71,18 @@ def tries_figure(rows: Sequence[dict], height: int = 300) -> go.Figure:
         colour = SERIES_COLORS[k % len(SERIES_COLORS)]
         for col, key in ((1, "SWD"), (2, "MMD")):
             fig.add_trace(
-                go.Scatter(x=[r["Steps"] for r in group], y=[r[key] for r in group], name=label, legendgroup=label,
-                           showlegend=col == 1, mode="lines+markers", line={"color": colour}),
-                1, col,
-            )  # fmt: skip
+                go.Scatter(
+                    x=[r["Steps"] for r in group],
+                    y=[r[key] for r in group],
+                    name=label,
+                    legendgroup=label,
+                    showlegend=col == 1,
+                    mode="lines+markers",
+                    line={"color": colour},
+                ),
+                1,
+                col,
+            )
     for col, key in ((1, "SWD floor"), (2, "MMD floor")):
         floors = [r[key] for r in rows if key in r]
         if floors:

@@ -80,8 +80,14 @@ def objectives_section(cloud: PointCloud, base: ToySettings, steps: int) -> None
         "or two steps land near the data."
     )
     a, b, c = st.columns([3, 1, 1])
-    chosen = a.multiselect("Objectives", list(ob.OBJECTIVES), default=["v_prediction", "flow_prediction"],
-                           format_func=ob.OBJECTIVES.get, key="toy-obj-list", max_selections=4)  # fmt: skip
+    chosen = a.multiselect(
+        "Objectives",
+        list(ob.OBJECTIVES),
+        default=["v_prediction", "flow_prediction"],
+        format_func=ob.OBJECTIVES.get,
+        key="toy-obj-list",
+        max_selections=4,
+    )
     n = b.select_slider("Points measured", [500, 1000, 2000, 5000], 2000, key="toy-obj-n")
     c.caption(f"Training: {steps:,} steps each (section 2's), seed {base.seed}.")
     fits = bool(chosen) and job_estimate(
@@ -120,8 +126,10 @@ def objectives_section(cloud: PointCloud, base: ToySettings, steps: int) -> None
 def _reflow_controls(steps: int, n: int) -> None:
     a, b = st.columns([1, 4])
     pairs = a.select_slider("Pairs", [1000, 2000, 5000, 10_000], 5000, key="toy-reflow-pairs")
-    b.caption(f"The new flow trains {steps:,} steps on the pairs (same network and seed); its 1- and 2-step "
-              "samples, and the flow model's, join the tries table in section 3.")  # fmt: skip
+    b.caption(
+        f"The new flow trains {steps:,} steps on the pairs (same network and seed); its 1- and 2-step "
+        "samples, and the flow model's, join the tries table in section 3."
+    )
     b1, b2, _ = st.columns([1.3, 1, 4])
     clicked = b1.button("Reflow", type="primary", key="toy-reflow-go")
     b2.button("Stop", key="toy-reflow-stop", help="Keeps the reflow model trained so far (press Reflow again).")
@@ -132,20 +140,32 @@ def _reflow_controls(steps: int, n: int) -> None:
 
 def objective_rows(results: list[ob.ObjectiveResult]) -> list[dict[str, object]]:
     return [
-        {"Model": r.name, "Objective": ob.OBJECTIVES[r.objective] + (" (reflow)" if "reflow" in r.name else ""),
-         **{f"SW2 @ {k}": round(v, 3) for k, v in r.sw2.items()}, "SW2 floor": round(r.floor, 3),
-         "Chord / length": round(r.chord_ratio, 3), "Curvature S": round(r.curvature, 3),
-         "Seconds": round(r.seconds, 2)}
+        {
+            "Model": r.name,
+            "Objective": ob.OBJECTIVES[r.objective] + (" (reflow)" if "reflow" in r.name else ""),
+            **{f"SW2 @ {k}": round(v, 3) for k, v in r.sw2.items()},
+            "SW2 floor": round(r.floor, 3),
+            "Chord / length": round(r.chord_ratio, 3),
+            "Curvature S": round(r.curvature, 3),
+            "Seconds": round(r.seconds, 2),
+        }
         for r in results
-    ]  # fmt: skip
+    ]
 
 
 def ladder_figure(results: list[ob.ObjectiveResult], height: int = 320) -> go.Figure:
     """SW2 to fresh data against Euler's NFE, one line per model, the two-fresh-sets floor dotted."""
     fig = go.Figure()
     for k, r in enumerate(results):
-        fig.add_trace(go.Scatter(x=list(r.sw2), y=list(r.sw2.values()), mode="lines+markers", name=r.name,
-                                 line={"color": SERIES_COLORS[k % len(SERIES_COLORS)]}))  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=list(r.sw2),
+                y=list(r.sw2.values()),
+                mode="lines+markers",
+                name=r.name,
+                line={"color": SERIES_COLORS[k % len(SERIES_COLORS)]},
+            )
+        )
     fig.add_hline(y=min(r.floor for r in results), line={"dash": "dot", "color": "#999"})
     fig.update_xaxes(title="NFE (Euler steps)", **LOG_AXIS)
     fig.update_yaxes(title="sliced W₂ to fresh data", rangemode="tozero")
@@ -160,10 +180,30 @@ def paths_figure(results: list[ob.ObjectiveResult], height: int = 380) -> go.Fig
     for k, r in enumerate(results, start=1):
         x = r.paths.states[:, :SHOWN_PATHS, :2].double().numpy()  # 3-D data: the first two axes
         xs, ys = polylines(x)
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line={"width": 1, "color": SERIES_COLORS[(k - 1) % 8]},
-                                 hoverinfo="skip", showlegend=False), 1, k)  # fmt: skip
-        fig.add_trace(go.Scatter(x=x[0, :, 0], y=x[0, :, 1], mode="markers", marker={"size": 3, "color": "#999"},
-                                 showlegend=False, hoverinfo="skip"), 1, k)  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="lines",
+                line={"width": 1, "color": SERIES_COLORS[(k - 1) % 8]},
+                hoverinfo="skip",
+                showlegend=False,
+            ),
+            1,
+            k,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=x[0, :, 0],
+                y=x[0, :, 1],
+                mode="markers",
+                marker={"size": 3, "color": "#999"},
+                showlegend=False,
+                hoverinfo="skip",
+            ),
+            1,
+            k,
+        )
     fig.update_layout(height=height, margin={**MARGIN, "t": 50})
     for k in range(1, len(results) + 1):
         fig.update_yaxes(scaleanchor=f"x{k if k > 1 else ''}", row=1, col=k)

@@ -48,10 +48,16 @@ def table(run: Run) -> None:
     st.dataframe(rows, hide_index=True, width="stretch", height=min(300, 38 + 35 * len(rows)))
     if run.snapshots is not None:
         zipped = lambda: run_archive(run)  # noqa: E731 (built only when clicked)
-        st.download_button("Download the run with its checkpoints (zip)", zipped, f"{run.name}.zip", "application/zip",
-                           key=f"logs-zip-{run.name}", on_click="ignore",
-                           help="A run folder (config, metrics, checkpoints/step_N/ in safetensors) to unzip into "
-                           "a runs folder: page trainings are kept only in this session's memory.")  # fmt: skip
+        st.download_button(
+            "Download the run with its checkpoints (zip)",
+            zipped,
+            f"{run.name}.zip",
+            "application/zip",
+            key=f"logs-zip-{run.name}",
+            on_click="ignore",
+            help="A run folder (config, metrics, checkpoints/step_N/ in safetensors) to unzip into "
+            "a runs folder: page trainings are kept only in this session's memory.",
+        )
     comparable = run_label(run) in over_training_runs()
     if comparable and st.button("Compare these checkpoints over training", key=f"logs-compare-{run.name}"):
         st.session_state["ot-run"] = run_label(run)
