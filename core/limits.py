@@ -1,10 +1,21 @@
 """The limits a server's operator can set through the environment, read at call time, each with a default that
 suits a shared 2-core server (Streamlit Community Cloud: one process for every visitor, 1-3 GB of memory).
+These are the caps that bound a visitor's cost in time or memory; the others (slider ranges, points drawn per
+figure, ...) are named where they live.
 
-ATLAS_MAX_JOB_SECONDS   one training started on a page, by its estimate (core/training/budget.py)   300
-ATLAS_MAX_DOWNLOAD_MB   one file downloaded from the Hub, by the size the Hub states before sending  1024
-ATLAS_MAX_PARAMETERS    one network built from a config, counted before any weight is allocated   300e6
-ATLAS_MAX_IMAGE_SIDE    the image side of a model someone names (a Hub id, a local folder)          512
+ATLAS_MAX_JOB_SECONDS      one training, comparison or measure started on a page, by its estimate       300
+ATLAS_MAX_DOWNLOAD_MB      one file downloaded from the Hub, by the size the Hub states before sending 1024
+ATLAS_MAX_PARAMETERS       one network built from a config, counted before any weight is allocated   300e6
+ATLAS_MAX_IMAGE_SIDE       the image side of a model someone names (a Hub id, a local folder)          512
+ATLAS_MAX_UPLOAD_MB        one uploaded image                                                            10
+ATLAS_MAX_CSV_MB           one uploaded CSV of points                                                    20
+ATLAS_MAX_POINTS           points in a toy data set, and points sampled from a toy model at once     100000
+ATLAS_MAX_COMPARE_WORK     image evaluations (model calls x images) in one sampling comparison        20000
+ATLAS_MAX_QUALITY_WORK     image evaluations in one quality measure (n samples of each checkpoint)    60000
+ATLAS_MAX_LOG_SCALARS      scalar points read from one TensorBoard run (more are thinned)            200000
+ATLAS_MAX_LOG_IMAGES       images read from one TensorBoard run (more are spread over the run)          200
+ATLAS_MAX_SESSION_RUNS     page trainings a session keeps the logs of (Training logs)                    40
+ATLAS_SESSION_CHECKPOINTS  of those, the newest that keep their checkpoints in memory                     3
 
 A value that is not a number falls back to the default; each is at least its floor.
 """
@@ -37,3 +48,39 @@ def max_parameters() -> int:
 
 def max_image_side() -> int:
     return int(env_number("ATLAS_MAX_IMAGE_SIDE", 512.0, 8.0))
+
+
+def max_upload_bytes() -> int:
+    return int(env_number("ATLAS_MAX_UPLOAD_MB", 10.0, 0.001) * 2**20)
+
+
+def max_csv_bytes() -> int:
+    return int(env_number("ATLAS_MAX_CSV_MB", 20.0, 0.001) * 2**20)
+
+
+def max_points() -> int:
+    return int(env_number("ATLAS_MAX_POINTS", 100_000, 100))
+
+
+def max_compare_work() -> int:
+    return int(env_number("ATLAS_MAX_COMPARE_WORK", 20_000, 1))
+
+
+def max_quality_work() -> int:
+    return int(env_number("ATLAS_MAX_QUALITY_WORK", 60_000, 1))
+
+
+def max_log_scalars() -> int:
+    return int(env_number("ATLAS_MAX_LOG_SCALARS", 200_000, 1))
+
+
+def max_log_images() -> int:
+    return int(env_number("ATLAS_MAX_LOG_IMAGES", 200, 1))
+
+
+def max_session_runs() -> int:
+    return int(env_number("ATLAS_MAX_SESSION_RUNS", 40, 1))
+
+
+def session_checkpoints() -> int:
+    return int(env_number("ATLAS_SESSION_CHECKPOINTS", 3, 0))

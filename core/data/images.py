@@ -17,8 +17,8 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from core.errors import BadInputError
+from core.limits import max_upload_bytes
 
-MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_PIXELS = 40_000_000  # declared width x height above this is refused before decoding
 MAX_SIDE = 12_000  # and either side above this (a 1 x 39,999,999 image passes the area cap)
 UPLOAD_SQUARE = 512  # an upload is kept as its centred square at most this size (the largest the pages use)
@@ -39,10 +39,8 @@ def read_upload(data: bytes, name: str = "upload") -> Image.Image:
     """Decode an uploaded image, refusing what the app cannot use; returns an RGB or L image."""
     if not data:
         raise BadInputError(f"{name} is empty (0 bytes).")
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise BadInputError(
-            f"{name} is {len(data) / 1e6:.1f} MB; images up to {MAX_UPLOAD_BYTES // 1_000_000} MB are accepted."
-        )
+    if len(data) > (limit := max_upload_bytes()):
+        raise BadInputError(f"{name} is {len(data) / 2**20:.1f} MB; images up to {limit / 2**20:g} MB are accepted.")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

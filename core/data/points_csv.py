@@ -17,9 +17,9 @@ import torch
 
 from core.data.toy import MAX_POINTS, MIN_POINTS
 from core.errors import BadInputError
+from core.limits import max_csv_bytes
 from core.text import plain_label
 
-MAX_BYTES = 20 * 1024 * 1024
 MAX_LINE_BYTES = 256  # 3 numbers at full float64 precision take about 75; a header of 3 names, what fits
 # A line start, then more characters than a line may hold: anchored on line starts, so each line is read at
 # most once (a plain [^\n]{257} would be retried at every byte, quadratic on a file of long lines).
@@ -66,8 +66,8 @@ def points_from_csv(raw: bytes, max_rows: int = MAX_POINTS) -> tuple[torch.Tenso
     for text in a number column, an empty or NaN cell, or an infinite value; and for the wrong number of
     columns, too few or too many rows, a file too big, or a file that is not text.
     """
-    if len(raw) > MAX_BYTES:
-        raise BadInputError(f"The file is {len(raw) / 2**20:.1f} MB; the limit is {MAX_BYTES // 2**20} MB.")
+    if len(raw) > (limit := max_csv_bytes()):
+        raise BadInputError(f"The file is {len(raw) / 2**20:.1f} MB; the limit is {limit / 2**20:g} MB.")
     _check_shape(raw)  # before decoding or parsing: the bytes alone tell a file of the wrong shape
     try:
         text = raw.decode("utf-8-sig")

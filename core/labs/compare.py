@@ -18,15 +18,14 @@ import torch
 from core.data.images import uint8_to_tensor
 from core.errors import BadInputError
 from core.labs.samplers import ImageModel, SamplerSettings, evaluations_per_image, run_sampler, seconds_per_image
+from core.limits import max_compare_work, max_quality_work
 from core.metrics.images import class_histogram, classify, frechet_distance_se
 from core.text import plain_label
 from core.training import budget
 
 MAX_CELLS = 24
-MAX_WORK = 20_000  # model evaluations x images per comparison: about a minute for an MNIST model on a laptop CPU
 MAX_QUALITY_SAMPLES = 1000
 GUIDANCE = 3.0  # the classifier-free guidance scale checkpoints are compared at, when a class is asked for
-MAX_QUALITY_WORK = 60_000  # the same for a quality measure (n samples of each checkpoint): about 3 minutes
 CHUNK = 100
 
 
@@ -62,9 +61,9 @@ def plan_work(
         raise BadInputError(f"That is {cells} cells; compare at most {MAX_CELLS} at once.")
     runs = [replace(base, sampler=s, steps=n) for s in samplers for n in steps]
     work = sum(base.batch * evaluations_per_image(m, r) for m in models for r in runs)
-    if work > MAX_WORK:
+    if work > (limit := max_compare_work()):
         raise BadInputError(
-            f"That comparison needs {work:,} image evaluations (at most {MAX_WORK:,}); use fewer images or steps."
+            f"That comparison needs {work:,} image evaluations (at most {limit:,}); use fewer images or steps."
         )
     budget.check(
         sum(base.batch * evaluations_per_image(m, r) * seconds_per_image(m) for m in models for r in runs),
@@ -78,9 +77,9 @@ def plan_quality(models: Sequence[ImageModel], settings: SamplerSettings, n: int
     """Model evaluations x images that measuring n samples of each model costs; refused over the cap, and over
     the server's limit per job by the time it would take (as plan_work)."""
     work = sum(n * evaluations_per_image(m, settings) for m in models)
-    if work > MAX_QUALITY_WORK:
+    if work > (limit := max_quality_work()):
         raise BadInputError(
-            f"Measuring that needs {work:,} image evaluations (at most {MAX_QUALITY_WORK:,}); use fewer samples, "
+            f"Measuring that needs {work:,} image evaluations (at most {limit:,}); use fewer samples, "
             "steps or checkpoints."
         )
     seconds = sum(n * evaluations_per_image(m, settings) * seconds_per_image(m) for m in models)

@@ -21,8 +21,8 @@ What becomes of what was logged:
   as TensorBoard does after a restart, a later file's first step drops the earlier files' points from that
   step on, in every tag of that folder.
 
-Limits, each noted when hit: 200,000 scalar points (thinned to every k-th step, the last step kept; the "loss"
-alias not counted), 200 images per run (spread evenly), images of at most MAX_IMAGE_PIXELS, and the search
+Limits, each noted when hit: ATLAS_MAX_LOG_SCALARS scalar points (core/limits.py; thinned to every k-th step, the
+last step kept; the "loss" alias not counted), ATLAS_MAX_LOG_IMAGES images per run (spread evenly), images of at most MAX_IMAGE_PIXELS, and the search
 for event files (MAX_EVENT_FILES files, MAX_ENTRIES_SCANNED folder entries). A truncated or corrupt file gives
 a note and the records before the damage: TensorBoard's reader stops there without raising and only says so
 in its log, so that log is listened to while reading.
@@ -42,13 +42,12 @@ from typing import Any
 
 from PIL import Image
 
+from core.limits import max_log_images, max_log_scalars
 from core.text import plain_label
 from core.runs.record import Run, evenly
 
 EVENT_PREFIX = "events.out.tfevents."
 MAX_DEPTH = 2  # subfolders below the run folder that may hold event files
-MAX_SCALAR_POINTS = 200_000
-MAX_IMAGES = 200
 MAX_IMAGE_SIDE = 4096
 MAX_IMAGE_PIXELS = 2048 * 2048  # a grid this size is ~12 MB decoded; the page may animate all of them
 MAX_EVENT_FILES = 100
@@ -220,7 +219,7 @@ def _every(steps: list[int], stride: int) -> list[int]:
 
 
 def _records(scalars: dict[str, dict[int, tuple[float, float]]], notes: list[str]) -> list[dict[str, Any]]:
-    """One dict per step (step order): "step", "seconds" and each tag's value, thinned to MAX_SCALAR_POINTS."""
+    """One dict per step (step order): "step", "seconds" and each tag's value, thinned to the operator's cap."""
     steps = sorted({step for series in scalars.values() for step in series})
     if not steps:
         return []
@@ -228,15 +227,15 @@ def _records(scalars: dict[str, dict[int, tuple[float, float]]], notes: list[str
     for series in scalars.values():
         for step in series:
             per_step[step] += 1
-    total = sum(per_step.values())
-    stride = max(1, -(-total // MAX_SCALAR_POINTS))
+    total, cap = sum(per_step.values()), max_log_scalars()
+    stride = max(1, -(-total // cap))
     kept = _every(steps, stride)
-    while sum(per_step[s] for s in kept) > MAX_SCALAR_POINTS:
+    while sum(per_step[s] for s in kept) > cap:
         stride += 1
         kept = _every(steps, stride)
     if stride > 1:
         notes.append(
-            f"{total:,} scalar points, more than the {MAX_SCALAR_POINTS:,} read per run: one step in every "
+            f"{total:,} scalar points, more than the {cap:,} read per run: one step in every "
             f"{stride} is shown ({len(kept):,} of {len(steps):,} steps, the last one kept)"
         )
     start = min(wall for series in scalars.values() for wall, _ in series.values())
@@ -277,7 +276,8 @@ def read_tensorboard_run(folder: str | Path, source: str = "runs folder", name: 
         notes.append("no TensorBoard event files (events.out.tfevents.*) here")
     # Event folders below the one that holds them all give their tags a prefix: their path below it.
     base = Path(os.path.commonpath([f.parent for f in files])) if files else folder
-    guidance = {ea.SCALARS: 0, ea.IMAGES: MAX_IMAGES + 1, ea.TENSORS: 1, ea.AUDIO: 1}
+    most_images = max_log_images()
+    guidance = {ea.SCALARS: 0, ea.IMAGES: most_images + 1, ea.TENSORS: 1, ea.AUDIO: 1}
     guidance |= {ea.HISTOGRAMS: 1, ea.COMPRESSED_HISTOGRAMS: 1}
     scalars: dict[str, dict[int, tuple[float, float]]] = {}
     images: dict[str, dict[int, bytes]] = {}
@@ -328,13 +328,13 @@ def read_tensorboard_run(folder: str | Path, source: str = "runs folder", name: 
     image_tag = next((tag for tag, series in images.items() if series), None)
     if image_tag is not None:
         steps = sorted(images[image_tag].items())
-        if len(steps) > MAX_IMAGES:
+        if len(steps) > most_images:
             notes.append(
-                f"more than {MAX_IMAGES} images were logged under {plain_label(image_tag)}: {MAX_IMAGES} of them, "
+                f"more than {most_images} images were logged under {plain_label(image_tag)}: {most_images} of them, "
                 "spread over the run, are shown"
             )
         skipped: list[str] = []
-        for step, data in evenly(steps, MAX_IMAGES):
+        for step, data in evenly(steps, most_images):
             why = _image_ok(data)
             if why is None:
                 samples.append((step, data))

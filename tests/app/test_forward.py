@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.data.images import MAX_UPLOAD_BYTES
+from core.limits import max_upload_bytes
 from tests import bad_inputs as bad
 from tests.conftest import ROOT
 from tests.helpers import plotly_array
@@ -95,7 +95,7 @@ def test_the_flow_path_as_a_schedule_with_its_shift(app):
         ("moving.png", bad.animated_png(), "animated"),
         ("drawing-svg.png", bad.svg(), "not an image"),  # the uploader itself refuses .svg and .gif names
         ("moving-gif.png", bad.animated_gif(), "GIF file"),
-        ("huge.png", bad.oversized(MAX_UPLOAD_BYTES), "up to 10 MB"),
+        ("huge.png", bad.oversized(max_upload_bytes()), "up to 10 MB"),
         ("thin.png", bad.thin_png(), "12,000 pixels a side"),
         ("short.png", bad.short_stream_png(), "pixel data end before the image does"),
     ],

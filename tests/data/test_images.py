@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.data.images import MAX_UPLOAD_BYTES, PHOTOS, center_square, photo, read_upload, to_tensor
+from core.data.images import PHOTOS, center_square, photo, read_upload, to_tensor
 from core.errors import BadInputError
+from core.limits import max_upload_bytes
 from tests import bad_inputs as bad
 
 
@@ -27,7 +28,7 @@ from tests import bad_inputs as bad
         (bad.png_16bit(), "16 or 32 bits"),
         (bad.png_bomb(), "decompression bomb"),
         (bad.png_bomb(8000, 8000), "million"),
-        (bad.oversized(MAX_UPLOAD_BYTES), "up to 10 MB"),
+        (bad.oversized(max_upload_bytes()), "up to 10 MB"),
         (bad.thin_png(), "12,000 pixels a side"),
         (bad.short_stream_png(), "pixel data end before the image does"),
     ],

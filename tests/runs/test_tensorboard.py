@@ -150,8 +150,8 @@ def test_a_resumed_run_drops_the_steps_it_redid_and_names_odd_tags(tmp_path):
 
 
 def test_caps_on_scalar_points_and_images_are_noted(tmp_path, monkeypatch):
-    monkeypatch.setattr(tb, "MAX_SCALAR_POINTS", 25)
-    monkeypatch.setattr(tb, "MAX_IMAGES", 2)
+    monkeypatch.setenv("ATLAS_MAX_LOG_SCALARS", "25")
+    monkeypatch.setenv("ATLAS_MAX_LOG_IMAGES", "2")
     folder = write_accelerate_run(tmp_path / "out", hparams=False)  # 30 scalar points, 3 images
     run = read_tensorboard_run(folder)
     steps = [r["step"] for r in run.metrics]

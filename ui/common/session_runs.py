@@ -1,10 +1,10 @@
 """The runs trained on the pages of this session (toy models, VAEs, latent models), for the Training logs page.
 
 Each is a core.runs.record.Run whose metrics list is the trainer's own, so it grows while the model trains;
-they live in st.session_state, so every session sees only its own. The newest MAX_RUNS are kept, and the
-newest MAX_WITH_CHECKPOINTS of them keep their checkpoints. The Toy lab's current data and model are here too:
-the Ground truth page fits a mixture to that data, and the Compare checkpoints page compares the model's kept
-checkpoints over training.
+they live in st.session_state, so every session sees only its own. The newest ATLAS_MAX_SESSION_RUNS are kept,
+and the newest ATLAS_SESSION_CHECKPOINTS of them keep their checkpoints (core/limits.py). The Toy lab's current
+data and model are here too: the Ground truth page fits a mixture to that data, and the Compare checkpoints page
+compares the model's kept checkpoints over training.
 """
 
 from __future__ import annotations
@@ -15,14 +15,13 @@ import streamlit as st
 
 from core.data.toy import PointCloud
 from core.labs.toy import ToyRun
+from core.limits import max_session_runs, session_checkpoints
 from core.runs.record import Run
 from ui.common.memo import Memo
 
 RUNS, COUNTS, TOY = "session_runs", "session_run_counts", "toy_run"
 # The Toy lab's data set, by the key of what made it (PointCloud.key: the set, its parameters, size and seed).
 TOY_CLOUD = Memo[str, PointCloud]("toy-cloud")
-MAX_RUNS = 40
-MAX_WITH_CHECKPOINTS = 3  # the newest runs that keep their checkpoints in memory; older ones keep their logs
 
 
 def next_name(kind: str) -> str:
@@ -35,8 +34,9 @@ def next_name(kind: str) -> str:
 def add(run: Run) -> None:
     runs = st.session_state.setdefault(RUNS, [])
     runs.append(run)
-    del runs[:-MAX_RUNS]
-    for older in [r for r in runs if r.snapshots is not None][:-MAX_WITH_CHECKPOINTS]:
+    del runs[: -max_session_runs()]
+    kept = [r for r in runs if r.snapshots is not None]
+    for older in kept[: len(kept) - session_checkpoints()]:
         older.snapshots.clear()  # bounds the session's memory
 
 

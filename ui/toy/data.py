@@ -14,9 +14,10 @@ import streamlit as st
 import torch
 
 from core.data.drawing import Strokes, canvas_strokes, drawing_to_points
-from core.data.points_csv import MAX_BYTES, points_from_csv
+from core.data.points_csv import points_from_csv
 from core.data.toy import MAX_POINTS, MIN_POINTS, TOY_SETS, Param, PointCloud
 from core.errors import BadInputError
+from core.limits import max_csv_bytes
 from core.text import plain_label
 from ui.common.session_runs import TOY_CLOUD
 
@@ -133,10 +134,11 @@ def csv_cloud() -> PointCloud | None:
         "CSV with 2 or 3 numeric columns (x, y[, z]); an optional header row",
         type=["csv", "txt", "tsv"],
         key="toy-csv",
-        max_upload_size=MAX_BYTES // 2**20,
+        max_upload_size=max(1, max_csv_bytes() // 2**20),
     )
     if upload is None:
-        st.info("Upload a CSV file to use your own points (at most 100,000 rows and 20 MB).")
+        limit = f"at most {MAX_POINTS:,} rows and {max_csv_bytes() / 2**20:g} MB"
+        st.info(f"Upload a CSV file to use your own points ({limit}).")
         return None
     raw = upload.getvalue()
     digest = hashlib.sha1(raw).hexdigest()
