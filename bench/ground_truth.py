@@ -3,8 +3,9 @@
     python -m bench.ground_truth [--quick]
 
 1. What the page waits for: the accuracy table of all 11 samplers x 9 NFE budgets (1 to 200) for 2,000 start
-   points, through Streamlit's AppTest (press Measure, the table drawn) and bare (core.labs.ground_truth.accuracy);
-   median of 3. Target: <= 5 s. (bench/browser.py times the same click in a real browser.)
+   points, through Streamlit's AppTest (press Measure, the table drawn) and bare
+   (core.labs.ground_truth.accuracy.accuracy); median of 3. Target: <= 5 s. (bench/browser.py times the same
+   click in a real browser.)
 2. Each sampler's fitted order (slope of log error against log NFE over NFE >= 8) on every preset mixture,
    beside the published order: deterministic samplers against the exact ODE end point, stochastic ones by
    their strong error against their own 1,000-NFE run on the same Brownian path.
@@ -23,7 +24,7 @@ import torch
 
 from bench.common import print_table, seconds
 from core.diffusion.samplers import SAMPLERS
-from core.labs import ground_truth as gt
+from core.labs.ground_truth import accuracy, likelihood, mixtures
 from core.labs.toy import ToyRun, ToySettings
 from tests.e2e.server import ROOT
 
@@ -31,8 +32,8 @@ from tests.e2e.server import ROOT
 def page_table(repeats: int) -> None:
     from streamlit.testing.v1 import AppTest
 
-    mix = gt.shaped_mixture(gt.PRESETS["Four unequal blobs"])
-    bare = [seconds(lambda: gt.accuracy(mix, 2000)) for _ in range(repeats)]
+    mix = mixtures.shaped_mixture(mixtures.PRESETS["Four unequal blobs"])
+    bare = [seconds(lambda: accuracy.accuracy(mix, 2000)) for _ in range(repeats)]
     page = []
     for _ in range(repeats):
         at = AppTest.from_file(str(ROOT / "app_pages" / "ground_truth.py"), default_timeout=300).run()
@@ -46,22 +47,22 @@ def page_table(repeats: int) -> None:
         ["path", "seconds", "target <= 5 s"],
         [
             ["AppTest: press Measure, table and charts drawn", statistics.median(page), statistics.median(page) <= 5],
-            ["core.labs.ground_truth.accuracy alone", statistics.median(bare), statistics.median(bare) <= 5],
+            ["core.labs.ground_truth.accuracy.accuracy alone", statistics.median(bare), statistics.median(bare) <= 5],
         ],
     )
 
 
 def order_table(n_points: int) -> None:
     fitted = {}
-    for preset, rows in gt.PRESETS.items():
-        table = gt.accuracy(gt.shaped_mixture(rows), n_points)
+    for preset, rows in mixtures.PRESETS.items():
+        table = accuracy.accuracy(mixtures.shaped_mixture(rows), n_points)
         fitted[preset] = {row.name: row for row in table.rows}
     out = []
     for name, spec in SAMPLERS.items():
         first = fitted["Four unequal blobs"][name]
         measure = "strong, same Brownian path" if first.stochastic else "exact ODE"
         cells: list[object] = [name, measure, "-" if first.stochastic else spec.order]  # theory: deterministic only
-        for preset in gt.PRESETS:
+        for preset in mixtures.PRESETS:
             order = fitted[preset][name].order
             cells.append("n/a" if order is None else round(order, 2))
         cells.append(first.errors[-1])
@@ -69,21 +70,21 @@ def order_table(n_points: int) -> None:
     print_table(
         f"2. Fitted order (NFE >= 8; strong errors up to 64) per preset, {n_points} start points; last column: RMS "
         "error at NFE 200 on 'Four unequal blobs'",
-        ["sampler", "measured against", "theory", *gt.PRESETS, "error @200"],
+        ["sampler", "measured against", "theory", *mixtures.PRESETS, "error @200"],
         out,
     )
 
 
 def likelihood_table(n_points: int) -> None:
-    mix = gt.shaped_mixture(gt.PRESETS["Four unequal blobs"])
+    mix = mixtures.shaped_mixture(mixtures.PRESETS["Four unequal blobs"])
     x, _ = mix.sample(n_points, torch.Generator().manual_seed(0))
     tic = time.perf_counter()
-    ode, closed = gt.exact_log_density(mix, x)
+    ode, closed = likelihood.exact_log_density(mix, x)
     exact_s = time.perf_counter() - tic
-    run = ToyRun(gt.mixture_cloud(mix, 2000, seed=0), ToySettings(seed=0))
+    run = ToyRun(mixtures.mixture_cloud(mix, 2000, seed=0), ToySettings(seed=0))
     run.train(2000)
     tic = time.perf_counter()
-    learned = gt.model_log_density(run, x.float(), steps=32)
+    learned = likelihood.model_log_density(run, x.float(), steps=32)
     model_s = time.perf_counter() - tic
     print_table(
         f"3. Exact likelihoods on {n_points:,} draws of 'Four unequal blobs'",

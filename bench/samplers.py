@@ -2,9 +2,9 @@
 
     python -m bench.samplers [--quick]
 
-1. Error vs NFE on a 2-D Gaussian mixture with its exact denoiser (core/labs/ground_truth.py, the Ground truth
-   page's measure). Deterministic samplers: RMS distance to the exact probability-flow ODE end point from the
-   same start (4th-order LMS on 2,000 steps, converged to an RMS below 1e-7). Stochastic samplers: their
+1. Error vs NFE on a 2-D Gaussian mixture with its exact denoiser (core/labs/ground_truth/accuracy.py, the
+   Ground truth page's measure). Deterministic samplers: RMS distance to the exact probability-flow ODE end
+   point from the same start (4th-order LMS on 2,000 steps, converged to an RMS below 1e-7). Stochastic samplers: their
    strong error, the RMS distance to their own 1,000-NFE run driven by the same Brownian path, which carries
    no sampling noise of its own (a distance to fresh data could not rank them: two fresh 2,000-point sets
    are further apart than the samplers are from the data).
@@ -28,7 +28,8 @@ from bench.common import diffusers_loop, print_table, seconds
 from core.diffusion.denoisers import DiscreteTimeDenoiser
 from core.diffusion.samplers import SAMPLERS, sample
 from core.diffusion.schedules import NoiseSchedule
-from core.labs.ground_truth import PRESETS, accuracy, shaped_mixture
+from core.labs.ground_truth.accuracy import accuracy
+from core.labs.ground_truth.mixtures import PRESETS, shaped_mixture
 
 
 def accuracy_table(n_points: int) -> None:

@@ -47,8 +47,8 @@ def test_a_table_that_is_not_a_mixture_gets_a_sentence(app):
     app.slider(key="gt-spread").set_value(0.25).run()
     app.slider(key="gt-distance").set_value(0.0).run()  # every mean on the centre: still a mixture
     assert not app.exception and not app.error
-    app.session_state["gt-table-Four unequal blobs"] = {"edited_rows": {"0": {"std": -1.0}}, "added_rows": [],
-                                                         "deleted_rows": []}  # fmt: skip
+    edit = {"edited_rows": {"0": {"std": -1.0}}, "added_rows": [], "deleted_rows": []}
+    app.session_state["gt-table-Four unequal blobs"] = edit
     app.run()
     assert not app.exception
     assert any("stds between" in e.value for e in app.error)
@@ -70,9 +70,11 @@ def test_the_probe_draws_each_sampler_from_one_start_and_a_new_start_on_request(
     app.multiselect(key="gt-probe-samplers").set_value(["heun", "ddpm"]).run()
     probe = table(app, "Distance to the exact end")
     assert list(probe["Sampler"]) == ["Heun", "DDPM (ancestral)"] and list(probe["NFE"]) == [7, 4]
-    first = list(app.session_state["gt_probe_start"]["point"])
+    first = app.session_state["memo:gt-probe-start"].value
     app.button(key="gt-probe-draw").click().run()
-    assert not app.exception and list(app.session_state["gt_probe_start"]["point"]) != first
+    drawn = app.session_state["memo:gt-probe-start"].value
+    assert not app.exception and drawn.point != first.point and drawn.draw == first.draw + 1
+    assert f"Start: ({drawn.point[0]:.3f}, {drawn.point[1]:.3f})" in " ".join(c.value for c in app.caption)
     frames = [f for f in figures(app) if f.get("frames")]
     assert frames and len(frames[0]["frames"]) == 5  # one per step, and the end
 

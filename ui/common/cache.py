@@ -119,3 +119,15 @@ def _latent_plane(manifest: str, model: str, vae: str, digits: int) -> LatentPla
     held_out = image_set("mnist", "test", digits)
     z = torch.from_numpy(encode_means(coder, held_out.images)).float()
     return LatentPlane(latent, coder, held_out.images, held_out.labels, (z - latent.mean) / latent.std)
+
+
+def training_latents(vae: str = "mnist-vae-2d", digits: int = 5000) -> np.ndarray:
+    """The latent means [N, 2] (float64) of the first `digits` MNIST training digits under a zoo VAE (5,000: the
+    Latent MNIST page's training digits), encoded once per (manifest, VAE, digits)."""
+    return _training_latents(str(manifest_path()), vae, digits)
+
+
+@st.cache_data(show_spinner="Encoding training digits…", max_entries=2)
+def _training_latents(manifest: str, vae: str, digits: int) -> np.ndarray:
+    del manifest  # the key: another zoo, another VAE
+    return encode_means(zoo_model(vae).module, image_set("mnist", "train", digits).images)

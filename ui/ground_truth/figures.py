@@ -6,11 +6,14 @@ from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-import torch
 from plotly.subplots import make_subplots
 
 from core.diffusion.mixture import GaussianMixture
-from core.labs import ground_truth as gt
+from core.labs.ground_truth.accuracy import AccuracyTable, MomentErrors
+from core.labs.ground_truth.likelihood import HeldOutNLL
+from core.labs.ground_truth.memorisation import Nearness
+from core.labs.ground_truth.mixtures import grid, view_box
+from core.labs.ground_truth.probe import Probe, ProbePath
 from ui.common.charts import CLASS_COLORS, LOG_AXIS, MARGIN, play_controls
 
 DENSITY_SCALE = "Viridis"
@@ -23,37 +26,53 @@ def _square(fig: go.Figure, lo: Sequence[float], hi: Sequence[float], panels: in
     for i in range(1, panels + 1):
         n = "" if i == 1 else str(i)
         fig.update_layout(
-            {f"xaxis{n}": {"range": [lo[0], hi[0]], "constrain": "domain"},
-             f"yaxis{n}": {"range": [lo[1], hi[1]], "scaleanchor": f"x{n}", "constrain": "domain"}}
-        )  # fmt: skip
+            {
+                f"xaxis{n}": {"range": [lo[0], hi[0]], "constrain": "domain"},
+                f"yaxis{n}": {"range": [lo[1], hi[1]], "scaleanchor": f"x{n}", "constrain": "domain"},
+            }
+        )
 
 
 def _heat(xs: np.ndarray, ys: np.ndarray, z: np.ndarray, zmin: float, zmax: float, name: str, bar: bool) -> go.Heatmap:
     return go.Heatmap(
-        x=xs, y=ys, z=np.round(z, 3), zmin=zmin, zmax=zmax, colorscale=DENSITY_SCALE, name=name, showscale=bar,
+        x=xs,
+        y=ys,
+        z=np.round(z, 3),
+        zmin=zmin,
+        zmax=zmax,
+        colorscale=DENSITY_SCALE,
+        name=name,
+        showscale=bar,
         colorbar={"title": {"text": "log p", "side": "right"}, "thickness": 12} if bar else None,
         hovertemplate="x %{x:.2f}, y %{y:.2f}<br>log p %{z:.3f}<extra>" + name + "</extra>",
-    )  # fmt: skip
+    )
 
 
 def log_density_grid(mix: GaussianMixture, sigma: float, lo, hi, size: int = 80):
     """Axes and the [size, size] exact log density of the mixture blurred by `sigma`."""
-    xs, ys, pts = gt.grid(lo, hi, size)
+    xs, ys, pts = grid(lo, hi, size)
     return xs, ys, mix.log_prob(pts, sigma).reshape(size, size).numpy()
 
 
 def mixture_figure(mix: GaussianMixture, title: str, height: int = 340) -> go.Figure:
-    lo, hi = gt.view_box(mix)
+    lo, hi = view_box(mix)
     xs, ys, z = log_density_grid(mix, 0.0, lo.tolist(), hi.tolist())
     top = float(z.max())
     fig = go.Figure(_heat(xs, ys, z, max(top + LOG_FLOOR, float(z.min())), top, "exact", True))
     means = mix.means.numpy()
     fig.add_trace(
-        go.Scatter(x=means[:, 0], y=means[:, 1], mode="markers", name="means",
-                   marker={"symbol": "x", "color": "white", "size": 9}, hoverinfo="skip")
-    )  # fmt: skip
-    fig.update_layout(height=height, margin={**MARGIN, "t": 30}, title={"text": title, "font": {"size": 13}},
-                      showlegend=False)  # fmt: skip
+        go.Scatter(
+            x=means[:, 0],
+            y=means[:, 1],
+            mode="markers",
+            name="means",
+            marker={"symbol": "x", "color": "white", "size": 9},
+            hoverinfo="skip",
+        )
+    )
+    fig.update_layout(
+        height=height, margin={**MARGIN, "t": 30}, title={"text": title, "font": {"size": 13}}, showlegend=False
+    )
     _square(fig, lo.tolist(), hi.tolist())
     return fig
 
@@ -61,7 +80,7 @@ def mixture_figure(mix: GaussianMixture, title: str, height: int = 340) -> go.Fi
 # ---- sampler accuracy -------------------------------------------------------------------------------------
 
 
-def accuracy_figure(table: gt.AccuracyTable, height: int = 460) -> go.Figure:
+def accuracy_figure(table: AccuracyTable, height: int = 460) -> go.Figure:
     """Error against NFE on log-log axes, one line per sampler, its fitted order in the legend; stochastic
     samplers (strong error) dashed."""
     fig = go.Figure()
@@ -75,18 +94,21 @@ def accuracy_figure(table: gt.AccuracyTable, height: int = 460) -> go.Figure:
         )
         fig.add_trace(
             go.Scatter(
-                x=row.nfes, y=row.errors, mode="lines+markers", name=name,
+                x=row.nfes,
+                y=row.errors,
+                mode="lines+markers",
+                name=name,
                 line={"color": MORE_COLORS[i % len(MORE_COLORS)], "dash": "dash" if row.stochastic else "solid"},
                 hovertemplate="NFE %{x}<br>error %{y:.3g}<extra>" + row.title + "</extra>",
             )
-        )  # fmt: skip
+        )
     fig.update_xaxes(title="denoiser evaluations (NFE)", **LOG_AXIS)
     fig.update_yaxes(title="RMS error", type="log", exponentformat="power", dtick=1)
     fig.update_layout(height=height, margin={**MARGIN, "t": 20}, legend={"font": {"size": 11}})
     return fig
 
 
-def accuracy_rows(table: gt.AccuracyTable) -> list[dict[str, object]]:
+def accuracy_rows(table: AccuracyTable) -> list[dict[str, object]]:
     rows = []
     for row in table.rows:
         cells: dict[str, object] = {
@@ -100,10 +122,10 @@ def accuracy_rows(table: gt.AccuracyTable) -> list[dict[str, object]]:
     return rows
 
 
-def moment_rows(table: gt.AccuracyTable, index: int) -> list[dict[str, object]]:
+def moment_rows(table: AccuracyTable, index: int) -> list[dict[str, object]]:
     """Mass, mean and variance errors (the component furthest out in standard errors) at NFE budget `index`."""
 
-    def cells(title: str, nfe: object, m: gt.MomentErrors) -> dict[str, object]:
+    def cells(title: str, nfe: object, m: MomentErrors) -> dict[str, object]:
         parts = {"mass": m.mass, "mean": m.mean, "variance": m.variance}
         return {
             "Sampler": title,
@@ -120,8 +142,8 @@ def moment_rows(table: gt.AccuracyTable, index: int) -> list[dict[str, object]]:
 # ---- trajectory probe -----------------------------------------------------------------------------------------
 
 
-def probe_box(mix: GaussianMixture, paths: Sequence[gt.ProbePath]) -> tuple[list[float], list[float]]:
-    lo, hi = gt.view_box(mix)
+def probe_box(mix: GaussianMixture, paths: Sequence[ProbePath]) -> tuple[list[float], list[float]]:
+    lo, hi = view_box(mix)
     pts = np.concatenate([p.points for p in paths])
     lo = np.minimum(lo.numpy(), pts.min(0))
     hi = np.maximum(hi.numpy(), pts.max(0))
@@ -131,30 +153,41 @@ def probe_box(mix: GaussianMixture, paths: Sequence[gt.ProbePath]) -> tuple[list
 
 def pick_figure(mix: GaussianMixture, sigma: float, start: Sequence[float], grid_side: int = 28) -> go.Figure:
     """The exact density at noise level sigma with a grid of clickable dots, and the start marked."""
-    lo, hi = gt.view_box(mix, pad=3.0)
+    lo, hi = view_box(mix, pad=3.0)
     lo = (lo - 2 * sigma).tolist()
     hi = (hi + 2 * sigma).tolist()
     xs, ys, z = log_density_grid(mix, sigma, lo, hi, 60)
     top = float(z.max())
     fig = go.Figure(_heat(xs, ys, z, top + LOG_FLOOR, top, f"p at sigma {sigma:g}", False))
-    gx, gy, _ = gt.grid(lo, hi, grid_side)
+    gx, gy, _ = grid(lo, hi, grid_side)
     mx, my = np.meshgrid(gx, gy)
     fig.add_trace(
-        go.Scatter(x=mx.ravel(), y=my.ravel(), mode="markers", name="pick",
-                   marker={"size": 7, "color": "rgba(255,255,255,0.25)"},
-                   hovertemplate="start here: (%{x:.2f}, %{y:.2f})<extra></extra>")
-    )  # fmt: skip
+        go.Scatter(
+            x=mx.ravel(),
+            y=my.ravel(),
+            mode="markers",
+            name="pick",
+            marker={"size": 7, "color": "rgba(255,255,255,0.25)"},
+            hovertemplate="start here: (%{x:.2f}, %{y:.2f})<extra></extra>",
+        )
+    )
     fig.add_trace(
-        go.Scatter(x=[start[0]], y=[start[1]], mode="markers", name="start", hoverinfo="skip",
-                   marker={"symbol": "star", "size": 16, "color": "#e4572e", "line": {"color": "white", "width": 1}})
-    )  # fmt: skip
+        go.Scatter(
+            x=[start[0]],
+            y=[start[1]],
+            mode="markers",
+            name="start",
+            hoverinfo="skip",
+            marker={"symbol": "star", "size": 16, "color": "#e4572e", "line": {"color": "white", "width": 1}},
+        )
+    )
     title = {"text": f"Click a dot to start there (density at sigma = {sigma:g})", "font": {"size": 13}}
     fig.update_layout(height=380, margin={**MARGIN, "t": 30}, showlegend=False, clickmode="event+select", title=title)
     _square(fig, lo, hi)
     return fig
 
 
-def _at(path: gt.ProbePath, sigma: float) -> np.ndarray:
+def _at(path: ProbePath, sigma: float) -> np.ndarray:
     """The path's point at noise level sigma (interpolated in log sigma; its end at 0)."""
     if sigma <= 0:
         return path.points[-1]
@@ -164,14 +197,14 @@ def _at(path: gt.ProbePath, sigma: float) -> np.ndarray:
     return np.array([np.interp(t, s, pts[:, d]) for d in range(2)])
 
 
-def probe_figure(mix: GaussianMixture, found: gt.Probe, grid_size: int = 60) -> go.Figure:
+def probe_figure(mix: GaussianMixture, found: Probe, grid_size: int = 60) -> go.Figure:
     """One frame per step of the shared grid: the exact density at that step's noise level, each sampler's
     path so far with its current point, and the exact ODE path (dotted) with its point at the same level."""
     paths, exact = found.paths, found.exact
     lo, hi = probe_box(mix, [*paths, exact])
     sigmas = np.append(found.sigmas[:-1], 0.0)
     steps = len(sigmas)
-    xs, ys, _ = gt.grid(lo, hi, grid_size)
+    xs, ys, _ = grid(lo, hi, grid_size)
     layers = [log_density_grid(mix, float(s), lo, hi, grid_size)[2] for s in sigmas]
     ex = exact.points
 
@@ -188,24 +221,33 @@ def probe_figure(mix: GaussianMixture, found: gt.Probe, grid_size: int = 60) -> 
         for i, p in enumerate(paths):
             color = MORE_COLORS[i % len(MORE_COLORS)]
             seen = p.points[: k + 1]
-            out.append(go.Scatter(x=seen[:, 0], y=seen[:, 1], mode="lines+markers", name=f"{p.title} ({p.nfe} NFE)",
-                                  line={"color": color, "width": 2}, marker={"size": 4, "color": color},
-                                  hovertemplate="(%{x:.3f}, %{y:.3f})<extra>" + p.title + "</extra>"))  # fmt: skip
+            out.append(
+                go.Scatter(
+                    x=seen[:, 0],
+                    y=seen[:, 1],
+                    mode="lines+markers",
+                    name=f"{p.title} ({p.nfe} NFE)",
+                    line={"color": color, "width": 2},
+                    marker={"size": 4, "color": color},
+                    hovertemplate="(%{x:.3f}, %{y:.3f})<extra>" + p.title + "</extra>",
+                )
+            )
         return out
 
     names = [str(k) for k in range(steps)]
     labels = [f"{s:.3g}" for s in sigmas]
     fig = go.Figure(traces(steps - 1), frames=[go.Frame(data=traces(k), name=names[k]) for k in range(steps)])
     fig.update_layout(
-        height=560, legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0},
+        height=560,
+        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0},
         **play_controls(names, labels, duration=350, prefix="sigma = ", active=steps - 1),
-    )  # fmt: skip
+    )
     fig.update_layout(margin={**fig.layout.margin.to_plotly_json(), "t": 40})
     _square(fig, lo, hi)
     return fig
 
 
-def probe_rows(found: gt.Probe) -> list[dict[str, object]]:
+def probe_rows(found: Probe) -> list[dict[str, object]]:
     paths, end = found.paths, found.exact.points[-1]
     return [
         {
@@ -233,18 +275,41 @@ def log_density_panels(panels: Sequence[tuple[str, np.ndarray]], xs: np.ndarray,
     return fig
 
 
-def nearness_figure(curves: dict[str, gt.Nearness], height: int = 340) -> go.Figure:
+def nll_rows(nlls: Sequence[HeldOutNLL]) -> list[dict[str, object]]:
+    """The held-out NLL table: nats with the standard error, bits per dimension, and the paired gap to the truth."""
+    return [
+        {
+            "Density": n.what,
+            "NLL (nats)": round(n.nll, 4),
+            "± SE": round(n.se, 4),
+            "bits / dim": round(n.bits_per_dim, 4),
+            "NLL gap to the truth (paired)": "-" if n.gap is None else f"{n.gap:+.4f} ± {n.gap_se:.4f}",
+        }
+        for n in nlls
+    ]
+
+
+def nearness_figure(curves: dict[str, Nearness], height: int = 340) -> go.Figure:
     """Histograms of the distance from each sample to its nearest training point."""
     fig = go.Figure()
     top = max(float(np.quantile(n.nearest, 0.99)) for n in curves.values()) or 1.0
     for i, (name, n) in enumerate(curves.items()):
         fig.add_trace(
-            go.Histogram(x=np.minimum(n.nearest, top), name=f"{name}: {n.copied:.0%} copies",
-                         xbins={"start": 0, "end": top, "size": top / 50}, opacity=0.6,
-                         marker={"color": MORE_COLORS[i % len(MORE_COLORS)]}, histnorm="probability")
-        )  # fmt: skip
-    fig.update_layout(barmode="overlay", height=height, margin={**MARGIN, "t": 20},
-                      legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0})  # fmt: skip
+            go.Histogram(
+                x=np.minimum(n.nearest, top),
+                name=f"{name}: {n.copied:.0%} copies",
+                xbins={"start": 0, "end": top, "size": top / 50},
+                opacity=0.6,
+                marker={"color": MORE_COLORS[i % len(MORE_COLORS)]},
+                histnorm="probability",
+            )
+        )
+    fig.update_layout(
+        barmode="overlay",
+        height=height,
+        margin={**MARGIN, "t": 20},
+        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0},
+    )
     fig.update_xaxes(title="distance to the nearest training point")
     fig.update_yaxes(title="share of samples")
     return fig
@@ -257,16 +322,21 @@ def study_figure(rows: Sequence[dict[str, float]], baseline: float, height: int 
     for i, n in enumerate(sizes):
         mine = [r for r in rows if int(r["points"]) == n]
         fig.add_trace(
-            go.Scatter(x=[r["step"] for r in mine], y=[r["copied"] for r in mine], mode="lines+markers",
-                       name=f"{n:,} training points", line={"color": MORE_COLORS[i % len(MORE_COLORS)]})
-        )  # fmt: skip
-    fig.add_hline(y=baseline, line={"dash": "dot", "color": "gray"},
-                  annotation_text="fresh draws from the mixture", annotation_position="top left")  # fmt: skip
+            go.Scatter(
+                x=[r["step"] for r in mine],
+                y=[r["copied"] for r in mine],
+                mode="lines+markers",
+                name=f"{n:,} training points",
+                line={"color": MORE_COLORS[i % len(MORE_COLORS)]},
+            )
+        )
+    fig.add_hline(
+        y=baseline,
+        line={"dash": "dot", "color": "gray"},
+        annotation_text="fresh draws from the mixture",
+        annotation_position="top left",
+    )
     fig.update_xaxes(title="training step")
     fig.update_yaxes(title="share of samples copying a training point", range=[0, 1.02], tickformat=".0%")
     fig.update_layout(height=height, margin={**MARGIN, "t": 20})
     return fig
-
-
-def as_numpy(x: torch.Tensor) -> np.ndarray:
-    return x.detach().double().cpu().numpy()

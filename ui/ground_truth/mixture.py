@@ -10,12 +10,20 @@ import streamlit as st
 
 from core.data.toy import TOY_SETS
 from core.diffusion.mixture import GaussianMixture
-from core.labs import ground_truth as gt
+from core.labs.ground_truth import mixtures
 from ui.common.memo import Memo
 from ui.common.session_runs import TOY_CLOUD
 
 FIT_POINTS = 4000
-FITTED = Memo[tuple[str, int], GaussianMixture]("gt-fit")  # by (the data's key, components)
+
+
+@dataclass(frozen=True)
+class FitKey:
+    data: str  # the points' key: a built-in set's name, or the toy lab's data key
+    components: int
+
+
+FITTED = Memo[FitKey, GaussianMixture]("gt-fit")
 
 
 @dataclass(frozen=True)
@@ -33,7 +41,7 @@ def _fitted(source: str, components: int) -> tuple[GaussianMixture, str]:
     else:
         spec = TOY_SETS[source]
         points, title, key = spec.cloud(FIT_POINTS, seed=0).points, spec.title, source  # at its default shape
-    return FITTED.make((key, components), lambda: gt.fit_mixture(points, components)), (
+    return FITTED.make(FitKey(key, components), lambda: mixtures.fit_mixture(points, components)), (
         f"{components} Gaussians fitted to {title}"
     )
 
@@ -56,15 +64,15 @@ def mixture_picker() -> Mixture:
             key="gt-fit-set",
             help="Built-in sets at their default shape; the toy lab's data if you made some there (2-D).",
         )
-        k = b.slider("Components", 1, gt.MAX_FIT_COMPONENTS, 8, key="gt-fit-k")
+        k = b.slider("Components", 1, mixtures.MAX_FIT_COMPONENTS, 8, key="gt-fit-k")
         with st.spinner("Fitting the mixture by EM…"):
             mix, title = _fitted(source, k)
-        rows = gt.mixture_rows(mix)
+        rows = mixtures.mixture_rows(mix)
         st.caption(f"{title} (per-axis spreads; the table shows their RMS).")
         st.dataframe(pd.DataFrame(rows, columns=["x", "y", "std", "weight"]).round(3), hide_index=True, height=180)
         return Mixture(mix, json.dumps(["fit", source, k, rows]), title)
     a, b, c = st.columns([2, 1, 1])
-    preset = a.selectbox("Preset", list(gt.PRESETS), key="gt-preset")
+    preset = a.selectbox("Preset", list(mixtures.PRESETS), key="gt-preset")
     spread = b.slider("Spread ×", 0.25, 3.0, 1.0, 0.05, key="gt-spread", help="Multiplies every std.")
     distance = c.slider(
         "Distance ×",
@@ -75,11 +83,11 @@ def mixture_picker() -> Mixture:
         key="gt-distance",
         help="Moves the means towards (< 1) or away from (> 1) their weighted centre.",
     )
-    frame = pd.DataFrame([list(r) for r in gt.PRESETS[preset]], columns=["x", "y", "std", "weight"])
+    frame = pd.DataFrame([list(r) for r in mixtures.PRESETS[preset]], columns=["x", "y", "std", "weight"])
     edited = st.data_editor(
         frame, num_rows="dynamic", hide_index=True, key=f"gt-table-{preset}", height=180, width="stretch"
     )
     rows = edited.to_numpy(dtype=float, na_value=float("nan")).tolist()
-    mix = gt.shaped_mixture(rows, spread, distance)
+    mix = mixtures.shaped_mixture(rows, spread, distance)
     title = f"{preset}" + ("" if spread == distance == 1.0 else f", spread ×{spread:g}, distance ×{distance:g}")
     return Mixture(mix, json.dumps(["shape", rows, spread, distance]), title)

@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from core.diffusion.samplers import SAMPLERS
-from core.labs import ground_truth as gt
+from core.labs.ground_truth import accuracy, likelihood, memorisation, mixtures, probe
 from core.labs.toy import ToyRun
 from ui.common.charts import loss_figure
 from ui.common.live import job_estimate
@@ -49,14 +49,14 @@ def accuracy_tab(mixture: Mixture) -> None:
         "whole mode's distance."
     )
     a, b, _ = st.columns([1, 1, 3])
-    n = a.number_input("Start points", 100, gt.MAX_ACCURACY_POINTS, 2000, step=100, key="gt-acc-n")
+    n = a.number_input("Start points", 100, accuracy.MAX_ACCURACY_POINTS, 2000, step=100, key="gt-acc-n")
     seed = b.number_input("Seed", 0, 2**31 - 1, 0, key="gt-acc-seed")
     clicked = _stop_row("Measure", "gt-acc", "Keeps the samplers measured so far.")
     progress = st.empty()
     if clicked:
         attempt(state.measure_accuracy, mixture, int(n), int(seed), progress)
         progress.empty()
-    table = state.accuracy(mixture)
+    table = state.accuracy_table(mixture)
     if table is None:
         st.info("Press Measure: all 11 samplers at 9 budgets take about 5 s for 2,000 points.")
         return
@@ -75,28 +75,21 @@ def accuracy_tab(mixture: Mixture) -> None:
         "above ranks stochastic samplers by their strong error."
     )
     last = len(table.budgets) - 1
-    index = st.select_slider("At NFE budget", options=list(range(last + 1)), value=last,
-                             format_func=lambda i: str(table.budgets[i]), key="gt-acc-moment-nfe")  # fmt: skip
+    index = st.select_slider(
+        "At NFE budget",
+        options=list(range(last + 1)),
+        value=last,
+        format_func=lambda i: str(table.budgets[i]),
+        key="gt-acc-moment-nfe",
+    )
     rows = figures.moment_rows(table, index)
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=_rows_height(rows), key="gt-mom")
 
 
-def _start(mixture: Mixture, sigma: float, picked: dict | None) -> list[float]:
-    """The probe's start: the last clicked dot, else a draw from the density at sigma (new on request)."""
-    memo = st.session_state.setdefault("gt_probe_start", {"key": None, "point": None, "click": None, "draw": 0})
+def _clicked(picked: dict | None) -> tuple[Any, Any] | None:
+    """The dot last clicked on the pick map (x, y), from the chart's selection state, or None."""
     points = (picked or {}).get("selection", {}).get("points", [])
-    click = (points[0].get("x"), points[0].get("y")) if points else None
-    if memo["key"] != (mixture.key, sigma) or memo["point"] is None:
-        memo.update(key=(mixture.key, sigma), point=gt.start_from_noise(mixture.mix, sigma, memo["draw"]))
-    if click is not None and click != memo["click"] and None not in click:
-        memo.update(point=[float(click[0]), float(click[1])], click=click)
-    return memo["point"]
-
-
-def _draw_start(mixture: Mixture, sigma: float) -> None:
-    """A new start drawn from the density at sigma (a button's callback: the rerun that follows shows it)."""
-    memo = st.session_state["gt_probe_start"]
-    memo.update(draw=memo["draw"] + 1, point=gt.start_from_noise(mixture.mix, float(sigma), memo["draw"] + 1))
+    return (points[0].get("x"), points[0].get("y")) if points else None
 
 
 @st.fragment
@@ -111,20 +104,34 @@ def probe_tab(mixture: Mixture) -> None:
     sigma = a.select_slider("Start noise level sigma", PROBE_SIGMAS, value=2.0, key="gt-probe-sigma")
     steps = b.slider("Steps", 1, 50, 8, key="gt-probe-steps")
     seed = c.number_input("Seed", 0, 2**31 - 1, 0, key="gt-probe-seed")
-    names = st.multiselect("Samplers", list(SAMPLERS), default=list(PROBE_DEFAULT), key="gt-probe-samplers",
-                           format_func=lambda n: SAMPLERS[n].title, max_selections=6)  # fmt: skip
+    names = st.multiselect(
+        "Samplers",
+        list(SAMPLERS),
+        default=list(PROBE_DEFAULT),
+        key="gt-probe-samplers",
+        format_func=lambda n: SAMPLERS[n].title,
+        max_selections=6,
+    )
     left, right = st.columns([2, 3])
     with left:
-        picked = st.session_state.get("gt-pick")
-        start = _start(mixture, float(sigma), picked)
-        st.plotly_chart(figures.pick_figure(mixture.mix, float(sigma), start), key="gt-pick", on_select="rerun",
-                        selection_mode="points")  # fmt: skip
-        st.button("Draw a start from the density", key="gt-probe-draw", on_click=_draw_start, args=(mixture, sigma))
+        start = state.probe_start(mixture, float(sigma), _clicked(st.session_state.get("gt-pick")))
+        st.plotly_chart(
+            figures.pick_figure(mixture.mix, float(sigma), start),
+            key="gt-pick",
+            on_select="rerun",
+            selection_mode="points",
+        )
+        st.button(
+            "Draw a start from the density",
+            key="gt-probe-draw",
+            on_click=state.draw_probe_start,
+            args=(mixture, sigma),
+        )
         st.caption(f"Start: ({start[0]:.3f}, {start[1]:.3f}) at sigma = {sigma:g}.")
     if not names:
         right.info("Choose at least one sampler.")
         return
-    found = attempt(gt.probe, mixture.mix, start, float(sigma), names, int(steps), int(seed))
+    found = attempt(probe.probe, mixture.mix, start, float(sigma), names, int(steps), int(seed))
     if found is None:
         return
     with right:
@@ -144,7 +151,7 @@ def model_tab(mixture: Mixture) -> None:
     n = a.select_slider("Training points", [16, 32, 64, 128, 256, 512, 1024, 2000], value=2000, key="gt-model-n")
     steps = b.select_slider("Steps", [500, 1000, 2000, 3000, 5000, 10_000], value=2000, key="gt-model-steps")
     seed = c.number_input("Seed", 0, 2**31 - 1, 0, key="gt-model-seed")
-    fits = job_estimate(lambda: state.model_seconds(int(n), int(steps)))
+    fits = job_estimate(lambda: mixtures.model_seconds(int(steps)))
     clicked = _stop_row("Train", "gt-model", "Keeps the model trained so far.", disabled=not fits)
     progress, chart = st.empty(), st.empty()
     if clicked:
@@ -160,21 +167,23 @@ def model_tab(mixture: Mixture) -> None:
 def _model_views(mixture: Mixture, run: ToyRun, progress: Any, chart: Any) -> None:
     if run.trainer.metrics:
         chart.plotly_chart(loss_figure(run.trainer.metrics, height=200), key="gt-model-loss")
-    progress.caption(f"**{run.name}**: {len(run.cloud.points):,} training points, {run.step:,} steps, "
-                     f"{run.trainer.seconds:.1f} s.")  # fmt: skip
+    progress.caption(
+        f"**{run.name}**: {len(run.cloud.points):,} training points, {run.step:,} steps, {run.trainer.seconds:.1f} s."
+    )
 
     st.markdown("#### Likelihood")
     slot = st.empty()
     if st.button("Compute log densities", key="gt-like-go", help="About 5 s: 3,600 points through the ODEs."):
         attempt(state.compute_likelihood, mixture, run, slot)
         slot.empty()
-    maps = state.likelihood(mixture)
+    maps = state.likelihood_maps(mixture)
     if maps is not None:
         st.plotly_chart(figures.log_density_panels(maps.panels, maps.xs, maps.ys), key="gt-like-fig")
-        st.dataframe(pd.DataFrame(maps.rows), hide_index=True, width="stretch", key="gt-like-table")
+        rows = figures.nll_rows(maps.nlls)
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="gt-like-table")
         st.caption(
-            f"Held-out: {state.HELD_OUT:,} fresh draws. The ODE with the exact denoiser matches the closed form to "
-            f"{maps.ode_gap:.1e} nats at worst on them and {maps.grid_gap:.1e} over the grid, whose corners lie far "
+            f"Held-out: {likelihood.HELD_OUT:,} fresh draws. The ODE with the exact denoiser matches the closed form "
+            f"to {maps.ode_gap:.1e} nats at worst on them and {maps.grid_gap:.1e} over the grid, whose corners lie far "
             "in the tails, where the path is stiff at small sigma. The gap is paired (the same points): the model "
             "is compared with the truth blurred by its own smallest noise level, where its ODE starts."
         )
@@ -182,12 +191,12 @@ def _model_views(mixture: Mixture, run: ToyRun, progress: Any, chart: Any) -> No
     st.markdown("#### Memorisation")
     if st.button("Sample and measure", key="gt-memo-go", help="1,000 samples from each, Heun 40 steps."):
         attempt(state.compute_nearness, mixture, run)
-    curves = state.nearness(mixture)
+    curves = state.nearness_curves(mixture)
     if curves is not None:
         st.plotly_chart(figures.nearness_figure(curves), key="gt-memo-fig")
         st.caption(
-            f"A sample **copies** a training point when it is at most {gt.COPY_RATIO:.2g} of the distance to the "
-            "next-nearest one. Fresh draws do so by chance (about 1/9 in 2-D); the optimal denoiser always does."
+            f"A sample **copies** a training point when it is at most {memorisation.COPY_RATIO:.2g} of the distance to "
+            "the next-nearest one. Fresh draws do so by chance (about 1/9 in 2-D); the optimal denoiser always does."
         )
 
 
@@ -201,7 +210,7 @@ def study_section(mixture: Mixture) -> None:
     sizes = a.multiselect("Training-set sizes", STUDY_SIZES, default=[16, 64, 256, 1024], key="gt-study-sizes")
     steps = b.select_slider("Steps each", [500, 1000, 2000, 4000, 8000], value=2000, key="gt-study-steps")
     checkpoints = c.slider("Measurements each", 2, 8, 4, key="gt-study-checks")
-    fits = job_estimate(lambda: state.study_seconds(list(sizes), int(steps)))
+    fits = job_estimate(lambda: memorisation.study_seconds(list(sizes), int(steps)))
     clicked = _stop_row("Run the study", "gt-study", "Keeps the measurements made so far.", disabled=not fits)
     slot = st.empty()
     if clicked:
@@ -226,8 +235,11 @@ def latent_tab() -> None:
     if st.button("Compute", key="gt-latent-go", help="About 5 s (10 s on a cold server): 976 latents through the ODE."):
         attempt(state.compute_latent_likelihood, slot)
         slot.empty()
-    maps = state.latent_likelihood()
+    maps = state.latent_maps()
     if maps is not None:
         st.plotly_chart(figures.log_density_panels(maps.panels, maps.xs, maps.ys), key="gt-latent-fig")
-        st.dataframe(pd.DataFrame(maps.rows), hide_index=True, width="stretch", key="gt-latent-table")
-        st.caption(f"Held-out: {state.LATENT_HELD_OUT} test digits encoded by the bundled VAE (their latent means).")
+        rows = figures.nll_rows(maps.nlls)
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="gt-latent-table")
+        st.caption(
+            f"Held-out: {likelihood.LATENT_HELD_OUT} test digits encoded by the bundled VAE (their latent means)."
+        )
