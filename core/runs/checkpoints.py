@@ -60,8 +60,11 @@ def scheduler_config(schedule: NoiseSchedule, prediction_type: str) -> dict[str,
     the shift; its model predicts the velocity); otherwise DDPMScheduler's with the exact betas (every kind, ours
     too) and the diffusers name of the kind where diffusers has one (for people reading the file)."""
     if schedule.path == "flow":
-        return {"_class_name": "FlowMatchEulerDiscreteScheduler", "num_train_timesteps": schedule.num_steps,
-                "shift": schedule.shift}
+        return {
+            "_class_name": "FlowMatchEulerDiscreteScheduler",
+            "num_train_timesteps": schedule.num_steps,
+            "shift": schedule.shift,
+        }
     config: dict[str, Any] = {
         "_class_name": "DDPMScheduler",
         "num_train_timesteps": schedule.num_steps,

@@ -21,11 +21,11 @@ What becomes of what was logged:
   as TensorBoard does after a restart, a later file's first step drops the earlier files' points from that
   step on, in every tag of that folder.
 
-Limits, each noted when hit: ATLAS_MAX_LOG_SCALARS scalar points (core/limits.py; thinned to every k-th step, the
-last step kept; the "loss" alias not counted), ATLAS_MAX_LOG_IMAGES images per run (spread evenly), images of at most MAX_IMAGE_PIXELS, and the search
-for event files (MAX_EVENT_FILES files, MAX_ENTRIES_SCANNED folder entries). A truncated or corrupt file gives
-a note and the records before the damage: TensorBoard's reader stops there without raising and only says so
-in its log, so that log is listened to while reading.
+Limits, each noted when hit: ATLAS_MAX_LOG_SCALARS scalar points (core/limits.py; thinned to every k-th
+step, the last step kept; the "loss" alias not counted), ATLAS_MAX_LOG_IMAGES images per run (spread evenly),
+images of at most MAX_IMAGE_PIXELS, and the search for event files (MAX_EVENT_FILES files, MAX_ENTRIES_SCANNED
+folder entries). A truncated or corrupt file gives a note and the records before the damage: TensorBoard's
+reader stops there without raising and only says so in its log, so that log is listened to while reading.
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ from typing import Any
 from PIL import Image
 
 from core.limits import max_log_images, max_log_scalars
-from core.text import plain_label
 from core.runs.record import Run, evenly
+from core.text import plain_label
 
 EVENT_PREFIX = "events.out.tfevents."
 MAX_DEPTH = 2  # subfolders below the run folder that may hold event files
@@ -193,8 +193,12 @@ def _image_ok(data: bytes) -> str | None:
     return None
 
 
-def _merge(stores: tuple[dict[str, dict[int, Any]], ...], owner: dict[str, str], folder: str,
-           new: tuple[dict[str, list[tuple[int, Any]]], ...]) -> None:
+def _merge(
+    stores: tuple[dict[str, dict[int, Any]], ...],
+    owner: dict[str, str],
+    folder: str,
+    new: tuple[dict[str, list[tuple[int, Any]]], ...],
+) -> None:
     """Add one event file's series (scalars, images: name -> points) from the event folder `folder`. As
     TensorBoard does after a restart, the file's first step drops the points that earlier files of the same
     folder hold from that step on, in every series of that folder."""

@@ -15,10 +15,10 @@ from core.data.toy import TOY_SETS
 from core.diffusion.schedules import SCHEDULE_KINDS, make_schedule
 from core.labs.toy import ToyRun, ToySettings, distances, run_sampler
 from core.models.mlp import MLPConfig, build_mlp
-from core.training.snapshots import WeightSnapshots
 from core.runs.archive import run_archive
 from core.runs.checkpoints import scheduler_config
 from core.runs.ours import read_run
+from core.training.snapshots import WeightSnapshots
 from zoo.loaders import schedule_from_scheduler_config
 
 

@@ -5,14 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.runs.record import Run
-
 from core.runs.folders import discover_runs
-
-from ui.common.charts import downsample, ema
-
 from core.runs.ours import read_run
+from core.runs.record import Run
 from tests.helpers import write_long_log
+from ui.common.charts import downsample, ema
 from ui.training_logs.figures import config_table, curves_figure, metrics_csv
 
 
