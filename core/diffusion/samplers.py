@@ -32,6 +32,7 @@ import torch
 
 from core.diffusion.denoisers import Denoiser
 from core.errors import BadInputError
+from core.numbers import parse_number
 
 NoiseSource = Callable[[torch.Tensor, float, float], torch.Tensor]
 Generator = torch.Generator | Sequence[torch.Generator] | NoiseSource | None
@@ -544,18 +545,7 @@ class Option:
             if value not in self.choices:
                 raise BadInputError(f"{owner}'s {self.name} must be one of {', '.join(self.choices)} (got {value!r}).")
             return str(value)
-        try:
-            number = float(value)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            raise BadInputError(f"{owner}'s {self.name} must be a number (got {value!r}).") from None
-        if self.kind is int and not number.is_integer():
-            raise BadInputError(f"{owner}'s {self.name} must be a whole number (got {value!r}).")
-        low = -math.inf if self.low is None else self.low
-        high = math.inf if self.high is None else self.high
-        if not low <= number <= high:  # also refuses NaN
-            bounds = f"lie between {low:g} and {high:g}" if math.isfinite(high) else f"be at least {low:g}"
-            raise BadInputError(f"{owner}'s {self.name} must {bounds} (got {value!r}).")
-        return int(number) if self.kind is int else number
+        return parse_number(value, f"{owner}'s {self.name}", self.low, self.high, integer=self.kind is int)
 
 
 # Every stochastic sampler takes it (see the module docstring).
