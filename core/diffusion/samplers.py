@@ -167,17 +167,13 @@ def ddim(
 
     with $\sigma_{up}, \sigma_{down}$ from `ancestral_split`. eta = 0 is deterministic (identical to Euler
     on the probability-flow ODE); eta = 1 is DDPM with the small variance.
+
+    Since $\hat x_0 + \sigma_{down}\hat\epsilon = x + (\sigma_{down} - \sigma)\,\hat\epsilon$, this is
+    Euler ancestral's update: DDIM is `euler_ancestral` with its own default, eta = 0.
     """
-    sig = sigmas.tolist()
-    for i in range(len(sig) - 1):
-        s, s_next = sig[i], sig[i + 1]
-        denoised = denoiser(x, _sigma_vec(x, s))
-        _report(callback, i, s, s_next, x, denoised)
-        sigma_down, sigma_up = ancestral_split(s, s_next, eta if _noisy(i, noise_until) else 0.0)
-        x = denoised + (sigma_down / s) * (x - denoised)  # x_0 + sigma_down * eps, eps = (x - x_0) / sigma
-        if sigma_up > 0:
-            x = x + sigma_up * randn_like(x, generator, s, s_next)
-    return x
+    return euler_ancestral(
+        denoiser, x, sigmas, generator=generator, callback=callback, eta=eta, noise_until=noise_until
+    )
 
 
 def euler(
@@ -226,6 +222,7 @@ def euler_ancestral(
 
     Fresh noise at every step keeps the sampler stochastic: results never settle as steps grow. At eta = 1 it
     is DDPM's ancestral step (small variance) written in VE coordinates: the same images at the same seed.
+    DDIM (`ddim`) is this very update with eta = 0 by default.
     """
     sig = sigmas.tolist()
     for i in range(len(sig) - 1):
