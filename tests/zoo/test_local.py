@@ -17,26 +17,15 @@ from zoo.loaders import load_model
 from zoo.manifest import manifest_text
 from zoo.registry import load_registry
 
-TINY_BUNDLED = {
-    "name": "tiny-bundled",
-    "title": "Tiny bundled",
+_TINY_UNET = {  # what the bundled entry and the Hub one have in common: a small v-prediction UNet2DModel
     "family": "pixel",
     "format": "diffusers-unet",
-    "path": "bundled/tiny",
     "sample_shape": [3, 8, 8],
     "prediction_type": "v_prediction",
     "schedule": {"kind": "cosine"},
 }
-HUB_ONLY = {
-    "name": "hub-only",
-    "title": "Needs the Hub",
-    "family": "pixel",
-    "format": "diffusers-unet",
-    "repo": "test-org/never-cached",
-    "sample_shape": [3, 8, 8],
-    "prediction_type": "epsilon",
-    "schedule": {"kind": "linear"},
-}
+TINY_BUNDLED = {"name": "tiny-bundled", "title": "Tiny bundled", "path": "bundled/tiny", **_TINY_UNET}
+HUB_ONLY = {"name": "hub-only", "title": "Needs the Hub", "repo": "test-org/never-cached", **_TINY_UNET}
 
 
 def _bundled(digest: str) -> str:
