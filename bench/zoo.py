@@ -25,41 +25,36 @@ from tests.hub_server import FakeHub
 from zoo.errors import NeedsConnectionError
 from zoo.hub import forget_probes
 from zoo.loaders import load_model
+from zoo.manifest import manifest_text
 from zoo.registry import load_registry
 
 
 def _manifest(folder: Path, de_config: dict) -> Path:
-    config_lines = "\n".join(f"{k} = {v!r}".replace("'", '"') for k, v in de_config.items())
-    text = f"""
-[[models]]
-name = "bundled-unet"
-title = "Bundled-style UNet"
-family = "pixel"
-format = "diffusers-unet"
-path = "bundled/unet"
-sample_shape = [1, 28, 28]
-prediction_type = "epsilon"
-schedule = {{ kind = "linear" }}
-
-[[models]]
-name = "hub-unet"
-title = "Hub UNet (Diffusion Everything size)"
-family = "pixel"
-format = "state-dict"
-repo = "bench/diffusion-everything"
-files = ["ddpm-linear.pth"]
-state_dict_key = "model"
-architecture = "unet2d"
-sample_shape = [3, 32, 32]
-prediction_type = "epsilon"
-schedule = {{ kind = "linear" }}
-num_classes = 10
-
-[models.config]
-{config_lines}
-"""
+    """A bundled-style UNet and a Hub state dict of the Diffusion Everything architecture (`de_config`)."""
+    pixel = {"family": "pixel", "prediction_type": "epsilon", "schedule": {"kind": "linear"}}
+    bundled = {
+        "name": "bundled-unet",
+        "title": "Bundled-style UNet",
+        "format": "diffusers-unet",
+        "path": "bundled/unet",
+        "sample_shape": [1, 28, 28],
+        **pixel,
+    }
+    hub = {
+        "name": "hub-unet",
+        "title": "Hub UNet (Diffusion Everything size)",
+        "format": "state-dict",
+        "repo": "bench/diffusion-everything",
+        "files": ["ddpm-linear.pth"],
+        "state_dict_key": "model",
+        "architecture": "unet2d",
+        "sample_shape": [3, 32, 32],
+        "num_classes": 10,
+        **pixel,
+        "config": de_config,
+    }
     path = folder / "models.toml"
-    path.write_text(text)
+    path.write_text(manifest_text(models=[bundled, hub]), encoding="utf-8")
     return path
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import io
-import json
 import shutil
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +15,8 @@ from diffusers import DDPMScheduler
 from PIL import Image
 
 from tests.helpers import tiny_unet
-from zoo.registry import MANIFEST
+from zoo.manifest import manifest_text
+from zoo.registry import MANIFEST, ModelEntry, load_registry
 
 TINY_COND_CONFIG = {
     "sample_size": 8,
@@ -96,77 +97,78 @@ def write_manifest(folder: Path, text: str) -> Path:
     return path
 
 
-def cond_manifest_entry(name: str, repo: str, file: str = "ddpm-linear.pth", config: dict | None = None) -> str:
-    cfg = config or TINY_COND_CONFIG
-    lines = "\n".join(f"{k} = {json.dumps(v)}" for k, v in cfg.items())
-    return f"""
-[[models]]
-name = "{name}"
-title = "Tiny conditional"
-family = "pixel"
-format = "state-dict"
-repo = "{repo}"
-files = ["{file}"]
-state_dict_key = "model"
-architecture = "unet2d"
-sample_shape = [3, 8, 8]
-prediction_type = "epsilon"
-schedule = {{ kind = "linear", steps = 1000 }}
-num_classes = 10
-null_label = 10
+def model_entry(folder: Path, entry: dict) -> ModelEntry:
+    """`entry` (a dict of manifest fields) as the registry reads it from a manifest written in `folder`."""
+    return load_registry(write_manifest(folder, manifest_text(models=[entry]))).model(entry["name"])
 
-[models.config]
-{lines}
-"""
+
+def cond_entry(name: str, repo: str, file: str = "ddpm-linear.pth", config: dict | None = None, **fields) -> dict:
+    """A manifest entry (zoo.manifest.manifest_text) for `conditional_pth` served from `repo`; `fields` add to
+    it or replace its values."""
+    entry = {
+        "name": name,
+        "title": "Tiny conditional",
+        "family": "pixel",
+        "format": "state-dict",
+        "repo": repo,
+        "files": [file],
+        "state_dict_key": "model",
+        "architecture": "unet2d",
+        "sample_shape": [3, 8, 8],
+        "prediction_type": "epsilon",
+        "schedule": {"kind": "linear", "steps": 1000},
+        "num_classes": 10,
+        "null_label": 10,
+        "config": config or TINY_COND_CONFIG,
+    }
+    return entry | fields
 
 
 TINY = {"block_out_channels": [8, 16, 16], "attention_head_dim": 8}
 
-MANIFEST_TEXT = """
-[[models]]
-name = "tiny-uncond"
-title = "Tiny unconditional"
-family = "pixel"
-format = "diffusers-unet"
-path = "tiny-uncond"
-sample_shape = [1, 28, 28]
-prediction_type = "epsilon"
-schedule = { kind = "linear" }
-data = "mnist"
-
-[[models]]
-name = "tiny-cond"
-title = "Tiny conditional"
-family = "pixel"
-format = "diffusers-unet"
-path = "tiny-cond"
-sample_shape = [1, 28, 28]
-prediction_type = "v_prediction"
-schedule = { kind = "cosine" }
-num_classes = 10
-null_label = 10
-data = "mnist"
-
-[[models]]
-name = "mnist-lenet"
-title = "LeNet"
-family = "classifier"
-format = "hub-mixin"
-architecture = "lenet"
-path = "mnist-lenet"
-num_classes = 10
-run = "mnist-lenet/run"
-
-[[models]]
-name = "hub-only"
-title = "Needs the Hub"
-family = "pixel"
-format = "diffusers-pipeline"
-repo = "someone/not-cached"
-sample_shape = [1, 28, 28]
-prediction_type = "epsilon"
-schedule = "scheduler_config"
-"""
+MNIST_UNET = {"family": "pixel", "format": "diffusers-unet", "sample_shape": [1, 28, 28]}  # a UNet2DModel folder
+APP_MODELS = [  # the app tests' zoo (write_app_zoo)
+    {
+        "name": "tiny-uncond",
+        "title": "Tiny unconditional",
+        "path": "tiny-uncond",
+        **MNIST_UNET,
+        "prediction_type": "epsilon",
+        "schedule": {"kind": "linear"},
+        "data": "mnist",
+    },
+    {
+        "name": "tiny-cond",
+        "title": "Tiny conditional",
+        "path": "tiny-cond",
+        **MNIST_UNET,
+        "prediction_type": "v_prediction",
+        "schedule": {"kind": "cosine"},
+        "num_classes": 10,
+        "null_label": 10,
+        "data": "mnist",
+    },
+    {
+        "name": "mnist-lenet",
+        "title": "LeNet",
+        "family": "classifier",
+        "format": "hub-mixin",
+        "architecture": "lenet",
+        "path": "mnist-lenet",
+        "num_classes": 10,
+        "run": "mnist-lenet/run",
+    },
+    {
+        "name": "hub-only",
+        "title": "Needs the Hub",
+        "family": "pixel",
+        "format": "diffusers-pipeline",
+        "repo": "someone/not-cached",
+        "sample_shape": [1, 28, 28],
+        "prediction_type": "epsilon",
+        "schedule": "scheduler_config",
+    },
+]
 
 
 def write_app_zoo(root: Path) -> Path:
@@ -177,6 +179,5 @@ def write_app_zoo(root: Path) -> Path:
         torch.manual_seed(0)
         build_unet(unet_config(classes, **TINY)).save_pretrained(root / name, safe_serialization=True)
     shutil.copytree(MANIFEST.parent / "bundled" / "mnist-lenet", root / "mnist-lenet")
-    datasets = MANIFEST.read_text().split("[[datasets]]", 1)[1]
-    (root / "models.toml").write_text(MANIFEST_TEXT + "\n[[datasets]]" + datasets)
-    return root / "models.toml"
+    datasets = tomllib.loads(MANIFEST.read_text(encoding="utf-8"))["datasets"]  # the real data sets
+    return write_manifest(root, manifest_text(models=APP_MODELS, datasets=datasets))

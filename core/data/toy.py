@@ -20,6 +20,7 @@ import torch
 
 from core.diffusion.mixture import GaussianMixture
 from core.errors import BadInputError
+from core.numbers import parse_number
 
 MAX_POINTS = 100_000
 MIN_POINTS = 16
@@ -74,7 +75,10 @@ class ToySet:
         out = {}
         for p in self.params:
             value = params.get(p.name, p.default)
-            out[p.name] = _check_table(p, value, self.dim) if p.columns else _check_number(p, value)
+            if p.columns:
+                out[p.name] = _check_table(p, value, self.dim)
+            else:
+                out[p.name] = parse_number(value, p.title, p.low, p.high, integer=p.integer)
         return out
 
     def cloud(self, n: int, seed: int = 0, params: dict[str, Any] | None = None) -> PointCloud:
@@ -90,16 +94,6 @@ class ToySet:
         key = json.dumps([self.name, values, n, seed], sort_keys=True)
         mixture = self.mixture(**values) if self.mixture else None
         return PointCloud(points=points, key=key, title=self.title, fresh=fresh, mixture=mixture)
-
-
-def _check_number(p: Param, value: Any) -> float | int:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise BadInputError(f"{p.title} must be a number (got {value!r}).") from None
-    if not math.isfinite(v) or (p.low is not None and v < p.low) or (p.high is not None and v > p.high):
-        raise BadInputError(f"{p.title} must lie between {p.low:g} and {p.high:g} (got {value!r}).")
-    return round(v) if p.integer else v
 
 
 def _check_table(p: Param, rows: Any, dim: int) -> list[list[float]]:

@@ -32,6 +32,7 @@ import torch
 
 from core.diffusion.denoisers import Denoiser
 from core.errors import BadInputError
+from core.numbers import parse_number
 
 NoiseSource = Callable[[torch.Tensor, float, float], torch.Tensor]
 Generator = torch.Generator | Sequence[torch.Generator] | NoiseSource | None
@@ -166,17 +167,13 @@ def ddim(
 
     with $\sigma_{up}, \sigma_{down}$ from `ancestral_split`. eta = 0 is deterministic (identical to Euler
     on the probability-flow ODE); eta = 1 is DDPM with the small variance.
+
+    Since $\hat x_0 + \sigma_{down}\hat\epsilon = x + (\sigma_{down} - \sigma)\,\hat\epsilon$, this is
+    Euler ancestral's update: DDIM is `euler_ancestral` with its own default, eta = 0.
     """
-    sig = sigmas.tolist()
-    for i in range(len(sig) - 1):
-        s, s_next = sig[i], sig[i + 1]
-        denoised = denoiser(x, _sigma_vec(x, s))
-        _report(callback, i, s, s_next, x, denoised)
-        sigma_down, sigma_up = ancestral_split(s, s_next, eta if _noisy(i, noise_until) else 0.0)
-        x = denoised + (sigma_down / s) * (x - denoised)  # x_0 + sigma_down * eps, eps = (x - x_0) / sigma
-        if sigma_up > 0:
-            x = x + sigma_up * randn_like(x, generator, s, s_next)
-    return x
+    return euler_ancestral(
+        denoiser, x, sigmas, generator=generator, callback=callback, eta=eta, noise_until=noise_until
+    )
 
 
 def euler(
@@ -225,6 +222,7 @@ def euler_ancestral(
 
     Fresh noise at every step keeps the sampler stochastic: results never settle as steps grow. At eta = 1 it
     is DDPM's ancestral step (small variance) written in VE coordinates: the same images at the same seed.
+    DDIM (`ddim`) is this very update with eta = 0 by default.
     """
     sig = sigmas.tolist()
     for i in range(len(sig) - 1):
@@ -544,18 +542,7 @@ class Option:
             if value not in self.choices:
                 raise BadInputError(f"{owner}'s {self.name} must be one of {', '.join(self.choices)} (got {value!r}).")
             return str(value)
-        try:
-            number = float(value)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            raise BadInputError(f"{owner}'s {self.name} must be a number (got {value!r}).") from None
-        if self.kind is int and not number.is_integer():
-            raise BadInputError(f"{owner}'s {self.name} must be a whole number (got {value!r}).")
-        low = -math.inf if self.low is None else self.low
-        high = math.inf if self.high is None else self.high
-        if not low <= number <= high:  # also refuses NaN
-            bounds = f"lie between {low:g} and {high:g}" if math.isfinite(high) else f"be at least {low:g}"
-            raise BadInputError(f"{owner}'s {self.name} must {bounds} (got {value!r}).")
-        return int(number) if self.kind is int else number
+        return parse_number(value, f"{owner}'s {self.name}", self.low, self.high, integer=self.kind is int)
 
 
 # Every stochastic sampler takes it (see the module docstring).

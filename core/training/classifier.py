@@ -14,6 +14,7 @@ from torch.nn import functional as F
 
 from core.errors import BadInputError
 from core.training.lr import LRSchedule
+from core.training.step import optimizer_step
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,7 +64,10 @@ def train_classifier(
     config: ClassifierTrainConfig,
     callback: Callable[[dict[str, float]], None] | None = None,
 ) -> list[dict[str, float]]:
-    """Cross-entropy training on images in [-1, 1] [N, 1, 28, 28] with integer labels; returns the records."""
+    """Cross-entropy training on images in [-1, 1] [N, 1, 28, 28] with integer labels; returns the records.
+
+    A loss that is not finite stops the run with BadInputError, the model keeping the last good step's weights.
+    """
     g = torch.Generator().manual_seed(config.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
     total = config.epochs * max(1, len(images) // config.batch_size)
@@ -79,9 +83,7 @@ def train_classifier(
             idx = order[k * config.batch_size : (k + 1) * config.batch_size]
             logits = model(random_shift(images[idx], config.max_shift, g))
             loss = F.cross_entropy(logits, labels[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            optimizer_step(loss, opt, step + 1)
             step += 1
             seconds += time.perf_counter() - tic
             if step % config.log_every == 0:

@@ -9,7 +9,8 @@ from `NoiseSchedule.t_to_sigma`, the interpolation `DiscreteTimeDenoiser` invert
 The trainer owns its model, optimizer (AdamW), optional EMA copy, generator and step count, and changes
 them only between steps, so a caller may interrupt it between callbacks (Streamlit's Stop) and call
 `train` again later to continue with the same optimizer state. Metrics are the run-log records of
-DESIGN.md: one dict per `log_every` steps with step, loss, lr, seconds, grad_norm.
+DESIGN.md: one dict per `log_every` steps with step, loss, lr, seconds, grad_norm. Each step is
+core/training/step.optimizer_step: a loss that is not finite stops the run before the update.
 
 Data-parallel (when a torch.distributed process group of more than one process is running, as under
 `torchrun`, see core/training/distributed.py): the model is wrapped in DistributedDataParallel, which averages the
@@ -37,6 +38,7 @@ from core.diffusion.schedules import NoiseSchedule
 from core.errors import BadInputError
 from core.training import distributed
 from core.training.lr import LRSchedule
+from core.training.step import optimizer_step
 
 BatchFn = Callable[[int, torch.Generator], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 MAX_STEPS = 200_000
@@ -251,35 +253,18 @@ class DiffusionTrainer:
         self.learning_rates.apply(self.optimizer, self.step, *self._cycle)
         x0, cond = self.batches(self.config.batch_size, self.generator)
         loss = self.loss(x0, cond)
-        if not self._all_finite(loss):  # stop before the update: the weights stay as the last good step left them
-            raise BadInputError(
-                f"Training diverged at step {self.step + 1:,}: the loss became "
-                f"{loss.item() if not torch.isfinite(loss) else 'non-finite on another process'}. The model keeps "
-                "its weights from the step before; try a smaller learning rate."
-            )
-        if self._flat is not None:
-            grad = self._flat[1]
-            grad.zero_()
-            loss.backward()
-            grad_norm = grad.norm()
-            if grad_norm > clip:
-                grad.mul_(clip / (grad_norm + 1e-6))
-        else:
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
-        self.optimizer.step()
+        grad_norm = optimizer_step(
+            loss,
+            self.optimizer,
+            self.step + 1,
+            clip=clip,
+            flat_grad=self._flat[1] if self._flat is not None else None,
+            across_ranks=self.world_size > 1,
+        )
         self._update_ema()
         self.step += 1
         self.seconds += time.perf_counter() - tic
         self._pending.append((loss.item(), grad_norm.item()))
-
-    def _all_finite(self, loss: torch.Tensor) -> bool:
-        """Whether the loss is finite on every rank: all stop together, or none waits in backward forever."""
-        finite = torch.isfinite(loss.detach()).to(torch.int32).reshape(1)
-        if self.world_size > 1:
-            torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
-        return bool(finite.item())
 
     @torch.no_grad()
     def _update_ema(self) -> None:

@@ -11,6 +11,7 @@ import torch
 
 from core.errors import BadInputError
 from core.models.vae import VAE, vae_loss
+from core.training.step import optimizer_step
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,7 +58,8 @@ def train_vae(
 ) -> tuple[list[dict[str, float]], LatentSnapshots]:
     """Train on `images` (float in [0, 1], [N, 1, 28, 28]). `callback(record, snapshots)` runs at each log.
 
-    Returns the metrics records (step, loss, reconstruction, kl, lr, seconds) and the latent snapshots.
+    Returns the metrics records (step, loss, reconstruction, kl, lr, seconds) and the latent snapshots. A loss
+    that is not finite stops the run with BadInputError, the VAE keeping the last good step's weights.
     """
     g = torch.Generator().manual_seed(config.seed)
     opt = torch.optim.AdamW(vae.parameters(), lr=config.lr)
@@ -83,14 +85,7 @@ def train_vae(
             x = images[order[k * config.batch_size : (k + 1) * config.batch_size]]
             logits, mean, logvar = vae(x, generator=g)
             loss, recon, kl = vae_loss(logits, x, mean, logvar, config.beta)
-            if not torch.isfinite(loss):  # stop before the step: the weights stay as the last good step left them
-                raise BadInputError(
-                    f"Training diverged at step {step + 1:,}: the loss became {loss.item()}. The VAE keeps its "
-                    "weights from the step before; try a smaller learning rate."
-                )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            optimizer_step(loss, opt, step + 1)
             step += 1
             seconds += time.perf_counter() - tic
             if step % config.snapshot_every == 0:

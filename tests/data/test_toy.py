@@ -18,8 +18,17 @@ NAMES = list(TOY_SETS)
 def test_the_registry_holds_every_data_set_of_the_issue():
     two = {n for n, s in TOY_SETS.items() if s.dim == 2}
     three = {n for n, s in TOY_SETS.items() if s.dim == 3}
-    assert two == {"swiss_roll", "moons", "circles", "eight_gaussians", "checkerboard", "two_spirals", "pinwheel",
-                   "polygon", "mixture_2d"}  # fmt: skip
+    assert two == {
+        "swiss_roll",
+        "moons",
+        "circles",
+        "eight_gaussians",
+        "checkerboard",
+        "two_spirals",
+        "pinwheel",
+        "polygon",
+        "mixture_2d",
+    }
     assert three == {"swiss_roll_3d", "torus", "helix", "mobius", "s_curve", "sphere", "mixture_3d"}
     assert {n for n, s in TOY_SETS.items() if s.mixture} == {"eight_gaussians", "mixture_2d", "mixture_3d"}
 
@@ -85,6 +94,16 @@ def test_point_counts_and_parameters_are_capped():
         spec.cloud(100, 0, {"noise": 99.0})
     with pytest.raises(BadInputError, match="no parameter"):
         spec.cloud(100, 0, {"radius": 1.0})
+    with pytest.raises(
+        BadInputError, match=r"Noise \(std\) must be a finite number and lie between 0 and 0.5 \(got nan\)"
+    ):
+        spec.cloud(100, 0, {"noise": float("nan")})
+    # An integer parameter takes a whole number (4.0 is 4) and refuses 4.5, as the samplers do (core/numbers.py)
+    polygon = get_toy_set("polygon")
+    sides = polygon.resolve({"sides": 4.0})["sides"]
+    assert sides == 4 and isinstance(sides, int)
+    with pytest.raises(BadInputError, match=r"Sides must be a whole number \(got 4.5\)"):
+        polygon.cloud(100, 0, {"sides": 4.5})
     with pytest.raises(BadInputError, match="Unknown data set"):
         get_toy_set("banana")
 
@@ -111,8 +130,15 @@ def test_a_freedraw_stroke_becomes_points_along_it_with_y_flipped():
 def test_points_follow_stroke_length_and_dots_count_too():
     long = _path([(0, 0), (300, 0)])
     short = _path([(0, 100), (100, 100)])
-    dot = {"type": "circle", "left": 200, "top": 300, "radius": 3, "strokeWidth": 2, "originX": "center",
-           "originY": "center"}  # fmt: skip
+    dot = {
+        "type": "circle",
+        "left": 200,
+        "top": 300,
+        "radius": 3,
+        "strokeWidth": 2,
+        "originX": "center",
+        "originY": "center",
+    }
     pts = drawing_to_points(
         canvas_strokes({"objects": [long, short, dot]}), 8000, 0.0, torch.Generator().manual_seed(0)
     )
@@ -132,12 +158,28 @@ def test_quadratic_curves_and_object_transforms_are_applied():
     moved = _path([(0, 0), (100, 0)], left=400, top=200, originX="center", originY="center", scaleX=2, scaleY=2)
     line = canvas_strokes({"objects": [moved]}).lines[0]
     np.testing.assert_allclose(line, [[300, 200], [500, 200]])
-    fabric_line = {"type": "Line", "x1": -50, "y1": 0, "x2": 50, "y2": 0, "left": 60, "top": 70,
-                   "originX": "center", "originY": "center"}  # fmt: skip
+    fabric_line = {
+        "type": "Line",
+        "x1": -50,
+        "y1": 0,
+        "x2": 50,
+        "y2": 0,
+        "left": 60,
+        "top": 70,
+        "originX": "center",
+        "originY": "center",
+    }
     np.testing.assert_allclose(canvas_strokes({"objects": [fabric_line]}).lines[0], [[10, 70], [110, 70]])
     # The canvas's point tool: a circle placed by its left edge and vertical centre.
-    point = {"type": "Circle", "left": 96, "top": 50, "radius": 3, "strokeWidth": 2, "originX": "left",
-             "originY": "center"}  # fmt: skip
+    point = {
+        "type": "Circle",
+        "left": 96,
+        "top": 50,
+        "radius": 3,
+        "strokeWidth": 2,
+        "originX": "left",
+        "originY": "center",
+    }
     np.testing.assert_allclose(canvas_strokes({"objects": [point]}).dots, [[100, 50]])
 
 

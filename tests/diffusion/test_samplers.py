@@ -193,7 +193,10 @@ def test_registry_documents_each_sampler(name):
         assert year in spec.doc, (spec.paper, year)
     assert spec.paper.split()[0].rstrip(",") in spec.doc, "its first author"
     source = inspect.getsource(spec.fn)
-    assert source.startswith(f"def {name}(") and "denoiser(" in source
+    assert source.startswith(f"def {name}(")
+    # The code shown is the code run: it calls the denoiser, or hands it on to the sampler whose update it is
+    hands_on = [s.fn for s in SAMPLERS.values() if s.name != name and f"return {s.name}(" in source]
+    assert "denoiser(" in source or (len(hands_on) == 1 and "denoiser(" in inspect.getsource(hands_on[0]))
     params = inspect.signature(spec.fn).parameters
     assert list(params)[:3] == ["denoiser", "x", "sigmas"]
     assert {"generator", "callback"} <= set(params)
@@ -289,6 +292,29 @@ def test_which_settings_draw_fresh_noise():
     assert "noise_until" in {o.name for o in ddim.accepts} and "noise_until" not in {
         o.name for o in SAMPLERS["heun"].accepts
     }
+
+
+@pytest.mark.parametrize("eta", [0.0, 0.5, 1.0])
+@pytest.mark.parametrize("noise_until", [None, 3])
+def test_ddim_is_euler_ancestral_at_every_eta(eta, noise_until):
+    """x0 + (sigma_down / sigma)(x - x0) = x + (sigma_down - sigma) d: one update, two default etas."""
+    mix, sigmas = _mixture(), karras_sigmas(8, 0.01, 20.0)
+    x = torch.randn(64, 2, generator=torch.Generator().manual_seed(0)) * 20
+    runs = {
+        name: sample(
+            name,
+            mix.denoise,
+            x.clone(),
+            sigmas,
+            generator=torch.Generator().manual_seed(5),
+            eta=eta,
+            noise_until=noise_until,
+        )
+        for name in ("ddim", "euler_ancestral")
+    }
+    assert torch.equal(runs["ddim"], runs["euler_ancestral"])
+    defaults = {name: inspect.signature(SAMPLERS[name].fn).parameters["eta"].default for name in runs}
+    assert defaults == {"ddim": 0.0, "euler_ancestral": 1.0}
 
 
 def test_ddpm_is_euler_ancestral_and_ddim_is_euler_at_the_same_seed():

