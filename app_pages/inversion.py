@@ -2,7 +2,9 @@
 
 import streamlit as st
 
-from ui.inversion.views import cloud_tab, digits_tab, latent_tab
+from ui.inversion.cloud import cloud_tab
+from ui.inversion.digits import digits_tab
+from ui.inversion.latent import latent_tab
 
 st.title("Inversion")
 st.markdown(

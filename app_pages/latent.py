@@ -100,9 +100,9 @@ def diffusion_section(model) -> None:
         and attempt(generate, model, vae.vae, choice, grid, "ldm") is None
     ):
         return
-    result = last_result()
-    if result is not None:
-        show_result(result, grid, choice)
+    found = last_result()
+    if found is not None:
+        show_result(*found, grid, choice)
 
 
 manifold_section()

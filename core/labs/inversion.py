@@ -79,8 +79,17 @@ def invert_paths(name: str, denoiser: Denoiser, x0: torch.Tensor, sigmas: torch.
     s_max, s_min = float(sigmas[0]), float(sigmas[-2])
     up.append(vp_state(noise, s_max))  # the sampler reports each step's start; the ends are added here
     down += [vp_state(at_min, s_min), out]
-    return Inverted(data=x0, noise=noise, sample=out, sigma_max=s_max, up=torch.stack(up), down=torch.stack(down),
-                    ode_error=_rms(at_min, x0), error=_rms(out, x0), seconds=time.perf_counter() - tic)  # fmt: skip
+    return Inverted(
+        data=x0,
+        noise=noise,
+        sample=out,
+        sigma_max=s_max,
+        up=torch.stack(up),
+        down=torch.stack(down),
+        ode_error=_rms(at_min, x0),
+        error=_rms(out, x0),
+        seconds=time.perf_counter() - tic,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,9 +114,17 @@ def _row(name: str, scale: float, x0: torch.Tensor, denoiser: Denoiser, sigmas: 
     def se(e: torch.Tensor) -> float:
         return float(e.std() / math.sqrt(len(e))) if len(e) > 1 else float("nan")
 
-    return ErrorRow(sampler=name, steps=steps, nfe=SAMPLERS[name].nfe(steps), scale=scale,
-                    ode_error=float(ode.mean()), ode_se=se(ode), error=float(full.mean()), error_se=se(full),
-                    seconds=time.perf_counter() - tic)  # fmt: skip
+    return ErrorRow(
+        sampler=name,
+        steps=steps,
+        nfe=SAMPLERS[name].nfe(steps),
+        scale=scale,
+        ode_error=float(ode.mean()),
+        ode_se=se(ode),
+        error=float(full.mean()),
+        error_se=se(full),
+        seconds=time.perf_counter() - tic,
+    )
 
 
 def error_vs_steps(
@@ -158,9 +175,14 @@ def noise_moments(values: torch.Tensor | np.ndarray) -> dict[str, float]:
     Kolmogorov-Smirnov distance to N(0, 1) with its p-value."""
     v = np.asarray(values, dtype=np.float64).ravel()
     ks = stats.kstest(v, "norm")
-    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)), "skew": float(stats.skew(v)),
-            "excess kurtosis": float(stats.kurtosis(v)), "KS distance": float(ks.statistic),
-            "KS p-value": float(ks.pvalue)}  # fmt: skip
+    return {
+        "mean": float(v.mean()),
+        "std": float(v.std(ddof=1)),
+        "skew": float(stats.skew(v)),
+        "excess kurtosis": float(stats.kurtosis(v)),
+        "KS distance": float(ks.statistic),
+        "KS p-value": float(ks.pvalue),
+    }
 
 
 def neighbour_correlation(eps: torch.Tensor) -> float:
@@ -172,8 +194,10 @@ def neighbour_correlation(eps: torch.Tensor) -> float:
 
 def image_noise_rows(eps: torch.Tensor, names: Sequence[str]) -> list[dict[str, float | str]]:
     """Per-image statistics of inverted noises eps [n, C, H, W] (in units of sigma_max)."""
-    return [{"image": name, **noise_moments(e), "neighbour corr.": neighbour_correlation(e)}
-            for name, e in zip(names, eps, strict=True)]  # fmt: skip
+    return [
+        {"image": name, **noise_moments(e), "neighbour corr.": neighbour_correlation(e)}
+        for name, e in zip(names, eps, strict=True)
+    ]
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, frames: int) -> torch.Tensor:
@@ -223,3 +247,79 @@ def round_trip_evaluations(samplers: Sequence[str], ladder: Sequence[int], image
     scale) costs: each round trip runs the sampler up its grid and down again (about twice its NFE)."""
     per_image = sum(2 * SAMPLERS[name].nfe(steps) for name in samplers for steps in ladder)
     return per_image * images * (2 if guided else 1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MeasurePlan:
+    """The round trips of an error measurement on `images` digits, in the order they run: every sampler (in the
+    order chosen) at every step count (ascending), the step rows; then, with a sweep, one sampler and step count
+    at every guidance scale, the scale rows. `guided`: each digit's class is bound in (guidance at w = 1 for the
+    step rows, both halves run); a sweep needs it, since a scale means nothing without a class."""
+
+    samplers: tuple[str, ...]
+    ladder: tuple[int, ...]
+    images: int
+    guided: bool
+    sweep: tuple[str, int] | None = None  # (sampler, steps) of the guidance-scale rows
+    scales: tuple[float, ...] = ()
+
+    @property
+    def step_rows(self) -> int:
+        return len(self.samplers) * len(self.ladder)
+
+    @property
+    def total(self) -> int:
+        """Every round trip planned: the step rows, then the scale rows."""
+        return self.step_rows + (len(self.scales) if self.sweep is not None else 0)
+
+    def evaluations(self) -> int:
+        """Image evaluations of the denoiser the whole plan costs (the input of its time estimate)."""
+        found = round_trip_evaluations(self.samplers, self.ladder, self.images, self.guided)
+        if self.sweep is not None:
+            sampler, steps = self.sweep
+            found += round_trip_evaluations([sampler], [steps], self.images, True) * len(self.scales)
+        return found
+
+    def split(self, rows: Sequence[ErrorRow]) -> tuple[list[ErrorRow], list[ErrorRow]]:
+        """Rows measured so far (all or the first ones, after a Stop) as (step rows, scale rows)."""
+        return list(rows[: self.step_rows]), list(rows[self.step_rows :])
+
+
+def measure_plan(
+    samplers: Sequence[str],
+    ladder: Sequence[int],
+    images: int,
+    guided: bool,
+    sweep: tuple[str, int] | None = None,
+    scales: Sequence[float] = (),
+) -> MeasurePlan:
+    """The plan for these choices (the step counts run ascending); refused without a sampler or a step count, and
+    for a sweep without a class bound in."""
+    if not samplers or not ladder or not 1 <= images <= MAX_IMAGES:
+        raise BadInputError(f"Measure at least one sampler and one step count on 1 to {MAX_IMAGES} digits.")
+    if sweep is not None and (not guided or not scales):
+        raise BadInputError("A guidance-scale sweep needs a class bound in and at least one scale.")
+    return MeasurePlan(
+        samplers=tuple(samplers),
+        ladder=tuple(sorted(ladder)),
+        images=int(images),
+        guided=guided,
+        sweep=sweep,
+        scales=tuple(float(w) for w in scales) if sweep else (),
+    )
+
+
+def measure(
+    plan: MeasurePlan,
+    denoiser_at: Callable[[float], Denoiser],
+    x0: torch.Tensor,
+    grid: Callable[[int], torch.Tensor],
+) -> Iterator[ErrorRow]:
+    """The plan's rows in its order, each as it finishes (a caller may stop between rows): `denoiser_at(w)` is
+    the denoiser under guidance scale w (the step rows use w = 1), `grid(steps)` the sigmas for a step count."""
+    yield from error_vs_steps(
+        denoiser_at(1.0), x0, grid, plan.samplers, plan.ladder, 1.0 if plan.guided else float("nan")
+    )
+    if plan.sweep is not None:
+        sampler, steps = plan.sweep
+        yield from error_vs_scale(denoiser_at, x0, grid(steps), sampler, plan.scales)

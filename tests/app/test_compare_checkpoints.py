@@ -76,7 +76,7 @@ def test_side_by_side_takes_run_checkpoints_and_local_folders_with_a_sentence_fo
 
 def _stored_images(at: AppTest, runs, run: str, steps) -> list[torch.Tensor]:
     keys = [f"ot-result-checkpoint:{runs / run / 'run' / 'checkpoints' / f'step_{s:07d}'}" for s in steps]
-    return [at.session_state[k].images for k in keys]
+    return [at.session_state[f"memo:{k}"].value.images for k in keys]
 
 
 def test_over_training_samples_a_row_per_step_and_plots_fd_lenet_against_the_step(runs):

@@ -46,6 +46,11 @@ def test_a_latent_sweep_with_an_interval_reads_more_guidance_as_more_accurate_an
     assert strips == ["w = 0", "w = 3"] * 2  # one row of ten digits per scale and series
     app.slider(key="gd-steps").set_value(12).run()
     assert any("other settings" in c.value for c in app.caption)  # the old numbers are labelled, not passed off
+    assert not app.warning
+    del app.session_state["memo:gd-sweep"].value.series["always"][1:]  # as a Stop after three scales leaves it
+    app.run()
+    assert any("Stopped before every scale" in w.value for w in app.warning)
+    assert len(_sweep_results(app)) == 4  # the three rows done and the real digits' row
 
 
 def test_a_pixel_sweep_without_an_interval(app):

@@ -28,6 +28,11 @@ def app(monkeypatch) -> AppTest:
     return open_page("inversion", monkeypatch)
 
 
+def _kept(at: AppTest, name: str):
+    """What the page keeps in the session under memo `name` (ui/common/memo.py)."""
+    return at.session_state[f"memo:{name}"].value
+
+
 def _view(at: AppTest, name: str) -> AppTest:
     at.segmented_control(key="inv-view").set_value(name).run()
     assert not at.exception and not at.error
@@ -43,9 +48,11 @@ def test_a_point_cloud_goes_up_and_back_and_more_steps_bring_it_closer(app):
     assert len(legend) == 5 and all("slope" in n for n in legend)  # every deterministic sampler (DDIM = Euler)
     euler = float(re.search(r"slope ([0-9.]+)", legend[0]).group(1))
     assert legend[0].startswith("Euler") and 0.8 < euler < 1.3
+    kept = _kept(app, "inv-cloud-ladder")
     app.selectbox(key="inv-cloud-sampler").set_value("dpmpp_2m").run()
     app.slider(key="inv-cloud-steps").set_value(64).run()
     assert _error(app) < coarse / 100
+    assert _kept(app, "inv-cloud-ladder") is kept  # the ladder runs every sampler: not again for the page's one
     moments = table(app, "KS distance")
     assert list(moments[""]) == ["x", "y"] and (moments["std"].between(0.8, 1.2)).all()
 
@@ -58,6 +65,10 @@ def test_the_latent_plane_against_the_steps_and_the_guidance_scale(app):
     assert by_scale[-1] > 3 * by_scale[1]  # w = 8 against w = 1: a steeper field, a worse round trip
     ddim = plotly_array(next(t for t in figures(app)[2]["data"] if t["name"] == "DDIM")["y"])
     assert ddim[-1] < ddim[0] / 3
+    ladder, by_scale = _kept(app, "inv-lat-ladder"), _kept(app, "inv-lat-scale")
+    app.selectbox(key="inv-lat-sampler").set_value("heun").run()
+    assert _kept(app, "inv-lat-ladder") is ladder  # its samplers are fixed: the page's sampler leaves it be
+    assert {r.sampler for r in _kept(app, "inv-lat-scale")} == {"heun"} and {r.sampler for r in by_scale} != {"heun"}
     app.toggle(key="inv-lat-cond").set_value(False).run()
     assert not app.exception and len(figures(app)) == 3  # unconditional: no scale to sweep
     assert app.select_slider(key="inv-lat-scale").disabled
@@ -75,6 +86,14 @@ def test_digits_noise_interpolation_and_class_swap(app):
     assert any(c.startswith("classes 0 to 9") for c in images)
     norms = [float(re.search(r"norm ([0-9.]+)", c).group(1)) for c in images if "norm" in c]
     assert norms[0] > 0.95 and norms[1] < 0.85  # slerp keeps the norm; the straight line's midpoint is short
+    trip, swap = _kept(app, "inv-px-result"), _kept(app, "inv-px-swap")
+    app.slider(key="inv-px-frames").set_value(5).run()
+    assert _kept(app, "inv-px-result") is trip and _kept(app, "inv-px-swap") is swap  # frames: interpolation only
+    assert len(_kept(app, "inv-px-interp").spherical) == 5
+    interpolated = _kept(app, "inv-px-interp")
+    app.select_slider(key="inv-px-scale").set_value(2.0).run()
+    assert _kept(app, "inv-px-interp") is interpolated  # inverted without a class: the scale leaves it be
+    assert _kept(app, "inv-px-result") is not trip
     app.selectbox(key="inv-px-model").set_value("mnist-ddpm-linear").run()
     assert not app.exception and not app.error
     images = captions(app)
@@ -94,6 +113,13 @@ def test_measure_gives_the_error_against_steps_and_scale(app):
     errors = [float(v.split(" ± ")[0]) for v in by_steps["RMS error, ODE"].dropna()]
     assert errors[1] < errors[0]
     assert rows["Scale w"].notna().sum() == 7  # the guidance sweep at the page's sampler and steps
+    measured = _kept(app, "inv-measured")
+    assert measured.plan.total == 9 and len(measured.rows) == 9
+    del measured.rows[3:]  # as a Stop after three round trips leaves them
+    app.run()
+    assert any("Stopped after 3 of 9 round trips" in w.value for w in app.warning)
+    rows = table(app, "RMS error, ODE")
+    assert list(rows["Steps"].dropna().astype(int)) == [5, 50] and rows["Scale w"].notna().sum() == 1
 
 
 def _png(array: np.ndarray) -> bytes:

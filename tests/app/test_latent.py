@@ -59,7 +59,7 @@ def test_conditional_and_unconditional_samples_with_paths_strips_and_readout(app
     app.selectbox(key="ldm-class").set_value(7)
     app.button(key="ldm-generate").click().run()
     assert not app.exception and not app.error
-    result = app.session_state["latent_result"]
+    result = app.session_state["memo:latent-result"].value
     assert result.paths.path.shape == (13, 6, 2)  # 12 steps and the finished points
     assert result.strips.shape == (6 * 30 - 2, 10 * 30 - 2)  # a strip per sample, ten shown steps
     table = app.dataframe[0].value
@@ -73,7 +73,7 @@ def test_conditional_and_unconditional_samples_with_paths_strips_and_readout(app
     assert not app.exception and not app.error
     table = app.dataframe[0].value
     assert list(table["Requested"]) == ["none"] * 6 and not app.metric
-    assert app.session_state["latent_result"].paths.label["class"] is None
+    assert app.session_state["memo:latent-result"].value.paths.label["class"] is None
 
 
 def test_train_a_tiny_vae_then_a_latent_model_for_it(app):
@@ -94,7 +94,7 @@ def test_train_a_tiny_vae_then_a_latent_model_for_it(app):
     app.number_input(key="ldm-steps").set_value(100)
     app.button(key="ldm-train").click().run()
     assert not app.exception and not app.error
-    trainer = app.session_state["latent_trainer"]
+    trainer = app.session_state["memo:latent-model"].value
     assert trainer.trainer.step == 100 and trainer.log.config["vae"] == vae.name
     runs = app.session_state["session_runs"]
     assert [r.config["kind"] for r in runs] == ["vae", "latent"] and runs[1].metrics[-1]["step"] == 100
@@ -106,7 +106,7 @@ def test_train_a_tiny_vae_then_a_latent_model_for_it(app):
     app.slider(key="ldm-n").set_value(3)
     app.button(key="ldm-generate").click().run()
     assert not app.exception and not app.error
-    assert app.session_state["latent_result"].paths.samples.shape == (3, 2)
+    assert app.session_state["memo:latent-result"].value.paths.samples.shape == (3, 2)
 
 
 def test_trainings_over_the_servers_budget_are_refused_before_they_start(app, monkeypatch):

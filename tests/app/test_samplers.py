@@ -162,19 +162,19 @@ def test_ddim_offers_the_noise_switch_off_only_when_its_eta_draws_noise(app):
     app.toggle(key="smp-quiet").set_value(True).run()
     at = _generate(app, **{"smp-steps": 4, "smp-batch": 2, "smp-quiet-step": 2})
     assert not at.exception and not at.error and at.subheader[0].value == "DDIM, 4 steps"
-    assert at.session_state["smp-result"].result.settings.noise_until == 2
+    assert at.session_state["memo:smp-result"].value.result.settings.noise_until == 2
 
 
 def test_a_finished_run_can_be_stepped_through_and_is_marked_stale_when_the_settings_change(app):
     at = _generate(app, **{"smp-sampler": "euler", "smp-steps": 6, "smp-batch": 2})
-    frames = at.session_state["smp-result"].result.recorder.frames
+    frames = at.session_state["memo:smp-result"].value.result.recorder.frames
     step = at.select_slider(key="smp-frame")
     assert step.value == frames[-1].index and len(step.options) == len(frames) == 6
     step.set_value(0).run()
     assert not at.exception and "σ =" in at.select_slider(key="smp-frame").format_func(0)
     assert not any("From earlier settings" in i.value for i in at.info)
     at.toggle(key="smp-play").set_value(True).run()  # the recorded steps as one animated GIF
-    assert not at.exception and at.session_state["smp-result"].gif[:6] == b"GIF89a"
+    assert not at.exception and at.session_state["memo:smp-result"].value.gif[:6] == b"GIF89a"
     at.number_input(key="smp-steps").set_value(4).run()  # not generated yet: the shown run is the old one
     assert any("From earlier settings" in i.value for i in at.info)
 
@@ -201,5 +201,5 @@ def test_every_sampler_runs_on_the_bundled_flow_matching_model(bundled, name):
     at = _generate(bundled, **{"smp-model": "mnist-flow", "smp-sampler": name, "smp-steps": 4, "smp-batch": 2})
     assert not at.exception and not at.error
     assert int({m.label: m.value for m in at.metric}["Model calls (NFE)"]) == SAMPLERS[name].nfe(4)
-    images = at.session_state["smp-result"].result.images
+    images = at.session_state["memo:smp-result"].value.result.images
     assert images.shape == (2, 1, 28, 28) and bool(images.isfinite().all())

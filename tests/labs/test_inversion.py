@@ -1,8 +1,10 @@
 """The Inversion page's logic (core/labs/inversion.py): round trips with their paths, the error ladders against the
-steps and the guidance scale, the inverted noise's statistics, spherical interpolation, and uploads as digits;
-and the Guidance page's latent fields (core/labs/guidance.latent_fields)."""
+steps and the guidance scale, the measurement plan, the inverted noise's statistics, spherical interpolation, and
+uploads as digits; and the Guidance page's latent fields (core/labs/guidance.latent_fields)."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
@@ -66,20 +68,22 @@ def test_the_exact_ladder_falls_at_each_samplers_order(cloud):
 def test_a_learned_latent_round_trip_improves_with_steps_and_worsens_with_guidance(latent):
     x0 = torch.randn(80, 2, generator=torch.Generator().manual_seed(2)) * 0.8
     labels = torch.arange(80) % 10
-    rows = list(inv.error_vs_steps(latent.conditioned(labels, 80, 1.0), x0, latent.schedule.capped_sigmas, ["ddim"],
-                                   [5, 50]))  # fmt: skip
+    rows = list(
+        inv.error_vs_steps(latent.conditioned(labels, 80, 1.0), x0, latent.schedule.capped_sigmas, ["ddim"], [5, 50])
+    )
     assert rows[1].ode_error < rows[0].ode_error / 3
     sigmas = latent.schedule.capped_sigmas(20)
-    by_scale = list(inv.error_vs_scale(lambda w: latent.conditioned(labels, 80, w), x0, sigmas, "dpmpp_2m",
-                                       [1.0, 8.0]))  # fmt: skip
+    by_scale = list(inv.error_vs_scale(lambda w: latent.conditioned(labels, 80, w), x0, sigmas, "dpmpp_2m", [1.0, 8.0]))
     assert [r.scale for r in by_scale] == [1.0, 8.0] and by_scale[1].error > 3 * by_scale[0].error
 
 
 def test_stochastic_samplers_too_many_points_and_too_many_steps_are_refused(cloud):
     mix = cloud[0]
-    for name, points, steps, message in (("euler_ancestral", 10, 10, "fresh noise"),
-                                         ("euler", inv.MAX_POINTS + 1, 10, "Invert 1 to"),
-                                         ("euler", 10, inv.MAX_STEPS + 1, "Invert 1 to")):  # fmt: skip
+    for name, points, steps, message in (
+        ("euler_ancestral", 10, 10, "fresh noise"),
+        ("euler", inv.MAX_POINTS + 1, 10, "Invert 1 to"),
+        ("euler", 10, inv.MAX_STEPS + 1, "Invert 1 to"),
+    ):
         x = torch.zeros(points, 2, dtype=torch.float64)
         with pytest.raises(BadInputError, match=message):
             inv.invert_paths(name, mix.denoise, x, karras_sigmas(steps, 0.002, 80.0).double())
@@ -123,8 +127,10 @@ def test_image_denoiser_binds_the_class_the_null_label_or_nothing():
     x, sigma = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(0)), torch.full((2,), 3.0)
     labels = torch.tensor([3, 7])
     with torch.inference_mode():
-        torch.testing.assert_close(inv.image_denoiser(cond, labels, 2.0)(x, sigma),
-                                   with_labels(cond.denoiser, labels, 2.0, cond.null_label)(x, sigma))  # fmt: skip
+        torch.testing.assert_close(
+            inv.image_denoiser(cond, labels, 2.0)(x, sigma),
+            with_labels(cond.denoiser, labels, 2.0, cond.null_label)(x, sigma),
+        )
         unconditional = inv.image_denoiser(cond, None, batch=2)(x, sigma)
         torch.testing.assert_close(unconditional, cond.denoiser(x, sigma, class_labels=torch.full((2,), 10)))
         assert not torch.allclose(unconditional, inv.image_denoiser(cond, labels)(x, sigma))
@@ -168,3 +174,48 @@ def test_interpolation_ends_on_the_two_points_and_slerp_keeps_the_norm(cloud):
     for frames in (found.spherical, found.straight):  # both paths start and end on the two points' noises
         torch.testing.assert_close(frames[[0, -1]], pair, atol=1e-2, rtol=0)
     assert found.mid_norms[0] == pytest.approx(1.0) and found.mid_norms[1] <= 1.0  # the chord cuts inside
+
+
+def test_the_measurement_plan_runs_the_step_rows_then_the_scale_rows_and_counts_them(cloud):
+    mix, x0 = cloud
+    plan = inv.measure_plan(["heun", "euler"], [16, 4], 3, True, ("dpmpp_2m", 8), [1.0, 0.0, 3.0])
+    assert plan.samplers == ("heun", "euler") and plan.ladder == (4, 16)  # samplers as chosen, steps ascending
+    assert plan.step_rows == 4 and plan.total == 7
+    nfe = {name: SAMPLERS[name].nfe for name in ("heun", "euler", "dpmpp_2m")}
+    per_image = 2 * (nfe["heun"](4) + nfe["heun"](16) + nfe["euler"](4) + nfe["euler"](16))  # up and back
+    assert plan.evaluations() == 3 * 2 * (per_image + 3 * 2 * nfe["dpmpp_2m"](8))  # guided: both halves
+
+    asked: list[float] = []
+
+    def denoiser_at(w: float):
+        asked.append(w)
+        return mix.denoise
+
+    grid = lambda k: karras_sigmas(k, 0.002, 80.0).double()  # noqa: E731
+    rows = list(inv.measure(plan, denoiser_at, x0[:3], grid))
+    order = [(r.sampler, r.steps, r.scale) for r in rows]
+    assert order == [
+        ("heun", 4, 1.0),
+        ("heun", 16, 1.0),
+        ("euler", 4, 1.0),
+        ("euler", 16, 1.0),
+        ("dpmpp_2m", 8, 1.0),
+        ("dpmpp_2m", 8, 0.0),
+        ("dpmpp_2m", 8, 3.0),
+    ]
+    assert asked == [1.0, 1.0, 0.0, 3.0]  # the step rows at w = 1, then each scale of the sweep
+    by_steps, by_scale = plan.split(rows[:5])  # stopped after the first scale row
+    assert by_steps == rows[:4] and by_scale == rows[4:5]
+    assert rows[1].ode_error < rows[0].ode_error  # more steps, a closer round trip
+
+    plain = inv.measure_plan(["ddim"], [10], 2, False)
+    assert plain.total == 1 and plain.evaluations() == 2 * 2 * SAMPLERS["ddim"].nfe(10)  # 2 digits, up and back
+    assert all(math.isnan(r.scale) for r in inv.measure(plain, denoiser_at, x0[:2], grid))
+    for bad in (
+        (["heun"], [], 2, False, None),
+        ([], [10], 2, False, None),
+        (["heun"], [10], 0, False, None),
+        (["heun"], [10], 2, False, ("heun", 10)),
+    ):  # no sweep without a class bound in
+        with pytest.raises(BadInputError):
+            inv.measure_plan(*bad, [1.0])

@@ -28,17 +28,28 @@ def over_steps_figure(
     for k, (name, (values, errors)) in enumerate(series.items()):
         colour = SERIES_COLORS[k % len(SERIES_COLORS)]
         bars = {"type": "data", "array": list(errors), "visible": True} if errors is not None else None
-        fig.add_trace(go.Scatter(x=steps, y=list(values), name=name, mode="lines+markers",
-                                 line={"color": colour}, error_y=bars))  # fmt: skip
+        fig.add_trace(
+            go.Scatter(x=steps, y=list(values), name=name, mode="lines+markers", line={"color": colour}, error_y=bars)
+        )
         if floors and name in floors:
             value, meaning = floors[name]
-            fig.add_trace(go.Scatter(x=[min(steps), max(steps)], y=[value, value], name=f"{name}: {meaning}",
-                                     mode="lines", line={"color": colour, "dash": "dot"}))  # fmt: skip
+            fig.add_trace(
+                go.Scatter(
+                    x=[min(steps), max(steps)],
+                    y=[value, value],
+                    name=f"{name}: {meaning}",
+                    mode="lines",
+                    line={"color": colour, "dash": "dot"},
+                )
+            )
     fig.update_layout(
-        height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10}, title={"text": title, "font": {"size": 13}},
-        xaxis={"title": "training step"}, yaxis=LOG_AXIS if log_y else {"type": "linear"},
+        height=320,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        title={"text": title, "font": {"size": 13}},
+        xaxis={"title": "training step"},
+        yaxis=LOG_AXIS if log_y else {"type": "linear"},
         legend={"orientation": "h", "y": -0.3},
-    )  # fmt: skip
+    )
     return fig
 
 

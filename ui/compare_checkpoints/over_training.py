@@ -6,6 +6,7 @@ under each checkpoint folder's path, so switching runs or steps never mixes them
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +17,11 @@ from core.data.images import image_strip
 from core.diffusion.samplers import SAMPLERS
 from core.errors import AtlasError
 from core.labs.compare import is_mnist
-from core.labs.toy import ToyRun, distances, run_sampler
+from core.labs.toy import SampleResult, ToyRun, distances, run_sampler
 from core.runs.record import Run
 from ui.common import session_runs
 from ui.common.cache import local_model
+from ui.common.memo import Memo
 from ui.common.runs import over_training_runs
 from ui.common.widgets import attempt
 from ui.compare_checkpoints import sources, state
@@ -98,8 +100,10 @@ def pixel_over_training(run: Run, steps: list[int]) -> None:
     if mnist:
         st.subheader("Quality against the step")
     sampler, n_steps, seed, _, label = settings
-    measure = lambda n: state.measure_all(_load({k: folders[k] for k in mnist}), sampler, n_steps, seed, n,  # noqa: E731
-                                                label, "ot")  # fmt: skip
+
+    def measure(n: int) -> None:
+        state.measure_all(_load({k: folders[k] for k in mnist}), sampler, n_steps, seed, n, label, "ot")
+
     rows = quality(mnist, "ot", measure)
     _quality_charts(rows, {key: step_of[key] for key in rows})
     downloads(panels, [{"step": step_of[k], **row} for k, row in rows.items()], "ot", stack=True)
@@ -111,12 +115,15 @@ def _quality_charts(rows: dict[str, dict[str, object]], steps: dict[str, int]) -
         return
     x = [s for s, _ in measured]
     fd = ([q.fd_lenet for _, q in measured], [q.fd_se for _, q in measured])
-    half, floor = st.session_state.get("ot-floor", (0, None))
+    half, floor = state.floor_of("ot") or (0, None)
     floors = {"FD-LeNet": (floor, f"held-out digits, {half} vs {half}")} if floor is not None else None
-    st.plotly_chart(over_steps_figure(x, {"FD-LeNet": fd}, floors, "FD-LeNet to held-out digits (± bootstrap SE)"),
-                    key="ot-fd")  # fmt: skip
-    shares = {"smallest class share": ([q.smallest_class for _, q in measured], None),
-              "largest class share": ([q.largest_class for _, q in measured], None)}  # fmt: skip
+    st.plotly_chart(
+        over_steps_figure(x, {"FD-LeNet": fd}, floors, "FD-LeNet to held-out digits (± bootstrap SE)"), key="ot-fd"
+    )
+    shares = {
+        "smallest class share": ([q.smallest_class for _, q in measured], None),
+        "largest class share": ([q.largest_class for _, q in measured], None),
+    }
     uniform = {"smallest class share": (0.1, "10%, every digit as often")}
     st.plotly_chart(over_steps_figure(x, shares, uniform, "Smallest and largest class share"), key="ot-cls")
 
@@ -124,25 +131,44 @@ def _quality_charts(rows: dict[str, dict[str, object]], steps: dict[str, int]) -
 # ---- the Toy lab's model --------------------------------------------------------------------------------------
 
 
-def _toy_controls(run: ToyRun) -> tuple[str, int, int, int]:
+@dataclass(frozen=True)
+class ToySampling:
+    """How the Toy lab model's checkpoints are sampled and measured: sampler, steps, points and seed."""
+
+    sampler: str
+    steps: int
+    n: int
+    seed: int
+
+
+ToyRow = tuple[SampleResult, dict[str, float]]  # a step's samples and their distances to fresh data
+
+
+def _toy_rows(run: ToyRun, step: int) -> Memo[ToySampling, ToyRow]:
+    return Memo(f"{TOY}-{run.name}-{step}")
+
+
+def _toy_controls(run: ToyRun) -> ToySampling:
     c1, c2, c3, c4 = st.columns(4)
     names = list(SAMPLERS)
-    sampler = c1.selectbox("Sampler", names, names.index("heun"), format_func=lambda n: SAMPLERS[n].title,
-                           key="ot-toy-sampler")  # fmt: skip
+    sampler = c1.selectbox(
+        "Sampler", names, names.index("heun"), format_func=lambda n: SAMPLERS[n].title, key="ot-toy-sampler"
+    )
     steps = int(c2.number_input("Steps", 1, min(1000, run.schedule.num_steps), 32, key="ot-toy-steps"))
     n = int(c3.number_input("Points", 100, 5000, 2000, 100, key="ot-toy-n"))
     seed = int(c4.number_input("Seed", 0, 2**31 - 100, 0, key="ot-toy-seed"))
-    return sampler, steps, n, seed
+    return ToySampling(sampler, steps, n, seed)
 
 
-def _sample_steps(run: ToyRun, steps: list[int], settings: tuple[str, int, int, int]) -> None:
+def _sample_steps(run: ToyRun, steps: list[int], settings: ToySampling) -> None:
     """Each checkpoint sampled from the same noise and measured, with one progress bar and a Stop for all;
     each step's result is kept as soon as it is done."""
-    sampler, n_steps, n, seed = settings
     with state.progress_and_stop("Sampling…", "Keeps the steps done so far.", TOY) as report:
         for k, step in enumerate(steps):
-            result = run_sampler(run, sampler, n_steps, n, seed=seed, path_points=1, at_step=step)
-            st.session_state[f"{TOY}-{run.name}-{step}"] = (settings, result, distances(result, run, seed))
+            result = run_sampler(
+                run, settings.sampler, settings.steps, settings.n, seed=settings.seed, path_points=1, at_step=step
+            )
+            _toy_rows(run, step).put(settings, (result, distances(result, run, settings.seed)))
             report((k + 1) / len(steps), sources.step_label(step))
 
 
@@ -150,16 +176,26 @@ def toy_over_training(run: ToyRun, steps: list[int]) -> None:
     settings = _toy_controls(run)
     if st.button("Sample and measure", type="primary", key="ot-toy-go"):
         attempt(_sample_steps, run, steps, settings)
-    done = [(s, kept) for s in steps if (kept := st.session_state.get(f"{TOY}-{run.name}-{s}")) is not None]
+    done = [(s, found) for s in steps if (found := _toy_rows(run, s).latest()) is not None]
     if not done:
         return
-    if any(kept[0] != settings for _, kept in done):
+    if any(made_for != settings for _, (made_for, _) in done):
         st.info("Some rows are from earlier settings: press **Sample and measure** for the current ones.")
     data = run.cloud.points[:5000].double().numpy()
-    panels = [(sources.step_label(s), kept[1].samples.numpy()) for s, kept in done]
+    panels = [(sources.step_label(s), r.samples.numpy()) for s, (_, (r, _)) in done]
     st.plotly_chart(clouds_over_steps(panels, data), key="ot-toy-clouds")
-    rows = [{"step": s, "SW2": d["swd"], "SW2 floor": d["swd_floor"], "MMD": d["mmd"], "MMD floor": d["mmd_floor"],
-             "seconds": round(r.seconds, 3), "NFE": r.nfe} for s, (_, r, d) in done]  # fmt: skip
+    rows = [
+        {
+            "step": s,
+            "SW2": d["swd"],
+            "SW2 floor": d["swd_floor"],
+            "MMD": d["mmd"],
+            "MMD floor": d["mmd_floor"],
+            "seconds": round(r.seconds, 3),
+            "NFE": r.nfe,
+        }
+        for s, (_, (r, d)) in done
+    ]
     table = pd.DataFrame(rows)
     series = {"SW2": (table["SW2"], None), "MMD": (table["MMD"], None)}
     fresh = "two fresh data sets"

@@ -36,8 +36,14 @@ def pick_run_steps(runs: dict[str, Run], key: str, default_count: int = 0) -> tu
         return None, []
     run = runs[choice]
     steps = [s for s, _ in run.checkpoints]
-    picked = st.multiselect("Steps", steps, evenly(steps, default_count), key=f"{key}-steps-{choice}",
-                            format_func=step_label, max_selections=MAX_STEPS)  # fmt: skip
+    picked = st.multiselect(
+        "Steps",
+        steps,
+        evenly(steps, default_count),
+        key=f"{key}-steps-{choice}",
+        format_func=step_label,
+        max_selections=MAX_STEPS,
+    )
     return run, sorted(picked)
 
 
@@ -59,15 +65,22 @@ def pick() -> tuple[dict[str, LoadedModel], dict[str, str]]:
         for step in steps:
             wanted.append((f"{run.name} @ {step_label(step)}", lambda f=folders[step]: local_model(str(f))))
         local = right.text_area(
-            "Local folders or .safetensors files, one per line", key="ck-local", max_chars=4000, height=100,
+            "Local folders or .safetensors files, one per line",
+            key="ck-local",
+            max_chars=4000,
+            height=100,
             placeholder="runs/my-run/checkpoint-500\nruns/my-pipeline",
             help="A diffusers UNet or pipeline folder, a training checkpoint-N/ folder (unet/, unet_ema/), or a "
             ".safetensors file with its config.json beside it, under the runs folder or ATLAS_ALLOWED_ROOTS.",
-        )  # fmt: skip
+        )
         ema = right.toggle("EMA weights where a checkpoint has both", True, key="ck-ema")
-        mnist = right.toggle("Score 1×28×28 models as MNIST digits", True, key="ck-mnist",
-                             help="FD-LeNet and class shares by the bundled classifier, for local models that do "
-                             "not say what they were trained on.")  # fmt: skip
+        mnist = right.toggle(
+            "Score 1×28×28 models as MNIST digits",
+            True,
+            key="ck-mnist",
+            help="FD-LeNet and class shares by the bundled classifier, for local models that do "
+            "not say what they were trained on.",
+        )
         lines = [line.strip() for line in local.splitlines() if line.strip()]
         if len(lines) > MAX_LOCAL_LINES:
             st.warning(f"Only the first {MAX_LOCAL_LINES} paths are read.")

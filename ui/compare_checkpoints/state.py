@@ -1,11 +1,13 @@
 """The Compare checkpoints page's work and session state: sampling the checkpoints it was given from the same
-noise, and measuring the MNIST ones. Each result is kept in the session under the tab's prefix ("ck" side by
-side, "ot" over training) and the checkpoint's name, so a Stop keeps those done."""
+noise, and measuring the MNIST ones. Each checkpoint's images and quality are kept in the session (a Memo under
+the tab's prefix, "ck" side by side or "ot" over training, and the checkpoint's name) as soon as they are done,
+so a Stop keeps those done."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import streamlit as st
 
@@ -24,13 +26,54 @@ from core.metrics.images import split_half_distance
 from core.text import plain_label
 from ui.common.cache import image_set, zoo_model
 from ui.common.live import Throttle
+from ui.common.memo import Memo
 from zoo.loaders import LoadedModel
 
 CLASSIFIER = "mnist-lenet"
 
 
-def sample_all(models: Mapping[str, LoadedModel], sampler: str, steps: int, seed: int, batch: int,
-               label: int | None, prefix: str = "ck") -> None:  # fmt: skip
+@dataclass(frozen=True)
+class SampleKey:
+    """What a checkpoint's images were sampled with: what `settings_for` chose for it (a model without classes
+    samples without one, whatever class the page asks for; the noise starts at the model's own cap)."""
+
+    sampler: str
+    steps: int
+    max_sigma: float | None
+    seed: int
+    batch: int
+    label: int | None
+
+    @classmethod
+    def of(cls, settings: SamplerSettings) -> SampleKey:
+        return cls(settings.sampler, settings.steps, settings.max_sigma, settings.seed, settings.batch, settings.label)
+
+
+@dataclass(frozen=True)
+class QualityKey:
+    """What a checkpoint's quality was measured with: its sampling (one image per seed) and the samples."""
+
+    sampling: SampleKey
+    samples: int
+
+
+def _results(name: str, prefix: str) -> Memo[SampleKey, SamplingResult]:
+    return Memo(f"{prefix}-result-{name}")
+
+
+def _qualities(name: str, prefix: str) -> Memo[QualityKey, Quality]:
+    return Memo(f"{prefix}-quality-{name}")
+
+
+def sample_all(
+    models: Mapping[str, LoadedModel],
+    sampler: str,
+    steps: int,
+    seed: int,
+    batch: int,
+    label: int | None,
+    prefix: str = "ck",
+) -> None:
     """Every checkpoint's images from the shared noise, with one progress bar and a Stop for all; the work is
     capped before it starts, and each checkpoint's images are kept as soon as they are done (a Stop keeps them)."""
     plan = SamplerSettings(sampler=sampler, steps=steps, batch=batch, label=label, guidance=GUIDANCE)
@@ -45,7 +88,7 @@ def sample_all(models: Mapping[str, LoadedModel], sampler: str, steps: int, seed
             except AtlasError as e:  # one checkpoint that cannot sample does not stop the others
                 failed.append(f"{plain_label(name)}: {e}")
                 continue
-            st.session_state[f"{prefix}-result-{name}"] = result
+            _results(name, prefix).put(SampleKey.of(settings), result)
     if failed:
         raise BadInputError(" ".join(failed))
 
@@ -71,17 +114,34 @@ def progress_and_stop(text: str, stop_help: str, prefix: str) -> Iterator[Callab
 
 
 def result_of(name: str, prefix: str = "ck") -> SamplingResult | None:
-    return st.session_state.get(f"{prefix}-result-{name}")
+    """The checkpoint's last images, whatever settings they were sampled with."""
+    found = _results(name, prefix).latest()
+    return found[1] if found is not None else None
 
 
-def is_current(result: SamplingResult, model: LoadedModel, sampler: str, steps: int, seed: int, batch: int,
-               label: int | None) -> bool:  # fmt: skip
-    """Whether a kept result was sampled with the settings on the page now."""
-    return result.settings == settings_for(model, sampler, steps, seed, batch, label)
+def is_current(
+    name: str,
+    model: LoadedModel,
+    sampler: str,
+    steps: int,
+    seed: int,
+    batch: int,
+    label: int | None,
+    prefix: str = "ck",
+) -> bool:
+    """Whether the checkpoint's kept images were sampled with the settings on the page now."""
+    return _results(name, prefix).get(SampleKey.of(settings_for(model, sampler, steps, seed, batch, label))) is not None
 
 
-def measure_all(models: Mapping[str, LoadedModel], sampler: str, steps: int, seed: int, n: int, label: int | None,
-                prefix: str = "ck") -> None:  # fmt: skip
+def measure_all(
+    models: Mapping[str, LoadedModel],
+    sampler: str,
+    steps: int,
+    seed: int,
+    n: int,
+    label: int | None,
+    prefix: str = "ck",
+) -> None:
     """FD-LeNet and class shares of n samples per MNIST checkpoint, with one progress bar and a Stop for all;
     each checkpoint's numbers are kept as soon as they are done (a Stop keeps them)."""
     plan_quality(
@@ -95,18 +155,27 @@ def measure_all(models: Mapping[str, LoadedModel], sampler: str, steps: int, see
         for k, (name, model) in enumerate(models.items()):
             settings = settings_for(model, sampler, steps, seed, 1, label)
             share = lambda f, k=k, name=name: report((k + f) / len(models), name)  # noqa: E731
-            st.session_state[f"{prefix}-quality-{name}"] = measure(model, settings, n, classifier, reference, share)
+            _qualities(name, prefix).put(
+                QualityKey(SampleKey.of(settings), n), measure(model, settings, n, classifier, reference, share)
+            )
 
 
 def quality_of(name: str, prefix: str = "ck") -> Quality | None:
-    return st.session_state.get(f"{prefix}-quality-{name}")
+    """The checkpoint's last quality measure, whatever settings it was measured with."""
+    found = _qualities(name, prefix).latest()
+    return found[1] if found is not None else None
+
+
+def floor_of(prefix: str = "ck") -> tuple[int, float] | None:
+    """The held-out digits' own FD-LeNet, half against half (and the half's size), once a Measure has run."""
+    return st.session_state.get(f"{prefix}-floor")
 
 
 def floor_rows(prefix: str = "ck") -> list[dict[str, object]]:
     """The held-out digits' own FD-LeNet, half against half: what "no difference" reads as."""
-    if f"{prefix}-floor" not in st.session_state:
+    if (found := floor_of(prefix)) is None:
         return []
-    half, floor = st.session_state[f"{prefix}-floor"]
+    half, floor = found
     return [{"checkpoint": f"held-out digits, {half} vs {half}", "samples": half, "FD-LeNet": round(floor, 2)}]
 
 

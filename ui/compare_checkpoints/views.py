@@ -68,12 +68,14 @@ def downloads(panels: list[tuple[str, object]], rows: list[dict[str, object]], p
     left, right = st.columns(2)
     if panels:
         grid = lambda: png_bytes(captioned(panels, stack=stack))  # noqa: E731 (built only when clicked)
-        left.download_button("Download the grid (PNG)", grid, "checkpoints.png", "image/png", key=f"{prefix}-png",
-                             on_click="ignore")  # fmt: skip
+        left.download_button(
+            "Download the grid (PNG)", grid, "checkpoints.png", "image/png", key=f"{prefix}-png", on_click="ignore"
+        )
     if rows:
         csv = pd.DataFrame(rows).to_csv(index=False).encode()
-        right.download_button("Download the table (CSV)", csv, "checkpoints.csv", "text/csv", key=f"{prefix}-csv",
-                              on_click="ignore")  # fmt: skip
+        right.download_button(
+            "Download the table (CSV)", csv, "checkpoints.csv", "text/csv", key=f"{prefix}-csv", on_click="ignore"
+        )
 
 
 def side_by_side() -> None:
@@ -104,12 +106,18 @@ def side_by_side() -> None:
         col.image(enlarge(grid, 320), width="stretch")
         speed = result.settings.batch / result.seconds
         col.caption(f"{result.seconds:.2f} s · {speed:.1f} images/s · NFE {result.settings.nfe}")
-        if not state.is_current(result, model, *settings):
+        if not state.is_current(name, model, *settings):
             col.info("From earlier settings: press **Sample** for the current ones.")
         panels.append((model.entry.title, enlarge(grid, 200)))
-        rows[name] = {"checkpoint": model.entry.title, "source": source, "parameters": model.param_count,
-                      "file MB": round(model.file_bytes / 1e6, 2), "seconds": round(result.seconds, 3),
-                      "images/s": round(speed, 2), "NFE": result.settings.nfe}  # fmt: skip
+        rows[name] = {
+            "checkpoint": model.entry.title,
+            "source": source,
+            "parameters": model.param_count,
+            "file MB": round(model.file_bytes / 1e6, 2),
+            "seconds": round(result.seconds, 3),
+            "images/s": round(speed, 2),
+            "NFE": result.settings.nfe,
+        }
     mnist = {name: titles[name] for name, model in loaded.items() if is_mnist(model)}
     if mnist:
         st.subheader("Quality (MNIST checkpoints)")

@@ -26,15 +26,26 @@ def sweep_figure(series: Mapping[str, Sequence[SweepRow]], real: SweepRow | None
     for i, (name, rows) in enumerate(series.items()):
         color = SERIES_COLORS[i % len(SERIES_COLORS)]
         for col, (value, se, _) in enumerate(MEASURES, start=1):
-            fig.add_trace(go.Scatter(x=[r.scale for r in rows], y=[getattr(r, value) for r in rows],
-                                     error_y={"array": [getattr(r, se) for r in rows], "width": 3},
-                                     mode="lines+markers", name=name, legendgroup=name, showlegend=col == 1,
-                                     line={"color": color}), 1, col)  # fmt: skip
+            fig.add_trace(
+                go.Scatter(
+                    x=[r.scale for r in rows],
+                    y=[getattr(r, value) for r in rows],
+                    error_y={"array": [getattr(r, se) for r in rows], "width": 3},
+                    mode="lines+markers",
+                    name=name,
+                    legendgroup=name,
+                    showlegend=col == 1,
+                    line={"color": color},
+                ),
+                1,
+                col,
+            )
     if real is not None:
         for col, (value, _, _) in enumerate(MEASURES, start=1):
             label = {"annotation_text": "real digits", "annotation_position": "top left"}
-            fig.add_hline(y=getattr(real, value), line={"dash": "dash", "color": "#6c757d", "width": 1.2}, row=1,
-                          col=col, **label)  # fmt: skip
+            fig.add_hline(
+                y=getattr(real, value), line={"dash": "dash", "color": "#6c757d", "width": 1.2}, row=1, col=col, **label
+            )
     fig.update_xaxes(title="guidance scale w")
     fig.update_layout(height=height, margin={**MARGIN, "t": 50}, legend={"orientation": "h", "y": -0.25})
     return fig
@@ -44,11 +55,18 @@ def sweep_rows(series: Mapping[str, Sequence[SweepRow]], real: SweepRow | None) 
     """The table under the figure (and its CSV)."""
 
     def row(name: str, r: SweepRow) -> dict[str, object]:
-        return {"Series": name, "Scale w": r.scale, "Samples": r.samples,
-                "Accuracy": round(r.accuracy, 4), "Accuracy SE": round(r.accuracy_se, 4),
-                "Diversity": round(r.diversity, 3), "Diversity SE": round(r.diversity_se, 3),
-                "FD-LeNet": round(r.fd_lenet, 2), "FD SE": round(r.fd_se, 2),
-                "Seconds": round(r.seconds, 2)}  # fmt: skip
+        return {
+            "Series": name,
+            "Scale w": r.scale,
+            "Samples": r.samples,
+            "Accuracy": round(r.accuracy, 4),
+            "Accuracy SE": round(r.accuracy_se, 4),
+            "Diversity": round(r.diversity, 3),
+            "Diversity SE": round(r.diversity_se, 3),
+            "FD-LeNet": round(r.fd_lenet, 2),
+            "FD SE": round(r.fd_se, 2),
+            "Seconds": round(r.seconds, 2),
+        }
 
     out = [row(name, r) for name, rows in series.items() for r in rows]
     return out + ([row("real held-out digits", real)] if real is not None else [])

@@ -3,7 +3,6 @@ fragment) and the latent plane's three fields (a fragment: quick, and its widget
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,22 +18,40 @@ from core.labs.samplers import seconds_per_image
 from ui.common.cache import image_set, latent_plane, zoo_model
 from ui.common.clouds import field_figure
 from ui.common.live import Throttle, job_estimate
+from ui.common.memo import Memo
 from ui.common.widgets import attempt
 from ui.guidance import figures
 
 PIXEL, LATENT, VAE, CLASSIFIER = "mnist-cond-cfg", "mnist-latent-cond", "mnist-vae-2d", "mnist-lenet"
 SOURCES = {"pixel": f"Pixel UNet ({PIXEL})", "latent": f"Latent model ({LATENT}, decoded by {VAE})"}
 INTERVAL_SIGMAS = (0.02, 0.05, 0.1, 0.2, 0.28, 0.5, 1.0, 2.0, 5.42, 10.0, 20.0, 40.0, 80.0)
-SWEEP = "gd_sweep"
 SHOWN = 10  # samples kept per scale for the grid: one per class
+
+Series = tuple[str, tuple[float, float] | None]  # a series' name and its guidance interval (None: always guided)
+
+
+@dataclass(frozen=True)
+class SweepKey:
+    """What a sweep was run with: the model, sampler, steps, samples per scale, the scales and the series."""
+
+    source: str
+    sampler: str
+    steps: int
+    n: int
+    scales: tuple[float, ...]
+    plan: tuple[Series, ...]
 
 
 @dataclass
 class Sweep:
-    key: str
+    """A sweep's rows and each scale's first ten digits per series, filled in as they finish (a Stop keeps them)."""
+
     series: dict[str, list[gd.SweepRow]] = field(default_factory=dict)
     images: dict[str, dict[float, torch.Tensor]] = field(default_factory=dict)  # series -> scale -> [10, 1, 28, 28]
     real: gd.SweepRow | None = None
+
+
+SWEEP = Memo[SweepKey, Sweep]("gd-sweep")
 
 
 def _draw(source: str, sampler: str, steps: int, interval: tuple[float, float] | None) -> gd.DrawFn:
@@ -78,8 +95,9 @@ def _run(sweep: Sweep, plan: list[tuple[str, gd.DrawFn]], scales: list[float], n
             rows.append(row)
             done = sum(len(r) for r in sweep.series.values())
             if throttle.ready(done == total):
-                progress.progress(done / total, text=f"{done} of {total} scales · {name}, w = {row.scale:g} took "
-                                  f"{row.seconds:.1f} s")  # fmt: skip
+                progress.progress(
+                    done / total, text=f"{done} of {total} scales · {name}, w = {row.scale:g} took {row.seconds:.1f} s"
+                )
     progress.empty()
 
 
@@ -94,47 +112,66 @@ def sweep_tab() -> None:
     )
     a, b, c, d = st.columns([2.2, 1.2, 1, 1.2])
     source = a.radio("Model", list(SOURCES), format_func=SOURCES.get, key="gd-source")
-    sampler = b.selectbox("Sampler", list(SAMPLERS), index=list(SAMPLERS).index("dpmpp_2m"), key="gd-sampler",
-                          format_func=lambda s: SAMPLERS[s].title)  # fmt: skip
+    sampler = b.selectbox(
+        "Sampler",
+        list(SAMPLERS),
+        index=list(SAMPLERS).index("dpmpp_2m"),
+        key="gd-sampler",
+        format_func=lambda s: SAMPLERS[s].title,
+    )
     steps = c.slider("Steps", 2, 50, 20, key="gd-steps")
-    n = d.select_slider("Samples per scale", [20, 50, 100, 200, 300, 500], value=50 if source == "pixel" else 200,
-                        key=f"gd-n-{source}", help="Spread evenly over the ten classes.")  # fmt: skip
+    n = d.select_slider(
+        "Samples per scale",
+        [20, 50, 100, 200, 300, 500],
+        value=50 if source == "pixel" else 200,
+        key=f"gd-n-{source}",
+        help="Spread evenly over the ten classes.",
+    )
     e, f = st.columns([3, 2])
     scales = e.multiselect("Scales w", sorted({*gd.SCALES, 0.5, 4.0, 12.0}), default=list(gd.SCALES), key="gd-scales")
     with f:
         use_interval = st.toggle("Also with a guidance interval", value=True, key="gd-use-interval")
-        lo, hi = st.select_slider("Guide only for sigma in", INTERVAL_SIGMAS, value=(0.28, 5.42), key="gd-interval",
-                                  disabled=not use_interval)  # fmt: skip
+        lo, hi = st.select_slider(
+            "Guide only for sigma in", INTERVAL_SIGMAS, value=(0.28, 5.42), key="gd-interval", disabled=not use_interval
+        )
     scales = sorted(float(w) for w in scales)
-    plan = [("always", None)] + ([(f"sigma in ({lo:g}, {hi:g}]", (float(lo), float(hi)))] if use_interval else [])
+    plan: list[Series] = [("always", None)]
+    if use_interval:
+        plan.append((f"sigma in ({lo:g}, {hi:g}]", (float(lo), float(hi))))
     if use_interval and lo >= hi:
         st.warning("The interval is empty (low = high): guidance would never act. Widen it.")
         plan = plan[:1]
-    key = json.dumps([source, sampler, steps, n, scales, plan])
-    fits = bool(scales) and job_estimate(lambda: _seconds(source, sampler, int(steps), int(n), scales, len(plan)),
-                                         "sampling and scoring")  # fmt: skip
+    key = SweepKey(source, sampler, int(steps), int(n), tuple(scales), tuple(plan))
+    fits = bool(scales) and job_estimate(
+        lambda: _seconds(source, sampler, int(steps), int(n), scales, len(plan)), "sampling and scoring"
+    )
     b1, b2, _ = st.columns([1, 1, 5])
     clicked = b1.button("Sweep", type="primary", key="gd-go", disabled=not fits)
     b2.button("Stop", key="gd-stop", help="Keeps the scales measured so far.")
     progress = st.empty()
     if clicked:
-        sweep = st.session_state[SWEEP] = Sweep(key)
+        sweep = SWEEP.put(key, Sweep())
         draws = [(name, _draw(source, sampler, int(steps), interval)) for name, interval in plan]
         attempt(_run, sweep, draws, scales, int(n), progress)
-    sweep = st.session_state.get(SWEEP)
-    if sweep is None or not sweep.series:
+    found = SWEEP.latest()
+    if found is None or not found[1].series:
         st.info("Choose the scales and press **Sweep**." if scales else "Choose at least one scale.")
         return
-    if sweep.key != key:
+    made_for, sweep = found
+    if made_for != key:
         st.caption("These results are for other settings than those above; press **Sweep** for these.")
-    planned = json.loads(sweep.key)
-    if sum(len(r) for r in sweep.series.values()) < len(planned[4]) * len(planned[5]):
+    if sum(len(r) for r in sweep.series.values()) < len(made_for.scales) * len(made_for.plan):
         st.warning("Stopped before every scale was measured: these are the scales done.")
     st.plotly_chart(figures.sweep_figure(sweep.series, sweep.real), key="gd-sweep-fig")
     rows = figures.sweep_rows(sweep.series, sweep.real)
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="gd-sweep-table")
-    st.download_button("Download the table (CSV)", pd.DataFrame(rows).to_csv(index=False), "guidance_sweep.csv",
-                       "text/csv", key="gd-csv")  # fmt: skip
+    st.download_button(
+        "Download the table (CSV)",
+        pd.DataFrame(rows).to_csv(index=False),
+        "guidance_sweep.csv",
+        "text/csv",
+        key="gd-csv",
+    )
     _grids(sweep)
 
 
@@ -163,8 +200,13 @@ def fields_tab() -> None:
     label = a.selectbox("Class", list(range(10)), index=3, key="gd-field-class")
     scale = b.select_slider("Guidance scale w", [0.0, 0.5, 1.5, 2.0, 3.0, 5.0, 8.0], value=3.0, key="gd-field-w")
     lo, hi = c.select_slider("Noise levels sigma", INTERVAL_SIGMAS, value=(0.1, 10.0), key="gd-field-sigmas")
-    kind = d.radio("Field", ["score", "velocity"], horizontal=True, key="gd-field-kind",
-                   format_func={"velocity": "ODE velocity", "score": "Score"}.get)  # fmt: skip
+    kind = d.radio(
+        "Field",
+        ["score", "velocity"],
+        horizontal=True,
+        key="gd-field-kind",
+        format_func={"velocity": "ODE velocity", "score": "Score"}.get,
+    )
     side = st.slider("Grid points per side", 6, 30, 18, key="gd-field-side")
     plane = attempt(latent_plane)
     if plane is None:

@@ -32,18 +32,34 @@ def paths_figure(
     noise = up[-1]
     fig = go.Figure()
     x, y = polylines(up)
-    fig.add_trace(go.Scatter(x=x, y=y, mode="lines", line={"width": 1, "color": PATH_COLOR}, name="path up",
-                             hoverinfo="skip"))  # fmt: skip
-    fig.add_trace(go.Scatter(x=noise[:, 0], y=noise[:, 1], mode="markers", name="inverted noise",
-                             marker={"size": 4, "color": NOISE_COLOR, "symbol": "x"}))  # fmt: skip
+    fig.add_trace(
+        go.Scatter(x=x, y=y, mode="lines", line={"width": 1, "color": PATH_COLOR}, name="path up", hoverinfo="skip")
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=noise[:, 0],
+            y=noise[:, 1],
+            mode="markers",
+            name="inverted noise",
+            marker={"size": 4, "color": NOISE_COLOR, "symbol": "x"},
+        )
+    )
     if labels is None:
-        fig.add_trace(go.Scatter(x=data[:, 0], y=data[:, 1], mode="markers", name="data",
-                                 marker={"size": 6, "color": DATA_COLOR}))  # fmt: skip
+        fig.add_trace(
+            go.Scatter(x=data[:, 0], y=data[:, 1], mode="markers", name="data", marker={"size": 6, "color": DATA_COLOR})
+        )
     else:
         for c in np.unique(labels[:k]):
             m = labels[:k] == c
-            fig.add_trace(go.Scatter(x=data[m, 0], y=data[m, 1], mode="markers", name=f"data: {c}",
-                                     marker={"size": 6, "color": CLASS_COLORS[int(c) % 10]}))  # fmt: skip
+            fig.add_trace(
+                go.Scatter(
+                    x=data[m, 0],
+                    y=data[m, 1],
+                    mode="markers",
+                    name=f"data: {c}",
+                    marker={"size": 6, "color": CLASS_COLORS[int(c) % 10]},
+                )
+            )
     ring = {"size": 9, "color": "rgba(0,0,0,0)", "line": {"width": 1.2, "color": BACK_COLOR}}
     fig.add_trace(go.Scatter(x=back[:, 0], y=back[:, 1], mode="markers", name="sampled back", marker=ring))
     fig.update_layout(height=height, margin=MARGIN, legend={"orientation": "h", "y": -0.08})
@@ -62,13 +78,31 @@ def error_figure(rows: Sequence[ErrorRow], with_orders: bool = False, height: in
         color = SERIES_COLORS[i % len(SERIES_COLORS)]
         order = fitted_order(nfe, [r.ode_error for r in mine]) if with_orders else None
         title = SAMPLERS[name].title + (f" (slope {order:.2f})" if order is not None else "")
-        fig.add_trace(go.Scatter(x=nfe, y=[r.ode_error for r in mine], mode="lines+markers", name=title,
-                                 line={"color": color}, error_y={"array": [r.ode_se for r in mine], "width": 3},
-                                 legendgroup=name, hovertemplate="NFE %{x}: %{y:.3g}<extra>ODE</extra>"))  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=nfe,
+                y=[r.ode_error for r in mine],
+                mode="lines+markers",
+                name=title,
+                line={"color": color},
+                error_y={"array": [r.ode_se for r in mine], "width": 3},
+                legendgroup=name,
+                hovertemplate="NFE %{x}: %{y:.3g}<extra>ODE</extra>",
+            )
+        )
         if not with_orders:
-            fig.add_trace(go.Scatter(x=nfe, y=[r.error for r in mine], mode="lines", name=f"{title}, full",
-                                     line={"color": color, "dash": "dot"}, legendgroup=name, showlegend=False,
-                                     hovertemplate="NFE %{x}: %{y:.3g}<extra>full</extra>"))  # fmt: skip
+            fig.add_trace(
+                go.Scatter(
+                    x=nfe,
+                    y=[r.error for r in mine],
+                    mode="lines",
+                    name=f"{title}, full",
+                    line={"color": color, "dash": "dot"},
+                    legendgroup=name,
+                    showlegend=False,
+                    hovertemplate="NFE %{x}: %{y:.3g}<extra>full</extra>",
+                )
+            )
     fig.update_xaxes(title="denoiser evaluations each way (NFE)", **LOG_AXIS)
     fig.update_yaxes(title="RMS round-trip error", **LOG_AXIS)
     fig.update_layout(height=height, margin=MARGIN)
@@ -78,13 +112,26 @@ def error_figure(rows: Sequence[ErrorRow], with_orders: bool = False, height: in
 def scale_figure(rows: Sequence[ErrorRow], height: int = 340) -> go.Figure:
     """Round-trip error against the guidance scale used both ways, at one sampler and step count."""
     w = [r.scale for r in rows]
-    fig = go.Figure([
-        go.Scatter(x=w, y=[r.ode_error for r in rows], mode="lines+markers", name="ODE (at sigma_min)",
-                   error_y={"array": [r.ode_se for r in rows], "width": 3}, line={"color": SERIES_COLORS[0]}),
-        go.Scatter(x=w, y=[r.error for r in rows], mode="lines+markers", name="full (sampled to 0)",
-                   error_y={"array": [r.error_se for r in rows], "width": 3},
-                   line={"color": SERIES_COLORS[1], "dash": "dot"}),
-    ])  # fmt: skip
+    fig = go.Figure(
+        [
+            go.Scatter(
+                x=w,
+                y=[r.ode_error for r in rows],
+                mode="lines+markers",
+                name="ODE (at sigma_min)",
+                error_y={"array": [r.ode_se for r in rows], "width": 3},
+                line={"color": SERIES_COLORS[0]},
+            ),
+            go.Scatter(
+                x=w,
+                y=[r.error for r in rows],
+                mode="lines+markers",
+                name="full (sampled to 0)",
+                error_y={"array": [r.error_se for r in rows], "width": 3},
+                line={"color": SERIES_COLORS[1], "dash": "dot"},
+            ),
+        ]
+    )
     fig.update_xaxes(title="guidance scale w (both ways)")
     fig.update_yaxes(title="RMS round-trip error", **LOG_AXIS)
     fig.update_layout(height=height, margin=MARGIN)
@@ -95,12 +142,26 @@ def noise_histogram(sets: dict[str, np.ndarray], height: int = 320) -> go.Figure
     """Histograms (as densities) of inverted noises in units of sigma_max, over the N(0, 1) density."""
     fig = go.Figure()
     for i, (name, values) in enumerate(sets.items()):
-        fig.add_trace(go.Histogram(x=np.asarray(values).ravel(), histnorm="probability density", name=name,
-                                   opacity=0.55, marker_color=SERIES_COLORS[i % len(SERIES_COLORS)],
-                                   xbins={"start": -5, "end": 5, "size": 0.2}))  # fmt: skip
+        fig.add_trace(
+            go.Histogram(
+                x=np.asarray(values).ravel(),
+                histnorm="probability density",
+                name=name,
+                opacity=0.55,
+                marker_color=SERIES_COLORS[i % len(SERIES_COLORS)],
+                xbins={"start": -5, "end": 5, "size": 0.2},
+            )
+        )
     z = np.linspace(-4.5, 4.5, 200)
-    fig.add_trace(go.Scatter(x=z, y=np.exp(-(z**2) / 2) / np.sqrt(2 * np.pi), mode="lines", name="N(0, 1)",
-                             line={"color": "black", "width": 2}))  # fmt: skip
+    fig.add_trace(
+        go.Scatter(
+            x=z,
+            y=np.exp(-(z**2) / 2) / np.sqrt(2 * np.pi),
+            mode="lines",
+            name="N(0, 1)",
+            line={"color": "black", "width": 2},
+        )
+    )
     fig.update_layout(barmode="overlay", height=height, margin=MARGIN, legend={"orientation": "h", "y": 1.12})
     fig.update_xaxes(title="eps = x(sigma_max) / sigma_max", range=[-5, 5])
     fig.update_yaxes(title="density")
@@ -110,8 +171,13 @@ def noise_histogram(sets: dict[str, np.ndarray], height: int = 320) -> go.Figure
 def error_rows(rows: Sequence[ErrorRow], by: str = "steps") -> list[dict[str, object]]:
     """A table of the rows (by "steps" or "scale")."""
     return [
-        {"Sampler": SAMPLERS[r.sampler].title, **({"Steps": r.steps} if by == "steps" else {"Scale w": r.scale}),
-         "NFE each way": r.nfe, "RMS error, ODE": f"{r.ode_error:.3g} ± {r.ode_se:.2g}",
-         "RMS error, full": f"{r.error:.3g} ± {r.error_se:.2g}", "Seconds": round(r.seconds, 2)}
+        {
+            "Sampler": SAMPLERS[r.sampler].title,
+            **({"Steps": r.steps} if by == "steps" else {"Scale w": r.scale}),
+            "NFE each way": r.nfe,
+            "RMS error, ODE": f"{r.ode_error:.3g} ± {r.ode_se:.2g}",
+            "RMS error, full": f"{r.error:.3g} ± {r.error_se:.2g}",
+            "Seconds": round(r.seconds, 2),
+        }
         for r in rows
-    ]  # fmt: skip
+    ]

@@ -1,16 +1,17 @@
 """The Inversion page's models, data and per-session results.
 
-Quick results (a point cloud's or the latent plane's round trip, two digits' inversion) are memoised in the
-session under the settings they were made with, so that a rerun for another tab's widget costs nothing. The
-digits' error measurement is a long job: its rows are stored as they finish, so a Stop keeps them.
+Quick results (a point cloud's ladder, the latent plane's ladders, two digits' round trip, their interpolation
+and class swap) are kept in the session (ui/common/memo.Memo) under keys whose fields name the settings each
+depends on, so a rerun for another widget costs nothing. The digits' error measurement is a long job: its rows
+are stored as they finish, so a Stop keeps them.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import streamlit as st
@@ -20,24 +21,112 @@ from core.data.images import as_digit, read_upload, uint8_to_tensor
 from core.data.toy import TOY_SETS
 from core.diffusion.mixture import GaussianMixture
 from core.labs import ground_truth as gt
-from core.labs.inversion import ErrorRow
+from core.labs.inversion import ErrorRow, Interpolation, Inverted, MeasurePlan
 from core.labs.samplers import ImageModel
 from core.text import plain_label
 from ui.common import cache
 from ui.common.live import Throttle
+from ui.common.memo import Memo
 
-T = TypeVar("T")
 FIT_POINTS, FIT_COMPONENTS = 4000, 10
-MEASURED = "inv_measured"  # (settings key, rows, rows planned) of the digits' error measurement
 
 
-def memo(name: str, key: Any, make: Callable[[], T]) -> T:
-    """`make()` once per `key` under `name` in this session (the latest key only)."""
-    text = json.dumps(key, default=str)
-    found = st.session_state.get(name)
-    if found is None or found[0] != text:
-        found = st.session_state[name] = (text, make())
-    return found[1]
+# ---- what each result depends on ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CloudKey:
+    """A point cloud's ladder: the cloud and its points (every deterministic sampler runs at every step count)."""
+
+    source: str
+    points: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class LatentLadderKey:
+    """The latent plane against the steps: the fixed samplers and step counts, at the page's class and scale."""
+
+    points: int
+    conditional: bool
+    scale: float
+
+
+@dataclass(frozen=True)
+class LatentScaleKey:
+    """The latent plane against the guidance scale (with each digit's class): every scale at the page's sampler
+    and steps."""
+
+    points: int
+    sampler: str
+    steps: int
+
+
+@dataclass(frozen=True)
+class PairKey:
+    """Two digits run up a pixel model's ODE without a class: the model, sampler, steps and the digits (a
+    caption and, for an upload, its pixels' sum tell one digit A from another)."""
+
+    model: str
+    sampler: str
+    steps: int
+    caption_a: str
+    sum_a: float
+    caption_b: str
+
+
+@dataclass(frozen=True)
+class RoundTripKey:
+    """The two digits' round trip, and digit A's class swap: the pair with the classes bound in and the scale."""
+
+    pair: PairKey
+    class_a: int | None
+    label_b: int
+    scale: float
+
+
+@dataclass(frozen=True)
+class InterpolationKey:
+    """Interpolation through the two digits' noise (the model without a class): the pair and the frames."""
+
+    pair: PairKey
+    frames: int
+
+
+@dataclass(frozen=True)
+class MeasureKey:
+    """The digits' error measurement: the model, digits #first to #end - 1, the samplers and step counts (as
+    sets: reordering them keeps the rows), whether each digit's class is bound in, and the page's sampler and
+    steps with whether the guidance scale was swept at them (the page's sampler and steps are part of the key
+    even without a sweep, as they have always been: changing them asks for a new Measure)."""
+
+    model: str
+    first: int
+    end: int
+    samplers: tuple[str, ...]
+    ladder: tuple[int, ...]
+    guided: bool
+    sampler: str
+    steps: int
+    scale_sweep: bool
+
+
+@dataclass(eq=False)
+class Measurement:
+    """The plan and its rows so far (appended as each round trip finishes)."""
+
+    plan: MeasurePlan
+    rows: list[ErrorRow] = field(default_factory=list)
+
+
+CLOUD_LADDER = Memo[CloudKey, list[ErrorRow]]("inv-cloud-ladder")
+LATENT_LADDER = Memo[LatentLadderKey, list[ErrorRow]]("inv-lat-ladder")
+LATENT_SCALES = Memo[LatentScaleKey, list[ErrorRow]]("inv-lat-scale")
+ROUND_TRIP = Memo[RoundTripKey, Inverted]("inv-px-result")
+INTERPOLATION = Memo[InterpolationKey, Interpolation]("inv-px-interp")
+CLASS_SWAP = Memo[RoundTripKey, torch.Tensor]("inv-px-swap")
+UPLOAD = Memo[str, tuple[torch.Tensor, bool]]("inv-upload")  # by the upload's SHA-256: (digit, flipped)
+MEASURED = Memo[MeasureKey, Measurement]("inv-measured")
 
 
 # ---- point clouds ------------------------------------------------------------------------------------------
@@ -46,8 +135,11 @@ def memo(name: str, key: Any, make: Callable[[], T]) -> T:
 def cloud_sources() -> dict[str, str]:
     """The clouds on offer: the mixture presets (exact as they stand) and 2-D toy sets (a mixture fitted to them)."""
     out = {f"preset:{name}": name for name in gt.PRESETS}
-    out |= {f"toy:{key}": f"{spec.title} (a {FIT_COMPONENTS}-Gaussian fit)" for key, spec in TOY_SETS.items()
-            if spec.dim == 2}  # fmt: skip
+    out |= {
+        f"toy:{key}": f"{spec.title} (a {FIT_COMPONENTS}-Gaussian fit)"
+        for key, spec in TOY_SETS.items()
+        if spec.dim == 2
+    }
     return out
 
 
@@ -87,26 +179,22 @@ def data_digit(index: int) -> tuple[torch.Tensor, int, str]:
 
 def uploaded_digit(data: bytes, name: str) -> tuple[torch.Tensor, str]:
     """An upload as a digit (decoded once per upload in this session), with a caption."""
-    digest = hashlib.sha256(data).hexdigest()
-    found = st.session_state.get("inv-upload")
-    if found is None or found[0] != digest:
-        digit, flipped = as_digit(read_upload(data, plain_label(name)))
-        found = st.session_state["inv-upload"] = (digest, digit, flipped)
-    note = " (inverted: a light ground)" if found[2] else ""
-    return found[1], f"{plain_label(name)}{note}"
+    digit, flipped = UPLOAD.make(
+        hashlib.sha256(data).hexdigest(), lambda: as_digit(read_upload(data, plain_label(name)))
+    )
+    note = " (inverted: a light ground)" if flipped else ""
+    return digit, f"{plain_label(name)}{note}"
 
 
-def measured(key: Any) -> tuple[list[ErrorRow], int] | None:
-    """The rows measured for these settings so far, and how many were planned."""
-    found = st.session_state.get(MEASURED)
-    return found[1:] if found is not None and found[0] == json.dumps(key, default=str) else None
+def measured(key: MeasureKey) -> Measurement | None:
+    """The measurement made for these settings (its rows so far), or None."""
+    return MEASURED.get(key)
 
 
-def measure(key: Any, rows: Iterator[ErrorRow], total: int, progress: Any) -> list[ErrorRow]:
-    """Run a measurement row by row with a progress bar, storing the rows after each (a Stop keeps them)."""
-    done: list[ErrorRow] = []
-    st.session_state[MEASURED] = (json.dumps(key, default=str), done, total)
-    bar = Throttle(0.3)
+def measure(key: MeasureKey, plan: MeasurePlan, rows: Iterator[ErrorRow], progress: Any) -> list[ErrorRow]:
+    """Run a measurement row by row with a progress bar, keeping the rows as each finishes (a Stop keeps them)."""
+    done = MEASURED.put(key, Measurement(plan)).rows
+    total, bar = plan.total, Throttle(0.3)
     progress.progress(0.0, text=f"0 of {total} round trips…")
     for row in rows:
         done.append(row)

@@ -101,11 +101,17 @@ def latent_train_settings() -> LatentTrainSettings:
     width = b.select_slider("MLP width", [64, 96, 128, 256], default.width, key="ldm-width")
     depth = c.slider("Residual blocks", 1, 6, default.depth, key="ldm-depth")
     seed = d.number_input("Seed", 0, 2**31 - 1, 0, key="ldm-seed")
-    objective = e.radio("Objective", list(LATENT_OBJECTIVES), key="ldm-objective", horizontal=True,
-                        format_func={"epsilon": "ε, cosine schedule", "flow_prediction": "flow matching"}.get,
-                        help="Flow matching learns the velocity ε − x₀ of the path (1 − t) x₀ + t ε.")  # fmt: skip
-    return LatentTrainSettings(steps=int(steps), width=int(width), depth=int(depth), seed=int(seed),
-                               objective=objective)  # fmt: skip
+    objective = e.radio(
+        "Objective",
+        list(LATENT_OBJECTIVES),
+        key="ldm-objective",
+        horizontal=True,
+        format_func={"epsilon": "ε, cosine schedule", "flow_prediction": "flow matching"}.get,
+        help="Flow matching learns the velocity ε − x₀ of the path (1 − t) x₀ + t ε.",
+    )
+    return LatentTrainSettings(
+        steps=int(steps), width=int(width), depth=int(depth), seed=int(seed), objective=objective
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

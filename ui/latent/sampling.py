@@ -30,7 +30,6 @@ CLASSIFIER = "mnist-lenet"
 @dataclass(frozen=True, eq=False, kw_only=True)
 class LatentResult:
     paths: LatentPaths
-    choice: LatentSampling  # the settings it was made with
     strips: np.ndarray  # uint8 image: a row per sample, a column per shown step
     columns: list[float]  # sigma of each strip column
     predicted: np.ndarray  # [n] classifier labels of the decoded samples
@@ -68,19 +67,19 @@ def generate(model: LatentDiffusion, vae: VAE, choice: LatentSampling, grid: Den
     strip_slot.empty()
     digits, idx = strip_digits(vae, paths.path.numpy())
     probs = class_probabilities(cache.zoo_model(CLASSIFIER).module, uint8_to_tensor(digits[:, -1, None]))
-    result = st.session_state[RESULT] = LatentResult(
+    result = LatentResult(
         paths=paths,
-        choice=choice,
         strips=strips_image(digits),
         columns=[paths.sigmas[i] if i < len(paths.sigmas) else 0.0 for i in idx],
         predicted=probs.argmax(1),
         confidence=probs.max(1),
     )
-    return result
+    return RESULT.put(choice, result)
 
 
-def last_result() -> LatentResult | None:
-    return st.session_state.get(RESULT)
+def last_result() -> tuple[LatentSampling, LatentResult] | None:
+    """The last samples and the settings they were made with (None before any)."""
+    return RESULT.latest()
 
 
 def readout(result: LatentResult) -> pd.DataFrame:
@@ -96,10 +95,10 @@ def readout(result: LatentResult) -> pd.DataFrame:
     )
 
 
-def show_result(result: LatentResult, grid: Densities, choice: LatentSampling) -> None:
+def show_result(made_for: LatentSampling, result: LatentResult, grid: Densities, choice: LatentSampling) -> None:
     """The paths and decoded strips, then the finished points and what the classifier reads in them (marked
-    when the settings on the page have changed since)."""
-    if result.choice != choice:
+    when the settings on the page have changed since they were made for `made_for`)."""
+    if made_for != choice:
         st.info("From earlier settings: press **Generate** for the current ones.")
     left, right = st.columns([3, 2])
     left.plotly_chart(paths_figure(grid, result.paths.path.numpy()), key="ldm-paths")

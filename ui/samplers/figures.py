@@ -40,10 +40,16 @@ def noise_chart(recorder: TrajectoryRecorder, final: torch.Tensor) -> go.Figure:
         go.Scatter(x=steps, y=seen, name="std(x − x̂₀) ÷ σ: the noise the model sees", line={"color": "#e4572e"}), 1, 2
     )
     fig.add_trace(
-        go.Scatter(x=[i for i, _ in left], y=[v / sigmas[i] for i, v in left], mode="markers",
-                   name="RMS(x − final) ÷ σ: the noise actually left", marker={"color": "#17a398", "size": 8}),
-        1, 2,
-    )  # fmt: skip
+        go.Scatter(
+            x=[i for i, _ in left],
+            y=[v / sigmas[i] for i, v in left],
+            mode="markers",
+            name="RMS(x − final) ÷ σ: the noise actually left",
+            marker={"color": "#17a398", "size": 8},
+        ),
+        1,
+        2,
+    )
     fig.add_hline(y=1, line={"dash": "dot", "color": "#999"}, row=1, col=2)
     fig.update_layout(height=320, margin={**MARGIN, "t": 40}, legend={"orientation": "h", "y": -0.3})
     fig.update_xaxes(title="step")

@@ -12,6 +12,7 @@ from core.diffusion.samplers import SAMPLERS
 from core.diffusion.trajectory import Frame
 from core.labs.samplers import SamplerSettings, SamplingResult, run_sampler
 from ui.common.live import Throttle
+from ui.common.memo import Memo
 from ui.samplers.figures import frame_grids, noise_chart, run_gif, run_panels
 from zoo.loaders import LoadedModel
 
@@ -39,7 +40,7 @@ def generate_live(loaded: LoadedModel, settings: SamplerSettings, key: str) -> S
         st.session_state[f"{key}-partial"] = (frame.index + 1, settings.steps, grids)
 
     result = run_sampler(loaded, settings, render)
-    st.session_state[f"{key}-result"] = FinishedRun(model=loaded.name, title=loaded.title, result=result)
+    _finished(key).put(RunKey(loaded.name, settings), FinishedRun(title=loaded.title, result=result))
     holder.empty()
     st.session_state.pop(f"{key}-partial", None)
     return result
@@ -56,25 +57,41 @@ def show_stopped(key: str) -> None:
         col.image(grid, caption=caption, width="stretch")
 
 
+@dataclass(frozen=True)
+class RunKey:
+    """What a finished run was made with: the model's name and the sampler settings."""
+
+    model: str
+    settings: SamplerSettings
+
+    def __hash__(self) -> int:  # the settings hold the sampler's options in a dict, which does not hash
+        return hash((self.model, self.settings.sampler, self.settings.steps, self.settings.seed))
+
+
 @dataclass(eq=False, kw_only=True)
 class FinishedRun:
     """The session's last finished run, and its exports once built (so a second download needs no rerun)."""
 
-    model: str
     title: str
     result: SamplingResult
     gif: bytes | None = None
 
 
+def _finished(key: str) -> Memo[RunKey, FinishedRun]:
+    """The last finished run of the sampling view `key` (its widgets' prefix)."""
+    return Memo(f"{key}-result")
+
+
 def show_result(key: str, model: str | None, settings: SamplerSettings | None) -> None:
     """The last finished run of this session: its grid, speed, every recorded step on a slider (and played),
     the noise along the way and the downloads; marked as such when the model or settings have changed since."""
-    run: FinishedRun | None = st.session_state.get(f"{key}-result")
-    if run is None:
+    found = _finished(key).latest()
+    if found is None:
         return
+    made_for, run = found
     result, s = run.result, run.result.settings
     st.subheader(f"{SAMPLERS[s.sampler].title}, {s.steps} steps")
-    if run.model != model or s != settings:
+    if made_for.model != model or made_for.settings != settings:
         st.info(f"From earlier settings ({run.title}): press **Generate** for the current ones.")
     grid = enlarge(tile(to_uint8(result.images)), 512)
     st.image(grid, caption=f"seeds {s.seed} to {s.seed + s.batch - 1}", width=min(640, grid.shape[1]))
@@ -92,9 +109,12 @@ def show_result(key: str, model: str | None, settings: SamplerSettings | None) -
         left.image(run.gif, width="stretch")
     else:
         index = left.select_slider(
-            "Step", list(frames), value=max(frames), key=f"{key}-frame",
+            "Step",
+            list(frames),
+            value=max(frames),
+            key=f"{key}-frame",
             format_func=lambda i: f"{i + 1} of {s.steps} (σ = {frames[i].sigma:.3g})",
-        )  # fmt: skip
+        )
         left.image(run_panels(frames[index]), width="stretch")
     st.plotly_chart(noise_chart(result.recorder, result.images), width="stretch")
     st.caption(
