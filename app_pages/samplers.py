@@ -10,7 +10,7 @@ from ui.common.models import compatible_models, pick_model
 from ui.common.widgets import attempt
 from ui.samplers.compare_view import run_comparison, show_comparison
 from ui.samplers.controls import sampler_settings
-from ui.samplers.docs import show_maths, source_without_docstring
+from ui.samplers.docs import code_shown, show_maths
 from ui.samplers.live import generate_live, show_result, show_stopped
 
 st.title("Samplers")
@@ -46,7 +46,7 @@ with explain_tab:
     maths, code = st.columns([1, 1.25], gap="medium")
     with maths:
         show_maths(spec.doc)
-    code.code(source_without_docstring(spec.fn), language="python", wrap_lines=True)
+    code.code(code_shown(spec.fn, {s.fn.__name__: s.fn for s in SAMPLERS.values()}), language="python", wrap_lines=True)
 
 with compare_tab:
     if loaded is None or settings is None:

@@ -10,6 +10,7 @@ import pytest
 from core import limits
 from core.data.images import read_upload
 from core.data.points_csv import points_from_csv
+from core.data.toy import get_toy_set
 from core.errors import BadInputError
 from tests.conftest import ROOT
 
@@ -64,3 +65,11 @@ def test_lower_upload_limits_refuse_what_the_defaults_accept(monkeypatch):
     monkeypatch.setenv("ATLAS_MAX_CSV_MB", "1")
     with pytest.raises(BadInputError, match="the limit is 1 MB"):
         points_from_csv(b"1,2\n" * (2**20 // 2))
+
+
+def test_a_lower_point_limit_refuses_a_toy_set_the_default_allows(monkeypatch):
+    moons = get_toy_set("moons")
+    assert len(moons.cloud(300).points) == 300
+    monkeypatch.setenv("ATLAS_MAX_POINTS", "200")
+    with pytest.raises(BadInputError, match="between 16 and 200"):
+        moons.cloud(300)

@@ -15,9 +15,9 @@ import re
 import pandas as pd
 import torch
 
-from core.data.toy import MAX_POINTS, MIN_POINTS
+from core.data.toy import MIN_POINTS
 from core.errors import BadInputError
-from core.limits import max_csv_bytes
+from core.limits import max_csv_bytes, max_points
 from core.text import plain_label
 
 MAX_LINE_BYTES = 256  # 3 numbers at full float64 precision take about 75; a header of 3 names, what fits
@@ -59,13 +59,14 @@ def _check_shape(raw: bytes) -> None:
         )
 
 
-def points_from_csv(raw: bytes, max_rows: int = MAX_POINTS) -> tuple[torch.Tensor, list[str]]:
+def points_from_csv(raw: bytes, max_rows: int | None = None) -> tuple[torch.Tensor, list[str]]:
     """Parse a CSV with 2 or 3 numeric columns (an optional header row) -> (points [N, D] float64, names).
 
     Delimiters , ; tab and space are recognised. Raises BadInputError naming the first bad row and column
     for text in a number column, an empty or NaN cell, or an infinite value; and for the wrong number of
     columns, too few or too many rows, a file too big, or a file that is not text.
     """
+    max_rows = max_points() if max_rows is None else max_rows
     if len(raw) > (limit := max_csv_bytes()):
         raise BadInputError(f"The file is {len(raw) / 2**20:.1f} MB; the limit is {limit / 2**20:g} MB.")
     _check_shape(raw)  # before decoding or parsing: the bytes alone tell a file of the wrong shape

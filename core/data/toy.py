@@ -20,9 +20,9 @@ import torch
 
 from core.diffusion.mixture import GaussianMixture
 from core.errors import BadInputError
+from core.limits import max_points
 from core.numbers import parse_number
 
-MAX_POINTS = 100_000
 MIN_POINTS = 16
 MAX_COMPONENTS = 32
 PI = math.pi
@@ -83,8 +83,8 @@ class ToySet:
 
     def cloud(self, n: int, seed: int = 0, params: dict[str, Any] | None = None) -> PointCloud:
         """n points drawn with a generator seeded by `seed`, plus a sampler of fresh points."""
-        if not MIN_POINTS <= n <= MAX_POINTS:
-            raise BadInputError(f"The number of points must be between {MIN_POINTS} and {MAX_POINTS:,} (got {n}).")
+        if not MIN_POINTS <= n <= (most := max_points()):
+            raise BadInputError(f"The number of points must be between {MIN_POINTS} and {most:,} (got {n}).")
         values = self.resolve(params)
 
         def fresh(m: int, generator: torch.Generator) -> torch.Tensor:

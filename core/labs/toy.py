@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from core.data.standardize import Standardizer
-from core.data.toy import MAX_POINTS, PointCloud
+from core.data.toy import PointCloud
 from core.device import torch_threads
 from core.diffusion.denoisers import Denoiser, clip_denoised, model_denoiser
 from core.diffusion.fields import DriftField, drift_field, mesh
@@ -26,6 +26,7 @@ from core.diffusion.samplers import get_sampler, sample
 from core.diffusion.schedules import make_schedule
 from core.diffusion.trajectory import PathRecorder
 from core.errors import BadInputError
+from core.limits import max_points
 from core.metrics.points import mmd, sliced_wasserstein
 from core.models.mlp import MLPConfig, build_mlp, parameter_count
 from core.runs.record import Run
@@ -193,9 +194,9 @@ def run_sampler(
 
     clip: clamp every x_0 estimate to the training data's box grown by 10% a side (DDPM's clip_sample)."""
     spec = get_sampler(sampler)
-    if not 1 <= n <= MAX_POINTS or not 1 <= steps <= min(MAX_SAMPLE_STEPS, run.schedule.num_steps):
+    if not 1 <= n <= (most := max_points()) or not 1 <= steps <= min(MAX_SAMPLE_STEPS, run.schedule.num_steps):
         raise BadInputError(
-            f"Sample 1 to {MAX_POINTS:,} points in 1 to {min(MAX_SAMPLE_STEPS, run.schedule.num_steps)} steps."
+            f"Sample 1 to {most:,} points in 1 to {min(MAX_SAMPLE_STEPS, run.schedule.num_steps)} steps."
         )
     sigmas = run.schedule.sampling_sigmas(steps, spacing).float()
     g = torch.Generator().manual_seed(seed)

@@ -203,3 +203,14 @@ def test_every_sampler_runs_on_the_bundled_flow_matching_model(bundled, name):
     assert int({m.label: m.value for m in at.metric}["Model calls (NFE)"]) == SAMPLERS[name].nfe(4)
     images = at.session_state["memo:smp-result"].value.result.images
     assert images.shape == (2, 1, 28, 28) and bool(images.isfinite().all())
+
+
+def test_a_sampler_that_hands_over_to_another_shows_that_ones_code_too():
+    from ui.samplers.docs import code_shown
+
+    fns = {s.fn.__name__: s.fn for s in SAMPLERS.values()}
+    ddim = code_shown(SAMPLERS["ddim"].fn, fns)
+    assert ddim.startswith("def ddim(") and "return euler_ancestral(" in ddim
+    assert ddim.count("def euler_ancestral(") == 1 and "ancestral_split" in ddim  # the update that runs
+    for name in ("euler_ancestral", "dpmpp_2m", "heun"):
+        assert code_shown(SAMPLERS[name].fn, fns).count("\ndef ") == 0  # its own code only

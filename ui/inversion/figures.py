@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import torch
 
 from core.diffusion.samplers import SAMPLERS
-from core.labs.ground_truth import fitted_order
+from core.labs.ground_truth.accuracy import fitted_order
 from core.labs.inversion import ErrorRow, Inverted
 from ui.common.charts import CLASS_COLORS, LOG_AXIS, MARGIN, SERIES_COLORS, polylines
 

@@ -20,7 +20,7 @@ import torch
 from core.data.images import as_digit, read_upload, uint8_to_tensor
 from core.data.toy import TOY_SETS
 from core.diffusion.mixture import GaussianMixture
-from core.labs import ground_truth as gt
+from core.labs.ground_truth import mixtures
 from core.labs.inversion import ErrorRow, Interpolation, Inverted, MeasurePlan
 from core.labs.samplers import ImageModel
 from core.text import plain_label
@@ -134,7 +134,7 @@ MEASURED = Memo[MeasureKey, Measurement]("inv-measured")
 
 def cloud_sources() -> dict[str, str]:
     """The clouds on offer: the mixture presets (exact as they stand) and 2-D toy sets (a mixture fitted to them)."""
-    out = {f"preset:{name}": name for name in gt.PRESETS}
+    out = {f"preset:{name}": name for name in mixtures.PRESETS}
     out |= {
         f"toy:{key}": f"{spec.title} (a {FIT_COMPONENTS}-Gaussian fit)"
         for key, spec in TOY_SETS.items()
@@ -145,13 +145,13 @@ def cloud_sources() -> dict[str, str]:
 
 @st.cache_resource(show_spinner="Fitting a mixture to the toy set…", max_entries=16)
 def _fitted(key: str) -> GaussianMixture:
-    return gt.fit_mixture(TOY_SETS[key].cloud(FIT_POINTS, seed=0).points, FIT_COMPONENTS)
+    return mixtures.fit_mixture(TOY_SETS[key].cloud(FIT_POINTS, seed=0).points, FIT_COMPONENTS)
 
 
 def cloud_mixture(source: str) -> GaussianMixture:
     """The mixture behind a cloud source; its denoiser is exact, so the round trip's only error is the solver's."""
     kind, name = source.split(":", 1)
-    return gt.shaped_mixture(gt.PRESETS[name]) if kind == "preset" else _fitted(name)
+    return mixtures.shaped_mixture(mixtures.PRESETS[name]) if kind == "preset" else _fitted(name)
 
 
 # ---- digits ------------------------------------------------------------------------------------------------

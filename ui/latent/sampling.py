@@ -18,9 +18,9 @@ from core.metrics.kde import Densities
 from core.models.vae import VAE
 from ui.common import cache
 from ui.common.live import Throttle
+from ui.common.memo import Memo
 from ui.latent.controls import LatentSampling
 from ui.latent.figures import final_points_figure, paths_figure, strips_image
-from ui.latent.state import RESULT
 
 MAX_COLUMNS = 10
 LIVE_INTERVAL_S = 0.15  # at most one redraw of the paths and strips per 0.15 s
@@ -41,6 +41,11 @@ def strip_digits(vae: VAE, path: np.ndarray, columns: int = MAX_COLUMNS) -> tupl
     idx = sorted(set(np.linspace(0, len(path) - 1, min(columns, len(path))).round().astype(int).tolist()))
     digits = decode_points(vae, path[idx].reshape(-1, 2))
     return digits.reshape(len(idx), path.shape[1], 28, 28).transpose(1, 0, 2, 3), idx
+
+
+# The last samples, for the sampling settings they were made with; dropped when a VAE or a latent model is
+# trained (ui/latent/state.py), since they came from the models in use before.
+RESULT: Memo[LatentSampling, LatentResult] = Memo("latent-result")
 
 
 def generate(model: LatentDiffusion, vae: VAE, choice: LatentSampling, grid: Densities, key: str) -> LatentResult:

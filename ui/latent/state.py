@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import streamlit as st
@@ -37,19 +37,14 @@ from core.training.vae import LatentSnapshots, VAETrainConfig, train_vae
 from ui.common import cache, session_runs
 from ui.common.live import Throttle, training_progress
 from ui.common.memo import Memo
-from ui.latent.controls import APP_VAE_MODEL, LatentSampling
+from ui.latent import sampling
+from ui.latent.controls import APP_VAE_MODEL
 from ui.latent.figures import latent_scatter, loss_parts_figure, robust_ranges
-
-if TYPE_CHECKING:
-    from ui.latent.sampling import LatentResult
 
 VAE_NAME, LATENT_NAME = "mnist-vae-2d", "mnist-latent-cond"
 MAX_DIGITS, SNAPSHOT_DIGITS = 5000, 1000
 VAE_KEY = "latent_vae"  # this session's trained VAE (whatever its settings: the page shows the one it has)
 LATENT = Memo[str, LatentTrainer]("latent-model")  # this session's latent model, by the VAE whose plane it learnt
-# The last samples, for the sampling settings they were made with; dropped when a VAE or a latent model is
-# trained, since they came from the models in use before.
-RESULT: Memo[LatentSampling, LatentResult] = Memo("latent-result")
 
 
 @dataclass(eq=False)
@@ -148,7 +143,7 @@ def train_vae_live(config: VAETrainConfig, progress, loss_slot, scatter_slot) ->
         log=log,
     )
     LATENT.clear()  # a latent model belongs to the VAE whose latents it learnt
-    RESULT.clear()
+    sampling.RESULT.clear()  # samples of the models in use before
     session_runs.add(log)
     total = run.planned_steps = config.total_steps(len(x))
     throttle, snap_labels = Throttle(1.0), labels.numpy()
@@ -191,7 +186,7 @@ def train_latent_live(vae: VAEInUse, settings: LatentTrainSettings, progress, ch
     """A fresh latent model for `vae`'s plane, with a progress bar and loss chart (at most once a second)."""
     trainer = LatentTrainer(latents(vae), digits().labels, settings, session_runs.next_name("latent"), vae=vae.name)
     LATENT.put(vae.name, trainer)
-    RESULT.clear()
+    sampling.RESULT.clear()  # samples of the models in use before
     session_runs.add(trainer.log)
     trainer.train(training_progress(progress, chart, 0, settings.steps, "latent", 1.0, 1.0))
     return trainer

@@ -22,6 +22,18 @@ def source_without_docstring(fn: Callable) -> str:
     return source
 
 
+def code_shown(fn: Callable, others: dict[str, Callable]) -> str:
+    """The sampler's code as it runs: its source and, when its body only returns another sampler's result (DDIM is
+    Euler ancestral with its own default eta), that sampler's source after it."""
+    source = source_without_docstring(fn)
+    body = [n for n in ast.parse(source).body[0].body if not isinstance(n, ast.Pass)]
+    call = body[0].value if len(body) == 1 and isinstance(body[0], ast.Return) else None
+    called = getattr(getattr(call, "func", None), "id", None) if isinstance(call, ast.Call) else None
+    if called in others and others[called] is not fn:
+        source += f"\n\n# ... whose update is {called}'s:\n" + source_without_docstring(others[called])
+    return source
+
+
 def doc_parts(doc: str) -> list[tuple[str, str]]:
     """Split a docstring into ("text", markdown) and ("math", latex) parts at its $$...$$ blocks."""
     parts: list[tuple[str, str]] = []

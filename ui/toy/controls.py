@@ -12,6 +12,7 @@ from core.diffusion.denoisers import PREDICTION_TYPES
 from core.diffusion.samplers import SAMPLERS
 from core.diffusion.schedules import SPACINGS
 from core.labs.toy import MAX_SAMPLE_STEPS, MAX_TRAIN_STEPS, ToySettings
+from core.limits import max_points
 from core.models.mlp import TIME_EMBEDDINGS
 from ui.common.widgets import option_widget, schedule_picker
 
@@ -150,7 +151,7 @@ def sampler_settings(T: int) -> SamplerChoice:
     seed = d.number_input("Sampling seed", 0, 2**31 - 1, 0, key="toy-sample-seed")
     spec = SAMPLERS[name]
     a, b, c, d = st.columns(4)
-    n = a.number_input("Points to sample", 100, 100_000, 10_000, step=1000, key="toy-sample-n")
+    n = a.number_input("Points to sample", 100, max_points(), 10_000, step=1000, key="toy-sample-n")
     path = b.slider("Points in the animation", 100, 5000, 1000, 100, key="toy-path-n")
     show_x0 = c.toggle("Show predicted x₀", False, key="toy-show-x0", help="The model's guess of the end point.")
     clip = c.toggle(

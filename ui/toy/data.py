@@ -15,9 +15,9 @@ import torch
 
 from core.data.drawing import Strokes, canvas_strokes, drawing_to_points
 from core.data.points_csv import points_from_csv
-from core.data.toy import MAX_POINTS, MIN_POINTS, TOY_SETS, Param, PointCloud
+from core.data.toy import MIN_POINTS, TOY_SETS, Param, PointCloud
 from core.errors import BadInputError
-from core.limits import max_csv_bytes
+from core.limits import max_csv_bytes, max_points
 from core.text import plain_label
 from ui.common.session_runs import TOY_CLOUD
 
@@ -28,7 +28,7 @@ CANVAS_W, CANVAS_H = 520, 380
 def _count_and_seed(prefix: str, default: int = 10_000) -> tuple[int, int]:
     a, b = st.columns(2)
     n = a.number_input(
-        "Points", MIN_POINTS, MAX_POINTS, default, step=1000, key=f"{prefix}-n", help=f"Up to {MAX_POINTS:,}."
+        "Points", MIN_POINTS, max_points(), default, step=1000, key=f"{prefix}-n", help=f"Up to {max_points():,}."
     )
     seed = b.number_input("Data seed", 0, 2**31 - 1, 0, key=f"{prefix}-seed", help="Same seed, same points.")
     return int(n), int(seed)
@@ -137,7 +137,7 @@ def csv_cloud() -> PointCloud | None:
         max_upload_size=max(1, max_csv_bytes() // 2**20),
     )
     if upload is None:
-        limit = f"at most {MAX_POINTS:,} rows and {max_csv_bytes() / 2**20:g} MB"
+        limit = f"at most {max_points():,} rows and {max_csv_bytes() / 2**20:g} MB"
         st.info(f"Upload a CSV file to use your own points ({limit}).")
         return None
     raw = upload.getvalue()

@@ -18,10 +18,11 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from core.data.toy import MAX_POINTS, MIN_POINTS, PointCloud
+from core.data.toy import MIN_POINTS, PointCloud
 from core.diffusion.mixture import GaussianMixture
 from core.errors import BadInputError
 from core.labs.toy import ToySettings, training_seconds
+from core.limits import max_points
 
 # Rows (x, y, std, weight); the first is the accuracy bench's mixture.
 PRESETS: dict[str, tuple[tuple[float, float, float, float], ...]] = {
@@ -110,8 +111,8 @@ def grid(lo: Sequence[float], hi: Sequence[float], size: int) -> tuple[np.ndarra
 
 def mixture_cloud(mix: GaussianMixture, n: int, seed: int = 0) -> PointCloud:
     """n training points drawn from the mixture, as the toy lab's data: a `ToyRun` trains on it."""
-    if not MIN_POINTS <= n <= MAX_POINTS:
-        raise BadInputError(f"Train on {MIN_POINTS} to {MAX_POINTS:,} points.")
+    if not MIN_POINTS <= n <= (most := max_points()):
+        raise BadInputError(f"Train on {MIN_POINTS} to {most:,} points.")
 
     def fresh(m: int, g: torch.Generator) -> torch.Tensor:
         return mix.sample(m, g)[0].float()
