@@ -73,3 +73,14 @@ def test_a_lower_point_limit_refuses_a_toy_set_the_default_allows(monkeypatch):
     monkeypatch.setenv("ATLAS_MAX_POINTS", "200")
     with pytest.raises(BadInputError, match="between 16 and 200"):
         moons.cloud(300)
+
+
+def test_too_few_points_get_the_sentence_with_the_limit_in_it():
+    from core.labs.toy import ToyRun, ToySettings, run_sampler
+
+    moons = get_toy_set("moons")
+    with pytest.raises(BadInputError, match=f"between 16 and {limits.max_points():,}"):
+        moons.cloud(3)
+    run = ToyRun(moons.cloud(100), ToySettings())
+    with pytest.raises(BadInputError, match=f"Sample 1 to {limits.max_points():,} points"):
+        run_sampler(run, "euler", 4, 0)

@@ -83,7 +83,8 @@ class ToySet:
 
     def cloud(self, n: int, seed: int = 0, params: dict[str, Any] | None = None) -> PointCloud:
         """n points drawn with a generator seeded by `seed`, plus a sampler of fresh points."""
-        if not MIN_POINTS <= n <= (most := max_points()):
+        most = max_points()
+        if not MIN_POINTS <= n <= most:
             raise BadInputError(f"The number of points must be between {MIN_POINTS} and {most:,} (got {n}).")
         values = self.resolve(params)
 

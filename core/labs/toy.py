@@ -194,7 +194,8 @@ def run_sampler(
 
     clip: clamp every x_0 estimate to the training data's box grown by 10% a side (DDPM's clip_sample)."""
     spec = get_sampler(sampler)
-    if not 1 <= n <= (most := max_points()) or not 1 <= steps <= min(MAX_SAMPLE_STEPS, run.schedule.num_steps):
+    most = max_points()
+    if not 1 <= n <= most or not 1 <= steps <= min(MAX_SAMPLE_STEPS, run.schedule.num_steps):
         raise BadInputError(
             f"Sample 1 to {most:,} points in 1 to {min(MAX_SAMPLE_STEPS, run.schedule.num_steps)} steps."
         )

@@ -111,7 +111,8 @@ def grid(lo: Sequence[float], hi: Sequence[float], size: int) -> tuple[np.ndarra
 
 def mixture_cloud(mix: GaussianMixture, n: int, seed: int = 0) -> PointCloud:
     """n training points drawn from the mixture, as the toy lab's data: a `ToyRun` trains on it."""
-    if not MIN_POINTS <= n <= (most := max_points()):
+    most = max_points()
+    if not MIN_POINTS <= n <= most:
         raise BadInputError(f"Train on {MIN_POINTS} to {most:,} points.")
 
     def fresh(m: int, g: torch.Generator) -> torch.Tensor:
