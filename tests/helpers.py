@@ -114,3 +114,11 @@ def plotly_array(value) -> np.ndarray:
         flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
         return flat.reshape([int(k) for k in str(value.get("shape", len(flat))).split(",")])
     return np.array(value, dtype=float)
+
+
+def tiny_unconditional_recipe(name: str, **settings) -> str:
+    """`tiny_pixel_recipe` without its classes: an unconditional UNet (no class embedding, no label dropout)."""
+    recipe = tiny_pixel_recipe(name, **settings)
+    classes = "num_classes = 10\ncond_dropout = 0.2\n"
+    assert classes in recipe
+    return recipe.replace(classes, "")

