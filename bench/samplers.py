@@ -35,10 +35,15 @@ from core.labs.ground_truth.mixtures import PRESETS, shaped_mixture
 def accuracy_table(n_points: int) -> None:
     table = accuracy(shaped_mixture(PRESETS["Four unequal blobs"]), n_points)
     rows = [
-        [row.name, "strong (same Brownian path)" if row.stochastic else "RMS to exact ODE", row.theory,
-         "n/a" if row.order is None else round(row.order, 2), *row.errors]
+        [
+            row.name,
+            "strong (same Brownian path)" if row.stochastic else "RMS to exact ODE",
+            row.theory,
+            "n/a" if row.order is None else round(row.order, 2),
+            *row.errors,
+        ]
         for row in table.rows
-    ]  # fmt: skip
+    ]
     print_table(
         f"1. Error vs NFE budget, 2-D Gaussian mixture, exact denoiser, {n_points} points, Karras grid "
         f"({table.seconds:.1f} s)",

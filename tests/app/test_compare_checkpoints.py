@@ -40,9 +40,16 @@ def runs(app_env, tmp_path):
         with torch.random.fork_rng():
             torch.manual_seed(k)
             unet = build_unet(config)
-        save_checkpoint(writer.checkpoint_folder(step), unet, "diffusion_pytorch_model.safetensors",
-                        {"_class_name": "UNet2DModel", **config}, make_schedule("linear"), "epsilon",
-                        step=step, data="mnist")  # fmt: skip
+        save_checkpoint(
+            writer.checkpoint_folder(step),
+            unet,
+            "diffusion_pytorch_model.safetensors",
+            {"_class_name": "UNet2DModel", **config},
+            make_schedule("linear"),
+            "epsilon",
+            step=step,
+            data="mnist",
+        )
     return tmp_path / "runs"
 
 
@@ -218,8 +225,15 @@ def test_over_training_keeps_each_runs_rows_apart_and_says_when_they_are_stale(r
         torch.manual_seed(7)
         unet = build_unet(config)
     writer.log({"step": 100, "loss": 1.0})
-    save_checkpoint(writer.checkpoint_folder(100), unet, "diffusion_pytorch_model.safetensors",
-                    {"_class_name": "UNet2DModel", **config}, make_schedule("linear"), "epsilon", step=100)  # fmt: skip
+    save_checkpoint(
+        writer.checkpoint_folder(100),
+        unet,
+        "diffusion_pytorch_model.safetensors",
+        {"_class_name": "UNet2DModel", **config},
+        make_schedule("linear"),
+        "epsilon",
+        step=100,
+    )
     at = AppTest.from_file(PAGE, default_timeout=120).run()
     at.selectbox(key="ot-run").set_value(RUN).run()
     at.multiselect(key=f"ot-steps-{RUN}").set_value([100]).run()
