@@ -48,7 +48,9 @@ def test_a_point_cloud_goes_up_and_back_and_more_steps_bring_it_closer(app):
     assert len(legend) == 5 and all("slope" in n for n in legend)  # every deterministic sampler (DDIM = Euler)
     euler = float(re.search(r"slope ([0-9.]+)", legend[0]).group(1))
     assert legend[0].startswith("Euler") and 0.8 < euler < 1.3
-    kept = _kept(app, "inv-cloud-ladder")
+    kept, trip = _kept(app, "inv-cloud-ladder"), _kept(app, "inv-cloud-trip")
+    app.run()
+    assert _kept(app, "inv-cloud-trip") is trip  # a rerun with the same settings does not run the points again
     app.selectbox(key="inv-cloud-sampler").set_value("dpmpp_2m").run()
     app.slider(key="inv-cloud-steps").set_value(64).run()
     assert _error(app) < coarse / 100
@@ -65,8 +67,11 @@ def test_the_latent_plane_against_the_steps_and_the_guidance_scale(app):
     assert by_scale[-1] > 3 * by_scale[1]  # w = 8 against w = 1: a steeper field, a worse round trip
     ddim = plotly_array(next(t for t in figures(app)[2]["data"] if t["name"] == "DDIM")["y"])
     assert ddim[-1] < ddim[0] / 3
-    ladder, by_scale = _kept(app, "inv-lat-ladder"), _kept(app, "inv-lat-scale")
+    ladder, by_scale, trip = _kept(app, "inv-lat-ladder"), _kept(app, "inv-lat-scale"), _kept(app, "inv-lat-trip")
+    app.run()
+    assert _kept(app, "inv-lat-trip") is trip  # the same settings: the digits are not run up and back again
     app.selectbox(key="inv-lat-sampler").set_value("heun").run()
+    assert _kept(app, "inv-lat-trip") is not trip
     assert _kept(app, "inv-lat-ladder") is ladder  # its samplers are fixed: the page's sampler leaves it be
     assert {r.sampler for r in _kept(app, "inv-lat-scale")} == {"heun"} and {r.sampler for r in by_scale} != {"heun"}
     app.toggle(key="inv-lat-cond").set_value(False).run()

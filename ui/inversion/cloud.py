@@ -37,7 +37,12 @@ def cloud_tab() -> None:
         return
     x0 = mix.sample(int(n), torch.Generator().manual_seed(int(seed)))[0]
     sigmas = karras_sigmas(int(steps), *TOY_SIGMAS).double()
-    result = attempt(inv.invert_paths, name, mix.denoise, x0, sigmas)
+    cloud = state.CloudKey(source, int(n), int(seed))
+    result = attempt(
+        state.CLOUD_TRIP.make,
+        state.CloudTripKey(cloud, name, int(steps)),
+        lambda: inv.invert_paths(name, mix.denoise, x0, sigmas),
+    )
     if result is None:
         return
     left, right = st.columns([3, 2])
@@ -55,7 +60,7 @@ def cloud_tab() -> None:
         samplers = [s for s in INVERTIBLE if s != "ddim"]
         return list(inv.error_vs_steps(mix.denoise, x0, grid, samplers, inv.TOY_LADDER))
 
-    rows = state.CLOUD_LADDER.make(state.CloudKey(source, int(n), int(seed)), ladder)
+    rows = state.CLOUD_LADDER.make(cloud, ladder)
     st.plotly_chart(figures.error_figure(rows, with_orders=True), key="inv-cloud-errors")
     st.caption(
         "Slopes are fitted over NFE ≥ 8. A round trip cancels the leading error term of a symmetric method, so "

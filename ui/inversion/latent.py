@@ -38,7 +38,11 @@ def latent_tab() -> None:
     labels = torch.from_numpy(setup.labels[:n].copy())
     x0 = setup.x0[:n]
     sigmas = model.schedule.capped_sigmas(steps).float()
-    result = attempt(inv.invert_paths, name, model.conditioned(labels if cond else None, n, scale), x0, sigmas)
+    result = attempt(
+        state.LATENT_TRIP.make,
+        state.LatentTripKey(n, name, steps, cond, scale),
+        lambda: inv.invert_paths(name, model.conditioned(labels if cond else None, n, scale), x0, sigmas),
+    )
     if result is None:
         return
     left, right = st.columns([3, 2])

@@ -1,9 +1,9 @@
 """The Inversion page's models, data and per-session results.
 
-Quick results (a point cloud's ladder, the latent plane's ladders, two digits' round trip, their interpolation
-and class swap) are kept in the session (ui/common/memo.Memo) under keys whose fields name the settings each
-depends on, so a rerun for another widget costs nothing. The digits' error measurement is a long job: its rows
-are stored as they finish, so a Stop keeps them.
+Quick results (a point cloud's and the latent plane's round trips and ladders, two digits' round trip, their
+interpolation and class swap) are kept in the session (ui/common/memo.Memo) under keys whose fields name the
+settings each depends on, so a rerun (another widget, another page and back) costs nothing. The digits' error
+measurement is a long job: its rows are stored as they finish, so a Stop keeps them.
 """
 
 from __future__ import annotations
@@ -41,6 +41,26 @@ class CloudKey:
     source: str
     points: int
     seed: int
+
+
+@dataclass(frozen=True)
+class CloudTripKey:
+    """The cloud's picture: its points run up and back with the page's sampler and steps."""
+
+    cloud: CloudKey
+    sampler: str
+    steps: int
+
+
+@dataclass(frozen=True)
+class LatentTripKey:
+    """The latent plane's picture: the first `points` digits up and back (class bound in or not, at the scale)."""
+
+    points: int
+    sampler: str
+    steps: int
+    conditional: bool
+    scale: float
 
 
 @dataclass(frozen=True)
@@ -119,7 +139,9 @@ class Measurement:
     rows: list[ErrorRow] = field(default_factory=list)
 
 
+CLOUD_TRIP = Memo[CloudTripKey, Inverted]("inv-cloud-trip")
 CLOUD_LADDER = Memo[CloudKey, list[ErrorRow]]("inv-cloud-ladder")
+LATENT_TRIP = Memo[LatentTripKey, Inverted]("inv-lat-trip")
 LATENT_LADDER = Memo[LatentLadderKey, list[ErrorRow]]("inv-lat-ladder")
 LATENT_SCALES = Memo[LatentScaleKey, list[ErrorRow]]("inv-lat-scale")
 ROUND_TRIP = Memo[RoundTripKey, Inverted]("inv-px-result")
