@@ -67,6 +67,12 @@ class SamplerSettings:
     def nfe(self) -> int:
         return SAMPLERS[self.sampler].nfe(self.steps)
 
+    def __hash__(self) -> int:
+        """Settings are keys of what was made with them (ui/common/memo.py); the sampler's options are a dict,
+        hashed by its items."""
+        fields = {**vars(self), "options": tuple(sorted(self.options.items()))}
+        return hash(tuple(fields.values()))
+
 
 @dataclass(kw_only=True)
 class SamplingResult:

@@ -106,3 +106,14 @@ def test_checks_before_comparing_name_the_odd_one_out():
     check_steps({"m": model}, usable)
     with pytest.raises(BadInputError, match=f"m allows at most {usable} steps"):
         check_steps({"m": model}, usable + 1)
+
+
+def test_sampler_settings_are_keys_whatever_options_they_hold():
+    """Results are kept by the settings they were made with (ui/common/memo.py): equal settings, the sampler's
+    options given in any order, find the same entry; another option value does not."""
+    a = SamplerSettings(sampler="ddim", options={"eta": 0.5, "noise_until": 3})
+    b = SamplerSettings(sampler="ddim", options={"noise_until": 3, "eta": 0.5})
+    kept = {a: "made"}
+    assert kept[b] == "made" and hash(a) == hash(b)
+    assert SamplerSettings(sampler="ddim", options={"eta": 1.0, "noise_until": 3}) not in kept
+    assert SamplerSettings(sampler="ddim", options={"eta": 0.5, "noise_until": 3}, seed=1) not in kept

@@ -33,31 +33,16 @@ CLASSIFIER = "mnist-lenet"
 
 
 @dataclass(frozen=True)
-class SampleKey:
-    """What a checkpoint's images were sampled with: what `settings_for` chose for it (a model without classes
-    samples without one, whatever class the page asks for; the noise starts at the model's own cap)."""
-
-    sampler: str
-    steps: int
-    max_sigma: float | None
-    seed: int
-    batch: int
-    label: int | None
-
-    @classmethod
-    def of(cls, settings: SamplerSettings) -> SampleKey:
-        return cls(settings.sampler, settings.steps, settings.max_sigma, settings.seed, settings.batch, settings.label)
-
-
-@dataclass(frozen=True)
 class QualityKey:
     """What a checkpoint's quality was measured with: its sampling (one image per seed) and the samples."""
 
-    sampling: SampleKey
+    sampling: SamplerSettings
     samples: int
 
 
-def _results(name: str, prefix: str) -> Memo[SampleKey, SamplingResult]:
+def _results(name: str, prefix: str) -> Memo[SamplerSettings, SamplingResult]:
+    """A checkpoint's images, by what `settings_for` chose for it (a model without classes samples without one,
+    whatever class the page asks for; the noise starts at the model's own cap)."""
     return Memo(f"{prefix}-result-{name}")
 
 
@@ -88,7 +73,7 @@ def sample_all(
             except AtlasError as e:  # one checkpoint that cannot sample does not stop the others
                 failed.append(f"{plain_label(name)}: {e}")
                 continue
-            _results(name, prefix).put(SampleKey.of(settings), result)
+            _results(name, prefix).put(settings, result)
     if failed:
         raise BadInputError(" ".join(failed))
 
@@ -130,7 +115,7 @@ def is_current(
     prefix: str = "ck",
 ) -> bool:
     """Whether the checkpoint's kept images were sampled with the settings on the page now."""
-    return _results(name, prefix).get(SampleKey.of(settings_for(model, sampler, steps, seed, batch, label))) is not None
+    return _results(name, prefix).get(settings_for(model, sampler, steps, seed, batch, label)) is not None
 
 
 def measure_all(
@@ -156,7 +141,7 @@ def measure_all(
             settings = settings_for(model, sampler, steps, seed, 1, label)
             share = lambda f, k=k, name=name: report((k + f) / len(models), name)  # noqa: E731
             _qualities(name, prefix).put(
-                QualityKey(SampleKey.of(settings), n), measure(model, settings, n, classifier, reference, share)
+                QualityKey(settings, n), measure(model, settings, n, classifier, reference, share)
             )
 
 

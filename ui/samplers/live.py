@@ -64,9 +64,6 @@ class RunKey:
     model: str
     settings: SamplerSettings
 
-    def __hash__(self) -> int:  # the settings hold the sampler's options in a dict, which does not hash
-        return hash((self.model, self.settings.sampler, self.settings.steps, self.settings.seed))
-
 
 @dataclass(eq=False, kw_only=True)
 class FinishedRun:
