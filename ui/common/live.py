@@ -9,7 +9,8 @@ final one, so a live view costs a bounded share of the work however fast its ste
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import streamlit as st
@@ -35,6 +36,34 @@ class Throttle:
             return False
         self.last = now
         return True
+
+
+class ProgressBar:
+    """A progress bar (an `st.progress` element, or a placeholder it is drawn into) redrawn at most every `every`
+    seconds, and always for the first and the finished state. Each redraw is also where Streamlit ends the run
+    when the session goes away (a closed tab): no work goes on for nobody."""
+
+    def __init__(self, slot: Any, every: float = 0.3) -> None:
+        self.slot, self.throttle = slot, Throttle(every)
+
+    def show(self, share: float, text: str) -> None:
+        """The bar at `share` (0 to 1) of the work, with `text` beside it."""
+        if self.throttle.ready(final=share >= 1):
+            self.slot.progress(min(1.0, max(0.0, share)), text=text)
+
+
+@contextmanager
+def progress_and_stop(text: str, key: str, stop_help: str) -> Iterator[ProgressBar]:
+    """A progress bar and a Stop button (widget key `key`) above the results while the work runs, removed after
+    it: finished, or refused midway (a Stop or a closed tab ends the run before)."""
+    holder = st.empty()
+    with holder.container():
+        bar = ProgressBar(st.progress(0.0, text=text))
+        st.button("Stop", key=key, help=stop_help)
+    try:
+        yield bar
+    finally:
+        holder.empty()
 
 
 def training_line(step: int, total: int, loss: float, steps_done: int, started: float) -> str:

@@ -163,7 +163,7 @@ def _toy_controls(run: ToyRun) -> ToySampling:
 def _sample_steps(run: ToyRun, steps: list[int], settings: ToySampling) -> None:
     """Each checkpoint sampled from the same noise and measured, with one progress bar and a Stop for all;
     each step's result is kept as soon as it is done."""
-    with state.progress_and_stop("Sampling…", "Keeps the steps done so far.", TOY) as report:
+    with state.progress("Sampling…", "Keeps the steps done so far.", TOY) as report:
         for k, step in enumerate(steps):
             result = run_sampler(
                 run, settings.sampler, settings.steps, settings.n, seed=settings.seed, path_points=1, at_step=step

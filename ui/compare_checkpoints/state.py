@@ -25,7 +25,7 @@ from core.labs.samplers import SamplerSettings, SamplingResult, run_sampler
 from core.metrics.images import split_half_distance
 from core.text import plain_label
 from ui.common.cache import image_set, zoo_model
-from ui.common.live import Throttle
+from ui.common.live import progress_and_stop
 from ui.common.memo import Memo
 from zoo.loaders import LoadedModel
 
@@ -64,7 +64,7 @@ def sample_all(
     plan = SamplerSettings(sampler=sampler, steps=steps, batch=batch, label=label, guidance=GUIDANCE)
     plan_work(list(models.values()), [sampler], [steps], plan)
     failed = []
-    with progress_and_stop("Sampling…", "Keeps the checkpoints sampled so far.", prefix) as report:
+    with progress("Sampling…", "Keeps the checkpoints sampled so far.", prefix) as report:
         for k, (name, model) in enumerate(models.items()):
             settings = settings_for(model, sampler, steps, seed, batch, label)
             step = lambda i, k=k, name=name: report((k + (i + 1) / steps) / len(models), name)  # noqa: E731
@@ -79,23 +79,10 @@ def sample_all(
 
 
 @contextmanager
-def progress_and_stop(text: str, stop_help: str, prefix: str) -> Iterator[Callable[[float, str], None]]:
-    """A progress bar and a Stop button above the results while the work runs (removed after it); yields
-    `report(share, name)`, which redraws the bar at most every 0.3 s. Those redraws are also where Streamlit
-    ends the run when the session goes away (a closed tab): no work goes on for nobody."""
-    holder, throttle = st.empty(), Throttle(0.3)
-    with holder.container():
-        bar = st.progress(0.0, text=text)
-        st.button("Stop", key=f"{prefix}-stop", help=stop_help)
-
-    def report(share: float, name: str) -> None:
-        if throttle.ready(final=share >= 1):
-            bar.progress(min(1.0, share), text=f"{name}: {share:.0%}")
-
-    try:
-        yield report
-    finally:  # finished, or refused midway: the bar and its Stop go (a Stop or a closed tab ends the run first)
-        holder.empty()
+def progress(text: str, stop_help: str, prefix: str) -> Iterator[Callable[[float, str], None]]:
+    """The tab's progress bar and Stop (ui/common/live.progress_and_stop), as `report(share, checkpoint name)`."""
+    with progress_and_stop(text, f"{prefix}-stop", stop_help) as bar:
+        yield lambda share, name: bar.show(share, f"{name}: {share:.0%}")
 
 
 def result_of(name: str, prefix: str = "ck") -> SamplingResult | None:
@@ -136,7 +123,7 @@ def measure_all(
     held_out = image_set("mnist", "test")
     reference = held_out_features(classifier, held_out.images)
     st.session_state[f"{prefix}-floor"] = (len(held_out) // 2, split_half_distance(reference))
-    with progress_and_stop("Sampling and scoring…", "Keeps the checkpoints measured so far.", prefix) as report:
+    with progress("Sampling and scoring…", "Keeps the checkpoints measured so far.", prefix) as report:
         for k, (name, model) in enumerate(models.items()):
             settings = settings_for(model, sampler, steps, seed, 1, label)
             share = lambda f, k=k, name=name: report((k + f) / len(models), name)  # noqa: E731

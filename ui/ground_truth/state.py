@@ -20,7 +20,7 @@ from core.labs.latent import encode_means
 from core.labs.toy import ToyRun, ToySettings
 from core.training import budget
 from ui.common import cache, session_runs
-from ui.common.live import Throttle, training_progress
+from ui.common.live import ProgressBar, training_progress
 from ui.common.memo import Memo
 from ui.ground_truth.mixture import Mixture
 
@@ -149,14 +149,9 @@ def train_model(mixture: Mixture, n_points: int, steps: int, seed: int, progress
 
 
 def _progress(slot: Any, what: str, done: float, share: float) -> Callable[[int, int], None]:
-    """An ODE's on_step drawing the bar from `done` to `done + share` (at most about three times a second)."""
-    throttle = Throttle(0.3)
-
-    def on_step(k: int, steps: int) -> None:
-        if throttle.ready(k == steps):
-            slot.progress(min(1.0, done + share * k / steps), text=f"{what}: step {k} of {steps}")
-
-    return on_step
+    """An ODE's on_step drawing the bar from `done` to `done + share` of the job."""
+    bar = ProgressBar(slot)
+    return lambda k, steps: bar.show(done + share * k / steps, f"{what}: step {k} of {steps}")
 
 
 def likelihood_maps(mixture: Mixture) -> likelihood.LikelihoodMaps | None:

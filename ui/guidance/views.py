@@ -17,7 +17,7 @@ from core.labs.compare import CHUNK, held_out_features
 from core.labs.samplers import seconds_per_image
 from ui.common.cache import image_set, latent_plane, zoo_model
 from ui.common.clouds import field_figure
-from ui.common.live import Throttle, job_estimate
+from ui.common.live import ProgressBar, job_estimate
 from ui.common.memo import Memo
 from ui.common.widgets import attempt
 from ui.guidance import figures
@@ -81,8 +81,8 @@ def _run(sweep: Sweep, plan: list[tuple[str, gd.DrawFn]], scales: list[float], n
     train = image_set("mnist", "train", n)
     real = uint8_to_tensor(train.images), torch.from_numpy(train.labels.copy())
     sweep.real = next(gd.sweep(lambda *_: real, [float("nan")], len(train.labels), classifier, reference))
-    total, throttle = len(plan) * len(scales), Throttle(0.3)
-    progress.progress(0.0, text=f"0 of {total} scales…")
+    total, bar = len(plan) * len(scales), ProgressBar(progress)
+    bar.show(0.0, f"0 of {total} scales…")
     for name, draw in plan:
         rows, shown = sweep.series.setdefault(name, []), sweep.images.setdefault(name, {})
 
@@ -94,10 +94,7 @@ def _run(sweep: Sweep, plan: list[tuple[str, gd.DrawFn]], scales: list[float], n
         for row in gd.sweep(keeping, scales, n, classifier, reference):
             rows.append(row)
             done = sum(len(r) for r in sweep.series.values())
-            if throttle.ready(done == total):
-                progress.progress(
-                    done / total, text=f"{done} of {total} scales · {name}, w = {row.scale:g} took {row.seconds:.1f} s"
-                )
+            bar.show(done / total, f"{done} of {total} scales · {name}, w = {row.scale:g} took {row.seconds:.1f} s")
     progress.empty()
 
 

@@ -25,7 +25,7 @@ from core.labs.inversion import ErrorRow, Interpolation, Inverted, MeasurePlan
 from core.labs.samplers import ImageModel
 from core.text import plain_label
 from ui.common import cache
-from ui.common.live import Throttle
+from ui.common.live import ProgressBar
 from ui.common.memo import Memo
 
 FIT_POINTS, FIT_COMPONENTS = 4000, 10
@@ -216,11 +216,10 @@ def measured(key: MeasureKey) -> Measurement | None:
 def measure(key: MeasureKey, plan: MeasurePlan, rows: Iterator[ErrorRow], progress: Any) -> list[ErrorRow]:
     """Run a measurement row by row with a progress bar, keeping the rows as each finishes (a Stop keeps them)."""
     done = MEASURED.put(key, Measurement(plan)).rows
-    total, bar = plan.total, Throttle(0.3)
-    progress.progress(0.0, text=f"0 of {total} round trips…")
+    total, bar = plan.total, ProgressBar(progress)
+    bar.show(0.0, f"0 of {total} round trips…")
     for row in rows:
         done.append(row)
-        if bar.ready(len(done) == total):
-            progress.progress(len(done) / total, text=f"{len(done)} of {total} round trips · last {row.seconds:.1f} s")
+        bar.show(len(done) / total, f"{len(done)} of {total} round trips · last {row.seconds:.1f} s")
     progress.empty()
     return done

@@ -12,6 +12,7 @@ from core.diffusion.samplers import SAMPLERS
 from core.labs.compare import CompareCell, compare_cells, is_mnist
 from core.labs.samplers import SamplerSettings
 from ui.common.cache import zoo_model
+from ui.common.live import progress_and_stop
 from zoo.loaders import LoadedModel
 
 CELLS, PLANNED, CLASSIFIER = "cmp-cells", "cmp-planned", "mnist-lenet"
@@ -26,17 +27,12 @@ def run_comparison(
     total = len(models) * len(samplers) * len(steps)
     cells: list[CompareCell] = []
     st.session_state[CELLS], st.session_state[PLANNED] = cells, total
-    holder = st.empty()
-    with holder.container():
-        bar = st.progress(0.0, text="Comparing…")
-        st.button("Stop", key="cmp-stop", help="Keeps the cells done so far.")
     classifier = zoo_model(CLASSIFIER).module if any(is_mnist(m) for m in models) else None
-    for cell in compare_cells(models, samplers, sorted(steps), settings, classifier):
-        cells.append(cell)
-        bar.progress(
-            len(cells) / total, text=f"{len(cells)} of {total} cells · {cell.model}: {cell.sampler}, {cell.steps} steps"
-        )
-    holder.empty()
+    with progress_and_stop("Comparing…", "cmp-stop", "Keeps the cells done so far.") as bar:
+        for cell in compare_cells(models, samplers, sorted(steps), settings, classifier):
+            cells.append(cell)
+            done = len(cells)
+            bar.show(done / total, f"{done} of {total} cells · {cell.model}: {cell.sampler}, {cell.steps} steps")
     return cells
 
 

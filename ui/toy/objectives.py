@@ -15,7 +15,7 @@ from core.labs import objectives as ob
 from core.labs.toy import ToySettings, distances, run_sampler, training_seconds
 from ui.common import session_runs
 from ui.common.charts import LOG_AXIS, MARGIN, SERIES_COLORS, polylines
-from ui.common.live import Throttle, job_estimate
+from ui.common.live import ProgressBar, job_estimate
 from ui.common.memo import Memo
 from ui.common.widgets import attempt
 from ui.toy import state
@@ -29,13 +29,8 @@ SHOWN_PATHS = 150
 
 def _progress(slot: Any, total: int, title: str):
     """A trainer callback drawing a progress bar (at most every 0.3 s; the last step always)."""
-    bar = Throttle(0.3)
-
-    def update(trainer) -> None:
-        if bar.ready(trainer.step >= total):
-            slot.progress(min(1.0, trainer.step / total), text=f"{title}: step {trainer.step:,} of {total:,}")
-
-    return update
+    bar = ProgressBar(slot)
+    return lambda trainer: bar.show(trainer.step / total, f"{title}: step {trainer.step:,} of {total:,}")
 
 
 def _train_and_compare(cloud: PointCloud, base: ToySettings, objectives: list[str], steps: int, n: int, slot) -> None:
