@@ -107,6 +107,9 @@ class LatentPlane:
     x0: torch.Tensor  # [N, 2] their latent means, standardised as the model learnt them
 
 
+LATENT_DIGITS = 5000  # the MNIST training digits the latent plane is drawn from (Latent MNIST, Ground truth)
+
+
 def latent_plane(model: str = "mnist-latent-cond", vae: str = "mnist-vae-2d", digits: int = 1000) -> LatentPlane:
     return _latent_plane(str(manifest_path()), model, vae, digits)
 
@@ -121,9 +124,9 @@ def _latent_plane(manifest: str, model: str, vae: str, digits: int) -> LatentPla
     return LatentPlane(latent, coder, held_out.images, held_out.labels, (z - latent.mean) / latent.std)
 
 
-def training_latents(vae: str = "mnist-vae-2d", digits: int = 5000) -> np.ndarray:
-    """The latent means [N, 2] (float64) of the first `digits` MNIST training digits under a zoo VAE (5,000: the
-    Latent MNIST page's training digits), encoded once per (manifest, VAE, digits)."""
+def training_latents(vae: str = "mnist-vae-2d", digits: int = LATENT_DIGITS) -> np.ndarray:
+    """The latent means [N, 2] (float64) of the first `digits` MNIST training digits under a zoo VAE, encoded once
+    per (manifest, VAE, digits): the Latent MNIST page's plane and the Ground truth page's density estimate."""
     return _training_latents(str(manifest_path()), vae, digits)
 
 

@@ -26,7 +26,6 @@ from ui.ground_truth.mixture import Mixture
 
 MAX_MODEL_POINTS = memorisation.MAX_TRAINING_SET  # the memorisation view builds the training set's optimal denoiser
 LATENT_MODEL, LATENT_VAE = "mnist-latent-cond", "mnist-vae-2d"  # the bundled models (the Latent MNIST page's)
-KDE_DIGITS = 5000  # training digits whose latents the density estimate holds (the Latent MNIST page's)
 
 
 @dataclass(frozen=True)
@@ -172,7 +171,7 @@ def compute_latent_likelihood(progress_slot: Any) -> likelihood.LikelihoodMaps:
     """The bundled latent model beside a density estimate of the training digits' latents, on held-out test
     digits encoded by the bundled VAE (their latent means)."""
     plane = cache.latent_plane(LATENT_MODEL, LATENT_VAE)
-    train = cache.training_latents(LATENT_VAE, KDE_DIGITS)
+    train = cache.training_latents(LATENT_VAE)  # the Latent MNIST page's digits: encoded once for both
     test = encode_means(plane.vae, cache.image_set("mnist", "test", likelihood.LATENT_HELD_OUT).images)
     on_step = _progress(progress_slot, "The latent model's ODE", 0.0, 1.0)
     maps = likelihood.latent_likelihood(plane.model, train, test, on_step)

@@ -42,7 +42,7 @@ from ui.latent.controls import APP_VAE_MODEL
 from ui.latent.figures import latent_scatter, loss_parts_figure, robust_ranges
 
 VAE_NAME, LATENT_NAME = "mnist-vae-2d", "mnist-latent-cond"
-MAX_DIGITS, SNAPSHOT_DIGITS = 5000, 1000
+MAX_DIGITS, SNAPSHOT_DIGITS = cache.LATENT_DIGITS, 1000
 VAE_KEY = "latent_vae"  # this session's trained VAE (whatever its settings: the page shows the one it has)
 LATENT = Memo[str, LatentTrainer]("latent-model")  # this session's latent model, by the VAE whose plane it learnt
 
@@ -86,7 +86,7 @@ def _bundled_vae(manifest: str) -> VAEInUse:
     )
     records, _ = read_metrics(Path(loaded.entry.run or "") / "metrics.jsonl") if loaded.entry.run else ([], [])
     vae = VAEInUse(loaded.entry.title, loaded.module, [r for r in records if "kl" in r], snapshots, bundled=True)
-    vae.latents = encode_means(vae.vae, digits().images)
+    vae.latents = cache.training_latents(VAE_NAME, MAX_DIGITS)  # encoded once for this page and Ground truth
     return vae
 
 
