@@ -3,6 +3,7 @@
 import streamlit as st
 
 from core.device import configure_server_threads
+from ui.common.live import toolbar_stop_presses_page_stop
 from ui.common.warmup import start_warmup
 from ui.shell import render_sidebar, sections
 
@@ -17,4 +18,5 @@ navigation = st.navigation(
     }
 )
 render_sidebar()
+toolbar_stop_presses_page_stop()
 navigation.run()

@@ -30,8 +30,8 @@ class Throttle:
         self.min_interval = min_interval
         self.last = float("-inf")
 
-    def ready(self, final: bool = False) -> bool:
-        now = time.perf_counter()
+    def ready(self, final: bool = False, now: float | None = None) -> bool:
+        now = time.perf_counter() if now is None else now
         if not final and now - self.last < self.min_interval:
             return False
         self.last = now
@@ -40,16 +40,31 @@ class Throttle:
 
 class ProgressBar:
     """A progress bar (an `st.progress` element, or a placeholder it is drawn into) redrawn at most every `every`
-    seconds, and always for the first and the finished state. Each redraw is also where Streamlit ends the run
-    when the session goes away (a closed tab): no work goes on for nobody."""
+    seconds, and always for the first and the finished state. Its text ends with the time left, measured on the
+    work done so far (so it follows the machine's load, unlike an estimate made before the start). Each redraw is
+    also where Streamlit ends the run when the session goes away (a closed tab): no work goes on for nobody."""
 
     def __init__(self, slot: Any, every: float = 0.3) -> None:
         self.slot, self.throttle = slot, Throttle(every)
+        self.start: tuple[float, float] | None = None  # (share, time) when first shown
 
     def show(self, share: float, text: str) -> None:
-        """The bar at `share` (0 to 1) of the work, with `text` beside it."""
-        if self.throttle.ready(final=share >= 1):
-            self.slot.progress(min(1.0, max(0.0, share)), text=text)
+        """The bar at `share` (0 to 1) of the work, with `text` (and the time left) beside it."""
+        share = min(1.0, max(0.0, share))
+        now = time.perf_counter()
+        if self.start is None:
+            self.start = (share, now)
+        if self.throttle.ready(final=share >= 1, now=now):
+            self.slot.progress(share, text=text + time_left(*self.start, share, now))
+
+
+def time_left(start_share: float, started: float, share: float, now: float) -> str:
+    """' · about 40 s left' at the pace since (`start_share`, `started`), once that pace is worth a guess (a
+    second of work and 2% of the job behind it); '' before that and at the end."""
+    done, spent = share - start_share, now - started
+    if share >= 1 or done < 0.02 or spent < 1.0:
+        return ""
+    return f" · about {budget.describe(spent * (1 - share) / done)} left"
 
 
 @contextmanager
@@ -64,6 +79,35 @@ def progress_and_stop(text: str, key: str, stop_help: str) -> Iterator[ProgressB
         yield bar
     finally:
         holder.empty()
+
+
+# Streamlit's own Stop (the toolbar's, top right) ends the script wherever it is: the page is left half drawn and
+# no code of ours runs until the next click. While a job with its own Stop runs, this makes the toolbar's Stop press
+# the page's (the first shown button whose key ends in "stop"), so both end the job the same way: a rerun that shows
+# what was done, with its sentence. Without a page Stop on screen the toolbar's Stop does what it always does.
+_TOOLBAR_STOP_SCRIPT = """<script>
+(() => {
+  if (window.atlasToolbarStop) return;
+  window.atlasToolbarStop = true;
+  const isStopKey = (c) => c.startsWith("st-key-") && c.endsWith("stop");
+  document.addEventListener("click", (event) => {
+    const toolbar = event.target.closest('[data-testid="stStatusWidget"] button');
+    if (!toolbar || toolbar.textContent.trim() !== "Stop") return;
+    const page = [...document.querySelectorAll('[class*="st-key-"]')].find(
+      (el) => [...el.classList].some(isStopKey) && el.offsetParent !== null);
+    const button = page && page.querySelector("button:not([disabled])");
+    if (!button) return;
+    event.preventDefault();
+    event.stopImmediatePropagation();
+    button.click();
+  }, true);
+})();
+</script>"""
+
+
+def toolbar_stop_presses_page_stop() -> None:
+    """Install the toolbar-Stop redirect above in the browser (once per page load; cheap to call on every run)."""
+    st.sidebar.html(_TOOLBAR_STOP_SCRIPT, unsafe_allow_javascript=True)
 
 
 def training_line(step: int, total: int, loss: float, steps_done: int, started: float) -> str:
@@ -84,16 +128,16 @@ def training_progress(
     """A trainer callback (core/training/diffusion.DiffusionTrainer) that redraws a progress bar with the
     training line (at most every `bar_every` s) and the loss chart (every `chart_every` s) for a run going
     from step `start` to `start + steps`; the last step is always drawn. `key` prefixes the charts' keys."""
-    bar, chart, started, target = Throttle(bar_every), Throttle(chart_every), time.perf_counter(), start + steps
+    bar, chart = ProgressBar(progress_slot, bar_every), Throttle(chart_every)
+    started, target = time.perf_counter(), start + steps
 
     def update(trainer: Any) -> None:
-        final = trainer.step >= target
         metrics = trainer.metrics
-        if bar.ready(final):
-            loss = metrics[-1]["loss"] if metrics else float("nan")
-            line = training_line(trainer.step, target, loss, trainer.step - start, started)
-            progress_slot.progress(min(1.0, (trainer.step - start) / steps), text=line)
-        if len(metrics) >= 3 and chart.ready(final):
+        loss = metrics[-1]["loss"] if metrics else float("nan")
+        bar.show(
+            (trainer.step - start) / steps, training_line(trainer.step, target, loss, trainer.step - start, started)
+        )
+        if len(metrics) >= 3 and chart.ready(final=trainer.step >= target):
             chart_slot.plotly_chart(loss_figure(metrics), key=f"{key}-loss-live-{trainer.step}")
 
     return update

@@ -11,7 +11,7 @@ from core.data.images import enlarge, png_bytes, tile, to_uint8
 from core.diffusion.samplers import SAMPLERS
 from core.diffusion.trajectory import Frame
 from core.labs.samplers import SamplerSettings, SamplingResult, run_sampler
-from ui.common.live import Throttle
+from ui.common.live import ProgressBar, Throttle
 from ui.common.memo import Memo
 from ui.samplers.figures import frame_grids, noise_chart, run_gif, run_panels
 from zoo.loaders import LoadedModel
@@ -23,7 +23,7 @@ def generate_live(loaded: LoadedModel, settings: SamplerSettings, key: str) -> S
     """Run the sampler, refreshing x_t / x_0 / noise about 25 times; the latest view survives a Stop."""
     holder = st.empty()  # the live view, cleared when the run finishes (the result is drawn below it)
     with holder.container():
-        progress = st.progress(0.0, text="Starting…")
+        progress = ProgressBar(st.progress(0.0, text="Starting…"), every=0.0)  # drawn when the view is
         st.button("Stop", key=f"{key}-stop", help="Stops after the current step; what was shown so far stays.")
         slots = [c.empty() for c in st.columns(3)]
 
@@ -36,7 +36,7 @@ def generate_live(loaded: LoadedModel, settings: SamplerSettings, key: str) -> S
         captions = (f"x_t at σ = {frame.sigma:.3g}", "predicted x₀", "predicted noise ε")
         for slot, grid, caption in zip(slots, grids, captions, strict=True):
             slot.image(grid, caption=caption, width="stretch")
-        progress.progress((frame.index + 1) / settings.steps, text=f"Step {frame.index + 1} of {settings.steps}")
+        progress.show((frame.index + 1) / settings.steps, f"Step {frame.index + 1} of {settings.steps}")
         st.session_state[f"{key}-partial"] = (frame.index + 1, settings.steps, grids)
 
     result = run_sampler(loaded, settings, render)
