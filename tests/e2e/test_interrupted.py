@@ -1,6 +1,7 @@
-"""Streamlit's own Stop (the toolbar's, top right) in the middle of a training: the script ends wherever it was,
-so the page is left half drawn and no code of ours can run until the next click. What matters is that next run:
-the page comes back whole, with the model trained up to the Stop and ready to continue."""
+"""Stopping a job mid-way, with the page's Stop or Streamlit's own (the toolbar's, top right, which users press
+as often). While a job with a page Stop runs, the toolbar's Stop presses the page's (ui/common/live.py), so either
+ends the job the same way: the page is drawn again whole, with what was done and a sentence saying so, and no
+earlier result lost. Also: a closed tab ends the server's work for it."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ from tests.e2e.server import settle
 
 
 def _toolbar_stop(page) -> None:
+    """Press Streamlit's own Stop, then wait for the run it leads to."""
     page.locator('[data-testid="stStatusWidget"]').get_by_role("button", name="Stop").click()
-    page.wait_for_timeout(1500)
+    page.wait_for_timeout(500)
+    settle(page)
 
 
-def test_toolbar_stop_during_toy_training_then_the_next_run_redraws_the_whole_page(server, page):
+def test_toolbar_stop_during_toy_training_keeps_the_model_so_far_and_draws_the_whole_page(server, page):
     url, _ = server
     page.goto(f"{url}/toy")
     settle(page)
@@ -29,10 +32,6 @@ def test_toolbar_stop_during_toy_training_then_the_next_run_redraws_the_whole_pa
     page.get_by_role("button", name="Train", exact=True).click()
     page.get_by_text("steps/s").first.wait_for()  # training is under way
     _toolbar_stop(page)
-    assert page.get_by_role("heading", name="3 · Sample").count() == 0  # half drawn: what Streamlit leaves
-    steps.fill("200")
-    steps.press("Enter")  # the next run
-    settle(page)
     no_exception(page)
     for section in ("1 · Data", "2 · Train", "3 · Sample", "4 · Drift field"):
         assert page.get_by_role("heading", name=section).count() == 1, section
@@ -42,7 +41,7 @@ def test_toolbar_stop_during_toy_training_then_the_next_run_redraws_the_whole_pa
     shot(page, "toy-after-toolbar-stop")
 
 
-def test_toolbar_stop_during_vae_training_then_the_next_run_redraws_the_whole_page(server, page):
+def test_toolbar_stop_during_vae_training_keeps_the_vae_so_far(server, page):
     url, _ = server
     page.goto(f"{url}/latent")
     settle(page)
@@ -52,15 +51,32 @@ def test_toolbar_stop_during_vae_training_then_the_next_run_redraws_the_whole_pa
     page.get_by_text("reconstruction").first.wait_for()
     page.wait_for_timeout(1500)
     _toolbar_stop(page)
-    epochs = page.get_by_role("spinbutton", name="Epochs")
-    epochs.fill("5")
-    epochs.press("Enter")  # the next run
-    settle(page)
     no_exception(page)
     for section in ("2 · What each point decodes to", "3 · Where each digit lives: kernel density estimates"):
         assert page.get_by_role("heading", name=section).count() == 1, section
     assert page.get_by_text("the VAE so far").count() == 1  # the VAE trained until the Stop is the one in use
     shot(page, "latent-after-toolbar-stop")
+
+
+def test_toolbar_stop_during_sampling_shows_where_it_got_to_and_keeps_the_last_finished_run(server, page):
+    url, _ = server
+    page.goto(f"{url}/samplers")
+    settle(page)
+    page.get_by_role("button", name="Generate", exact=True).click()
+    page.get_by_text("Model calls (NFE)").wait_for()  # a finished run at the defaults
+    steps = page.get_by_role("spinbutton", name="Steps").first
+    steps.fill("200")
+    steps.press("Enter")
+    settle(page)
+    page.get_by_role("button", name="Generate", exact=True).click()
+    page.get_by_text(re.compile(r"^Step \d+ of 200")).first.wait_for()
+    _toolbar_stop(page)
+    no_exception(page)
+    done = int(re.search(r"step (\d+)", page.get_by_text("Stopped at step").text_content()).group(1))
+    assert 1 <= done < 200
+    assert page.get_by_text("Model calls (NFE)").count() == 1  # the earlier finished run is still there
+    assert page.get_by_text("From earlier settings").count() == 1  # and says it is not the current settings'
+    shot(page, "samplers-after-toolbar-stop")
 
 
 def _cpu_seconds(pid: int) -> float:
