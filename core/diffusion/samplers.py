@@ -525,9 +525,11 @@ class Option:
     """A sampler option, typed, so that the UI can offer it and `sample` can check it.
 
     kind is int or float (a number in [low, high]; `high` None means unbounded) or str (one of `choices`).
-    A default of None means "off" (noise_until)."""
+    A default of None means "off" (noise_until). `name` is the keyword the sampler takes, `label` what a page
+    calls it."""
 
     name: str
+    label: str
     kind: type
     default: float | str | None
     help: str
@@ -549,6 +551,7 @@ class Option:
 # Every stochastic sampler takes it (see the module docstring).
 NOISE_UNTIL = Option(
     name="noise_until",
+    label="Last noisy step",
     kind=int,
     default=None,
     low=0,
@@ -600,7 +603,7 @@ class SamplerSpec:
 
 
 def _eta(default: float, help: str) -> Option:
-    return Option(name="eta", kind=float, default=default, low=0.0, high=1.0, help=help)
+    return Option(name="eta", label="Eta (η)", kind=float, default=default, low=0.0, high=1.0, help=help)
 
 
 _ANCESTRAL_ETA = _eta(1.0, "Share of each step's noise that is fresh: 0 deterministic, 1 ancestral.")
@@ -619,10 +622,13 @@ SAMPLERS: dict[str, SamplerSpec] = {
             options=(
                 Option(
                     name="variance",
+                    label="Variance",
                     kind=str,
                     default="small",
                     choices=("small", "large"),
-                    help="Posterior variance (small) or beta_t (large).",
+                    help="The variance of each step's fresh noise. Small: the true posterior's, "
+                    "β̃ₜ = βₜ (1 − ᾱₜ₋₁) / (1 − ᾱₜ), DDPM's usual choice. Large: βₜ itself, the most noise a "
+                    "step can take. Ho et al. found both give good samples.",
                 ),
             ),
         ),
@@ -669,7 +675,15 @@ SAMPLERS: dict[str, SamplerSpec] = {
             paper="Karras et al. 2022; Crowson 2022",
             calls_per_step=1,
             options=(
-                Option(name="order", kind=int, default=4, low=1, high=4, help="How many past slopes to combine."),
+                Option(
+                    name="order",
+                    label="Order",
+                    kind=int,
+                    default=4,
+                    low=1,
+                    high=4,
+                    help="How many past slopes to combine.",
+                ),
             ),
         ),
         SamplerSpec(
@@ -723,6 +737,7 @@ SAMPLERS: dict[str, SamplerSpec] = {
             options=(
                 Option(
                     name="churn",
+                    label="Churn (S_churn)",
                     kind=float,
                     default=10.0,
                     low=0.0,
@@ -731,6 +746,7 @@ SAMPLERS: dict[str, SamplerSpec] = {
                 ),
                 Option(
                     name="s_noise",
+                    label="Noise inflation (S_noise)",
                     kind=float,
                     default=1.003,
                     low=1.0,

@@ -98,7 +98,7 @@ def option_widget(option: Option, key: str, container: Any = st) -> float | str:
     """The control for one sampler option: a choice, or an int or float slider over its range."""
     if option.kind is str:
         index = option.choices.index(str(option.default))
-        return container.selectbox(option.name, option.choices, index=index, help=option.help, key=key)
+        return container.selectbox(option.label, option.choices, index=index, help=option.help, key=key)
     cast = int if option.kind is int else float
     low, high, default = cast(option.low), cast(option.high), cast(option.default)
-    return container.slider(option.name, low, high, default, help=option.help, key=key)
+    return container.slider(option.label, low, high, default, help=option.help, key=key)
