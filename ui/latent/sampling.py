@@ -12,6 +12,7 @@ import streamlit as st
 import torch
 
 from core.data.images import uint8_to_tensor
+from core.diffusion.samplers import SAMPLERS
 from core.labs.latent import LatentDiffusion, LatentPaths, decode_points, sample_paths
 from core.metrics.images import class_probabilities
 from core.metrics.kde import Densities
@@ -120,6 +121,7 @@ def show_result(made_for: LatentSampling, result: LatentResult, grid: Densities,
     right.dataframe(readout(result), hide_index=True, key="ldm-readout")
     lab = result.paths.label
     right.caption(
-        f"{lab['sampler']}, {lab['steps']} steps, seed {lab['seed']}, {result.paths.seconds * 1000:.0f} ms. "
+        f"{SAMPLERS[lab['sampler']].title}, {lab['steps']} steps, seed {lab['seed']}, "
+        f"{result.paths.seconds * 1000:.0f} ms. "
         "Labels and confidences from the bundled LeNet classifier."
     )
