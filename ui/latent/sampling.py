@@ -20,6 +20,7 @@ from core.models.vae import VAE
 from ui.common import cache
 from ui.common.live import Throttle
 from ui.common.memo import Memo
+from ui.common.tables import show_table
 from ui.latent.controls import LatentSampling
 from ui.latent.figures import final_points_figure, paths_figure, strips_image
 
@@ -118,7 +119,7 @@ def show_result(made_for: LatentSampling, result: LatentResult, grid: Densities,
     wanted = result.paths.label["class"]
     if wanted is not None:
         right.metric("Read as the requested class", f"{float((result.predicted == wanted).mean()):.0%}")
-    right.dataframe(readout(result), hide_index=True, key="ldm-readout")
+    show_table(readout(result), right, key="ldm-readout")
     lab = result.paths.label
     right.caption(
         f"{SAMPLERS[lab['sampler']].title}, {lab['steps']} steps, seed {lab['seed']}, "
