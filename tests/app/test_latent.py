@@ -66,9 +66,8 @@ def test_conditional_and_unconditional_samples_with_paths_strips_and_readout(app
     assert list(table["Requested"]) == ["7"] * 6
     assert (table["Classifier reads"] == 7).mean() >= 5 / 6  # guidance 3 on the bundled model
     assert app.metric[0].label == "Read as the requested class"
-    assert any(
-        c.value.startswith("DPM-Solver++(2M), 12 steps, seed 0, ") for c in app.caption
-    )  # its title, not its key
+    # The caption names the sampler by its title, as the picker does, not by its key (dpmpp_2m).
+    assert any(c.value.startswith("DPM-Solver++(2M), 12 steps, seed 0, ") for c in app.caption)
     paths = next(t for t in _traces(app, "scatter") if t["name"] == "paths")
     assert np.isnan(plotly_array(paths["x"])).sum() == 6  # one line per sample
     app.selectbox(key="ldm-class").set_value(-1)
