@@ -39,7 +39,7 @@ def sampler_settings(key: str, loaded: LoadedModel) -> SamplerSettings:
             int(steps),
             int(steps) // 2,
             key=f"{key}-quiet-step",
-            because=f"a run of {steps} steps",
+            because=f"a run of {steps} step" + "s" * (steps != 1),
         )
     max_sigma = None
     if cap is not None:
