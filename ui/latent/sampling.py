@@ -119,7 +119,12 @@ def show_result(made_for: LatentSampling, result: LatentResult, grid: Densities,
     wanted = result.paths.label["class"]
     if wanted is not None:
         right.metric("Read as the requested class", f"{float((result.predicted == wanted).mean()):.0%}")
-    show_table(readout(result), right, key="ldm-readout")
+    show_table(  # short headers: the four columns fit the narrow column without a scroll bar
+        readout(result),
+        right,
+        key="ldm-readout",
+        column_config={"Sample": st.column_config.NumberColumn("#"), "Classifier reads": "Read as"},
+    )
     lab = result.paths.label
     right.caption(
         f"{SAMPLERS[lab['sampler']].title}, {lab['steps']} steps, seed {lab['seed']}, "
