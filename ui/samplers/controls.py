@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.diffusion.samplers import SAMPLERS
+from core.diffusion.samplers import NOISE_UNTIL, SAMPLERS
 from core.diffusion.schedules import SPACINGS
 from core.labs.samplers import MAX_BATCH, SamplerSettings
 from ui.common.cache import registry
@@ -34,12 +34,13 @@ def sampler_settings(key: str, loaded: LoadedModel) -> SamplerSettings:
         noise_until = follow_range(
             st,
             "slider",
-            "Last noisy step",
+            NOISE_UNTIL.label,
             0,
             int(steps),
             int(steps) // 2,
             key=f"{key}-quiet-step",
             because=f"a run of {steps} step" + "s" * (steps != 1),
+            help=NOISE_UNTIL.help,
         )
     max_sigma = None
     if cap is not None:
