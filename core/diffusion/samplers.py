@@ -445,7 +445,8 @@ def dpmpp_2m_sde(
     $h = \log(\sigma/\sigma')$ and $\eta h$ the share of the step taken by fresh noise:
 
     $$\begin{aligned} x' &= \frac{\sigma'}{\sigma}e^{-\eta h}x + (1 - e^{-(1+\eta)h})D_i \\
-    &\quad + \tfrac{1}{2r}(1 - e^{-(1+\eta)h})(D_i - D_{i-1}) \\ &\quad + \sigma'\sqrt{1 - e^{-2\eta h}}\,z \end{aligned}$$
+    &\quad + \tfrac{1}{2r}(1 - e^{-(1+\eta)h})(D_i - D_{i-1}) \\
+    &\quad + \sigma'\sqrt{1 - e^{-2\eta h}}\,z \end{aligned}$$
 
     eta = 0 gives a deterministic second-order ODE solver. One call per step.
     """
