@@ -7,7 +7,7 @@ import torch
 from core.data.images import enlarge, to_uint8
 from core.diffusion.forward import forward_trajectory, parse_timesteps
 from core.diffusion.schedules import SCHEDULE_KINDS, make_schedule
-from ui.common.widgets import attempt, schedule_picker
+from ui.common.widgets import attempt, follow_range, schedule_picker
 from ui.forward.figures import pixel_histogram, sampling_grids_figure, schedule_curves, timestep_embedding_heatmap
 from ui.forward.image_picker import pick_image
 from ui.forward.views import show_noise_numbers, show_schedule_maths
@@ -62,7 +62,7 @@ if picked is not None:
     st.caption(caption)
 
     st.subheader("One step up close")
-    t = st.slider("t", 0, T - 1, T // 4, key="fwd-t")
+    t = follow_range(st, "slider", "t", 0, T - 1, T // 4, key="fwd-t", because=f"T = {T}")
     x_t = forward_trajectory(x0, schedule, [t], generator=torch.Generator().manual_seed(int(seed)), noise="shared")[0]
     signal, noise = (float(v) for v in schedule.signal_and_noise(schedule.sigmas[t]))
     img_col, hist_col, num_col = st.columns([1, 2, 1])
@@ -80,7 +80,7 @@ show_schedule_maths(schedule)
 
 st.subheader("Where samplers put their steps")
 a, b = st.columns(2)
-n = a.slider("Sampling steps", 2, 100, 20, key="fwd-grid-steps")
+n = follow_range(a, "slider", "Sampling steps", 2, min(100, T), 20, key="fwd-grid-steps", because=f"T = {T}")
 rho = b.slider("Karras ρ", 1.0, 10.0, 7.0, 0.5, key="fwd-rho", help="7 in EDM; 1 is even in σ.")
 st.plotly_chart(sampling_grids_figure(schedule, n, rho), width="stretch")
 st.caption(

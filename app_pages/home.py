@@ -4,6 +4,7 @@ import streamlit as st
 
 from core.device import describe_device
 from ui.common.cache import loaded_models, registry
+from ui.common.tables import ABSENT, show_table
 from ui.home.tables import loaded_table, model_table, sampler_table, schedule_table
 from ui.shell import PAGES
 
@@ -30,15 +31,19 @@ st.markdown(
     "Every sampler is one function over one denoiser interface, $D(x, \\sigma) \\approx x_0$ with "
     "$x = x_0 + \\sigma\\epsilon$, so each runs on every model and every schedule."
 )
-st.dataframe(sampler_table(), hide_index=True, width="stretch")
-st.dataframe(schedule_table(), hide_index=True, width="stretch")
+show_table(sampler_table(), width="stretch")
+show_table(schedule_table(), width="stretch")
 
 st.subheader("The model zoo")
 st.markdown(
     "Bundled models work offline; Hub models are downloaded once into the Hugging Face cache "
     "(`python -m zoo fetch NAME`), after which they work offline too."
 )
-st.dataframe(model_table(registry()), hide_index=True, width="stretch")
+show_table(model_table(registry()), width="stretch")
+st.caption(
+    f"{ABSENT} in these tables: nothing there (a sampler without options, a schedule without a β range, an "
+    "unconditional model's classes)."
+)
 
 with st.expander("Models loaded in this server"):
     st.caption(

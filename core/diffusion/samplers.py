@@ -217,8 +217,8 @@ def euler_ancestral(
 
     $$x' = x + (\sigma_{down} - \sigma)\,d + \sigma_{up}\,z$$
 
-    $$\sigma_{up} = \min\Big(\sigma', \eta\sqrt{\tfrac{\sigma'^2(\sigma^2-\sigma'^2)}{\sigma^2}}\Big),\qquad
-    \sigma_{down} = \sqrt{\sigma'^2 - \sigma_{up}^2}$$
+    $$\begin{aligned} \sigma_{up} &= \min\Big(\sigma', \eta\sqrt{\tfrac{\sigma'^2(\sigma^2-\sigma'^2)}{\sigma^2}}\Big)
+    \\ \sigma_{down} &= \sqrt{\sigma'^2 - \sigma_{up}^2} \end{aligned}$$
 
     Fresh noise at every step keeps the sampler stochastic: results never settle as steps grow. At eta = 1 it
     is DDPM's ancestral step (small variance) written in VE coordinates: the same images at the same seed.
@@ -250,8 +250,8 @@ def heun(
     Karras et al. 2022 (EDM), Algorithm 1. Second order; 2 denoiser calls per step, 1 on the last step
     (which ends at sigma = 0, where the slope is undefined).
 
-    $$\tilde x = x + (\sigma' - \sigma)\,d(x, \sigma),\qquad
-    x' = x + (\sigma' - \sigma)\,\tfrac12\big(d(x, \sigma) + d(\tilde x, \sigma')\big)$$
+    $$\begin{aligned} \tilde x &= x + (\sigma' - \sigma)\,d(x, \sigma) \\
+    x' &= x + \tfrac{\sigma' - \sigma}{2}\big(d(x, \sigma) + d(\tilde x, \sigma')\big) \end{aligned}$$
     """
     sig = sigmas.tolist()
     for i in range(len(sig) - 1):
@@ -301,8 +301,8 @@ def lms(
     Karras et al. 2022 use it as a baseline; k-diffusion (Crowson) and diffusers' LMSDiscreteScheduler.
     The slopes $d_{i-j}$ are interpolated by a polynomial in $\sigma$ and integrated over the step:
 
-    $$x_{i+1} = x_i + \sum_{j=0}^{k-1} d_{i-j} \int_{\sigma_i}^{\sigma_{i+1}} \ell_j(\tau)\,d\tau,
-    \qquad k = \min(i + 1, \text{order})$$
+    $$\begin{aligned} x_{i+1} &= x_i + \sum_{j=0}^{k-1} d_{i-j} \int_{\sigma_i}^{\sigma_{i+1}} \ell_j(\tau)\,d\tau \\
+    k &= \min(i + 1, \text{order}) \end{aligned}$$
     """
     sig = sigmas.tolist()
     if not 1 <= order <= 4:
@@ -331,8 +331,8 @@ def dpm_2(
     Lu, Zhou, Bao, Chen, Li & Zhu 2022, "DPM-Solver", Algorithm 4 (r = 1/2), as adapted by Karras et al.
     2022. Second order, 2 calls per step (1 on the last).
 
-    $$\sigma_m = \sqrt{\sigma\sigma'},\quad \tilde x = x + (\sigma_m - \sigma)\,d(x, \sigma),\quad
-    x' = x + (\sigma' - \sigma)\,d(\tilde x, \sigma_m)$$
+    $$\begin{aligned} \sigma_m &= \sqrt{\sigma\sigma'} \\ \tilde x &= x + (\sigma_m - \sigma)\,d(x, \sigma) \\
+    x' &= x + (\sigma' - \sigma)\,d(\tilde x, \sigma_m) \end{aligned}$$
     """
     sig = sigmas.tolist()
     for i in range(len(sig) - 1):
@@ -364,7 +364,8 @@ def dpmpp_2m(
     $h = \lambda' - \lambda$ and $r = h_{prev}/h$, the exact linear part is integrated and $D$ is
     extrapolated from this step's and the previous step's estimates:
 
-    $$x' = \frac{\sigma'}{\sigma}\,x - (e^{-h} - 1)\Big[\big(1 + \tfrac{1}{2r}\big)D_i - \tfrac{1}{2r}D_{i-1}\Big]$$
+    $$\begin{aligned} x' = \frac{\sigma'}{\sigma}\,x &- (e^{-h} - 1)\,\Big[\big(1 + \tfrac{1}{2r}\big)D_i \\
+    &- \tfrac{1}{2r}D_{i-1}\Big] \end{aligned}$$
 
     The first step (no history) and the last (to sigma = 0) are first order. One call per step.
     """
@@ -443,10 +444,9 @@ def dpmpp_2m_sde(
     Lu et al. 2022, "DPM-Solver++", section 4 (SDE variant), in k-diffusion's form. With
     $h = \log(\sigma/\sigma')$ and $\eta h$ the share of the step taken by fresh noise:
 
-    $$x' = \frac{\sigma'}{\sigma}e^{-\eta h}x + (1 - e^{-(1+\eta)h})D_i
-    + \tfrac{1}{2r}(1 - e^{-(1+\eta)h})(D_i - D_{i-1})$$
-
-    $$\qquad + \sigma'\sqrt{1 - e^{-2\eta h}}\,z$$
+    $$\begin{aligned} x' &= \frac{\sigma'}{\sigma}e^{-\eta h}x + (1 - e^{-(1+\eta)h})D_i \\
+    &\quad + \tfrac{1}{2r}(1 - e^{-(1+\eta)h})(D_i - D_{i-1}) \\
+    &\quad + \sigma'\sqrt{1 - e^{-2\eta h}}\,z \end{aligned}$$
 
     eta = 0 gives a deterministic second-order ODE solver. One call per step.
     """
@@ -490,7 +490,9 @@ def edm(
     Karras et al. 2022 (EDM), Algorithm 2. With $\gamma = \min(S_{churn}/N, \sqrt2 - 1)$ for
     $\sigma \in [S_{tmin}, S_{tmax}]$ (else 0):
 
-    $$\hat\sigma = (1 + \gamma)\sigma,\quad \hat x = x + \sqrt{\hat\sigma^2 - \sigma^2}\,S_{noise}\,z,$$
+    $$\begin{aligned} \hat\sigma &= (1 + \gamma)\sigma \\ \hat x &= x + \sqrt{\hat\sigma^2 - \sigma^2}\,S_{noise}\,z
+    \end{aligned}$$
+
     then Heun from $(\hat x, \hat\sigma)$ to $\sigma'$. churn = 0 is plain Heun.
     """
     sig = sigmas.tolist()
@@ -524,9 +526,11 @@ class Option:
     """A sampler option, typed, so that the UI can offer it and `sample` can check it.
 
     kind is int or float (a number in [low, high]; `high` None means unbounded) or str (one of `choices`).
-    A default of None means "off" (noise_until)."""
+    A default of None means "off" (noise_until). `name` is the keyword the sampler takes, `label` what a page
+    calls it."""
 
     name: str
+    label: str
     kind: type
     default: float | str | None
     help: str
@@ -548,6 +552,7 @@ class Option:
 # Every stochastic sampler takes it (see the module docstring).
 NOISE_UNTIL = Option(
     name="noise_until",
+    label="Last noisy step",
     kind=int,
     default=None,
     low=0,
@@ -599,7 +604,7 @@ class SamplerSpec:
 
 
 def _eta(default: float, help: str) -> Option:
-    return Option(name="eta", kind=float, default=default, low=0.0, high=1.0, help=help)
+    return Option(name="eta", label="Eta (η)", kind=float, default=default, low=0.0, high=1.0, help=help)
 
 
 _ANCESTRAL_ETA = _eta(1.0, "Share of each step's noise that is fresh: 0 deterministic, 1 ancestral.")
@@ -618,10 +623,13 @@ SAMPLERS: dict[str, SamplerSpec] = {
             options=(
                 Option(
                     name="variance",
+                    label="Variance",
                     kind=str,
                     default="small",
                     choices=("small", "large"),
-                    help="Posterior variance (small) or beta_t (large).",
+                    help="The variance of each step's fresh noise. Small: the true posterior's, "
+                    "β̃ₜ = βₜ (1 − ᾱₜ₋₁) / (1 − ᾱₜ), DDPM's usual choice. Large: βₜ itself, the most noise a "
+                    "step can take. Ho et al. found both give good samples.",
                 ),
             ),
         ),
@@ -668,7 +676,15 @@ SAMPLERS: dict[str, SamplerSpec] = {
             paper="Karras et al. 2022; Crowson 2022",
             calls_per_step=1,
             options=(
-                Option(name="order", kind=int, default=4, low=1, high=4, help="How many past slopes to combine."),
+                Option(
+                    name="order",
+                    label="Order",
+                    kind=int,
+                    default=4,
+                    low=1,
+                    high=4,
+                    help="How many past slopes to combine.",
+                ),
             ),
         ),
         SamplerSpec(
@@ -722,6 +738,7 @@ SAMPLERS: dict[str, SamplerSpec] = {
             options=(
                 Option(
                     name="churn",
+                    label="Churn (S_churn)",
                     kind=float,
                     default=10.0,
                     low=0.0,
@@ -730,6 +747,7 @@ SAMPLERS: dict[str, SamplerSpec] = {
                 ),
                 Option(
                     name="s_noise",
+                    label="Noise inflation (S_noise)",
                     kind=float,
                     default=1.003,
                     low=1.0,

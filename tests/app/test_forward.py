@@ -135,3 +135,39 @@ def test_an_upload_is_decoded_once_however_often_the_page_reruns(app, monkeypatc
     assert square.size == (512, 512)  # what the session keeps of a 1200 x 900 upload
     app.file_uploader(key="fwd-upload").set_value(("other.png", bad.png((40, 30)), "image/png")).run()
     assert calls == ["photo.png", "other.png"] and app.session_state["memo:fwd-upload-square"].value.size == (30, 30)
+
+
+def test_the_smallest_t_pulls_the_controls_that_depend_on_it_down_and_says_so(app):
+    """T bounds the sampling steps (at most T) and the close-up's t (at most T - 1): at T = 10 both move into
+    range with a sentence each, where the steps' 20 used to stop the section with an error."""
+    app.slider(key="fwd-t").set_value(600).run()
+    app.number_input(key="fwd-T").set_value(10).run()
+    assert not app.exception and not app.error
+    steps, t = app.slider(key="fwd-grid-steps"), app.slider(key="fwd-t")
+    assert (steps.value, steps.max, t.value, t.max) == (10, 10, 9, 9)
+    assert [i.value for i in app.info] == [
+        "t was 600, beyond what T = 10 allows: it is 9 now.",
+        "Sampling steps was 20, beyond what T = 10 allows: it is 10 now.",
+    ]
+    karras = next(t for t in json.loads(app.get("plotly_chart")[2].proto.spec)["data"] if t["name"] == "Karras ρ = 7")
+    assert len(plotly_array(karras["y"])) == 10  # the grid drawn with the 10 steps the slider shows
+    app.slider(key="fwd-rho").set_value(3.0).run()  # the values held: no sentence on the next run
+    assert not app.info and app.slider(key="fwd-grid-steps").value == 10
+    app.number_input(key="fwd-T").set_value(1000).run()  # a larger T keeps them as they are
+    assert (app.slider(key="fwd-grid-steps").value, app.slider(key="fwd-t").value) == (10, 9) and not app.info
+
+
+def test_the_flow_path_says_in_the_beta_panel_that_it_has_no_beta(app):
+    def notes() -> list[str]:
+        curves = json.loads(app.get("plotly_chart")[1].proto.spec)
+        return [a["text"] for a in curves["layout"].get("annotations", []) if "no β" in a["text"]]
+
+    assert notes() == []  # a VP schedule has its betas drawn
+    app.selectbox(key="fwd-kind").set_value("flow").run()
+    (alone,) = notes()
+    assert "straight line" in alone and "x<sub>t</sub> = (1 − t) x<sub>0</sub> + t ε" in alone
+    curves = json.loads(app.get("plotly_chart")[1].proto.spec)
+    assert not any(t.get("xaxis", "x") == "x" for t in curves["data"])  # nothing drawn in the panel itself
+    assert curves["layout"]["xaxis"]["showticklabels"] is False  # no empty axes' ticks around the sentence
+    app.multiselect(key="fwd-compare").set_value(["linear"]).run()
+    assert notes() == ["Flow matching: no β<sub>t</sub>"]  # a short note above the linear schedule's betas

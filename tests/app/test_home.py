@@ -79,3 +79,20 @@ def test_home_never_lists_a_repo_id_another_visitor_typed(app_env, fake_hub, tmp
     other = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60).run()
     listed = " ".join(other.table[0].value.index)
     assert "tiny-uncond" in listed and "private-experiment" not in listed
+
+
+def test_home_tables_show_a_dash_where_a_value_is_absent_never_none(app_env):
+    """Streamlit prints a missing cell as "None" unless told otherwise (the zoo's Classes of an unconditional
+    model did): every Home table shows absent values as one dash, which a caption explains."""
+    from ui.common.tables import ABSENT
+
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60).run()
+    assert not at.exception and len(at.dataframe) == 3
+    for frame in at.dataframe:
+        table = frame.value
+        shown = table.astype(object).where(table.notna(), frame.proto.placeholder).astype(str)  # what a reader sees
+        assert not shown.isin(["None", "nan", "<NA>", "NaN", "-", ""]).any().any(), shown
+    zoo = at.dataframe[2]
+    assert zoo.value["Classes"].isna().any() and zoo.proto.placeholder == ABSENT  # unconditional models: a dash
+    assert (at.dataframe[0].value["Options"] == ABSENT).any()  # samplers without options
+    assert any(c.value.startswith(f"{ABSENT} in these tables: nothing there") for c in at.caption)

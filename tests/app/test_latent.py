@@ -41,7 +41,7 @@ def test_bundled_vae_replay_manifold_and_densities(app):
     assert not _traces(app, "surface") and _traces(app, "contour")  # the 2-D map; the 3-D view on request
     app.toggle(key="kde-3d").set_value(True).run()
     surfaces = _traces(app, "surface")
-    assert sorted(t["name"] for t in surfaces) == sorted(f"class {c}" for c in range(10))
+    assert sorted(t["name"] for t in surfaces) == [str(c) for c in range(10)]
     assert plotly_array(surfaces[0]["z"]).shape == (40, 40)  # the default 80 x 80 mesh, every other point drawn
     # The manifold: 15 x 15 decoded digits; the picked point's digit.
     assert len(app.get("image")) == 2  # the manifold grid and the picked point's digit
@@ -49,8 +49,8 @@ def test_bundled_vae_replay_manifold_and_densities(app):
     app.radio(key="manifold-spacing").set_value("linear").run()
     assert not app.exception and not app.error
     # Classes can be toggled off; the 3-D view then draws only the rest.
-    app.multiselect(key="kde-classes").set_value([1, 7]).run()
-    assert sorted(t["name"] for t in _traces(app, "surface")) == ["class 1", "class 7"]
+    app.pills(key="kde-classes").set_value([1, 7]).run()
+    assert sorted(t["name"] for t in _traces(app, "surface")) == ["1", "7"]
 
 
 def test_conditional_and_unconditional_samples_with_paths_strips_and_readout(app):
@@ -66,6 +66,8 @@ def test_conditional_and_unconditional_samples_with_paths_strips_and_readout(app
     assert list(table["Requested"]) == ["7"] * 6
     assert (table["Classifier reads"] == 7).mean() >= 5 / 6  # guidance 3 on the bundled model
     assert app.metric[0].label == "Read as the requested class"
+    # The caption names the sampler by its title, as the picker does, not by its key (dpmpp_2m).
+    assert any(c.value.startswith("DPM-Solver++(2M), 12 steps, seed 0, ") for c in app.caption)
     paths = next(t for t in _traces(app, "scatter") if t["name"] == "paths")
     assert np.isnan(plotly_array(paths["x"])).sum() == 6  # one line per sample
     app.selectbox(key="ldm-class").set_value(-1)

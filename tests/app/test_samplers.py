@@ -214,3 +214,21 @@ def test_a_sampler_that_hands_over_to_another_shows_that_ones_code_too():
     assert ddim.count("def euler_ancestral(") == 1 and "ancestral_split" in ddim  # the update that runs
     for name in ("euler_ancestral", "dpmpp_2m", "heun"):
         assert code_shown(SAMPLERS[name].fn, fns).count("\ndef ") == 0  # its own code only
+
+
+def test_every_sampler_option_is_named_like_its_neighbours_and_explained(app):
+    """Each option's control carries the option's label (a capital first, as Steps and Spacing do), not its
+    keyword (DDPM's "variance" was the one lower-case, unexplained label on the page), and a help text."""
+    seen = []
+    for name, spec in SAMPLERS.items():
+        app.selectbox(key="smp-sampler").set_value(name).run()
+        for option in spec.options:
+            (widget,) = [
+                w for kind in ("slider", "selectbox") for w in app.get(kind) if w.key == f"smp-{name}-{option.name}"
+            ]
+            assert widget.label == option.label and widget.label[0].isupper(), (name, widget.label)
+            assert len(widget.help) > 20, (name, widget.label)
+            seen.append(widget.label)
+    assert {"Variance", "Eta (η)", "Order", "Churn (S_churn)", "Noise inflation (S_noise)"} == set(seen)
+    app.selectbox(key="smp-sampler").set_value("ddpm").run()
+    assert "posterior" in app.selectbox(key="smp-ddpm-variance").help and not app.exception

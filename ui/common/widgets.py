@@ -1,5 +1,5 @@
-"""Widgets that several pages share: the noise-schedule picker, a sampler option's control, and the one way
-a page shows an expected error."""
+"""Widgets that several pages share: the noise-schedule picker, a sampler option's control, a number control
+whose range follows other settings, and the one way a page shows an expected error."""
 
 from __future__ import annotations
 
@@ -24,6 +24,25 @@ def attempt(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
     except AtlasError as err:
         st.error(str(err))
         return None
+
+
+def _shown(value: float) -> str:
+    return f"{value:,}" if isinstance(value, int) else f"{value:g}"
+
+
+def follow_range(
+    container: Any, kind: str, label: str, low: T, high: T, default: T, *, key: str, because: str, **kwargs: Any
+) -> T:
+    """A slider or number box (`kind`) whose range [low, high] follows other settings (`because` names them: "T =
+    10"). It keeps its last value, moved into the range with a sentence (below the control's row, where a column
+    is too narrow for it) when the range no longer holds it; Streamlit alone would reset it to `default`, or
+    fail where `default` lies outside."""
+    last = st.session_state.get(key)
+    value = min(max(default if last is None else last, low), high)
+    chosen = getattr(container, kind)(label, low, high, value, key=key, **kwargs)
+    if last is not None and value != last:
+        st.info(f"{label} was {_shown(last)}, beyond what {because} allows: it is {_shown(value)} now.")
+    return chosen
 
 
 FLOW_SHIFTS = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
@@ -79,7 +98,7 @@ def option_widget(option: Option, key: str, container: Any = st) -> float | str:
     """The control for one sampler option: a choice, or an int or float slider over its range."""
     if option.kind is str:
         index = option.choices.index(str(option.default))
-        return container.selectbox(option.name, option.choices, index=index, help=option.help, key=key)
+        return container.selectbox(option.label, option.choices, index=index, help=option.help, key=key)
     cast = int if option.kind is int else float
     low, high, default = cast(option.low), cast(option.high), cast(option.default)
-    return container.slider(option.name, low, high, default, help=option.help, key=key)
+    return container.slider(option.label, low, high, default, help=option.help, key=key)

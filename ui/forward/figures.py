@@ -18,7 +18,8 @@ COLOURS = ("#5b3fd1", "#e4572e", "#17a398")
 def schedule_curves(schedules: Sequence[tuple[str, NoiseSchedule]], t_marker: int | None = None) -> go.Figure:
     """Against t, one colour per schedule: beta_t, the path's signal scale a_t (solid) and noise scale b_t
     (dashed) with x_t = a_t x_0 + b_t eps (VP: sqrt(ab), sqrt(1 - ab); the flow path: 1 - t, t), the SNR
-    a^2 / b^2 (log) and sigma = b / a (log), which every path shares."""
+    a^2 / b^2 (log) and sigma = b / a (log), which every path shares. Flow matching has no beta_t: its panel
+    says so."""
     fig = make_subplots(
         rows=1,
         cols=4,
@@ -62,11 +63,44 @@ def schedule_curves(schedules: Sequence[tuple[str, NoiseSchedule]], t_marker: in
     fig.update_yaxes(**LOG_AXIS, row=1, col=3)
     fig.update_yaxes(**LOG_AXIS, row=1, col=4)
     fig.update_xaxes(title_text="t")
+    flow_only = all(s.path == "flow" for _, s in schedules)
     if t_marker is not None:
-        for col in range(1, 5):
+        for col in range(1 + flow_only, 5):
             fig.add_vline(x=t_marker, line={"color": "#888", "dash": "dot", "width": 1}, row=1, col=col)
+    if any(s.path == "flow" for _, s in schedules):
+        _no_beta_note(fig, alone=flow_only)
     fig.update_layout(height=300, margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"orientation": "h", "y": -0.25})
     return fig
+
+
+def _no_beta_note(fig: go.Figure, alone: bool) -> None:
+    """Say in the beta_t panel why flow matching draws nothing there: in place of empty axes when it is alone,
+    in a corner above the other schedules' curves otherwise."""
+    left, right = fig.layout.xaxis.domain
+    if not alone:
+        text, where = (
+            "Flow matching: no β<sub>t</sub>",
+            {"x": left + 0.01, "y": 0.98, "xanchor": "left", "yanchor": "top"},
+        )
+    else:
+        text = (
+            "Flow matching has no β<sub>t</sub>:<br>x<sub>t</sub> = (1 − t) x<sub>0</sub> + t ε<br>is one straight "
+            "line, not<br>a chain of noising steps.<br>Its a<sub>t</sub> and b<sub>t</sub> are<br>on the right."
+        )
+        where = {"x": (left + right) / 2, "y": 0.5, "xanchor": "center", "yanchor": "middle"}
+        blank = {"showticklabels": False, "showgrid": False, "zeroline": False, "title_text": None}
+        fig.update_xaxes(**blank, row=1, col=1)
+        fig.update_yaxes(**blank, row=1, col=1)
+    fig.add_annotation(
+        text=text,
+        xref="paper",
+        yref="paper",
+        showarrow=False,
+        align="left",
+        font={"size": 12, "color": "#444"},
+        bgcolor="rgba(255, 255, 255, 0.85)",
+        **where,
+    )
 
 
 def sampling_grids_figure(schedule: NoiseSchedule, steps: int, rho: float) -> go.Figure:

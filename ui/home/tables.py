@@ -1,5 +1,5 @@
 """The home page's tables: the engine's samplers and schedules, the zoo, and the models this server holds.
-Plain data (pandas), no Streamlit calls; every column holds one type."""
+Plain data (pandas), no Streamlit calls; every column holds one type, an absent value is ABSENT or <NA>."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pandas as pd
 from core.diffusion.samplers import SAMPLERS, SamplerSpec
 from core.diffusion.schedules import SCHEDULE_KINDS
 from core.models.fingerprint import weights_fingerprint
+from ui.common.tables import ABSENT
 from zoo.loaders import LoadedModel, availability
 from zoo.registry import Registry
 
@@ -28,7 +29,7 @@ def sampler_table(steps: int = 20) -> pd.DataFrame:
                 "Order": s.order,
                 "Fresh noise": _fresh_noise(s),
                 f"NFE at {steps} steps": s.nfe(steps),
-                "Options": ", ".join(o.name for o in s.options) or "-",
+                "Options": ", ".join(o.name for o in s.options) or ABSENT,
                 "Paper": s.paper,
             }
             for s in SAMPLERS.values()
@@ -43,7 +44,7 @@ def schedule_table() -> pd.DataFrame:
             {
                 "Schedule": k.title,
                 "Key": k.name,
-                "Default beta range": "-" if k.beta_start is None else f"{k.beta_start:g} to {k.beta_end:g}",
+                "Default beta range": ABSENT if k.beta_start is None else f"{k.beta_start:g} to {k.beta_end:g}",
             }
             for k in SCHEDULE_KINDS.values()
         ]
@@ -51,16 +52,16 @@ def schedule_table() -> pd.DataFrame:
 
 
 def model_table(registry: Registry) -> pd.DataFrame:
-    """One row per zoo model; Classes is an integer column, empty for unconditional models."""
+    """One row per zoo model; Classes is an integer column, <NA> for unconditional models."""
     models = list(registry.models.values())
     table = pd.DataFrame(
         {
             "Model": [m.title for m in models],
             "Key": [m.name for m in models],
             "Family": [m.family for m in models],
-            "Shape": ["x".join(map(str, m.sample_shape)) or "-" for m in models],
+            "Shape": ["x".join(map(str, m.sample_shape)) or ABSENT for m in models],
             "Classes": pd.array([m.num_classes or None for m in models], dtype="Int64"),
-            "Prediction": [m.prediction_type or "-" for m in models],
+            "Prediction": [m.prediction_type or ABSENT for m in models],
             "Source": [m.source for m in models],
             "Status": [availability(m) + (" (GPU recommended)" if m.gpu_recommended else "") for m in models],
         }

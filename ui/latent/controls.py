@@ -86,7 +86,9 @@ def density_settings() -> DensityChoice:
     if rule == "factor":
         bandwidth = a.slider("Factor", 0.02, 1.0, 0.15, 0.01, key="kde-factor")
     size = b.slider("Grid points per side", 20, 150, 80, 10, key="kde-grid")
-    classes = c.multiselect("Classes", list(range(10)), list(range(10)), key="kde-classes")
+    classes = c.pills(  # every digit in sight at once: a multiselect this narrow hid the last of them
+        "Classes", list(range(10)), selection_mode="multi", default=list(range(10)), key="kde-classes"
+    )
     surfaces = c.toggle("3-D surfaces", False, key="kde-3d", help="Each class's density as a surface you can turn.")
     overall = surfaces and c.toggle("Overall density in the 3-D view", False, key="kde-overall")
     return DensityChoice(

@@ -139,7 +139,7 @@ def density_surface(grid: Densities, classes: Sequence[int], overall: bool, heig
                     x=xs,
                     y=ys,
                     z=_where_dense(grid.per_class[c][::k, ::k]),
-                    name=f"class {c}",
+                    name=str(c),
                     showscale=False,
                     colorscale=[[0, "#f4f4f4"], [1, color]],  # pale at the foot, the class colour at the top
                     opacity=0.8,
@@ -160,15 +160,18 @@ def density_surface(grid: Densities, classes: Sequence[int], overall: bool, heig
                 showlegend=True,
             )
         )
+    # The legend above the scene, not beside it: in a half-width column a side legend left the scene so narrow
+    # that its box and the density axis's ticks ran off the left edge.
     fig.update_layout(
         height=height,
-        margin={"l": 0, "r": 0, "t": 30, "b": 0},
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        legend={"orientation": "h", "title": "class (height: density)", "y": 1.0, "yanchor": "bottom", "x": 0},
         scene={
-            "xaxis_title": "z₁",
-            "yaxis_title": "z₂",
-            "zaxis_title": "density",
+            "xaxis": {"title": "z₁", "nticks": 5},
+            "yaxis": {"title": "z₂", "nticks": 5},
+            "zaxis": {"title": "", "nticks": 4},  # a title there falls off the scene's left edge: the legend names it
             "aspectratio": {"x": 1, "y": 1, "z": 0.6},
-            "camera": {"eye": {"x": 1.55, "y": -1.55, "z": 1.1}},  # far enough that the axis labels fit
+            "camera": {"eye": {"x": 1.75, "y": -1.75, "z": 1.2}},  # far enough that the whole box and its labels fit
         },
     )
     return fig

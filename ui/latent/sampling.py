@@ -12,6 +12,7 @@ import streamlit as st
 import torch
 
 from core.data.images import uint8_to_tensor
+from core.diffusion.samplers import SAMPLERS
 from core.labs.latent import LatentDiffusion, LatentPaths, decode_points, sample_paths
 from core.metrics.images import class_probabilities
 from core.metrics.kde import Densities
@@ -19,6 +20,7 @@ from core.models.vae import VAE
 from ui.common import cache
 from ui.common.live import Throttle
 from ui.common.memo import Memo
+from ui.common.tables import show_table
 from ui.latent.controls import LatentSampling
 from ui.latent.figures import final_points_figure, paths_figure, strips_image
 
@@ -117,9 +119,15 @@ def show_result(made_for: LatentSampling, result: LatentResult, grid: Densities,
     wanted = result.paths.label["class"]
     if wanted is not None:
         right.metric("Read as the requested class", f"{float((result.predicted == wanted).mean()):.0%}")
-    right.dataframe(readout(result), hide_index=True, key="ldm-readout")
+    show_table(  # short headers: the four columns fit the narrow column without a scroll bar
+        readout(result),
+        right,
+        key="ldm-readout",
+        column_config={"Sample": st.column_config.NumberColumn("#"), "Classifier reads": "Read as"},
+    )
     lab = result.paths.label
     right.caption(
-        f"{lab['sampler']}, {lab['steps']} steps, seed {lab['seed']}, {result.paths.seconds * 1000:.0f} ms. "
+        f"{SAMPLERS[lab['sampler']].title}, {lab['steps']} steps, seed {lab['seed']}, "
+        f"{result.paths.seconds * 1000:.0f} ms. "
         "Labels and confidences from the bundled LeNet classifier."
     )

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.diffusion.samplers import SAMPLERS
+from core.diffusion.samplers import NOISE_UNTIL, SAMPLERS
 from core.diffusion.schedules import SPACINGS
 from core.labs.samplers import MAX_BATCH, SamplerSettings
 from ui.common.cache import registry
-from ui.common.widgets import option_widget
+from ui.common.widgets import follow_range, option_widget
 from zoo.loaders import LoadedModel
 
 
@@ -23,12 +23,25 @@ def sampler_settings(key: str, loaded: LoadedModel) -> SamplerSettings:
     schedule = loaded.schedule
     cap = schedule.sampling_cap
     cols = st.columns(2)
-    steps = cols[0].number_input("Steps", 1, schedule.usable_steps(cap), 20, key=f"{key}-steps")
+    usable = schedule.usable_steps(cap)
+    steps = follow_range(
+        cols[0], "number_input", "Steps", 1, usable, 20, key=f"{key}-steps", because="this model's schedule"
+    )
     spacing = cols[1].selectbox("Spacing", SPACINGS, index=SPACINGS.index("trailing"), key=f"{key}-spacing")
     options = {o.name: option_widget(o, f"{key}-{sampler}-{o.name}") for o in spec.options}
     noise_until = None
     if spec.injects_noise(options) and st.toggle("Stop adding noise after a step", key=f"{key}-quiet"):
-        noise_until = st.slider("Last noisy step", 0, int(steps), int(steps) // 2, key=f"{key}-quiet-step")
+        noise_until = follow_range(
+            st,
+            "slider",
+            NOISE_UNTIL.label,
+            0,
+            int(steps),
+            int(steps) // 2,
+            key=f"{key}-quiet-step",
+            because=f"a run of {steps} step" + "s" * (steps != 1),
+            help=NOISE_UNTIL.help,
+        )
     max_sigma = None
     if cap is not None:
         capped = st.toggle(
