@@ -119,6 +119,129 @@ def case_hub_config_2_5b():
     return lambda: load_model(hub_unet_entry("evil/huge"))
 
 
+def _allowed_root() -> Path:
+    """This process's allowed root for local checkpoints (ATLAS_ALLOWED_ROOTS), made on first use."""
+    if not os.environ.get("ATLAS_ALLOWED_ROOTS"):
+        os.environ["ATLAS_ALLOWED_ROOTS"] = tempfile.mkdtemp()
+    return Path(os.environ["ATLAS_ALLOWED_ROOTS"])
+
+
+def _unet_folder(folder: Path, seed: int = 0, **change):
+    """A tiny diffusers UNet saved into `folder` (save_pretrained), its config changed by `change`; the model."""
+    import torch
+    from diffusers import UNet2DModel
+
+    torch.manual_seed(seed)
+    unet = UNet2DModel(
+        sample_size=8,
+        in_channels=1,
+        out_channels=1,
+        layers_per_block=1,
+        block_out_channels=(8,),
+        down_block_types=("DownBlock2D",),
+        up_block_types=("UpBlock2D",),
+        norm_num_groups=4,
+        add_attention=False,
+    )
+    unet.save_pretrained(folder)
+    config = json.loads((folder / "config.json").read_text()) | change
+    (folder / "config.json").write_text(json.dumps(config))
+    return unet
+
+
+def case_local_symlink_race():
+    import threading
+
+    import torch
+
+    from zoo.loaders import load_model
+    from zoo.local import local_entry
+
+    inside, outside, model = _allowed_root() / "store", Path(tempfile.mkdtemp()) / "secret", _allowed_root() / "m"
+    _unet_folder(inside, seed=1)
+    secret = _unet_folder(outside, seed=2).state_dict()
+    model.mkdir()
+    (model / "model_index.json").write_text(json.dumps({"_class_name": "DDPMPipeline"}))
+    (model / "unet").symlink_to(inside)
+
+    def race() -> None:
+        stop, outcomes = threading.Event(), {"read the outside weights": 0, "loaded": 0, "refused": 0, "OSError": 0}
+
+        def swap() -> None:  # an atomic rename: the name is always there, pointing in or out
+            k = 0
+            while not stop.is_set():
+                k += 1
+                (model / "spare").symlink_to([inside, outside][k % 2])
+                os.replace(model / "spare", model / "unet")
+
+        sys.setswitchinterval(1e-4)
+        threading.Thread(target=swap, daemon=True).start()
+        for _ in range(200):
+            try:
+                state = load_model(local_entry(str(model))).module.state_dict()
+                outcomes[
+                    "read the outside weights"
+                    if torch.equal(state["conv_in.weight"], secret["conv_in.weight"])
+                    else "loaded"
+                ] += 1
+            except OSError:
+                outcomes["OSError"] += 1
+            except Exception:
+                outcomes["refused"] += 1
+        stop.set()
+        raise SystemExit("200 loads: " + ", ".join(f"{v} {k}" for k, v in outcomes.items()))
+
+    return race
+
+
+def case_local_deep_config():
+    from zoo.local import local_entry
+
+    folder = _allowed_root() / "deep"
+    _unet_folder(folder)
+    (folder / "config.json").write_text('{"a": ' * 200_000 + "1" + "}" * 200_000)
+    return lambda: local_entry(str(folder))
+
+
+def case_local_negative_width():
+    from zoo.loaders import load_model
+    from zoo.local import local_entry
+
+    folder = _allowed_root() / "negative"
+    _unet_folder(folder, block_out_channels=[-16])
+    return lambda: load_model(local_entry(str(folder)))
+
+
+def case_local_million_betas():
+    from zoo.loaders import load_model
+    from zoo.local import local_entry
+
+    folder = _allowed_root() / "betas"
+    _unet_folder(folder)
+    (folder / "scheduler_config.json").write_text(json.dumps({"trained_betas": [0.01] * 1_000_000}))
+
+    def load() -> None:
+        model = load_model(local_entry(str(folder)))
+        raise SystemExit(f"accepted: T = {model.schedule.num_steps:,}")
+
+    return load
+
+
+def case_cli_compare_a_classifier():
+    from zoo.__main__ import main
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    out = Path(tempfile.mkdtemp()) / "out"
+
+    def run() -> None:
+        status = main(
+            ["compare", "mnist-ddpm-linear", "mnist-lenet", "--steps", "2", "--images", "1", "--out", str(out)]
+        )
+        raise SystemExit(f"exit status {status}")
+
+    return run
+
+
 CASES = {
     "CSV: first row of 100,000 fields (689 KB)": case_csv_wide_header,
     "CSV: '1,' 300,000 times on one line (0.6 MB)": case_csv_one_long_line,
@@ -130,6 +253,11 @@ CASES = {
     "Drawing: a forged Q command": case_drawing_forged,
     "Compare checkpoints: Heun x 36 images x 1,000 steps x 3": case_compare_checkpoints_max,
     "Hub: 1 KB config for 2.5 billion parameters": case_hub_config_2_5b,
+    "Local: unet/ swapped in and out of the roots, 200 loads": case_local_symlink_race,
+    "Local: config.json nested 200,000 deep": case_local_deep_config,
+    "Local: block_out_channels = [-16]": case_local_negative_width,
+    "Local: 1,000,000 trained_betas": case_local_million_betas,
+    "CLI: compare mnist-ddpm-linear mnist-lenet": case_cli_compare_a_classifier,
 }
 
 CHILD = """
@@ -172,8 +300,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per case")
     parser.add_argument("--code", type=Path, default=ROOT, help="the checkout to run the cases on (before/after)")
+    parser.add_argument("--only", default="", help="run only the cases whose name holds this text")
     args = parser.parse_args()
-    rows = [run(name, args.timeout, args.code.resolve()) for name in CASES]
+    rows = [run(name, args.timeout, args.code.resolve()) for name in CASES if args.only in name]
     from bench.common import print_table
 
     print_table("Hostile input: cost to the server", ["case", "s", "peak RSS +MB", "outcome"], rows)

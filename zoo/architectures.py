@@ -11,26 +11,52 @@ from core.limits import max_image_side, max_parameters
 from core.text import plain_label
 from zoo.errors import CheckpointError, TooLargeError, ZooError
 
-# A UNet's build cost follows its structure, not only its parameter count (2,000 thin layers a block are few
-# parameters and a minute to build, even on the meta device): configs beyond these are refused before building.
-UNET_STRUCTURE_LIMITS = {
-    "layers_per_block": 16,
-    "blocks": 8,
-    "sample_size": 2048,
-    "in_channels": 64,
-    "out_channels": 64,
+MAX_TRAIN_STEPS = 100_000  # the training steps (T) a config may declare: the Steps boxes go up to T
+
+# A UNet config's numbers: (smallest, largest, whether null is allowed); in a list, each number. A UNet's build
+# cost follows its structure, not only its parameter count (2,000 thin layers a block are few parameters and a
+# minute to build, even on the meta device), and a negative width fails inside torch: checked before building.
+UNET_NUMBERS = {
+    "sample_size": (1, 2048, True),
+    "in_channels": (1, 64, False),
+    "out_channels": (1, 64, False),
+    "block_out_channels": (1, 65_536, False),
+    "layers_per_block": (1, 16, False),
+    "norm_num_groups": (1, 65_536, False),
+    "attn_norm_num_groups": (1, 65_536, True),
+    "attention_head_dim": (1, 65_536, True),
+    "time_embedding_dim": (1, 262_144, True),
+    "num_class_embeds": (0, 100_000, True),
+    "num_train_timesteps": (1, MAX_TRAIN_STEPS, True),
+    "downsample_padding": (0, 16, False),
 }
+MAX_UNET_BLOCKS = 8
+
+
+def check_unet_config(config: Mapping[str, Any]) -> None:
+    """A UNet2DModel config's numbers, checked before anything is built: whole numbers in range (a
+    CheckpointError), at most this server's structure (a TooLargeError)."""
+    for key, (low, high, nullable) in UNET_NUMBERS.items():
+        if key not in config or (config[key] is None and nullable):
+            continue
+        value = config[key]
+        numbers = (
+            value if isinstance(value, (list, tuple)) and key in ("block_out_channels", "sample_size") else [value]
+        )
+        shown = plain_label(str(value), 40)
+        if not numbers or not all(isinstance(v, int) and not isinstance(v, bool) and v >= low for v in numbers):
+            raise CheckpointError(f"its config's {key} must be whole numbers from {low} to {high:,} (got {shown}).")
+        if any(v > high for v in numbers):
+            raise TooLargeError(f"Its config asks for {key} = {shown}; this server builds UNets up to {high:,}.")
+    for key in ("down_block_types", "up_block_types", "block_out_channels"):
+        if len(config.get(key) or ()) > MAX_UNET_BLOCKS:
+            raise TooLargeError(f"Its config asks for {len(config[key])} blocks; this server builds UNets up to 8.")
 
 
 def _unet2d(config: Mapping[str, Any]) -> torch.nn.Module:
     from diffusers import UNet2DModel
 
-    blocks = max(len(config.get("down_block_types") or ()), len(config.get("block_out_channels") or ()))
-    sizes = {key: config.get(key) for key in UNET_STRUCTURE_LIMITS} | {"blocks": blocks}
-    for key, limit in UNET_STRUCTURE_LIMITS.items():
-        values = sizes[key] if isinstance(sizes[key], (list, tuple)) else [sizes[key]]
-        if any(isinstance(v, (int, float)) and v > limit for v in values):
-            raise TooLargeError(f"Its config asks for {key} = {sizes[key]}; this server builds UNets up to {limit}.")
+    check_unet_config(config)
     return UNet2DModel.from_config(dict(config))
 
 
@@ -74,23 +100,26 @@ def build(architecture: str, config: Mapping[str, Any], what: str) -> torch.nn.M
         raise ZooError(f"{what}: unknown architecture {architecture!r}; known: {', '.join(ARCHITECTURES)}.")
     try:
         return factory(config)
-    except TooLargeError as e:
-        raise TooLargeError(f"{what}: {e}") from None
+    except (TooLargeError, CheckpointError) as e:
+        raise type(e)(f"{what}: {e}") from None
     except (TypeError, ValueError, KeyError, IndexError, AttributeError, ArithmeticError, AssertionError) as e:
         # a config from outside (a Hub repo) can hold anything: empty block lists, zero groups, wrong types
         reason = plain_label(f"{e.__class__.__name__}: {e}", 100)
         raise CheckpointError(f"{what}: its config does not describe a valid {architecture} ({reason}).") from None
 
 
-def state_size(architecture: str, config: Mapping[str, Any], what: str) -> int | None:
+def state_size(architecture: str, config: Mapping[str, Any], what: str) -> int:
     """Numbers in the state dict of the network `config` describes, counted on the meta device (nothing is
-    allocated: a config that describes billions of parameters costs milliseconds); None when the architecture
-    cannot be built there."""
+    allocated: a config that describes billions of parameters costs milliseconds). A config that cannot be
+    built there is refused (it would skip this count, the server's bound on what it builds)."""
     try:
         with torch.device("meta"):
             module = build(architecture, config, what)
-    except (RuntimeError, NotImplementedError):  # an initialiser that needs real memory (a seeded generator)
-        return None
+    except (RuntimeError, NotImplementedError) as e:
+        reason = plain_label(f"{e.__class__.__name__}: {e}", 100)
+        raise CheckpointError(
+            f"{what}: its config does not describe a network this server can size ({reason})."
+        ) from None
     return sum(t.numel() for t in module.state_dict().values())
 
 
@@ -118,6 +147,10 @@ def unet_outline(config: Mapping[str, Any], what: str) -> tuple[tuple[int, int, 
     classes = config.get("num_class_embeds") or 0
     if not _whole(classes, 0, 100_000):
         raise CheckpointError(f"{what}: num_class_embeds must be a whole number (got {plain_label(str(classes), 20)}).")
+    try:
+        check_unet_config(config)
+    except (TooLargeError, CheckpointError) as e:
+        raise type(e)(f"{what}: {e}") from None
     return (channels, size, size), classes
 
 

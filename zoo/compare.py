@@ -17,6 +17,7 @@ import csv
 import json
 import re
 import time
+from contextlib import suppress
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from core.labs.compare import (
 )
 from core.runs.ours import saved_checkpoints
 from core.runs.writer import hardware
+from core.text import plain_label
 from zoo.datasets import load_image_set
 from zoo.errors import BadInputError
 from zoo.loaders import LoadedModel, hub_unet_entry, load_model
@@ -46,15 +48,28 @@ from zoo.registry import ModelEntry, Registry
 
 MAX_IMAGES = 10_000
 GRID_IMAGES = 64
-_RUN_STEP = re.compile(r"^(?P<run>.+)@(?P<step>\d+)$")
+_RUN_STEP = re.compile(r"^(?P<run>.+)@(?P<step>[^@/]*)$")
 
 
 def entry_for(spec: str, registry: Registry, ema: bool = True, mnist: bool = False) -> ModelEntry:
-    """The zoo entry a command-line name stands for (see the module docstring for the order of trying)."""
+    """The zoo entry a command-line name stands for (see the module docstring for the order of trying); only
+    models that sample images (pixel diffusion) are compared."""
     if spec in registry.models:
-        return registry.model(spec)
+        entry = registry.model(spec)
+        if entry.family != "pixel":
+            pixel = [n for n, m in registry.models.items() if m.family == "pixel"][:4]
+            raise BadInputError(
+                f"{spec} is a {entry.family} model, not a diffusion model that samples images; compare takes "
+                f"those, e.g. {', '.join(pixel)}."
+            )
+        return entry
     match = _RUN_STEP.match(spec)
-    if match and Path(match["run"]).exists():
+    if match and not Path(spec).expanduser().exists():  # a Hub id never holds '@'
+        if not Path(match["run"]).exists():
+            raise BadInputError(f"There is no run folder {plain_label(match['run'], 80)!r} (RUN@STEP).")
+        if not match["step"].isdecimal() or not match["step"].isascii():
+            step = plain_label(match["step"], 20)
+            raise BadInputError(f"{spec!r} names step {step!r}; a step is a whole number, 0 or more (RUN@STEP).")
         run, step = Path(match["run"]), int(match["step"])
         run = run / "run" if (run / "run" / "checkpoints").is_dir() else run
         saved = dict(saved_checkpoints(run))
@@ -94,14 +109,20 @@ def compare(
     if not 1 <= images <= MAX_IMAGES or steps < 1:
         raise BadInputError(f"--images must be 1-{MAX_IMAGES:,} and --steps at least 1.")
     check_device(device)
-    if out.exists() and not out.is_dir():
-        raise BadInputError(f"--out {out} is a file; name a folder (it is created if missing).")
-    models: dict[str, LoadedModel] = {}
-    for spec in specs:  # everything is loaded and checked before any sampling
-        models[spec] = load_model(entry_for(spec, registry, ema, mnist), device)
-        log(f"loaded {spec}: {models[spec].param_count / 1e6:.2f}M parameters in {models[spec].load_seconds:.2f} s")
-    check_same_shape({name: m.sample_shape for name, m in models.items()})
-    check_steps(models, steps)
+    entries = {spec: entry_for(spec, registry, ema, mnist) for spec in specs}  # configs only, no weights
+    check_same_shape({name: e.sample_shape for name, e in entries.items()})
+    created = _make_folder(out)  # before any model is loaded
+    try:
+        models: dict[str, LoadedModel] = {}
+        for spec, entry in entries.items():  # everything is loaded and checked before any sampling
+            models[spec] = load_model(entry, device)
+            log(f"loaded {spec}: {models[spec].param_count / 1e6:.2f}M parameters in {models[spec].load_seconds:.2f} s")
+        check_steps(models, steps)
+    except BaseException:
+        if created:  # the folder this command made is still empty: nothing is left of a refused command
+            with suppress(OSError):
+                out.rmdir()
+        raise
     scorer = _scorer(registry, device) if metrics and any(is_mnist(m) for m in models.values()) else None
     rows, panels = [], []
     for name, model in models.items():
@@ -142,11 +163,21 @@ def _scorer(registry: Registry, device: str) -> tuple[Any, np.ndarray]:
     return classifier, held_out_features(classifier, held_out.images)
 
 
-def _write(out: Path, rows: list[dict[str, Any]], panels: list[tuple[str, np.ndarray]], meta: dict) -> None:
+def _make_folder(out: Path) -> bool:
+    """--out made (with its parents) if missing, before the work; whether it was made. A sentence if it is a
+    file or cannot be made."""
+    if out.exists() and not out.is_dir():
+        raise BadInputError(f"--out {out} is a file; name a folder (it is created if missing).")
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        out.mkdir(parents=True)
+    except FileExistsError:
+        return False
     except OSError as e:
         raise BadInputError(f"--out {out} cannot be created ({e.strerror or e.__class__.__name__}).") from None
+    return True
+
+
+def _write(out: Path, rows: list[dict[str, Any]], panels: list[tuple[str, np.ndarray]], meta: dict) -> None:
     (out / "grid.png").write_bytes(png_bytes(captioned(panels)))
     columns = list(dict.fromkeys(k for row in rows for k in row))
     with open(out / "results.csv", "w", newline="", encoding="utf-8") as f:

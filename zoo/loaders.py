@@ -8,23 +8,26 @@ ever mutates it after `load_model` returns.
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from core.diffusion.denoisers import Denoiser, model_denoiser
+from core.diffusion.denoisers import PREDICTION_TYPES, Denoiser, model_denoiser
 from core.diffusion.schedules import DIFFUSERS_NAMES, NoiseSchedule, make_schedule
+from core.text import plain_label
 from core.training.budget import count_parameters
-from zoo.architectures import build, check_size, fix_legacy_keys, state_size, unet_outline
+from zoo.architectures import MAX_TRAIN_STEPS, build, check_size, fix_legacy_keys, state_size, unet_outline
 from zoo.errors import CheckpointError, ChecksumError, HubError, ZooError
 from zoo.hub import cached_files, fetch, sha256_of, validate_repo_id, validate_revision
+from zoo.paths import open_inside
 from zoo.registry import ModelEntry, ScheduleSpec
-from zoo.weights import load_into, read_state_dict, stored_size
+from zoo.weights import load_into, open_weights, read_state_dict, stored_size
 
 # diffusers' names for the schedules the engine knows
 DIFFUSERS_SCHEDULES = {theirs: ours for ours, theirs in DIFFUSERS_NAMES.items()}
@@ -39,7 +42,7 @@ class LoadedModel:
     schedule: NoiseSchedule | None
     denoiser: Denoiser | None
     param_count: int
-    file_bytes: int
+    file_bytes: int  # its weights file's
     load_seconds: float
 
     @property
@@ -82,17 +85,16 @@ def availability(entry: ModelEntry) -> str:
 
 
 def resolve_files(entry: ModelEntry) -> dict[str, Path]:
-    """Local paths of an entry's files: its bundled folder (checked against pinned sha256) or the Hub cache."""
+    """Local paths of an entry's files: its bundled folder (checked against pinned sha256), the Hub cache, or
+    a local entry's folder (each of those files is checked as it is opened: zoo/paths.open_inside)."""
     if entry.path is None:
         return fetch(str(entry.repo), entry.files, revision=entry.revision, sha256=entry.sha256)
+    if entry.local:
+        return {name: entry.path / name for name in entry.files}
     paths = {}
     for name in entry.files:
         path = entry.path / name
-        if entry.local and path.resolve() != path:  # its paths were resolved when checked (zoo/local.py)
-            raise CheckpointError(f"{entry.title}: {name} changed since it was checked; name it again.")
         if not path.is_file():
-            if entry.local:
-                raise CheckpointError(f"{entry.title}: {name} is no longer there.")
             raise ZooError(f"Bundled model {entry.name!r} is missing {name}; run `python -m zoo verify`.")
         if name in entry.sha256 and sha256_of(path) != entry.sha256[name]:
             raise ChecksumError(f"Bundled file {entry.name}/{name} does not match its pinned sha256.")
@@ -101,62 +103,92 @@ def resolve_files(entry: ModelEntry) -> dict[str, Path]:
 
 
 MAX_JSON_BYTES = 8 * 2**20  # a config file; more is not a config (and is not read into memory)
+MAX_JSON_DEPTH = 32  # configs nest a few levels; 200,000 raised RecursionError, and deep ones break repr()
 
 
-def read_json(path: Path, what: str) -> dict[str, Any]:
-    """A JSON object from a config file, or a CheckpointError naming `what` and the file."""
-    try:
-        if path.stat().st_size > MAX_JSON_BYTES:
+def read_json(path: Path, what: str, roots: Sequence[Path] | None = None) -> dict[str, Any]:
+    """A JSON object from a config file (opened by `open_inside` with `roots`, of at most MAX_JSON_BYTES and
+    MAX_JSON_DEPTH levels), or a CheckpointError naming `what` and the file."""
+    with open_inside(path, roots) as handle:
+        if os.fstat(handle.fileno()).st_size > MAX_JSON_BYTES:
             raise CheckpointError(f"{what}: {path.name} is over {MAX_JSON_BYTES // 2**20} MB, too big for a config.")
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{what}: {path.name} is not valid JSON ({e}).") from e
+        too_deep = f"{what}: {path.name} nests deeper than {MAX_JSON_DEPTH} levels; no config does."
+        try:
+            data = json.loads(handle.read(MAX_JSON_BYTES + 1)[:MAX_JSON_BYTES].decode("utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise CheckpointError(f"{what}: {path.name} is not valid JSON ({plain_label(e, 80)}).") from None
+        except RecursionError:
+            raise CheckpointError(too_deep) from None
+    if _depth(data) > MAX_JSON_DEPTH:
+        raise CheckpointError(too_deep)
     if not isinstance(data, dict):
         raise CheckpointError(f"{what}: {path.name} does not hold a JSON object.")
     return data
+
+
+def _depth(data: Any) -> int:
+    """How many levels of lists and objects `data` nests (0 for a number or string), found without recursion."""
+    deepest, stack = 0, [(data, 1)] if isinstance(data, (dict, list)) else []
+    while stack:
+        value, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_JSON_DEPTH:
+            break
+        items = value.values() if isinstance(value, dict) else value
+        stack.extend((v, depth + 1) for v in items if isinstance(v, (dict, list)))
+    return deepest
 
 
 def _pick(files: Mapping[str, Path], suffix: str) -> Path | None:
     return next((p for name, p in files.items() if name.endswith(suffix)), None)
 
 
-def build_module(entry: ModelEntry, files: Mapping[str, Path]) -> torch.nn.Module:
-    """The entry's network with its weights. Its size is known before anything real is built: counted from
-    the config on the meta device (capped), and checked against the weights file's header where that states
-    it, so a small config cannot make the server build a huge network, nor junk weights a big one."""
-    what = f"Model {entry.name!r}"
+def _what(entry: ModelEntry) -> str:
+    """The entry as messages name it (a local one by its title: its name holds a server path)."""
+    return entry.title if entry.local else f"Model {entry.name!r}"
+
+
+def build_module(entry: ModelEntry, files: Mapping[str, Path]) -> tuple[torch.nn.Module, int]:
+    """The entry's network with its weights, and the weights file's size in bytes. Its size is known before
+    anything real is built: counted from the config on the meta device (capped), and checked against the
+    weights file's header where that states it, so a small config cannot make the server build a huge
+    network, nor junk weights a big one. Every file is read through `open_inside` (a local entry's roots)."""
+    what = _what(entry)
     weights = files["model.safetensors"] if entry.format == "hub-mixin" else files[entry.weight_files[0]]
     if entry.format in ("diffusers-unet", "diffusers-pipeline"):
         config_name = posixpath.join(posixpath.dirname(entry.weight_files[0]), "config.json")  # beside the weights
         if config_name not in files:
             raise ZooError(f"{what} lists no {config_name}.")
-        architecture, config = "unet2d", read_json(files[config_name], what)
+        architecture, config = "unet2d", read_json(files[config_name], what, entry.roots)
     elif entry.format == "hub-mixin":
-        architecture, config = str(entry.architecture), read_json(files["config.json"], what)
+        architecture, config = str(entry.architecture), read_json(files["config.json"], what, entry.roots)
     else:
         architecture, config = str(entry.architecture), entry.config
-    expected, stored = state_size(architecture, config, what), stored_size(weights)
-    if expected is not None:
-        check_size(expected, what)
+    expected = state_size(architecture, config, what)
+    check_size(expected, what)
+    with open_weights(weights, entry.roots) as handle:  # read from this handle only, whatever the path becomes
+        stored = stored_size(handle, weights.name)
         if stored is not None and stored != expected and entry.state_dict_key is None:
             raise CheckpointError(
                 f"{what}: {weights.name} holds {stored:,} numbers, but its config describes a network of "
                 f"{expected:,}; the weights and the config do not belong together."
             )
-    module = build(architecture, config, what)
-    state = read_state_dict(weights, entry.state_dict_key)
+        module = build(architecture, config, what)
+        state = read_state_dict(handle, weights.name, entry.state_dict_key)
+        size = os.fstat(handle.fileno()).st_size
     fix_legacy_keys(module, state)
-    load_into(module, state, f"{weights.name} of {entry.name!r}")
-    return module
+    load_into(module, state, f"{weights.name} of {what}")
+    return module, size
 
 
-def schedule_from_scheduler_config(config: Mapping[str, Any], what: str) -> tuple[NoiseSchedule, str | None]:
-    """A diffusers scheduler_config.json as an engine schedule, and the prediction type it names (if any): a
-    flow-matching scheduler (FlowMatchEulerDiscreteScheduler and kin) is the flow path with its `shift`, and
-    its model predicts the velocity (resolution-dependent shifting is not applied: the grid is the atlas's)."""
+def schedule_from_scheduler_config(config: Mapping[str, Any], what: str) -> tuple[NoiseSchedule, str]:
+    """A diffusers scheduler_config.json as an engine schedule, and the prediction type it names (epsilon if
+    none; checked): a flow-matching scheduler (FlowMatchEulerDiscreteScheduler and kin) is the flow path with
+    its `shift`, and its model predicts the velocity (resolution-dependent shifting is not applied: the grid
+    is the atlas's). At most MAX_TRAIN_STEPS training steps, however they are declared."""
     steps = config.get("num_train_timesteps", config.get("timesteps", 1000))
-    if not isinstance(steps, int) or isinstance(steps, bool) or not 2 <= steps <= 100_000:
-        raise ZooError(f"{what}: num_train_timesteps must be a whole number from 2 to 100,000.")
+    if not isinstance(steps, int) or isinstance(steps, bool) or not 2 <= steps <= MAX_TRAIN_STEPS:
+        raise ZooError(f"{what}: num_train_timesteps must be a whole number from 2 to {MAX_TRAIN_STEPS:,}.")
     if is_flow_scheduler(config):
         shift = config.get("shift", 1.0)
         if not isinstance(shift, (int, float)) or isinstance(shift, bool) or not 0 < shift <= 100:
@@ -164,19 +196,32 @@ def schedule_from_scheduler_config(config: Mapping[str, Any], what: str) -> tupl
         return make_schedule("flow", steps, shift=float(shift)), "flow_prediction"
     kind = DIFFUSERS_SCHEDULES.get(str(config.get("beta_schedule", "linear")))
     if config.get("trained_betas"):  # exact betas, named after the kind the config says they came from
+        given = config["trained_betas"]
+        if not isinstance(given, list) or not 2 <= len(given) <= MAX_TRAIN_STEPS:
+            count = f"{len(given):,} values" if isinstance(given, list) else type(given).__name__
+            raise ZooError(f"{what}: trained_betas must list 2 to {MAX_TRAIN_STEPS:,} numbers (it holds {count}).")
         try:
-            betas = torch.tensor(config["trained_betas"], dtype=torch.float64)
-        except (TypeError, ValueError) as e:
+            betas = torch.tensor(given, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError) as e:
             raise ZooError(f"{what}: trained_betas is not a list of numbers.") from e
+        if betas.ndim != 1:
+            raise ZooError(f"{what}: trained_betas is not a list of numbers.")
         name = kind if "beta_schedule" in config and kind else "trained"
-        return NoiseSchedule(betas, name), config.get("prediction_type")
+        return NoiseSchedule(betas, name), _prediction(config, what)
     if kind is None:
         raise ZooError(f"{what}: beta_schedule {config.get('beta_schedule')!r} is not one the atlas knows.")
     start, end = config.get("beta_start"), config.get("beta_end")
     if not all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in (start, end)):
         raise ZooError(f"{what}: beta_start and beta_end must be numbers.")
-    schedule = make_schedule(kind, steps, start, end)
-    return schedule, config.get("prediction_type")
+    return make_schedule(kind, steps, start, end), _prediction(config, what)
+
+
+def _prediction(config: Mapping[str, Any], what: str) -> str:
+    prediction = config.get("prediction_type") or "epsilon"
+    if prediction not in PREDICTION_TYPES[:3]:  # a flow model's is not named: its scheduler says it
+        shown = plain_label(str(prediction), 30)
+        raise ZooError(f"{what}: prediction_type {shown} is not one of {', '.join(PREDICTION_TYPES[:3])}.")
+    return prediction
 
 
 def is_flow_scheduler(config: Mapping[str, Any]) -> bool:
@@ -190,7 +235,7 @@ def load_model(
     """Fetch (if needed), build, verify and wrap one zoo entry. Raises a ZooError subclass on any failure."""
     start = time.perf_counter()
     files = resolve_files(entry)
-    module = build_module(entry, files)
+    module, file_bytes = build_module(entry, files)
     device = torch.device(device)
     module = module.to(device).eval().requires_grad_(False)  # built in float32; fp16 weights were upcast on load
     if dtype != torch.float32:
@@ -201,8 +246,9 @@ def load_model(
         if entry.schedule.kind is None:
             config_path = _pick(files, "scheduler_config.json")
             if config_path is None:
-                raise ZooError(f"Model {entry.name!r} reads its schedule from a scheduler config it does not list.")
-            schedule, _ = schedule_from_scheduler_config(read_json(config_path, entry.name), entry.name)
+                raise ZooError(f"{_what(entry)} reads its schedule from a scheduler config it does not list.")
+            what = _what(entry)
+            schedule, _ = schedule_from_scheduler_config(read_json(config_path, what, entry.roots), what)
         else:
             schedule = entry.schedule.build()
         denoiser = model_denoiser(module, schedule, entry.prediction_type, entry.num_classes or None)
@@ -214,7 +260,7 @@ def load_model(
         schedule=schedule,
         denoiser=denoiser,
         param_count=count_parameters(module),
-        file_bytes=sum(p.stat().st_size for p in files.values()),
+        file_bytes=file_bytes,
         load_seconds=time.perf_counter() - start,
     )
 
@@ -239,7 +285,7 @@ def hub_unet_entry(repo_id: str, revision: str = "main") -> ModelEntry:
     configs = _first_available(repo_id, revision, [["unet/config.json"], ["config.json"]])
     prefix = "unet/" if "unet/config.json" in configs else ""
     unet_config = read_json(next(iter(configs.values())), repo_id)
-    check_size(state_size("unet2d", unet_config, repo_id) or 0, repo_id)  # before any weight is downloaded
+    check_size(state_size("unet2d", unet_config, repo_id), repo_id)  # before any weight is downloaded
     shape, classes = unet_outline(unet_config, repo_id)
     weights = _first_available(
         repo_id,
@@ -254,9 +300,8 @@ def hub_unet_entry(repo_id: str, revision: str = "main") -> ModelEntry:
         scheduler = {}
     files = [f"{prefix}config.json", *weights, *scheduler]
     prediction = "epsilon"
-    if scheduler:
-        settings = read_json(next(iter(scheduler.values())), repo_id)
-        prediction = "flow_prediction" if is_flow_scheduler(settings) else settings.get("prediction_type") or "epsilon"
+    if scheduler:  # checked now, before any weight is downloaded
+        _, prediction = schedule_from_scheduler_config(read_json(next(iter(scheduler.values())), repo_id), repo_id)
     return ModelEntry(
         name=repo_id,
         title=repo_id,

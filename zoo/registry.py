@@ -19,6 +19,7 @@ from core.diffusion.denoisers import PREDICTION_TYPES
 from core.diffusion.schedules import SCHEDULE_KINDS, NoiseSchedule, make_schedule
 from zoo.errors import BadInputError, ManifestError, ZooError
 from zoo.hub import validate_filename, validate_repo_id, validate_revision
+from zoo.paths import shown
 
 MANIFEST = Path(__file__).with_name("models.toml")
 FAMILIES = ("pixel", "latent", "vae", "classifier")
@@ -74,6 +75,7 @@ class ModelEntry:
     data: str | None = None
     gpu_recommended: bool = False
     local: bool = False  # a folder on this machine that a person named (zoo/local.py), not a manifest entry
+    roots: tuple[Path, ...] | None = None  # a local entry's allowed roots, its files read only inside them
 
     @property
     def bundled(self) -> bool:
@@ -82,7 +84,7 @@ class ModelEntry:
     @property
     def source(self) -> str:
         if self.local:
-            return f"local: {self.path}"
+            return f"local: {shown(self.path, self.roots)}" if self.path else "local"
         return "bundled" if self.path is not None else f"Hub: {self.repo}@{self.revision}"
 
     @property

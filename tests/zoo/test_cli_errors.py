@@ -3,11 +3,14 @@ no traceback, and nothing trained or written. Before, each of these printed a tr
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 
 import pytest
+import torch
+from safetensors.torch import save_file
 
 from tests.conftest import ROOT
 
@@ -17,6 +20,13 @@ def files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cli")
     (folder / "binary.bin").write_bytes(bytes(range(256)) * 12)
     (folder / "a-file").write_text("not a folder")
+    for name, config in [
+        ("deep", '{"a": ' * 200_000 + "1" + "}" * 200_000),  # RecursionError before
+        ("negative", json.dumps({"_class_name": "UNet2DModel", "block_out_channels": [-16, 32]})),  # RuntimeError
+    ]:
+        (folder / name).mkdir()
+        (folder / name / "config.json").write_text(config)
+        save_file({"w": torch.zeros(2)}, str(folder / name / "diffusion_pytorch_model.safetensors"))
     return folder
 
 
@@ -34,6 +44,9 @@ CASES = [
     (["--manifest", "/nonexistent", "list"], "cannot be read (No such file or directory)"),
     (["--manifest", "{files}/binary.bin", "list"], "cannot be read (it is not UTF-8 text)"),
     (["info", "no-such-model"], "The zoo has no model or data set 'no-such-model'"),
+    (["compare", "{files}/deep"], "config.json nests deeper than 32 levels"),
+    (["compare", "{files}/negative"], "block_out_channels must be whole numbers from 1 to 65,536"),
+    (["compare", "mnist-ddpm-linear", "mnist-lenet"], "mnist-lenet is a classifier model, not a diffusion model"),
 ]
 
 

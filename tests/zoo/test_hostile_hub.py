@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import resource
-import time
 
 import pytest
 
@@ -36,10 +35,10 @@ def _peak_mb() -> float:
 def test_a_tiny_config_for_billions_of_parameters_is_refused_before_any_weight(fake_hub):
     fake_hub.add("evil/huge", "config.json", json.dumps(HUGE).encode())
     fake_hub.add("evil/huge", "diffusion_pytorch_model.safetensors", b"\x00" * 16)
-    peak, tic = _peak_mb(), time.perf_counter()
+    peak = _peak_mb()
     with pytest.raises(TooLargeError, match=r"2,483\.5 million parameters; this server builds at most 300 million"):
         hub_unet_entry("evil/huge")
-    assert _peak_mb() - peak < 200 and time.perf_counter() - tic < 60  # (10 GB and 27 s before; bench/hostile.py)
+    assert _peak_mb() - peak < 200  # (10 GB and 27 s before; bench/hostile.py)
     assert fake_hub.count(contains="diffusion_pytorch_model") == 0  # the weights were never asked for
 
 
@@ -98,18 +97,30 @@ def test_typed_timesteps_are_bounded_before_parsing():
 @pytest.mark.parametrize(
     ("change", "match"),
     [
-        ({"norm_num_groups": 0}, "does not describe a valid unet2d .ZeroDivisionError"),
-        ({"block_out_channels": [], "down_block_types": [], "up_block_types": []}, "does not describe a valid unet2d"),
+        ({"norm_num_groups": 0}, "norm_num_groups must be whole numbers from 1"),
+        ({"block_out_channels": [], "down_block_types": [], "up_block_types": []}, "block_out_channels must be whole"),
+        (
+            {"block_out_channels": [-16, 32, 32]},
+            r"block_out_channels must be whole numbers from 1 to 65,536 \(got .-16",
+        ),
+        ({"attention_head_dim": 2.5}, "attention_head_dim must be whole numbers"),
+        ({"layers_per_block": True}, "layers_per_block must be whole numbers"),
         ({"layers_per_block": 2000, "block_out_channels": [4, 4, 4], "norm_num_groups": 4}, "layers_per_block = 2000"),
         ({"sample_size": 10**9}, "sample_size = 1000000000"),
     ],
-    ids=["zero groups", "no blocks", "2,000 layers a block (6 M parameters, a minute to build)", "huge sample"],
+    ids=[
+        "zero groups",
+        "no blocks",
+        "a negative width (a RuntimeError in torch, which skipped the size check)",
+        "a fractional head size",
+        "true layers",
+        "2,000 layers a block (6 M parameters, a minute to build)",
+        "huge sample",
+    ],
 )
 def test_configs_built_to_break_or_stall_the_builder_get_a_sentence(fake_hub, change, match):
     blocks = {"down_block_types": ["DownBlock2D"] * 3, "up_block_types": ["UpBlock2D"] * 3}
     config = {"_class_name": "UNet2DModel", "block_out_channels": [32, 32, 32], **blocks, **change}
     fake_hub.add("evil/odd", "config.json", json.dumps(config).encode())
-    tic = time.perf_counter()
-    with pytest.raises((CheckpointError, TooLargeError), match=match):
+    with pytest.raises((CheckpointError, TooLargeError), match=match):  # before the build (2,000 layers: 27 s)
         hub_unet_entry("evil/odd")
-    assert time.perf_counter() - tic < 30  # refused before the build (the 2,000 layers took 27 s on meta)

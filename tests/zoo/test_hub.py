@@ -142,7 +142,7 @@ def test_sha256_mismatch_is_refused_and_nothing_stays_in_the_cache(fake_hub, tmp
     [
         (lambda: conditional_pth()[0][:1000], "damaged or truncated"),
         (pickled_module, "not a plain state dict"),
-        (lambda: b"", "missing or empty"),
+        (lambda: b"", "is empty"),
     ],
     ids=["truncated", "pickled-module", "empty"],
 )

@@ -314,6 +314,30 @@ def test_zoo_compare_says_what_is_wrong(trained_run, tmp_path, capsys):
     assert not (tmp_path / "o").exists()  # nothing written for a refused command
 
 
+def test_compare_checks_out_first_and_leaves_nothing_when_refused(roots, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    allowed, _ = roots
+    assert zoo_cli(["compare", "mnist-ddpm-linear", "--out", "/proc/atlas-out"]) == 2
+    printed = capsys.readouterr()
+    assert "--out /proc/atlas-out cannot be created" in printed.err and "loaded" not in printed.out  # nothing loaded
+    tiny_unet(seed=6).save_pretrained(allowed / "broken")
+    (allowed / "broken" / "diffusion_pytorch_model.safetensors").write_bytes(b"not safetensors")
+    out = tmp_path / "made" / "out"
+    assert zoo_cli(["compare", str(allowed / "broken"), "--out", str(out)]) == 2
+    assert "damaged or not a safetensors file" in capsys.readouterr().err
+    assert not out.exists()  # the folder it made for the refused command is gone
+    assert zoo_cli(["compare", "mnist-ddpm-linear", "mnist-lenet", "--out", str(out)]) == 2  # AttributeError before
+    assert "mnist-lenet is a classifier model, not a diffusion model that samples images" in capsys.readouterr().err
+    assert zoo_cli(["compare", f"{allowed}@-5", "--out", str(out)]) == 2  # "not a Hugging Face repo id" before
+    assert "names step '-5'; a step is a whole number" in capsys.readouterr().err
+    assert zoo_cli(["compare", "no/such-run@5", "--out", str(out)]) == 2
+    assert "There is no run folder 'no/such-run' (RUN@STEP)" in capsys.readouterr().err
+    assert zoo_cli(["compare", "//etc", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.startswith("error: /etc holds no diffusers model")
+    assert not out.exists()
+
+
 @pytest.mark.parametrize(
     ("field", "value", "says"),
     [
@@ -354,5 +378,5 @@ def test_a_file_swapped_for_a_symlink_after_the_check_is_refused_at_load(roots):
     weights = allowed / "swap" / "diffusion_pytorch_model.safetensors"
     weights.unlink()
     weights.symlink_to(outside / "other" / "diffusion_pytorch_model.safetensors")
-    with pytest.raises(AtlasError, match="changed since it was checked"):
+    with pytest.raises(AtlasError, match="leads outside the folders this app reads"):
         load_model(entry)
