@@ -3,6 +3,7 @@ guidance scale, and the inverted noise against N(0, 1). Pure builders (data -> p
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -15,6 +16,7 @@ from core.labs.inversion import ErrorRow, Inverted
 from ui.common.charts import CLASS_COLORS, LOG_AXIS, MARGIN, SERIES_COLORS, polylines
 
 MAX_PATHS = 400  # paths drawn (every point is inverted; the figure shows the first ones)
+NO_SCALE = "—"  # the table's guidance scale where there is none (a model run without a class)
 PATH_COLOR, DATA_COLOR, NOISE_COLOR, BACK_COLOR = "rgba(91,63,209,0.28)", "#1f3b73", "#e4572e", "#17a398"
 
 
@@ -103,10 +105,24 @@ def error_figure(rows: Sequence[ErrorRow], with_orders: bool = False, height: in
                     hovertemplate="NFE %{x}: %{y:.3g}<extra>full</extra>",
                 )
             )
-    fig.update_xaxes(title="denoiser evaluations each way (NFE)", **LOG_AXIS)
+    ticks = log_ticks([r.nfe for r in rows])
+    fig.update_xaxes(title="denoiser evaluations each way (NFE)", **LOG_AXIS, tickvals=ticks)
     fig.update_yaxes(title="RMS round-trip error", **LOG_AXIS)
     fig.update_layout(height=height, margin=MARGIN)
     return fig
+
+
+def log_ticks(values: Sequence[float], most: int = 8) -> list[float]:
+    """Ticks for a log axis over positive `values`: 1, 2 and 5 times the powers of ten within their range (only
+    the powers where those would be more than `most`), or the two ends where fewer than two fall within. Plotly's
+    own ticks label every integer of a range under a decade (4 5 6 7 8 9 10), which overlap on a narrow chart."""
+    lo, hi = min(values), max(values)
+    powers = range(math.floor(math.log10(lo)), math.floor(math.log10(hi)) + 1)
+    for mantissas in ((1, 2, 5), (1,)):
+        ticks = [m * 10**p for p in powers for m in mantissas if lo <= m * 10**p <= hi]
+        if len(ticks) <= most:
+            break
+    return ticks if len(ticks) >= 2 else sorted({lo, hi})
 
 
 def scale_figure(rows: Sequence[ErrorRow], height: int = 340) -> go.Figure:
@@ -168,12 +184,13 @@ def noise_histogram(sets: dict[str, np.ndarray], height: int = 320) -> go.Figure
     return fig
 
 
-def error_rows(rows: Sequence[ErrorRow], by: str = "steps") -> list[dict[str, object]]:
-    """A table of the rows (by "steps" or "scale")."""
+def error_rows(rows: Sequence[ErrorRow]) -> list[dict[str, object]]:
+    """A table of the rows, each with its steps and guidance scale (NO_SCALE for a model run without a class)."""
     return [
         {
             "Sampler": SAMPLERS[r.sampler].title,
-            **({"Steps": r.steps} if by == "steps" else {"Scale w": r.scale}),
+            "Steps": r.steps,
+            "Scale w": NO_SCALE if math.isnan(r.scale) else f"{r.scale:g}",
             "NFE each way": r.nfe,
             "RMS error, ODE": f"{r.ode_error:.3g} ± {r.ode_se:.2g}",
             "RMS error, full": f"{r.error:.3g} ± {r.error_se:.2g}",
