@@ -20,6 +20,8 @@ from tests.app.helpers import captions, figures, open_page, table
 from tests.helpers import plotly_array
 from ui.inversion.figures import log_ticks
 
+MEASURE = inv.measure
+
 
 def _error(at) -> float:
     """The round trip's RMS error at sigma_min, as the page states it."""
@@ -122,7 +124,7 @@ def _measure(app: AppTest, steps: list[int]) -> AppTest:
 def _stopped_after(monkeypatch, rows: int) -> None:
     """The measurement as a Stop ends it: the run ends (as Streamlit ends it, at a redraw) while the round trip
     after the first `rows` is measured."""
-    real_measure = inv.measure
+    real_measure = MEASURE
 
     def measure(*args, **kwargs):
         for k, row in enumerate(real_measure(*args, **kwargs)):
@@ -168,7 +170,7 @@ def test_a_stop_before_the_first_round_trip_says_so_and_a_model_without_a_class_
         "Stopped before any round trip was measured; Measure again for all of them."
     ]
     assert not any("Press **Measure**" in i.value for i in app.info)
-    monkeypatch.undo()
+    monkeypatch.setattr(inv, "measure", MEASURE)
     _measure(app, [5])
     rows = table(app, "RMS error, ODE")
     assert list(rows["Steps"]) == [5] and list(rows["Scale w"]) == ["—"]
