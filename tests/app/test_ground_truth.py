@@ -25,6 +25,9 @@ def test_first_visit_shows_the_mixture_and_waits_for_a_measure(app):
     assert "Four unequal blobs" in title
     assert any("Press Measure" in i.value for i in app.info)
     assert any("Train a model on this mixture" in i.value for i in app.info)
+    # A tooltip grows left from its icon: the narrow columns of section 1 say what they do in a caption instead.
+    assert not app.slider(key="gt-spread").help and not app.slider(key="gt-distance").help
+    assert any("distance × moves the means towards" in c.value for c in app.caption)
 
 
 def test_measure_ranks_every_sampler_against_exact_answers_and_a_new_mixture_drops_the_old_numbers(app):
@@ -96,6 +99,7 @@ def test_a_table_that_is_not_a_mixture_gets_a_sentence(app):
 def test_a_mixture_fitted_to_any_built_in_2d_set(app):
     app.segmented_control(key="gt-how").set_value("Fit to a toy set").run()
     app.slider(key="gt-fit-k").set_value(4).run()
+    assert len(app.selectbox(key="gt-fit-set").help) < 50  # one short line beside the page's left edge
     for name in [s.name for s in TOY_SETS.values() if s.dim == 2]:
         app.selectbox(key="gt-fit-set").set_value(name).run()
         assert not app.exception and not app.error, name
