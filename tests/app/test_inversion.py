@@ -144,6 +144,8 @@ def test_measure_gives_the_error_against_steps_and_scale(app):
     assert errors[1] < errors[0]
     steps_figure = figures(app)[-2]
     assert steps_figure["layout"]["xaxis"]["tickvals"] == [5, 10, 20, 50]  # not a label at every integer
+    errors = steps_figure["layout"]["yaxis"]["tickvals"]
+    assert 2 <= len(errors) <= 8 and all(f"{t:.0e}"[0] in "125" for t in errors)  # 1-2-5 (or powers of ten)
     measured = _kept(app, "inv-measured")
     assert measured.plan.total == 9 and len(measured.rows) == 9 and not app.warning
 
@@ -181,6 +183,7 @@ def test_log_ticks_label_a_short_range_sparsely():
     assert log_ticks([4, 5, 9, 10]) == [5, 10]
     assert log_ticks([5, 9]) == [5, 9] and log_ticks([7]) == [7]
     assert log_ticks([1, 200]) == [1, 2, 5, 10, 20, 50, 100, 200]
+    assert log_ticks([5, 9, 19, 99]) == [5, 10, 20, 50, 100]  # 100: just past the last point, in the padding
     assert log_ticks([3, 30_000]) == [10, 100, 1000, 10_000]  # only the powers where 1-2-5 would crowd
 
 
