@@ -7,11 +7,13 @@ import shutil
 
 import pytest
 import torch
+from streamlit.runtime.scriptrunner_utils.exceptions import StopException
 from streamlit.testing.v1 import AppTest
 
 from core.data.images import tile, to_uint8
 from core.data.toy import TOY_SETS
 from core.diffusion.schedules import make_schedule
+from core.labs import compare
 from core.labs.toy import ToyRun, ToySettings
 from core.models.unet import build_unet, unet_config
 from core.runs.checkpoints import save_checkpoint
@@ -19,6 +21,7 @@ from core.runs.writer import RunWriter
 from tests.conftest import ROOT
 from tests.helpers import tiny_unconditional_recipe, tiny_unet
 from tests.zoo_fixtures import TINY
+from ui.compare_checkpoints import state
 from zoo.train import train
 
 PAGE = str(ROOT / "app_pages" / "compare_checkpoints.py")
@@ -105,6 +108,55 @@ def test_side_by_side_takes_run_checkpoints_and_local_folders_with_a_sentence_fo
     assert list(table["checkpoint"])[:3] == ["Tiny unconditional", "my-run @ step 100", "my-run @ step 300"]
     keys = [b.proto.label for b in at.get("download_button")]
     assert keys == ["Download the grid (PNG)", "Download the table (CSV)"]
+
+
+def _stopped_after(monkeypatch, checkpoints: int) -> None:
+    """A Measure as a Stop ends it: the run ends (as Streamlit ends it, at a redraw) while the checkpoint after
+    the first `checkpoints` is sampled."""
+    real_measure, done = state.measure, []
+
+    def measure(*args, **kwargs):
+        if len(done) == checkpoints:
+            raise StopException()
+        done.append(real_measure(*args, **kwargs))
+        return done[-1]
+
+    monkeypatch.setattr(state, "measure", measure)
+
+
+def _measure(at: AppTest) -> AppTest:
+    _small(at, "ck")
+    at.slider(key="ck-n").set_value(100).run()
+    at.button(key="ck-measure").click().run()
+    assert not at.exception
+    return at
+
+
+def test_a_measure_draws_each_checkpoint_as_it_is_done_and_a_stop_says_how_far_it_got(app_env, monkeypatch):
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert len(at.multiselect(key="ck-models").value) == 2
+    _stopped_after(monkeypatch, 1)
+    _measure(at)  # the run that the Stop ends, while the second checkpoint is measured
+    live = at.dataframe[0].value  # drawn before the Stop
+    assert len(live) == 2 and live["checkpoint"][0] == "Tiny unconditional"  # and the held-out digits' floor
+    assert live["checkpoint"][1].startswith("held-out digits")
+    at.run()  # the Stop's own run
+    assert [w.value for w in at.warning] == ["Stopped after 1 of 2 checkpoints; press **Measure** to measure them all."]
+    assert list(at.dataframe[0].value["checkpoint"]) == list(live["checkpoint"])
+    monkeypatch.setattr(state, "measure", compare.measure)
+    _measure(at)
+    assert not at.warning and len(at.dataframe[0].value) == 3  # both, and the held-out digits' own distance
+
+
+def test_a_measure_stopped_before_any_checkpoint_says_so(app_env, monkeypatch):
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    _stopped_after(monkeypatch, 0)
+    _measure(at)
+    at.run()
+    assert [w.value for w in at.warning] == [
+        "Stopped before any checkpoint was measured; press **Measure** to measure them all."
+    ]
+    assert not at.dataframe
 
 
 def _stored_images(at: AppTest, runs, run: str, steps) -> list[torch.Tensor]:

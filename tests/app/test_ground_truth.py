@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from streamlit.runtime.scriptrunner_utils.exceptions import StopException
 from streamlit.testing.v1 import AppTest
 
 from core.data.toy import TOY_SETS
 from core.diffusion.samplers import SAMPLERS
+from core.labs.ground_truth import accuracy, memorisation
 from tests.app.helpers import figures, open_page, table
 
 
@@ -23,6 +25,9 @@ def test_first_visit_shows_the_mixture_and_waits_for_a_measure(app):
     assert "Four unequal blobs" in title
     assert any("Press Measure" in i.value for i in app.info)
     assert any("Train a model on this mixture" in i.value for i in app.info)
+    # A tooltip grows left from its icon: the narrow columns of section 1 say what they do in a caption instead.
+    assert not app.slider(key="gt-spread").help and not app.slider(key="gt-distance").help
+    assert any("distance × moves the means towards" in c.value for c in app.caption)
 
 
 def test_measure_ranks_every_sampler_against_exact_answers_and_a_new_mixture_drops_the_old_numbers(app):
@@ -43,6 +48,43 @@ def test_measure_ranks_every_sampler_against_exact_answers_and_a_new_mixture_dro
     assert any("Press Measure" in i.value for i in app.info)  # numbers of another mixture are not shown
 
 
+REAL = {(accuracy, "accuracy"): accuracy.accuracy, (memorisation, "run_study"): memorisation.run_study}
+
+
+def _stopped_at(monkeypatch, module, name: str, rows: int, late: list | None = None) -> None:
+    """`module.name` (a job reporting its table or study through `on_row`) as a Stop ends it: the run ends (as
+    Streamlit ends it, at a redraw) when its `rows`-th row is done, before the page hears of it; `late` gets that
+    report, for a test to deliver as the stopped run's thread would, after the next run has shown the job."""
+    real = REAL[module, name]
+
+    def job(*args, on_row, **kwargs):
+        def stopping(found):
+            if len(found.rows) == rows:
+                if late is not None:
+                    late.append((on_row, found))
+                raise StopException()
+            on_row(found)
+
+        return real(*args, on_row=stopping, **kwargs)
+
+    monkeypatch.setattr(module, name, job)
+
+
+def test_a_stopped_measure_says_how_far_it_got(app, monkeypatch):
+    app.number_input(key="gt-acc-n").set_value(100)
+    _stopped_at(monkeypatch, accuracy, "accuracy", 1)
+    app.button(key="gt-acc-go").click().run()
+    app.run()  # the Stop's own run
+    assert [w.value for w in app.warning] == ["Stopped before any sampler was measured; Measure again for all of them."]
+    assert not any("Press Measure" in i.value for i in app.info)
+    _stopped_at(monkeypatch, accuracy, "accuracy", 3)
+    app.button(key="gt-acc-go").click().run()
+    app.run()
+    total = len(SAMPLERS)
+    assert [w.value for w in app.warning] == [f"Stopped after 2 of {total} samplers; Measure again for all of them."]
+    assert len(table(app, "Order (fitted)")) == 2
+
+
 def test_a_table_that_is_not_a_mixture_gets_a_sentence(app):
     app.slider(key="gt-spread").set_value(0.25).run()
     app.slider(key="gt-distance").set_value(0.0).run()  # every mean on the centre: still a mixture
@@ -57,6 +99,7 @@ def test_a_table_that_is_not_a_mixture_gets_a_sentence(app):
 def test_a_mixture_fitted_to_any_built_in_2d_set(app):
     app.segmented_control(key="gt-how").set_value("Fit to a toy set").run()
     app.slider(key="gt-fit-k").set_value(4).run()
+    assert len(app.selectbox(key="gt-fit-set").help) < 50  # one short line beside the page's left edge
     for name in [s.name for s in TOY_SETS.values() if s.dim == 2]:
         app.selectbox(key="gt-fit-set").set_value(name).run()
         assert not app.exception and not app.error, name
@@ -97,6 +140,45 @@ def test_a_model_of_the_mixture_its_likelihood_and_its_memorisation(app):
     assert any(n.startswith("Optimal denoiser of the training set: 100% copies") for n in names)
     app.button(key="gt-model-go").click().run()  # a new model: the old model's numbers go
     assert not any("NLL (nats)" in d.value.columns for d in app.dataframe)
+
+
+def _study(app: AppTest, checkpoints: int) -> AppTest:
+    app.multiselect(key="gt-study-sizes").set_value([16])
+    app.select_slider(key="gt-study-steps").set_value(500)
+    app.slider(key="gt-study-checks").set_value(checkpoints).run()
+    app.button(key="gt-study-go").click().run()
+    assert not app.exception
+    return app
+
+
+def _study_points(app: AppTest) -> int:
+    study = [f for f in figures(app) if "copying" in json.dumps(f["layout"].get("yaxis", {}))]
+    return len(study[0]["data"][0]["x"]) if study else 0
+
+
+def test_a_stopped_study_keeps_the_count_it_said_when_its_run_reports_late(app, monkeypatch):
+    late = []
+    _stopped_at(monkeypatch, memorisation, "run_study", 3, late)
+    _study(app, 4)  # the run that the Stop ends as its third measurement is done
+    app.run()  # the Stop's own run, while the stopped run's thread is still on its way to report the third
+    said = [w.value for w in app.warning]
+    assert said == ["Stopped after 2 of 4 measurements; run the study again for all of them."]
+    assert _study_points(app) == 2
+    on_row, found = late[0]
+    on_row(found)  # the stopped run's thread reports its third measurement now
+    app.slider(key="gt-probe-steps").set_value(10).run()  # a click in another tab, as the tester's
+    assert [w.value for w in app.warning] == said and _study_points(app) == 2
+    assert len(found.rows) == 3  # what the stopped run measured, never shown
+
+
+def test_a_study_stopped_before_its_first_measurement_says_so(app, monkeypatch):
+    _stopped_at(monkeypatch, memorisation, "run_study", 1)
+    _study(app, 2)
+    app.run()
+    assert [w.value for w in app.warning] == [
+        "Stopped before the first measurement was made; run the study again for all of them."
+    ]
+    assert _study_points(app) == 0
 
 
 def test_a_short_memorisation_study(app):

@@ -4,9 +4,13 @@ plane's three fields."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
+from streamlit.runtime.scriptrunner_utils.exceptions import StopException
 from streamlit.testing.v1 import AppTest
 
+from core.labs import guidance as gd
 from tests.app.helpers import figures, open_page
 
 
@@ -36,9 +40,10 @@ def test_a_latent_sweep_with_an_interval_reads_more_guidance_as_more_accurate_an
     table = _sweep_results(app)
     assert list(table["Series"]) == ["always"] * 2 + ["sigma in (0.28, 5.42]"] * 2 + ["real held-out digits"]
     always = table[table["Series"] == "always"].set_index("Scale w")
-    assert always.loc[3.0, "Accuracy"] > always.loc[0.0, "Accuracy"] + 0.3
-    assert always.loc[3.0, "Diversity"] < always.loc[0.0, "Diversity"]
+    assert always.loc["3", "Accuracy"] > always.loc["0", "Accuracy"] + 0.3
+    assert always.loc["3", "Diversity"] < always.loc["0", "Diversity"]
     real = table.iloc[-1]
+    assert real["Scale w"] == "—"  # no scale for real digits (never a literal None)
     assert real["Accuracy"] > 0.9 and real["FD-LeNet"] < always["FD-LeNet"].min()  # the real digits' level
     curves = figures(app)[0]
     assert {t["name"] for t in curves["data"]} == {"always", "sigma in (0.28, 5.42]"}
@@ -47,10 +52,52 @@ def test_a_latent_sweep_with_an_interval_reads_more_guidance_as_more_accurate_an
     app.slider(key="gd-steps").set_value(12).run()
     assert any("other settings" in c.value for c in app.caption)  # the old numbers are labelled, not passed off
     assert not app.warning
-    del app.session_state["memo:gd-sweep"].value.series["always"][1:]  # as a Stop after three scales leaves it
+
+
+def _stopped_after(monkeypatch, scales: int) -> None:
+    """The sweep as a Stop ends it: the run ends (as Streamlit ends it, at a redraw) while the scale after the
+    first `scales` is measured."""
+    real_sweep, done = gd.sweep, []
+
+    def sweep(*args, **kwargs):
+        for row in real_sweep(*args, **kwargs):
+            if not math.isnan(row.scale):  # the real digits' row comes first
+                if len(done) == scales:
+                    raise StopException()
+                done.append(row)
+            yield row
+
+    monkeypatch.setattr(gd, "sweep", sweep)
+
+
+def test_a_sweep_draws_each_scale_as_it_is_measured_and_a_stop_keeps_them_with_a_sentence(app, monkeypatch):
+    _stopped_after(monkeypatch, 3)
+    _sweep(app, "latent", 20, [0.0, 3.0])  # the run that the Stop ends, while the fourth scale is measured
+    assert not any("press **Sweep**" in i.value for i in app.info)  # the hint went when the sweep began
+    live = figures(app)  # drawn while the sweep ran, before the Stop: three measures a scale
+    assert len(live) == 1 and sum(len(t["x"]) for t in live[0]["data"]) in (3, 6, 9)
+    app.run()  # the Stop's own run
+    assert [w.value for w in app.warning] == [
+        "Stopped after 3 of 4 scales of the two series; press **Sweep** to measure them all."
+    ]
+    table = _sweep_results(app)
+    assert list(table["Series"]) == ["always"] * 2 + ["sigma in (0.28, 5.42]", "real held-out digits"]
+    strips = [c for element in app.get("image") for c in element.captions]
+    assert strips == ["w = 0", "w = 3", "w = 0"]  # the digits of the scales kept, none of the stopped one
+    sweep = app.session_state["memo:gd-sweep"].value
+    assert not sweep.tally.add()  # the stopped run, finishing its scale now, would keep nothing
     app.run()
-    assert any("Stopped before every scale" in w.value for w in app.warning)
-    assert len(_sweep_results(app)) == 4  # the three rows done and the real digits' row
+    assert len(_sweep_results(app)) == 4 and "3 of 4" in app.warning[0].value
+
+
+def test_a_stop_before_the_first_scale_says_so(app, monkeypatch):
+    _stopped_after(monkeypatch, 0)
+    _sweep(app, "latent", 20, [0.0, 3.0], interval=False)
+    app.run()
+    assert [w.value for w in app.warning] == [
+        "Stopped before any scale was measured; press **Sweep** to measure them all."
+    ]
+    assert not app.info and not app.dataframe and not figures(app)[:-1]  # no hint, and only the fields' figure
 
 
 def test_a_pixel_sweep_without_an_interval(app):

@@ -10,11 +10,17 @@ import re
 import numpy as np
 import pytest
 from PIL import Image
+from streamlit.runtime.scriptrunner_utils.exceptions import StopException
 from streamlit.testing.v1 import AppTest
 
+from core.labs import inversion as inv
+from core.labs.guidance import SCALES
 from tests import bad_inputs as bad
 from tests.app.helpers import captions, figures, open_page, table
 from tests.helpers import plotly_array
+from ui.inversion.figures import log_ticks
+
+MEASURE = inv.measure
 
 
 def _error(at) -> float:
@@ -105,26 +111,80 @@ def test_digits_noise_interpolation_and_class_swap(app):
     assert not any(c.startswith("classes 0 to 9") for c in images)  # no classes to swap
 
 
-def test_measure_gives_the_error_against_steps_and_scale(app):
+def _measure(app: AppTest, steps: list[int]) -> AppTest:
     _view(app, "MNIST digits")
     app.slider(key="inv-px-m-images").set_value(2).run()
     app.multiselect(key="inv-px-m-samplers").set_value(["ddim"]).run()
-    app.multiselect(key="inv-px-m-steps").set_value([5, 50]).run()
+    app.multiselect(key="inv-px-m-steps").set_value(steps).run()
     app.button(key="inv-px-measure").click().run()
     assert not app.exception and not app.error
+    return app
+
+
+def _stopped_after(monkeypatch, rows: int) -> None:
+    """The measurement as a Stop ends it: the run ends (as Streamlit ends it, at a redraw) while the round trip
+    after the first `rows` is measured."""
+    real_measure = MEASURE
+
+    def measure(*args, **kwargs):
+        for k, row in enumerate(real_measure(*args, **kwargs)):
+            if k == rows:
+                raise StopException()
+            yield row
+
+    monkeypatch.setattr(inv, "measure", measure)
+
+
+def test_measure_gives_the_error_against_steps_and_scale(app):
+    _measure(app, [5, 50])
     rows = table(app, "RMS error, ODE")
-    by_steps = rows[rows["Steps"].notna()]
-    assert list(by_steps["Steps"].dropna().astype(int)) == [5, 50]
-    errors = [float(v.split(" ± ")[0]) for v in by_steps["RMS error, ODE"].dropna()]
+    assert list(rows["Steps"]) == [5, 50] + [50] * 7  # the sweep runs at the page's sampler and steps
+    assert list(rows["Scale w"]) == ["1", "1", *(f"{w:g}" for w in SCALES)]  # the step rows: the class, w = 1
+    errors = [float(v.split(" ± ")[0]) for v in rows["RMS error, ODE"][:2]]
     assert errors[1] < errors[0]
-    assert rows["Scale w"].notna().sum() == 7  # the guidance sweep at the page's sampler and steps
+    steps_figure = figures(app)[-2]
+    assert steps_figure["layout"]["xaxis"]["tickvals"] == [5, 10, 20, 50]  # not a label at every integer
+    errors = steps_figure["layout"]["yaxis"]["tickvals"]
+    assert 2 <= len(errors) <= 8 and all(f"{t:.0e}"[0] in "125" for t in errors)  # 1-2-5 (or powers of ten)
     measured = _kept(app, "inv-measured")
-    assert measured.plan.total == 9 and len(measured.rows) == 9
-    del measured.rows[3:]  # as a Stop after three round trips leaves them
-    app.run()
-    assert any("Stopped after 3 of 9 round trips" in w.value for w in app.warning)
+    assert measured.plan.total == 9 and len(measured.rows) == 9 and not app.warning
+
+
+def test_a_measurement_draws_each_round_trip_as_it_is_measured_and_a_stop_keeps_them(app, monkeypatch):
+    _stopped_after(monkeypatch, 3)
+    _measure(app, [5, 50])  # the run that the Stop ends, in the fourth round trip
+    live = table(app, "RMS error, ODE")  # drawn while the measurement ran, before the Stop
+    assert 1 <= len(live) <= 3 and list(live["Steps"]) == [5, 50, 50][: len(live)]
+    app.run()  # the Stop's own run
+    assert [w.value for w in app.warning] == ["Stopped after 3 of 9 round trips; Measure again for all of them."]
     rows = table(app, "RMS error, ODE")
-    assert list(rows["Steps"].dropna().astype(int)) == [5, 50] and rows["Scale w"].notna().sum() == 1
+    assert list(rows["Steps"]) == [5, 50, 50] and list(rows["Scale w"]) == ["1", "1", f"{SCALES[0]:g}"]
+    assert not _kept(app, "inv-measured").tally.add()  # the stopped run, finishing its round trip, keeps nothing
+
+
+def test_a_stop_before_the_first_round_trip_says_so_and_a_model_without_a_class_has_no_scale(app, monkeypatch):
+    _view(app, "MNIST digits")
+    app.selectbox(key="inv-px-class-Held-out digit").set_value("none").run()
+    _stopped_after(monkeypatch, 0)
+    _measure(app, [5])
+    app.run()
+    assert [w.value for w in app.warning] == [
+        "Stopped before any round trip was measured; Measure again for all of them."
+    ]
+    assert not any("Press **Measure**" in i.value for i in app.info)
+    monkeypatch.setattr(inv, "measure", MEASURE)
+    _measure(app, [5])
+    rows = table(app, "RMS error, ODE")
+    assert list(rows["Steps"]) == [5] and list(rows["Scale w"]) == ["—"]
+    assert any("no guidance scale applies" in c.value for c in app.caption)
+
+
+def test_log_ticks_label_a_short_range_sparsely():
+    assert log_ticks([4, 5, 9, 10]) == [5, 10]
+    assert log_ticks([5, 9]) == [5, 9] and log_ticks([7]) == [7]
+    assert log_ticks([1, 200]) == [1, 2, 5, 10, 20, 50, 100, 200]
+    assert log_ticks([5, 9, 19, 99]) == [5, 10, 20, 50, 100]  # 100: just past the last point, in the padding
+    assert log_ticks([3, 30_000]) == [10, 100, 1000, 10_000]  # only the powers where 1-2-5 would crowd
 
 
 def _png(array: np.ndarray) -> bytes:

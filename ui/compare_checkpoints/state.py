@@ -1,13 +1,15 @@
 """The Compare checkpoints page's work and session state: sampling the checkpoints it was given from the same
 noise, and measuring the MNIST ones. Each checkpoint's images and quality are kept in the session (a Memo under
 the tab's prefix, "ck" side by side or "ot" over training, and the checkpoint's name) as soon as they are done,
-so a Stop keeps those done."""
+so a Stop keeps those done; a Measure's tally (ui/common/jobs.py) says how far it got."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import partial
 
 import streamlit as st
 
@@ -24,6 +26,7 @@ from core.labs.compare import (
 from core.labs.samplers import SamplerSettings, SamplingResult, run_sampler
 from core.metrics.images import split_half_distance
 from core.text import plain_label
+from ui.common import jobs
 from ui.common.cache import image_set, zoo_model
 from ui.common.live import progress_and_stop
 from ui.common.memo import Memo
@@ -105,6 +108,31 @@ def is_current(
     return _results(name, prefix).get(settings_for(model, sampler, steps, seed, batch, label)) is not None
 
 
+@dataclass(eq=False)
+class Measuring:
+    """The tab's last Measure: how many of its checkpoints were measured (ui/common/jobs.py)."""
+
+    tally: jobs.Tally
+
+
+def _measuring(prefix: str) -> Memo[tuple[str, ...], Measuring]:
+    return Memo(f"{prefix}-measuring")  # by the checkpoints' names
+
+
+_REDRAW: ContextVar[Callable[[], None] | None] = ContextVar("checkpoint_quality_redraw", default=None)
+
+
+@contextmanager
+def redrawing(redraw: Callable[[], None]) -> Iterator[None]:
+    """Within it, a Measure run in this script run calls `redraw()` as each checkpoint's numbers are kept (the
+    table's view sets it; the tabs' own `measure(n)` callbacks need not pass it on)."""
+    token = _REDRAW.set(redraw)
+    try:
+        yield
+    finally:
+        _REDRAW.reset(token)
+
+
 def measure_all(
     models: Mapping[str, LoadedModel],
     sampler: str,
@@ -115,21 +143,33 @@ def measure_all(
     prefix: str = "ck",
 ) -> None:
     """FD-LeNet and class shares of n samples per MNIST checkpoint, with one progress bar and a Stop for all;
-    each checkpoint's numbers are kept as soon as they are done (a Stop keeps them)."""
+    each checkpoint's numbers are kept as soon as they are done (a Stop keeps them), then redrawn (`redrawing`)."""
     plan_quality(
         list(models.values()), SamplerSettings(sampler=sampler, steps=steps, label=label, guidance=GUIDANCE), n
     )
+    tally = jobs.start(_measuring(prefix), tuple(models), Measuring(jobs.Tally(planned=len(models)))).tally
     classifier = zoo_model(CLASSIFIER).module
     held_out = image_set("mnist", "test")
     reference = held_out_features(classifier, held_out.images)
-    st.session_state[f"{prefix}-floor"] = (len(held_out) // 2, split_half_distance(reference))
+    floor = len(held_out) // 2, split_half_distance(reference)
+    if not tally.keep(partial(st.session_state.__setitem__, f"{prefix}-floor", floor)):
+        return
     with progress("Sampling and scoring…", "Keeps the checkpoints measured so far.", prefix) as report:
         for k, (name, model) in enumerate(models.items()):
             settings = settings_for(model, sampler, steps, seed, 1, label)
             share = lambda f, k=k, name=name: report((k + f) / len(models), name)  # noqa: E731
-            _qualities(name, prefix).put(
-                QualityKey(settings, n), measure(model, settings, n, classifier, reference, share)
-            )
+            found = measure(model, settings, n, classifier, reference, share)
+            if not tally.add(partial(_qualities(name, prefix).put, QualityKey(settings, n), found)):
+                return  # a later run has shown the Measure as stopped
+            if (redraw := _REDRAW.get()) is not None:
+                redraw()
+
+
+def stopped(prefix: str = "ck") -> str | None:
+    """What the tab's last Measure got through, when a Stop ended it (None when it measured every checkpoint)."""
+    if (found := jobs.shown(_measuring(prefix))) is None:
+        return None
+    return found[1].tally.stopped("checkpoints", "any checkpoint was measured", "press **Measure** to measure them all")
 
 
 def quality_of(name: str, prefix: str = "ck") -> Quality | None:

@@ -14,6 +14,7 @@ from core.errors import BadInputError
 from core.labs.compare import MAX_QUALITY_SAMPLES, captioned, check_same_shape, is_mnist
 from core.labs.samplers import ImageModel
 from core.text import plain_label
+from ui.common.live import Throttle
 from ui.common.widgets import attempt
 from ui.compare_checkpoints import sources, state
 
@@ -54,12 +55,27 @@ def quality(mnist: Mapping[str, str], prefix: str, measure) -> dict[str, dict[st
         "not Inception FID); lower is better."
     )
     n = st.slider("Samples per checkpoint", 100, MAX_QUALITY_SAMPLES, 300, 100, key=f"{prefix}-n")
-    if st.button("Measure", key=f"{prefix}-measure"):
-        attempt(measure, n)
+    clicked = st.button("Measure", key=f"{prefix}-measure")
+    note, table = st.empty(), st.empty()
+    if clicked:
+        throttle = Throttle(0.5)
+
+        def redraw() -> None:
+            if throttle.ready():
+                _quality_table(table, mnist, prefix)
+
+        with state.redrawing(redraw):
+            attempt(measure, n)
+    if stopped := state.stopped(prefix):
+        note.warning(stopped)
+    return _quality_table(table, mnist, prefix)
+
+
+def _quality_table(slot, mnist: Mapping[str, str], prefix: str) -> dict[str, dict[str, object]]:
+    """The measured checkpoints' rows (and the held-out digits' floor) drawn into `slot`; the rows by name."""
     rows = {name: state.quality_row(mnist[name], q) for name in mnist if (q := state.quality_of(name, prefix))}
-    table = [*rows.values(), *state.floor_rows(prefix)] if rows else []
-    if table:
-        st.dataframe(table, hide_index=True, width="stretch")
+    if rows:
+        slot.dataframe([*rows.values(), *state.floor_rows(prefix)], hide_index=True, width="stretch")
     return rows
 
 

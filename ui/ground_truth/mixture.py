@@ -62,7 +62,7 @@ def mixture_picker() -> Mixture:
             sets,
             format_func=lambda n: "The toy lab's current data" if n == "toy-lab" else TOY_SETS[n].title,
             key="gt-fit-set",
-            help="Built-in sets at their default shape; the toy lab's data if you made some there (2-D).",
+            help="Built-in 2-D sets at their default shape.",  # short: a long tooltip here ran off the page's left
         )
         k = b.slider("Components", 1, mixtures.MAX_FIT_COMPONENTS, 8, key="gt-fit-k")
         with st.spinner("Fitting the mixture by EM…"):
@@ -73,15 +73,12 @@ def mixture_picker() -> Mixture:
         return Mixture(mix, json.dumps(["fit", source, k, rows]), title)
     a, b, c = st.columns([2, 1, 1])
     preset = a.selectbox("Preset", list(mixtures.PRESETS), key="gt-preset")
-    spread = b.slider("Spread ×", 0.25, 3.0, 1.0, 0.05, key="gt-spread", help="Multiplies every std.")
-    distance = c.slider(
-        "Distance ×",
-        0.0,
-        2.0,
-        1.0,
-        0.05,
-        key="gt-distance",
-        help="Moves the means towards (< 1) or away from (> 1) their weighted centre.",
+    spread = b.slider("Spread ×", 0.25, 3.0, 1.0, 0.05, key="gt-spread")
+    distance = c.slider("Distance ×", 0.0, 2.0, 1.0, 0.05, key="gt-distance")
+    # Said in a caption, not as help: a tooltip of these narrow columns ran past the page's left edge.
+    st.caption(
+        "Spread × multiplies every std; distance × moves the means towards (< 1) or away from (> 1) their "
+        "weighted centre."
     )
     frame = pd.DataFrame([list(r) for r in mixtures.PRESETS[preset]], columns=["x", "y", "std", "weight"])
     edited = st.data_editor(

@@ -1,5 +1,6 @@
 """The Ground truth page's per-session state and the drivers of its long jobs (each with a progress bar; a click
-anywhere, the page's Stop included, ends the job and keeps what was finished). The experiments themselves are
+anywhere, the page's Stop included, ends the job and keeps what was finished, through a tally where the job has
+rows: ui/common/jobs.py). The experiments themselves are
 in core/labs/ground_truth/.
 
 Every result is kept in a memo (ui/common/memo.py) under the key of the mixture it was made for and, where it
@@ -10,8 +11,11 @@ never shows stale numbers as its own.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
+
+import streamlit as st
 
 from core.diffusion.samplers import SAMPLERS
 from core.errors import BadInputError
@@ -19,7 +23,7 @@ from core.labs.ground_truth import accuracy, likelihood, memorisation, mixtures,
 from core.labs.latent import encode_means
 from core.labs.toy import ToyRun, ToySettings
 from core.training import budget
-from ui.common import cache, session_runs
+from ui.common import cache, jobs, session_runs
 from ui.common.live import ProgressBar, training_progress
 from ui.common.memo import Memo
 from ui.ground_truth.mixture import Mixture
@@ -63,11 +67,11 @@ class ProbeStart:
     draw: int  # the seed of the latest start drawn from the density
 
 
-ACCURACY = Memo[ForMixture, accuracy.AccuracyTable]("gt-accuracy")
+ACCURACY = Memo[ForMixture, jobs.Kept[accuracy.AccuracyTable | None]]("gt-accuracy")  # None: no sampler done
 MODEL = Memo[ForMixture, ToyRun]("gt-model")
 LIKELIHOOD = Memo[ForModel, likelihood.LikelihoodMaps]("gt-likelihood")
 NEARNESS = Memo[ForModel, dict[str, memorisation.Nearness]]("gt-nearness")
-STUDY = Memo[ForMixture, memorisation.Study]("gt-study")
+STUDY = Memo[ForMixture, jobs.Kept[memorisation.Study | None]]("gt-study")  # None: not started
 LATENT = Memo[ForLatentModel, likelihood.LikelihoodMaps]("gt-latent")
 PROBE_START = Memo[ProbeKey, ProbeStart]("gt-probe-start")
 
@@ -75,22 +79,31 @@ PROBE_START = Memo[ProbeKey, ProbeStart]("gt-probe-start")
 # ---- sampler accuracy ------------------------------------------------------------------------------------------
 
 
-def accuracy_table(mixture: Mixture) -> accuracy.AccuracyTable | None:
-    return ACCURACY.get(ForMixture(mixture.key))
+def _shown(memo: Memo[ForMixture, jobs.Kept[Any]], mixture: Mixture) -> jobs.Kept[Any] | None:
+    """The memo's job record for this mixture, as the page shows it (ui/common/jobs.shown), or None."""
+    found = jobs.shown(memo)
+    return found[1] if found is not None and found[0] == ForMixture(mixture.key) else None
 
 
-def measure_accuracy(mixture: Mixture, n_points: int, seed: int, progress_slot: Any) -> accuracy.AccuracyTable:
+def accuracy_table(mixture: Mixture) -> jobs.Kept[accuracy.AccuracyTable | None] | None:
+    """The samplers measured on this mixture (the table None before the first) and how far the Measure got."""
+    return _shown(ACCURACY, mixture)
+
+
+def measure_accuracy(mixture: Mixture, n_points: int, seed: int, progress_slot: Any) -> None:
     """Every sampler at every NFE; the table is kept after each sampler, so a Stop keeps the rows done."""
-    ACCURACY.clear()
     total = len(SAMPLERS)
+    kept = jobs.start(ACCURACY, ForMixture(mixture.key), jobs.Kept(jobs.Tally(planned=total), None))
     progress_slot.progress(0.0, text=f"Measuring {total} samplers on {n_points:,} points…")
 
     def on_row(table: accuracy.AccuracyTable) -> None:
-        ACCURACY.put(ForMixture(mixture.key), table)
-        done = len(table.rows)
-        progress_slot.progress(done / total, text=f"{done} of {total} samplers · {table.seconds:.1f} s")
+        if kept.tally.add(partial(setattr, kept, "value", replace(table, rows=list(table.rows)))):
+            done = kept.tally.done
+            progress_slot.progress(done / total, text=f"{done} of {total} samplers · {table.seconds:.1f} s")
+        else:
+            st.stop()  # a later run has shown the Measure as stopped: this run ends here
 
-    return accuracy.accuracy(mixture.mix, n_points, seed, on_row=on_row)
+    accuracy.accuracy(mixture.mix, n_points, seed, on_row=on_row)
 
 
 # ---- the trajectory probe's start --------------------------------------------------------------------------------
@@ -190,19 +203,25 @@ def compute_nearness(mixture: Mixture, run: ToyRun) -> dict[str, memorisation.Ne
     return NEARNESS.put(ForModel.of(mixture, run), memorisation.sample_nearness(mixture.mix, run))
 
 
-def study(mixture: Mixture) -> memorisation.Study | None:
-    return STUDY.get(ForMixture(mixture.key))
+def study(mixture: Mixture) -> jobs.Kept[memorisation.Study | None] | None:
+    """The study made on this mixture (None before it started: its baseline comes first) and how far it got."""
+    return _shown(STUDY, mixture)
 
 
-def run_study(
-    mixture: Mixture, sizes: list[int], steps: int, checkpoints: int, progress_slot: Any
-) -> memorisation.Study:
-    """The memorisation study (core/labs/ground_truth/memorisation.py), kept after each measurement."""
+def run_study(mixture: Mixture, sizes: list[int], steps: int, checkpoints: int, progress_slot: Any) -> None:
+    """The memorisation study (core/labs/ground_truth/memorisation.py), a copy kept after each measurement: the
+    core goes on adding to its own."""
+    planned = memorisation.plan_study(sizes, checkpoints)
     budget.check(memorisation.study_seconds(sizes, steps), "training")
+    kept = jobs.start(STUDY, ForMixture(mixture.key), jobs.Kept(jobs.Tally(planned=planned), None))
 
     def on_row(found: memorisation.Study) -> None:
-        STUDY.put(ForMixture(mixture.key), found)
-        if done := len(found.rows):
-            progress_slot.progress(done / found.planned, text=f"{done} of {found.planned} measurements")
+        copy = partial(setattr, kept, "value", replace(found, rows=list(found.rows)))
+        if not found.rows:  # the study's start: its baseline, no measurement yet
+            kept.tally.keep(copy)
+        elif kept.tally.add(copy):
+            progress_slot.progress(kept.tally.done / planned, text=f"{kept.tally.done} of {planned} measurements")
+        else:
+            st.stop()  # a later run has shown the study as stopped: this run ends here
 
-    return memorisation.run_study(mixture.mix, sizes, steps, checkpoints, on_row)
+    memorisation.run_study(mixture.mix, sizes, steps, checkpoints, on_row=on_row)

@@ -56,12 +56,14 @@ def accuracy_tab(mixture: Mixture) -> None:
     if clicked:
         attempt(state.measure_accuracy, mixture, int(n), int(seed), progress)
         progress.empty()
-    table = state.accuracy_table(mixture)
-    if table is None:
+    found = state.accuracy_table(mixture)
+    if found is None:
         st.info("Press Measure: all 11 samplers at 9 budgets take about 5 s for 2,000 points.")
         return
-    if not table.complete:
-        st.warning(f"Stopped after {len(table.rows)} of {len(SAMPLERS)} samplers; Measure again for the rest.")
+    if stopped := found.tally.stopped("samplers", "any sampler was measured", "Measure again for all of them"):
+        st.warning(stopped)
+    if (table := found.value) is None:
+        return
     st.caption(f"{table.n_points:,} start points, measured in {table.seconds:.1f} s.")
     st.plotly_chart(figures.accuracy_figure(table), key="gt-acc-fig")
     rows = figures.accuracy_rows(table)
@@ -216,13 +218,14 @@ def study_section(mixture: Mixture) -> None:
     if clicked:
         attempt(state.run_study, mixture, list(sizes), int(steps), int(checkpoints), slot)
         slot.empty()
-    found = state.study(mixture)
-    if found is None:
+    kept = state.study(mixture)
+    if kept is None:
         return
-    if len(found.rows) < found.planned:
-        st.warning(f"Stopped after {len(found.rows)} of {found.planned} measurements.")
-    if found.rows:
-        st.plotly_chart(figures.study_figure(found.rows, found.baseline), key="gt-study-fig")
+    again = "run the study again for all of them"
+    if stopped := kept.tally.stopped("measurements", "the first measurement was made", again):
+        st.warning(stopped)
+    if kept.value is not None and kept.value.rows:
+        st.plotly_chart(figures.study_figure(kept.value.rows, kept.value.baseline), key="gt-study-fig")
 
 
 def latent_tab() -> None:

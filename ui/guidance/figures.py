@@ -4,6 +4,7 @@ sample size. Pure builders, no Streamlit."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import plotly.graph_objects as go
@@ -52,12 +53,12 @@ def sweep_figure(series: Mapping[str, Sequence[SweepRow]], real: SweepRow | None
 
 
 def sweep_rows(series: Mapping[str, Sequence[SweepRow]], real: SweepRow | None) -> list[dict[str, object]]:
-    """The table under the figure (and its CSV)."""
+    """The table under the figure (and its CSV); the real digits' row has no scale ("—")."""
 
     def row(name: str, r: SweepRow) -> dict[str, object]:
         return {
             "Series": name,
-            "Scale w": r.scale,
+            "Scale w": "—" if math.isnan(r.scale) else f"{r.scale:g}",
             "Samples": r.samples,
             "Accuracy": round(r.accuracy, 4),
             "Accuracy SE": round(r.accuracy_se, 4),

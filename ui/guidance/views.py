@@ -3,7 +3,9 @@ fragment) and the latent plane's three fields (a fragment: quick, and its widget
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -15,9 +17,10 @@ from core.diffusion.samplers import SAMPLERS
 from core.labs import guidance as gd
 from core.labs.compare import CHUNK, held_out_features
 from core.labs.samplers import seconds_per_image
+from ui.common import jobs
 from ui.common.cache import image_set, latent_plane, zoo_model
 from ui.common.clouds import field_figure
-from ui.common.live import ProgressBar, job_estimate
+from ui.common.live import ProgressBar, Throttle, job_estimate
 from ui.common.memo import Memo
 from ui.common.widgets import attempt
 from ui.guidance import figures
@@ -44,11 +47,17 @@ class SweepKey:
 
 @dataclass
 class Sweep:
-    """A sweep's rows and each scale's first ten digits per series, filled in as they finish (a Stop keeps them)."""
+    """A sweep's rows and each scale's first ten digits per series, kept through `tally` as each scale is
+    measured (a Stop keeps them)."""
 
+    tally: jobs.Tally
     series: dict[str, list[gd.SweepRow]] = field(default_factory=dict)
     images: dict[str, dict[float, torch.Tensor]] = field(default_factory=dict)  # series -> scale -> [10, 1, 28, 28]
     real: gd.SweepRow | None = None
+
+    def keep(self, name: str, row: gd.SweepRow, images: torch.Tensor) -> None:
+        self.series.setdefault(name, []).append(row)
+        self.images.setdefault(name, {})[row.scale] = images
 
 
 SWEEP = Memo[SweepKey, Sweep]("gd-sweep")
@@ -75,27 +84,32 @@ def _reference() -> tuple[torch.nn.Module, Any]:
     return classifier, held_out_features(classifier, image_set("mnist", "test").images)
 
 
-def _run(sweep: Sweep, plan: list[tuple[str, gd.DrawFn]], scales: list[float], n: int, progress: Any) -> None:
-    """Every series at every scale; rows (and each scale's first ten digits) are kept as they finish."""
+def _run(sweep: Sweep, key: SweepKey, progress: Any, redraw: Callable[[], None]) -> None:
+    """Every series at every scale; each row (and the scale's first ten digits) is kept as it is measured, and
+    `redraw` shows what is kept so far."""
+    draws = [(name, _draw(key.source, key.sampler, key.steps, interval)) for name, interval in key.plan]
     classifier, reference = _reference()
-    train = image_set("mnist", "train", n)
+    train = image_set("mnist", "train", key.n)
     real = uint8_to_tensor(train.images), torch.from_numpy(train.labels.copy())
-    sweep.real = next(gd.sweep(lambda *_: real, [float("nan")], len(train.labels), classifier, reference))
-    total, bar = len(plan) * len(scales), ProgressBar(progress)
-    bar.show(0.0, f"0 of {total} scales…")
-    for name, draw in plan:
-        rows, shown = sweep.series.setdefault(name, []), sweep.images.setdefault(name, {})
+    row = next(gd.sweep(lambda *_: real, [float("nan")], len(train.labels), classifier, reference))
+    if not sweep.tally.keep(partial(setattr, sweep, "real", row)):
+        return
+    bar = ProgressBar(progress)
+    bar.show(0.0, f"0 of {sweep.tally.planned} scales…")
+    for name, draw in draws:
+        drawn: dict[float, torch.Tensor] = {}
 
-        def keeping(w: float, k: int, seed: int, draw: gd.DrawFn = draw, shown: dict = shown):
+        def keeping(w: float, k: int, seed: int, draw: gd.DrawFn = draw, drawn: dict = drawn):
             images, asked = draw(w, k, seed)
-            shown[w] = images[:SHOWN]
+            drawn[w] = images[:SHOWN]
             return images, asked
 
-        for row in gd.sweep(keeping, scales, n, classifier, reference):
-            rows.append(row)
-            done = sum(len(r) for r in sweep.series.values())
+        for row in gd.sweep(keeping, key.scales, key.n, classifier, reference):
+            if not sweep.tally.add(partial(sweep.keep, name, row, drawn.pop(row.scale))):
+                return  # a later run has shown the sweep as stopped
+            done, total = sweep.tally.done, sweep.tally.planned
             bar.show(done / total, f"{done} of {total} scales · {name}, w = {row.scale:g} took {row.seconds:.1f} s")
-    progress.empty()
+            redraw()
 
 
 def sweep_tab() -> None:
@@ -145,30 +159,47 @@ def sweep_tab() -> None:
     b1, b2, _ = st.columns([1, 1, 5])
     clicked = b1.button("Sweep", type="primary", key="gd-go", disabled=not fits)
     b2.button("Stop", key="gd-stop", help="Keeps the scales measured so far.")
-    progress = st.empty()
+    progress, results = st.empty(), st.empty()  # the results' place replaces the hint at once
     if clicked:
-        sweep = SWEEP.put(key, Sweep())
-        draws = [(name, _draw(source, sampler, int(steps), interval)) for name, interval in plan]
-        attempt(_run, sweep, draws, scales, int(n), progress)
-    found = SWEEP.latest()
-    if found is None or not found[1].series:
+        sweep = jobs.start(SWEEP, key, Sweep(jobs.Tally(planned=len(scales) * len(plan))))
+        results.caption("Each scale's points appear here as soon as it is measured.")
+        throttle = Throttle(1.0)
+
+        def redraw() -> None:
+            if throttle.ready():
+                with results.container():
+                    _show(sweep, live=f"-live-{sweep.tally.done}")
+
+        attempt(_run, sweep, key, progress, redraw)
+        progress.empty()
+    with results.container():
+        _results(jobs.shown(SWEEP), key, bool(scales))
+
+
+def _results(found: tuple[SweepKey, Sweep] | None, key: SweepKey, scales: bool) -> None:
+    """The kept sweep with its notes, or a hint."""
+    if found is None:
         st.info("Choose the scales and press **Sweep**." if scales else "Choose at least one scale.")
         return
     made_for, sweep = found
     if made_for != key:
         st.caption("These results are for other settings than those above; press **Sweep** for these.")
-    if sum(len(r) for r in sweep.series.values()) < len(made_for.scales) * len(made_for.plan):
-        st.warning("Stopped before every scale was measured: these are the scales done.")
-    st.plotly_chart(figures.sweep_figure(sweep.series, sweep.real), key="gd-sweep-fig")
-    rows = figures.sweep_rows(sweep.series, sweep.real)
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="gd-sweep-table")
-    st.download_button(
-        "Download the table (CSV)",
-        pd.DataFrame(rows).to_csv(index=False),
-        "guidance_sweep.csv",
-        "text/csv",
-        key="gd-csv",
-    )
+    many = "scales" if len(made_for.plan) == 1 else "scales of the two series"
+    if stopped := sweep.tally.stopped(many, "any scale was measured", "press **Sweep** to measure them all"):
+        st.warning(stopped)
+    if sweep.series:
+        _show(sweep)
+
+
+def _show(sweep: Sweep, live: str = "") -> None:
+    """The sweep's figure, table and digits; while it runs (`live`: a suffix for this redraw's element keys),
+    without the download."""
+    st.plotly_chart(figures.sweep_figure(sweep.series, sweep.real), key=f"gd-sweep-fig{live}")
+    rows = pd.DataFrame(figures.sweep_rows(sweep.series, sweep.real))
+    st.dataframe(rows, hide_index=True, width="stretch", key=f"gd-sweep-table{live}")
+    if not live:
+        csv = rows.to_csv(index=False)
+        st.download_button("Download the table (CSV)", csv, "guidance_sweep.csv", "text/csv", key="gd-csv")
     _grids(sweep)
 
 

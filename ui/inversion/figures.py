@@ -3,6 +3,7 @@ guidance scale, and the inverted noise against N(0, 1). Pure builders (data -> p
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -15,6 +16,7 @@ from core.labs.inversion import ErrorRow, Inverted
 from ui.common.charts import CLASS_COLORS, LOG_AXIS, MARGIN, SERIES_COLORS, polylines
 
 MAX_PATHS = 400  # paths drawn (every point is inverted; the figure shows the first ones)
+NO_SCALE = "—"  # the table's guidance scale where there is none (a model run without a class)
 PATH_COLOR, DATA_COLOR, NOISE_COLOR, BACK_COLOR = "rgba(91,63,209,0.28)", "#1f3b73", "#e4572e", "#17a398"
 
 
@@ -103,10 +105,31 @@ def error_figure(rows: Sequence[ErrorRow], with_orders: bool = False, height: in
                     hovertemplate="NFE %{x}: %{y:.3g}<extra>full</extra>",
                 )
             )
-    fig.update_xaxes(title="denoiser evaluations each way (NFE)", **LOG_AXIS)
-    fig.update_yaxes(title="RMS round-trip error", **LOG_AXIS)
+    errors = [r.ode_error for r in rows] + ([] if with_orders else [r.error for r in rows])
+    fig.update_xaxes(title="denoiser evaluations each way (NFE)", **log_axis([r.nfe for r in rows]))
+    fig.update_yaxes(title="RMS round-trip error", **log_axis(errors))
     fig.update_layout(height=height, margin=MARGIN)
     return fig
+
+
+def log_axis(values: Sequence[float]) -> dict[str, object]:
+    """A log axis ticked by `log_ticks` over the positive finite `values` (plotly's own ticks without any)."""
+    shown = [v for v in values if v > 0 and math.isfinite(v)]
+    return {**LOG_AXIS, "tickvals": log_ticks(shown) if shown else None}
+
+
+def log_ticks(values: Sequence[float], most: int = 8) -> list[float]:
+    """Ticks for a log axis over positive `values`: 1, 2 and 5 times the powers of ten within their range, or a
+    tenth beyond it, inside the axis's padding (only the powers where those would be more than `most`), or the
+    two ends where fewer than two fall there. Plotly's own ticks label every integer of a range under a decade
+    (4 5 6 7 8 9 10), which overlap on a narrow chart."""
+    lo, hi = min(values) / 1.1, max(values) * 1.1
+    powers = range(math.floor(math.log10(lo)), math.floor(math.log10(hi)) + 1)
+    for mantissas in ((1, 2, 5), (1,)):
+        ticks = [m * 10**p for p in powers for m in mantissas if lo <= m * 10**p <= hi]
+        if len(ticks) <= most:
+            break
+    return ticks if len(ticks) >= 2 else sorted({min(values), max(values)})
 
 
 def scale_figure(rows: Sequence[ErrorRow], height: int = 340) -> go.Figure:
@@ -133,7 +156,7 @@ def scale_figure(rows: Sequence[ErrorRow], height: int = 340) -> go.Figure:
         ]
     )
     fig.update_xaxes(title="guidance scale w (both ways)")
-    fig.update_yaxes(title="RMS round-trip error", **LOG_AXIS)
+    fig.update_yaxes(title="RMS round-trip error", **log_axis([r.ode_error for r in rows] + [r.error for r in rows]))
     fig.update_layout(height=height, margin=MARGIN)
     return fig
 
@@ -168,12 +191,13 @@ def noise_histogram(sets: dict[str, np.ndarray], height: int = 320) -> go.Figure
     return fig
 
 
-def error_rows(rows: Sequence[ErrorRow], by: str = "steps") -> list[dict[str, object]]:
-    """A table of the rows (by "steps" or "scale")."""
+def error_rows(rows: Sequence[ErrorRow]) -> list[dict[str, object]]:
+    """A table of the rows, each with its steps and guidance scale (NO_SCALE for a model run without a class)."""
     return [
         {
             "Sampler": SAMPLERS[r.sampler].title,
-            **({"Steps": r.steps} if by == "steps" else {"Scale w": r.scale}),
+            "Steps": r.steps,
+            "Scale w": NO_SCALE if math.isnan(r.scale) else f"{r.scale:g}",
             "NFE each way": r.nfe,
             "RMS error, ODE": f"{r.ode_error:.3g} ± {r.ode_se:.2g}",
             "RMS error, full": f"{r.error:.3g} ± {r.error_se:.2g}",

@@ -4,6 +4,8 @@ core/labs/inversion.MeasurePlan; its rows are kept as they finish, so a Stop kee
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import streamlit as st
 import torch
@@ -13,7 +15,7 @@ from core.diffusion.samplers import SAMPLERS
 from core.labs import inversion as inv
 from core.labs.guidance import SCALES
 from core.labs.samplers import ImageModel, seconds_per_image
-from ui.common.live import job_estimate
+from ui.common.live import Throttle, job_estimate
 from ui.common.widgets import attempt
 from ui.inversion import figures, state
 from ui.inversion.shared import LADDER_SAMPLERS
@@ -21,7 +23,7 @@ from ui.inversion.shared import LADDER_SAMPLERS
 STEP_CHOICES = (2, 5, 10, 20, 50, 100, 200)
 
 
-def _run(key: state.MeasureKey, plan: inv.MeasurePlan, model: ImageModel, progress) -> None:
+def _run(key: state.MeasureKey, plan: inv.MeasurePlan, model: ImageModel, progress, redraw) -> None:
     """Digits #first to #end - 1 through the plan, with the class of each bound in when the plan is guided."""
     x0 = torch.stack([state.data_digit(i)[0] for i in range(key.first, key.end)])
     labels = torch.from_numpy(state.held_out().labels[key.first : key.end].copy()) if plan.guided else None
@@ -31,7 +33,7 @@ def _run(key: state.MeasureKey, plan: inv.MeasurePlan, model: ImageModel, progre
         x0,
         lambda k: model.schedule.capped_sigmas(k).float(),
     )
-    state.measure(key, plan, rows, progress)
+    state.measure(key, plan, rows, progress, redraw)
 
 
 def measure_view(model: ImageModel, name: str, sampler: str, steps: int, first: int, guided: bool) -> None:
@@ -57,26 +59,48 @@ def measure_view(model: ImageModel, name: str, sampler: str, steps: int, first: 
     b1, b2, _ = st.columns([1, 1, 5])
     clicked = b1.button("Measure", type="primary", key="inv-px-measure", disabled=not fits)
     b2.button("Stop", key="inv-px-stop", help="Keeps the round trips measured so far.")
-    progress = st.empty()
+    progress, results = st.empty(), st.empty()  # the results' place replaces the hint at once
     end = min(first + images, len(state.held_out().labels))
     key = state.MeasureKey(
         name, first, end, tuple(sorted(samplers)), plan.ladder, guided, sampler, steps, bool(scale_sweep)
     )
     if clicked:
-        attempt(_run, key, plan, model, progress)
-    found = state.measured(key)
-    if not found or not found.rows:
-        st.info(
-            f"Press **Measure**: digits #{first} to #{end - 1} (starting at digit B), every sampler and step count "
-            "you chose, up and back."
-        )
-        return
-    if len(found.rows) < found.plan.total:
-        st.warning(f"Stopped after {len(found.rows)} of {found.plan.total} round trips; Measure again for all of them.")
+        results.caption("Each round trip's error appears here as soon as it is measured.")
+        throttle = Throttle(1.0)
+
+        def redraw(found: state.Measurement) -> None:
+            if throttle.ready():
+                with results.container():
+                    _show(found, live=f"-live-{found.tally.done}")
+
+        attempt(_run, key, plan, model, progress, redraw)
+    with results.container():
+        found = state.measured(key)
+        if found is None:
+            st.info(
+                f"Press **Measure**: digits #{first} to #{end - 1} (starting at digit B), every sampler and step "
+                "count you chose, up and back."
+            )
+            return
+        if stopped := found.tally.stopped(
+            "round trips", "any round trip was measured", "Measure again for all of them"
+        ):
+            st.warning(stopped)
+        if found.rows:
+            _show(found)
+
+
+def _show(found: state.Measurement, live: str = "") -> None:
+    """The error against the steps (and the scale) and the table of the rows kept; `live`: a suffix for the
+    element keys of a redraw while the measurement runs."""
     by_steps, by_scale = found.plan.split(found.rows)
     left, right = st.columns(2)
-    left.plotly_chart(figures.error_figure(by_steps), key="inv-px-m-steps-fig")
+    if by_steps:
+        left.plotly_chart(figures.error_figure(by_steps), key=f"inv-px-m-steps-fig{live}")
     if by_scale:
-        right.plotly_chart(figures.scale_figure(by_scale), key="inv-px-m-scale-fig")
-    table = figures.error_rows(by_steps) + figures.error_rows(by_scale, "scale")
-    st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch", key="inv-px-m-table")
+        right.plotly_chart(figures.scale_figure(by_scale), key=f"inv-px-m-scale-fig{live}")
+    st.dataframe(
+        pd.DataFrame(figures.error_rows(found.rows)), hide_index=True, width="stretch", key=f"inv-px-m-table{live}"
+    )
+    if any(math.isnan(r.scale) for r in found.rows):
+        st.caption(f"Scale w {figures.NO_SCALE}: the digits ran without a class, so no guidance scale applies.")

@@ -3,14 +3,15 @@
 Quick results (a point cloud's and the latent plane's round trips and ladders, two digits' round trip, their
 interpolation and class swap) are kept in the session (ui/common/memo.Memo) under keys whose fields name the
 settings each depends on, so a rerun (another widget, another page and back) costs nothing. The digits' error
-measurement is a long job: its rows are stored as they finish, so a Stop keeps them.
+measurement is a long job: its rows are kept as they finish (ui/common/jobs.py), so a Stop keeps them.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,7 @@ from core.labs.ground_truth import mixtures
 from core.labs.inversion import ErrorRow, Interpolation, Inverted, MeasurePlan
 from core.labs.samplers import ImageModel
 from core.text import plain_label
-from ui.common import cache
+from ui.common import cache, jobs
 from ui.common.live import ProgressBar
 from ui.common.memo import Memo
 
@@ -133,9 +134,10 @@ class MeasureKey:
 
 @dataclass(eq=False)
 class Measurement:
-    """The plan and its rows so far (appended as each round trip finishes)."""
+    """The plan and its rows so far, kept through `tally` as each round trip finishes."""
 
     plan: MeasurePlan
+    tally: jobs.Tally
     rows: list[ErrorRow] = field(default_factory=list)
 
 
@@ -209,17 +211,28 @@ def uploaded_digit(data: bytes, name: str) -> tuple[torch.Tensor, str]:
 
 
 def measured(key: MeasureKey) -> Measurement | None:
-    """The measurement made for these settings (its rows so far), or None."""
-    return MEASURED.get(key)
+    """The measurement made for these settings (its rows so far, as shown from now on), or None."""
+    found = jobs.shown(MEASURED)
+    return found[1] if found is not None and found[0] == key else None
 
 
-def measure(key: MeasureKey, plan: MeasurePlan, rows: Iterator[ErrorRow], progress: Any) -> list[ErrorRow]:
-    """Run a measurement row by row with a progress bar, keeping the rows as each finishes (a Stop keeps them)."""
-    done = MEASURED.put(key, Measurement(plan)).rows
-    total, bar = plan.total, ProgressBar(progress)
-    bar.show(0.0, f"0 of {total} round trips…")
+def measure(
+    key: MeasureKey,
+    plan: MeasurePlan,
+    rows: Iterator[ErrorRow],
+    progress: Any,
+    redraw: Callable[[Measurement], None],
+) -> None:
+    """Run a measurement row by row with a progress bar, keeping each row as it finishes (a Stop keeps them) and
+    passing the measurement so far to `redraw`."""
+    found = jobs.start(MEASURED, key, Measurement(plan, jobs.Tally(planned=plan.total)))
+    bar = ProgressBar(progress)
+    bar.show(0.0, f"0 of {plan.total} round trips…")
     for row in rows:
-        done.append(row)
-        bar.show(len(done) / total, f"{len(done)} of {total} round trips · last {row.seconds:.1f} s")
+        if not found.tally.add(partial(found.rows.append, row)):
+            return  # a later run has shown the measurement as stopped
+        bar.show(
+            found.tally.done / plan.total, f"{found.tally.done} of {plan.total} round trips · last {row.seconds:.1f} s"
+        )
+        redraw(found)
     progress.empty()
-    return done

@@ -100,6 +100,16 @@ def study_seconds(sizes: Sequence[int], steps: int) -> float:
     return len(sizes) * model_seconds(steps)
 
 
+def plan_study(sizes: Sequence[int], checkpoints: int) -> int:
+    """The measurements a study of these training-set sizes makes (`checkpoints` each); refused without a size or
+    a measurement."""
+    if not sizes:
+        raise BadInputError("Choose at least one training-set size.")
+    if checkpoints < 1:
+        raise BadInputError("Measure at least once per training-set size.")
+    return len(sizes) * checkpoints
+
+
 def run_study(
     mix: GaussianMixture,
     sizes: Sequence[int],
@@ -111,13 +121,10 @@ def run_study(
     trained `steps` steps in `checkpoints` equal chunks; after each chunk, the share of STUDY_SAMPLES Heun
     samples (STUDY_STEPS steps, seed 1) that copy a training point. `on_row` sees the study when it starts (no
     rows yet) and after each measurement (a page keeps it there, so a Stop keeps the rows done)."""
-    if not sizes:
-        raise BadInputError("Choose at least one training-set size.")
-    if checkpoints < 1:
-        raise BadInputError("Measure at least once per training-set size.")
+    planned = plan_study(sizes, checkpoints)
     fresh, _ = mix.sample(BASELINE_DRAWS, torch.Generator().manual_seed(9))
     biggest = mixture_cloud(mix, max(sizes), seed=0).points
-    study = Study(rows=[], baseline=nearness(fresh, biggest).copied, planned=len(sizes) * checkpoints)
+    study = Study(rows=[], baseline=nearness(fresh, biggest).copied, planned=planned)
     if on_row is not None:
         on_row(study)
     chunk = max(1, steps // checkpoints)

@@ -65,3 +65,7 @@ def test_the_study_measures_every_size_at_every_checkpoint_and_reports_each(mix)
     assert memorisation.study_seconds([16, 32], 1000) == pytest.approx(2 * mixtures.model_seconds(1000))
     with pytest.raises(BadInputError):
         memorisation.run_study(mix, [], steps=40, checkpoints=2)
+    assert memorisation.plan_study([32, 16, 64], 3) == 9  # what a page plans before the study starts
+    for sizes, checkpoints in (([], 2), ([16], 0)):
+        with pytest.raises(BadInputError):
+            memorisation.plan_study(sizes, checkpoints)
