@@ -196,3 +196,21 @@ def test_the_latent_model_likelihood_beside_a_density_estimate(app):
     assert not app.exception and not app.error
     nll = table(app, "bits / dim")
     assert len(nll) == 2 and all(2 < v < 6 for v in nll["NLL (nats)"])
+
+
+def test_a_short_job_ended_by_a_click_says_so_once_on_the_next_run(app, monkeypatch):
+    """The latent likelihood has no Stop (about 5 s); a click while it runs ends the run inside it. The next run
+    says so, instead of showing the button as if nothing had been asked; the run after that no longer does."""
+    from ui.ground_truth import state
+
+    def interrupted(*args, **kwargs):
+        raise StopException()  # where a click (a rerun or Streamlit's Stop) ends the run
+
+    monkeypatch.setattr(state, "compute_latent_likelihood", interrupted)
+    app.button(key="gt-latent-go").click().run()
+    app.run()  # the click's own run
+    notes = [i.value for i in app.info if "before they were done" in i.value]
+    assert notes == ["A click ended the latent log densities before they were done; press **Compute** again."]
+    app.run()
+    assert not [i for i in app.info if "before they were done" in i.value]
+    assert not app.exception

@@ -144,7 +144,7 @@ def test_the_in_page_stop_during_the_latent_model_training_keeps_the_model_so_fa
     assert page.get_by_role("button", name="Generate", exact=True).count() == 1  # and it samples
 
 
-def test_the_in_page_stop_during_the_inversion_measure_keeps_the_round_trips_done(server, page):
+def test_toolbar_stop_during_the_inversion_measure_keeps_the_round_trips_done(server, page):
     """The digits' error measurement runs in the page's own run (not a fragment), so its Stop ends it between
     round trips, and the ones done stay on the page with a sentence."""
     url, _ = server
@@ -154,8 +154,7 @@ def test_the_in_page_stop_during_the_inversion_measure_keeps_the_round_trips_don
     settle(page)
     page.get_by_role("button", name="Measure", exact=True).click()
     page.get_by_text(re.compile(r"^[1-9]\d? of \d+ round trips")).first.wait_for()  # one round trip or more done
-    page.locator('[data-testid="stMain"]').get_by_role("button", name="Stop", exact=True).click()
-    settle(page)
+    _toolbar_stop(page)
     no_exception(page)
     warning = page.get_by_text(re.compile(r"Stopped after \d+ of \d+ round trips"))
     warning.wait_for()
@@ -164,14 +163,48 @@ def test_the_in_page_stop_during_the_inversion_measure_keeps_the_round_trips_don
     assert page.get_by_text("RMS error, ODE").count()  # the table of the round trips done
 
 
-def test_the_in_page_stop_during_the_guidance_sweep_keeps_the_scales_done(server, page):
+def test_toolbar_stop_during_the_guidance_sweep_keeps_the_scales_done(server, page):
     url, _ = server
     page.goto(f"{url}/guidance")
     settle(page)
     page.get_by_role("button", name="Sweep", exact=True).click()
     page.get_by_text(re.compile(r"^[1-9]\d? of 14 scales")).first.wait_for()
-    page.locator('[data-testid="stMain"]').get_by_role("button", name="Stop", exact=True).click()
-    settle(page)
+    assert page.get_by_text("press Sweep").count() == 0  # the scale done is drawn where the results stand
+    _toolbar_stop(page)
     no_exception(page)
-    page.get_by_text("Stopped before every scale was measured").wait_for()
+    warning = page.get_by_text(re.compile(r"Stopped after \d+ of 14 scales"))
+    warning.wait_for()
+    first = warning.text_content()
     assert page.get_by_text("Download the table (CSV)").count() == 1
+    page.get_by_role("tab", name="Fields in the latent plane").click()  # a click elsewhere: the count stays
+    settle(page)
+    page.get_by_role("tab", name="Scale sweep").click()
+    settle(page)
+    assert page.get_by_text(re.compile(r"Stopped after \d+ of 14 scales")).text_content() == first
+
+
+def test_toolbar_stop_during_the_checkpoint_measure_says_how_far_it_got(server, page):
+    url, _ = server
+    page.goto(f"{url}/compare_checkpoints")
+    settle(page)
+    page.get_by_role("button", name="Measure", exact=True).first.click()
+    page.get_by_text(re.compile(r": \d+%")).first.wait_for()  # the first checkpoint under way
+    _toolbar_stop(page)
+    no_exception(page)
+    page.get_by_text(
+        re.compile(r"Stopped (after \d+ of \d+ checkpoints|before any checkpoint was measured)")
+    ).wait_for()
+    assert page.get_by_role("button", name="Measure", exact=True).count() >= 1  # and ready to measure again
+
+
+def test_toolbar_stop_during_the_samplers_comparison_keeps_the_cells_done(server, page):
+    url, _ = server
+    page.goto(f"{url}/samplers")
+    settle(page)
+    page.get_by_role("tab", name="Compare").click()
+    settle(page)
+    page.get_by_role("button", name="Compare", exact=True).click()
+    page.get_by_text(re.compile(r"^[1-9]\d* of \d+ cells")).first.wait_for()  # a cell or more done
+    _toolbar_stop(page)
+    no_exception(page)
+    page.get_by_text(re.compile(r"Stopped after \d+ of \d+ cells")).wait_for()

@@ -20,9 +20,12 @@ run keeps nothing more (and ends at once), and what was shown stays as it was.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
+
+import streamlit as st
 
 from ui.common.memo import Memo
 
@@ -101,3 +104,25 @@ def shown(memo: Memo[K, R]) -> tuple[K, R] | None:
     if (found := memo.latest()) is not None:
         found[1].tally.close()
     return found
+
+
+_UNDER_WAY = "jobs:under-way"  # in the session: the short jobs whose run has not come back from them
+
+
+@contextmanager
+def under_way(name: str) -> Iterator[None]:
+    """Around a short job that has no Stop (a few seconds): a click while it runs ends the run inside it, and
+    the page's next run can then say so (`cut_short`) instead of showing the button as if nothing had happened."""
+    marks = st.session_state.setdefault(_UNDER_WAY, set())
+    marks.add(name)
+    yield  # a click's rerun or Stop raises through here and leaves the mark
+    marks.discard(name)
+
+
+def cut_short(name: str) -> bool:
+    """True, once, when the last run of job `name` was ended by a click before the job was done."""
+    marks = st.session_state.get(_UNDER_WAY, set())
+    if name not in marks:
+        return False
+    marks.discard(name)
+    return True

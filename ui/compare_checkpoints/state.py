@@ -30,6 +30,7 @@ from ui.common import jobs
 from ui.common.cache import image_set, zoo_model
 from ui.common.live import progress_and_stop
 from ui.common.memo import Memo
+from ui.common.tables import ABSENT
 from zoo.loaders import LoadedModel
 
 CLASSIFIER = "mnist-lenet"
@@ -197,7 +198,7 @@ def quality_row(name: str, q: Quality) -> dict[str, object]:
         "samples": q.samples,
         "FD-LeNet": round(q.fd_lenet, 2),
         "± (bootstrap SE)": round(q.fd_se, 2),
-        "read as requested class": "-" if q.accuracy is None else f"{q.accuracy:.1%}",
+        "read as requested class": ABSENT if q.accuracy is None else f"{q.accuracy:.1%}",
         "smallest class share": f"{q.smallest_class:.1%}",
         "largest class share": f"{q.largest_class:.1%}",
     }

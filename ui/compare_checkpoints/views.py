@@ -15,6 +15,7 @@ from core.labs.compare import MAX_QUALITY_SAMPLES, captioned, check_same_shape, 
 from core.labs.samplers import ImageModel
 from core.text import plain_label
 from ui.common.live import Throttle
+from ui.common.tables import show_table
 from ui.common.widgets import attempt
 from ui.compare_checkpoints import sources, state
 
@@ -75,7 +76,7 @@ def _quality_table(slot, mnist: Mapping[str, str], prefix: str) -> dict[str, dic
     """The measured checkpoints' rows (and the held-out digits' floor) drawn into `slot`; the rows by name."""
     rows = {name: state.quality_row(mnist[name], q) for name in mnist if (q := state.quality_of(name, prefix))}
     if rows:
-        slot.dataframe([*rows.values(), *state.floor_rows(prefix)], hide_index=True, width="stretch")
+        show_table([*rows.values(), *state.floor_rows(prefix)], slot, width="stretch")  # the held-out row: dashes
     return rows
 
 

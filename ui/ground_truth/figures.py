@@ -15,6 +15,7 @@ from core.labs.ground_truth.memorisation import Nearness
 from core.labs.ground_truth.mixtures import grid, view_box
 from core.labs.ground_truth.probe import Probe, ProbePath
 from ui.common.charts import CLASS_COLORS, LOG_AXIS, MARGIN, play_controls
+from ui.common.tables import ABSENT
 
 DENSITY_SCALE = "Viridis"
 MORE_COLORS = (*CLASS_COLORS, "#393b79")  # eleven distinct colours, one per sampler
@@ -131,10 +132,10 @@ def moment_rows(table: AccuracyTable, index: int) -> list[dict[str, object]]:
             "Sampler": title,
             "NFE": str(nfe),
             **{f"{name.capitalize()} error": f"{v.error:.4f} ± {v.se:.4f}" for name, v in parts.items()},
-            "Beyond chance": ", ".join(name for name, v in parts.items() if v.resolved) or "-",
+            "Beyond chance": ", ".join(name for name, v in parts.items() if v.resolved) or ABSENT,
         }
 
-    rows = [cells("Exact draws (the floor)", "-", table.exact_moments)]
+    rows = [cells("Exact draws (the floor)", ABSENT, table.exact_moments)]
     rows += [cells(r.title, r.nfes[index], r.moments[index]) for r in table.rows if index < len(r.moments)]
     return rows
 
@@ -283,7 +284,7 @@ def nll_rows(nlls: Sequence[HeldOutNLL]) -> list[dict[str, object]]:
             "NLL (nats)": round(n.nll, 4),
             "± SE": round(n.se, 4),
             "bits / dim": round(n.bits_per_dim, 4),
-            "NLL gap to the truth (paired)": "-" if n.gap is None else f"{n.gap:+.4f} ± {n.gap_se:.4f}",
+            "NLL gap to the truth (paired)": ABSENT if n.gap is None else f"{n.gap:+.4f} ± {n.gap_se:.4f}",
         }
         for n in nlls
     ]

@@ -14,6 +14,7 @@ import streamlit as st
 from core.diffusion.samplers import SAMPLERS
 from core.labs.ground_truth import accuracy, likelihood, memorisation, mixtures, probe
 from core.labs.toy import ToyRun
+from ui.common import jobs
 from ui.common.charts import loss_figure
 from ui.common.live import job_estimate
 from ui.common.widgets import attempt
@@ -35,6 +36,12 @@ def _stop_row(go_label: str, key: str, stop_help: str, disabled: bool = False) -
     clicked = b1.button(go_label, type="primary", key=f"{key}-go", disabled=disabled)
     b2.button("Stop", key=f"{key}-stop", help=stop_help)
     return clicked
+
+
+def _cut_short(job: str, what: str, button: str) -> None:
+    """The sentence for a short job (no Stop of its own) that a click ended before it was done."""
+    if jobs.cut_short(job):
+        st.info(f"A click ended {what} before they were done; press **{button}** again.", icon=":material/info:")
 
 
 def accuracy_tab(mixture: Mixture) -> None:
@@ -175,8 +182,10 @@ def _model_views(mixture: Mixture, run: ToyRun, progress: Any, chart: Any) -> No
 
     st.markdown("#### Likelihood")
     slot = st.empty()
+    _cut_short("gt-like", "the log densities", "Compute log densities")
     if st.button("Compute log densities", key="gt-like-go", help="About 5 s: 3,600 points through the ODEs."):
-        attempt(state.compute_likelihood, mixture, run, slot)
+        with jobs.under_way("gt-like"):
+            attempt(state.compute_likelihood, mixture, run, slot)
         slot.empty()
     maps = state.likelihood_maps(mixture)
     if maps is not None:
@@ -191,8 +200,10 @@ def _model_views(mixture: Mixture, run: ToyRun, progress: Any, chart: Any) -> No
         )
 
     st.markdown("#### Memorisation")
+    _cut_short("gt-memo", "the samples and their distances", "Sample and measure")
     if st.button("Sample and measure", key="gt-memo-go", help="1,000 samples from each, Heun 40 steps."):
-        attempt(state.compute_nearness, mixture, run)
+        with jobs.under_way("gt-memo"):
+            attempt(state.compute_nearness, mixture, run)
     curves = state.nearness_curves(mixture)
     if curves is not None:
         st.plotly_chart(figures.nearness_figure(curves), key="gt-memo-fig")
@@ -235,8 +246,10 @@ def latent_tab() -> None:
         "digits' latents, and the score is the NLL of held-out test digits."
     )
     slot = st.empty()
+    _cut_short("gt-latent", "the latent log densities", "Compute")
     if st.button("Compute", key="gt-latent-go", help="About 5 s (10 s on a cold server): 976 latents through the ODE."):
-        attempt(state.compute_latent_likelihood, slot)
+        with jobs.under_way("gt-latent"):
+            attempt(state.compute_latent_likelihood, slot)
         slot.empty()
     maps = state.latent_maps()
     if maps is not None:
