@@ -4,7 +4,8 @@
   models read by the bundled classifier (the Samplers page's Compare tab).
 - Quality on demand: n samples per checkpoint scored against held-out digits, FD-LeNet and class shares (the
   Compare checkpoints page).
-Work is capped before it starts (cells, image evaluations, samples).
+Work is capped before it starts (cells, image evaluations, samples, the time they would take), and a job stops
+at the server's limit per job while it runs (core/training/budget.Deadline), keeping what it finished.
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ import torch
 
 from core.data.images import uint8_to_tensor
 from core.errors import BadInputError
-from core.labs.samplers import ImageModel, SamplerSettings, evaluations_per_image, run_sampler, seconds_per_image
+from core.labs.samplers import (
+    ImageModel,
+    SamplerSettings,
+    evaluations_per_image,
+    run_sampler,
+    sampling_seconds,
+    seconds_per_image,
+)
 from core.limits import max_compare_work, max_quality_work
 from core.metrics.images import class_histogram, classify, frechet_distance_se
 from core.text import plain_label
@@ -65,11 +73,8 @@ def plan_work(
         raise BadInputError(
             f"That comparison needs {work:,} image evaluations (at most {limit:,}); use fewer images or steps."
         )
-    budget.check(
-        sum(base.batch * evaluations_per_image(m, r) * seconds_per_image(m) for m in models for r in runs),
-        "comparison",
-        "fewer images, steps or checkpoints",
-    )
+    seconds = sum(sampling_seconds(m, r) for m in models for r in runs)
+    budget.check(seconds, "comparison", "fewer images, steps or checkpoints")
     return work
 
 
@@ -82,7 +87,7 @@ def plan_quality(models: Sequence[ImageModel], settings: SamplerSettings, n: int
             f"Measuring that needs {work:,} image evaluations (at most {limit:,}); use fewer samples, "
             "steps or checkpoints."
         )
-    seconds = sum(n * evaluations_per_image(m, settings) * seconds_per_image(m) for m in models)
+    seconds = sum(n * evaluations_per_image(m, settings) * seconds_per_image(m, min(n, CHUNK)) for m in models)
     budget.check(seconds, "measure", "fewer samples, steps or checkpoints")
     return work
 
@@ -124,15 +129,18 @@ def compare_cells(
     classifier: torch.nn.Module | None = None,
 ) -> Iterator[CompareCell]:
     """Every (model, sampler, steps) cell from the same seeds, one at a time (a caller can stop between cells
-    and keep those done); MNIST models also get a classifier score. The whole plan is checked first."""
+    and keep those done); MNIST models also get a classifier score. The whole plan is checked first, and the
+    cells are one job under one deadline (the job's that encloses them, else their own, from the first cell):
+    past it, TimeLimitError ends them."""
     plan_work(models, samplers, steps, base)
     check_steps({m.title: m for m in models}, max(steps))
+    deadline = budget.current_deadline() or budget.Deadline()  # explicit: a generator's caller runs between cells
     for model in models:
         cap = model.schedule.sampling_cap
         for sampler in samplers:
             for n in steps:
                 settings = replace(base, sampler=sampler, steps=n, options={}, noise_until=None, max_sigma=cap)
-                result = run_sampler(model, settings, every=n + 1, keep=1)
+                result = run_sampler(model, settings, every=n + 1, keep=1, deadline=deadline)
                 scored = classifier is not None and is_mnist(model)
                 yield CompareCell(
                     model=model.name,
@@ -183,18 +191,20 @@ def sample_many(
     model: ImageModel, settings: SamplerSettings, n: int, progress: Callable[[float], None] | None = None
 ) -> tuple[torch.Tensor, float]:
     """n images in chunks of CHUNK (seeds seed, seed + 100, ...: the first chunk is the grid `settings` draws)
-    and the seconds spent sampling; `progress` sees the share done after every step."""
+    and the seconds spent sampling; `progress` sees the share done after every step. The chunks are one job
+    (core/training/budget.limited): past its deadline, TimeLimitError ends them."""
     images, seconds = [], 0.0
-    for start in range(0, n, CHUNK):
-        chunk = replace(settings, seed=settings.seed + start, batch=min(CHUNK, n - start))
+    with budget.limited():
+        for start in range(0, n, CHUNK):
+            chunk = replace(settings, seed=settings.seed + start, batch=min(CHUNK, n - start))
 
-        def on_step(i: int, start: int = start, size: int = chunk.batch) -> None:
-            if progress is not None:
-                progress((start + size * (i + 1) / settings.steps) / n)
+            def on_step(i: int, start: int = start, size: int = chunk.batch) -> None:
+                if progress is not None:
+                    progress((start + size * (i + 1) / settings.steps) / n)
 
-        result = run_sampler(model, chunk, every=chunk.steps + 1, keep=1, on_step=on_step)
-        images.append(result.images)
-        seconds += result.seconds
+            result = run_sampler(model, chunk, every=chunk.steps + 1, keep=1, on_step=on_step)
+            images.append(result.images)
+            seconds += result.seconds
     return torch.cat(images), seconds
 
 

@@ -1,14 +1,15 @@
 """Sampling an image model for the Samplers and Compare checkpoints pages: settings, per-image seeds,
-conditioning, timing (no Streamlit calls).
+conditioning, what a run costs (no Streamlit calls).
 
 Image k of a batch draws its starting noise and all its sampler noise from its own generator seeded with
 seed + k, so any image can be regenerated alone with batch 1 and seed + k. The model is anything shaped like
-`ImageModel` (the zoo's LoadedModel is one), so this module needs nothing above core.
+`ImageModel` (the zoo's LoadedModel is one), so this module needs nothing above core. A run's cost is estimated
+before it starts from its FLOPs and the speed the model reaches here lately (`seconds_per_image`, core/cost.py),
+and a run stops at the server's limit per job while it runs (core/training/budget.Deadline).
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,12 +17,15 @@ from typing import Any, Protocol
 
 import torch
 
+from core import cost
 from core.diffusion.denoisers import Denoiser, clip_denoised, with_labels
-from core.diffusion.samplers import SAMPLERS, sample
+from core.diffusion.samplers import SAMPLERS, Step, sample
 from core.diffusion.schedules import NoiseSchedule
 from core.diffusion.trajectory import Frame, TrajectoryRecorder, display_every
+from core.training.budget import Deadline, limited
 
 MAX_BATCH = 64
+TIMING_BOUND_S = 0.5  # the longest an evaluation may be expected to take for `seconds_per_image` to run one
 
 
 class ImageModel(Protocol):
@@ -45,6 +49,8 @@ class ImageModel(Protocol):
     def num_classes(self) -> int: ...
     @property
     def null_label(self) -> int | None: ...  # the "no class" label of a model trained for guidance
+    @property
+    def flops_per_image(self) -> int | None: ...  # one evaluation of one image (None: not counted)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,29 +106,34 @@ def conditioned(model: ImageModel, settings: SamplerSettings, batch: int) -> Den
     return clip_denoised(denoiser) if settings.clip else denoiser
 
 
-_speeds: dict[tuple[str, str], float] = {}
-_measuring = threading.Lock()
-
-
 def seconds_per_image(model: ImageModel, batch: int = 2) -> float:
-    """Seconds one denoiser evaluation of one image takes on this machine: the quicker of two calls at `batch`
-    images, measured once per model, device and batch in this process. A sampling plan costs about this x images
-    x evaluations, so plans are bounded by their time, whatever the model's size (core/labs/compare.py). Batch 2
-    is the cautious default; a job that runs in large batches (a guidance sweep's chunks) is quicker per image
-    and asks at its own batch."""
-    key = (model.name, str(model.device), batch)
-    with _measuring:
-        if key not in _speeds:
-            x = torch.zeros(batch, *model.sample_shape, device=model.device)
-            sigma = torch.ones(batch, device=model.device)
-            denoiser, times = conditioned(model, SamplerSettings(batch=batch), batch), []
-            with torch.inference_mode():
-                for _ in range(2):
-                    tic = time.perf_counter()
-                    denoiser(x, sigma)
-                    times.append(time.perf_counter() - tic)
-            _speeds[key] = min(times) / batch
-        return _speeds[key]
+    """Seconds one denoiser evaluation of one image takes on this machine now, in calls of `batch` images: the
+    model's FLOPs over the speed it reached lately at that batch (core/cost.py, fed by each of its
+    evaluations, in any session's job). Without a recent one it is evaluated here, twice at most (a first call
+    at a batch size is a warm-up), where the machine's speed says a call takes under TIMING_BOUND_S; else that
+    speed stands in. No lock is held: other sessions' estimates and jobs go on meanwhile. A job that runs in
+    large batches is quicker per image and asks at its own batch; a model without a FLOP count is timed."""
+    flops, device = getattr(model, "flops_per_image", None), model.device
+    rate = cost.model_rate(model.name, device, batch) if flops else None
+    if rate is None and (not flops or flops * batch / cost.machine_rate(device) <= TIMING_BOUND_S):
+        x = torch.zeros(batch, *model.sample_shape, device=device)
+        sigma = torch.ones(batch, device=device)
+        denoiser = conditioned(model, SamplerSettings(batch=batch), batch)
+        with torch.inference_mode():
+            for _ in range(2):
+                tic = time.perf_counter()
+                denoiser(x, sigma)
+                seconds = (time.perf_counter() - tic) / batch
+                if flops and (rate := cost.model_rate(model.name, device, batch)) is not None:
+                    break
+        if not flops:
+            return seconds
+    return flops / (rate or cost.machine_rate(device))
+
+
+def sampling_seconds(model: ImageModel, settings: SamplerSettings) -> float:
+    """About how long sampling settings.batch images with `settings` takes on this machine now."""
+    return settings.batch * evaluations_per_image(model, settings) * seconds_per_image(model, settings.batch)
 
 
 def evaluations_per_image(model: ImageModel, settings: SamplerSettings) -> int:
@@ -153,9 +164,12 @@ def run_sampler(
     keep: int = 16,
     every: int | None = None,
     on_step: Callable[[int], None] | None = None,
+    deadline: Deadline | None = None,
 ) -> SamplingResult:
     """Sample settings.batch images; `on_frame` sees a recorded frame about 25 times per run, `on_step` the
-    index of every step."""
+    index of every step. The run is (part of) a job under `deadline` (without one: the job's that encloses it,
+    else its own, core/training/budget.limited): past it, TimeLimitError stops the run between two evaluations
+    (the frames seen so far are the caller's to keep)."""
     sigmas = sampling_sigmas(model, settings)
     seeds = [settings.seed + k for k in range(settings.batch)]
     x, gens = start_noise(model.sample_shape, seeds, float(sigmas[0]))
@@ -171,15 +185,21 @@ def run_sampler(
     if settings.noise_until is not None:
         options["noise_until"] = settings.noise_until
     start = time.perf_counter()
-    images = sample(
-        settings.sampler,
-        conditioned(model, settings, settings.batch),
-        x,
-        sigmas,
-        generator=gens,
-        callback=recorder,
-        **options,
-    )
+    with limited(deadline) as job:
+
+        def step(info: Step) -> None:
+            recorder(info)
+            job.check()  # between steps; a zoo model's network also checks before each evaluation
+
+        images = sample(
+            settings.sampler,
+            conditioned(model, settings, settings.batch),
+            x,
+            sigmas,
+            generator=gens,
+            callback=step,
+            **options,
+        )
     return SamplingResult(
         images=images.cpu(), recorder=recorder, seconds=time.perf_counter() - start, settings=settings
     )
