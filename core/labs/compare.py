@@ -4,8 +4,8 @@
   models read by the bundled classifier (the Samplers page's Compare tab).
 - Quality on demand: n samples per checkpoint scored against held-out digits, FD-LeNet and class shares (the
   Compare checkpoints page).
-Work is capped before it starts (cells, image evaluations, samples, the time they would take), and a job stops
-at the server's limit per job while it runs (core/training/budget.Deadline), keeping what it finished.
+Work is capped before it starts (cells, image evaluations, samples, the time they would take); run as a page's job
+(core/training/budget.limited), it stops at the job's deadline, and what it finished is the caller's to keep.
 """
 
 from __future__ import annotations
@@ -129,18 +129,16 @@ def compare_cells(
     classifier: torch.nn.Module | None = None,
 ) -> Iterator[CompareCell]:
     """Every (model, sampler, steps) cell from the same seeds, one at a time (a caller can stop between cells
-    and keep those done); MNIST models also get a classifier score. The whole plan is checked first, and the
-    cells are one job under one deadline (the job's that encloses them, else their own, from the first cell):
-    past it, TimeLimitError ends them."""
+    and keep those done); MNIST models also get a classifier score. The whole plan is checked first. The cells
+    run under the deadline of the job that asks for them (a generator runs in its caller's context)."""
     plan_work(models, samplers, steps, base)
     check_steps({m.title: m for m in models}, max(steps))
-    deadline = budget.current_deadline() or budget.Deadline()  # explicit: a generator's caller runs between cells
     for model in models:
         cap = model.schedule.sampling_cap
         for sampler in samplers:
             for n in steps:
                 settings = replace(base, sampler=sampler, steps=n, options={}, noise_until=None, max_sigma=cap)
-                result = run_sampler(model, settings, every=n + 1, keep=1, deadline=deadline)
+                result = run_sampler(model, settings, every=n + 1, keep=1)
                 scored = classifier is not None and is_mnist(model)
                 yield CompareCell(
                     model=model.name,
@@ -191,20 +189,18 @@ def sample_many(
     model: ImageModel, settings: SamplerSettings, n: int, progress: Callable[[float], None] | None = None
 ) -> tuple[torch.Tensor, float]:
     """n images in chunks of CHUNK (seeds seed, seed + 100, ...: the first chunk is the grid `settings` draws)
-    and the seconds spent sampling; `progress` sees the share done after every step. The chunks are one job
-    (core/training/budget.limited): past its deadline, TimeLimitError ends them."""
+    and the seconds spent sampling; `progress` sees the share done after every step."""
     images, seconds = [], 0.0
-    with budget.limited():
-        for start in range(0, n, CHUNK):
-            chunk = replace(settings, seed=settings.seed + start, batch=min(CHUNK, n - start))
+    for start in range(0, n, CHUNK):
+        chunk = replace(settings, seed=settings.seed + start, batch=min(CHUNK, n - start))
 
-            def on_step(i: int, start: int = start, size: int = chunk.batch) -> None:
-                if progress is not None:
-                    progress((start + size * (i + 1) / settings.steps) / n)
+        def on_step(i: int, start: int = start, size: int = chunk.batch) -> None:
+            if progress is not None:
+                progress((start + size * (i + 1) / settings.steps) / n)
 
-            result = run_sampler(model, chunk, every=chunk.steps + 1, keep=1, on_step=on_step)
-            images.append(result.images)
-            seconds += result.seconds
+        result = run_sampler(model, chunk, every=chunk.steps + 1, keep=1, on_step=on_step)
+        images.append(result.images)
+        seconds += result.seconds
     return torch.cat(images), seconds
 
 

@@ -5,7 +5,7 @@ Image k of a batch draws its starting noise and all its sampler noise from its o
 seed + k, so any image can be regenerated alone with batch 1 and seed + k. The model is anything shaped like
 `ImageModel` (the zoo's LoadedModel is one), so this module needs nothing above core. A run's cost is estimated
 before it starts from its FLOPs and the speed the model reaches here lately (`seconds_per_image`, core/cost.py),
-and a run stops at the server's limit per job while it runs (core/training/budget.Deadline).
+and a run that is part of a page's job stops at that job's deadline (core/training/budget.limited).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from core.diffusion.denoisers import Denoiser, clip_denoised, with_labels
 from core.diffusion.samplers import SAMPLERS, Step, sample
 from core.diffusion.schedules import NoiseSchedule
 from core.diffusion.trajectory import Frame, TrajectoryRecorder, display_every
-from core.training.budget import Deadline, limited
+from core.training.budget import check_deadline
 
 MAX_BATCH = 64
 TIMING_BOUND_S = 0.5  # the longest an evaluation may be expected to take for `seconds_per_image` to run one
@@ -164,12 +164,11 @@ def run_sampler(
     keep: int = 16,
     every: int | None = None,
     on_step: Callable[[int], None] | None = None,
-    deadline: Deadline | None = None,
 ) -> SamplingResult:
     """Sample settings.batch images; `on_frame` sees a recorded frame about 25 times per run, `on_step` the
-    index of every step. The run is (part of) a job under `deadline` (without one: the job's that encloses it,
-    else its own, core/training/budget.limited): past it, TimeLimitError stops the run between two evaluations
-    (the frames seen so far are the caller's to keep)."""
+    index of every step. Run as (part of) a job (core/training/budget.limited), it raises TimeLimitError after
+    the step that passes the job's deadline (a zoo model's network also checks before each evaluation); the
+    frames and steps seen so far are the caller's to keep."""
     sigmas = sampling_sigmas(model, settings)
     seeds = [settings.seed + k for k in range(settings.batch)]
     x, gens = start_noise(model.sample_shape, seeds, float(sigmas[0]))
@@ -184,22 +183,21 @@ def run_sampler(
     options = dict(settings.options)
     if settings.noise_until is not None:
         options["noise_until"] = settings.noise_until
+
+    def step(info: Step) -> None:
+        recorder(info)
+        check_deadline()
+
     start = time.perf_counter()
-    with limited(deadline) as job:
-
-        def step(info: Step) -> None:
-            recorder(info)
-            job.check()  # between steps; a zoo model's network also checks before each evaluation
-
-        images = sample(
-            settings.sampler,
-            conditioned(model, settings, settings.batch),
-            x,
-            sigmas,
-            generator=gens,
-            callback=step,
-            **options,
-        )
+    images = sample(
+        settings.sampler,
+        conditioned(model, settings, settings.batch),
+        x,
+        sigmas,
+        generator=gens,
+        callback=step,
+        **options,
+    )
     return SamplingResult(
         images=images.cpu(), recorder=recorder, seconds=time.perf_counter() - start, settings=settings
     )

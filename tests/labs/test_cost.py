@@ -165,10 +165,13 @@ def test_a_run_stops_at_the_limit_per_job_keeping_the_steps_done(clock, monkeypa
     net = ClockedNet(clock, 0.3)
     steps, frames = [], []
     settings = SamplerSettings(sampler="euler", steps=20, batch=1, clip=False)
-    with pytest.raises(TimeLimitError, match=r"limit of 1 s per job .* what it finished is kept"):
-        run_sampler(Images("limited", net), settings, on_frame=frames.append, every=1, on_step=steps.append)
+    model = Images("limited", net)
+    with pytest.raises(TimeLimitError, match=r"limit of 1 s per job .* what it finished is kept"), budget.limited():
+        run_sampler(model, settings, on_frame=frames.append, every=1, on_step=steps.append)
     assert steps == [0, 1, 2, 3] and [f.index for f in frames] == steps  # 1.2 s after step 4: stopped there
     assert net.calls == 4  # no evaluation after the limit
+    assert run_sampler(model, settings).images.shape == (1, 1, 4, 4)  # outside a job (the command line): no limit
+    assert net.calls == 4 + 20
 
 
 def test_the_cells_of_a_comparison_share_one_deadline(clock, monkeypatch):
@@ -177,12 +180,12 @@ def test_the_cells_of_a_comparison_share_one_deadline(clock, monkeypatch):
     model = Images("cells", net)
     cost.observe(model.name, CPU, 2, 1e15, 1.0)
     cost.observe(model.name, CPU, 2, 1e15, 1.0)  # a known speed: the plan evaluates nothing
-    cells = compare.compare_cells([model], ["euler"], [3, 4], SamplerSettings(batch=2, clip=False))
-    first = next(cells)  # 3 steps of 0.3 s: 0.9 s
-    assert first.steps == 3 and first.images.shape == (2, 1, 4, 4)
-    with pytest.raises(TimeLimitError):  # a deadline per cell would have let the second one finish
-        next(cells)
-    assert net.calls == 3 + 1
+    cells, kept = compare.compare_cells([model], ["euler"], [3, 4], SamplerSettings(batch=2, clip=False)), []
+    with pytest.raises(TimeLimitError), budget.limited():  # as the page consumes them
+        for cell in cells:
+            kept.append(cell)
+    assert [c.steps for c in kept] == [3] and kept[0].images.shape == (2, 1, 4, 4)  # 3 steps of 0.3 s: 0.9 s
+    assert net.calls == 3 + 1  # a deadline per cell would have let the second one finish
 
 
 def test_a_zoo_network_checks_the_deadline_of_the_job_it_runs_in(clock, monkeypatch):
@@ -202,13 +205,13 @@ def test_a_zoo_network_checks_the_deadline_of_the_job_it_runs_in(clock, monkeypa
     assert net.calls == 3
 
 
-def test_sample_many_is_one_job_over_its_chunks(clock, monkeypatch):
+def test_the_chunks_of_sample_many_share_one_deadline(clock, monkeypatch):
     monkeypatch.setattr(compare, "CHUNK", 2)
     monkeypatch.setenv("ATLAS_MAX_JOB_SECONDS", "1")
     net = ClockedNet(clock, 0.15)
     progress = []
     settings = SamplerSettings(sampler="euler", steps=2, clip=False)
-    with pytest.raises(TimeLimitError):  # chunks of 2 images x 2 steps: 0.6 s each
+    with pytest.raises(TimeLimitError), budget.limited():  # chunks of 2 images x 2 steps: 0.6 s each
         compare.sample_many(Images("chunks", net), settings, 8, progress.append)
     assert net.calls == 4 and progress[-1] == pytest.approx(0.5)  # stopped after the second chunk's last step
 

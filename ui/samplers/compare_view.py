@@ -11,7 +11,7 @@ from core.data.images import enlarge, tile, to_uint8
 from core.diffusion.samplers import SAMPLERS
 from core.labs.compare import CompareCell, compare_cells, is_mnist
 from core.labs.samplers import SamplerSettings
-from core.training.budget import TimeLimitError
+from core.training.budget import TimeLimitError, limited
 from ui.common.cache import zoo_model
 from ui.common.live import progress_and_stop
 from zoo.loaders import LoadedModel
@@ -30,7 +30,7 @@ def run_comparison(
     st.session_state[CELLS], st.session_state[PLANNED] = cells, total
     classifier = zoo_model(CLASSIFIER).module if any(is_mnist(m) for m in models) else None
     try:
-        with progress_and_stop("Comparing…", "cmp-stop", "Keeps the cells done so far.") as bar:
+        with limited(), progress_and_stop("Comparing…", "cmp-stop", "Keeps the cells done so far.") as bar:
             for cell in compare_cells(models, samplers, sorted(steps), settings, classifier):
                 cells.append(cell)
                 done = len(cells)

@@ -12,7 +12,7 @@ from core.data.images import enlarge, png_bytes, tile, to_uint8
 from core.diffusion.samplers import SAMPLERS
 from core.diffusion.trajectory import Frame
 from core.labs.samplers import SamplerSettings, SamplingResult, run_sampler
-from core.training.budget import TimeLimitError
+from core.training.budget import TimeLimitError, limited
 from ui.common.live import ProgressBar, Throttle
 from ui.common.memo import Memo
 from ui.samplers.figures import frame_grids, noise_chart, run_gif, run_panels
@@ -43,7 +43,8 @@ def generate_live(loaded: LoadedModel, settings: SamplerSettings, key: str) -> S
         st.session_state[f"{key}-partial"] = (frame.index + 1, settings.steps, grids)
 
     try:
-        result = run_sampler(loaded, settings, render)
+        with limited():  # a job of this session: stopped at the server's limit per job
+            result = run_sampler(loaded, settings, render)
     except TimeLimitError as stopped:
         holder.empty()
         show_stopped(key, str(stopped))
