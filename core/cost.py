@@ -83,6 +83,13 @@ def _feed(key: Hashable, rate: float, now: float) -> None:
     _rates[key] = ((1 - WEIGHT) * old[0] + WEIGHT * rate if fresh else rate, now)
 
 
+def forget() -> None:
+    """Drop every speed followed so far (a benchmark starting afresh)."""
+    with _lock:
+        _rates.clear()
+        _warm.clear()
+
+
 def _fresh(key: Hashable) -> float | None:
     with _lock:
         found = _rates.get(key)
