@@ -108,27 +108,34 @@ def conditioned(model: ImageModel, settings: SamplerSettings, batch: int) -> Den
 
 def seconds_per_image(model: ImageModel, batch: int = 2) -> float:
     """Seconds one denoiser evaluation of one image takes on this machine now, in calls of `batch` images: the
-    model's FLOPs over the speed it reached lately at that batch (core/cost.py, fed by each of its
-    evaluations, in any session's job). Without a recent one it is evaluated here, twice at most (a first call
-    at a batch size is a warm-up), where the machine's speed says a call takes under TIMING_BOUND_S; else that
-    speed stands in. No lock is held: other sessions' estimates and jobs go on meanwhile. A job that runs in
-    large batches is quicker per image and asks at its own batch; a model without a FLOP count is timed."""
+    model's FLOPs over the speed it reached lately at that batch (core/cost.py, fed by each of its evaluations,
+    in any session's job). Without a recent one it is evaluated here, twice at most (a first call at a batch
+    size is a warm-up), at the largest batch up to `batch` that the machine's speed says takes under
+    TIMING_BOUND_S a call (a smaller batch is slower per image: a cautious stand-in); where even one image
+    would take longer, the machine's speed stands in. No lock is held: other sessions' estimates and jobs go
+    on meanwhile. A model without a FLOP count is timed at `batch`."""
     flops, device = getattr(model, "flops_per_image", None), model.device
-    rate = cost.model_rate(model.name, device, batch) if flops else None
-    if rate is None and (not flops or flops * batch / cost.machine_rate(device) <= TIMING_BOUND_S):
-        x = torch.zeros(batch, *model.sample_shape, device=device)
-        sigma = torch.ones(batch, device=device)
-        denoiser = conditioned(model, SamplerSettings(batch=batch), batch)
-        with torch.inference_mode():
-            for _ in range(2):
-                tic = time.perf_counter()
-                denoiser(x, sigma)
-                seconds = (time.perf_counter() - tic) / batch
-                if flops and (rate := cost.model_rate(model.name, device, batch)) is not None:
-                    break
-        if not flops:
-            return seconds
+    if not flops:
+        return min(_timed(model, batch) for _ in range(2))
+    rate = cost.model_rate(model.name, device, batch)
+    probe = min(batch, int(TIMING_BOUND_S * cost.machine_rate(device) / flops)) if rate is None else 0
+    if probe >= 1:
+        rate, calls = cost.model_rate(model.name, device, probe), 0
+        while rate is None and calls < 2:
+            _timed(model, probe)  # its network reports the speed (core/cost.MeteredNetwork)
+            rate, calls = cost.model_rate(model.name, device, probe), calls + 1
     return flops / (rate or cost.machine_rate(device))
+
+
+def _timed(model: ImageModel, batch: int) -> float:
+    """Seconds per image of one evaluation of `batch` images (an unconditional or spread batch)."""
+    x = torch.zeros(batch, *model.sample_shape, device=model.device)
+    sigma = torch.ones(batch, device=model.device)
+    denoiser = conditioned(model, SamplerSettings(batch=batch), batch)
+    with torch.inference_mode():
+        tic = time.perf_counter()
+        denoiser(x, sigma)
+        return (time.perf_counter() - tic) / batch
 
 
 def sampling_seconds(model: ImageModel, settings: SamplerSettings) -> float:

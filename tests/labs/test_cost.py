@@ -60,10 +60,11 @@ class ClockedNet(torch.nn.Module):
 
     def __init__(self, clock: Clock, seconds_per_image: float) -> None:
         super().__init__()
-        self.clock, self.seconds_per_image, self.calls = clock, seconds_per_image, 0
+        self.clock, self.seconds_per_image, self.calls, self.batches = clock, seconds_per_image, 0, []
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         self.calls += 1
+        self.batches.append(len(x))
         self.clock.now += self.seconds_per_image * len(x)
         return torch.zeros_like(x)
 
@@ -114,6 +115,16 @@ def test_an_estimate_is_the_flops_over_the_speed_the_model_reached_lately(clock,
     # Other batch sizes are followed on their own (small batches reach fewer FLOP/s).
     net.seconds_per_image = 0.05
     assert seconds_per_image(model, 1) == pytest.approx(0.05) and net.calls == 25
+
+
+def test_a_model_is_timed_at_a_batch_its_flops_say_is_quick(clock):
+    """At the machine's 1 GFLOP/s, 64 images of 100 MFLOP are 6.4 s a call: it is timed at 5 images (0.5 s)."""
+    net = ClockedNet(clock, 0.02)
+    model = Images("probed", net, flops_per_image=10**8)
+    assert seconds_per_image(model, 64) == pytest.approx(0.02) and net.batches == [5, 5]
+    assert seconds_per_image(model, 64) == pytest.approx(0.02) and net.calls == 2  # the batch of 5's, still fresh
+    run_sampler(model, SamplerSettings(sampler="euler", steps=2, batch=64, clip=False))  # the job, at its batch
+    assert cost.model_rate(model.name, CPU, 64) == pytest.approx(10**8 / 0.02)
 
 
 def test_a_model_its_flops_call_slow_is_never_evaluated_to_estimate_it(monkeypatch):
