@@ -5,7 +5,9 @@ from dataclasses import replace
 import streamlit as st
 
 from core.diffusion.samplers import SAMPLERS
+from core.labs.samplers import sampling_seconds
 from ui.common.cache import zoo_model
+from ui.common.live import job_estimate
 from ui.common.models import compatible_models, pick_model
 from ui.common.widgets import attempt
 from ui.samplers.compare_view import run_comparison, show_comparison
@@ -27,9 +29,10 @@ with st.sidebar:
 generate_tab, explain_tab, compare_tab = st.tabs(["Generate", "Maths and code", "Compare"])
 
 with generate_tab:
+    fits = loaded is not None and job_estimate(lambda: sampling_seconds(loaded, settings), "sampling")
     if loaded is None:
         st.info("Choose a model that is available here to start.")
-    elif st.button("Generate", type="primary", key="smp-go"):
+    elif st.button("Generate", type="primary", key="smp-go", disabled=not fits):
         attempt(generate_live, loaded, settings, "smp")
     else:
         show_stopped("smp")

@@ -3,10 +3,11 @@ suits a shared 2-core server (Streamlit Community Cloud: one process for every v
 These are the caps that bound a visitor's cost in time or memory; the others (slider ranges, points drawn per
 figure, ...) are named where they live.
 
-ATLAS_MAX_JOB_SECONDS      one training, comparison or measure started on a page, by its estimate       300
+ATLAS_MAX_JOB_SECONDS      one job started on a page: refused by its estimate, stopped there as it runs 300
 ATLAS_MAX_DOWNLOAD_MB      one file downloaded from the Hub, by the size the Hub states before sending 1024
 ATLAS_MAX_PARAMETERS       one network built from a config, counted before any weight is allocated   300e6
 ATLAS_MAX_IMAGE_SIDE       the image side of a model someone names (a Hub id, a local folder)          512
+ATLAS_MAX_GFLOPS_PER_IMAGE one evaluation of one image by a model, counted on the meta device at load  1000
 ATLAS_MAX_UPLOAD_MB        one uploaded image                                                            10
 ATLAS_MAX_CSV_MB           one uploaded CSV of points                                                    20
 ATLAS_MAX_POINTS           points in a toy data set, and points sampled from a toy model at once     100000
@@ -48,6 +49,11 @@ def max_parameters() -> int:
 
 def max_image_side() -> int:
     return int(env_number("ATLAS_MAX_IMAGE_SIDE", 512.0, 8.0))
+
+
+def max_flops_per_image() -> float:
+    """Floating-point operations one evaluation of one image may cost (the limit is read in GFLOP)."""
+    return env_number("ATLAS_MAX_GFLOPS_PER_IMAGE", 1000.0, 0.001) * 1e9
 
 
 def max_upload_bytes() -> int:

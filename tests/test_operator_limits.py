@@ -22,6 +22,7 @@ READERS = {  # environment name -> the function that reads it
         "ATLAS_MAX_DOWNLOAD_MB": "max_download_bytes",
         "ATLAS_MAX_PARAMETERS": "max_parameters",
         "ATLAS_MAX_IMAGE_SIDE": "max_image_side",
+        "ATLAS_MAX_GFLOPS_PER_IMAGE": "max_flops_per_image",
         "ATLAS_MAX_UPLOAD_MB": "max_upload_bytes",
         "ATLAS_MAX_CSV_MB": "max_csv_bytes",
         "ATLAS_MAX_POINTS": "max_points",

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import functools
+import json
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
 
-from core.limits import max_image_side, max_parameters
+from core.cost import count_flops
+from core.limits import max_flops_per_image, max_image_side, max_parameters
 from core.text import plain_label
 from zoo.errors import CheckpointError, TooLargeError, ZooError
 
@@ -151,7 +154,58 @@ def unet_outline(config: Mapping[str, Any], what: str) -> tuple[tuple[int, int, 
         check_unet_config(config)
     except (TooLargeError, CheckpointError) as e:
         raise type(e)(f"{what}: {e}") from None
+    check_flops(forward_flops("unet2d", config, (channels, size, size), what), what)
     return (channels, size, size), classes
+
+
+def forward_flops(architecture: str, config: Mapping[str, Any], sample_shape: Sequence[int], what: str) -> int:
+    """FLOPs of one evaluation of one image by the denoising network `config` describes (core/cost.count_flops),
+    called as its denoiser calls it, network(x, t[, class_labels]), on the meta device: nothing is computed or
+    allocated, so a forward that would take minutes is counted in a fraction of a second (and once per config).
+    A network that cannot be counted there is refused: its cost would be unknown."""
+    try:
+        return _counted(architecture, json.dumps(dict(config), sort_keys=True), tuple(sample_shape))
+    except (TooLargeError, CheckpointError) as e:
+        raise type(e)(f"{what}: {e}") from None
+    except (
+        RuntimeError,
+        NotImplementedError,
+        TypeError,
+        ValueError,
+        LookupError,
+        AttributeError,
+        ArithmeticError,
+        AssertionError,
+    ) as e:
+        reason = plain_label(f"{e.__class__.__name__}: {e}", 100)
+        raise CheckpointError(f"{what}: its network's cost could not be counted on this server ({reason}).") from None
+
+
+@functools.lru_cache(maxsize=64)
+def _counted(architecture: str, config: str, sample_shape: tuple[int, ...]) -> int:
+    settings = json.loads(config)
+    with torch.device("meta"):
+        network = ARCHITECTURES[architecture](settings).eval()
+        x, t = torch.zeros(1, *sample_shape), torch.zeros(1)
+        conditional = architecture == "unet2d" and settings.get("num_class_embeds")  # then labels are required
+        extra = {"class_labels": torch.zeros(1, dtype=torch.long)} if conditional else {}
+        with torch.no_grad():
+            return count_flops(lambda: network(x, t, **extra))
+
+
+def check_flops(flops: int, what: str) -> None:
+    """TooLargeError when one evaluation of one image costs more than the server allows
+    (ATLAS_MAX_GFLOPS_PER_IMAGE, core/limits.py)."""
+    if flops > (limit := max_flops_per_image()):
+        raise TooLargeError(
+            f"{what}: one evaluation of one image by this network costs {_gflop(flops)} GFLOP, over this server's "
+            f"{_gflop(limit)} GFLOP per image (ATLAS_MAX_GFLOPS_PER_IMAGE). A network's cost grows with its image "
+            "side, attention over every pixel with its fourth power, whatever its parameter count."
+        )
+
+
+def _gflop(flops: float) -> str:
+    return f"{flops / 1e9:,.0f}" if flops >= 1e10 else f"{flops / 1e9:.2g}"
 
 
 def check_size(numbers: int, what: str) -> None:

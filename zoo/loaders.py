@@ -18,11 +18,21 @@ from typing import Any
 
 import torch
 
+from core.cost import MeteredNetwork
 from core.diffusion.denoisers import PREDICTION_TYPES, Denoiser, model_denoiser
 from core.diffusion.schedules import DIFFUSERS_NAMES, NoiseSchedule, make_schedule
 from core.text import plain_label
 from core.training.budget import count_parameters
-from zoo.architectures import MAX_TRAIN_STEPS, build, check_size, fix_legacy_keys, state_size, unet_outline
+from zoo.architectures import (
+    MAX_TRAIN_STEPS,
+    build,
+    check_flops,
+    check_size,
+    fix_legacy_keys,
+    forward_flops,
+    state_size,
+    unet_outline,
+)
 from zoo.errors import CheckpointError, ChecksumError, HubError, ZooError
 from zoo.hub import cached_files, fetch, sha256_of, validate_repo_id, validate_revision
 from zoo.paths import open_inside
@@ -44,6 +54,7 @@ class LoadedModel:
     param_count: int
     file_bytes: int  # its weights file's
     load_seconds: float
+    flops_per_image: int | None = None  # one evaluation of one image by a denoiser (core/cost.py); None otherwise
 
     @property
     def name(self) -> str:
@@ -148,11 +159,12 @@ def _what(entry: ModelEntry) -> str:
     return entry.title if entry.local else f"Model {entry.name!r}"
 
 
-def build_module(entry: ModelEntry, files: Mapping[str, Path]) -> tuple[torch.nn.Module, int]:
-    """The entry's network with its weights, and the weights file's size in bytes. Its size is known before
-    anything real is built: counted from the config on the meta device (capped), and checked against the
-    weights file's header where that states it, so a small config cannot make the server build a huge
-    network, nor junk weights a big one. Every file is read through `open_inside` (a local entry's roots)."""
+def build_module(entry: ModelEntry, files: Mapping[str, Path]) -> tuple[torch.nn.Module, int, int | None]:
+    """The entry's network with its weights, the weights file's size in bytes, and (a denoiser's) the FLOPs of
+    one evaluation of one image. Its size and cost are known before anything real is built: counted from the
+    config on the meta device (capped), the size checked against the weights file's header where that states
+    it, so a small config cannot make the server build a huge network, nor junk weights a big one, nor a small
+    network cost minutes an image. Every file is read through `open_inside` (a local entry's roots)."""
     what = _what(entry)
     weights = files["model.safetensors"] if entry.format == "hub-mixin" else files[entry.weight_files[0]]
     if entry.format in ("diffusers-unet", "diffusers-pipeline"):
@@ -166,6 +178,10 @@ def build_module(entry: ModelEntry, files: Mapping[str, Path]) -> tuple[torch.nn
         architecture, config = str(entry.architecture), entry.config
     expected = state_size(architecture, config, what)
     check_size(expected, what)
+    flops = None
+    if entry.family in ("pixel", "latent"):
+        flops = forward_flops(architecture, config, entry.sample_shape, what)
+        check_flops(flops, what)
     with open_weights(weights, entry.roots) as handle:  # read from this handle only, whatever the path becomes
         stored = stored_size(handle, weights.name)
         if stored is not None and stored != expected and entry.state_dict_key is None:
@@ -178,7 +194,7 @@ def build_module(entry: ModelEntry, files: Mapping[str, Path]) -> tuple[torch.nn
         size = os.fstat(handle.fileno()).st_size
     fix_legacy_keys(module, state)
     load_into(module, state, f"{weights.name} of {what}")
-    return module, size
+    return module, size, flops
 
 
 def schedule_from_scheduler_config(config: Mapping[str, Any], what: str) -> tuple[NoiseSchedule, str]:
@@ -235,7 +251,7 @@ def load_model(
     """Fetch (if needed), build, verify and wrap one zoo entry. Raises a ZooError subclass on any failure."""
     start = time.perf_counter()
     files = resolve_files(entry)
-    module, file_bytes = build_module(entry, files)
+    module, file_bytes, flops = build_module(entry, files)
     device = torch.device(device)
     module = module.to(device).eval().requires_grad_(False)  # built in float32; fp16 weights were upcast on load
     if dtype != torch.float32:
@@ -251,7 +267,8 @@ def load_model(
             schedule, _ = schedule_from_scheduler_config(read_json(config_path, what, entry.roots), what)
         else:
             schedule = entry.schedule.build()
-        denoiser = model_denoiser(module, schedule, entry.prediction_type, entry.num_classes or None)
+        network = MeteredNetwork(module, entry.name, flops or 0)  # each call timed, and bounded by the job's deadline
+        denoiser = model_denoiser(network, schedule, entry.prediction_type, entry.num_classes or None)
     return LoadedModel(
         entry=entry,
         module=module,
@@ -262,6 +279,7 @@ def load_model(
         param_count=count_parameters(module),
         file_bytes=file_bytes,
         load_seconds=time.perf_counter() - start,
+        flops_per_image=flops,
     )
 
 

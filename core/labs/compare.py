@@ -4,7 +4,8 @@
   models read by the bundled classifier (the Samplers page's Compare tab).
 - Quality on demand: n samples per checkpoint scored against held-out digits, FD-LeNet and class shares (the
   Compare checkpoints page).
-Work is capped before it starts (cells, image evaluations, samples).
+Work is capped before it starts (cells, image evaluations, samples, the time they would take); run as a page's job
+(core/training/budget.limited), it stops at the job's deadline, and what it finished is the caller's to keep.
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ import torch
 
 from core.data.images import uint8_to_tensor
 from core.errors import BadInputError
-from core.labs.samplers import ImageModel, SamplerSettings, evaluations_per_image, run_sampler, seconds_per_image
+from core.labs.samplers import (
+    ImageModel,
+    SamplerSettings,
+    evaluations_per_image,
+    run_sampler,
+    sampling_seconds,
+    seconds_per_image,
+)
 from core.limits import max_compare_work, max_quality_work
 from core.metrics.images import class_histogram, classify, frechet_distance_se
 from core.text import plain_label
@@ -65,11 +73,8 @@ def plan_work(
         raise BadInputError(
             f"That comparison needs {work:,} image evaluations (at most {limit:,}); use fewer images or steps."
         )
-    budget.check(
-        sum(base.batch * evaluations_per_image(m, r) * seconds_per_image(m) for m in models for r in runs),
-        "comparison",
-        "fewer images, steps or checkpoints",
-    )
+    seconds = sum(sampling_seconds(m, r) for m in models for r in runs)
+    budget.check(seconds, "comparison", "fewer images, steps or checkpoints")
     return work
 
 
@@ -82,7 +87,7 @@ def plan_quality(models: Sequence[ImageModel], settings: SamplerSettings, n: int
             f"Measuring that needs {work:,} image evaluations (at most {limit:,}); use fewer samples, "
             "steps or checkpoints."
         )
-    seconds = sum(n * evaluations_per_image(m, settings) * seconds_per_image(m) for m in models)
+    seconds = sum(n * evaluations_per_image(m, settings) * seconds_per_image(m, min(n, CHUNK)) for m in models)
     budget.check(seconds, "measure", "fewer samples, steps or checkpoints")
     return work
 
@@ -124,7 +129,8 @@ def compare_cells(
     classifier: torch.nn.Module | None = None,
 ) -> Iterator[CompareCell]:
     """Every (model, sampler, steps) cell from the same seeds, one at a time (a caller can stop between cells
-    and keep those done); MNIST models also get a classifier score. The whole plan is checked first."""
+    and keep those done); MNIST models also get a classifier score. The whole plan is checked first. The cells
+    run under the deadline of the job that asks for them (a generator runs in its caller's context)."""
     plan_work(models, samplers, steps, base)
     check_steps({m.title: m for m in models}, max(steps))
     for model in models:

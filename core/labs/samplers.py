@@ -1,14 +1,15 @@
 """Sampling an image model for the Samplers and Compare checkpoints pages: settings, per-image seeds,
-conditioning, timing (no Streamlit calls).
+conditioning, what a run costs (no Streamlit calls).
 
 Image k of a batch draws its starting noise and all its sampler noise from its own generator seeded with
 seed + k, so any image can be regenerated alone with batch 1 and seed + k. The model is anything shaped like
-`ImageModel` (the zoo's LoadedModel is one), so this module needs nothing above core.
+`ImageModel` (the zoo's LoadedModel is one), so this module needs nothing above core. A run's cost is estimated
+before it starts from its FLOPs and the speed the model reaches here lately (`seconds_per_image`, core/cost.py),
+and a run that is part of a page's job stops at that job's deadline (core/training/budget.limited).
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,12 +17,15 @@ from typing import Any, Protocol
 
 import torch
 
+from core import cost
 from core.diffusion.denoisers import Denoiser, clip_denoised, with_labels
-from core.diffusion.samplers import SAMPLERS, sample
+from core.diffusion.samplers import SAMPLERS, Step, sample
 from core.diffusion.schedules import NoiseSchedule
 from core.diffusion.trajectory import Frame, TrajectoryRecorder, display_every
+from core.training.budget import check_deadline
 
 MAX_BATCH = 64
+TIMING_BOUND_S = 0.5  # the longest an evaluation may be expected to take for `seconds_per_image` to run one
 
 
 class ImageModel(Protocol):
@@ -45,6 +49,8 @@ class ImageModel(Protocol):
     def num_classes(self) -> int: ...
     @property
     def null_label(self) -> int | None: ...  # the "no class" label of a model trained for guidance
+    @property
+    def flops_per_image(self) -> int | None: ...  # one evaluation of one image (None: not counted)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,29 +106,41 @@ def conditioned(model: ImageModel, settings: SamplerSettings, batch: int) -> Den
     return clip_denoised(denoiser) if settings.clip else denoiser
 
 
-_speeds: dict[tuple[str, str], float] = {}
-_measuring = threading.Lock()
-
-
 def seconds_per_image(model: ImageModel, batch: int = 2) -> float:
-    """Seconds one denoiser evaluation of one image takes on this machine: the quicker of two calls at `batch`
-    images, measured once per model, device and batch in this process. A sampling plan costs about this x images
-    x evaluations, so plans are bounded by their time, whatever the model's size (core/labs/compare.py). Batch 2
-    is the cautious default; a job that runs in large batches (a guidance sweep's chunks) is quicker per image
-    and asks at its own batch."""
-    key = (model.name, str(model.device), batch)
-    with _measuring:
-        if key not in _speeds:
-            x = torch.zeros(batch, *model.sample_shape, device=model.device)
-            sigma = torch.ones(batch, device=model.device)
-            denoiser, times = conditioned(model, SamplerSettings(batch=batch), batch), []
-            with torch.inference_mode():
-                for _ in range(2):
-                    tic = time.perf_counter()
-                    denoiser(x, sigma)
-                    times.append(time.perf_counter() - tic)
-            _speeds[key] = min(times) / batch
-        return _speeds[key]
+    """Seconds one denoiser evaluation of one image takes on this machine now, in calls of `batch` images: the
+    model's FLOPs over the speed it reached lately at that batch (core/cost.py, fed by each of its evaluations,
+    in any session's job). Without a recent one it is evaluated here, twice at most (a first call at a batch
+    size is a warm-up), at the largest batch up to `batch` that the machine's speed says takes under
+    TIMING_BOUND_S a call (a smaller batch is slower per image: a cautious stand-in); where even one image
+    would take longer, the machine's speed stands in. No lock is held: other sessions' estimates and jobs go
+    on meanwhile. A model without a FLOP count is timed at `batch`."""
+    flops, device = getattr(model, "flops_per_image", None), model.device
+    if not flops:
+        return min(_timed(model, batch) for _ in range(2))
+    rate = cost.model_rate(model.name, device, batch)
+    probe = min(batch, int(TIMING_BOUND_S * cost.machine_rate(device) / flops)) if rate is None else 0
+    if probe >= 1:
+        rate, calls = cost.model_rate(model.name, device, probe), 0
+        while rate is None and calls < 2:
+            _timed(model, probe)  # its network reports the speed (core/cost.MeteredNetwork)
+            rate, calls = cost.model_rate(model.name, device, probe), calls + 1
+    return flops / (rate or cost.machine_rate(device))
+
+
+def _timed(model: ImageModel, batch: int) -> float:
+    """Seconds per image of one evaluation of `batch` images (an unconditional or spread batch)."""
+    x = torch.zeros(batch, *model.sample_shape, device=model.device)
+    sigma = torch.ones(batch, device=model.device)
+    denoiser = conditioned(model, SamplerSettings(batch=batch), batch)
+    with torch.inference_mode():
+        tic = time.perf_counter()
+        denoiser(x, sigma)
+        return (time.perf_counter() - tic) / batch
+
+
+def sampling_seconds(model: ImageModel, settings: SamplerSettings) -> float:
+    """About how long sampling settings.batch images with `settings` takes on this machine now."""
+    return settings.batch * evaluations_per_image(model, settings) * seconds_per_image(model, settings.batch)
 
 
 def evaluations_per_image(model: ImageModel, settings: SamplerSettings) -> int:
@@ -155,7 +173,9 @@ def run_sampler(
     on_step: Callable[[int], None] | None = None,
 ) -> SamplingResult:
     """Sample settings.batch images; `on_frame` sees a recorded frame about 25 times per run, `on_step` the
-    index of every step."""
+    index of every step. Run as (part of) a job (core/training/budget.limited), it raises TimeLimitError after
+    the step that passes the job's deadline (a zoo model's network also checks before each evaluation); the
+    frames and steps seen so far are the caller's to keep."""
     sigmas = sampling_sigmas(model, settings)
     seeds = [settings.seed + k for k in range(settings.batch)]
     x, gens = start_noise(model.sample_shape, seeds, float(sigmas[0]))
@@ -170,6 +190,11 @@ def run_sampler(
     options = dict(settings.options)
     if settings.noise_until is not None:
         options["noise_until"] = settings.noise_until
+
+    def step(info: Step) -> None:
+        recorder(info)
+        check_deadline()
+
     start = time.perf_counter()
     images = sample(
         settings.sampler,
@@ -177,7 +202,7 @@ def run_sampler(
         x,
         sigmas,
         generator=gens,
-        callback=recorder,
+        callback=step,
         **options,
     )
     return SamplingResult(

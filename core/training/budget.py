@@ -1,4 +1,6 @@
-"""How long a training job in the app would take, before it starts, and the server-wide limit on that.
+"""The server's limit on one job's time (ATLAS_MAX_JOB_SECONDS): a job is refused before it starts when its
+estimate is over it (`check`), and stopped at it while it runs (`Deadline`); and how long a training job in the
+app would take.
 
 Every model trained on the pages (the toy lab's and the latent page's MLP denoisers, the MLP VAE) is a stack of
 dense layers trained on one thread, so a step costs about a + b * batch * parameters seconds. a and b are
@@ -6,8 +8,11 @@ measured once per process on this machine, from the quickest of a few steps of a
 (about 0.15 s, with the same trainer; the quickest, so that a busy moment does not inflate them): the estimate
 follows the hardware and lands within about 25% of the training loop (bench/budget.py). A job whose estimate
 is over the budget (ATLAS_MAX_JOB_SECONDS, default 300 s: a shared 2-core server gives each user about a core)
-is refused with a sentence before it starts. One job per session follows from Streamlit itself: a session
-runs one script at a time, and any click stops the running one (the trainers keep what they finished).
+is refused with a sentence before it starts. An estimate can be wrong (the machine got busy), so a job also
+runs under a `Deadline`, armed for the code it encloses by `limited()`: the loops check it between their steps
+(`check_deadline`) and it raises `TimeLimitError`, whose sentence the pages show, keeping what was finished.
+One job per session follows from Streamlit itself: a session runs one script at a time, and any click stops
+the running one (the trainers keep what they finished).
 """
 
 from __future__ import annotations
@@ -15,12 +20,15 @@ from __future__ import annotations
 import functools
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import torch
 from torch import nn
 
 from core.device import torch_threads
-from core.errors import BadInputError
+from core.errors import AtlasError, BadInputError
 from core.limits import max_job_seconds
 
 _SMALL, _LARGE = (32, 64), (128, 1024)  # (MLP width, batch) of the two timed jobs
@@ -91,3 +99,53 @@ def describe(seconds: float) -> str:
     if seconds < 5400:
         return f"{seconds / 60:.1f} min"
     return f"{seconds / 3600:.0f} h"
+
+
+class TimeLimitError(AtlasError):
+    """A job stopped at the server's limit per job, while it ran (what it finished is kept by its caller)."""
+
+
+class Deadline:
+    """The end of a job's time: `limit` seconds (ATLAS_MAX_JOB_SECONDS by default) from its creation."""
+
+    def __init__(self, limit: float | None = None) -> None:
+        self.limit = max_job_seconds() if limit is None else limit
+        self.started = time.perf_counter()
+
+    def passed(self) -> bool:
+        return time.perf_counter() - self.started > self.limit
+
+    def check(self) -> None:
+        """TimeLimitError once the job has run past its limit."""
+        if self.passed():
+            raise TimeLimitError(
+                f"This job reached the server's limit of {describe(self.limit)} per job (the server is shared) and "
+                "was stopped; what it finished is kept. Ask for less work to see all of it."
+            )
+
+
+_armed: ContextVar[Deadline | None] = ContextVar("atlas_job_deadline", default=None)
+
+
+def current_deadline() -> Deadline | None:
+    """The deadline of the job this code runs in (`limited`), if any."""
+    return _armed.get()
+
+
+@contextmanager
+def limited(deadline: Deadline | None = None) -> Iterator[Deadline]:
+    """Run the enclosed code as (part of) one job under `deadline`; without one, under the job's that encloses
+    this code, else a new one from now. Armed per thread (each Streamlit session runs in its own)."""
+    chosen = deadline or _armed.get() or Deadline()
+    token = _armed.set(chosen)
+    try:
+        yield chosen
+    finally:
+        _armed.reset(token)
+
+
+def check_deadline() -> None:
+    """TimeLimitError when the job this code runs in is past its limit; nothing outside a job."""
+    deadline = _armed.get()
+    if deadline is not None:
+        deadline.check()

@@ -232,3 +232,32 @@ def test_every_sampler_option_is_named_like_its_neighbours_and_explained(app):
     assert {"Variance", "Eta (η)", "Order", "Churn (S_churn)", "Noise inflation (S_noise)"} == set(seen)
     app.selectbox(key="smp-sampler").set_value("ddpm").run()
     assert "posterior" in app.selectbox(key="smp-ddpm-variance").help and not app.exception
+
+
+def test_generate_says_what_a_run_would_take_and_refuses_one_over_the_limit(app, monkeypatch):
+    from core import cost
+
+    assert any("of sampling on this server" in c.value for c in app.caption)
+    assert not app.button(key="smp-go").disabled
+    monkeypatch.setattr(cost, "_rates", {})
+    monkeypatch.setattr(cost, "_warm", set())
+    for _ in range(2):  # as if the model had just run at 1 FLOP/s at 16 images a call (the first is a warm-up)
+        cost.observe("tiny-uncond", "cpu", 16, 1.0, 1.0)
+    app.selectbox(key="smp-model").set_value("tiny-uncond").run()
+    assert any("over its limit" in w.value for w in app.warning) and app.button(key="smp-go").disabled
+    assert not app.exception and not app.error
+
+
+def test_a_run_past_the_limit_per_job_stops_and_shows_where_it_got_to(app, monkeypatch):
+    from types import SimpleNamespace
+
+    from core.training import budget
+
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(budget, "time", SimpleNamespace(perf_counter=lambda: 0.4 * next(ticks)))  # 0.4 s a look
+    monkeypatch.setenv("ATLAS_MAX_JOB_SECONDS", "1")
+    at = _generate(app, **{"smp-sampler": "euler", "smp-steps": 20, "smp-batch": 2})
+    assert not at.exception and not at.error
+    warning = next(w.value for w in at.warning if "Stopped at step" in w.value)
+    assert "Stopped at step 1 of 20" in warning and "limit of 1 s per job" in warning
+    assert not at.subheader and "memo:smp-result" not in at.session_state  # no finished run is claimed

@@ -8,12 +8,13 @@ from dataclasses import dataclass
 import pytest
 import torch
 
+from core import cost
 from core.diffusion.mixture import GaussianMixture
 from core.diffusion.schedules import NoiseSchedule, make_schedule
 from core.errors import BadInputError
-from core.labs import compare
+from core.labs import compare, samplers
 from core.labs.compare import compare_cells, plan_quality, plan_work
-from core.labs.samplers import SamplerSettings, evaluations_per_image, seconds_per_image
+from core.labs.samplers import SamplerSettings, evaluations_per_image
 
 CPU = torch.device("cpu")
 
@@ -31,6 +32,7 @@ class MixtureImages:
     sample_shape: tuple[int, ...] = (1, 2, 2)
     num_classes: int = 0
     null_label: int | None = None
+    flops_per_image: int | None = None  # not counted: seconds_per_image times it
 
     def __post_init__(self) -> None:
         self._mix = GaussianMixture(torch.tensor([[-0.5] * 4, [0.5] * 4]), 0.1)
@@ -40,10 +42,15 @@ class MixtureImages:
         return self._mix.denoise(x, sigma)
 
 
+def known_speed(model: MixtureImages, batch: int, flops_per_second: float) -> None:
+    """As if the model had been evaluated at `batch` images a call at this speed (the first call is a warm-up)."""
+    for _ in range(2):
+        cost.observe(model.name, model.device, batch, flops_per_second, 1.0)
+
+
 def test_cells_come_one_at_a_time_and_the_plan_is_checked_before_any_work():
-    model = MixtureImages(make_schedule("linear", 100))
-    seconds_per_image(model)  # the plan's time is measured once per model and process: not part of the count
-    model.calls = 0
+    model = MixtureImages(make_schedule("linear", 100), name="mixture-cells", flops_per_image=1000)
+    known_speed(model, 3, 1e12)  # the plan's estimate needs no evaluation: only the cells call the model
     base = SamplerSettings(batch=3, clip=False)
     cells = compare_cells([model], ["euler", "heun"], [4, 8], base)
     first = next(cells)
@@ -58,15 +65,6 @@ def test_cells_come_one_at_a_time_and_the_plan_is_checked_before_any_work():
         assert model.calls == 0
 
 
-def test_a_models_speed_is_measured_once_per_process():
-    model = MixtureImages(make_schedule("linear", 100), name="mixture-timed-once")
-    first = seconds_per_image(model)
-    assert first > 0 and model.calls == 2  # the quicker of two calls
-    assert seconds_per_image(model) == first and model.calls == 2
-    seconds_per_image(model, batch=64)  # a job that runs in large batches asks at its own batch: measured anew
-    assert model.calls == 4 and seconds_per_image(model, batch=64) == seconds_per_image(model, 64)
-
-
 def test_guidance_doubles_what_an_image_costs():
     conditional = MixtureImages(make_schedule("linear", 100), num_classes=10, null_label=10)
     settings = SamplerSettings(sampler="heun", steps=10, label=3, guidance=3.0)
@@ -79,9 +77,11 @@ def test_plans_are_refused_by_the_time_they_would_take(monkeypatch):
     """A big UNet costs far more a step than an MNIST one: the same plan can fit for one and not the other."""
     model = MixtureImages(make_schedule("linear", 100))
     plan = SamplerSettings(sampler="dpmpp_2m", steps=20, batch=16)
-    monkeypatch.setattr(compare, "seconds_per_image", lambda m: 0.001)  # 640 evaluations: under a second
+    monkeypatch.setattr(samplers, "seconds_per_image", lambda m, batch: 0.001)  # 640 evaluations: under a second
+    monkeypatch.setattr(compare, "seconds_per_image", lambda m, batch: 0.001)
     assert plan_work([model, model], ["dpmpp_2m"], [20], plan) == 640
-    monkeypatch.setattr(compare, "seconds_per_image", lambda m: 0.5)  # a large UNet on a CPU
+    monkeypatch.setattr(samplers, "seconds_per_image", lambda m, batch: 0.5)  # a large UNet on a CPU
+    monkeypatch.setattr(compare, "seconds_per_image", lambda m, batch: 0.5)
     with pytest.raises(BadInputError, match=r"would take about 5\.3 min .* 5\.0 min .* fewer images, steps or checkp"):
         plan_work([model, model], ["dpmpp_2m"], [20], plan)
     with pytest.raises(BadInputError, match="That measure would take about"):

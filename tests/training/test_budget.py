@@ -3,11 +3,14 @@ job starts, refused over the limit with a sentence, and nothing trained or repla
 
 from __future__ import annotations
 
+import threading
+from types import SimpleNamespace
+
 import pytest
 import torch
 
 from core.data.toy import get_toy_set
-from core.errors import BadInputError
+from core.errors import AtlasError, BadInputError
 from core.labs.latent import LatentTrainer, LatentTrainSettings, vae_training_seconds
 from core.labs.toy import ToyRun, ToySettings, training_seconds
 from core.models.mlp import MLPConfig, build_mlp, parameter_count
@@ -85,3 +88,37 @@ def test_vae_estimate_counts_whole_batches_of_each_pass():
     config = VAETrainConfig(epochs=3, batch_size=100)
     assert config.total_steps(450) == 12 and config.total_steps(50) == 3  # a pass is at least one step
     assert vae_training_seconds(config, 450, 10_000) == pytest.approx(budget.estimate_seconds(12, 100, 10_000))
+
+
+def test_a_deadline_is_armed_for_the_code_it_encloses_and_shared_by_a_jobs_parts(monkeypatch):
+    monkeypatch.setenv("ATLAS_MAX_JOB_SECONDS", "42")
+    assert budget.current_deadline() is None
+    budget.check_deadline()  # outside a job: nothing to check
+    with budget.limited() as job:
+        assert job.limit == 42 and budget.current_deadline() is job
+        with budget.limited() as part:  # a part of the job (a comparison's run) shares its deadline
+            assert part is job
+        own = budget.Deadline(5)
+        with budget.limited(own):
+            assert budget.current_deadline() is own
+        assert budget.current_deadline() is job
+        seen = []
+        other = threading.Thread(target=lambda: seen.append(budget.current_deadline()))  # another session's thread
+        other.start()
+        other.join()
+        assert seen == [None]
+    assert budget.current_deadline() is None
+
+
+def test_a_deadline_past_its_limit_stops_the_job_with_a_sentence(monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr(budget, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+    deadline = budget.Deadline(90)
+    clock[0] += 90
+    deadline.check()  # at the limit: not past it
+    clock[0] += 0.5
+    assert deadline.passed()
+    stopped = r"limit of 1\.5 min per job .* what it finished is kept"
+    with pytest.raises(budget.TimeLimitError, match=stopped), budget.limited(deadline):
+        budget.check_deadline()
+    assert isinstance(budget.TimeLimitError("x"), AtlasError)  # the pages show it as a sentence

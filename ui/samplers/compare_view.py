@@ -11,6 +11,7 @@ from core.data.images import enlarge, tile, to_uint8
 from core.diffusion.samplers import SAMPLERS
 from core.labs.compare import CompareCell, compare_cells, is_mnist
 from core.labs.samplers import SamplerSettings
+from core.training.budget import TimeLimitError, limited
 from ui.common.cache import zoo_model
 from ui.common.live import progress_and_stop
 from zoo.loaders import LoadedModel
@@ -23,16 +24,19 @@ def run_comparison(
     models: Sequence[LoadedModel], samplers: Sequence[str], steps: Sequence[int], settings: SamplerSettings
 ) -> list[CompareCell]:
     """Every cell from the same seeds (MNIST models read by the bundled classifier), with a progress bar and a
-    Stop; the cells are kept as they finish, so a Stop keeps those done."""
+    Stop; the cells are kept as they finish, so a Stop, or the server's limit per job (said), keeps those done."""
     total = len(models) * len(samplers) * len(steps)
     cells: list[CompareCell] = []
     st.session_state[CELLS], st.session_state[PLANNED] = cells, total
     classifier = zoo_model(CLASSIFIER).module if any(is_mnist(m) for m in models) else None
-    with progress_and_stop("Comparing…", "cmp-stop", "Keeps the cells done so far.") as bar:
-        for cell in compare_cells(models, samplers, sorted(steps), settings, classifier):
-            cells.append(cell)
-            done = len(cells)
-            bar.show(done / total, f"{done} of {total} cells · {cell.model}: {cell.sampler}, {cell.steps} steps")
+    try:
+        with limited(), progress_and_stop("Comparing…", "cmp-stop", "Keeps the cells done so far.") as bar:
+            for cell in compare_cells(models, samplers, sorted(steps), settings, classifier):
+                cells.append(cell)
+                done = len(cells)
+                bar.show(done / total, f"{done} of {total} cells · {cell.model}: {cell.sampler}, {cell.steps} steps")
+    except TimeLimitError as stopped:
+        st.warning(str(stopped))
     return cells
 
 

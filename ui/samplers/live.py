@@ -1,5 +1,6 @@
-"""Sampling with a live view: the reverse process shown as it runs, a Stop button, partial results kept; then
-the finished run (grid, speed, the noise along the way, PNG and GIF export), kept in the session."""
+"""Sampling with a live view: the reverse process shown as it runs, a Stop button, partial results kept (after a
+Stop, or at the server's limit per job); then the finished run (grid, speed, the noise along the way, PNG and GIF
+export), kept in the session."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from core.data.images import enlarge, png_bytes, tile, to_uint8
 from core.diffusion.samplers import SAMPLERS
 from core.diffusion.trajectory import Frame
 from core.labs.samplers import SamplerSettings, SamplingResult, run_sampler
+from core.training.budget import TimeLimitError, limited
 from ui.common.live import ProgressBar, Throttle
 from ui.common.memo import Memo
 from ui.samplers.figures import frame_grids, noise_chart, run_gif, run_panels
@@ -19,8 +21,9 @@ from zoo.loaders import LoadedModel
 MIN_REFRESH_S = 0.15
 
 
-def generate_live(loaded: LoadedModel, settings: SamplerSettings, key: str) -> SamplingResult:
-    """Run the sampler, refreshing x_t / x_0 / noise about 25 times; the latest view survives a Stop."""
+def generate_live(loaded: LoadedModel, settings: SamplerSettings, key: str) -> SamplingResult | None:
+    """Run the sampler, refreshing x_t / x_0 / noise about 25 times; the latest view survives a Stop, and is shown
+    with the reason when the run reaches the server's limit per job (None then)."""
     holder = st.empty()  # the live view, cleared when the run finishes (the result is drawn below it)
     with holder.container():
         progress = ProgressBar(st.progress(0.0, text="Starting…"), every=0.0)  # drawn when the view is
@@ -39,20 +42,29 @@ def generate_live(loaded: LoadedModel, settings: SamplerSettings, key: str) -> S
         progress.show((frame.index + 1) / settings.steps, f"Step {frame.index + 1} of {settings.steps}")
         st.session_state[f"{key}-partial"] = (frame.index + 1, settings.steps, grids)
 
-    result = run_sampler(loaded, settings, render)
+    try:
+        with limited():  # a job of this session: stopped at the server's limit per job
+            result = run_sampler(loaded, settings, render)
+    except TimeLimitError as stopped:
+        holder.empty()
+        show_stopped(key, str(stopped))
+        return None
     _finished(key).put(RunKey(loaded.name, settings), FinishedRun(title=loaded.title, result=result))
     holder.empty()
     st.session_state.pop(f"{key}-partial", None)
     return result
 
 
-def show_stopped(key: str) -> None:
-    """After a Stop (the run was interrupted), show where it got to."""
+def show_stopped(key: str, why: str | None = None) -> None:
+    """After a Stop or at the limit per job (`why`), show where the run got to."""
     partial = st.session_state.pop(f"{key}-partial", None)
     if partial is None:
+        if why:
+            st.warning(why)
         return
     done, total, grids = partial
-    st.warning(f"Stopped at step {done} of {total}. This is where the samples had got to.")
+    reason = f" {why}" if why else ""
+    st.warning(f"Stopped at step {done} of {total}.{reason} This is where the samples had got to.")
     for col, grid, caption in zip(st.columns(3), grids, ("x_t", "predicted x₀", "predicted noise ε"), strict=True):
         col.image(grid, caption=caption, width="stretch")
 
