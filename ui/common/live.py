@@ -132,6 +132,7 @@ def training_progress(
     started, target = time.perf_counter(), start + steps
 
     def update(trainer: Any) -> None:
+        budget.check_deadline()  # a training run past the server's limit per job stops here, its steps kept
         metrics = trainer.metrics
         loss = metrics[-1]["loss"] if metrics else float("nan")
         bar.show(

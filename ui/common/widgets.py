@@ -12,15 +12,22 @@ import streamlit as st
 from core.diffusion.samplers import Option
 from core.diffusion.schedules import SCHEDULE_KINDS, NoiseSchedule, make_schedule
 from core.errors import AtlasError
+from core.training import budget
 
 T = TypeVar("T")
 
 
 def attempt(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
-    """fn(*args, **kwargs), or None after showing its AtlasError's sentence with st.error (bad input, a model
-    that cannot load, no network): the page goes on, and anything else is a bug with a traceback."""
+    """fn(*args, **kwargs) as one job under the server's limit per job (core/training/budget.limited), or None
+    after showing its AtlasError's sentence with st.error (bad input, a model that cannot load, no network) or,
+    for a job stopped at the limit with what it finished kept, st.warning: the page goes on, and anything else is
+    a bug with a traceback."""
     try:
-        return fn(*args, **kwargs)
+        with budget.limited():
+            return fn(*args, **kwargs)
+    except budget.TimeLimitError as err:
+        st.warning(str(err), icon=":material/timer_off:")
+        return None
     except AtlasError as err:
         st.error(str(err))
         return None

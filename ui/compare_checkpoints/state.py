@@ -26,6 +26,7 @@ from core.labs.compare import (
 from core.labs.samplers import SamplerSettings, SamplingResult, run_sampler
 from core.metrics.images import split_half_distance
 from core.text import plain_label
+from core.training.budget import TimeLimitError
 from ui.common import jobs
 from ui.common.cache import image_set, zoo_model
 from ui.common.live import progress_and_stop
@@ -74,6 +75,8 @@ def sample_all(
             step = lambda i, k=k, name=name: report((k + (i + 1) / steps) / len(models), name)  # noqa: E731
             try:
                 result = run_sampler(model, settings, every=steps + 1, keep=1, on_step=step)
+            except TimeLimitError:  # the job's time is up: the checkpoints sampled so far are kept
+                raise
             except AtlasError as e:  # one checkpoint that cannot sample does not stop the others
                 failed.append(f"{plain_label(name)}: {e}")
                 continue
