@@ -155,11 +155,12 @@ def _shrunk(data: bytes) -> tuple[bytes | str]:
             if max(img.size) <= MAX_SAMPLE_SIDE:
                 return (data,)
             img.draft("RGB", (MAX_SAMPLE_SIDE, MAX_SAMPLE_SIDE))  # a JPEG decodes at a fraction of its size
-            small = img.convert("RGBA" if "A" in img.getbands() else "RGB")
-        small.thumbnail((MAX_SAMPLE_SIDE, MAX_SAMPLE_SIDE), Image.Resampling.LANCZOS, reducing_gap=2.0)
-        out = io.BytesIO()
-        small.save(out, "PNG", compress_level=1)  # fast; a small grid is small anyway
-        return (out.getvalue(),)
+            if img.mode not in ("RGB", "RGBA", "L"):
+                img = img.convert("RGBA" if "A" in img.getbands() else "RGB")
+            img.thumbnail((MAX_SAMPLE_SIDE, MAX_SAMPLE_SIDE), Image.Resampling.LANCZOS, reducing_gap=2.0)
+            out = io.BytesIO()
+            img.save(out, "PNG", compress_level=1)  # fast; a small grid is small anyway
+            return (out.getvalue(),)
     except (OSError, ValueError, SyntaxError):
         return ("not a readable PNG or JPEG",)
 
@@ -402,9 +403,12 @@ class TensorBoardReader:
                 f"{plain_label(name)}, {len(series):,} of {series.seen:,})"
             )
         tags_seen: dict[str, Any] = {"scalars": sorted(scalars), "images": sorted(self._image_names())}
+        envelopes = {name: series.ranges() for name, series in thinned.items()}
         ends = [tag for tag in scalars if tag.endswith("/loss")]
         if "loss" not in scalars and len(ends) == 1:  # the alias the page opens on; not counted against the cap
             tags_seen["loss"] = ends[0]
+            if ends[0] in envelopes:
+                envelopes["loss"] = envelopes[ends[0]]
             for row in metrics:
                 if ends[0] in row:
                     row["loss"] = row[ends[0]]
@@ -428,7 +432,7 @@ class TensorBoardReader:
             samples=samples,
             notes=notes,
             folder=self.folder,
-            envelopes={name: series.ranges() for name, series in thinned.items()},
+            envelopes=envelopes,
         )
 
     def _image_names(self) -> list[str]:

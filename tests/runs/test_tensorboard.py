@@ -171,6 +171,7 @@ def test_scalars_are_thinned_while_read_to_the_cap_keeping_the_ends_the_values_a
         assert values.tolist() == (expected if tag == "train/loss" else [s * 0.5 for s in steps])
         assert set(np.diff(steps[:-1]).tolist()) == {4}  # an even spread (one in every 4)
     assert 77 not in run.series("train/loss")[0] and max(run.envelopes["train/loss"][2]) == 100.0
+    assert run.envelopes["loss"] == run.envelopes["train/loss"]  # the alias the page opens on
     assert run.envelopes["lr"][1][0] == 0.0 and run.envelopes["lr"][2][-1] == 149 * 0.5
     assert any("300 scalar points, more than the 100 read per run" in n for n in run.notes)
     assert [s for s, _ in run.samples] == [5, 15] and any("more than 2 images" in n for n in run.notes)
