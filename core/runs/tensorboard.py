@@ -276,7 +276,11 @@ class TensorBoardReader:
                     state.broken = "a record that is not a TensorBoard event"
                     break
                 if event.HasField("summary"):
-                    self._take(event, state, tb)
+                    try:
+                        self._take(event, state, tb)
+                    except Exception as e:  # a value no reader expects (a tensor that is no array, ...): stop here
+                        state.broken = f"a value it could not read ({e.__class__.__name__})"
+                        break
             else:
                 state.broken = None
         except OSError as e:

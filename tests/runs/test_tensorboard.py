@@ -13,7 +13,10 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.compat.proto.event_pb2 import Event
+from tensorboard.summary.writer.record_writer import RecordWriter
 from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import scalar
 
 from core.runs import tensorboard as tb
 from core.runs.folders import RunReader, discover_runs, read, run_format, stamp
@@ -111,7 +114,21 @@ def test_junk_named_like_an_event_file_is_a_note(tmp_path):
     run = read_tensorboard_run(tmp_path)
     assert run.metrics == [] and run.samples == []
     assert "no scalars were logged" in run.notes
-    assert any("events.out.tfevents.123.host: reading stopped" in n for n in run.notes)
+    assert any("events.out.tfevents.123.host: reading stopped at a corrupt record" in n for n in run.notes)
+
+
+def test_a_checked_record_that_is_no_event_stops_its_file_with_a_note(tmp_path):
+    with open(tmp_path / "events.out.tfevents.1.host", "wb") as f:  # framed by tensorboard's own record writer
+        writer = RecordWriter(f)
+        writer.write(Event(wall_time=1.0, step=1, summary=scalar("loss", 0.5)).SerializeToString())
+        writer.write(b"\xff" * 20)  # a record whose checksums pass but that is no Event
+        writer.write(Event(wall_time=2.0, step=2, summary=scalar("loss", 0.25)).SerializeToString())
+    run = read_tensorboard_run(tmp_path)
+    assert run.series("loss")[1].tolist() == [0.5]
+    assert run.notes == [
+        "events.out.tfevents.1.host: reading stopped at a record that is not a TensorBoard event; the records "
+        "before it were kept"
+    ]
 
 
 def test_empty_unrelated_deep_and_outside_folders_are_not_runs(tmp_path):
