@@ -7,16 +7,17 @@ Writes, with torch's SummaryWriter, scalar files of 50,000 and 650,000 steps (on
 file of 30 images of 2048x2048 pixels (about 4 MB each as PNG), then reads each in a fresh process: the first
 read, a re-read after 1,000 more records were appended (read again from scratch where the code has no
 TensorBoardReader), and for the images the page's animation of them (ui/training_logs: read_grid, then
-gif_bytes of at most 50 frames). Peak RSS is the process's ru_maxrss after each stage (so it never falls), over
-what it held after its imports. --code DIR reads with the `core` package in DIR (e.g. `git archive main core |
-tar -x -C DIR`), to compare with another version; --keep DIR writes the files there and keeps them for a later
-run.
+gif_bytes of at most 50 frames). Each stage's peak is the process's high-water mark (VmHWM, reset before the
+stage through /proc/self/clear_refs) over its RSS when the stage began. --code DIR reads with the `core` package in
+DIR (e.g. `git archive main core | tar -x -C DIR`), to compare with another version; --keep DIR writes the files
+there and keeps them for a later run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 APPEND = 1_000
 
 CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 from pathlib import Path
 sys.path[:0] = [p for p in sys.argv[3:] if p]
 from core.runs import tensorboard as tb
@@ -39,31 +40,28 @@ from core.data.images import gif_bytes
 from core.runs.record import evenly
 from ui.training_logs.figures import read_grid
 
-def rss():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def status(field):
+    return int(Path("/proc/self/status").read_text().split(field + ":")[1].split()[0]) / 1024
 
-def clock():
-    return time.process_time(), time.perf_counter()
-
-def since(start):
-    now = clock()
-    return [now[0] - start[0], now[1] - start[1]]
+def stage(name, fn):
+    # the stage's seconds (CPU, wall) and its peak RSS over the RSS it started from
+    Path("/proc/self/clear_refs").write_text("5")  # resets the high-water mark (VmHWM) to the RSS now
+    before, cpu, wall = status("VmRSS"), time.process_time(), time.perf_counter()
+    result = fn()
+    out[name] = [time.process_time() - cpu, time.perf_counter() - wall, status("VmHWM") - before]
+    return result
 
 folder, kind = Path(sys.argv[1]), sys.argv[2]
-out = {"base": rss()}
+out = {}
 reader = tb.TensorBoardReader(folder) if hasattr(tb, "TensorBoardReader") else None
 read = reader.read if reader is not None else lambda: tb.read_tensorboard_run(folder)
-start = clock()
-run = read()
-out |= {"read_s": since(start), "read_mb": rss(), "points": len(run.metrics), "notes": run.notes}
+run = stage("read", read)
+out |= {"points": len(run.metrics), "notes": run.notes}
 if kind == "images":
-    start = clock()
-    gif_bytes([read_grid(p) for _, p in evenly(run.samples, 50)], duration_ms=500)
-    out |= {"animate_s": since(start), "animate_mb": rss(), "frames": len(run.samples)}
+    stage("animate", lambda: gif_bytes([read_grid(p) for _, p in evenly(run.samples, 50)], duration_ms=500))
 (append_images if kind == "images" else append_scalars)(folder)
-start = clock()
-run = read()
-out |= {"reread_s": since(start), "reread_mb": rss(), "points_after": len(run.metrics)}
+run = stage("reread", read)
+out["points_after"] = len(run.metrics)
 print(json.dumps(out))
 """
 
@@ -168,8 +166,9 @@ def append_images(folder: Path) -> None:
     _append(folder, [Event(wall_time=2e9, step=step, summary=image("samples", _grid(99), dataformats="HWC"))])
 
 
-def _seconds(cpu_and_wall: list[float]) -> str:
-    return " / ".join(f"{t:.2f}" for t in cpu_and_wall)
+def _stage(got: list[float] | None) -> str:
+    """A stage's "CPU s / wall s, +peak MB"."""
+    return "-" if got is None else f"{got[0]:.2f} / {got[1]:.2f} s, +{got[2]:.0f} MB"
 
 
 def measure(folder: Path, kind: str, code: str) -> dict:
@@ -178,7 +177,7 @@ def measure(folder: Path, kind: str, code: str) -> dict:
         copy = Path(scratch) / folder.name
         copy.mkdir()
         for path in folder.iterdir():
-            (copy / path.name).write_bytes(path.read_bytes())
+            shutil.copyfile(path, copy / path.name)
         child = subprocess.run(
             [sys.executable, "-c", CHILD, str(copy), kind, code, str(ROOT)],
             capture_output=True,
@@ -217,18 +216,13 @@ def main() -> None:
                 [
                     f"{steps:,} {'images 2048x2048' if kind == 'images' else 'steps'}",
                     round(size, 1),
-                    _seconds(got["read_s"]),
-                    round(got["read_mb"] - got["base"]),
-                    _seconds(got["animate_s"]) if "animate_s" in got else "-",
-                    round(got["animate_mb"] - got["base"]) if "animate_mb" in got else "-",
-                    _seconds(got["reread_s"]),
-                    round(got["reread_mb"] - got["base"]),
+                    *(_stage(got.get(name)) for name in ("read", "animate", "reread")),
                     f"{got['points']:,} -> {got['points_after']:,}",
                 ]
             )
             print(f"{rows[-1][0]}: {got['notes']}", file=sys.stderr)
-    header = ["file", "MB", "read s", "peak +MB", "animate s", "peak +MB", "re-read s", "peak +MB", "records"]
-    print("\nseconds: CPU / wall (wall time counts the other processes of a shared machine too)")
+    header = ["file", "MB", "read", "animate (the page's GIF)", "re-read after appending", "records"]
+    print("\nEach stage: CPU / wall seconds (wall counts the machine's other processes too), peak RSS over its start")
     print_table(f"TensorBoard reading ({args.code or 'this tree'})", header, rows)
 
 
