@@ -118,7 +118,8 @@ def _grid(seed: int, side: int = 2048) -> np.ndarray:
     much as a model's samples (some MB a grid)."""
     rng = np.random.default_rng(seed)
     coarse = rng.integers(0, 256, size=(side // 8, side // 8, 3)).astype(np.int16)
-    noisy = np.kron(coarse, np.ones((8, 8, 1), dtype=np.int16)) + rng.integers(-1, 2, size=(side, side, 3))
+    noise = rng.integers(-1, 2, size=(side, side, 3)) * (rng.random((side, side, 1)) < 0.5)
+    noisy = np.kron(coarse, np.ones((8, 8, 1), dtype=np.int16)) + noise
     return np.clip(noisy, 0, 255).astype(np.uint8)
 
 

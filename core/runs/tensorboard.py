@@ -182,7 +182,7 @@ def _metric_name(tag: str, prefix: str) -> str:
 
 
 def _megabytes(n: int) -> str:
-    return f"{n / 2**20:,.0f}" if n >= 10 * 2**20 else f"{n / 2**20:.2g}"
+    return f"{n / 2**20:,.1f}" if n >= 2**20 else f"{n / 2**20:.2g}"
 
 
 @dataclass

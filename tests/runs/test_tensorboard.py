@@ -361,3 +361,15 @@ def test_each_writer_folder_of_a_runs_folder_is_a_run_beside_ours(tmp_path):
     assert [r.config.get("kind") for r in loaded] == ["tensorboard", "tensorboard", None]
     assert loaded[2].checkpoints == read_run(runs / "my-run" / "run").checkpoints != []
     assert discover_runs(runs / "May04_10-00-00_hostA") == ([runs / "May04_10-00-00_hostA"], [])  # one writer
+
+
+def test_tensor_scalars_are_scalars_and_other_kinds_are_named(tmp_path):
+    writer = SummaryWriter(str(tmp_path))
+    for step in range(5):
+        writer.add_scalar("a", step * 0.5, step, new_style=True)  # TF2's form: a tensor, its plugin named once
+    writer.add_histogram("h", np.arange(3.0), 1)
+    writer.add_text("t", "hello", 1)
+    writer.close()
+    run = read_tensorboard_run(tmp_path)
+    assert run.series("a")[1].tolist() == [0.0, 0.5, 1.0, 1.5, 2.0]
+    assert run.notes == ["2 tags of other kinds (tensors, histograms, audio) were not read"]
