@@ -15,6 +15,7 @@ ATLAS_MAX_COMPARE_WORK     image evaluations (model calls x images) in one sampl
 ATLAS_MAX_QUALITY_WORK     image evaluations in one quality measure (n samples of each checkpoint)    60000
 ATLAS_MAX_LOG_SCALARS      scalar points read from one TensorBoard run (more are thinned)            200000
 ATLAS_MAX_LOG_IMAGES       images read from one TensorBoard run (more are spread over the run)          200
+ATLAS_MAX_LOG_MB           read of one TensorBoard event file (its first MB; the rest is left unread)    128
 ATLAS_MAX_SESSION_RUNS     page trainings a session keeps the logs of (Training logs)                    40
 ATLAS_SESSION_CHECKPOINTS  of those, the newest that keep their checkpoints in memory                     3
 
@@ -82,6 +83,10 @@ def max_log_scalars() -> int:
 
 def max_log_images() -> int:
     return int(env_number("ATLAS_MAX_LOG_IMAGES", 200, 1))
+
+
+def max_log_bytes() -> int:
+    return int(env_number("ATLAS_MAX_LOG_MB", 128.0, 0.001) * 2**20)
 
 
 def max_session_runs() -> int:

@@ -30,6 +30,7 @@ READERS = {  # environment name -> the function that reads it
         "ATLAS_MAX_QUALITY_WORK": "max_quality_work",
         "ATLAS_MAX_LOG_SCALARS": "max_log_scalars",
         "ATLAS_MAX_LOG_IMAGES": "max_log_images",
+        "ATLAS_MAX_LOG_MB": "max_log_bytes",
         "ATLAS_MAX_SESSION_RUNS": "max_session_runs",
         "ATLAS_SESSION_CHECKPOINTS": "session_checkpoints",
     }.items()

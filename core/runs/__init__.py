@@ -11,8 +11,10 @@ from TensorBoard event folders.
 record.py    the record (`Run`) and the folder names; imports nothing of ours
 writer.py    writes a run folder as training goes
 ours.py      reads a run folder of ours
-tensorboard.py  reads a folder of TensorBoard event files into a `Run`
-folders.py   which reader a folder needs, the runs under a folder, and when a run changed on disk
+tensorboard.py  reads a folder of TensorBoard event files into a `Run`, again from where it stopped as it grows
+events.py    an event file's records (TFRecord framing), read in chunks from an offset and checked (crc32c.py)
+thinned.py   a series thinned while it is read: an even spread, the ends and the range, at most a cap
+folders.py   which reader a folder needs (`RunReader`), the runs under a folder, and when a run changed on disk
 checkpoints.py  a checkpoint folder's files, written as diffusers writes them
 archive.py   a run (with the checkpoints a page training kept in memory) as a zip of its run folder
 

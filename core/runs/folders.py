@@ -1,9 +1,11 @@
 """The one place that decides how a folder is read as a run: ours (config.json or metrics.jsonl; it wins over
 event files beside it) or TensorBoard's (event files, directly or a few folders down), and every caller asks
-here: finding the runs under a runs folder, reading one, and telling when one changed on disk."""
+here: finding the runs under a runs folder, reading one (again as it grows: `RunReader`), and telling when one
+changed on disk."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Literal
 
@@ -27,37 +29,71 @@ def run_at(folder: Path) -> Path | None:
     return folder if ours.is_our_run(folder) else tensorboard.tensorboard_root(folder)
 
 
+class RunReader:
+    """The run in one folder, read by the reader its format needs and read again only when it changed on disk:
+    ours whole, TensorBoard's from where the last read stopped (tensorboard.TensorBoardReader). A page's cache
+    holds one per folder; safe to share between threads."""
+
+    def __init__(self, folder: str | Path, source: str = "runs folder", name: str | None = None) -> None:
+        self.folder, self.source, self.name = Path(folder), source, name
+        self._lock = threading.Lock()
+        self._events: tensorboard.TensorBoardReader | None = None
+        self._ours: tuple[tuple[int, ...], Run] | None = None  # (stamp, run) of the last read of ours
+
+    def read(self) -> Run:
+        """The run as it is now (ours when the folder holds none: its notes say what is missing). Never raises
+        for a broken or partial run; its notes say what was off."""
+        with self._lock:
+            if run_format(self.folder) == "tensorboard":
+                self._ours = None
+                if self._events is None:
+                    self._events = tensorboard.TensorBoardReader(self.folder, self.source, self.name)
+                return self._events.read()
+            self._events = None
+            now = stamp(self.folder)
+            if self._ours is None or self._ours[0] != now:
+                self._ours = now, ours.read_run(self.folder, self.source, self.name)
+            return self._ours[1]
+
+
 def read(folder: str | Path, source: str = "runs folder", name: str | None = None) -> Run:
-    """The run in `folder` read by the reader its format needs (ours when it holds none: its notes say what is
-    missing). Never raises for a broken or partial run; its notes say what was off."""
-    if run_format(folder) == "tensorboard":
-        return tensorboard.read_tensorboard_run(folder, source, name)
-    return ours.read_run(folder, source, name)
+    """The run in `folder` read once (`RunReader` reads it again as it changes)."""
+    return RunReader(folder, source, name).read()
 
 
 def stamp(folder: Path) -> tuple[int, ...]:
     """Sizes and times of what changes as a run trains, so a reader's cache knows when to read it again: our
-    metrics.jsonl, config.json (written again at the end), checkpoints and samples folders, or the newest
-    TensorBoard event file."""
+    metrics.jsonl, config.json (written again at the end), checkpoints and samples folders, or the TensorBoard
+    event files (how many, their total size, the newest time)."""
     try:
         if run_format(folder) == "tensorboard":
             stats = [path.stat() for path in tensorboard.event_files(folder)]
-            newest = max(stats, key=lambda s: s.st_mtime_ns, default=None)
-            return (newest.st_size, newest.st_mtime_ns) if newest is not None else (0, 0)
+            return len(stats), sum(s.st_size for s in stats), max((s.st_mtime_ns for s in stats), default=0)
         parts = [folder / "metrics.jsonl", folder / "config.json", folder / "checkpoints", folder / "samples"]
         return tuple(v for p in parts if p.exists() for v in (p.stat().st_size, p.stat().st_mtime_ns))
     except OSError:
         return 0, 0
 
 
+def _one_run(root: Path) -> Path | None:
+    """Where to read `root` as a single run: ours, an output folder whose logs/ holds event files (accelerate's),
+    or a writer's folder (event files directly in it; its subfolders are its add_hparams records). A folder whose
+    event files all lie in subfolders is a runs folder (PyTorch's `runs/<date>_<host>/`), not one run."""
+    if ours.is_our_run(root):
+        return root
+    if tensorboard.is_tensorboard_folder(root / "logs"):
+        return root / "logs"
+    return root if tensorboard.is_writer_folder(root) else None
+
+
 def discover_runs(root: str | Path, limit: int = 200) -> tuple[list[Path], list[str]]:
-    """Run folders under `root` (a run, or one level of folders each holding a run or a run/ subfolder), each as
-    `run_at` gives it, and a note for every folder there that is not a run. A folder that leads out of `root`
-    (a symlink) is skipped with a note, unread."""
+    """Run folders under `root` (a run, or one level of folders each holding a run or a run/ subfolder: our runs
+    and TensorBoard writers' folders side by side), each as `run_at` gives it, and a note for every folder there
+    that is not a run. A folder that leads out of `root` (a symlink) is skipped with a note, unread."""
     root = Path(root)
     if not root.is_dir():
         return [], [f"{root} is not a folder"]
-    if (run := run_at(root)) is not None:
+    if (run := _one_run(root)) is not None:
         return [run], []
     inside = root.resolve()
     found, notes = [], []

@@ -3,67 +3,77 @@ TensorBoard tracker, i.e. `torch.utils.tensorboard.SummaryWriter`) shown beside 
 
 Layout read: a folder holding files named `events.out.tfevents.*`, directly or in subfolders at most two levels
 down (accelerate writes `<output_dir>/logs/<project>/events...`, and `add_hparams` one more folder below that).
-Every file is read with TensorBoard's own reader (`EventAccumulator`); nothing here parses records or protobufs.
+Records are read in chunks and checked here (events.py), each parsed with TensorBoard's own `Event` protobuf;
+nothing keeps every point: each series is thinned as it is read (thinned.py), so memory stays bounded whatever
+the file's size. `TensorBoardReader` remembers where each file was left, so reading a growing run again reads
+only what was appended.
 
 What becomes of what was logged:
 
-- Scalars: every tag is a metric, named as written ("train/loss"). One record per step holds "step", "seconds"
-  (the step's wall time minus the run's first scalar wall time, as our own logs count) and each tag's value at
-  that step. When event files lie in several folders, each tag is prefixed with its folder's path below the
-  folder they all share ("eval/loss" from `eval/events...`), so two writers' tags never merge. A tag named
-  "step" or "seconds" is kept as "step (logged)" / "seconds (logged)" (diffusers' examples log "step" too).
-  The page opens on "loss": when no tag is called "loss" and exactly one ends in "/loss", a "loss" column
-  repeats it.
-- Images: the first tag that holds images (in file order) becomes the sample grids over steps, each kept as
-  its encoded PNG/JPEG bytes; other image tags are named in a note.
+- Scalars (`add_scalar`'s simple values, or TF2's scalar tensors): every tag is a metric, named as written
+  ("train/loss"). One record per step holds "step", "seconds" (the step's wall time minus the run's first
+  scalar wall time, as our own logs count) and each tag's value at that step. When event files lie in several
+  folders, each tag is prefixed with its folder's path below the folder they all share ("eval/loss" from
+  `eval/events...`), so two writers' tags never merge. A tag named "step" or "seconds" is kept as
+  "step (logged)" / "seconds (logged)" (diffusers' examples log "step" too). The page opens on "loss": when no
+  tag is called "loss" and exactly one ends in "/loss", a "loss" column repeats it.
+- Images: the first tag that holds images (in file order) becomes the sample grids over steps, each shrunk as it
+  is read to at most MAX_SAMPLE_SIDE pixels a side (kept as encoded PNG/JPEG bytes); other image tags are named
+  in a note.
 - Hyper-parameters written by `add_hparams` (accelerate's `init_trackers(config=...)`) land in config["hparams"].
 - Several event files in one folder (a resumed run) are merged in name order, which is their creation order;
   as TensorBoard does after a restart, a later file's first step drops the earlier files' points from that
-  step on, in every tag of that folder.
+  step on, in every series of that folder, and within a series a step at or before the newest drops the
+  points from it on.
 
-Limits, each noted when hit: ATLAS_MAX_LOG_SCALARS scalar points (core/limits.py; thinned to every k-th
-step, the last step kept; the "loss" alias not counted), ATLAS_MAX_LOG_IMAGES images per run (spread evenly),
-images of at most MAX_IMAGE_PIXELS, and the search for event files (MAX_EVENT_FILES files, MAX_ENTRIES_SCANNED
-folder entries). A truncated or corrupt file gives a note and the records before the damage: TensorBoard's
-reader stops there without raising and only says so in its log, so that log is listened to while reading.
+Limits, each noted when hit: ATLAS_MAX_LOG_SCALARS scalar points (core/limits.py; shared by the tags, each
+thinned to an even spread with its first and last points and the range of what was thinned away; the "loss"
+alias not counted), ATLAS_MAX_LOG_IMAGES images per run (spread evenly), ATLAS_MAX_LOG_MB read of each event
+file (its first MB), images of at most MAX_IMAGE_PIXELS, MAX_TAGS scalar tags, and the search for event files
+(MAX_EVENT_FILES files, MAX_ENTRIES_SCANNED folder entries). A truncated or corrupt file gives a note and the
+records before the damage.
 """
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import io
 import itertools
-import logging
 import os
 import threading
-from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from PIL import Image
 
-from core.limits import max_log_images, max_log_scalars
-from core.runs.record import Run, evenly
+from core.limits import max_log_bytes, max_log_images, max_log_scalars
+from core.runs.events import Cursor, records
+from core.runs.record import Run
+from core.runs.thinned import Thinned
 from core.text import plain_label
 
 EVENT_PREFIX = "events.out.tfevents."
 MAX_DEPTH = 2  # subfolders below the run folder that may hold event files
 MAX_IMAGE_SIDE = 4096
-MAX_IMAGE_PIXELS = 2048 * 2048  # a grid this size is ~12 MB decoded; the page may animate all of them
+MAX_IMAGE_PIXELS = 2048 * 2048  # decoded once to be shrunk: ~12 MB for a moment
+MAX_SAMPLE_SIDE = 360  # a kept grid's longest side: the width the Training logs page shows it at
 MAX_EVENT_FILES = 100
 MAX_ENTRIES_SCANNED = 10_000  # directory entries looked at while searching; a photo folder is not a run
+MAX_TAGS = 1_000  # scalar tags read per run, and other tags named per run
 _RESERVED = ("step", "seconds")  # the reader's own columns
 _IMAGE_FORMATS = ("PNG", "JPEG")
 
 
-def _walk_event_files(folder: Path, stop_at_first: bool = False) -> tuple[list[Path], bool]:
-    """Regular files named `events.out.tfevents.*` in `folder` and its subfolders up to MAX_DEPTH below, in
+def _walk_event_files(folder: Path, stop_at_first: bool = False, depth: int = MAX_DEPTH) -> tuple[list[Path], bool]:
+    """Regular files named `events.out.tfevents.*` in `folder` and its subfolders up to `depth` below, in
     path order, and whether the search was cut short (over MAX_ENTRIES_SCANNED entries or MAX_EVENT_FILES
     files). Symlinks are never followed: a run's files must lie inside it (zoo/paths.py allows only some roots)."""
     found: list[Path] = []
     budget = MAX_ENTRIES_SCANNED
     level = [folder]
-    for depth in range(MAX_DEPTH + 1):
+    for below_root in range(depth + 1):
         below: list[Path] = []
         for directory in level:
             try:
@@ -84,7 +94,7 @@ def _walk_event_files(folder: Path, stop_at_first: bool = False) -> tuple[list[P
                         found.append(Path(entry.path))
                         if stop_at_first:
                             return found, False
-                    elif depth < MAX_DEPTH and entry.is_dir(follow_symlinks=False):
+                    elif below_root < depth and entry.is_dir(follow_symlinks=False):
                         below.append(Path(entry.path))
                 except OSError:
                     continue
@@ -103,6 +113,12 @@ def is_tensorboard_folder(folder: str | Path) -> bool:
     return folder.is_dir() and bool(_walk_event_files(folder, stop_at_first=True)[0])
 
 
+def is_writer_folder(folder: str | Path) -> bool:
+    """Whether event files lie directly in `folder`: a writer's own folder (SummaryWriter's `runs/<date>_<host>/`)."""
+    folder = Path(folder)
+    return folder.is_dir() and bool(_walk_event_files(folder, stop_at_first=True, depth=0)[0])
+
+
 def tensorboard_root(folder: str | Path) -> Path | None:
     """Where to read the TensorBoard run `folder` holds: its logs/ subfolder when that holds event files
     (accelerate's logging_dir; `add_hparams` writes one folder below the project's, within reach from logs/ but
@@ -112,71 +128,6 @@ def tensorboard_root(folder: str | Path) -> Path | None:
         if is_tensorboard_folder(candidate):
             return candidate
     return None
-
-
-class _Collect(logging.Handler):
-    """Keeps the reader's log records that mean lost data: its warnings, and the debug line it writes when it
-    stops at a truncated or corrupt record ("Truncated record in PATH (...)")."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if record.levelno >= logging.WARNING or message.startswith("Truncated record"):
-            self.messages.append(message)
-
-
-_LOG_LOCK = threading.Lock()  # the reader's logger is global: one read at a time listens to it
-
-
-@contextlib.contextmanager
-def _reader_log() -> Iterator[_Collect]:
-    """Listen to TensorBoard's logger while reading (its level raised to debug, not passed on to the root
-    logger meanwhile), then put it back as it was."""
-    from tensorboard.util import tb_logging
-
-    logger = tb_logging.get_logger()
-    handler = _Collect()
-    with _LOG_LOCK:
-        level, propagate = logger.level, logger.propagate
-        logger.addHandler(handler)
-        logger.setLevel(logging.DEBUG)
-        logger.propagate = False
-        try:
-            yield handler
-        finally:
-            logger.removeHandler(handler)
-            logger.setLevel(level)
-            logger.propagate = propagate
-
-
-def _damage_note(message: str, name: str) -> str:
-    if message.startswith("Truncated record"):
-        # The reader's reason ends the message: "... failed event crc32 check)" or "... has truncated record in data)".
-        detail = "a corrupt record" if message.rstrip(")").endswith("crc32 check") else "a truncated record"
-        return f"{name}: reading stopped at {detail}; the records before it were kept"
-    return f"{name}: {plain_label(message, 160)}"
-
-
-def _hparams(accumulator: Any) -> dict[str, Any]:
-    """Hyper-parameters from the hparams plugin's session-start record, as plain values; {} when absent."""
-    from tensorboard.plugins.hparams import metadata
-
-    try:
-        content = accumulator.PluginTagToContent(metadata.PLUGIN_NAME)
-    except KeyError:
-        return {}
-    values: dict[str, Any] = {}
-    for tag, data in content.items():
-        if tag != metadata.SESSION_START_INFO_TAG:
-            continue
-        info = metadata.parse_session_start_info_plugin_data(data)
-        for key, value in info.hparams.items():
-            kind = value.WhichOneof("kind")
-            values[key] = getattr(value, kind) if kind in ("number_value", "string_value", "bool_value") else None
-    return values
 
 
 def _image_ok(data: bytes) -> str | None:
@@ -193,69 +144,36 @@ def _image_ok(data: bytes) -> str | None:
     return None
 
 
-def _merge(
-    stores: tuple[dict[str, dict[int, Any]], ...],
-    owner: dict[str, str],
-    folder: str,
-    new: tuple[dict[str, list[tuple[int, Any]]], ...],
-) -> None:
-    """Add one event file's series (scalars, images: name -> points) from the event folder `folder`. As
-    TensorBoard does after a restart, the file's first step drops the points that earlier files of the same
-    folder hold from that step on, in every series of that folder."""
-    steps = [step for series in new for points in series.values() for step, _ in points]
-    if steps:
-        first = min(steps)
-        for store in stores:
-            for name, series in store.items():
-                if owner[name] == folder:
-                    for step in [s for s in series if s >= first]:
-                        del series[step]
-    for store, series in zip(stores, new, strict=True):
-        for name, points in series.items():
-            owner[name] = folder
-            store.setdefault(name, {}).update(points)
+def _shrunk(data: bytes) -> tuple[bytes | str]:
+    """A logged image as one at most MAX_SAMPLE_SIDE pixels a side (the bytes themselves when it already is, else a
+    PNG), or why it cannot be shown; as a 1-tuple, a kept point's values (thinned.Thinned's `keep`)."""
+    why = _image_ok(data)
+    if why is not None:
+        return (why,)
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if max(img.size) <= MAX_SAMPLE_SIDE:
+                return (data,)
+            img.draft("RGB", (MAX_SAMPLE_SIDE, MAX_SAMPLE_SIDE))  # a JPEG decodes at a fraction of its size
+            if img.mode not in ("RGB", "RGBA", "L"):
+                img = img.convert("RGBA" if "A" in img.getbands() else "RGB")
+            img.thumbnail((MAX_SAMPLE_SIDE, MAX_SAMPLE_SIDE), Image.Resampling.LANCZOS, reducing_gap=2.0)
+            out = io.BytesIO()
+            img.save(out, "PNG", compress_level=1)  # fast; a small grid is small anyway
+            return (out.getvalue(),)
+    except (OSError, ValueError, SyntaxError):
+        return ("not a readable PNG or JPEG",)
 
 
-def _every(steps: list[int], stride: int) -> list[int]:
-    """Every stride-th step from the first, the last step standing in for the final pick (so it is shown)."""
-    kept = steps[::stride]
-    return kept if kept[-1] == steps[-1] else [*kept[:-1], steps[-1]]
+@functools.cache
+def _tb() -> SimpleNamespace:
+    """TensorBoard's pieces used here, imported once when first needed (they take a fifth of a second)."""
+    from google.protobuf.message import DecodeError
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.plugins.hparams import metadata
+    from tensorboard.util import tensor_util
 
-
-def _records(scalars: dict[str, dict[int, tuple[float, float]]], notes: list[str]) -> list[dict[str, Any]]:
-    """One dict per step (step order): "step", "seconds" and each tag's value, thinned to the operator's cap."""
-    steps = sorted({step for series in scalars.values() for step in series})
-    if not steps:
-        return []
-    per_step = dict.fromkeys(steps, 0)
-    for series in scalars.values():
-        for step in series:
-            per_step[step] += 1
-    total, cap = sum(per_step.values()), max_log_scalars()
-    stride = max(1, -(-total // cap))
-    kept = _every(steps, stride)
-    while sum(per_step[s] for s in kept) > cap:
-        stride += 1
-        kept = _every(steps, stride)
-    if stride > 1:
-        notes.append(
-            f"{total:,} scalar points, more than the {cap:,} read per run: one step in every "
-            f"{stride} is shown ({len(kept):,} of {len(steps):,} steps, the last one kept)"
-        )
-    start = min(wall for series in scalars.values() for wall, _ in series.values())
-    rows: dict[int, dict[str, Any]] = {step: {"step": step, "seconds": 0.0} for step in kept}
-    first_wall: dict[int, float] = {}
-    for tag, series in scalars.items():
-        for step, (wall, value) in series.items():
-            row = rows.get(step)
-            if row is None:
-                continue
-            row[tag] = value
-            if wall < first_wall.get(step, float("inf")):
-                first_wall[step] = wall
-    for step, row in rows.items():
-        row["seconds"] = first_wall[step] - start
-    return list(rows.values())
+    return SimpleNamespace(DecodeError=DecodeError, Event=Event, hparams=metadata, tensor_util=tensor_util)
 
 
 def _metric_name(tag: str, prefix: str) -> str:
@@ -263,112 +181,318 @@ def _metric_name(tag: str, prefix: str) -> str:
     return f"{name} (logged)" if name in _RESERVED else name
 
 
-def read_tensorboard_run(folder: str | Path, source: str = "runs folder", name: str | None = None) -> Run:
-    """Read a folder of TensorBoard event files into a Run (see the module's docstring for what becomes what).
-    Anything missing, damaged or over a limit becomes a note, never an exception."""
-    from tensorboard.backend.event_processing import event_accumulator as ea
+def _megabytes(n: int) -> str:
+    return f"{n / 2**20:,.1f}" if n >= 2**20 else f"{n / 2**20:.2g}"
 
-    folder = Path(folder)
-    files, cut = _walk_event_files(folder)
-    notes: list[str] = []
-    if cut:
-        notes.append(
-            f"only {len(files)} event files were read: the search stops after {MAX_EVENT_FILES} files or "
-            f"{MAX_ENTRIES_SCANNED:,} folder entries"
-        )
-    if not files:
-        notes.append("no TensorBoard event files (events.out.tfevents.*) here")
-    # Event folders below the one that holds them all give their tags a prefix: their path below it.
-    base = Path(os.path.commonpath([f.parent for f in files])) if files else folder
-    most_images = max_log_images()
-    guidance = {ea.SCALARS: 0, ea.IMAGES: most_images + 1, ea.TENSORS: 1, ea.AUDIO: 1}
-    guidance |= {ea.HISTOGRAMS: 1, ea.COMPRESSED_HISTOGRAMS: 1}
-    scalars: dict[str, dict[int, tuple[float, float]]] = {}
-    images: dict[str, dict[int, bytes]] = {}
-    owner: dict[str, str] = {}  # series name -> the event folder (prefix) it came from
-    hparams: dict[str, Any] = {}
-    other_tags: set[str] = set()
-    for path in files:
-        shown = plain_label(path.relative_to(folder).as_posix(), 80)
-        sub = path.parent.relative_to(base).as_posix()
-        prefix = "" if sub == "." else f"{sub}/"
-        accumulator = ea.EventAccumulator(str(path), size_guidance=guidance)
-        with _reader_log() as log:
-            try:
-                accumulator.Reload()
-            except Exception as e:  # a record that passes its checksum but is no Event, an I/O error mid-file:
-                # what was read before stays, the rest of this file is lost, the page goes on
-                notes.append(f"{shown}: reading stopped ({e.__class__.__name__}); the records before it were kept")
-        notes += [_damage_note(m, shown) for m in log.messages]
-        tags = accumulator.Tags()
-        new_scalars = {
-            _metric_name(tag, prefix): [(e.step, (e.wall_time, e.value)) for e in accumulator.Scalars(tag)]
-            for tag in tags.get(ea.SCALARS, [])
-        }
-        new_images = {
-            f"{prefix}{tag}": [(e.step, e.encoded_image_string) for e in accumulator.Images(tag)]
-            for tag in tags.get(ea.IMAGES, [])
-        }
-        _merge((scalars, images), owner, prefix, (new_scalars, new_images))
-        for kind in (ea.TENSORS, ea.HISTOGRAMS, ea.AUDIO):
-            other_tags.update(f"{prefix}{tag}" for tag in tags.get(kind, []))
+
+@dataclass
+class _File:
+    """What is known of one event file: where reading it stands and what stopped it."""
+
+    prefix: str  # its folder's path below the folder all the run's event files share, "" or ending in "/"
+    cursor: Cursor = field(default_factory=Cursor)
+    stat: tuple[int, int] = (0, 0)  # size and modification time when last read
+    stepped: bool = False  # a point of it was read (the restart rule applied)
+    broken: str | None = None  # a record it could not use: reading stays stopped there
+
+
+class TensorBoardReader:
+    """A folder of TensorBoard event files read into a `Run`, again and again as it grows: each `read()` reads only
+    the bytes appended since the last one (the whole folder again only when a file was replaced, shrank, or a new
+    one sorts before those read) and returns the same Run while nothing changed. Safe to share between threads."""
+
+    def __init__(self, folder: str | Path, source: str = "runs folder", name: str | None = None) -> None:
+        self.folder = Path(folder)
+        self.source, self.name = source, name
+        self._lock = threading.Lock()
+        self._seen: tuple[Any, ...] | None = None  # the files and their stats at the last read
+        self._run: Run | None = None
+        self._reset(None)
+
+    def _reset(self, base: Path | None) -> None:
+        self._base = base
+        self._files: dict[Path, _File] = {}
+        self._scalars: dict[str, Thinned] = {}  # by metric name
+        self._by_tag: dict[tuple[str, str], Thinned] = {}  # the same, by (prefix, tag) as logged
+        self._owner: dict[str, str] = {}  # series name -> the prefix of the folder it came from
+        self._plugins: dict[tuple[str, str], str] = {}  # (prefix, tag) -> plugin, as its first value said
+        self._image_tag: str | None = None
+        self._images: Thinned | None = None
+        self._other_images: set[str] = set()
+        self._other_tags: set[str] = set()
+        self._hparams: dict[str, Any] = {}
+        self._tags_cut = False
+
+    def read(self) -> Run:
+        with self._lock:
+            files, cut = _walk_event_files(self.folder)
+            stats: dict[Path, tuple[int, int]] = {}
+            for path in files:
+                try:
+                    stat = path.stat()
+                except OSError:  # removed while we looked
+                    continue
+                stats[path] = (stat.st_size, stat.st_mtime_ns)
+            seen = (tuple(stats.items()), cut, max_log_bytes(), max_log_scalars(), max_log_images())
+            if self._run is not None and seen == self._seen:
+                return self._run
+            base = Path(os.path.commonpath([p.parent for p in stats])) if stats else self.folder
+            if self._seen is None or seen[2:] != self._seen[2:] or self._must_restart(base, stats):
+                self._reset(base)
+            for path, stat in stats.items():
+                self._read_file(path, stat)
+            self._seen = seen
+            self._run = self._build(list(stats), cut)
+            return self._run
+
+    def _must_restart(self, base: Path, stats: dict[Path, tuple[int, int]]) -> bool:
+        """Whether what was read no longer leads to what is there: the shared folder moved, a file read went or
+        shrank, or a new file sorts before one read in its folder (the merge follows name order)."""
+        if base != self._base:
+            return True
+        for path, known in self._files.items():
+            stat = stats.get(path)
+            if stat is None or stat[0] < known.cursor.offset or stat[0] < known.stat[0]:
+                return True
+        for path in stats.keys() - self._files.keys():
+            if any(p.parent == path.parent and p.name > path.name for p in self._files):
+                return True
+        return False
+
+    def _read_file(self, path: Path, stat: tuple[int, int]) -> None:
+        tb = _tb()
+        state = self._files.get(path)
+        if state is None:
+            sub = path.parent.relative_to(self._base).as_posix()
+            state = self._files[path] = _File(prefix="" if sub == "." else f"{sub}/")
+        if stat == state.stat:
+            return
+        state.stat = stat
         try:
-            hparams |= _hparams(accumulator)
-        except Exception as e:  # hparams are a nicety: a malformed record must not stop the run
-            notes.append(f"{shown}: its hyper-parameters could not be read ({e.__class__.__name__})")
+            for data in records(path, state.cursor, max_log_bytes()):
+                try:
+                    event = tb.Event.FromString(data)
+                except tb.DecodeError:  # a record whose checksum passes but that is no Event
+                    state.broken = "a record that is not a TensorBoard event"
+                    break
+                if event.HasField("summary"):
+                    try:
+                        self._take(event, state, tb)
+                    except Exception as e:  # a value no reader expects (a tensor that is no array, ...): stop here
+                        state.broken = f"a value it could not read ({e.__class__.__name__})"
+                        break
+            else:
+                state.broken = None
+        except OSError as e:
+            state.broken = f"an error reading it ({e.__class__.__name__})"
 
-    tags_seen = {"scalars": sorted(scalars), "images": sorted(images)}
-    if files and not scalars:
-        notes.append("no scalars were logged")
-    metrics = _records(scalars, notes)
-    ends = [tag for tag in scalars if tag.endswith("/loss")]
-    if "loss" not in scalars and len(ends) == 1:  # the alias the page opens on; not counted against the cap
-        tags_seen["loss"] = ends[0]
-        for row in metrics:
-            if ends[0] in row:
-                row["loss"] = row[ends[0]]
+    def _take(self, event: Any, state: _File, tb: SimpleNamespace) -> None:
+        """Thin one event's values into the series they belong to."""
+        prefix, step = state.prefix, event.step
+        for value in event.summary.value:
+            kind = value.WhichOneof("value")
+            if kind == "simple_value":  # add_scalar's: the bulk of a long log, so the first and shortest way
+                self._scalar(state, value.tag, step, event.wall_time, value.simple_value)
+                continue
+            if kind == "image":
+                self._image(state, value.tag, step, value.image.encoded_image_string)
+                continue
+            key = (prefix, value.tag)
+            plugin = value.metadata.plugin_data.plugin_name  # TF2 names it on a tag's first value only
+            if plugin:
+                if key in self._plugins or len(self._plugins) < MAX_TAGS:
+                    self._plugins[key] = plugin
+            else:
+                plugin = self._plugins.get(key, "")
+            if kind == "tensor" and plugin == "scalars":
+                array = tb.tensor_util.make_ndarray(value.tensor)
+                if array.size == 1 and array.dtype.kind in "biuf":
+                    self._scalar(state, value.tag, step, event.wall_time, float(array.item()))
+            elif kind == "tensor" and plugin == "images":
+                strings = value.tensor.string_val  # TF2's image summary: width, height, then each encoded image
+                self._image(state, value.tag, step, strings[2] if len(strings) > 2 else b"")
+            elif plugin == tb.hparams.PLUGIN_NAME:
+                if value.tag == tb.hparams.SESSION_START_INFO_TAG:
+                    self._read_hparams(value.metadata.plugin_data.content)
+            elif kind is not None and len(self._other_tags) < MAX_TAGS:
+                self._other_tags.add(f"{prefix}{value.tag}")
 
-    samples: list[tuple[int, Path | bytes]] = []
-    image_tag = next((tag for tag, series in images.items() if series), None)
-    if image_tag is not None:
-        steps = sorted(images[image_tag].items())
-        if len(steps) > most_images:
+    def _restart_rule(self, state: _File, step: int) -> None:
+        """A file's first point drops what earlier files of its folder hold from its step on (a resumed run)."""
+        state.stepped = True
+        for name, series in self._scalars.items():
+            if self._owner[name] == state.prefix:
+                series.drop_from(step)
+        if self._images is not None and self._owner[self._image_tag] == state.prefix:
+            self._images.drop_from(step)
+
+    def _scalar(self, state: _File, tag: str, step: int, wall: float, value: float) -> None:
+        series = self._by_tag.get((state.prefix, tag))
+        if series is None:
+            name = _metric_name(tag, state.prefix)
+            if len(self._scalars) == MAX_TAGS:
+                self._tags_cut = True
+                return
+            share = max_log_scalars() // (len(self._scalars) + 1)
+            for other in self._scalars.values():
+                other.shrink_to(share)
+            series = self._scalars[name] = self._by_tag[state.prefix, tag] = Thinned(share, "dd", envelope=1)
+            self._owner[name] = state.prefix
+        if not state.stepped:
+            self._restart_rule(state, step)
+        series.add(step, wall, value)
+
+    def _image(self, state: _File, tag: str, step: int, data: bytes) -> None:
+        name = f"{state.prefix}{tag}"
+        if self._image_tag is None:
+            self._image_tag, self._owner[name] = name, state.prefix
+            self._images = Thinned(max_log_images(), "O", keep=_shrunk)
+        if name == self._image_tag:
+            if not state.stepped:
+                self._restart_rule(state, step)
+            self._images.add(step, data)
+        elif len(self._other_images) < MAX_TAGS:
+            self._other_images.add(name)
+
+    def _read_hparams(self, content: bytes) -> None:
+        """Hyper-parameters from the hparams plugin's session-start record, as plain values."""
+        try:
+            info = _tb().hparams.parse_session_start_info_plugin_data(content)
+        except Exception:  # hparams are a nicety: a malformed record must not stop the run
+            return
+        for key, value in info.hparams.items():
+            kind = value.WhichOneof("kind")
+            ok = kind in ("number_value", "string_value", "bool_value")
+            self._hparams[key] = getattr(value, kind) if ok else None
+
+    def _file_notes(self, path: Path) -> list[str]:
+        state = self._files[path]
+        shown = plain_label(path.relative_to(self.folder).as_posix(), 80)
+        notes = []
+        if state.broken is not None:
+            notes.append(f"{shown}: reading stopped at {state.broken}; the records before it were kept")
+        elif state.cursor.stop in ("truncated", "corrupt"):
+            notes.append(f"{shown}: reading stopped at a {state.cursor.stop} record; the records before it were kept")
+        elif state.cursor.stop == "limit":
             notes.append(
-                f"more than {most_images} images were logged under {plain_label(image_tag)}: {most_images} of them, "
+                f"{shown}: read the first {_megabytes(max_log_bytes())} MB of {_megabytes(state.stat[0])} MB "
+                "(ATLAS_MAX_LOG_MB, the limit per event file)"
+            )
+        return notes
+
+    def _build(self, files: list[Path], cut: bool) -> Run:
+        notes: list[str] = []
+        if cut:
+            notes.append(
+                f"only {len(files)} event files were read: the search stops after {MAX_EVENT_FILES} files or "
+                f"{MAX_ENTRIES_SCANNED:,} folder entries"
+            )
+        if not files:
+            notes.append("no TensorBoard event files (events.out.tfevents.*) here")
+        for path in files:
+            notes += self._file_notes(path)
+        scalars = {name: series for name, series in self._scalars.items() if len(series)}
+        if files and not scalars:
+            notes.append("no scalars were logged")
+        if self._tags_cut:
+            notes.append(f"only the first {MAX_TAGS:,} scalar tags were read")
+        metrics, walls = _records(scalars)
+        thinned = {name: series for name, series in scalars.items() if series.stride > 1}
+        if thinned:
+            seen = sum(series.seen for series in scalars.values())
+            name, series = max(thinned.items(), key=lambda item: item[1].stride)
+            notes.append(
+                f"{seen:,} scalar points, more than the {max_log_scalars():,} read per run: each tag keeps an even "
+                f"spread, its first and last points among them (one point in every {series.stride} of "
+                f"{plain_label(name)}, {len(series):,} of {series.seen:,})"
+            )
+        tags_seen: dict[str, Any] = {"scalars": sorted(scalars), "images": sorted(self._image_names())}
+        envelopes = {name: series.ranges() for name, series in thinned.items()}
+        ends = [tag for tag in scalars if tag.endswith("/loss")]
+        if "loss" not in scalars and len(ends) == 1:  # the alias the page opens on; not counted against the cap
+            tags_seen["loss"] = ends[0]
+            if ends[0] in envelopes:
+                envelopes["loss"] = envelopes[ends[0]]
+            for row in metrics:
+                if ends[0] in row:
+                    row["loss"] = row[ends[0]]
+        samples = self._samples(notes)
+        if self._other_tags:
+            notes.append(f"{len(self._other_tags)} tags of other kinds (tensors, histograms, audio) were not read")
+        config: dict[str, Any] = {
+            "kind": "tensorboard",
+            "event_files": [f.relative_to(self.folder).as_posix() for f in files],
+            "tags": tags_seen,
+        }
+        if walls:
+            config["wall_seconds"] = round(max(walls) - min(walls), 2)
+        if self._hparams:
+            config["hparams"] = dict(self._hparams)
+        return Run(
+            name=self.name or self.folder.name,
+            source=self.source,
+            config=config,
+            metrics=metrics,
+            samples=samples,
+            notes=notes,
+            folder=self.folder,
+            envelopes=envelopes,
+        )
+
+    def _image_names(self) -> list[str]:
+        have = self._images is not None and len(self._images)
+        return ([self._image_tag] if have else []) + sorted(self._other_images)
+
+    def _samples(self, notes: list[str]) -> list[tuple[int, Path | bytes]]:
+        """The kept grids of the image tag shown, and notes on what was thinned, skipped or not shown."""
+        if self._images is None or not len(self._images):
+            return []
+        tag = plain_label(self._image_tag)
+        if self._images.stride > 1:
+            notes.append(
+                f"more than {max_log_images()} images were logged under {tag}: {len(self._images)} of them, "
                 "spread over the run, are shown"
             )
-        skipped: list[str] = []
-        for step, data in evenly(steps, most_images):
-            why = _image_ok(data)
-            if why is None:
-                samples.append((step, data))
+        samples, skipped = [], []
+        for step, image in self._images.points():
+            if isinstance(image, bytes):
+                samples.append((step, image))
             else:
-                skipped.append(f"step {step:,}: {why}")
+                skipped.append(f"step {step:,}: {image}")
         if skipped:
             more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
             notes.append(f"{len(skipped)} logged images were skipped, e.g. {skipped[0]}{more}")
-        others = [plain_label(t) for t in images if t != image_tag]
-        if others:
-            notes.append(f"only the images of {plain_label(image_tag)} are shown; also logged: {', '.join(others)}")
-    if other_tags:
-        notes.append(f"{len(other_tags)} tags of other kinds (tensors, histograms, audio) were not read")
+        if self._other_images:
+            others = ", ".join(plain_label(t) for t in sorted(self._other_images))
+            notes.append(f"only the images of {tag} are shown; also logged: {others}")
+        return samples
 
-    walls = [wall for series in scalars.values() for wall, _ in series.values()]
-    config: dict[str, Any] = {
-        "kind": "tensorboard",
-        "event_files": [f.relative_to(folder).as_posix() for f in files],
-        "tags": tags_seen,
-    }
-    if walls:
-        config["wall_seconds"] = round(max(walls) - min(walls), 2)
-    if hparams:
-        config["hparams"] = hparams
-    return Run(
-        name=name or folder.name,
-        source=source,
-        config=config,
-        metrics=metrics,
-        samples=samples,
-        notes=notes,
-        folder=folder,
-    )
+
+def _records(scalars: dict[str, Thinned]) -> tuple[list[dict[str, Any]], list[float]]:
+    """One dict per step kept by any tag (step order): "step", "seconds" and each tag's value there; and the
+    first and last wall times of the points kept."""
+    rows: dict[int, dict[str, Any]] = {}
+    first_wall: dict[int, float] = {}
+    last = float("-inf")
+    for name, series in scalars.items():
+        for step, wall, value in series.points():
+            last = max(last, wall)
+            row = rows.get(step)
+            if row is None:
+                row = rows[step] = {"step": step, "seconds": 0.0}
+            row[name] = value
+            if wall < first_wall.get(step, float("inf")):
+                first_wall[step] = wall
+    if not rows:
+        return [], []
+    start = min(first_wall.values())
+    for step, row in rows.items():
+        row["seconds"] = first_wall[step] - start
+    return [rows[step] for step in sorted(rows)], [start, last]
+
+
+def read_tensorboard_run(folder: str | Path, source: str = "runs folder", name: str | None = None) -> Run:
+    """Read a folder of TensorBoard event files into a Run once (see the module's docstring for what becomes what;
+    `TensorBoardReader` reads a growing one again from where it stopped). Anything missing, damaged or over a
+    limit becomes a note, never an exception."""
+    return TensorBoardReader(folder, source, name).read()

@@ -12,11 +12,18 @@ import numpy as np
 import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.compat.proto.event_pb2 import Event
+from tensorboard.summary.writer.record_writer import RecordWriter
 from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import scalar
 
 from core.runs import tensorboard as tb
-from core.runs.folders import discover_runs, run_format, stamp
-from core.runs.tensorboard import is_tensorboard_folder, read_tensorboard_run
+from core.runs.folders import RunReader, discover_runs, read, run_format, stamp
+from core.runs.ours import read_run
+from core.runs.record import run_name
+from core.runs.tensorboard import TensorBoardReader, is_tensorboard_folder, read_tensorboard_run
+from core.runs.writer import RunWriter
 from tests.conftest import ROOT
 from ui.training_logs.figures import read_grid
 
@@ -107,7 +114,21 @@ def test_junk_named_like_an_event_file_is_a_note(tmp_path):
     run = read_tensorboard_run(tmp_path)
     assert run.metrics == [] and run.samples == []
     assert "no scalars were logged" in run.notes
-    assert any("events.out.tfevents.123.host: reading stopped" in n for n in run.notes)
+    assert any("events.out.tfevents.123.host: reading stopped at a corrupt record" in n for n in run.notes)
+
+
+def test_a_checked_record_that_is_no_event_stops_its_file_with_a_note(tmp_path):
+    with open(tmp_path / "events.out.tfevents.1.host", "wb") as f:  # framed by tensorboard's own record writer
+        writer = RecordWriter(f)
+        writer.write(Event(wall_time=1.0, step=1, summary=scalar("loss", 0.5)).SerializeToString())
+        writer.write(b"\xff" * 20)  # a record whose checksums pass but that is no Event
+        writer.write(Event(wall_time=2.0, step=2, summary=scalar("loss", 0.25)).SerializeToString())
+    run = read_tensorboard_run(tmp_path)
+    assert run.series("loss")[1].tolist() == [0.5]
+    assert run.notes == [
+        "events.out.tfevents.1.host: reading stopped at a record that is not a TensorBoard event; the records "
+        "before it were kept"
+    ]
 
 
 def test_empty_unrelated_deep_and_outside_folders_are_not_runs(tmp_path):
@@ -149,16 +170,62 @@ def test_a_resumed_run_drops_the_steps_it_redid_and_names_odd_tags(tmp_path):
     assert run.series("step (logged)")[1].tolist() == list(range(6))  # the earlier file's, up to the restart
 
 
-def test_caps_on_scalar_points_and_images_are_noted(tmp_path, monkeypatch):
-    monkeypatch.setenv("ATLAS_MAX_LOG_SCALARS", "25")
+def test_scalars_are_thinned_while_read_to_the_cap_keeping_the_ends_the_values_and_a_spike(tmp_path, monkeypatch):
+    monkeypatch.setenv("ATLAS_MAX_LOG_SCALARS", "100")  # two tags of 150 points: a file a bit over the cap
     monkeypatch.setenv("ATLAS_MAX_LOG_IMAGES", "2")
-    folder = write_accelerate_run(tmp_path / "out", hparams=False)  # 30 scalar points, 3 images
-    run = read_tensorboard_run(folder)
-    steps = [r["step"] for r in run.metrics]
-    assert steps[-1] == STEPS[-1] and sum(len(r) - 2 for r in run.metrics) <= 25
-    assert steps == [1, 3, 5, 7, 9, 11, 13, 15, 17, 20]
-    assert any("one step in every 2 is shown" in n for n in run.notes)
+    writer = SummaryWriter(str(tmp_path))
+    for step in range(150):
+        writer.add_scalar("train/loss", 100.0 if step == 77 else _loss(step + 1), step)  # a spike, thinned away
+        writer.add_scalar("lr", step * 0.5, step)
+        if step in (5, 10, 15):
+            writer.add_image("samples", _grid(step), step, dataformats="HWC")
+    writer.close()
+    run = read_tensorboard_run(tmp_path)
+    for tag in ("train/loss", "lr"):
+        steps, values = run.series(tag)
+        assert len(steps) <= 50 + 1 and steps[0] == 0 and steps[-1] == 149  # its share of the cap, and the ends
+        expected = [100.0 if s == 77 else float(np.float32(_loss(s + 1))) for s in steps]
+        assert values.tolist() == (expected if tag == "train/loss" else [s * 0.5 for s in steps])
+        assert set(np.diff(steps[:-1]).tolist()) == {4}  # an even spread (one in every 4)
+    assert 77 not in run.series("train/loss")[0] and max(run.envelopes["train/loss"][2]) == 100.0
+    assert run.envelopes["loss"] == run.envelopes["train/loss"]  # the alias the page opens on
+    assert run.envelopes["lr"][1][0] == 0.0 and run.envelopes["lr"][2][-1] == 149 * 0.5
+    assert any("300 scalar points, more than the 100 read per run" in n for n in run.notes)
     assert [s for s, _ in run.samples] == [5, 15] and any("more than 2 images" in n for n in run.notes)
+
+
+def test_only_the_first_megabytes_of_a_file_are_read_and_that_is_said(tmp_path, monkeypatch):
+    monkeypatch.setenv("ATLAS_MAX_LOG_MB", str(4096 / 2**20))  # 4 KB of a file a bit bigger
+    writer = SummaryWriter(str(tmp_path / "logs"))
+    for step in range(150):
+        writer.add_scalar("loss", _loss(step + 1), step)
+    writer.close()
+    path = _only_event_file(tmp_path / "logs")
+    assert 4096 < path.stat().st_size < 2 * 4096
+    run = read_tensorboard_run(tmp_path / "logs")
+    size = f"{path.stat().st_size / 2**20:.2g}"  # about 0.006 MB
+    assert run.notes == [
+        f"{path.name}: read the first 0.0039 MB of {size} MB (ATLAS_MAX_LOG_MB, the limit per event file)"
+    ]
+    head = tmp_path / "head"
+    head.mkdir()
+    (head / path.name).write_bytes(path.read_bytes()[:4096])  # tensorboard's own reader on the first 4 KB
+    accumulator = EventAccumulator(str(head))
+    accumulator.Reload()
+    assert run.series("loss")[0].tolist() == [e.step for e in accumulator.Scalars("loss")]
+
+
+def test_large_images_are_shrunk_as_they_are_read(tmp_path):
+    big = np.kron(_grid(3)[:8, :12], np.ones((90, 90, 1), dtype=np.uint8))  # 720 x 1080 blocks
+    writer = SummaryWriter(str(tmp_path))
+    writer.add_image("samples", big, 1, dataformats="HWC")
+    writer.close()
+    ((_, data),) = read_tensorboard_run(tmp_path).samples
+    with Image.open(io.BytesIO(data)) as img:
+        assert img.size == (tb.MAX_SAMPLE_SIDE, 240)  # the longest side at most MAX_SAMPLE_SIDE, the shape kept
+        small = np.asarray(img.convert("RGB"), dtype=float)
+    expected = np.asarray(Image.fromarray(big).resize((tb.MAX_SAMPLE_SIDE, 240), Image.Resampling.BOX), dtype=float)
+    assert np.abs(small - expected).mean() < 2  # the same picture
 
 
 def test_oversized_images_are_skipped_with_a_note(tmp_path, monkeypatch):
@@ -215,3 +282,94 @@ def test_the_page_rereads_a_tensorboard_run_when_its_newest_file_grows(tmp_path)
     writer.close()
     assert stamp(folder) != before
     assert len(read_tensorboard_run(folder).metrics) == 2
+
+
+def _same(a, b):
+    assert a.metrics == b.metrics and a.samples == b.samples and a.notes == b.notes
+    assert a.envelopes == b.envelopes and a.config == b.config
+
+
+def test_a_growing_run_is_read_from_where_the_last_read_stopped(tmp_path, monkeypatch):
+    monkeypatch.setenv("ATLAS_MAX_LOG_SCALARS", "30")  # thinning goes on across the reads
+    starts = []
+    real = tb.records
+    monkeypatch.setattr(
+        tb, "records", lambda path, cursor, limit: (starts.append(cursor.offset), real(path, cursor, limit))[1]
+    )
+    reader = TensorBoardReader(tmp_path)
+    writer = SummaryWriter(str(tmp_path))
+    for step in range(50):
+        writer.add_scalar("loss", _loss(step + 1), step)
+    writer.flush()
+    first = reader.read()
+    size = _only_event_file(tmp_path).stat().st_size
+    assert reader.read() is first and starts == [0]  # nothing changed: nothing read
+    for step in range(50, 120):
+        writer.add_scalar("loss", _loss(step + 1), step)
+    writer.close()
+    grown = reader.read()
+    assert starts == [0, size]  # only the appended bytes
+    _same(grown, read_tensorboard_run(tmp_path))
+    assert grown.series("loss")[0][-1] == 119 and len(grown.metrics) <= 31
+
+    resumed = SummaryWriter(str(tmp_path))  # a second file: restarted from step 100
+    for step in range(100, 110):
+        resumed.add_scalar("loss", 7.0, step)
+    resumed.close()
+    _same(reader.read(), read_tensorboard_run(tmp_path))
+    assert reader.read().series("loss")[0][-1] == 109 and reader.read().series("loss")[1][-1] == 7.0
+
+    first_file = sorted(tmp_path.glob("events.out.tfevents.*"))[0]
+    first_file.write_bytes(first_file.read_bytes()[: size // 2])  # replaced by a shorter one: read again whole
+    _same(reader.read(), read_tensorboard_run(tmp_path))
+
+
+def test_a_record_half_written_is_waited_for(tmp_path):
+    writer = SummaryWriter(str(tmp_path))
+    for step in range(5):
+        writer.add_scalar("loss", _loss(step + 1), step)
+    writer.close()
+    path = _only_event_file(tmp_path)
+    whole = path.read_bytes()
+    path.write_bytes(whole[:-7])
+    reader = RunReader(tmp_path)
+    assert "stopped at a truncated record" in reader.read().notes[0] and len(reader.read().metrics) == 4
+    path.write_bytes(whole)  # the writer finished it
+    run = reader.read()
+    assert run.notes == [] and [r["step"] for r in run.metrics] == list(range(5))
+
+
+def test_each_writer_folder_of_a_runs_folder_is_a_run_beside_ours(tmp_path):
+    runs = tmp_path / "runs"
+    for name, value in (("May04_10-00-00_hostA", 1.0), ("May04_11-30-00_hostB", 2.0)):  # SummaryWriter()'s layout
+        writer = SummaryWriter(str(runs / name))
+        for step in range(3):
+            writer.add_scalar("loss", value, step)
+        writer.close()
+    ours = RunWriter(runs / "my-run" / "run", {"recipe": "my-run"})
+    ours.log({"step": 10, "loss": 0.5})
+    (ours.checkpoint_folder(10)).mkdir(parents=True)
+    found, notes = discover_runs(runs)
+    assert notes == [] and found == [
+        runs / "May04_10-00-00_hostA",
+        runs / "May04_11-30-00_hostB",
+        runs / "my-run" / "run",
+    ]
+    assert [run_name(f) for f in found] == ["May04_10-00-00_hostA", "May04_11-30-00_hostB", "my-run"]
+    loaded = [read(f, name=run_name(f)) for f in found]
+    assert [r.series("loss")[1].tolist() for r in loaded] == [[1.0] * 3, [2.0] * 3, [0.5]]
+    assert [r.config.get("kind") for r in loaded] == ["tensorboard", "tensorboard", None]
+    assert loaded[2].checkpoints == read_run(runs / "my-run" / "run").checkpoints != []
+    assert discover_runs(runs / "May04_10-00-00_hostA") == ([runs / "May04_10-00-00_hostA"], [])  # one writer
+
+
+def test_tensor_scalars_are_scalars_and_other_kinds_are_named(tmp_path):
+    writer = SummaryWriter(str(tmp_path))
+    for step in range(5):
+        writer.add_scalar("a", step * 0.5, step, new_style=True)  # TF2's form: a tensor, its plugin named once
+    writer.add_histogram("h", np.arange(3.0), 1)
+    writer.add_text("t", "hello", 1)
+    writer.close()
+    run = read_tensorboard_run(tmp_path)
+    assert run.series("a")[1].tolist() == [0.0, 0.5, 1.0, 1.5, 2.0]
+    assert run.notes == ["2 tags of other kinds (tensors, histograms, audio) were not read"]
