@@ -23,13 +23,14 @@ def default_runs_folder() -> str:
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
-def _read_cached(folder: str, stamp: tuple[int, ...], source: str, name: str | None) -> Run:
-    """A run read once per (folder, stamp): re-read only when its log grows."""
-    return folders.read(folder, source, name)
+def _reader(folder: str, source: str, name: str | None) -> folders.RunReader:
+    """One reader per run folder, shared by every session: it reads the run again only when it changed on disk,
+    a growing TensorBoard log only from where it stopped."""
+    return folders.RunReader(folder, source, name)
 
 
 def load(folder: Path, source: str, name: str | None = None) -> Run:
-    return _read_cached(str(folder), folders.stamp(folder), source, name)
+    return _reader(str(folder), source, name).read()
 
 
 def bundled_runs() -> list[Run]:
