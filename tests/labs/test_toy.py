@@ -10,7 +10,7 @@ import torch
 
 from core.data.toy import PointCloud, get_toy_set
 from core.errors import BadInputError
-from core.labs.toy import ToyRun, ToySettings, distances, escaped_share, fields, run_sampler
+from core.labs.toy import ToyRun, ToySettings, distances, escaped_share, fields, reference, run_sampler
 from ui.common.charts import loss_figure
 from ui.common.clouds import _arrows_2d, field_figure
 from ui.toy.figures import cloud_figure, samples_figure, trajectory_figure
@@ -92,11 +92,12 @@ def test_long_runs_keep_at_most_61_frames_and_options_reach_the_sampler(run2d):
         run_sampler(run2d, "euler", 10, 200_000)
 
 
-def test_distances_have_a_floor_and_the_clip_keeps_samples_in_the_box(run2d):
+def test_distances_have_a_reference_band_and_the_clip_keeps_samples_in_the_box(run2d):
     r = run_sampler(run2d, "euler", 20, 1000)
-    d = distances(r, run2d)
-    assert set(d) == {"swd", "mmd", "swd_floor", "mmd_floor"}
-    assert 0 < d["swd_floor"] < d["swd"] < 1.0 and d["mmd_floor"] < d["mmd"]
+    d, bands = distances(r, run2d), reference(r, run2d)
+    assert set(d) == set(bands) == {"swd", "mmd"}
+    assert 0 < bands["swd"].high < d["swd"] < 1.0 and bands["mmd"].high < d["mmd"]
+    assert bands["swd"].sizes == (1000, 1000) and reference(r, run2d) is bands  # kept on the run
     clipped = run_sampler(run2d, "euler", 20, 1000, clip=True)
     assert escaped_share(clipped, run2d) == 0.0 and clipped.label["clip"]
 
@@ -131,10 +132,11 @@ def test_the_step_cap_and_a_fresh_cloud_without_a_law():
     no_law = PointCloud(points=cloud.points, key="csv:x", title="upload")
     run = ToyRun(no_law, ToySettings(T=50, width=16, depth=1, batch_size=32))
     run.train(5)
-    d = distances(run_sampler(run, "euler", 5, 100), run)
+    result = run_sampler(run, "euler", 5, 100)
+    d, band = distances(result, run), reference(result, run)["swd"]
     # The reference is drawn from the 100 points themselves: two such draws differ a little, and a model
-    # trained for 5 steps is much further off.
-    assert 0 < d["swd_floor"] < 0.5 and d["mmd_floor"] > 0 and d["swd"] > 2 * d["swd_floor"]
+    # trained for 5 steps is much further off than any of them.
+    assert 0 < band.low <= band.high < 0.5 and d["swd"] > 1.5 * band.high
 
 
 # ---- figures ----------------------------------------------------------------------------------------------

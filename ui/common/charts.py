@@ -1,6 +1,6 @@
 """What every page's charts share: colours, margins, the training-loss chart, the play controls of animated
-figures, and the maths of drawing a long curve (thinned so spikes survive, smoothed as TensorBoard smooths).
-Pure builders (data -> plotly figure or layout), no Streamlit calls."""
+figures, a distance's reference band, and the maths of drawing a long curve (thinned so spikes survive,
+smoothed as TensorBoard smooths). Pure builders (data -> plotly figure or layout), no Streamlit calls."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 from scipy.signal import lfilter
+
+from core.metrics.reference import ReferenceBand
 
 # One colour per class (plotly's default qualitative colours), and one per run or series elsewhere.
 CLASS_COLORS = (
@@ -128,3 +130,30 @@ def play_controls(
         ],
         "margin": {**MARGIN, "b": 130},
     }
+
+
+def add_band(
+    fig: go.Figure,
+    band: ReferenceBand,
+    name: str,
+    colour: str = "#888",
+    row: int | None = None,
+    col: int | None = None,
+    legend: bool = True,
+) -> go.Figure:
+    """A reference band (core/metrics/reference.py: what a distance reads for data itself at these sample sizes)
+    as a shaded stripe across the plot (or its subplot) from its 10% to its 90% value, named `name` in the
+    legend (once per name: `legend=False` for its other panels)."""
+    return fig.add_hrect(
+        y0=band.low,
+        y1=band.high,
+        fillcolor=colour,
+        opacity=0.18,
+        line_width=0,
+        layer="below",
+        name=name,
+        legendgroup=name,
+        showlegend=legend,
+        row=row,
+        col=col,
+    )
