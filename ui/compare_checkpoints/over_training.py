@@ -174,7 +174,16 @@ def _toy_controls(run: ToyRun) -> ToySampling:
     sampler = c1.selectbox(
         "Sampler", names, names.index("heun"), format_func=lambda n: SAMPLERS[n].title, key="ot-toy-sampler"
     )
-    steps = int(c2.number_input("Steps", 1, min(1000, run.schedule.num_steps), 32, key="ot-toy-steps"))
+    steps = int(
+        c2.number_input(
+            "Sampling steps",
+            1,
+            min(1000, run.schedule.num_steps),
+            32,
+            key="ot-toy-steps",
+            help="The sampler's steps from noise to data, the same for every checkpoint.",
+        )
+    )
     n = int(c3.number_input("Points", 100, 5000, 2000, 100, key="ot-toy-n"))
     seed = int(c4.number_input("Seed", 0, 2**31 - 100, 0, key="ot-toy-seed"))
     return ToySampling(sampler, steps, n, seed)
