@@ -87,7 +87,8 @@ def play_controls(
     names: Sequence[str], labels: Sequence[str], duration: int, prefix: str, active: int = 0
 ) -> dict[str, object]:
     """Layout for an animated figure whose frames are called `names`: Play / Pause buttons and a slider
-    (labelled `labels`, starting at frame `active`) under the plot, and the bottom margin they need.
+    (labelled `labels`, starting at frame `active`, its last label inside the figure) under the plot, and the
+    bottom margin they need.
 
     Play goes on from the frame shown, except from the last one (a figure that opens on its end result),
     where it starts again from the first: plotly would otherwise have nothing left to play."""
@@ -122,7 +123,8 @@ def play_controls(
                 "len": 0.74,
                 "y": -0.1,
                 "yanchor": "top",
-                "pad": {"t": 0},
+                # room on the right for half the longest tick label, centred on the last tick (it was cut)
+                "pad": {"t": 0, "r": min(150, round(2.5 * max((len(label) for label in labels), default=0)))},
                 "currentvalue": {"prefix": prefix, "font": {"size": 12}, "xanchor": "left"},
                 "ticklen": 3,
                 "font": {"size": 10},
