@@ -52,6 +52,7 @@ if run is None:
     objectives_section(cloud, settings, steps)
     st.stop()
 buttons.ready_now()
+state.show_stopped(run, progress)  # replaces the last (throttled) line drawn while it trained
 if run.trainer.metrics:
     chart.plotly_chart(loss_figure(run.trainer.metrics), key="toy-loss")
 stopped = f" (stopped before {run.target_step:,})" if run.step < run.target_step else ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from streamlit.runtime.scriptrunner_utils.exceptions import StopException
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
@@ -193,3 +194,37 @@ def test_objectives_compared_then_reflow_straightens_the_flow_and_joins_the_trie
         (1, "toy-refl"),
         (2, "toy-refl"),
     ]
+
+
+def test_after_a_stop_the_progress_line_and_the_caption_name_the_steps_the_model_kept(app, monkeypatch):
+    """A Stop lands between two redraws of the (throttled) progress line: here training went on to step 870 while
+    the last line drawn said 780. The run the Stop starts names the model's own 870 steps, in the line and in the
+    caption, and nothing on the page says 780 any more."""
+    import ui.toy.state as toy_state
+
+    real = toy_state.training_progress
+
+    def stopped_at_870(*args, **kwargs):
+        draw = real(*args, **{**kwargs, "bar_every": 0.0})  # every callback draws: the last line is exactly 780
+
+        def update(trainer) -> None:
+            if trainer.step <= 780:
+                draw(trainer)
+            if trainer.step >= 870:
+                raise StopException  # how Streamlit ends the script at a Stop
+
+        return update
+
+    monkeypatch.setattr(toy_state, "training_progress", stopped_at_870)
+    at = _setup(app, "2d", "moons", 500, 4000)
+    at.button(key="toy-train").click().run()
+    assert at.session_state["toy_run"].step == 870
+    assert at.get("progress")[-1].proto.text.startswith("Step 780 of 4,000")  # what the page was left showing
+    at.button(key="toy-stop").click().run()  # the Stop's own run
+    assert not at.exception and at.session_state["toy_run"].step == 870
+    (line,) = [p.proto.text for p in at.get("progress")]
+    assert line == "Stopped at step 870 of 4,000: the model keeps these 870 steps (Continue training adds more)."
+    assert any("870 steps (stopped before 4,000)" in c.value for c in at.caption)
+    shown = [e.value for e in (*at.caption, *at.markdown, *at.info) if isinstance(e.value, str)]
+    assert not any("780" in text for text in shown)
+    assert at.session_state["toy_table"][-1]["Model"] == "toy-1 @ 870 steps"  # sampled by itself, as kept

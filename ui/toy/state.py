@@ -70,6 +70,17 @@ def train_live(run: ToyRun, steps: int, progress_slot, chart_slot) -> None:
     run.train(steps, training_progress(progress_slot, chart_slot, run.step, steps, "toy"), every=10)
 
 
+def show_stopped(run: ToyRun, slot) -> None:
+    """Where a training stopped early (a Stop, or any other click), in its progress slot: the line drawn while it
+    trained is throttled, so it can be some steps behind the model kept; this line names the model's own step."""
+    if run.step < run.target_step:
+        slot.progress(
+            run.step / run.target_step,
+            text=f"Stopped at step {run.step:,} of {run.target_step:,}: the model keeps these {run.step:,} steps "
+            "(Continue training adds more).",
+        )
+
+
 def wants_autosample() -> bool:
     """True once after a training run (finished or stopped): the page samples the new model by itself."""
     return bool(st.session_state.pop(AUTOSAMPLE, False))
