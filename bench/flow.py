@@ -4,9 +4,9 @@ SW2 to fresh data against Euler's NFE, and the straightness of the paths. Then r
 
     python -m bench.flow [--steps 3000] [--points 4000]
 
-SW2 is in standardised units; "fresh sets" is SW2 between two fresh data sets of the same size, 10% to 90%
-over 8 draws (what "no difference" reads as, core/metrics/reference.py). Chord / length and Liu et al.'s curvature S are measured in each model's own
-coordinates (see core/labs/objectives.py).
+SW2 is in standardised units; "fresh sets" is SW2 between two fresh data sets of the same size, the range of
+10 draws (what "no difference" reads as, core/metrics/reference.py). Chord / length and Liu et al.'s curvature
+S are measured in each model's own coordinates (see core/labs/objectives.py).
 """
 
 from __future__ import annotations

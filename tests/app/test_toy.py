@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from streamlit.runtime.scriptrunner_utils.exceptions import StopException
 from streamlit.testing.v1 import AppTest
 
+from core.metrics.points import sliced_wasserstein
 from tests.conftest import ROOT
 
 PAGE = str(ROOT / "app_pages" / "toy.py")
@@ -228,3 +230,31 @@ def test_after_a_stop_the_progress_line_and_the_caption_name_the_steps_the_model
     shown = [e.value for e in (*at.caption, *at.markdown, *at.info) if isinstance(e.value, str)]
     assert not any("780" in text for text in shown)
     assert at.session_state["toy_table"][-1]["Model"] == "toy-1 @ 870 steps"  # sampled by itself, as kept
+
+
+def test_the_samples_distances_are_read_against_fresh_data_of_their_own_size(app):
+    """The metrics' help, the tries table and its chart give the range of ten draws of two fresh data sets of
+    exactly the sampled size (here 2,000), as a direct computation gives it; not one fresh pair called a floor."""
+    at = _setup(app, "2d", "moons", 2000, 300)
+    at.button(key="toy-train").click().run()  # samples 10,000 points by itself
+    at.number_input(key="toy-sample-n").set_value(2000)
+    at.slider(key="toy-sample-steps").set_value(8)
+    at.button(key="toy-sample").click().run()
+    assert not at.exception and not at.error
+    run = at.session_state["toy_run"]
+    g, values = torch.Generator().manual_seed(20_000), []
+    for _ in range(10):
+        a, b = run.fresh_data(2000, g), run.fresh_data(2000, g)
+        values.append(sliced_wasserstein(a, b, projections=128, generator=torch.Generator().manual_seed(0)))
+    low, high = min(values), max(values)
+    rows = at.dataframe[0].value
+    assert list(rows["Points"]) == [10_000, 2000] and "SWD floor" not in rows
+    assert rows["SWD, two fresh sets"][1] == f"{low:.4f}–{high:.4f}" != rows["SWD, two fresh sets"][0]
+    assert at.metric[0].proto.help == f"Two fresh data sets: {low:.3f}–{high:.3f}"
+    tries = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "sliced W" in c.proto.spec)
+    shapes = tries["layout"]["shapes"]
+    assert (shapes[0]["y0"], shapes[0]["y1"]) == pytest.approx((low, high), abs=1e-12)
+    assert shapes[0]["name"] == "two fresh data sets (2,000 each), range of 10 draws"
+    g = torch.Generator().manual_seed(20_000)  # the same draws at another size read otherwise
+    other = [sliced_wasserstein(run.fresh_data(1000, g), run.fresh_data(1000, g)) for _ in range(10)]
+    assert (min(other), max(other)) != pytest.approx((low, high), rel=1e-6)

@@ -144,7 +144,7 @@ def add_band(
     legend: bool = True,
 ) -> go.Figure:
     """A reference band (core/metrics/reference.py: what a distance reads for data itself at these sample sizes)
-    as a shaded stripe across the plot (or its subplot) from its 10% to its 90% value, named `name` in the
+    as a shaded stripe across the plot (or its subplot) from its lowest to its highest value, named `name` in the
     legend (once per name: `legend=False` for its other panels)."""
     return fig.add_hrect(
         y0=band.low,

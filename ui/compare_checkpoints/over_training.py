@@ -227,8 +227,7 @@ def toy_over_training(run: ToyRun, steps: list[int]) -> None:
         add_band(fig, bands[key], f"{name}: {bands[key].describe()}", SERIES_COLORS[k])
     st.plotly_chart(fig, key="ot-toy-dist")
     st.caption(
-        f"Shaded: what each distance reads between two fresh data sets of the same size as the samples and their "
-        f"reference ({bands['swd'].sizes[0]:,} points each), 10% to 90% over {len(bands['swd'].values)} draws: "
+        f"Shaded: what each distance reads for data itself, at the samples' own size: {bands['swd'].describe()}; "
         f"SW2 {bands['swd'].span()}, MMD {bands['mmd'].span()}. A checkpoint inside its band is as close to the "
         "data as fresh data is at this sample size."
     )
