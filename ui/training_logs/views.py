@@ -51,7 +51,7 @@ def checkpoints(selected: list[Run]) -> None:
     names = Counter(run.name for run in kept)
     for run in kept:
         if len(kept) > 1:
-            st.markdown(f"**{plain_label(run_label(run), 80)}**")
+            st.markdown(f"**{plain_label(run.name, 60)}** · {run.source}")
         table(run, run.name if names[run.name] == 1 else run_label(run))
 
 
