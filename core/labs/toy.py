@@ -10,6 +10,7 @@ unit-scale noise (in standardised units) and ends on the data, and everything is
 
 from __future__ import annotations
 
+import threading
 import time
 import weakref
 from collections.abc import Callable
@@ -108,6 +109,7 @@ class ToyRun:
         batches = tensor_batches(data) if pairs is None else paired_batches(pairs[0].float(), pairs[1].float())
         self.trainer = DiffusionTrainer(build_mlp(self.model_config, settings.seed), self.schedule, train, batches)
         self.target_step = 0  # where the last `train` call was heading (below it: stopped early)
+        self._training = threading.Lock()  # held while `train` runs (see `idle`)
         # the EMA weights along training (for comparisons over training, and to take home with the run)
         self.snapshots = WeightSnapshots(250, self.model_config.to_saved(), self.schedule, settings.prediction_type)
         config = {
@@ -139,13 +141,27 @@ class ToyRun:
 
     def train(self, steps: int, callback: Callable[[DiffusionTrainer], None] | None = None, every: int = 10) -> None:
         """`steps` more steps (capped at MAX_TRAIN_STEPS in all, and by the server's time budget before they
-        start); see DiffusionTrainer.train."""
-        if steps < 1 or self.step + steps > MAX_TRAIN_STEPS:
-            raise BadInputError(f"A toy model trains for at most {MAX_TRAIN_STEPS:,} steps in all (now {self.step:,}).")
-        budget.check(training_seconds(self.settings, self.dim, steps), "training")
-        self.target_step = self.step + steps
-        with torch_threads(self.threads):
-            self.snapshots.train(self.trainer, steps, callback, every)
+        start); see DiffusionTrainer.train. One training of a model at a time: another waits for it."""
+        with self._training:
+            if steps < 1 or self.step + steps > MAX_TRAIN_STEPS:
+                raise BadInputError(
+                    f"A toy model trains for at most {MAX_TRAIN_STEPS:,} steps in all (now {self.step:,})."
+                )
+            budget.check(training_seconds(self.settings, self.dim, steps), "training")
+            self.target_step = self.step + steps
+            with torch_threads(self.threads):
+                self.snapshots.train(self.trainer, steps, callback, every)
+
+    def idle(self, timeout: float = 30.0) -> bool:
+        """Wait until no training of this model is under way (at most `timeout` seconds); True once none is.
+
+        Streamlit starts a page's next run in a new thread at once (its fast reruns) while the interrupted one
+        goes on training until its next redraw, where it ends: a run that reads the model waits here first, so it
+        shows the model as kept, not one a few steps short of it."""
+        if not self._training.acquire(timeout=timeout):
+            return False
+        self._training.release()
+        return True
 
     def fresh_data(self, m: int, generator: torch.Generator) -> torch.Tensor:
         """m fresh points of the run's data, standardised (float64): drawn from its law, or, without one (a CSV

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -137,6 +140,35 @@ def test_the_step_cap_and_a_fresh_cloud_without_a_law():
     # The reference is drawn from the 100 points themselves: two such draws differ a little, and a model
     # trained for 5 steps is much further off than any of them.
     assert 0 < band.low <= band.high < 0.5 and d["swd"] > 1.5 * band.high
+
+
+def test_reading_the_model_waits_for_an_interrupted_training_to_end():
+    """Streamlit starts a page's next run at once in a new thread while the interrupted one trains on until its next
+    redraw, where the Stop ends it: `idle` returns only once that training has ended, with the model as kept."""
+    run = ToyRun(get_toy_set("moons").cloud(200), ToySettings(T=50, width=16, depth=1, batch_size=32))
+    started, busy = threading.Event(), []
+
+    class Stopped(Exception):
+        pass
+
+    def redraw(trainer) -> None:
+        if trainer.step == 10:
+            busy.append(run.idle(timeout=0.01))  # asked while it trains: not idle
+            started.set()
+        time.sleep(0.02)  # a redraw takes a moment; the Stop is found at step 60's
+        if trainer.step >= 60:
+            raise Stopped
+
+    def interrupted() -> None:
+        with contextlib.suppress(Stopped):
+            run.train(200, redraw, every=10)
+
+    thread = threading.Thread(target=interrupted)
+    thread.start()
+    started.wait()
+    assert run.idle()
+    assert run.step == 60 and run.snapshots.steps[-1] == 60 and busy == [False]  # the model as the Stop kept it
+    thread.join()
 
 
 # ---- figures ----------------------------------------------------------------------------------------------

@@ -53,6 +53,7 @@ def tab() -> None:
         return
     toy = session_runs.toy_model()
     if toy is not None and run is toy.log:
+        toy.idle()  # an interrupted run of the Toy lab may still be training it, for a moment
         toy_over_training(toy, steps)
     else:
         pixel_over_training(run, steps)

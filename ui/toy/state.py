@@ -51,7 +51,11 @@ def measured(result: SampleResult, run: ToyRun, seed: int) -> Sampled:
 
 
 def current_run() -> ToyRun | None:
-    return session_runs.toy_model()
+    """The session's model, once an interrupted run of the page has stopped training it (ToyRun.idle)."""
+    run = session_runs.toy_model()
+    if run is not None and not run.idle():
+        st.warning("An earlier run of this page is still training the model: what is shown may lag behind it.")
+    return run
 
 
 def new_run(cloud: PointCloud, settings: ToySettings) -> ToyRun:
