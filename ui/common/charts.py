@@ -31,6 +31,8 @@ MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
 # A log axis whose every tick label reads as a number (plotly's default labels the ticks between powers of ten
 # "2", "5", so a learning rate of 2e-3 read as "2").
 LOG_AXIS = {"type": "log", "tickformat": ".3~g"}
+# The same, labelled at 1, 2 and 5 of each decade only: a short axis over a decade or two crowds every label.
+LOG_AXIS_125 = {**LOG_AXIS, "tickvals": [m * 10.0**e for e in range(-8, 9) for m in (1, 2, 5)]}
 
 
 def polylines(paths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
