@@ -135,8 +135,7 @@ def _quality_charts(rows: dict[str, dict[str, object]], steps: dict[str, int]) -
     fd = ([q.fd_lenet for _, q in measured], [q.fd_se for _, q in measured])
     fig = over_steps_figure(x, {"FD-LeNet": fd}, None, "FD-LeNet to held-out digits (± bootstrap SE)")
     sizes = {q.samples for _, q in measured}
-    if len(sizes) == 1:
-        band = _digits_band(str(manifest_path()), sizes.pop())
+    if len(sizes) == 1 and (band := attempt(_digits_band, str(manifest_path()), sizes.pop())) is not None:
         add_band(fig, band, f"FD-LeNet: {band.describe()}", SERIES_COLORS[0])
     st.plotly_chart(fig, key="ot-fd")
     if len(sizes) > 1:
