@@ -52,6 +52,7 @@ if run is None:
     objectives_section(cloud, settings, steps)
     st.stop()
 buttons.ready_now()
+state.show_stopped(run, progress)  # replaces the last (throttled) line drawn while it trained
 if run.trainer.metrics:
     chart.plotly_chart(loss_figure(run.trainer.metrics), key="toy-loss")
 stopped = f" (stopped before {run.target_step:,})" if run.step < run.target_step else ""
@@ -76,13 +77,13 @@ def sample_section() -> None:
         return
     if state.last_sample() is None:
         return
-    result, dist = state.last_sample()
-    show_samples(result, dist, run, choice.show_x0)
+    last = state.last_sample()
+    show_samples(last, run, choice.show_x0)
     st.markdown("**Samplers tried** (grows as you sample)")
     rows = state.table_rows()
     st.dataframe(rows, hide_index=True, width="stretch", key="toy-table")
     if len(rows) > 1:
-        st.plotly_chart(tries_figure(rows), key="toy-tries")
+        st.plotly_chart(tries_figure(rows, last.bands), key="toy-tries")
     st.button("Clear table", key="toy-clear", on_click=state.clear_table)
 
 

@@ -35,7 +35,9 @@ if not runs:
     st.stop()
 
 labels = {f"{r.name} · {r.source}": r for r in runs}
-chosen = st.multiselect("Runs", list(labels), list(labels)[:1], key="logs-runs", help="Pick several to compare them.")
+chosen = st.multiselect(
+    "Runs", list(labels), views.default_runs(labels), key="logs-runs", help="Pick several to compare them."
+)
 selected = [labels[c] for c in chosen]
 if not selected:
     st.stop()
@@ -54,6 +56,8 @@ else:
     csv = lambda: metrics_csv(selected)  # noqa: E731 (built only when clicked)
     st.download_button("Download the metrics (CSV)", csv, "metrics.csv", "text/csv", key="logs-csv", on_click="ignore")
 
+if len(selected) > 1 and any(r.samples for r in selected):
+    st.caption("Sample grids show for one run at a time: keep only that run selected to see its grids.")
 if len(selected) == 1:
     run = selected[0]
     hw = run.config.get("hardware", {})
@@ -81,9 +85,7 @@ if len(selected) == 1:
         if len(steps) > 1 and right.toggle("Animate over training", key="logs-animate"):
             frames = [read_grid(p) for _, p in evenly(run.samples, MAX_FRAMES)]
             right.image(gif_bytes(frames, duration_ms=500), width=360)
-    if run.checkpoints:
-        st.subheader("Checkpoints")
-        views.table(run)
+views.checkpoints(selected)
 
 st.subheader("Settings" if len(selected) == 1 else "Settings side by side")
 table = config_table(selected)

@@ -4,9 +4,9 @@ SW2 to fresh data against Euler's NFE, and the straightness of the paths. Then r
 
     python -m bench.flow [--steps 3000] [--points 4000]
 
-SW2 is in standardised units; "floor" is SW2 between two fresh data sets of the same size (what "no
-difference" reads as). Chord / length and Liu et al.'s curvature S are measured in each model's own
-coordinates (see core/labs/objectives.py).
+SW2 is in standardised units; "fresh sets" is SW2 between two fresh data sets of the same size, the range of
+10 draws (what "no difference" reads as, core/metrics/reference.py). Chord / length and Liu et al.'s curvature
+S are measured in each model's own coordinates (see core/labs/objectives.py).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def main() -> None:
                     TOY_SETS[name].title,
                     ob.OBJECTIVES[res.objective],
                     *res.sw2.values(),
-                    res.floor,
+                    res.reference.span(),
                     res.chord_ratio,
                     res.curvature,
                     run.trainer.seconds,
@@ -53,7 +53,7 @@ def main() -> None:
             "data",
             "objective",
             *(f"NFE {k}" for k in ob.NFE_LADDER),
-            "floor",
+            "fresh sets",
             "chord / length",
             "curvature S",
             "train s",
@@ -68,9 +68,9 @@ def main() -> None:
     seconds = time.perf_counter() - tic
     print_table(
         f"Reflow on the moons: {args.points:,} (noise, sample) pairs, {args.steps:,} steps ({seconds:.0f} s)",
-        ["model", "chord / length", "curvature S", "SW2 @ 1", "SW2 @ 2", "SW2 @ 4", "floor"],
+        ["model", "chord / length", "curvature S", "SW2 @ 1", "SW2 @ 2", "SW2 @ 4", "fresh sets"],
         [
-            [label, r.chord_ratio, r.curvature, r.sw2[1], r.sw2[2], r.sw2[4], r.floor]
+            [label, r.chord_ratio, r.curvature, r.sw2[1], r.sw2[2], r.sw2[4], r.reference.span()]
             for label, r in (("flow matching (1-rectified)", before), ("after reflow (2-rectified)", after))
         ],
     )

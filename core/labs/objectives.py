@@ -35,6 +35,7 @@ from core.diffusion.schedules import NoiseSchedule
 from core.errors import BadInputError
 from core.labs.toy import ToyRun, ToySettings
 from core.metrics.points import sliced_wasserstein
+from core.metrics.reference import ReferenceBand, reference_bands
 from core.training.diffusion import DiffusionTrainer
 
 OBJECTIVES = {
@@ -110,7 +111,7 @@ class ObjectiveResult:
     name: str  # the run's name
     objective: str
     sw2: dict[int, float]  # NFE -> SW2 to fresh data (standardised units)
-    floor: float  # SW2 between two fresh data sets of this size
+    reference: ReferenceBand  # SW2 between two fresh data sets of n points each, over repeats
     chord_ratio: float
     curvature: float
     paths: Paths  # the fine run's paths (its first points, for the figure)
@@ -119,15 +120,14 @@ class ObjectiveResult:
 
 
 def measure(run: ToyRun, n: int, seed: int = 0, ladder: Sequence[int] = NFE_LADDER, keep: int = 400) -> ObjectiveResult:
-    """SW2 at each NFE of `ladder` (Euler, trailing grid; those the schedule's T allows) and the straightness of
-    a fine run, all from the same noise (seed), in standardised units."""
+    """SW2 at each NFE of `ladder` (Euler, trailing grid; those the schedule's T allows) to n fresh points, what
+    SW2 reads between two fresh data sets of that size, and the straightness of a fine run, all from the same
+    noise (seed), in standardised units."""
     if not 100 <= n <= MAX_COMPARE_POINTS:
         raise BadInputError(f"Measure 100 to {MAX_COMPARE_POINTS:,} points.")
     tic = time.perf_counter()
     eps = torch.randn(n, run.dim, generator=torch.Generator().manual_seed(seed))
-    fresh = run.cloud.fresh or (lambda m, g: run.cloud.points[torch.randint(len(run.cloud.points), (m,), generator=g)])
-    ref = run.standardizer.transform(fresh(n, torch.Generator().manual_seed(10_000 + seed)).double())
-    other = run.standardizer.transform(fresh(n, torch.Generator().manual_seed(20_000 + seed)).double())
+    ref = run.fresh_data(n, torch.Generator().manual_seed(10_000 + seed))
 
     def sw2(x: torch.Tensor, y: torch.Tensor) -> float:
         return sliced_wasserstein(x.double(), y, projections=128, generator=torch.Generator().manual_seed(seed))
@@ -143,7 +143,7 @@ def measure(run: ToyRun, n: int, seed: int = 0, ladder: Sequence[int] = NFE_LADD
         name=run.name,
         objective=run.settings.prediction_type,
         sw2=sw,
-        floor=sw2(other, ref),
+        reference=reference_bands(run.fresh_data, (n, n), {"sw2": sw2}, seed=20_000 + seed)["sw2"],
         chord_ratio=chord_ratio(paths),
         curvature=curvature(paths),
         paths=Paths(states=paths.states[:, :keep], tau=paths.tau),

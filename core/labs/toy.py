@@ -1,5 +1,6 @@
 """The toy lab's logic, free of any UI: a small MLP denoiser trained on a point cloud, sampled with any engine
-sampler (samples with their paths, and distances to fresh data), and its drift fields.
+sampler (samples with their paths, distances to fresh data and what they read for data itself), and its
+drift fields.
 
 The model learns the standardised data (core/data/standardize.py) and remembers the cloud it learnt, so
 samples, distances and fields always compare it with its own data. Sampling runs in VE coordinates
@@ -9,7 +10,9 @@ unit-scale noise (in standardised units) and ends on the data, and everything is
 
 from __future__ import annotations
 
+import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -28,6 +31,7 @@ from core.diffusion.trajectory import PathRecorder
 from core.errors import BadInputError
 from core.limits import max_points
 from core.metrics.points import mmd, sliced_wasserstein
+from core.metrics.reference import ReferenceBand, reference_bands
 from core.models.mlp import MLPConfig, build_mlp, parameter_count
 from core.runs.record import Run
 from core.training import budget
@@ -105,9 +109,9 @@ class ToyRun:
         batches = tensor_batches(data) if pairs is None else paired_batches(pairs[0].float(), pairs[1].float())
         self.trainer = DiffusionTrainer(build_mlp(self.model_config, settings.seed), self.schedule, train, batches)
         self.target_step = 0  # where the last `train` call was heading (below it: stopped early)
+        self._training = threading.Lock()  # held while `train` runs (see `idle`)
         # the EMA weights along training (for comparisons over training, and to take home with the run)
         self.snapshots = WeightSnapshots(250, self.model_config.to_saved(), self.schedule, settings.prediction_type)
-        self.floors: dict[tuple[int, int], tuple[float, float]] = {}  # distances between fresh data sets
         config = {
             "kind": "toy",
             "data": {
@@ -137,13 +141,37 @@ class ToyRun:
 
     def train(self, steps: int, callback: Callable[[DiffusionTrainer], None] | None = None, every: int = 10) -> None:
         """`steps` more steps (capped at MAX_TRAIN_STEPS in all, and by the server's time budget before they
-        start); see DiffusionTrainer.train."""
-        if steps < 1 or self.step + steps > MAX_TRAIN_STEPS:
-            raise BadInputError(f"A toy model trains for at most {MAX_TRAIN_STEPS:,} steps in all (now {self.step:,}).")
-        budget.check(training_seconds(self.settings, self.dim, steps), "training")
-        self.target_step = self.step + steps
-        with torch_threads(self.threads):
-            self.snapshots.train(self.trainer, steps, callback, every)
+        start); see DiffusionTrainer.train. One training of a model at a time: another waits for it."""
+        with self._training:
+            if steps < 1 or self.step + steps > MAX_TRAIN_STEPS:
+                raise BadInputError(
+                    f"A toy model trains for at most {MAX_TRAIN_STEPS:,} steps in all (now {self.step:,})."
+                )
+            budget.check(training_seconds(self.settings, self.dim, steps), "training")
+            self.target_step = self.step + steps
+            with torch_threads(self.threads):
+                self.snapshots.train(self.trainer, steps, callback, every)
+
+    def idle(self, timeout: float = 30.0) -> bool:
+        """Wait until no training of this model is under way (at most `timeout` seconds); True once none is.
+
+        Streamlit starts a page's next run in a new thread at once (its fast reruns) while the interrupted one
+        goes on training until its next redraw, where it ends: a run that reads the model waits here first, so it
+        shows the model as kept, not one a few steps short of it."""
+        if not self._training.acquire(timeout=timeout):
+            return False
+        self._training.release()
+        return True
+
+    def fresh_data(self, m: int, generator: torch.Generator) -> torch.Tensor:
+        """m fresh points of the run's data, standardised (float64): drawn from its law, or, without one (a CSV
+        upload), from its points with replacement."""
+        cloud = self.cloud
+        if cloud.fresh is not None:
+            points = cloud.fresh(m, generator)
+        else:
+            points = cloud.points[torch.randint(len(cloud.points), (m,), generator=generator)]
+        return self.standardizer.transform(points.double())
 
     def data_box(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-axis bounds of the standardised training data, grown by 10% of its size on each side."""
@@ -240,34 +268,50 @@ def escaped_share(result: SampleResult, run: ToyRun) -> float:
     return float(((y < lo) | (y > hi)).any(dim=1).double().mean())
 
 
-def distances(result: SampleResult, run: ToyRun, seed: int = 0, n_max: int = 10_000) -> dict[str, float]:
-    """Sliced Wasserstein-2 (128 directions) and MMD (RBF, median bandwidth, 2000 points) from the samples to
-    fresh data, in standardised units, on at most `n_max` points. `swd_floor` and `mmd_floor` are the same
-    distances between two fresh data sets of that size: what "no difference" reads as at this sample size
-    (computed once per run, size and seed). Without a law to draw from (a CSV upload), the reference is
-    drawn from the data points themselves."""
-    cloud, st = run.cloud, run.standardizer
-    n = min(len(result.samples), n_max)
+MEASURED_POINTS = 10_000  # distances to fresh data use at most this many samples
 
-    def draw(m: int, g: torch.Generator) -> torch.Tensor:
-        if cloud.fresh is not None:
-            return cloud.fresh(m, g)
-        return cloud.points[torch.randint(len(cloud.points), (m,), generator=g)]
 
-    def both(x: torch.Tensor, ref: torch.Tensor) -> tuple[float, float]:
-        return (
-            sliced_wasserstein(x, ref, projections=128, generator=torch.Generator().manual_seed(seed)),
-            mmd(x, ref, max_points=2000, generator=torch.Generator().manual_seed(seed)),
-        )
+def _measures(seed: int) -> dict[str, Callable[[torch.Tensor, torch.Tensor], float]]:
+    """Sliced Wasserstein-2 (128 directions) and MMD (RBF, median bandwidth, 2000 points), seeded."""
+    return {
+        "swd": lambda a, b: sliced_wasserstein(a, b, projections=128, generator=torch.Generator().manual_seed(seed)),
+        "mmd": lambda a, b: mmd(a, b, max_points=2000, generator=torch.Generator().manual_seed(seed)),
+    }
 
+
+def _measured(result: SampleResult, n_max: int) -> int:
+    return min(len(result.samples), n_max)
+
+
+def distances(result: SampleResult, run: ToyRun, seed: int = 0, n_max: int = MEASURED_POINTS) -> dict[str, float]:
+    """`swd` and `mmd` (see `_measures`) from the samples to as many fresh data points, in standardised units, on
+    at most `n_max` samples. Without a law to draw from (a CSV upload), the fresh points are drawn from the data
+    points themselves. What these read for data itself: `reference`."""
+    x = run.standardizer.transform(result.samples[: _measured(result, n_max)].double())
     with torch_threads(run.threads):
-        g = torch.Generator().manual_seed(10_000 + seed)
-        ref = st.transform(draw(n, g).double())
-        if (n, seed) not in run.floors:
-            run.floors[(n, seed)] = both(st.transform(draw(n, g).double()), ref)
-        swd, m = both(st.transform(result.samples[:n].double()), ref)
-    swd0, m0 = run.floors[(n, seed)]
-    return {"swd": swd, "mmd": m, "swd_floor": swd0, "mmd_floor": m0}
+        ref = run.fresh_data(len(x), torch.Generator().manual_seed(10_000 + seed))
+        return {name: distance(x, ref) for name, distance in _measures(seed).items()}
+
+
+# What data itself reads (`reference`), by the data it is drawn from and then by (points, seed): every model of one
+# data set shares it, and it goes with its data.
+_REFERENCES: weakref.WeakKeyDictionary[PointCloud, dict[tuple[int, int], dict[str, ReferenceBand]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def reference(
+    result: SampleResult, run: ToyRun, seed: int = 0, n_max: int = MEASURED_POINTS
+) -> dict[str, ReferenceBand]:
+    """What `distances` reads between two fresh data sets of the very sizes it compared (its n samples, its n
+    fresh points), over REPEATS draws (core/metrics/reference.py): a band for `swd` and one for `mmd`. Computed
+    once per data set, size and seed."""
+    n = _measured(result, n_max)
+    kept = _REFERENCES.setdefault(run.cloud, {})
+    if (n, seed) not in kept:
+        with torch_threads(run.threads):
+            kept[(n, seed)] = reference_bands(run.fresh_data, (n, n), _measures(seed), seed=20_000 + seed)
+    return kept[(n, seed)]
 
 
 def fields(run: ToyRun, times: torch.Tensor, grid_size: int) -> tuple[DriftField, DriftField | None]:

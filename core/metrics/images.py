@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from core.errors import BadInputError
+from core.metrics.reference import REPEATS, ReferenceBand, reference_bands
 
 
 def frechet_distance(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> float:
@@ -43,10 +44,40 @@ def frechet_distance_se(a: np.ndarray, b: np.ndarray, resamples: int = 20, seed:
 
 def split_half_distance(features: np.ndarray, seed: int = 0) -> float:
     """The Frechet distance between two random halves of one feature set: what "no difference" reads as at
-    that sample size (the floor a model's distance is read against)."""
+    that sample size (at a model's own sample sizes, with its spread: `frechet_reference_band`)."""
     order = np.random.default_rng(seed).permutation(len(features))
     half = len(features) // 2
     return frechet_distance(features[order[:half]], features[order[half : 2 * half]])
+
+
+def frechet_reference_band(
+    pool: np.ndarray,
+    reference: np.ndarray,
+    n: int,
+    repeats: int = REPEATS,
+    seed: int = 0,
+    what: str = "real images against the reference",
+) -> ReferenceBand:
+    """The Frechet distance of n rows of `pool` (features of real images that are not in `reference`), drawn
+    without replacement, to the whole `reference`, over `repeats` draws: what a model's FD of n samples to that
+    same reference reads when its samples are real images (core/metrics/reference.py)."""
+    pool = np.asarray(pool, dtype=np.float64)
+    if not 2 <= n <= len(pool):
+        raise BadInputError(f"Drawing {n:,} real images needs a pool of at least that many (it has {len(pool):,}).")
+
+    def draw(m: int, g: torch.Generator) -> np.ndarray:
+        return pool[torch.randperm(len(pool), generator=g)[:m].numpy()]
+
+    bands = reference_bands(
+        draw,
+        (n, len(reference)),
+        {"fd": frechet_distance},
+        repeats=repeats,
+        seed=seed,
+        reference=np.asarray(reference, dtype=np.float64),
+        what=what,
+    )
+    return bands["fd"]
 
 
 @torch.no_grad()

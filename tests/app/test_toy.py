@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
+from streamlit.runtime.scriptrunner_utils.exceptions import StopException
 from streamlit.testing.v1 import AppTest
 
+from core.metrics.points import sliced_wasserstein
 from tests.conftest import ROOT
 
 PAGE = str(ROOT / "app_pages" / "toy.py")
@@ -193,3 +196,65 @@ def test_objectives_compared_then_reflow_straightens_the_flow_and_joins_the_trie
         (1, "toy-refl"),
         (2, "toy-refl"),
     ]
+
+
+def test_after_a_stop_the_progress_line_and_the_caption_name_the_steps_the_model_kept(app, monkeypatch):
+    """A Stop lands between two redraws of the (throttled) progress line: here training went on to step 870 while
+    the last line drawn said 780. The run the Stop starts names the model's own 870 steps, in the line and in the
+    caption, and nothing on the page says 780 any more."""
+    import ui.toy.state as toy_state
+
+    real = toy_state.training_progress
+
+    def stopped_at_870(*args, **kwargs):
+        draw = real(*args, **{**kwargs, "bar_every": 0.0})  # every callback draws: the last line is exactly 780
+
+        def update(trainer) -> None:
+            if trainer.step <= 780:
+                draw(trainer)
+            if trainer.step >= 870:
+                raise StopException  # how Streamlit ends the script at a Stop
+
+        return update
+
+    monkeypatch.setattr(toy_state, "training_progress", stopped_at_870)
+    at = _setup(app, "2d", "moons", 500, 4000)
+    at.button(key="toy-train").click().run()
+    assert at.session_state["toy_run"].step == 870
+    assert at.get("progress")[-1].proto.text.startswith("Step 780 of 4,000")  # what the page was left showing
+    at.button(key="toy-stop").click().run()  # the Stop's own run
+    assert not at.exception and at.session_state["toy_run"].step == 870
+    (line,) = [p.proto.text for p in at.get("progress")]
+    assert line == "Stopped at step 870 of 4,000: the model keeps these 870 steps (Continue training adds more)."
+    assert any("870 steps (stopped before 4,000)" in c.value for c in at.caption)
+    shown = [e.value for e in (*at.caption, *at.markdown, *at.info) if isinstance(e.value, str)]
+    assert not any("780" in text for text in shown)
+    assert at.session_state["toy_table"][-1]["Model"] == "toy-1 @ 870 steps"  # sampled by itself, as kept
+
+
+def test_the_samples_distances_are_read_against_fresh_data_of_their_own_size(app):
+    """The metrics' help, the tries table and its chart give the range of ten draws of two fresh data sets of
+    exactly the sampled size (here 2,000), as a direct computation gives it; not one fresh pair called a floor."""
+    at = _setup(app, "2d", "moons", 2000, 300)
+    at.button(key="toy-train").click().run()  # samples 10,000 points by itself
+    at.number_input(key="toy-sample-n").set_value(2000)
+    at.slider(key="toy-sample-steps").set_value(8)
+    at.button(key="toy-sample").click().run()
+    assert not at.exception and not at.error
+    run = at.session_state["toy_run"]
+    g, values = torch.Generator().manual_seed(20_000), []
+    for _ in range(10):
+        a, b = run.fresh_data(2000, g), run.fresh_data(2000, g)
+        values.append(sliced_wasserstein(a, b, projections=128, generator=torch.Generator().manual_seed(0)))
+    low, high = min(values), max(values)
+    rows = at.dataframe[0].value
+    assert list(rows["Points"]) == [10_000, 2000] and "SWD floor" not in rows
+    assert rows["SWD, two fresh sets"][1] == f"{low:.4f}–{high:.4f}" != rows["SWD, two fresh sets"][0]
+    assert at.metric[0].proto.help == f"Two fresh data sets: {low:.3f}–{high:.3f}"
+    tries = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "sliced W" in c.proto.spec)
+    shapes = tries["layout"]["shapes"]
+    assert (shapes[0]["y0"], shapes[0]["y1"]) == pytest.approx((low, high), abs=1e-12)
+    assert shapes[0]["name"] == "two fresh data sets (2,000 each), range of 10 draws"
+    g = torch.Generator().manual_seed(20_000)  # the same draws at another size read otherwise
+    other = [sliced_wasserstein(run.fresh_data(1000, g), run.fresh_data(1000, g)) for _ in range(10)]
+    assert (min(other), max(other)) != pytest.approx((low, high), rel=1e-6)

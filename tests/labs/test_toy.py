@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -10,7 +13,7 @@ import torch
 
 from core.data.toy import PointCloud, get_toy_set
 from core.errors import BadInputError
-from core.labs.toy import ToyRun, ToySettings, distances, escaped_share, fields, run_sampler
+from core.labs.toy import ToyRun, ToySettings, distances, escaped_share, fields, reference, run_sampler
 from ui.common.charts import loss_figure
 from ui.common.clouds import _arrows_2d, field_figure
 from ui.toy.figures import cloud_figure, samples_figure, trajectory_figure
@@ -92,11 +95,12 @@ def test_long_runs_keep_at_most_61_frames_and_options_reach_the_sampler(run2d):
         run_sampler(run2d, "euler", 10, 200_000)
 
 
-def test_distances_have_a_floor_and_the_clip_keeps_samples_in_the_box(run2d):
+def test_distances_have_a_reference_band_and_the_clip_keeps_samples_in_the_box(run2d):
     r = run_sampler(run2d, "euler", 20, 1000)
-    d = distances(r, run2d)
-    assert set(d) == {"swd", "mmd", "swd_floor", "mmd_floor"}
-    assert 0 < d["swd_floor"] < d["swd"] < 1.0 and d["mmd_floor"] < d["mmd"]
+    d, bands = distances(r, run2d), reference(r, run2d)
+    assert set(d) == set(bands) == {"swd", "mmd"}
+    assert 0 < bands["swd"].high < d["swd"] < 1.0 and bands["mmd"].high < d["mmd"]
+    assert bands["swd"].sizes == (1000, 1000) and reference(r, run2d) is bands  # kept on the run
     clipped = run_sampler(run2d, "euler", 20, 1000, clip=True)
     assert escaped_share(clipped, run2d) == 0.0 and clipped.label["clip"]
 
@@ -131,10 +135,40 @@ def test_the_step_cap_and_a_fresh_cloud_without_a_law():
     no_law = PointCloud(points=cloud.points, key="csv:x", title="upload")
     run = ToyRun(no_law, ToySettings(T=50, width=16, depth=1, batch_size=32))
     run.train(5)
-    d = distances(run_sampler(run, "euler", 5, 100), run)
+    result = run_sampler(run, "euler", 5, 100)
+    d, band = distances(result, run), reference(result, run)["swd"]
     # The reference is drawn from the 100 points themselves: two such draws differ a little, and a model
-    # trained for 5 steps is much further off.
-    assert 0 < d["swd_floor"] < 0.5 and d["mmd_floor"] > 0 and d["swd"] > 2 * d["swd_floor"]
+    # trained for 5 steps is much further off than any of them.
+    assert 0 < band.low <= band.high < 0.5 and d["swd"] > 1.5 * band.high
+
+
+def test_reading_the_model_waits_for_an_interrupted_training_to_end():
+    """Streamlit starts a page's next run at once in a new thread while the interrupted one trains on until its next
+    redraw, where the Stop ends it: `idle` returns only once that training has ended, with the model as kept."""
+    run = ToyRun(get_toy_set("moons").cloud(200), ToySettings(T=50, width=16, depth=1, batch_size=32))
+    started, busy = threading.Event(), []
+
+    class Stopped(Exception):
+        pass
+
+    def redraw(trainer) -> None:
+        if trainer.step == 10:
+            busy.append(run.idle(timeout=0.01))  # asked while it trains: not idle
+            started.set()
+        time.sleep(0.02)  # a redraw takes a moment; the Stop is found at step 60's
+        if trainer.step >= 60:
+            raise Stopped
+
+    def interrupted() -> None:
+        with contextlib.suppress(Stopped):
+            run.train(200, redraw, every=10)
+
+    thread = threading.Thread(target=interrupted)
+    thread.start()
+    started.wait()
+    assert run.idle()
+    assert run.step == 60 and run.snapshots.steps[-1] == 60 and busy == [False]  # the model as the Stop kept it
+    thread.join()
 
 
 # ---- figures ----------------------------------------------------------------------------------------------

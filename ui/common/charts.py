@@ -1,6 +1,6 @@
 """What every page's charts share: colours, margins, the training-loss chart, the play controls of animated
-figures, and the maths of drawing a long curve (thinned so spikes survive, smoothed as TensorBoard smooths).
-Pure builders (data -> plotly figure or layout), no Streamlit calls."""
+figures, a distance's reference band, and the maths of drawing a long curve (thinned so spikes survive,
+smoothed as TensorBoard smooths). Pure builders (data -> plotly figure or layout), no Streamlit calls."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 from scipy.signal import lfilter
+
+from core.metrics.reference import ReferenceBand
 
 # One colour per class (plotly's default qualitative colours), and one per run or series elsewhere.
 CLASS_COLORS = (
@@ -29,6 +31,8 @@ MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
 # A log axis whose every tick label reads as a number (plotly's default labels the ticks between powers of ten
 # "2", "5", so a learning rate of 2e-3 read as "2").
 LOG_AXIS = {"type": "log", "tickformat": ".3~g"}
+# The same, labelled at 1, 2 and 5 of each decade only: a short axis over a decade or two crowds every label.
+LOG_AXIS_125 = {**LOG_AXIS, "tickvals": [m * 10.0**e for e in range(-8, 9) for m in (1, 2, 5)]}
 
 
 def polylines(paths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -85,7 +89,8 @@ def play_controls(
     names: Sequence[str], labels: Sequence[str], duration: int, prefix: str, active: int = 0
 ) -> dict[str, object]:
     """Layout for an animated figure whose frames are called `names`: Play / Pause buttons and a slider
-    (labelled `labels`, starting at frame `active`) under the plot, and the bottom margin they need.
+    (labelled `labels`, starting at frame `active`, its last label inside the figure) under the plot, and the
+    bottom margin they need.
 
     Play goes on from the frame shown, except from the last one (a figure that opens on its end result),
     where it starts again from the first: plotly would otherwise have nothing left to play."""
@@ -120,7 +125,8 @@ def play_controls(
                 "len": 0.74,
                 "y": -0.1,
                 "yanchor": "top",
-                "pad": {"t": 0},
+                # room on the right for half the longest tick label, centred on the last tick (it was cut)
+                "pad": {"t": 0, "r": min(150, round(2.5 * max((len(label) for label in labels), default=0)))},
                 "currentvalue": {"prefix": prefix, "font": {"size": 12}, "xanchor": "left"},
                 "ticklen": 3,
                 "font": {"size": 10},
@@ -128,3 +134,30 @@ def play_controls(
         ],
         "margin": {**MARGIN, "b": 130},
     }
+
+
+def add_band(
+    fig: go.Figure,
+    band: ReferenceBand,
+    name: str,
+    colour: str = "#888",
+    row: int | None = None,
+    col: int | None = None,
+    legend: bool = True,
+) -> go.Figure:
+    """A reference band (core/metrics/reference.py: what a distance reads for data itself at these sample sizes)
+    as a shaded stripe across the plot (or its subplot) from its lowest to its highest value, named `name` in the
+    legend (once per name: `legend=False` for its other panels)."""
+    return fig.add_hrect(
+        y0=band.low,
+        y1=band.high,
+        fillcolor=colour,
+        opacity=0.18,
+        line_width=0,
+        layer="below",
+        name=name,
+        legendgroup=name,
+        showlegend=legend,
+        row=row,
+        col=col,
+    )

@@ -16,11 +16,14 @@ import streamlit as st
 from core.data.images import image_strip
 from core.diffusion.samplers import SAMPLERS
 from core.errors import AtlasError
-from core.labs.compare import is_mnist
-from core.labs.toy import SampleResult, ToyRun, distances, run_sampler
+from core.labs.compare import held_out_features, is_mnist
+from core.labs.toy import SampleResult, ToyRun, distances, reference, run_sampler
+from core.metrics.images import frechet_reference_band
+from core.metrics.reference import ReferenceBand
 from core.runs.record import Run
 from ui.common import session_runs
-from ui.common.cache import local_model
+from ui.common.cache import image_set, local_model, manifest_path, zoo_model
+from ui.common.charts import SERIES_COLORS, add_band
 from ui.common.memo import Memo
 from ui.common.runs import over_training_runs
 from ui.common.widgets import attempt
@@ -50,6 +53,7 @@ def tab() -> None:
         return
     toy = session_runs.toy_model()
     if toy is not None and run is toy.log:
+        toy.idle()  # an interrupted run of the Toy lab may still be training it, for a moment
         toy_over_training(toy, steps)
     else:
         pixel_over_training(run, steps)
@@ -109,17 +113,33 @@ def pixel_over_training(run: Run, steps: list[int]) -> None:
     downloads(panels, [{"step": step_of[k], **row} for k, row in rows.items()], "ot", stack=True)
 
 
+TRAINING_DIGITS = 5000  # the real digits FD-LeNet's reference band draws from (the held-out ones are its reference)
+
+
+@st.cache_data(show_spinner="Measuring real digits against the held-out ones…", max_entries=8)
+def _digits_band(manifest: str, n: int) -> ReferenceBand:
+    """FD-LeNet of n training digits to the held-out digits, over repeats: a checkpoint's n samples are measured
+    against those same held-out digits (ui/compare_checkpoints/state.measure_all)."""
+    del manifest  # the key: another zoo, other digits
+    classifier = zoo_model(state.CLASSIFIER).module
+    reference = held_out_features(classifier, image_set("mnist", "test").images)
+    pool = held_out_features(classifier, image_set("mnist", "train", TRAINING_DIGITS).images)  # the same features
+    return frechet_reference_band(pool, reference, n, what="training digits against the held-out digits")
+
+
 def _quality_charts(rows: dict[str, dict[str, object]], steps: dict[str, int]) -> None:
     measured = sorted((steps[key], state.quality_of(key, "ot")) for key in rows)
     if not measured:
         return
     x = [s for s, _ in measured]
     fd = ([q.fd_lenet for _, q in measured], [q.fd_se for _, q in measured])
-    half, floor = state.floor_of("ot") or (0, None)
-    floors = {"FD-LeNet": (floor, f"held-out digits, {half} vs {half}")} if floor is not None else None
-    st.plotly_chart(
-        over_steps_figure(x, {"FD-LeNet": fd}, floors, "FD-LeNet to held-out digits (± bootstrap SE)"), key="ot-fd"
-    )
+    fig = over_steps_figure(x, {"FD-LeNet": fd}, None, "FD-LeNet to held-out digits (± bootstrap SE)")
+    sizes = {q.samples for _, q in measured}
+    if len(sizes) == 1 and (band := attempt(_digits_band, str(manifest_path()), sizes.pop())) is not None:
+        add_band(fig, band, f"FD-LeNet: {band.describe()}", SERIES_COLORS[0])
+    st.plotly_chart(fig, key="ot-fd")
+    if len(sizes) > 1:
+        st.caption("These checkpoints were measured on different numbers of samples: measure them again together.")
     shares = {
         "smallest class share": ([q.smallest_class for _, q in measured], None),
         "largest class share": ([q.largest_class for _, q in measured], None),
@@ -154,7 +174,16 @@ def _toy_controls(run: ToyRun) -> ToySampling:
     sampler = c1.selectbox(
         "Sampler", names, names.index("heun"), format_func=lambda n: SAMPLERS[n].title, key="ot-toy-sampler"
     )
-    steps = int(c2.number_input("Steps", 1, min(1000, run.schedule.num_steps), 32, key="ot-toy-steps"))
+    steps = int(
+        c2.number_input(
+            "Sampling steps",
+            1,
+            min(1000, run.schedule.num_steps),
+            32,
+            key="ot-toy-steps",
+            help="The sampler's steps from noise to data, the same for every checkpoint.",
+        )
+    )
     n = int(c3.number_input("Points", 100, 5000, 2000, 100, key="ot-toy-n"))
     seed = int(c4.number_input("Seed", 0, 2**31 - 100, 0, key="ot-toy-seed"))
     return ToySampling(sampler, steps, n, seed)
@@ -185,23 +214,23 @@ def toy_over_training(run: ToyRun, steps: list[int]) -> None:
     panels = [(sources.step_label(s), r.samples.numpy()) for s, (_, (r, _)) in done]
     st.plotly_chart(clouds_over_steps(panels, data), key="ot-toy-clouds")
     rows = [
-        {
-            "step": s,
-            "SW2": d["swd"],
-            "SW2 floor": d["swd_floor"],
-            "MMD": d["mmd"],
-            "MMD floor": d["mmd_floor"],
-            "seconds": round(r.seconds, 3),
-            "NFE": r.nfe,
-        }
+        {"step": s, "SW2": d["swd"], "MMD": d["mmd"], "seconds": round(r.seconds, 3), "NFE": r.nfe}
         for s, (_, (r, d)) in done
     ]
     table = pd.DataFrame(rows)
     series = {"SW2": (table["SW2"], None), "MMD": (table["MMD"], None)}
-    fresh = "two fresh data sets"
-    floors = {"SW2": (float(table["SW2 floor"].iloc[0]), fresh), "MMD": (float(table["MMD floor"].iloc[0]), fresh)}
     title = "Distance to fresh data (standardised units)"
-    st.plotly_chart(over_steps_figure(table["step"], series, floors, title, log_y=True), key="ot-toy-dist")
+    fig = over_steps_figure(table["step"], series, None, title, log_y=True)
+    last = done[-1][1][1][0]
+    bands = reference(last, run, last.label["seed"])  # every row of the settings shown has this size
+    for k, (name, key) in enumerate((("SW2", "swd"), ("MMD", "mmd"))):
+        add_band(fig, bands[key], f"{name}: {bands[key].describe()}", SERIES_COLORS[k])
+    st.plotly_chart(fig, key="ot-toy-dist")
+    st.caption(
+        f"Shaded: what each distance reads for data itself, at the samples' own size: {bands['swd'].describe()}; "
+        f"SW2 {bands['swd'].span()}, MMD {bands['mmd'].span()}. A checkpoint inside its band is as close to the "
+        "data as fresh data is at this sample size."
+    )
     st.dataframe(table.round(4), hide_index=True, width="stretch")
     everything = np.concatenate([data[:, :2], *[p[:, :2] for _, p in panels]])
     box = (np.quantile(everything, 0.002, axis=0), np.quantile(everything, 0.998, axis=0))

@@ -37,12 +37,13 @@ def pick_run_steps(runs: dict[str, Run], key: str, default_count: int = 0) -> tu
     run = runs[choice]
     steps = [s for s, _ in run.checkpoints]
     picked = st.multiselect(
-        "Steps",
+        "Checkpoints (training steps)",
         steps,
         evenly(steps, default_count),
         key=f"{key}-steps-{choice}",
         format_func=step_label,
         max_selections=MAX_STEPS,
+        help="Which of the run's saved checkpoints to compare, by the training step it was saved at.",
     )
     return run, sorted(picked)
 

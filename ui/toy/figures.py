@@ -3,13 +3,14 @@ basics and the drift-field figure, which the Guidance page draws too, are in ui/
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from ui.common.charts import LOG_AXIS, SERIES_COLORS, play_controls
+from core.metrics.reference import ReferenceBand
+from ui.common.charts import LOG_AXIS, SERIES_COLORS, add_band, play_controls
 from ui.common.clouds import DATA_COLOR, SAMPLE_COLOR, X0_COLOR, as_points, equal_axes, fit_ranges, markers
 
 
@@ -59,9 +60,10 @@ def trajectory_figure(
     return fig.update_layout(**play_controls([str(i) for i in range(len(labels))], labels, 120, "reverse time: "))
 
 
-def tries_figure(rows: Sequence[dict], height: int = 300) -> go.Figure:
+def tries_figure(rows: Sequence[dict], bands: Mapping[str, ReferenceBand], height: int = 300) -> go.Figure:
     """The table of tries as curves: SW2 and MMD to fresh data against the number of steps, one line per
-    sampler (and model), so accuracy can be read against cost; the floor (two fresh data sets) dashed."""
+    sampler (and model), so accuracy can be read against cost; shaded, what they read between two fresh data
+    sets (`bands` "swd" and "mmd", of the last sample's size)."""
     fig = make_subplots(1, 2, subplot_titles=("sliced W₂ to fresh data", "MMD to fresh data"))
     groups: dict[str, list[dict]] = {}
     for row in rows:
@@ -83,10 +85,8 @@ def tries_figure(rows: Sequence[dict], height: int = 300) -> go.Figure:
                 1,
                 col,
             )
-    for col, key in ((1, "SWD floor"), (2, "MMD floor")):
-        floors = [r[key] for r in rows if key in r]
-        if floors:
-            fig.add_hline(y=min(floors), line={"dash": "dot", "color": "#999"}, row=1, col=col)
+    for col, key in ((1, "swd"), (2, "mmd")):
+        add_band(fig, bands[key], bands[key].describe(), row=1, col=col, legend=col == 1)
     fig.update_xaxes(**LOG_AXIS, title="steps")
     fig.update_yaxes(rangemode="tozero")
     fig.update_layout(

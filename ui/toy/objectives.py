@@ -12,9 +12,9 @@ from plotly.subplots import make_subplots
 
 from core.data.toy import PointCloud
 from core.labs import objectives as ob
-from core.labs.toy import ToySettings, distances, run_sampler, training_seconds
+from core.labs.toy import ToySettings, run_sampler, training_seconds
 from ui.common import session_runs
-from ui.common.charts import LOG_AXIS, MARGIN, SERIES_COLORS, polylines
+from ui.common.charts import LOG_AXIS, LOG_AXIS_125, MARGIN, SERIES_COLORS, add_band, polylines
 from ui.common.live import ProgressBar, job_estimate
 from ui.common.memo import Memo
 from ui.common.widgets import attempt
@@ -58,10 +58,11 @@ def _reflow(pairs_n: int, steps: int, n: int, slot) -> None:
     run = ob.reflow(flow_run, pairs, steps, name, _progress(slot, steps, f"Reflow on {pairs_n:,} pairs"))
     session_runs.add(run.log)
     REFLOWED.put(data, (run, ob.measure(run, n, flow_run.settings.seed)))
+    seed = flow_run.settings.seed
     for model in (flow_run, run):  # one and two Euler steps of both, into the tries table above
         for k in (1, 2):
-            result = run_sampler(model, "euler", k, n, seed=flow_run.settings.seed, path_points=100)
-            state.add_row(result, distances(result, model, flow_run.settings.seed), model)
+            result = run_sampler(model, "euler", k, n, seed=seed, path_points=100)
+            state.add_row(state.measured(result, model, seed), model)
     slot.empty()
 
 
@@ -139,7 +140,7 @@ def objective_rows(results: list[ob.ObjectiveResult]) -> list[dict[str, object]]
             "Model": r.name,
             "Objective": ob.OBJECTIVES[r.objective] + (" (reflow)" if "reflow" in r.name else ""),
             **{f"SW2 @ {k}": round(v, 3) for k, v in r.sw2.items()},
-            "SW2 floor": round(r.floor, 3),
+            "SW2, two fresh sets": r.reference.span(),
             "Chord / length": round(r.chord_ratio, 3),
             "Curvature S": round(r.curvature, 3),
             "Seconds": round(r.seconds, 2),
@@ -149,7 +150,8 @@ def objective_rows(results: list[ob.ObjectiveResult]) -> list[dict[str, object]]
 
 
 def ladder_figure(results: list[ob.ObjectiveResult], height: int = 320) -> go.Figure:
-    """SW2 to fresh data against Euler's NFE, one line per model, the two-fresh-sets floor dotted."""
+    """SW2 to fresh data against Euler's NFE, one line per model; shaded, what SW2 reads between two fresh data
+    sets of the last model's size (its legend names the size)."""
     fig = go.Figure()
     for k, r in enumerate(results):
         fig.add_trace(
@@ -161,10 +163,11 @@ def ladder_figure(results: list[ob.ObjectiveResult], height: int = 320) -> go.Fi
                 line={"color": SERIES_COLORS[k % len(SERIES_COLORS)]},
             )
         )
-    fig.add_hline(y=min(r.floor for r in results), line={"dash": "dot", "color": "#999"})
+    band = results[-1].reference
+    add_band(fig, band, band.describe())
     fig.update_xaxes(title="NFE (Euler steps)", **LOG_AXIS)
-    fig.update_yaxes(title="sliced W₂ to fresh data", rangemode="tozero")
-    fig.update_layout(height=height, margin=MARGIN)
+    fig.update_yaxes(title="sliced W₂ to fresh data", **LOG_AXIS_125)  # 1 step to 32: a factor of 20 or more
+    fig.update_layout(height=height, margin=MARGIN, legend={"orientation": "h", "y": -0.25})
     return fig
 
 

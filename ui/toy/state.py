@@ -9,14 +9,15 @@ updates the UI every ~0.3 s; the trainer changes its model and optimizer only be
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import streamlit as st
 
 from core.data.toy import PointCloud
 from core.diffusion.fields import DriftField
 from core.diffusion.samplers import SAMPLERS
-from core.labs.toy import SampleResult, ToyRun, ToySettings, distances, fields, run_sampler
+from core.labs.toy import SampleResult, ToyRun, ToySettings, distances, fields, reference, run_sampler
+from core.metrics.reference import ReferenceBand
 from ui.common import session_runs
 from ui.common.live import training_progress
 from ui.common.memo import Memo
@@ -37,8 +38,24 @@ FIELDS = Memo[FieldKey, tuple[DriftField, DriftField | None]]("toy-fields")
 MAX_ROWS = 200
 
 
+class Sampled(NamedTuple):
+    """A sample run, its distances to fresh data, and what those read for data itself (core/labs/toy.reference)."""
+
+    result: SampleResult
+    distances: dict[str, float]
+    bands: dict[str, ReferenceBand]
+
+
+def measured(result: SampleResult, run: ToyRun, seed: int) -> Sampled:
+    return Sampled(result, distances(result, run, seed), reference(result, run, seed))
+
+
 def current_run() -> ToyRun | None:
-    return session_runs.toy_model()
+    """The session's model, once an interrupted run of the page has stopped training it (ToyRun.idle)."""
+    run = session_runs.toy_model()
+    if run is not None and not run.idle():
+        st.warning("An earlier run of this page is still training the model: what is shown may lag behind it.")
+    return run
 
 
 def new_run(cloud: PointCloud, settings: ToySettings) -> ToyRun:
@@ -57,12 +74,23 @@ def train_live(run: ToyRun, steps: int, progress_slot, chart_slot) -> None:
     run.train(steps, training_progress(progress_slot, chart_slot, run.step, steps, "toy"), every=10)
 
 
+def show_stopped(run: ToyRun, slot) -> None:
+    """Where a training stopped early (a Stop, or any other click), in its progress slot: the line drawn while it
+    trained is throttled, so it can be some steps behind the model kept; this line names the model's own step."""
+    if run.step < run.target_step:
+        slot.progress(
+            run.step / run.target_step,
+            text=f"Stopped at step {run.step:,} of {run.target_step:,}: the model keeps these {run.step:,} steps "
+            "(Continue training adds more).",
+        )
+
+
 def wants_autosample() -> bool:
     """True once after a training run (finished or stopped): the page samples the new model by itself."""
     return bool(st.session_state.pop(AUTOSAMPLE, False))
 
 
-def sample(run: ToyRun, choice: SamplerChoice) -> tuple[SampleResult, dict[str, float]]:
+def sample(run: ToyRun, choice: SamplerChoice) -> Sampled:
     """Sample the run's model, measure the samples against fresh data, and add a row to the table."""
     result = run_sampler(
         run,
@@ -75,13 +103,12 @@ def sample(run: ToyRun, choice: SamplerChoice) -> tuple[SampleResult, dict[str, 
         clip=choice.clip,
         **choice.options,
     )
-    dist = distances(result, run, choice.seed)
-    st.session_state[RESULT] = (result, dist)
-    add_row(result, dist, run)
-    return result, dist
+    found = st.session_state[RESULT] = measured(result, run, choice.seed)
+    add_row(found, run)
+    return found
 
 
-def last_sample() -> tuple[SampleResult, dict[str, float]] | None:
+def last_sample() -> Sampled | None:
     return st.session_state.get(RESULT)
 
 
@@ -91,8 +118,9 @@ def drift_fields(run: ToyRun, choice: FieldChoice) -> tuple[DriftField, DriftFie
     return FIELDS.make(key, lambda: fields(run, choice.times, choice.mesh))
 
 
-def add_row(result: SampleResult, dist: dict[str, float], run: ToyRun) -> None:
+def add_row(found: Sampled, run: ToyRun) -> None:
     """One line of the growing results table."""
+    result, dist, bands = found
     lab = result.label
     options = ", ".join(f"{k}={v}" for k, v in lab.items() if k not in ("sampler", "steps", "spacing", "seed", "n"))
     rows = st.session_state.setdefault(TABLE, [])
@@ -107,8 +135,8 @@ def add_row(result: SampleResult, dist: dict[str, float], run: ToyRun) -> None:
             "Seconds": round(result.seconds, 3),
             "SWD": round(dist["swd"], 4),
             "MMD": round(dist["mmd"], 4),
-            "SWD floor": round(dist["swd_floor"], 4),
-            "MMD floor": round(dist["mmd_floor"], 4),
+            "SWD, two fresh sets": bands["swd"].span(4),
+            "MMD, two fresh sets": bands["mmd"].span(4),
             "Model": f"{run.name} @ {run.step:,} steps",
         }
     )

@@ -6,12 +6,14 @@ from __future__ import annotations
 import streamlit as st
 
 from core.diffusion.samplers import SAMPLERS
-from core.labs.toy import SampleResult, ToyRun, escaped_share
+from core.labs.toy import ToyRun, escaped_share
 from ui.toy.figures import samples_figure, trajectory_figure
+from ui.toy.state import Sampled
 
 
-def show_samples(result: SampleResult, dist: dict[str, float], run: ToyRun, show_x0: bool) -> None:
+def show_samples(found: Sampled, run: ToyRun, show_x0: bool) -> None:
     """The animated paths beside the finished samples and their distances to fresh data."""
+    result, dist, bands = found
     escaped = escaped_share(result, run)
     if escaped > 0.01:
         st.warning(
@@ -31,13 +33,13 @@ def show_samples(result: SampleResult, dist: dict[str, float], run: ToyRun, show
     with right:
         st.plotly_chart(samples_figure(result.samples, run.cloud.points, height=420), key="toy-samples")
         m1, m2, m3 = st.columns(3)
-        m1.metric("Sliced W₂", f"{dist['swd']:.3f}", help=f"Two fresh data sets: {dist['swd_floor']:.3f}")
-        m2.metric("MMD", f"{dist['mmd']:.3f}", help=f"Two fresh data sets: {dist['mmd_floor']:.3f}")
+        m1.metric("Sliced W₂", f"{dist['swd']:.3f}", help=f"Two fresh data sets: {bands['swd'].span()}")
+        m2.metric("MMD", f"{dist['mmd']:.3f}", help=f"Two fresh data sets: {bands['mmd'].span()}")
         m3.metric("Time", f"{result.seconds:.2f} s", help=f"{result.nfe} denoiser evaluations")
         st.caption(
-            f"{SAMPLERS[result.label['sampler']].title}, {result.label['steps']} steps. Distances to fresh data in "
-            f"standardised units; two fresh data sets of the same size are {dist['swd_floor']:.3f} / "
-            f"{dist['mmd_floor']:.3f} apart."
+            f"{SAMPLERS[result.label['sampler']].title}, {result.label['steps']} steps. Distances to as many fresh "
+            f"data points, in standardised units. Data itself reads {bands['swd'].span()} (SW₂) and "
+            f"{bands['mmd'].span()} (MMD): {bands['swd'].describe()}."
         )
 
 
