@@ -12,6 +12,7 @@ from core.runs.record import Run
 from core.runs.writer import RunWriter
 from tests.conftest import ROOT
 from tests.helpers import write_long_log
+from ui.compare_checkpoints.state import digits_band
 
 LOGS = str(ROOT / "app_pages" / "training_logs.py")
 CHECKPOINTS = str(ROOT / "app_pages" / "compare_checkpoints.py")
@@ -90,7 +91,11 @@ def test_compare_checkpoints_side_by_side_with_a_failing_one_in_its_column(app_e
     rows = at.dataframe[0].value
     assert list(rows["checkpoint"])[:2] == ["Tiny unconditional", "Tiny conditional"] and (rows["FD-LeNet"] > 0).all()
     assert (rows["± (bootstrap SE)"][:2] > 0).all()  # each distance with its error
-    assert rows["checkpoint"].iloc[2] == "held-out digits, 250 vs 250"  # and what "no difference" reads as
+    # and what real digits read, measured the same way at the same size (the band's middle; its range named)
+    band = digits_band(100)
+    assert rows["checkpoint"].iloc[2] == f"real digits, 100 vs the held-out ({band.span(1)} over 10 draws)"
+    assert rows["FD-LeNet"].iloc[2] == round(band.mean, 2) and band.sizes[0] == 100
+    assert (rows["FD-LeNet"][:2] > band.high).all()  # untrained tiny models are far from real digits
 
 
 def test_compare_checkpoints_refuses_a_shape_mismatch(app_env, tmp_path, monkeypatch):

@@ -121,7 +121,8 @@ def test_fd_lenet_over_training_is_read_against_real_digits_at_the_measured_size
     reference = classify(classifier, uint8_to_tensor(held_out))[1]
     direct = frechet_reference_band(classify(classifier, uint8_to_tensor(train))[1], reference, 100)
     assert (
-        name == f"FD-LeNet: training digits against the held-out digits (100 vs {len(held_out):,}), range of 10 draws"
+        name
+        == f"FD-LeNet: real training digits against the held-out digits (100 vs {len(held_out):,}), range of 10 draws"
     )
     assert band == pytest.approx((direct.low, direct.high), rel=1e-9)
     # Random weights make noise, far from any digit: their FD lies well above what real digits read

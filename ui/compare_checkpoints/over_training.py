@@ -16,13 +16,11 @@ import streamlit as st
 from core.data.images import image_strip
 from core.diffusion.samplers import SAMPLERS
 from core.errors import AtlasError
-from core.labs.compare import held_out_features, is_mnist
+from core.labs.compare import is_mnist
 from core.labs.toy import SampleResult, ToyRun, distances, reference, run_sampler
-from core.metrics.images import frechet_reference_band
-from core.metrics.reference import ReferenceBand
 from core.runs.record import Run
 from ui.common import session_runs
-from ui.common.cache import image_set, local_model, manifest_path, zoo_model
+from ui.common.cache import local_model
 from ui.common.charts import SERIES_COLORS, add_band
 from ui.common.memo import Memo
 from ui.common.runs import over_training_runs
@@ -113,20 +111,6 @@ def pixel_over_training(run: Run, steps: list[int]) -> None:
     downloads(panels, [{"step": step_of[k], **row} for k, row in rows.items()], "ot", stack=True)
 
 
-TRAINING_DIGITS = 5000  # the real digits FD-LeNet's reference band draws from (the held-out ones are its reference)
-
-
-@st.cache_data(show_spinner="Measuring real digits against the held-out ones…", max_entries=8)
-def _digits_band(manifest: str, n: int) -> ReferenceBand:
-    """FD-LeNet of n training digits to the held-out digits, over repeats: a checkpoint's n samples are measured
-    against those same held-out digits (ui/compare_checkpoints/state.measure_all)."""
-    del manifest  # the key: another zoo, other digits
-    classifier = zoo_model(state.CLASSIFIER).module
-    reference = held_out_features(classifier, image_set("mnist", "test").images)
-    pool = held_out_features(classifier, image_set("mnist", "train", TRAINING_DIGITS).images)  # the same features
-    return frechet_reference_band(pool, reference, n, what="training digits against the held-out digits")
-
-
 def _quality_charts(rows: dict[str, dict[str, object]], steps: dict[str, int]) -> None:
     measured = sorted((steps[key], state.quality_of(key, "ot")) for key in rows)
     if not measured:
@@ -135,7 +119,7 @@ def _quality_charts(rows: dict[str, dict[str, object]], steps: dict[str, int]) -
     fd = ([q.fd_lenet for _, q in measured], [q.fd_se for _, q in measured])
     fig = over_steps_figure(x, {"FD-LeNet": fd}, None, "FD-LeNet to held-out digits (± bootstrap SE)")
     sizes = {q.samples for _, q in measured}
-    if len(sizes) == 1 and (band := attempt(_digits_band, str(manifest_path()), sizes.pop())) is not None:
+    if len(sizes) == 1 and (band := attempt(state.digits_band, sizes.pop())) is not None:
         add_band(fig, band, f"FD-LeNet: {band.describe()}", SERIES_COLORS[0])
     st.plotly_chart(fig, key="ot-fd")
     if len(sizes) > 1:

@@ -24,11 +24,12 @@ from core.labs.compare import (
     settings_for,
 )
 from core.labs.samplers import SamplerSettings, SamplingResult, run_sampler
-from core.metrics.images import split_half_distance
+from core.metrics.images import frechet_reference_band
+from core.metrics.reference import ReferenceBand
 from core.text import plain_label
 from core.training.budget import TimeLimitError
 from ui.common import jobs
-from ui.common.cache import image_set, zoo_model
+from ui.common.cache import image_set, manifest_path, zoo_model
 from ui.common.live import progress_and_stop
 from ui.common.memo import Memo
 from ui.common.tables import ABSENT
@@ -155,9 +156,6 @@ def measure_all(
     classifier = zoo_model(CLASSIFIER).module
     held_out = image_set("mnist", "test")
     reference = held_out_features(classifier, held_out.images)
-    floor = len(held_out) // 2, split_half_distance(reference)
-    if not tally.keep(partial(st.session_state.__setitem__, f"{prefix}-floor", floor)):
-        return
     with progress("Sampling and scoring…", "Keeps the checkpoints measured so far.", prefix) as report:
         for k, (name, model) in enumerate(models.items()):
             settings = settings_for(model, sampler, steps, seed, 1, label)
@@ -182,17 +180,32 @@ def quality_of(name: str, prefix: str = "ck") -> Quality | None:
     return found[1] if found is not None else None
 
 
-def floor_of(prefix: str = "ck") -> tuple[int, float] | None:
-    """The held-out digits' own FD-LeNet, half against half (and the half's size), once a Measure has run."""
-    return st.session_state.get(f"{prefix}-floor")
+TRAINING_DIGITS = 5000  # the real digits FD-LeNet's reference band draws from (the held-out ones are its reference)
 
 
-def floor_rows(prefix: str = "ck") -> list[dict[str, object]]:
-    """The held-out digits' own FD-LeNet, half against half: what "no difference" reads as."""
-    if (found := floor_of(prefix)) is None:
+def digits_band(n: int) -> ReferenceBand:
+    """FD-LeNet of n real training digits to the held-out digits, over repeats: what a checkpoint's n samples,
+    measured against those same held-out digits (`measure_all`), read if they were real digits."""
+    return _digits_band(str(manifest_path()), n)
+
+
+@st.cache_data(show_spinner="Measuring real digits against the held-out ones…", max_entries=8)
+def _digits_band(manifest: str, n: int) -> ReferenceBand:
+    del manifest  # the key: another zoo, other digits
+    classifier = zoo_model(CLASSIFIER).module
+    reference = held_out_features(classifier, image_set("mnist", "test").images)
+    pool = held_out_features(classifier, image_set("mnist", "train", TRAINING_DIGITS).images)  # the same features
+    return frechet_reference_band(pool, reference, n, what="real training digits against the held-out digits")
+
+
+def reference_rows(n: int | None) -> list[dict[str, object]]:
+    """The table's reference row for checkpoints measured on n samples each: real digits measured the same way
+    (the band's middle, and its range in the row's name)."""
+    if n is None:
         return []
-    half, floor = found
-    return [{"checkpoint": f"held-out digits, {half} vs {half}", "samples": half, "FD-LeNet": round(floor, 2)}]
+    band = digits_band(n)
+    name = f"real digits, {n:,} vs the held-out ({band.span(1)} over {len(band.values)} draws)"
+    return [{"checkpoint": name, "samples": n, "FD-LeNet": round(band.mean, 2)}]
 
 
 def quality_row(name: str, q: Quality) -> dict[str, object]:

@@ -73,10 +73,13 @@ def quality(mnist: Mapping[str, str], prefix: str, measure) -> dict[str, dict[st
 
 
 def _quality_table(slot, mnist: Mapping[str, str], prefix: str) -> dict[str, dict[str, object]]:
-    """The measured checkpoints' rows (and the held-out digits' floor) drawn into `slot`; the rows by name."""
+    """The measured checkpoints' rows (and, measured the same way, real digits' row) drawn into `slot`; the rows
+    by name."""
     rows = {name: state.quality_row(mnist[name], q) for name in mnist if (q := state.quality_of(name, prefix))}
     if rows:
-        show_table([*rows.values(), *state.floor_rows(prefix)], slot, width="stretch")  # the held-out row: dashes
+        sizes = {row["samples"] for row in rows.values()}
+        reference = state.reference_rows(sizes.pop() if len(sizes) == 1 else None)
+        show_table([*rows.values(), *reference], slot, width="stretch")  # the reference row: dashes where it has none
     return rows
 
 

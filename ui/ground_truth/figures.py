@@ -135,7 +135,7 @@ def moment_rows(table: AccuracyTable, index: int) -> list[dict[str, object]]:
             "Beyond chance": ", ".join(name for name, v in parts.items() if v.resolved) or ABSENT,
         }
 
-    rows = [cells("Exact draws (the floor)", ABSENT, table.exact_moments)]
+    rows = [cells("Exact draws (chance alone)", ABSENT, table.exact_moments)]
     rows += [cells(r.title, r.nfes[index], r.moments[index]) for r in table.rows if index < len(r.moments)]
     return rows
 

@@ -80,8 +80,8 @@ def accuracy_tab(mixture: Mixture) -> None:
         "The error in a component's mass, mean and variance, each known exactly, with its standard error: for "
         "each, the component furthest from its exact value in standard errors. **Beyond chance** means further "
         "than exact draws would be in 99 of 100 runs (Bonferroni over the components). Exact draws of the same "
-        "size show the floor: at this sample size most samplers' errors are not resolved, which is why the chart "
-        "above ranks stochastic samplers by their strong error."
+        "size show what chance alone gives: at this sample size most samplers' errors are not resolved, which is "
+        "why the chart above ranks stochastic samplers by their strong error."
     )
     last = len(table.budgets) - 1
     index = st.select_slider(
