@@ -128,3 +128,21 @@ def test_fd_lenet_over_training_is_read_against_real_digits_at_the_measured_size
     # Random weights make noise, far from any digit: their FD lies well above what real digits read
     fd = [y for trace in figure["data"] if trace["name"] == "FD-LeNet" for y in trace["y"]]
     assert len(fd) == 2 and min(fd) > 2 * band[1] and np.isfinite(fd).all()
+
+
+def test_a_toy_model_with_few_training_steps_opens_with_its_sampling_steps_inside_its_t(app_env):
+    """The sampling-steps box defaults to 32, over the range of a model trained with T = 10: it opens at 10, and a
+    value kept from a model with a larger T is moved into range with a sentence."""
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    run = ToyRun(TOY_SETS["moons"].cloud(500, seed=0), ToySettings(T=10), name="toy-1")
+    run.train(60)
+    at.session_state["toy_run"] = run
+    at.session_state["ot-toy-steps"] = 40  # kept from an earlier model
+    at.run()
+    at.selectbox(key="ot-run").set_value("toy-1 · this session").run()
+    assert not at.exception and not at.error
+    box = at.number_input(key="ot-toy-steps")
+    assert box.value == 10 and box.max == 10
+    assert [i.value for i in at.info if "Sampling steps was 40" in i.value] == [
+        "Sampling steps was 40, beyond what the run's T = 10 allows: it is 10 now."
+    ]

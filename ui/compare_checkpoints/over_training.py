@@ -24,7 +24,7 @@ from ui.common.cache import local_model
 from ui.common.charts import SERIES_COLORS, add_band
 from ui.common.memo import Memo
 from ui.common.runs import over_training_runs
-from ui.common.widgets import attempt
+from ui.common.widgets import attempt, follow_range
 from ui.compare_checkpoints import sources, state
 from ui.compare_checkpoints.figures import cloud_image, clouds_over_steps, over_steps_figure
 from ui.compare_checkpoints.views import controls, downloads, quality, same_shape
@@ -158,13 +158,17 @@ def _toy_controls(run: ToyRun) -> ToySampling:
     sampler = c1.selectbox(
         "Sampler", names, names.index("heun"), format_func=lambda n: SAMPLERS[n].title, key="ot-toy-sampler"
     )
+    top = min(1000, run.schedule.num_steps)
     steps = int(
-        c2.number_input(
+        follow_range(
+            c2,
+            "number_input",
             "Sampling steps",
             1,
-            min(1000, run.schedule.num_steps),
-            32,
+            top,
+            min(32, top),
             key="ot-toy-steps",
+            because=f"the run's T = {run.schedule.num_steps:,}",
             help="The sampler's steps from noise to data, the same for every checkpoint.",
         )
     )

@@ -14,7 +14,7 @@ from core.diffusion.schedules import SPACINGS
 from core.labs.toy import MAX_SAMPLE_STEPS, MAX_TRAIN_STEPS, ToySettings
 from core.limits import max_points
 from core.models.mlp import TIME_EMBEDDINGS
-from ui.common.widgets import option_widget, schedule_picker
+from ui.common.widgets import follow_range, option_widget, schedule_picker
 
 TARGETS = {
     "epsilon": "ε (noise)",
@@ -139,7 +139,10 @@ def sampler_settings(T: int) -> SamplerChoice:
     name = a.selectbox(
         "Sampler", names, names.index("euler"), format_func=lambda k: SAMPLERS[k].title, key="toy-sampler"
     )
-    steps = b.slider("Steps", 1, min(T, MAX_SAMPLE_STEPS, 200), min(50, T), key="toy-sample-steps")
+    top = min(T, MAX_SAMPLE_STEPS, 200)
+    steps = follow_range(
+        b, "slider", "Steps", 1, top, min(50, T), key="toy-sample-steps", because=f"the model's T = {T:,}"
+    )
     spacing = c.selectbox(
         "Step spacing",
         SPACINGS,
