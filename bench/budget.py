@@ -40,6 +40,7 @@ from core.models.init import seeded
 from core.models.vae import MLPVAE
 from core.training import budget
 from core.training.vae import train_vae
+from tests.zoo_fixtures import HOSTILE_UNET
 from ui.latent.controls import APP_VAE, APP_VAE_MODEL
 from zoo.datasets import load_image_set
 from zoo.registry import load_registry
@@ -119,18 +120,6 @@ def sampling() -> None:
     )
 
 
-HOSTILE = {  # the issue's: 176,195 parameters, attention over every pixel of a 256x256 image
-    "_class_name": "UNet2DModel",
-    "sample_size": 256,
-    "in_channels": 3,
-    "out_channels": 3,
-    "layers_per_block": 1,
-    "block_out_channels": [32],
-    "down_block_types": ["AttnDownBlock2D"],
-    "up_block_types": ["AttnUpBlock2D"],
-}
-
-
 def hostile() -> None:
     from diffusers import UNet2DModel
 
@@ -138,9 +127,9 @@ def hostile() -> None:
     from zoo.local import local_entry
 
     with tempfile.TemporaryDirectory() as folder:
-        UNet2DModel(**{k: v for k, v in HOSTILE.items() if k != "_class_name"}).save_pretrained(folder)
+        UNet2DModel(**{k: v for k, v in HOSTILE_UNET.items() if k != "_class_name"}).save_pretrained(folder)
         size = (Path(folder) / "diffusion_pytorch_model.safetensors").stat().st_size
-        (Path(folder) / "config.json").write_text(json.dumps(HOSTILE))
+        (Path(folder) / "config.json").write_text(json.dumps(HOSTILE_UNET))
         tic = time.perf_counter()
         try:
             local_entry(folder, trusted=True)

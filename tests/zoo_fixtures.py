@@ -124,6 +124,16 @@ def cond_entry(name: str, repo: str, file: str = "ddpm-linear.pth", config: dict
     return entry | fields
 
 
+HOSTILE_UNET = {  # the issue's: 176,195 parameters (0.7 MB), attention over all 65,536 pixels of a 256x256 image
+    "_class_name": "UNet2DModel",
+    "sample_size": 256,
+    "in_channels": 3,
+    "out_channels": 3,
+    "layers_per_block": 1,
+    "block_out_channels": [32],
+    "down_block_types": ["AttnDownBlock2D"],
+    "up_block_types": ["AttnUpBlock2D"],
+}
 TINY = {"block_out_channels": [8, 16, 16], "attention_head_dim": 8}
 
 MNIST_UNET = {"family": "pixel", "format": "diffusers-unet", "sample_shape": [1, 28, 28]}  # a UNet2DModel folder
@@ -181,3 +191,26 @@ def write_app_zoo(root: Path) -> Path:
     shutil.copytree(MANIFEST.parent / "bundled" / "mnist-lenet", root / "mnist-lenet")
     datasets = tomllib.loads(MANIFEST.read_text(encoding="utf-8"))["datasets"]  # the real data sets
     return write_manifest(root, manifest_text(models=APP_MODELS, datasets=datasets))
+
+
+def save_random_unet_checkpoint(writer, step: int, seed: int, data: str | None = "mnist") -> None:
+    """A checkpoint at `step` of `writer`'s run: an untrained TINY MNIST-shaped UNet whose weights come from `seed`,
+    saved by the trainer's own checkpoint writer (a linear schedule, epsilon prediction; trained on `data`)."""
+    from core.diffusion.schedules import make_schedule
+    from core.models.unet import build_unet, unet_config
+    from core.runs.checkpoints import save_checkpoint
+
+    config = unet_config(None, **TINY)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        unet = build_unet(config)
+    save_checkpoint(
+        writer.checkpoint_folder(step),
+        unet,
+        "diffusion_pytorch_model.safetensors",
+        {"_class_name": "UNet2DModel", **config},
+        make_schedule("linear"),
+        "epsilon",
+        step=step,
+        **({} if data is None else {"data": data}),
+    )

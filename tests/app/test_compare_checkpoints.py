@@ -12,15 +12,12 @@ from streamlit.testing.v1 import AppTest
 
 from core.data.images import tile, to_uint8
 from core.data.toy import TOY_SETS
-from core.diffusion.schedules import make_schedule
 from core.labs import compare
 from core.labs.toy import ToyRun, ToySettings
-from core.models.unet import build_unet, unet_config
-from core.runs.checkpoints import save_checkpoint
 from core.runs.writer import RunWriter
 from tests.conftest import ROOT
 from tests.helpers import tiny_unconditional_recipe, tiny_unet
-from tests.zoo_fixtures import TINY
+from tests.zoo_fixtures import save_random_unet_checkpoint
 from ui.compare_checkpoints import state
 from zoo.train import train
 
@@ -36,23 +33,10 @@ def runs(app_env, tmp_path):
     """runs/my-run/run: a run log with sample grids and checkpoints at steps 100, 200 and 300, written by the
     trainer's own writers (weights differ per step)."""
     writer = RunWriter(tmp_path / "runs" / "my-run" / "run", {"recipe": "my-run", "kind": "pixel"})
-    config = unet_config(None, **TINY)
     for k, step in enumerate((100, 200, 300)):
         writer.log({"step": step, "loss": 1 / step})
         writer.save_samples(step, tile(to_uint8(torch.rand(4, 1, 28, 28) * 2 - 1)))
-        with torch.random.fork_rng():
-            torch.manual_seed(k)
-            unet = build_unet(config)
-        save_checkpoint(
-            writer.checkpoint_folder(step),
-            unet,
-            "diffusion_pytorch_model.safetensors",
-            {"_class_name": "UNet2DModel", **config},
-            make_schedule("linear"),
-            "epsilon",
-            step=step,
-            data="mnist",
-        )
+        save_random_unet_checkpoint(writer, step, seed=k)
     return tmp_path / "runs"
 
 
@@ -272,20 +256,8 @@ def test_only_the_newest_page_trainings_keep_their_checkpoints_in_memory():
 
 def test_over_training_keeps_each_runs_rows_apart_and_says_when_they_are_stale(runs):
     writer = RunWriter(runs / "other" / "run", {"recipe": "other"})
-    config = unet_config(None, **TINY)
-    with torch.random.fork_rng():
-        torch.manual_seed(7)
-        unet = build_unet(config)
     writer.log({"step": 100, "loss": 1.0})
-    save_checkpoint(
-        writer.checkpoint_folder(100),
-        unet,
-        "diffusion_pytorch_model.safetensors",
-        {"_class_name": "UNet2DModel", **config},
-        make_schedule("linear"),
-        "epsilon",
-        step=100,
-    )
+    save_random_unet_checkpoint(writer, 100, seed=7, data=None)
     at = AppTest.from_file(PAGE, default_timeout=120).run()
     at.selectbox(key="ot-run").set_value(RUN).run()
     at.multiselect(key=f"ot-steps-{RUN}").set_value([100]).run()

@@ -18,7 +18,7 @@ from core.labs.guidance import SCALES
 from tests import bad_inputs as bad
 from tests.app.helpers import captions, figures, open_page, table
 from tests.helpers import plotly_array
-from ui.inversion.figures import log_ticks
+from ui.common.charts import log_ticks
 
 MEASURE = inv.measure
 

@@ -12,15 +12,12 @@ from streamlit.testing.v1 import AppTest
 
 from core.data.images import uint8_to_tensor
 from core.data.toy import TOY_SETS
-from core.diffusion.schedules import make_schedule
 from core.labs.toy import ToyRun, ToySettings
 from core.metrics.images import classify, frechet_reference_band
 from core.metrics.points import mmd, sliced_wasserstein
-from core.models.unet import build_unet, unet_config
-from core.runs.checkpoints import save_checkpoint
 from core.runs.writer import RunWriter
 from tests.conftest import ROOT
-from tests.zoo_fixtures import TINY
+from tests.zoo_fixtures import save_random_unet_checkpoint
 from zoo.datasets import load_image_set
 from zoo.loaders import load_model
 from zoo.registry import load_registry
@@ -84,22 +81,9 @@ def test_the_toy_models_checkpoints_are_read_against_fresh_data_at_their_own_siz
 def random_run(app_env, tmp_path):
     """runs/rand/run: checkpoints at steps 10 and 20 of tiny MNIST-shaped UNets (untrained, weights of two seeds)."""
     writer = RunWriter(tmp_path / "runs" / "rand" / "run", {"recipe": "rand", "kind": "pixel"})
-    config = unet_config(None, **TINY)
     for k, step in enumerate((10, 20)):
         writer.log({"step": step, "loss": 1.0 / step})
-        with torch.random.fork_rng():
-            torch.manual_seed(k)
-            unet = build_unet(config)
-        save_checkpoint(
-            writer.checkpoint_folder(step),
-            unet,
-            "diffusion_pytorch_model.safetensors",
-            {"_class_name": "UNet2DModel", **config},
-            make_schedule("linear"),
-            "epsilon",
-            step=step,
-            data="mnist",
-        )
+        save_random_unet_checkpoint(writer, step, seed=k)
     return "rand · runs folder"
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.server import BROWSER_ARGS, CHROMIUM, app_server
+from tests.e2e.server import BROWSER_ARGS, CHROMIUM, app_server, settle
 
 SHOTS = Path(__file__).parent / "screenshots"
 
@@ -65,3 +65,14 @@ def no_exception(page) -> None:
 
 def shot(page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def start_toy_training(page, url: str, steps: int) -> None:
+    """Open the Toy lab with `steps` training steps and press Train (at its defaults otherwise)."""
+    page.goto(f"{url}/toy")
+    settle(page)
+    box = page.get_by_role("spinbutton", name="Training steps")
+    box.fill(str(steps))
+    box.press("Enter")
+    settle(page)
+    page.get_by_role("button", name="Train", exact=True).click()

@@ -10,7 +10,7 @@ import re
 import time
 from pathlib import Path
 
-from tests.e2e.conftest import no_exception, shot
+from tests.e2e.conftest import no_exception, shot, start_toy_training
 from tests.e2e.server import settle
 
 
@@ -23,13 +23,7 @@ def _toolbar_stop(page) -> None:
 
 def test_toolbar_stop_during_toy_training_keeps_the_model_so_far_and_draws_the_whole_page(server, page):
     url, _ = server
-    page.goto(f"{url}/toy")
-    settle(page)
-    steps = page.get_by_role("spinbutton", name="Training steps")
-    steps.fill("20000")
-    steps.press("Enter")
-    settle(page)
-    page.get_by_role("button", name="Train", exact=True).click()
+    start_toy_training(page, url, 20000)
     page.get_by_text("steps/s").first.wait_for()  # training is under way
     _toolbar_stop(page)
     no_exception(page)

@@ -6,19 +6,13 @@ from __future__ import annotations
 
 import re
 
-from tests.e2e.conftest import no_exception, shot
+from tests.e2e.conftest import no_exception, shot, start_toy_training
 from tests.e2e.server import settle
 
 
 def test_the_toy_labs_slider_labels_stay_inside_their_figures(server, page):
     url, _ = server
-    page.goto(f"{url}/toy")
-    settle(page)
-    steps = page.get_by_role("spinbutton", name="Training steps")
-    steps.fill("200")
-    steps.press("Enter")
-    settle(page)
-    page.get_by_role("button", name="Train", exact=True).click()
+    start_toy_training(page, url, 200)
     settle(page)
     page.get_by_text("Sliced W₂").first.wait_for()
     settle(page)
@@ -42,13 +36,7 @@ def test_the_toy_labs_slider_labels_stay_inside_their_figures(server, page):
 
 def test_after_the_pages_stop_the_progress_line_and_the_caption_name_one_step(server, page):
     url, _ = server
-    page.goto(f"{url}/toy")
-    settle(page)
-    steps = page.get_by_role("spinbutton", name="Training steps")
-    steps.fill("20000")
-    steps.press("Enter")
-    settle(page)
-    page.get_by_role("button", name="Train", exact=True).click()
+    start_toy_training(page, url, 20000)
     page.get_by_text("steps/s").first.wait_for()  # training is under way
     page.wait_for_timeout(2000)
     page.locator(".st-key-toy-stop button").first.click()

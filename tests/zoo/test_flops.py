@@ -14,22 +14,12 @@ from torch.utils.flop_counter import FlopCounterMode
 from core import cost
 from core.cost import count_flops
 from tests.helpers import tiny_unet
-from tests.zoo_fixtures import TINY_COND_CONFIG, cond_entry, model_entry
+from tests.zoo_fixtures import HOSTILE_UNET, TINY_COND_CONFIG, cond_entry, model_entry
 from zoo.architectures import ARCHITECTURES, check_flops, forward_flops
 from zoo.errors import TooLargeError
 from zoo.loaders import hub_unet_entry, load_model
 from zoo.local import local_entry
 
-HOSTILE = {  # the issue's: 176,195 parameters (0.7 MB), attention over all 65,536 pixels of a 256x256 image
-    "_class_name": "UNet2DModel",
-    "sample_size": 256,
-    "in_channels": 3,
-    "out_channels": 3,
-    "layers_per_block": 1,
-    "block_out_channels": [32],
-    "down_block_types": ["AttnDownBlock2D"],
-    "up_block_types": ["AttnUpBlock2D"],
-}
 REFUSED = r"costs 2,216 GFLOP, over this server's 1,000 GFLOP per image \(ATLAS_MAX_GFLOPS_PER_IMAGE\)"
 JUNK = b"\x00" * 64  # would fail as weights, had anything read them
 
@@ -97,7 +87,7 @@ def test_the_count_on_the_meta_device_is_torchs_count_of_the_real_forward(archit
 def test_the_default_limit_passes_the_zoos_models_and_refuses_the_issues():
     flops = {
         name: forward_flops("unet2d", c, (3, c["sample_size"], c["sample_size"]), name)
-        for name, c in (("cifar", CIFAR), ("celeba", CELEBA), ("hostile", HOSTILE))
+        for name, c in (("cifar", CIFAR), ("celeba", CELEBA), ("hostile", HOSTILE_UNET))
     }
     assert 11e9 < flops["cifar"] < 13e9 and 450e9 < flops["celeba"] < 550e9
     assert 0 < flops["hostile"] - attention_flops(4, 256 * 256, 32) < 0.01 * flops["hostile"]  # attention's
@@ -109,14 +99,14 @@ def test_the_default_limit_passes_the_zoos_models_and_refuses_the_issues():
 def test_a_local_folder_with_the_hostile_config_is_refused_before_its_weights_are_read(tmp_path):
     folder = tmp_path / "small-but-slow"
     folder.mkdir()
-    (folder / "config.json").write_text(json.dumps(HOSTILE))
+    (folder / "config.json").write_text(json.dumps(HOSTILE_UNET))
     (folder / "diffusion_pytorch_model.safetensors").write_bytes(JUNK)
     with pytest.raises(TooLargeError, match=REFUSED):
         local_entry(str(folder), trusted=True)
 
 
 def test_a_hub_repo_with_the_hostile_config_is_refused_before_its_weights_are_fetched(fake_hub):
-    fake_hub.add("evil/slow", "config.json", json.dumps(HOSTILE).encode())
+    fake_hub.add("evil/slow", "config.json", json.dumps(HOSTILE_UNET).encode())
     fake_hub.add("evil/slow", "diffusion_pytorch_model.safetensors", JUNK)
     with pytest.raises(TooLargeError, match=REFUSED):
         hub_unet_entry("evil/slow")
@@ -126,7 +116,7 @@ def test_a_hub_repo_with_the_hostile_config_is_refused_before_its_weights_are_fe
 def test_a_zoo_entry_with_the_hostile_config_is_refused_at_load_before_its_weights_are_read(tmp_path):
     (tmp_path / "slow").mkdir()
     (tmp_path / "slow" / "model.pth").write_bytes(JUNK)
-    config = {k: v for k, v in HOSTILE.items() if k != "_class_name"}
+    config = {k: v for k, v in HOSTILE_UNET.items() if k != "_class_name"}
     entry = cond_entry("slow", "unused/repo", file="model.pth", config=config, sample_shape=[3, 256, 256])
     del entry["repo"], entry["num_classes"], entry["null_label"]
     with pytest.raises(TooLargeError, match=REFUSED):

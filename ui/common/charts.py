@@ -5,6 +5,7 @@ smoothed as TensorBoard smooths). Pure builders (data -> plotly figure or layout
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -31,8 +32,26 @@ MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
 # A log axis whose every tick label reads as a number (plotly's default labels the ticks between powers of ten
 # "2", "5", so a learning rate of 2e-3 read as "2").
 LOG_AXIS = {"type": "log", "tickformat": ".3~g"}
-# The same, labelled at 1, 2 and 5 of each decade only: a short axis over a decade or two crowds every label.
-LOG_AXIS_125 = {**LOG_AXIS, "tickvals": [m * 10.0**e for e in range(-8, 9) for m in (1, 2, 5)]}
+
+
+def log_axis(values: Sequence[float]) -> dict[str, object]:
+    """A log axis ticked by `log_ticks` over the positive finite `values` (plotly's own ticks without any)."""
+    shown = [v for v in values if v > 0 and math.isfinite(v)]
+    return {**LOG_AXIS, "tickvals": log_ticks(shown) if shown else None}
+
+
+def log_ticks(values: Sequence[float], most: int = 8) -> list[float]:
+    """Ticks for a log axis over positive `values`: 1, 2 and 5 times the powers of ten within their range, or a
+    tenth beyond it, inside the axis's padding (only the powers where those would be more than `most`), or the
+    two ends where fewer than two fall there. Plotly's own ticks label every integer of a range under a decade
+    (4 5 6 7 8 9 10), which overlap on a narrow chart."""
+    lo, hi = min(values) / 1.1, max(values) * 1.1
+    powers = range(math.floor(math.log10(lo)), math.floor(math.log10(hi)) + 1)
+    for mantissas in ((1, 2, 5), (1,)):
+        ticks = [m * 10**p for p in powers for m in mantissas if lo <= m * 10**p <= hi]
+        if len(ticks) <= most:
+            break
+    return ticks if len(ticks) >= 2 else sorted({min(values), max(values)})
 
 
 def polylines(paths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ui.common.charts import LOG_AXIS, SERIES_COLORS
+from ui.common.charts import SERIES_COLORS, log_axis
 
 DATA_COLOR, SAMPLE_COLOR = "rgba(120,120,120,0.35)", "#1f77b4"
 
@@ -16,13 +16,13 @@ DATA_COLOR, SAMPLE_COLOR = "rgba(120,120,120,0.35)", "#1f77b4"
 def over_steps_figure(
     steps: Sequence[int],
     series: Mapping[str, tuple[Sequence[float], Sequence[float] | None]],
-    floors: Mapping[str, tuple[float, str]] | None = None,
+    levels: Mapping[str, tuple[float, str]] | None = None,
     title: str = "",
     log_y: bool = False,
 ) -> go.Figure:
     """Quality measures against the training step: each series (values, standard errors or None) as a line
-    with error bars; its floor (value, what it is: e.g. two fresh data sets) as a dotted line of the same
-    colour, named in the legend."""
+    with error bars; a level it is read against (value, what it is: e.g. every digit as often) as a dotted line
+    of the same colour, named in the legend. A log y axis is ticked at 1-2-5 over the values drawn."""
     fig = go.Figure()
     steps = list(steps)
     for k, (name, (values, errors)) in enumerate(series.items()):
@@ -31,8 +31,8 @@ def over_steps_figure(
         fig.add_trace(
             go.Scatter(x=steps, y=list(values), name=name, mode="lines+markers", line={"color": colour}, error_y=bars)
         )
-        if floors and name in floors:
-            value, meaning = floors[name]
+        if levels and name in levels:
+            value, meaning = levels[name]
             fig.add_trace(
                 go.Scatter(
                     x=[min(steps), max(steps)],
@@ -47,7 +47,7 @@ def over_steps_figure(
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
         title={"text": title, "font": {"size": 13}},
         xaxis={"title": "training step"},
-        yaxis=LOG_AXIS if log_y else {"type": "linear"},
+        yaxis=log_axis([v for values, _ in series.values() for v in values]) if log_y else {"type": "linear"},
         legend={"orientation": "h", "y": -0.3},
     )
     return fig

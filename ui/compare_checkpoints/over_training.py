@@ -21,7 +21,7 @@ from core.labs.toy import SampleResult, ToyRun, distances, reference, run_sample
 from core.runs.record import Run
 from ui.common import session_runs
 from ui.common.cache import local_model
-from ui.common.charts import SERIES_COLORS, add_band
+from ui.common.charts import SERIES_COLORS, add_band, log_axis
 from ui.common.memo import Memo
 from ui.common.runs import over_training_runs
 from ui.common.widgets import attempt, follow_range
@@ -213,6 +213,8 @@ def toy_over_training(run: ToyRun, steps: list[int]) -> None:
     bands = reference(last, run, last.label["seed"])  # every row of the settings shown has this size
     for k, (name, key) in enumerate((("SW2", "swd"), ("MMD", "mmd"))):
         add_band(fig, bands[key], f"{name}: {bands[key].describe()}", SERIES_COLORS[k])
+    ends = [v for band in bands.values() for v in (band.low, band.high)]
+    fig.update_yaxes(**log_axis([*table["SW2"], *table["MMD"], *ends]))  # the bands in sight too
     st.plotly_chart(fig, key="ot-toy-dist")
     st.caption(
         f"Shaded: what each distance reads for data itself, at the samples' own size: {bands['swd'].describe()}; "

@@ -13,7 +13,7 @@ import torch
 from core.diffusion.samplers import SAMPLERS
 from core.labs.ground_truth.accuracy import fitted_order
 from core.labs.inversion import ErrorRow, Inverted
-from ui.common.charts import CLASS_COLORS, LOG_AXIS, MARGIN, SERIES_COLORS, polylines
+from ui.common.charts import CLASS_COLORS, MARGIN, SERIES_COLORS, log_axis, polylines
 
 MAX_PATHS = 400  # paths drawn (every point is inverted; the figure shows the first ones)
 NO_SCALE = "—"  # the table's guidance scale where there is none (a model run without a class)
@@ -110,26 +110,6 @@ def error_figure(rows: Sequence[ErrorRow], with_orders: bool = False, height: in
     fig.update_yaxes(title="RMS round-trip error", **log_axis(errors))
     fig.update_layout(height=height, margin=MARGIN)
     return fig
-
-
-def log_axis(values: Sequence[float]) -> dict[str, object]:
-    """A log axis ticked by `log_ticks` over the positive finite `values` (plotly's own ticks without any)."""
-    shown = [v for v in values if v > 0 and math.isfinite(v)]
-    return {**LOG_AXIS, "tickvals": log_ticks(shown) if shown else None}
-
-
-def log_ticks(values: Sequence[float], most: int = 8) -> list[float]:
-    """Ticks for a log axis over positive `values`: 1, 2 and 5 times the powers of ten within their range, or a
-    tenth beyond it, inside the axis's padding (only the powers where those would be more than `most`), or the
-    two ends where fewer than two fall there. Plotly's own ticks label every integer of a range under a decade
-    (4 5 6 7 8 9 10), which overlap on a narrow chart."""
-    lo, hi = min(values) / 1.1, max(values) * 1.1
-    powers = range(math.floor(math.log10(lo)), math.floor(math.log10(hi)) + 1)
-    for mantissas in ((1, 2, 5), (1,)):
-        ticks = [m * 10**p for p in powers for m in mantissas if lo <= m * 10**p <= hi]
-        if len(ticks) <= most:
-            break
-    return ticks if len(ticks) >= 2 else sorted({min(values), max(values)})
 
 
 def scale_figure(rows: Sequence[ErrorRow], height: int = 340) -> go.Figure:

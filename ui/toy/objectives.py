@@ -14,7 +14,7 @@ from core.data.toy import PointCloud
 from core.labs import objectives as ob
 from core.labs.toy import ToySettings, run_sampler, training_seconds
 from ui.common import session_runs
-from ui.common.charts import LOG_AXIS, LOG_AXIS_125, MARGIN, SERIES_COLORS, add_band, polylines
+from ui.common.charts import LOG_AXIS, MARGIN, SERIES_COLORS, add_band, log_axis, polylines
 from ui.common.live import ProgressBar, job_estimate
 from ui.common.memo import Memo
 from ui.common.widgets import attempt
@@ -165,8 +165,10 @@ def ladder_figure(results: list[ob.ObjectiveResult], height: int = 320) -> go.Fi
         )
     band = results[-1].reference
     add_band(fig, band, band.describe())
-    fig.update_xaxes(title="NFE (Euler steps)", **LOG_AXIS)
-    fig.update_yaxes(title="sliced W₂ to fresh data", **LOG_AXIS_125)  # 1 step to 32: a factor of 20 or more
+    nfes = sorted({n for r in results for n in r.sw2})
+    fig.update_xaxes(title="NFE (Euler steps)", **LOG_AXIS, tickvals=nfes)  # the NFEs measured, nothing between
+    values = [v for r in results for v in r.sw2.values()] + [band.low, band.high]
+    fig.update_yaxes(title="sliced W₂ to fresh data", **log_axis(values))  # 1 step to 32: a factor of 20 or more
     fig.update_layout(height=height, margin=MARGIN, legend={"orientation": "h", "y": -0.25})
     return fig
 
