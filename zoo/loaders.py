@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from core import jsondata
 from core.cost import MeteredNetwork
 from core.diffusion.denoisers import PREDICTION_TYPES, Denoiser, model_denoiser
 from core.diffusion.schedules import DIFFUSERS_NAMES, NoiseSchedule, make_schedule
@@ -113,41 +114,22 @@ def resolve_files(entry: ModelEntry) -> dict[str, Path]:
     return paths
 
 
-MAX_JSON_BYTES = 8 * 2**20  # a config file; more is not a config (and is not read into memory)
-MAX_JSON_DEPTH = 32  # configs nest a few levels; 200,000 raised RecursionError, and deep ones break repr()
-
-
 def read_json(path: Path, what: str, roots: Sequence[Path] | None = None) -> dict[str, Any]:
-    """A JSON object from a config file (opened by `open_inside` with `roots`, of at most MAX_JSON_BYTES and
-    MAX_JSON_DEPTH levels), or a CheckpointError naming `what` and the file."""
+    """A JSON object from a config file (opened by `open_inside` with `roots`, of at most core/jsondata's MAX_BYTES
+    and MAX_DEPTH levels), or a CheckpointError naming `what` and the file."""
     with open_inside(path, roots) as handle:
-        if os.fstat(handle.fileno()).st_size > MAX_JSON_BYTES:
-            raise CheckpointError(f"{what}: {path.name} is over {MAX_JSON_BYTES // 2**20} MB, too big for a config.")
-        too_deep = f"{what}: {path.name} nests deeper than {MAX_JSON_DEPTH} levels; no config does."
+        if os.fstat(handle.fileno()).st_size > jsondata.MAX_BYTES:
+            too_big = f"is over {jsondata.MAX_BYTES // 2**20} MB, too big for a config"
+            raise CheckpointError(f"{what}: {path.name} {too_big}.")
         try:
-            data = json.loads(handle.read(MAX_JSON_BYTES + 1)[:MAX_JSON_BYTES].decode("utf-8"))
+            data = jsondata.loads(handle.read(jsondata.MAX_BYTES + 1)[: jsondata.MAX_BYTES].decode("utf-8"))
+        except jsondata.TooDeep as e:
+            raise CheckpointError(f"{what}: {path.name} {e}; no config does.") from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise CheckpointError(f"{what}: {path.name} is not valid JSON ({plain_label(e, 80)}).") from None
-        except RecursionError:
-            raise CheckpointError(too_deep) from None
-    if _depth(data) > MAX_JSON_DEPTH:
-        raise CheckpointError(too_deep)
     if not isinstance(data, dict):
         raise CheckpointError(f"{what}: {path.name} does not hold a JSON object.")
     return data
-
-
-def _depth(data: Any) -> int:
-    """How many levels of lists and objects `data` nests (0 for a number or string), found without recursion."""
-    deepest, stack = 0, [(data, 1)] if isinstance(data, (dict, list)) else []
-    while stack:
-        value, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if depth > MAX_JSON_DEPTH:
-            break
-        items = value.values() if isinstance(value, dict) else value
-        stack.extend((v, depth + 1) for v in items if isinstance(v, (dict, list)))
-    return deepest
 
 
 def _pick(files: Mapping[str, Path], suffix: str) -> Path | None:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from core import jsondata
 from core.runs.record import Run
 
 
@@ -28,7 +29,10 @@ def read_metrics(path: str | Path) -> tuple[list[dict[str, Any]], list[str]]:
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                record = jsondata.loads(line)
+            except jsondata.TooDeep as e:
+                notes.append(f"line {number} {e} and was skipped")
+                continue
             except json.JSONDecodeError:
                 notes.append(f"line {number} is not valid JSON (truncated?) and was skipped")
                 continue
@@ -45,13 +49,19 @@ def read_run(folder: str | Path, source: str = "runs folder", name: str | None =
     notes: list[str] = []
     config: dict[str, Any] = {}
     try:
-        loaded = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        with open(folder / "config.json", "rb") as f:
+            text = f.read(jsondata.MAX_BYTES + 1)
+        if len(text) > jsondata.MAX_BYTES:
+            raise ValueError(f"over {jsondata.MAX_BYTES // 2**20} MB")
+        loaded = jsondata.loads(text)
         config = loaded if isinstance(loaded, dict) else {}
         if not isinstance(loaded, dict):
             notes.append("config.json does not hold a JSON object")
     except FileNotFoundError:
         notes.append("no config.json")
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except jsondata.TooDeep as e:
+        notes.append(f"config.json {e} and was not read")
+    except (OSError, UnicodeDecodeError, ValueError) as e:
         notes.append(f"config.json could not be read ({e.__class__.__name__})")
     metrics: list[dict[str, Any]] = []
     if (folder / "metrics.jsonl").is_file():

@@ -3,6 +3,7 @@ training tab for a pixel run (rows per step, FD-LeNet against the step) and for 
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -17,8 +18,8 @@ from core.labs.toy import ToyRun, ToySettings
 from core.runs.writer import RunWriter
 from tests.conftest import ROOT
 from tests.helpers import tiny_unconditional_recipe, tiny_unet
-from tests.zoo_fixtures import save_random_unet_checkpoint
-from ui.compare_checkpoints import state
+from tests.zoo_fixtures import HOSTILE_UNET, save_random_unet_checkpoint
+from ui.compare_checkpoints import sources, state
 from zoo.train import train
 
 PAGE = str(ROOT / "app_pages" / "compare_checkpoints.py")
@@ -270,3 +271,35 @@ def test_over_training_keeps_each_runs_rows_apart_and_says_when_they_are_stale(r
     assert len(at.get("image")) == 1 and not torch.equal(_stored_images(at, runs, "other", [100])[0], mine)
     at.number_input(key="ot-seed").set_value(5).run()
     assert any("from earlier settings" in i.value for i in at.info)
+
+
+def test_each_bad_folder_gets_its_own_sentence_and_a_good_one_beside_them_still_samples(app_env, tmp_path, monkeypatch):
+    """The hostile hunt's folders, one per line: a config nested 200,000 deep, a negative width and a UNet whose
+    one image costs 2,216 GFLOP. Each line says what is wrong with it; the good folder on the last line and the
+    zoo's models are sampled all the same (one bad line used to replace the whole page with an error box)."""
+    runs = tmp_path / "runs"
+    deep, negative, costly, good = (runs / name for name in ("deep", "negative", "costly", "good"))
+    for folder in (deep, negative, costly):
+        folder.mkdir(parents=True)
+    (deep / "config.json").write_text("[" * 200_000 + "]" * 200_000)
+    (negative / "config.json").write_text(json.dumps({**_tiny_config(), "block_out_channels": [-16, 16, 16]}))
+    (costly / "config.json").write_text(json.dumps(HOSTILE_UNET))
+    for folder in (deep, negative, costly):
+        (folder / "diffusion_pytorch_model.safetensors").write_bytes(b"never read")
+    tiny_unet(seed=1, channels=1, size=28).save_pretrained(good)
+    monkeypatch.setattr(sources, "MAX_CHECKPOINTS", 6)  # the two zoo models and the four lines
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    at.text_area(key="ck-local").set_value("\n".join(str(f) for f in (deep, negative, costly, good))).run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert len(errors) == 3, (errors, [w.value for w in at.warning])  # one sentence per bad line
+    assert "deep" in errors[0] and "negative" in errors[1] and "costly" in errors[2]
+    assert "GFLOP" in errors[2]
+    _small(at, "ck")
+    at.button(key="ck-go").click().run()
+    assert not at.exception and len(at.get("image")) == 3  # the two zoo models and the good folder
+
+
+def _tiny_config() -> dict:
+    """The config.json of a tiny MNIST-shaped UNet, as diffusers saves it."""
+    return dict(tiny_unet(seed=0, channels=1, size=28).config) | {"_class_name": "UNet2DModel"}

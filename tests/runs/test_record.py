@@ -80,3 +80,18 @@ def test_config_table_marks_differences_and_csv_merges_runs():
     assert table.loc["kind", "b (runs folder)"] == "-"
     csv = metrics_csv([a, b]).decode().splitlines()
     assert csv[0] == "run,source,step,loss,acc" and csv[2].startswith("b,runs folder,1,3.0,0.5")
+
+
+def test_a_hostile_run_folder_reads_as_notes_not_a_recursion_error(tmp_path):
+    """A config.json or a metrics line nested 200,000 deep (the hostile hunt's) in a runs folder: the run is read
+    with a note for each, so the pages that list the runs folder open all the same."""
+    from core.runs.ours import read_run
+
+    folder = tmp_path / "deep"
+    folder.mkdir()
+    (folder / "config.json").write_text("[" * 200_000 + "]" * 200_000)
+    (folder / "metrics.jsonl").write_text('{"step": 1, "loss": 0.5}\n' + "[" * 200_000 + "]" * 200_000 + "\n")
+    run = read_run(folder)
+    assert "config.json nests deeper than 32 levels and was not read" in run.notes
+    assert "line 2 nests deeper than 32 levels and was skipped" in run.notes
+    assert run.metrics == [{"step": 1, "loss": 0.5}]  # the good line is kept

@@ -15,7 +15,8 @@ from diffusers import UNet2DModel
 from safetensors.torch import save_file
 
 from core.errors import AtlasError
-from zoo.loaders import MAX_JSON_DEPTH, load_model
+from core.jsondata import MAX_DEPTH
+from zoo.loaders import load_model
 from zoo.local import local_entry
 from zoo.paths import open_inside, shown
 
@@ -169,7 +170,7 @@ def test_configs_built_to_break_the_parser_or_the_builder_get_a_sentence(roots):
     _config(allowed / "deep")
     depth = 200_000  # RecursionError before (a traceback in the CLI, an error box on the page)
     (allowed / "deep" / "config.json").write_text('{"a": ' * depth + "1" + "}" * depth)
-    with pytest.raises(AtlasError, match=f"config.json nests deeper than {MAX_JSON_DEPTH} levels"):
+    with pytest.raises(AtlasError, match=f"config.json nests deeper than {MAX_DEPTH} levels"):
         local_entry(str(allowed / "deep"))
     (allowed / "deep" / "config.json").write_text('{"a": ' * 40 + "1" + "}" * 40)  # parses, yet no config
     with pytest.raises(AtlasError, match="nests deeper"):
