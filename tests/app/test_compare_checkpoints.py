@@ -124,7 +124,7 @@ def test_a_measure_draws_each_checkpoint_as_it_is_done_and_a_stop_says_how_far_i
     _measure(at)  # the run that the Stop ends, while the second checkpoint is measured
     live = at.dataframe[0].value  # drawn before the Stop
     assert len(live) == 2 and live["checkpoint"][0] == "Tiny unconditional"  # and real digits measured alike
-    assert live["checkpoint"][1].startswith("real digits, ")
+    assert live["checkpoint"][1].startswith("real digits (")
     at.run()  # the Stop's own run
     assert [w.value for w in at.warning] == ["Stopped after 1 of 2 checkpoints; press **Measure** to measure them all."]
     assert list(at.dataframe[0].value["checkpoint"]) == list(live["checkpoint"])

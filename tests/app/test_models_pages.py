@@ -93,7 +93,9 @@ def test_compare_checkpoints_side_by_side_with_a_failing_one_in_its_column(app_e
     assert (rows["± (bootstrap SE)"][:2] > 0).all()  # each distance with its error
     # and what real digits read, measured the same way at the same size (the band's middle; its range named)
     band = digits_band(100)
-    assert rows["checkpoint"].iloc[2] == f"real digits, 100 vs the held-out ({band.span(1)} over 10 draws)"
+    assert (
+        rows["checkpoint"].iloc[2] == f"real digits ({band.span(1)} over 10 draws)" and rows["samples"].iloc[2] == 100
+    )
     assert rows["FD-LeNet"].iloc[2] == round(band.mean, 2) and band.sizes[0] == 100
     assert (rows["FD-LeNet"][:2] > band.high).all()  # untrained tiny models are far from real digits
 

@@ -204,7 +204,7 @@ def reference_rows(n: int | None) -> list[dict[str, object]]:
     if n is None:
         return []
     band = digits_band(n)
-    name = f"real digits, {n:,} vs the held-out ({band.span(1)} over {len(band.values)} draws)"
+    name = f"real digits ({band.span(1)} over {len(band.values)} draws)"  # `samples` gives the size
     return [{"checkpoint": name, "samples": n, "FD-LeNet": round(band.mean, 2)}]
 
 
