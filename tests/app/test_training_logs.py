@@ -15,6 +15,7 @@ from core.data.toy import TOY_SETS
 from core.labs.toy import ToyRun, ToySettings
 from core.runs.record import Run
 from tests.conftest import ROOT
+from ui.common.tables import ABSENT
 
 LOGS = str(ROOT / "app_pages" / "training_logs.py")
 
@@ -45,7 +46,10 @@ def test_the_page_opens_on_the_newest_session_run_with_its_checkpoints_and_their
     at = _open([older.log, newer.log], newer)
     assert at.multiselect(key="logs-runs").value == ["toy-2 · this session"]  # no bundled run to take away first
     assert [h.value for h in at.subheader].count("Checkpoints") == 1
-    assert list(at.dataframe[0].value["step"]) == [250, 300]
+    frame = at.dataframe[0]
+    assert list(frame.value["step"]) == [250, 300]
+    shown = frame.value.astype(object).where(frame.value.notna(), frame.proto.placeholder).astype(str)
+    assert list(shown["MB"]) == [ABSENT, ABSENT] and list(shown["sample grid"]) == ["no", "no"]  # never "None"
     assert at.button(key="logs-compare-toy-2").label == "Compare these checkpoints over training"
     at.button(key="logs-compare-toy-2").click().run()
     assert at.session_state["ot-run"] == "toy-2 · this session"  # preselected on the Over training tab

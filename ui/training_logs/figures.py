@@ -16,6 +16,7 @@ from PIL import Image
 from core.data.images import enlarge
 from core.runs.record import Run
 from ui.common.charts import LOG_AXIS, SERIES_COLORS, downsample, ema
+from ui.common.tables import ABSENT
 
 
 def curves_figure(
@@ -77,7 +78,7 @@ def config_table(runs: Sequence[Run]) -> pd.DataFrame:
     """Settings side by side (one column per run), with a Differs column for rows that are not all equal."""
     columns = {f"{r.name} ({r.source})": flatten(r.config) for r in runs}
     keys = sorted({k for c in columns.values() for k in c})
-    table = pd.DataFrame({name: [c.get(k, "-") for k in keys] for name, c in columns.items()}, index=keys)
+    table = pd.DataFrame({name: [c.get(k, ABSENT) for k in keys] for name, c in columns.items()}, index=keys)
     table.insert(0, "differs", table.nunique(axis=1) > 1)
     return table
 

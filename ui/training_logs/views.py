@@ -14,6 +14,7 @@ from core.runs.archive import run_archive
 from core.runs.record import Run
 from core.text import plain_label
 from ui.common.runs import OPEN_OVER_TRAINING, over_training_runs, run_label
+from ui.common.tables import show_table
 
 COMPARE_PAGE = "app_pages/compare_checkpoints.py"
 
@@ -64,11 +65,11 @@ def table(run: Run, key: str) -> None:
             "step": step,
             "weights": "in memory" if folder is None else f"checkpoints/{folder.name}/",
             "MB": _megabytes(folder),
-            "sample grid": "yes" if step in grids else "-",
+            "sample grid": "yes" if step in grids else "no",
         }
         for step, folder in run.checkpoints
     ]
-    st.dataframe(rows, hide_index=True, width="stretch", height=min(300, 38 + 35 * len(rows)))
+    show_table(rows, width="stretch", height=min(300, 38 + 35 * len(rows)))  # MB: a dash for weights in memory
     if run.snapshots is not None:
         zipped = lambda: run_archive(run)  # noqa: E731 (built only when clicked)
         st.download_button(
