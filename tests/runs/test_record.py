@@ -10,6 +10,7 @@ from core.runs.ours import read_run
 from core.runs.record import Run
 from tests.helpers import write_long_log
 from ui.common.charts import downsample, ema
+from ui.common.tables import ABSENT
 from ui.training_logs.figures import config_table, curves_figure, metrics_csv
 
 
@@ -77,7 +78,7 @@ def test_config_table_marks_differences_and_csv_merges_runs():
     )
     table = config_table([a, b])
     assert table.loc["train.lr", "differs"] and not table.loc["train.seed", "differs"]
-    assert table.loc["kind", "b (runs folder)"] == "-"
+    assert table.loc["kind", "b (runs folder)"] == ABSENT  # the one dash tables show for a missing value
     csv = metrics_csv([a, b]).decode().splitlines()
     assert csv[0] == "run,source,step,loss,acc" and csv[2].startswith("b,runs folder,1,3.0,0.5")
 
