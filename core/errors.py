@@ -14,3 +14,8 @@ class AtlasError(Exception):
 
 class BadInputError(AtlasError, ValueError):
     """A setting, upload or file the app cannot use."""
+
+
+class UnreadableFileError(AtlasError):
+    """A file that could not be read as named: not there, not a regular file, or a link put in its place while
+    it was being opened (core/paths.open_inside)."""

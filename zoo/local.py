@@ -10,14 +10,14 @@ Layouts read (those diffusers and its training scripts write):
 - a .safetensors file with its config.json (and optionally scheduler_config.json) beside it.
 Everything else in such folders (optimizer.bin, random_states_*.pkl, ...) is never opened.
 
-In the app a typed path is accepted only under the allowed roots (zoo/paths.py), and so is every file it
+In the app a typed path is accepted only under the allowed roots (core/paths.py), and so is every file it
 leads to: a symlink inside an allowed folder that points out of it is refused, and every file is read through
 `open_inside` (checked as it is opened, here and again at load), so a link swapped in later is never followed.
 On the command line (`python -m zoo compare`) the person at the shell names their own files, so any readable
 path is taken. Weights are read without unpickling (zoo/weights.py); .bin files only through
 torch.load(weights_only=True), and a loose pickle file (.pkl, .ckpt, .pt) is refused. A network is sized from
 its config before it is built (zoo/architectures.py), and no weights file over the download limit is read.
-Messages show paths relative to their root (zoo/paths.shown), never the server's absolute paths.
+Messages show paths relative to their root (core/paths.shown), never the server's absolute paths.
 """
 
 from __future__ import annotations
@@ -27,13 +27,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from core.paths import allowed_roots, inside_roots, relative, resolve_allowed
 from core.runs.checkpoints import ATLAS_FILE
 from core.runs.record import checkpoint_step, run_name
 from core.text import plain_label
 from zoo.architectures import unet_outline
 from zoo.errors import BadInputError, CheckpointError
 from zoo.loaders import read_json, schedule_from_scheduler_config
-from zoo.paths import allowed_roots, inside_roots, relative, resolve_allowed
 from zoo.registry import ModelEntry, ScheduleSpec
 from zoo.weights import open_weights
 

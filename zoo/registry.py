@@ -17,9 +17,9 @@ from typing import Any
 
 from core.diffusion.denoisers import PREDICTION_TYPES
 from core.diffusion.schedules import SCHEDULE_KINDS, NoiseSchedule, make_schedule
+from core.paths import shown
 from zoo.errors import BadInputError, ManifestError, ZooError
 from zoo.hub import validate_filename, validate_repo_id, validate_revision
-from zoo.paths import shown
 
 MANIFEST = Path(__file__).with_name("models.toml")
 FAMILIES = ("pixel", "latent", "vae", "classifier")

@@ -13,8 +13,7 @@ import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import numpy as np
 
@@ -74,36 +73,36 @@ def _header_ok(head: bytes) -> bool:
     return int(masked_crc32c(data, [0], [8])[0]) == int.from_bytes(head[8:12], "little")
 
 
-def records(path: Path, cursor: Cursor, limit: int) -> Iterator[bytes]:
-    """The data of each checked record from `cursor.offset` on that ends within the first `limit` bytes of the
-    file. The cursor moves past a record when the next one is asked for, so a caller that stops early (a record
-    it cannot use) leaves it at that record; when the records run out, `cursor.stop` says why."""
+def records(f: BinaryIO, cursor: Cursor, limit: int) -> Iterator[bytes]:
+    """The data of each checked record of the open event file `f` from `cursor.offset` on that ends within the
+    first `limit` bytes of the file (opened by the caller, checked: core/paths.open_inside). The cursor moves
+    past a record when the next one is asked for, so a caller that stops early (a record it cannot use) leaves
+    it at that record; when the records run out, `cursor.stop` says why."""
     cursor.stop = None
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        while cursor.offset < size:
-            f.seek(cursor.offset)
-            buf = f.read(min(CHUNK, size - cursor.offset))
-            starts, lengths, _ = _frame(buf, cursor.offset, limit)
-            if not starts:  # the next record does not fit this chunk, the file or the limit
-                if len(buf) < _HEADER:
-                    cursor.stop = "truncated"
-                    return
-                if not _header_ok(buf[:_HEADER]):
-                    cursor.stop = "corrupt"
-                    return
-                (length,) = _LENGTH.unpack_from(buf, 0)
-                after = cursor.offset + _HEADER + length + _FOOTER
-                if after > min(size, limit):
-                    cursor.stop = "limit" if limit < after and limit < size else "truncated"
-                    return
-                buf += f.read(after - cursor.offset - len(buf))
-                starts, lengths = [0], [length]
-            data = np.frombuffer(buf, dtype=np.uint8)
-            good = _first_bad(data, starts, lengths)
-            for start, length in zip(starts[:good], lengths[:good], strict=True):
-                yield buf[start + _HEADER : start + _HEADER + length]
-                cursor.offset += _HEADER + length + _FOOTER
-            if good < len(starts):
+    size = os.fstat(f.fileno()).st_size
+    while cursor.offset < size:
+        f.seek(cursor.offset)
+        buf = f.read(min(CHUNK, size - cursor.offset))
+        starts, lengths, _ = _frame(buf, cursor.offset, limit)
+        if not starts:  # the next record does not fit this chunk, the file or the limit
+            if len(buf) < _HEADER:
+                cursor.stop = "truncated"
+                return
+            if not _header_ok(buf[:_HEADER]):
                 cursor.stop = "corrupt"
                 return
+            (length,) = _LENGTH.unpack_from(buf, 0)
+            after = cursor.offset + _HEADER + length + _FOOTER
+            if after > min(size, limit):
+                cursor.stop = "limit" if limit < after and limit < size else "truncated"
+                return
+            buf += f.read(after - cursor.offset - len(buf))
+            starts, lengths = [0], [length]
+        data = np.frombuffer(buf, dtype=np.uint8)
+        good = _first_bad(data, starts, lengths)
+        for start, length in zip(starts[:good], lengths[:good], strict=True):
+            yield buf[start + _HEADER : start + _HEADER + length]
+            cursor.offset += _HEADER + length + _FOOTER
+        if good < len(starts):
+            cursor.stop = "corrupt"
+            return

@@ -6,6 +6,7 @@ changed on disk."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -31,11 +32,21 @@ def run_at(folder: Path) -> Path | None:
 
 class RunReader:
     """The run in one folder, read by the reader its format needs and read again only when it changed on disk:
-    ours whole, TensorBoard's from where the last read stopped (tensorboard.TensorBoardReader). A page's cache
-    holds one per folder; safe to share between threads."""
+    ours whole, TensorBoard's from where the last read stopped (tensorboard.TensorBoardReader). Every file is
+    opened through core/paths.open_inside with `roots` (a page passes the allowed roots; None: any regular file),
+    so one that leads out of them is a note on the run, never read. A page's cache holds one per folder; safe
+    to share between threads."""
 
-    def __init__(self, folder: str | Path, source: str = "runs folder", name: str | None = None) -> None:
+    def __init__(
+        self,
+        folder: str | Path,
+        source: str = "runs folder",
+        name: str | None = None,
+        *,
+        roots: Sequence[Path] | None = None,
+    ) -> None:
         self.folder, self.source, self.name = Path(folder), source, name
+        self.roots = None if roots is None else tuple(roots)
         self._lock = threading.Lock()
         self._events: tensorboard.TensorBoardReader | None = None
         self._ours: tuple[tuple[int, ...], Run] | None = None  # (stamp, run) of the last read of ours
@@ -47,18 +58,20 @@ class RunReader:
             if run_format(self.folder) == "tensorboard":
                 self._ours = None
                 if self._events is None:
-                    self._events = tensorboard.TensorBoardReader(self.folder, self.source, self.name)
+                    self._events = tensorboard.TensorBoardReader(self.folder, self.source, self.name, roots=self.roots)
                 return self._events.read()
             self._events = None
             now = stamp(self.folder)
             if self._ours is None or self._ours[0] != now:
-                self._ours = now, ours.read_run(self.folder, self.source, self.name)
+                self._ours = now, ours.read_run(self.folder, self.source, self.name, roots=self.roots)
             return self._ours[1]
 
 
-def read(folder: str | Path, source: str = "runs folder", name: str | None = None) -> Run:
-    """The run in `folder` read once (`RunReader` reads it again as it changes)."""
-    return RunReader(folder, source, name).read()
+def read(
+    folder: str | Path, source: str = "runs folder", name: str | None = None, *, roots: Sequence[Path] | None = None
+) -> Run:
+    """The run in `folder` read once (`RunReader` reads it again as it changes; `roots` as there)."""
+    return RunReader(folder, source, name, roots=roots).read()
 
 
 def stamp(folder: Path) -> tuple[int, ...]:

@@ -2,8 +2,10 @@
 TensorBoard tracker, i.e. `torch.utils.tensorboard.SummaryWriter`) shown beside the bundled runs.
 
 Layout read: a folder holding files named `events.out.tfevents.*`, directly or in subfolders at most two levels
-down (accelerate writes `<output_dir>/logs/<project>/events...`, and `add_hparams` one more folder below that).
-Records are read in chunks and checked here (events.py), each parsed with TensorBoard's own `Event` protobuf;
+down (accelerate writes `<output_dir>/logs/<project>/events...`, and `add_hparams` one more folder below that);
+links to folders are not followed. Each file is opened through core/paths.open_inside (with the reader's roots:
+a file, or a link, that leads out of them is a note, never read) and read from that handle; its records are read
+in chunks and checked here (events.py), each parsed with TensorBoard's own `Event` protobuf;
 nothing keeps every point: each series is thinned as it is read (thinned.py), so memory stays bounded whatever
 the file's size. `TensorBoardReader` remembers where each file was left, so reading a growing run again reads
 only what was appended.
@@ -41,14 +43,17 @@ import io
 import itertools
 import os
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, BinaryIO
 
 from PIL import Image
 
+from core.errors import AtlasError
 from core.limits import max_log_bytes, max_log_images, max_log_scalars
+from core.paths import open_inside
 from core.runs.events import Cursor, records
 from core.runs.record import Run
 from core.runs.thinned import Thinned
@@ -67,9 +72,10 @@ _IMAGE_FORMATS = ("PNG", "JPEG")
 
 
 def _walk_event_files(folder: Path, stop_at_first: bool = False, depth: int = MAX_DEPTH) -> tuple[list[Path], bool]:
-    """Regular files named `events.out.tfevents.*` in `folder` and its subfolders up to `depth` below, in
-    path order, and whether the search was cut short (over MAX_ENTRIES_SCANNED entries or MAX_EVENT_FILES
-    files). Symlinks are never followed: a run's files must lie inside it (zoo/paths.py allows only some roots)."""
+    """Files named `events.out.tfevents.*` in `folder` and its subfolders up to `depth` below, in path order,
+    and whether the search was cut short (over MAX_ENTRIES_SCANNED entries or MAX_EVENT_FILES files). Links to
+    folders are never followed; a link named like an event file is listed, and opening it decides
+    (core/paths.open_inside: read where it leads inside the roots, a note where it leads out)."""
     found: list[Path] = []
     budget = MAX_ENTRIES_SCANNED
     level = [folder]
@@ -86,15 +92,14 @@ def _walk_event_files(folder: Path, stop_at_first: bool = False, depth: int = MA
                 return sorted(found), True
             for entry in entries:
                 try:
-                    if entry.is_symlink():
-                        continue
-                    if entry.name.startswith(EVENT_PREFIX) and entry.is_file(follow_symlinks=False):
+                    link = entry.is_symlink()
+                    if entry.name.startswith(EVENT_PREFIX) and (link or entry.is_file(follow_symlinks=False)):
                         if len(found) == MAX_EVENT_FILES:
                             return sorted(found), True
                         found.append(Path(entry.path))
                         if stop_at_first:
                             return found, False
-                    elif below_root < depth and entry.is_dir(follow_symlinks=False):
+                    elif below_root < depth and not link and entry.is_dir(follow_symlinks=False):
                         below.append(Path(entry.path))
                 except OSError:
                     continue
@@ -194,16 +199,29 @@ class _File:
     stat: tuple[int, int] = (0, 0)  # size and modification time when last read
     stepped: bool = False  # a point of it was read (the restart rule applied)
     broken: str | None = None  # a record it could not use: reading stays stopped there
+    refused: str | None = None  # why it was not opened the last time (core/paths.open_inside's sentence)
 
 
 class TensorBoardReader:
     """A folder of TensorBoard event files read into a `Run`, again and again as it grows: each `read()` reads only
     the bytes appended since the last one (the whole folder again only when a file was replaced, shrank, or a new
-    one sorts before those read) and returns the same Run while nothing changed. Safe to share between threads."""
+    one sorts before those read) and returns the same Run while nothing changed. Safe to share between threads.
 
-    def __init__(self, folder: str | Path, source: str = "runs folder", name: str | None = None) -> None:
+    Each read opens each file afresh through core/paths.open_inside with `roots` (None: any regular file), checked
+    as opened and read from that handle: a file that leads out of the roots, or a link put in its place while it
+    is opened, is not read, and the run's notes say so."""
+
+    def __init__(
+        self,
+        folder: str | Path,
+        source: str = "runs folder",
+        name: str | None = None,
+        *,
+        roots: Sequence[Path] | None = None,
+    ) -> None:
         self.folder = Path(folder)
         self.source, self.name = source, name
+        self.roots = None if roots is None else tuple(roots)
         self._lock = threading.Lock()
         self._seen: tuple[Any, ...] | None = None  # the files and their stats at the last read
         self._run: Run | None = None
@@ -267,9 +285,19 @@ class TensorBoardReader:
             state = self._files[path] = _File(prefix="" if sub == "." else f"{sub}/")
         if stat == state.stat:
             return
-        state.stat = stat
         try:
-            for data in records(path, state.cursor, max_log_bytes()):
+            handle = open_inside(path, self.roots)
+        except AtlasError as e:  # outside the roots, gone, not a file, or a link swapped in: tried again next read
+            state.refused = str(e).removesuffix(".")
+            return
+        state.stat, state.refused = stat, None
+        with handle:
+            self._read_records(handle, state, tb)
+
+    def _read_records(self, handle: BinaryIO, state: _File, tb: SimpleNamespace) -> None:
+        """The file's records from where its cursor stands, thinned into the run's series."""
+        try:
+            for data in records(handle, state.cursor, max_log_bytes()):
                 try:
                     event = tb.Event.FromString(data)
                 except tb.DecodeError:  # a record whose checksum passes but that is no Event
@@ -369,7 +397,9 @@ class TensorBoardReader:
         state = self._files[path]
         shown = plain_label(path.relative_to(self.folder).as_posix(), 80)
         notes = []
-        if state.broken is not None:
+        if state.refused is not None:
+            notes.append(state.refused)
+        elif state.broken is not None:
             notes.append(f"{shown}: reading stopped at {state.broken}; the records before it were kept")
         elif state.cursor.stop in ("truncated", "corrupt"):
             notes.append(f"{shown}: reading stopped at a {state.cursor.stop} record; the records before it were kept")
@@ -491,8 +521,10 @@ def _records(scalars: dict[str, Thinned]) -> tuple[list[dict[str, Any]], list[fl
     return [rows[step] for step in sorted(rows)], [start, last]
 
 
-def read_tensorboard_run(folder: str | Path, source: str = "runs folder", name: str | None = None) -> Run:
+def read_tensorboard_run(
+    folder: str | Path, source: str = "runs folder", name: str | None = None, *, roots: Sequence[Path] | None = None
+) -> Run:
     """Read a folder of TensorBoard event files into a Run once (see the module's docstring for what becomes what;
-    `TensorBoardReader` reads a growing one again from where it stopped). Anything missing, damaged or over a
-    limit becomes a note, never an exception."""
-    return TensorBoardReader(folder, source, name).read()
+    `TensorBoardReader` reads a growing one again from where it stopped; `roots` as there). Anything missing,
+    damaged, over a limit or outside the roots becomes a note, never an exception."""
+    return TensorBoardReader(folder, source, name, roots=roots).read()

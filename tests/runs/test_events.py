@@ -44,18 +44,18 @@ def test_records_in_small_chunks_are_tensorboards_records_and_a_grown_file_is_re
     whole = path.read_bytes()
     expected = list(RawEventFileLoader(str(path)).Load())
     cursor = Cursor()
-    assert list(records(path, cursor, limit=10**9)) == expected
+    assert list(_records(path, cursor, limit=10**9)) == expected
     assert cursor.offset == len(whole) and cursor.stop is None
 
     path.write_bytes(whole[:-5])  # a writer halfway through its last record: wait for the rest
     cursor = Cursor()
-    assert list(records(path, cursor, limit=10**9)) == expected[:-1] and cursor.stop == "truncated"
+    assert list(_records(path, cursor, limit=10**9)) == expected[:-1] and cursor.stop == "truncated"
     path.write_bytes(whole)
-    assert list(records(path, cursor, limit=10**9)) == expected[-1:] and cursor.stop is None  # only the new one
+    assert list(_records(path, cursor, limit=10**9)) == expected[-1:] and cursor.stop is None  # only the new one
 
     limit = len(whole) // 2
     cursor = Cursor()
-    got = list(records(path, cursor, limit))
+    got = list(_records(path, cursor, limit))
     assert got == expected[: len(got)] and cursor.stop == "limit"
     assert cursor.offset <= limit < cursor.offset + 12 + len(expected[len(got)]) + 4  # the next one ends past it
 
@@ -63,8 +63,13 @@ def test_records_in_small_chunks_are_tensorboards_records_and_a_grown_file_is_re
     corrupt[cursor.offset + 14] ^= 1  # a flipped bit in the data of the first record past the half
     path.write_bytes(bytes(corrupt))
     again = Cursor()
-    assert list(records(path, again, limit=10**9)) == got and again.stop == "corrupt"
+    assert list(_records(path, again, limit=10**9)) == got and again.stop == "corrupt"
     assert again.offset == cursor.offset  # it stays at the damaged record
+
+
+def _records(path, cursor, limit):
+    with open(path, "rb") as f:
+        yield from records(f, cursor, limit)
 
 
 def _bucket_ranges(values, kept_indices):

@@ -1,6 +1,7 @@
-"""Local folders built or changed to get around the allowed roots (zoo/paths.open_inside): a symlink swapped
-between a file inside and one outside while models load, a FIFO, a folder; configs built to break the parser or
-the builder; and messages that show paths relative to their root, never the server's."""
+"""Local folders built or changed to get around the allowed roots (core/paths.open_inside, as zoo/paths raises
+its refusals): a symlink swapped between a file inside and one outside while models load, a FIFO, a folder;
+configs built to break the parser or the builder; and messages that show paths relative to their root, never
+the server's."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ from safetensors.torch import save_file
 
 from core.errors import AtlasError
 from core.jsondata import MAX_DEPTH
+from core.paths import shown
 from zoo.loaders import load_model
 from zoo.local import local_entry
-from zoo.paths import open_inside, shown
+from zoo.paths import open_inside
 
 WEIGHTS = "diffusion_pytorch_model.safetensors"
 

@@ -1,4 +1,4 @@
-"""Typed local paths are read only under the allowed roots (zoo/paths.py), symlinks that escape included."""
+"""Typed local paths are read only under the allowed roots (core/paths.py), symlinks that escape included."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import os
 
 import pytest
 
+from core.paths import resolve_allowed
 from core.runs.folders import discover_runs
 from tests.helpers import write_long_log
 from zoo.errors import BadInputError
-from zoo.paths import resolve_allowed
 
 
 @pytest.fixture

@@ -1,21 +1,24 @@
 """Where runs come from, for the Training logs and Compare checkpoints pages: the bundled zoo and a runs folder,
 whose runs are our own run folders or folders of TensorBoard event files (this session's own are in
-ui/common/session_runs.py); and which of them saved checkpoints a UNet can be loaded from."""
+ui/common/session_runs.py); and which of them saved checkpoints a UNet can be loaded from. Every file of a run is
+read through core/paths.open_inside: a runs folder's within the allowed roots, a bundled run's within its own
+folder."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import streamlit as st
 
 from core.errors import AtlasError
+from core.paths import allowed_roots, resolve_allowed, runs_root
 from core.runs import folders
 from core.runs.record import Run, run_name
 from core.text import plain_label
 from ui.common import session_runs
 from ui.common.cache import registry
 from zoo.local import WEIGHTS
-from zoo.paths import resolve_allowed, runs_root
 
 
 def default_runs_folder() -> str:
@@ -23,27 +26,30 @@ def default_runs_folder() -> str:
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
-def _reader(folder: str, source: str, name: str | None) -> folders.RunReader:
-    """One reader per run folder, shared by every session: it reads the run again only when it changed on disk,
-    a growing TensorBoard log only from where it stopped."""
-    return folders.RunReader(folder, source, name)
+def _reader(folder: str, source: str, name: str | None, roots: tuple[str, ...]) -> folders.RunReader:
+    """One reader per run folder (and roots), shared by every session: it reads the run again only when it
+    changed on disk, a growing TensorBoard log only from where it stopped."""
+    return folders.RunReader(folder, source, name, roots=[Path(r) for r in roots])
 
 
-def load(folder: Path, source: str, name: str | None = None) -> Run:
-    return _reader(str(folder), source, name).read()
+def load(folder: Path, source: str, name: str | None, roots: Sequence[Path]) -> Run:
+    """The run in `folder`, each of its files read only where it lies inside `roots` (resolved)."""
+    return _reader(str(folder), source, name, tuple(map(str, roots))).read()
 
 
 def bundled_runs() -> list[Run]:
-    return [load(m.run, "bundled", m.name) for m in registry().models.values() if m.run is not None and m.run.is_dir()]
+    models = registry().models.values()
+    return [load(m.run, "bundled", m.name, [m.run]) for m in models if m.run is not None and m.run.is_dir()]
 
 
 def folder_runs(typed: str) -> tuple[list[Run], list[str]]:
-    """The runs in a typed folder, which must lie under the allowed roots (zoo/paths.py; else BadInputError)."""
+    """The runs in a typed folder, which must lie under the allowed roots (core/paths.py; else BadInputError)."""
     root = resolve_allowed(typed)
     if not root.exists():
         return [], [f"there is no runs folder at {plain_label(typed, 80)} yet (`python -m zoo train` creates it)"]
     found, notes = folders.discover_runs(root)
-    return [load(f, "runs folder", run_name(f)) for f in found], notes
+    roots = allowed_roots()
+    return [load(f, "runs folder", run_name(f), roots) for f in found], notes
 
 
 OPEN_OVER_TRAINING = "ck-open-over-training"  # set by the Training logs page's button: open that tab
