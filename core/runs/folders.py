@@ -10,8 +10,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
+from core.paths import under
 from core.runs import ours, tensorboard
 from core.runs.record import Run
+from core.text import plain_label
 
 Format = Literal["ours", "tensorboard"]
 
@@ -102,19 +104,24 @@ def _one_run(root: Path) -> Path | None:
 def discover_runs(root: str | Path, limit: int = 200) -> tuple[list[Path], list[str]]:
     """Run folders under `root` (a run, or one level of folders each holding a run or a run/ subfolder: our runs
     and TensorBoard writers' folders side by side), each as `run_at` gives it, and a note for every folder there
-    that is not a run. A folder that leads out of `root` (a symlink) is skipped with a note, unread."""
+    that is not a run. A folder that leads out of `root` (a symlink: the folder, or its run/ or logs/) is skipped
+    with a note, unread."""
     root = Path(root)
     if not root.is_dir():
-        return [], [f"{root} is not a folder"]
-    if (run := _one_run(root)) is not None:
-        return [run], []
+        return [], [f"{plain_label(root.name, 80)} is not a folder"]
     inside = root.resolve()
+    if (run := _one_run(root)) is not None:
+        return (
+            ([run], []) if under(run, inside) else ([], [f"{run.name} leads outside the runs folder and was skipped"])
+        )
     found, notes = [], []
     for child in sorted(p for p in root.iterdir() if p.is_dir())[:limit]:
-        if not child.resolve().is_relative_to(inside):
+        if not under(child, inside):
             notes.append(f"{child.name} leads outside the runs folder and was skipped")
-        elif (run := run_at(child / "run") or run_at(child)) is not None:
-            found.append(run)
-        else:
+        elif (run := run_at(child / "run") or run_at(child)) is None:
             notes.append(f"{child.name} is not a run (no config.json or metrics.jsonl)")
+        elif not under(run, inside):
+            notes.append(f"{child.name}/{run.name} leads outside the runs folder and was skipped")
+        else:
+            found.append(run)
     return found, notes

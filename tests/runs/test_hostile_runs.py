@@ -83,8 +83,17 @@ def test_a_run_whose_files_lead_outside_the_roots_is_read_without_them_and_says_
     for name in ("config.json", "metrics.jsonl"):
         (twin / name).symlink_to(runs / "mine" / name)
 
+    (runs / "door").mkdir()  # a run/ or logs/ that leads outside: skipped, unread
+    (runs / "door" / "run").symlink_to(outside, target_is_directory=True)
+    (runs / "hatch").mkdir()
+    (runs / "hatch" / "logs").symlink_to(outside / "tb", target_is_directory=True)
+
     found, notes = discover_runs(runs)
-    assert [f.name for f in found] == ["evil", "mine", "twin"] and notes == []
+    assert [f.name for f in found] == ["evil", "mine", "twin"]
+    assert notes == [
+        "door/run leads outside the runs folder and was skipped",
+        "hatch/logs leads outside the runs folder and was skipped",
+    ]
     read = {f.name: RunReader(f, roots=allowed_roots()).read() for f in found}
     run = read["evil"]
     assert run.config == {} and run.metrics == [] and run.samples == [] and not _leaks(run)

@@ -48,7 +48,7 @@ def test_discovery_finds_runs_and_notes_what_is_not(tmp_path):
     found, notes = discover_runs(tmp_path)
     assert [p.relative_to(tmp_path).as_posix() for p in found] == ["a/run", "b"]
     assert notes == ["holiday-photos is not a run (no config.json or metrics.jsonl)"]
-    assert discover_runs(tmp_path / "nope")[1] == [f"{tmp_path / 'nope'} is not a folder"]
+    assert discover_runs(tmp_path / "nope")[1] == ["nope is not a folder"]  # never the server's path
 
 
 def test_ema_matches_its_definition_and_is_unbiased():
