@@ -18,5 +18,7 @@ folders.py   which reader a folder needs (`RunReader`), the runs under a folder,
 checkpoints.py  a checkpoint folder's files, written as diffusers writes them
 archive.py   a run (with the checkpoints a page training kept in memory) as a zip of its run folder
 
-Nothing here is pickled; everything is JSON, PNG or safetensors.
+Nothing here is pickled; everything is JSON, PNG or safetensors. Every file a reader reads is opened once through
+core/paths.open_inside with the roots its caller passes (a file leading out of them is a note, never read) and read
+from that handle.
 """
