@@ -79,12 +79,17 @@ if len(selected) == 1:
         )
         path = dict(run.samples)[step]
         left, right = st.columns(2)
-        left.image(read_grid(path), caption=f"step {step:,}", width=360)
+        grid = attempt(read_grid, path, run.roots)
+        if grid is not None:
+            left.image(grid, caption=f"step {step:,}", width=360)
         if run.checkpoints:
             left.caption(views.at_step(run, step))
         if len(steps) > 1 and right.toggle("Animate over training", key="logs-animate"):
-            frames = [read_grid(p) for _, p in evenly(run.samples, MAX_FRAMES)]
-            right.image(gif_bytes(frames, duration_ms=500), width=360)
+            frames = [
+                f for _, p in evenly(run.samples, MAX_FRAMES) if (f := attempt(read_grid, p, run.roots)) is not None
+            ]
+            if frames:
+                right.image(gif_bytes(frames, duration_ms=500), width=360)
 views.checkpoints(selected)
 
 st.subheader("Settings" if len(selected) == 1 else "Settings side by side")

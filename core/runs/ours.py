@@ -81,7 +81,7 @@ def read_run(
     if not (folder / "samples").is_dir():
         notes.append("no samples folder")
     kept, left_out = [], []
-    for step, path in samples:  # the page reads them by path: this list keeps out what it must not open
+    for step, path in samples:  # read when shown, through open_inside with `roots`; listed only if they may be
         ok = path.is_file() and (roots is None or inside_roots(path, roots))
         (kept if ok else left_out).append((step, path))
     if left_out:
@@ -98,6 +98,7 @@ def read_run(
         checkpoints=saved_checkpoints(folder),
         notes=notes,
         folder=folder,
+        roots=None if roots is None else tuple(roots),
     )
 
 

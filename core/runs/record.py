@@ -42,6 +42,8 @@ class Run:
     snapshots: Snapshots | None = None  # those kept in memory (a page training)
     notes: list[str] = field(default_factory=list)
     folder: Path | None = None
+    # the folders its files may be read from (core/paths.open_inside: sample grids are read when shown); None: any
+    roots: tuple[Path, ...] | None = None
     # metric -> (steps, lowest, highest) where a reader thinned its points: the range each kept point stands for
     envelopes: dict[str, tuple[list[int], list[float], list[float]]] = field(default_factory=dict)
 

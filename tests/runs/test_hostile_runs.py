@@ -281,3 +281,25 @@ def test_an_event_file_swapped_for_a_link_out_while_read_is_never_read(roots):
     assert counts["leak"] == 0 and counts["errors"] == {}
     assert counts["whole"] and counts["refused"] and counts["caught mid-open"]
     assert not any("an error reading it" in n for n in kept.read().notes)
+
+
+def test_a_sample_grid_swapped_for_a_link_out_after_listing_is_refused_when_shown(roots):
+    """The page reads a grid when it shows it: through open_inside with the run's roots, so a link swapped in
+    between the listing and the read is refused with a sentence, never followed."""
+    from PIL import Image
+
+    from core.errors import AtlasError
+    from ui.training_logs.figures import read_grid
+
+    runs, outside = roots
+    _our_run(runs / "mine")
+    grid = runs / "mine" / "samples" / "step_0000001.png"
+    grid.parent.mkdir()
+    Image.fromarray(np.full((8, 8, 3), 200, np.uint8)).save(grid)
+    run = read_run(runs / "mine", roots=allowed_roots())
+    assert [p for _, p in run.samples] == [grid] and run.roots == tuple(allowed_roots())
+    assert read_grid(grid, run.roots).shape == (360, 360, 3)  # read and enlarged
+    grid.unlink()
+    grid.symlink_to(outside / "step_0000001.png")
+    with pytest.raises(AtlasError, match=f"runs/mine/samples/step_0000001.png {OUT}"):
+        read_grid(grid, run.roots)

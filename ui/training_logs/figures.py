@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 from PIL import Image
 
 from core.data.images import enlarge
+from core.paths import open_inside
 from core.runs.record import Run
 from ui.common.charts import LOG_AXIS, SERIES_COLORS, downsample, ema
 from ui.common.tables import ABSENT
@@ -94,9 +95,13 @@ def metrics_csv(runs: Sequence[Run]) -> bytes:
     return table.to_csv(index=False).encode()
 
 
-def read_grid(image: Path | bytes, min_side: int = 360) -> np.ndarray:
+def read_grid(image: Path | bytes, roots: Sequence[Path] | None = None, min_side: int = 360) -> np.ndarray:
     """A saved grid (a PNG file, or encoded PNG/JPEG bytes as read from TensorBoard) as RGB uint8, enlarged
-    with nearest neighbour for a crisp view."""
-    with Image.open(io.BytesIO(image) if isinstance(image, bytes) else image) as img:
+    with nearest neighbour for a crisp view. A file is opened once through core/paths.open_inside with the run's
+    `roots` and read from that handle (an AtlasError with a sentence when it may not be read)."""
+    if isinstance(image, Path):
+        with open_inside(image, roots) as f:
+            image = f.read()
+    with Image.open(io.BytesIO(image)) as img:
         array = np.asarray(img.convert("RGB"))
     return enlarge(array, min_side)
