@@ -9,7 +9,7 @@ from core.labs.samplers import sampling_seconds
 from ui.common.cache import zoo_model
 from ui.common.live import job_estimate
 from ui.common.models import compatible_models, pick_model
-from ui.common.widgets import attempt
+from ui.common.widgets import attempt, run_job
 from ui.samplers.compare_view import run_comparison, show_comparison
 from ui.samplers.controls import sampler_settings
 from ui.samplers.docs import code_shown, show_maths
@@ -33,7 +33,7 @@ with generate_tab:
     if loaded is None:
         st.info("Choose a model that is available here to start.")
     elif st.button("Generate", type="primary", key="smp-go", disabled=not fits):
-        attempt(generate_live, loaded, settings, "smp")
+        run_job("sampling", generate_live, loaded, settings, "smp")
     else:
         show_stopped("smp")
     show_result("smp", loaded.name if loaded is not None else None, settings)
@@ -73,5 +73,5 @@ with compare_tab:
         per_cell = st.slider("Images per cell", 1, 16, 8, key="cmp-n")
         if st.button("Compare", key="cmp-go"):
             models = [loaded, *(m for m in (attempt(zoo_model, n) for n in extra) if m is not None)]
-            attempt(run_comparison, models, chosen, step_counts, replace(settings, batch=per_cell))
+            run_job("samplers compared", run_comparison, models, chosen, step_counts, replace(settings, batch=per_cell))
         show_comparison()

@@ -6,7 +6,7 @@ from core.labs.toy import training_seconds
 from ui.common.charts import loss_figure
 from ui.common.clouds import MAX_SHOWN, field_figure
 from ui.common.live import job_estimate
-from ui.common.widgets import attempt
+from ui.common.widgets import attempt, run_job
 from ui.toy import state
 from ui.toy.controls import TARGETS, TrainingButtons, field_settings, sampler_settings, train_settings
 from ui.toy.data import data_picker
@@ -46,7 +46,7 @@ progress, chart = st.empty(), st.empty()
 if buttons.train or (buttons.resume and run is not None):
     run = attempt(state.new_run, cloud, settings) if buttons.train else run
     if run is not None:
-        attempt(state.train_live, run, steps, progress, chart)
+        run_job("toy training", state.train_live, run, steps, progress, chart)
 if run is None:
     buttons.info.info("Train a model to sample from it (or compare objectives in section 5).")
     objectives_section(cloud, settings, steps)

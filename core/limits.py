@@ -18,6 +18,8 @@ ATLAS_MAX_LOG_IMAGES       images read from one TensorBoard run (more are spread
 ATLAS_MAX_LOG_MB           read of one TensorBoard event file (its first MB; the rest is left unread)    128
 ATLAS_MAX_SESSION_RUNS     page trainings a session keeps the logs of (Training logs)                    40
 ATLAS_SESSION_CHECKPOINTS  of those, the newest that keep their checkpoints in memory                     3
+ATLAS_MEMORY_MB            the memory the server keeps under (new jobs refused near it); 0: its cgroup's    0
+                           limit, else the machine's (core/memory.py)
 
 A value that is not a number falls back to the default; each is at least its floor.
 """
@@ -95,3 +97,8 @@ def max_session_runs() -> int:
 
 def session_checkpoints() -> int:
     return int(env_number("ATLAS_SESSION_CHECKPOINTS", 3, 0))
+
+
+def memory_limit_mb() -> float:
+    """The memory the server keeps its jobs under, in MB; 0 means its container's limit (core/memory.py)."""
+    return env_number("ATLAS_MEMORY_MB", 0.0, 0.0)

@@ -11,6 +11,8 @@ is over the budget (ATLAS_MAX_JOB_SECONDS, default 300 s: a shared 2-core server
 is refused with a sentence before it starts. An estimate can be wrong (the machine got busy), so a job also
 runs under a `Deadline`, armed for the code it encloses by `limited()`: the loops check it between their steps
 (`check_deadline`) and it raises `TimeLimitError`, whose sentence the pages show, keeping what was finished.
+A job a click starts (`limited(kind=...)`) must also fit in the server's memory (core/memory.py): it is refused
+with a sentence when memory is near the limit, and its rise in memory is watched at the same checkpoints.
 One job per session follows from Streamlit itself: a session runs one script at a time, and any click stops
 the running one (the trainers keep what they finished).
 """
@@ -27,6 +29,7 @@ from contextvars import ContextVar
 import torch
 from torch import nn
 
+from core import memory
 from core.device import torch_threads
 from core.errors import AtlasError, BadInputError
 from core.limits import max_job_seconds
@@ -125,6 +128,7 @@ class Deadline:
 
 
 _armed: ContextVar[Deadline | None] = ContextVar("atlas_job_deadline", default=None)
+_watched: ContextVar[memory.Watch | None] = ContextVar("atlas_job_memory", default=None)
 
 
 def current_deadline() -> Deadline | None:
@@ -133,19 +137,35 @@ def current_deadline() -> Deadline | None:
 
 
 @contextmanager
-def limited(deadline: Deadline | None = None) -> Iterator[Deadline]:
+def limited(deadline: Deadline | None = None, kind: str | None = None) -> Iterator[Deadline]:
     """Run the enclosed code as (part of) one job under `deadline`; without one, under the job's that encloses
-    this code, else a new one from now. Armed per thread (each Streamlit session runs in its own)."""
-    chosen = deadline or _armed.get() or Deadline()
-    token = _armed.set(chosen)
+    this code, else a new one from now. Armed per thread (each Streamlit session runs in its own).
+
+    `kind` names a job a click started ("sampling", "guidance sweep"): unless it runs inside another job, it is
+    first admitted by the server's memory (MemoryLimitError near the limit; core/memory.py) and its rise in memory
+    is watched until it ends, for the next job of its kind."""
+    outer = _armed.get()
+    chosen = deadline or outer or Deadline()
+    watch = None
+    if kind is not None and outer is None:
+        memory.admit(kind)
+        watch = memory.Watch(kind)
+    token, watching = _armed.set(chosen), _watched.set(watch or _watched.get())
     try:
         yield chosen
     finally:
         _armed.reset(token)
+        _watched.reset(watching)
+        if watch is not None:
+            watch.close()
 
 
 def check_deadline() -> None:
-    """TimeLimitError when the job this code runs in is past its limit; nothing outside a job."""
+    """TimeLimitError when the job this code runs in is past its limit; nothing outside a job. A watched job's
+    memory is read here too (at most every `memory.SAMPLE_EVERY_S`)."""
+    watch = _watched.get()
+    if watch is not None:
+        watch.sample()
     deadline = _armed.get()
     if deadline is not None:
         deadline.check()

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -33,9 +33,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def app_server(home: Path, **env_overrides: str) -> Iterator[tuple[str, subprocess.Popen]]:
+def app_server(
+    home: Path, prefix: Sequence[str] = (), root: Path = ROOT, **env_overrides: str
+) -> Iterator[tuple[str, subprocess.Popen]]:
     """`streamlit run streamlit_app.py` on a free port, offline, with its own runs folder and HF cache under
-    `home` and its log in home/server.log; yields (url, process) once the server answers, stops it after."""
+    `home` and its log in home/server.log; yields (url, process) once the server answers, stops it after.
+    `prefix` is a command the server is started through, which must end by exec-ing its arguments (bench/cloud.py
+    puts the server into a memory cgroup that way, so the process yielded is the server itself). `root` is the
+    checkout served (another one gives a bench's "before" figures)."""
     port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(home / "hf"), "ATLAS_RUNS": str(home / "runs")}
     env.pop("ATLAS_MANIFEST", None)
@@ -43,6 +48,7 @@ def app_server(home: Path, **env_overrides: str) -> Iterator[tuple[str, subproce
     log = open(home / "server.log", "w")  # noqa: SIM115 (closed below)
     proc = subprocess.Popen(
         [
+            *prefix,
             sys.executable,
             "-m",
             "streamlit",
@@ -57,7 +63,7 @@ def app_server(home: Path, **env_overrides: str) -> Iterator[tuple[str, subproce
             "--browser.gatherUsageStats",
             "false",
         ],
-        cwd=ROOT,
+        cwd=root,
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,

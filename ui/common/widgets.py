@@ -12,6 +12,7 @@ import streamlit as st
 from core.diffusion.samplers import Option
 from core.diffusion.schedules import SCHEDULE_KINDS, NoiseSchedule, make_schedule
 from core.errors import AtlasError
+from core.memory import MemoryLimitError
 from core.training import budget
 
 T = TypeVar("T")
@@ -22,11 +23,24 @@ def attempt(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
     after showing its AtlasError's sentence with st.error (bad input, a model that cannot load, no network) or,
     for a job stopped at the limit with what it finished kept, st.warning: the page goes on, and anything else is
     a bug with a traceback."""
+    return _attempt(None, fn, args, kwargs)
+
+
+def run_job(kind: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+    """`attempt` for the work a click starts (Generate, Measure, Train, Sweep): `kind` names it ("guidance sweep")
+    and it must first fit in the server's memory (core/memory.py), or a warning says why it did not start."""
+    return _attempt(kind, fn, args, kwargs)
+
+
+def _attempt(kind: str | None, fn: Callable[..., T], args: tuple, kwargs: dict) -> T | None:
     try:
-        with budget.limited():
+        with budget.limited(kind=kind):
             return fn(*args, **kwargs)
     except budget.TimeLimitError as err:
         st.warning(str(err), icon=":material/timer_off:")
+        return None
+    except MemoryLimitError as err:
+        st.warning(str(err), icon=":material/memory:")
         return None
     except AtlasError as err:
         st.error(str(err))

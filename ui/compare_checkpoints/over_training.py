@@ -24,7 +24,7 @@ from ui.common.cache import local_model
 from ui.common.charts import SERIES_COLORS, add_band, log_axis
 from ui.common.memo import Memo
 from ui.common.runs import over_training_runs
-from ui.common.widgets import attempt, follow_range
+from ui.common.widgets import attempt, follow_range, run_job
 from ui.compare_checkpoints import sources, state
 from ui.compare_checkpoints.figures import cloud_image, clouds_over_steps, over_steps_figure
 from ui.compare_checkpoints.views import controls, downloads, quality, same_shape
@@ -87,7 +87,7 @@ def pixel_over_training(run: Run, steps: list[int]) -> None:
         return
     if st.button("Sample", type="primary", key="ot-go"):
         st.session_state["ot-settings"] = settings
-        attempt(state.sample_all, _load({k: folders[k] for k in entries}), *settings, "ot")
+        run_job("checkpoint sampling", state.sample_all, _load({k: folders[k] for k in entries}), *settings, "ot")
     done = {key: r for key in entries if (r := state.result_of(key, "ot")) is not None}
     if done and st.session_state.get("ot-settings") != settings:
         st.info("These rows are from earlier settings: press **Sample** for the current ones.")
@@ -192,7 +192,7 @@ def _sample_steps(run: ToyRun, steps: list[int], settings: ToySampling) -> None:
 def toy_over_training(run: ToyRun, steps: list[int]) -> None:
     settings = _toy_controls(run)
     if st.button("Sample and measure", type="primary", key="ot-toy-go"):
-        attempt(_sample_steps, run, steps, settings)
+        run_job("toy checkpoints", _sample_steps, run, steps, settings)
     done = [(s, found) for s in steps if (found := _toy_rows(run, s).latest()) is not None]
     if not done:
         return

@@ -16,7 +16,7 @@ from core.labs.samplers import ImageModel
 from core.text import plain_label
 from ui.common.live import Throttle
 from ui.common.tables import show_table
-from ui.common.widgets import attempt
+from ui.common.widgets import run_job
 from ui.compare_checkpoints import sources, state
 
 Settings = tuple[str, int, int, int, int | None]  # sampler, steps, seed, images, class
@@ -66,7 +66,7 @@ def quality(mnist: Mapping[str, str], prefix: str, measure) -> dict[str, dict[st
                 _quality_table(table, mnist, prefix)
 
         with state.redrawing(redraw):
-            attempt(measure, n)
+            run_job("checkpoint measure", measure, n)
     if stopped := state.stopped(prefix):
         note.warning(stopped)
     return _quality_table(table, mnist, prefix)
@@ -109,7 +109,7 @@ def side_by_side() -> None:
         st.info("Pick at least two checkpoints.")
         return
     if st.button("Sample", type="primary", key="ck-go"):
-        attempt(state.sample_all, loaded, *settings)
+        run_job("checkpoint sampling", state.sample_all, loaded, *settings)
     columns = st.columns(len(loaded) + len(failures))
     for col, (label, message) in zip(columns[len(loaded) :], failures.items(), strict=True):
         col.markdown(f"**{plain_label(label)}**")  # a typed repo id or path may be anything

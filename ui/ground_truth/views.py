@@ -17,7 +17,7 @@ from core.labs.toy import ToyRun
 from ui.common import jobs
 from ui.common.charts import loss_figure
 from ui.common.live import job_estimate
-from ui.common.widgets import attempt
+from ui.common.widgets import attempt, run_job
 from ui.ground_truth import figures, state
 from ui.ground_truth.mixture import Mixture
 
@@ -61,7 +61,7 @@ def accuracy_tab(mixture: Mixture) -> None:
     clicked = _stop_row("Measure", "gt-acc", "Keeps the samplers measured so far.")
     progress = st.empty()
     if clicked:
-        attempt(state.measure_accuracy, mixture, int(n), int(seed), progress)
+        run_job("ground-truth measure", state.measure_accuracy, mixture, int(n), int(seed), progress)
         progress.empty()
     found = state.accuracy_table(mixture)
     if found is None:
@@ -164,7 +164,7 @@ def model_tab(mixture: Mixture) -> None:
     clicked = _stop_row("Train", "gt-model", "Keeps the model trained so far.", disabled=not fits)
     progress, chart = st.empty(), st.empty()
     if clicked:
-        attempt(state.train_model, mixture, int(n), int(steps), int(seed), progress, chart)
+        run_job("ground-truth training", state.train_model, mixture, int(n), int(steps), int(seed), progress, chart)
     run = state.model(mixture)
     if run is None:
         st.info("Train a model on this mixture to see its density and how near its samples fall to its training set.")
@@ -185,7 +185,7 @@ def _model_views(mixture: Mixture, run: ToyRun, progress: Any, chart: Any) -> No
     _cut_short("gt-like", "the log densities", "Compute log densities")
     if st.button("Compute log densities", key="gt-like-go", help="About 5 s: 3,600 points through the ODEs."):
         with jobs.under_way("gt-like"):
-            attempt(state.compute_likelihood, mixture, run, slot)
+            run_job("likelihoods", state.compute_likelihood, mixture, run, slot)
         slot.empty()
     maps = state.likelihood_maps(mixture)
     if maps is not None:
@@ -203,7 +203,7 @@ def _model_views(mixture: Mixture, run: ToyRun, progress: Any, chart: Any) -> No
     _cut_short("gt-memo", "the samples and their distances", "Sample and measure")
     if st.button("Sample and measure", key="gt-memo-go", help="1,000 samples from each, Heun 40 steps."):
         with jobs.under_way("gt-memo"):
-            attempt(state.compute_nearness, mixture, run)
+            run_job("memorisation", state.compute_nearness, mixture, run)
     curves = state.nearness_curves(mixture)
     if curves is not None:
         st.plotly_chart(figures.nearness_figure(curves), key="gt-memo-fig")
@@ -227,7 +227,7 @@ def study_section(mixture: Mixture) -> None:
     clicked = _stop_row("Run the study", "gt-study", "Keeps the measurements made so far.", disabled=not fits)
     slot = st.empty()
     if clicked:
-        attempt(state.run_study, mixture, list(sizes), int(steps), int(checkpoints), slot)
+        run_job("memorisation study", state.run_study, mixture, list(sizes), int(steps), int(checkpoints), slot)
         slot.empty()
     kept = state.study(mixture)
     if kept is None:
@@ -249,7 +249,7 @@ def latent_tab() -> None:
     _cut_short("gt-latent", "the latent log densities", "Compute")
     if st.button("Compute", key="gt-latent-go", help="About 5 s (10 s on a cold server): 976 latents through the ODE."):
         with jobs.under_way("gt-latent"):
-            attempt(state.compute_latent_likelihood, slot)
+            run_job("latent likelihoods", state.compute_latent_likelihood, slot)
         slot.empty()
     maps = state.latent_maps()
     if maps is not None:

@@ -22,7 +22,7 @@ from ui.common.cache import image_set, latent_plane, zoo_model
 from ui.common.clouds import field_figure
 from ui.common.live import ProgressBar, Throttle, job_estimate
 from ui.common.memo import Memo
-from ui.common.widgets import attempt
+from ui.common.widgets import attempt, run_job
 from ui.guidance import figures
 
 PIXEL, LATENT, VAE, CLASSIFIER = "mnist-cond-cfg", "mnist-latent-cond", "mnist-vae-2d", "mnist-lenet"
@@ -170,7 +170,7 @@ def sweep_tab() -> None:
                 with results.container():
                     _show(sweep, live=f"-live-{sweep.tally.done}")
 
-        attempt(_run, sweep, key, progress, redraw)
+        run_job("guidance sweep", _run, sweep, key, progress, redraw)
         progress.empty()
     with results.container():
         _results(jobs.shown(SWEEP), key, bool(scales))

@@ -16,7 +16,7 @@ from core.labs import inversion as inv
 from core.labs.guidance import SCALES
 from core.labs.samplers import ImageModel, seconds_per_image
 from ui.common.live import Throttle, job_estimate
-from ui.common.widgets import attempt
+from ui.common.widgets import run_job
 from ui.inversion import figures, state
 from ui.inversion.shared import LADDER_SAMPLERS
 
@@ -73,7 +73,7 @@ def measure_view(model: ImageModel, name: str, sampler: str, steps: int, first: 
                 with results.container():
                     _show(found, live=f"-live-{found.tally.done}")
 
-        attempt(_run, key, plan, model, progress, redraw)
+        run_job("inversion measure", _run, key, plan, model, progress, redraw)
     with results.container():
         found = state.measured(key)
         if found is None:

@@ -7,7 +7,7 @@ import streamlit as st
 from core.labs.latent import LatentDiffusion
 from ui.common.charts import loss_figure
 from ui.common.live import job_estimate
-from ui.common.widgets import attempt
+from ui.common.widgets import attempt, run_job
 from ui.latent import state
 from ui.latent.controls import latent_train_settings, vae_settings, vae_source
 
@@ -26,7 +26,7 @@ def pick_vae() -> state.VAEInUse | None:
             f"digits ({state.digits().source})."
         )
         live = st.empty(), *(column.empty() for column in st.columns(2))
-        if clicked and attempt(state.train_vae_live, config, *live) is not None:
+        if clicked and run_job("VAE training", state.train_vae_live, config, *live) is not None:
             for slot in live:  # the finished VAE is drawn below (replay and loss parts)
                 slot.empty()
     vae = attempt(state.vae_in_use, source)  # the bundled one may be missing from a manifest of one's own
@@ -54,7 +54,7 @@ def pick_latent_model(vae: state.VAEInUse) -> LatentDiffusion | None:
         clicked = b1.button("Train latent model", type="primary", key="ldm-train", disabled=not fits)
         b2.button("Stop", key="ldm-stop", help="Keeps the model trained so far.")
         progress, chart = st.empty(), st.empty()
-        if clicked and attempt(state.train_latent_live, vae, settings, progress, chart) is None:
+        if clicked and run_job("latent training", state.train_latent_live, vae, settings, progress, chart) is None:
             return None
         trainer = state.latent_trainer(vae)
         if trainer is None:

@@ -17,7 +17,7 @@ from ui.common import session_runs
 from ui.common.charts import LOG_AXIS, MARGIN, SERIES_COLORS, add_band, log_axis, polylines
 from ui.common.live import ProgressBar, job_estimate
 from ui.common.memo import Memo
-from ui.common.widgets import attempt
+from ui.common.widgets import run_job
 from ui.toy import state
 
 # By the key of the data the models learnt: {objective: (run, result)}, filled as each model is done (a Stop keeps
@@ -94,7 +94,7 @@ def objectives_section(cloud: PointCloud, base: ToySettings, steps: int) -> None
     b2.button("Stop", key="toy-obj-stop", help="Keeps the models trained and measured so far.")
     slot = st.empty()
     if clicked:
-        attempt(_train_and_compare, cloud, base, list(chosen), steps, int(n), slot)
+        run_job("objectives compared", _train_and_compare, cloud, base, list(chosen), steps, int(n), slot)
     stored = RESULTS.latest()
     if stored is None or not stored[1]:
         st.info("Choose the objectives and press **Train and compare**." if chosen else "Choose an objective.")
@@ -131,7 +131,7 @@ def _reflow_controls(steps: int, n: int) -> None:
     b2.button("Stop", key="toy-reflow-stop", help="Keeps the reflow model trained so far (press Reflow again).")
     slot = st.empty()
     if clicked:
-        attempt(_reflow, int(pairs), steps, n, slot)
+        run_job("reflow", _reflow, int(pairs), steps, n, slot)
 
 
 def objective_rows(results: list[ob.ObjectiveResult]) -> list[dict[str, object]]:
