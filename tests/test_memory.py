@@ -48,9 +48,9 @@ def test_a_job_learns_what_it_takes_and_the_next_one_is_refused_when_that_would_
 
     room = memory.used_bytes() + learned / 2  # room for half of what it took
     monkeypatch.setenv("ATLAS_MEMORY_MB", str(room / memory.SAFE_SHARE / MB))
-    with pytest.raises(memory.MemoryLimitError, match=r"short of memory just now \(\d[\d,]* MB of its \d[\d,]* MB"):
-        with budget.limited(kind="big job"):
-            pytest.fail("a refused job must not start")
+    refused = r"short of memory just now \(\d[\d,]* MB of its \d[\d,]* MB"
+    with pytest.raises(memory.MemoryLimitError, match=refused), budget.limited(kind="big job"):
+        pytest.fail("a refused job must not start")
     with budget.limited(kind="another job"):  # what is known to be small still fits
         pass
     with budget.limited(), budget.limited(kind="big job"):  # part of a running job: admitted with it
@@ -61,9 +61,8 @@ def test_only_jobs_a_click_starts_are_refused(monkeypatch):
     monkeypatch.setenv("ATLAS_MEMORY_MB", "1")  # nothing fits
     with budget.limited():  # a page reading what it has cached (attempt without a kind)
         pass
-    with pytest.raises(memory.MemoryLimitError):
-        with budget.limited(kind="sampling"):
-            pass
+    with pytest.raises(memory.MemoryLimitError), budget.limited(kind="sampling"):
+        pass
 
 
 def test_a_page_near_the_limit_refuses_generate_with_a_sentence_and_keeps_drawing(monkeypatch):
@@ -116,6 +115,6 @@ def test_inside_a_memory_cgroup_the_limit_and_the_working_set_are_the_cgroups():
         ).stdout.split()
         limit, before, after = (int(v) for v in shown)
         assert limit == 600 * MB
-        assert 0 < before and 190 * MB < after - before < 230 * MB  # the cgroup's working set holds the 200 MB
+        assert before > 0 and 190 * MB < after - before < 230 * MB  # the cgroup's working set holds the 200 MB
     finally:
         box.rmdir()
