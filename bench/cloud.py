@@ -261,7 +261,8 @@ def serve(args: argparse.Namespace, home: Path):
 
     box = None if args.no_box else Box(args.memory_mb, args.cpus)
     app = Path(args.app).resolve() if args.app else ROOT
-    return box, app_server(home, prefix=box.prefix() if box else (), root=app)
+    env = dict(item.split("=", 1) for item in args.env)
+    return box, app_server(home, prefix=box.prefix() if box else (), root=app, **env)
 
 
 def walk(args: argparse.Namespace) -> None:
@@ -361,7 +362,7 @@ def load(args: argparse.Namespace) -> None:
 def _summary(args, box, watcher, started, idle, idle_cpu, hwm, alive, took) -> None:
     rows = [
         ["limit", f"{args.memory_mb:.0f} MB, {args.cpus:g} CPU" if box else "none (--no-box)"],
-        ["server", args.app or "this checkout"],
+        ["server", (args.app or "this checkout") + "".join(f", {e}" for e in args.env)],
         ["working set at start (MB)", started],
         ["peak working set (MB)", watcher.peak_working / MB],
         ["server's peak resident memory, VmHWM (MB)", hwm],
@@ -483,6 +484,7 @@ def main() -> None:
     parser.add_argument("--cpus", type=float, default=1.0)
     parser.add_argument("--pages", help="walk only these pages (comma-separated: home,samplers,...)")
     parser.add_argument("--app", help="serve this checkout instead (the 'before' figures)")
+    parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the server's environment")
     parser.add_argument("--no-box", action="store_true", help="no cgroup: the server runs unconfined")
     parser.add_argument("--imports", action="store_true", help="print where memory goes, then stop")
     parser.add_argument("--visit", help=argparse.SUPPRESS)
