@@ -33,7 +33,7 @@ import torch
 from bench.common import print_table, seconds
 from core import cost
 from core.data.toy import get_toy_set
-from core.device import server_threads, torch_threads
+from core.device import torch_threads, use_threads
 from core.labs.latent import LatentTrainer, LatentTrainSettings, vae_training_seconds
 from core.labs.toy import ToyRun, ToySettings, training_seconds
 from core.models.init import seeded
@@ -189,7 +189,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=list(SECTIONS), action="append", help="run only these sections")
     args = parser.parse_args()
-    torch.set_num_threads(server_threads())
+    use_threads("server")  # the estimates are the server's, on its threads
     for name in args.only or SECTIONS:
         SECTIONS[name]()
 

@@ -1,12 +1,27 @@
-"""Timing and table printing shared by the benchmarks."""
+"""Timing and table printing shared by the benchmarks, and their threads: a bench run as `python -m bench.NAME`
+runs torch on the threads policy's "script" threads (all cores, or ATLAS_THREADS; core/device.threads_for),
+set here when the program is a bench, so a test that imports a bench keeps its own setting."""
 
 from __future__ import annotations
 
 import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
 
 import torch
+
+from core.device import use_threads
+
+
+def running_a_bench() -> bool:
+    """Whether this process's program is one of the benches (`python -m bench.NAME`)."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    return spec is not None and spec.name.startswith("bench.")
+
+
+if running_a_bench():
+    use_threads("script")
 
 
 def seconds(fn: Callable[[], object]) -> float:

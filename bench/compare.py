@@ -107,14 +107,11 @@ def local_load(repeats: int = 3) -> None:
 
 
 def compare_overhead(images: int = 64, steps: int = 20, repeats: int = 5) -> None:
-    import torch
-
     from core.labs.compare import sample_many, settings_for
     from zoo.compare import compare
     from zoo.loaders import load_model
     from zoo.registry import load_registry
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     registry = load_registry()
     names = ["mnist-ddpm-linear", "mnist-v-cosine"]
     models = [load_model(registry.model(n)) for n in names]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import platform
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -68,55 +67,78 @@ def describe_device(device: torch.device | None = None) -> DeviceInfo:
     return DeviceInfo(kind=device.type, name=name, torch_version=torch.__version__, threads=torch.get_num_threads())
 
 
-def server_threads(cores: int | None = None) -> int:
-    """Intra-op threads for the app's server: all cores but one (at least one), or ATLAS_THREADS.
+THREAD_ROLES = ("server", "script", "ddp-rank", "small")
 
-    The browser, the web server and other sessions need a core. OpenMP threads wait for each other at every
-    op, so when one of torch's threads shares a core with a busy browser each op waits for the slowest: on
-    2 cores with the browser on the same machine, 2 threads sampled 16 MNIST digits in 13 s, 1 thread in 0.6 s."""
+
+def threads_for(role: str, cores: int | None = None, ranks: int | None = None) -> int:
+    """The one threads policy: torch's intra-op threads for each kind of work, on `cores` cores (default: the
+    cores this process may run on). Seconds below: `python -m bench.threads` on this project's 2-core machine.
+
+    - "server" (the Streamlit app; `configure_server_threads`): all cores but one, at least one. The browser, the
+      web server and other sessions need a core, and a team of threads waits for its slowest member at every
+      op: a 1-image UNet forward took 7 ms on 1 thread and 9-14 ms on 2 with one core busy.
+    - "script" (`python -m zoo ...`, `python -m bench.NAME`): all cores; whoever starts a command gives it the
+      machine. A UNet training step at batch 64 took 0.41 s on 1 thread and 0.29 s on 2.
+    - "ddp-rank" (one of torchrun's processes): the cores divided among the `ranks` processes on this machine
+      (default: torchrun's LOCAL_WORLD_SIZE), at least one each, so the ranks do not fight over cores.
+    - "small" (a page's small-MLP training and point-set work, through `torch_threads(1)`): 1. Many small ops
+      gain nothing from a second thread: a Toy-lab MLP step took 2 ms on 1 thread and 4 ms on 2.
+    ATLAS_THREADS=N sets server, script and ddp-rank to N (for each process); "small" stays 1.
+
+    OpenMP's workers sleep between ops: importing core sets OMP_WAIT_POLICY=PASSIVE (core/__init__.py) unless it
+    is set. libgomp's default lets them spin, which is 2x faster for a 1-image UNet forward on an otherwise idle
+    machine (6 ms against 13-15 ms on 2 threads) but made it 5-11x slower than on 1 thread beside one busy core
+    (34-80 ms) and 10-15x slower on a machine shared with other jobs; passive, a 2-thread training step took
+    0.53 s beside a busy core where spinning took 1.06 s. OMP_WAIT_POLICY=ACTIVE gives spinning back.
+
+    Which thread calls torch does not matter: the main thread, a new thread per call batch (Streamlit runs each
+    rerun in a new one) and one long-lived worker thread ran alike. With spinning workers, a second OpenMP team
+    alive in the process (libgomp keeps one per thread that ran a 2-thread op, until that thread exits) halved
+    2-thread speed (6 -> 13 ms): once the teams outnumber the cores, libgomp's workers sleep as passive ones do.
+    """
+    if role not in THREAD_ROLES:
+        raise ValueError(f"unknown threads role {role!r}; one of {', '.join(THREAD_ROLES)}")
+    if role == "small":
+        return 1
     if os.environ.get("ATLAS_THREADS", "").isdigit():
         return max(1, int(os.environ["ATLAS_THREADS"]))
     if cores is None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores - 1)
+    if role == "server":
+        return max(1, cores - 1)
+    if role == "ddp-rank":
+        if ranks is None:
+            local = os.environ.get("LOCAL_WORLD_SIZE", "1")
+            ranks = int(local) if local.isdigit() else 1
+        return max(1, cores // max(1, ranks))
+    return max(1, cores)
 
 
-_configured = False
-
-
-def configure_server_threads() -> int:
-    """Set torch's intra-op threads to `server_threads()` once per process (later calls change nothing)."""
-    global _configured
-    if not _configured:
-        torch.set_num_threads(server_threads())
-        _configured = True
+def use_threads(role: str) -> int:
+    """Set the calling thread's torch threads to `threads_for(role)`, for an entry point that owns the thread
+    (a script's main thread, a rerun's thread). Returns the count."""
+    torch.set_num_threads(threads_for(role))
     return torch.get_num_threads()
 
 
-_threads_lock = threading.Lock()
-_threads_users = 0
-_threads_before = 0
+def configure_server_threads() -> int:
+    """The server's threads (`threads_for("server")`) in the calling thread; streamlit_app.py calls it at the top
+    of every rerun, because Streamlit runs each rerun in a new thread and torch's setting is per thread."""
+    return use_threads("server")
 
 
 @contextmanager
 def torch_threads(n: int | None) -> Iterator[None]:
-    """Run with n intra-op threads (None: leave as is). A small MLP spends its time in many small ops,
-    where one thread is as fast as two and cannot be stalled by a busy second core (OpenMP threads wait
-    for each other at every op; on a loaded 2-core machine that made training 20x slower). The setting
-    is process-wide, so the first of overlapping users (sessions) saves it and the last restores it."""
-    global _threads_users, _threads_before
+    """Run the block with n intra-op threads in the calling thread (None: leave as is), then put back the
+    thread's count. Under torch's OpenMP backend torch.set_num_threads sets the calling thread's count (and
+    the count threads that first use torch later start with): a thread that has used torch keeps its own
+    count whatever another thread sets, so sessions running side by side each set and restore their own."""
     if n is None:
         yield
         return
-    with _threads_lock:
-        if _threads_users == 0:
-            _threads_before = torch.get_num_threads()
-        _threads_users += 1
-        torch.set_num_threads(n)
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
     try:
         yield
     finally:
-        with _threads_lock:
-            _threads_users -= 1
-            if _threads_users == 0:
-                torch.set_num_threads(_threads_before)
+        torch.set_num_threads(before)

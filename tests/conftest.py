@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -16,6 +17,7 @@ if str(ROOT) not in sys.path:
 # Tests use small models, where a second OpenMP thread costs more in waiting than it gains (and, on a
 # busy machine, much more); one thread also makes timings and float results steadier.
 torch.set_num_threads(1)
+os.environ.setdefault("ATLAS_THREADS", "1")  # the same for the commands and servers tests start (core/device.py)
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,9 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from core.device import threads_for, torch_threads
 from core.errors import AtlasError
+from core.training.distributed import launched_by_torchrun
 from zoo.errors import HubError, NeedsConnectionError, ZooError
 from zoo.hub import fetch, sha256_of, validate_repo_id
 from zoo.loaders import availability
@@ -139,6 +141,13 @@ def cmd_publish(reg: Registry, name: str, repo_id: str, dry_run: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command on the threads policy's threads (core/device.threads_for: all cores, each torchrun rank its
+    share, or ATLAS_THREADS), putting the caller's count back after."""
+    with torch_threads(threads_for("ddp-rank" if launched_by_torchrun() else "script")):
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m zoo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

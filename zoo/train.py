@@ -11,6 +11,9 @@ Pixel and latent recipes also train data-parallel: `torchrun --nproc_per_node N 
 the CPU, nccl with --device cuda, one GPU per process). Each process draws its own batches, so the global
 batch is N times the recipe's; only rank 0 samples, logs and writes OUT/, and at the end the ranks check that
 their weights are bit-identical (run/config.json: hardware.world_size, distributed, replicas_identical).
+
+Threads: `python -m zoo` trains on all cores, each torchrun process on its share of them, or ATLAS_THREADS
+(core/device.threads_for); run/config.json records the count (hardware.threads) and the model card shows it.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from core.device import threads_for
 from core.runs.ours import read_metrics
 from tests.conftest import ROOT
 from tests.helpers import tiny_pixel_recipe
@@ -24,11 +25,12 @@ TINY_RECIPE = tiny_pixel_recipe(
 
 
 @pytest.mark.slow
-def test_torchrun_two_processes_train_one_model(tmp_path):
+def test_torchrun_two_processes_train_one_model(tmp_path, monkeypatch):
+    monkeypatch.delenv("ATLAS_THREADS", raising=False)  # the policy's own count: the cores shared by the ranks
     recipe = tmp_path / "tiny-ddp.toml"
     recipe.write_text(TINY_RECIPE)
     out = tmp_path / "out"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
     env.pop("ATLAS_MANIFEST", None)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     command += ["-m", "zoo", "train", str(recipe), "--out", str(out)]
@@ -38,6 +40,7 @@ def test_torchrun_two_processes_train_one_model(tmp_path):
 
     config = json.loads((out / "run" / "config.json").read_text())
     assert config["hardware"]["world_size"] == 2
+    assert config["hardware"]["threads"] == threads_for("ddp-rank", ranks=2)
     assert config["distributed"] == {
         "world_size": 2,
         "backend": "gloo",
