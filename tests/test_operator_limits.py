@@ -33,6 +33,8 @@ READERS = {  # environment name -> the function that reads it
         "ATLAS_MAX_LOG_MB": "max_log_bytes",
         "ATLAS_MAX_SESSION_RUNS": "max_session_runs",
         "ATLAS_SESSION_CHECKPOINTS": "session_checkpoints",
+        "ATLAS_CACHE_MINUTES": "cache_seconds",
+        "ATLAS_WARMUP": "warmup_imports",
     }.items()
 }
 

@@ -4,6 +4,9 @@ torch's optimizers import torch._dynamo when the first one is built (about 1.3 s
 smoothing of loss curves) about 1.3 s, diffusers (every UNet) a few seconds: without this the first person
 to press Train or open a chart pays for them. Python's import lock makes a page that needs a module while it
 is still loading wait for this import instead of starting a second one.
+
+Together they hold about 150 MB from the first visit on, whichever pages are used: an operator short of memory
+(Streamlit Community Cloud's 1 GB) sets ATLAS_WARMUP=0, and each is imported where it is first used.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import importlib
 import threading
+
+from core.limits import warmup_imports
 
 MODULES = ("torch._dynamo", "scipy.signal", "scipy.stats", "diffusers", "plotly.subplots")
 _started, _done = threading.Event(), threading.Event()
@@ -24,8 +29,8 @@ def wait_for_warmup(timeout: float = 15.0) -> None:
 
 
 def start_warmup() -> None:
-    """Import MODULES in a daemon thread, once per process (later calls do nothing)."""
-    if _started.is_set():
+    """Import MODULES in a daemon thread, once per process (later calls do nothing); nothing with ATLAS_WARMUP=0."""
+    if _started.is_set() or not warmup_imports():
         return
     _started.set()
 
