@@ -20,8 +20,14 @@ ATLAS_MAX_SESSION_RUNS     page trainings a session keeps the logs of (Training 
 ATLAS_SESSION_CHECKPOINTS  of those, the newest that keep their checkpoints in memory                     3
 ATLAS_MEMORY_MB            the memory the server keeps under (new jobs refused near it); 0: its cgroup's    0
                            limit, else the machine's (core/memory.py)
+ATLAS_CACHE_MINUTES        a large value every session shares (a loaded model, a decoded data set, encoded
+                           digits) is dropped this long after it was made, then made again on demand     60
+ATLAS_WARMUP               1: the slow first imports (torch's compiler, scipy, diffusers: ~150 MB) are done
+                           in the background when the server starts; 0: each where first used (unset: 1,
+                           but 0 under a memory limit below 2 GB: ui/common/warmup.py)                    1
 
-A value that is not a number falls back to the default; each is at least its floor.
+A value that is not a number falls back to the default; each is at least its floor. ATLAS_CACHE_MINUTES is read
+once, when the app's caches are defined (the server's start); the others at call time.
 """
 
 from __future__ import annotations
@@ -102,3 +108,13 @@ def session_checkpoints() -> int:
 def memory_limit_mb() -> float:
     """The memory the server keeps its jobs under, in MB; 0 means its container's limit (core/memory.py)."""
     return env_number("ATLAS_MEMORY_MB", 0.0, 0.0)
+
+
+def cache_seconds() -> float:
+    """The time to live of the shared caches that hold large values (ui/common/cache.CACHE_TTL)."""
+    return env_number("ATLAS_CACHE_MINUTES", 60.0, 1.0) * 60
+
+
+def warmup_imports() -> int:
+    """0: no warm-up imports at the server's start (ui/common/warmup.py); 1 or more: warm up."""
+    return int(env_number("ATLAS_WARMUP", 1, 0))

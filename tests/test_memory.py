@@ -118,3 +118,18 @@ def test_inside_a_memory_cgroup_the_limit_and_the_working_set_are_the_cgroups():
         assert before > 0 and 190 * MB < after - before < 230 * MB  # the cgroup's working set holds the 200 MB
     finally:
         box.rmdir()
+
+
+def test_the_warm_up_imports_wait_for_first_use_under_a_small_memory_limit(monkeypatch):
+    from ui.common import warmup
+
+    monkeypatch.delenv("ATLAS_WARMUP", raising=False)
+    monkeypatch.setenv("ATLAS_MEMORY_MB", "1024")  # Community Cloud's box
+    assert not warmup.wanted()
+    monkeypatch.setenv("ATLAS_WARMUP", "1")  # the operator's word wins
+    assert warmup.wanted()
+    monkeypatch.setenv("ATLAS_MEMORY_MB", "8192")
+    monkeypatch.setenv("ATLAS_WARMUP", "0")
+    assert not warmup.wanted()
+    monkeypatch.delenv("ATLAS_WARMUP")
+    assert warmup.wanted()

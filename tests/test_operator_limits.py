@@ -34,6 +34,8 @@ READERS = {  # environment name -> the function that reads it
         "ATLAS_MAX_SESSION_RUNS": "max_session_runs",
         "ATLAS_SESSION_CHECKPOINTS": "session_checkpoints",
         "ATLAS_MEMORY_MB": "memory_limit_mb",
+        "ATLAS_CACHE_MINUTES": "cache_seconds",
+        "ATLAS_WARMUP": "warmup_imports",
     }.items()
 }
 

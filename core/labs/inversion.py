@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy import stats
 
 from core.diffusion.denoisers import Denoiser, with_labels
 from core.diffusion.inversion import invert, regenerate
@@ -173,6 +172,8 @@ def image_denoiser(model: ImageModel, labels: torch.Tensor | None, scale: float 
 def noise_moments(values: torch.Tensor | np.ndarray) -> dict[str, float]:
     """How N(0, 1)-like a set of numbers is: mean, std, skew(ness), excess kurtosis (0 for a Gaussian), and the
     Kolmogorov-Smirnov distance to N(0, 1) with its p-value."""
+    from scipy import stats  # scipy costs ~60 MB: imported only when the noise is measured
+
     v = np.asarray(values, dtype=np.float64).ravel()
     ks = stats.kstest(v, "norm")
     return {

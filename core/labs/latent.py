@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.stats import norm
 
 from core.device import torch_threads
 from core.diffusion.denoisers import Denoiser, model_denoiser, with_labels
@@ -85,6 +84,8 @@ def manifold_axes(
     if not 2 <= n <= MAX_MANIFOLD:
         raise BadInputError(f"The manifold grid has 2 to {MAX_MANIFOLD} digits per side.")
     if spacing == "gaussian":
+        from scipy.stats import norm  # scipy costs ~60 MB: imported only for this grid
+
         q = norm.ppf((np.arange(n) + 0.5) / n)
         return q, q.copy()
     if spacing != "linear":

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import gaussian_kde
 
 from core.errors import BadInputError
 
@@ -49,6 +48,8 @@ def mesh_axes(points: np.ndarray, size: int, pad: float = 0.15, tail: float = 0.
 
 
 def _evaluate(points: np.ndarray, mesh: np.ndarray, rule: str | float) -> tuple[np.ndarray, float] | None:
+    from scipy.stats import gaussian_kde  # scipy costs ~60 MB: imported only when a density is estimated
+
     try:
         kde = gaussian_kde(points.T, bw_method=rule)
     except (np.linalg.LinAlgError, ValueError):  # all points on a line (or one point): no 2-D density
@@ -94,6 +95,8 @@ def kde_log_density(points: np.ndarray, at: np.ndarray, bandwidth: str | float =
     points = np.asarray(points, dtype=np.float64)
     if points.ndim != 2 or not MIN_CLASS_POINTS <= len(points) <= MAX_POINTS or not np.isfinite(points).all():
         raise BadInputError(f"A density estimate needs {MIN_CLASS_POINTS} to {MAX_POINTS:,} finite points.")
+    from scipy.stats import gaussian_kde  # see _evaluate
+
     try:
         kde = gaussian_kde(points.T, bw_method=bandwidth_rule(bandwidth))
     except (np.linalg.LinAlgError, ValueError):

@@ -303,3 +303,35 @@ def test_each_bad_folder_gets_its_own_sentence_and_a_good_one_beside_them_still_
 def _tiny_config() -> dict:
     """The config.json of a tiny MNIST-shaped UNet, as diffusers saves it."""
     return dict(tiny_unet(seed=0, channels=1, size=28).config) | {"_class_name": "UNet2DModel"}
+
+
+def test_a_sample_keeps_the_images_of_the_checkpoints_it_samples_and_drops_those_no_longer_picked(runs):
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    _small(at, "ck")
+    at.button(key="ck-go").click().run()
+    assert "memo:ck-result-tiny-uncond" in at.session_state and "memo:ck-result-tiny-cond" in at.session_state
+    at.multiselect(key="ck-models").set_value(["tiny-uncond"]).run()
+    at.selectbox(key="ck-run").set_value(RUN).run()
+    at.multiselect(key=f"ck-steps-{RUN}").set_value([300]).run()
+    assert "memo:ck-result-tiny-cond" in at.session_state  # kept until the next Sample
+    at.button(key="ck-go").click().run()
+    assert not at.exception and len(at.get("image")) == 2
+    assert "memo:ck-result-tiny-uncond" in at.session_state and "memo:ck-result-tiny-cond" not in at.session_state
+
+
+def test_sampling_the_toy_labs_steps_again_keeps_only_the_steps_picked(app_env):
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    run = ToyRun(TOY_SETS["moons"].cloud(500, seed=0), ToySettings(width=32), name="toy-1")
+    run.train(500)
+    at.session_state["toy_run"] = run
+    at.run()
+    label = "toy-1 · this session"
+    at.selectbox(key="ot-run").set_value(label).run()
+    at.multiselect(key=f"ot-steps-{label}").set_value([250, 500]).run()
+    at.number_input(key="ot-toy-n").set_value(100).run()
+    at.button(key="ot-toy-go").click().run()
+    assert "memo:ot-toy-toy-1-250" in at.session_state and "memo:ot-toy-toy-1-500" in at.session_state
+    at.multiselect(key=f"ot-steps-{label}").set_value([500]).run()
+    at.button(key="ot-toy-go").click().run()
+    assert not at.exception and list(at.dataframe[0].value["step"]) == [500]
+    assert "memo:ot-toy-toy-1-250" not in at.session_state and "memo:ot-toy-toy-1-500" in at.session_state

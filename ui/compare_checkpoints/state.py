@@ -29,9 +29,9 @@ from core.metrics.reference import ReferenceBand
 from core.text import plain_label
 from core.training.budget import TimeLimitError
 from ui.common import jobs
-from ui.common.cache import image_set, manifest_path, zoo_model
+from ui.common.cache import image_set, manifest_path, mnist_digits, zoo_model
 from ui.common.live import progress_and_stop
-from ui.common.memo import Memo
+from ui.common.memo import Memo, forget_others
 from ui.common.tables import ABSENT
 from zoo.loaders import LoadedModel
 
@@ -69,6 +69,7 @@ def sample_all(
     capped before it starts, and each checkpoint's images are kept as soon as they are done (a Stop keeps them)."""
     plan = SamplerSettings(sampler=sampler, steps=steps, batch=batch, label=label, guidance=GUIDANCE)
     plan_work(list(models.values()), [sampler], [steps], plan)
+    forget_others(f"{prefix}-result-", models)  # the tab shows the checkpoints it samples now, not those before
     failed = []
     with progress("Sampling…", "Keeps the checkpoints sampled so far.", prefix) as report:
         for k, (name, model) in enumerate(models.items()):
@@ -152,6 +153,7 @@ def measure_all(
     plan_quality(
         list(models.values()), SamplerSettings(sampler=sampler, steps=steps, label=label, guidance=GUIDANCE), n
     )
+    forget_others(f"{prefix}-quality-", models)  # as in sample_all
     tally = jobs.start(_measuring(prefix), tuple(models), Measuring(jobs.Tally(planned=len(models)))).tally
     classifier = zoo_model(CLASSIFIER).module
     held_out = image_set("mnist", "test")
@@ -194,7 +196,7 @@ def _digits_band(manifest: str, n: int) -> ReferenceBand:
     del manifest  # the key: another zoo, other digits
     classifier = zoo_model(CLASSIFIER).module
     reference = held_out_features(classifier, image_set("mnist", "test").images)
-    pool = held_out_features(classifier, image_set("mnist", "train", TRAINING_DIGITS).images)  # the same features
+    pool = held_out_features(classifier, mnist_digits("train", TRAINING_DIGITS)[0])  # the same features
     return frechet_reference_band(pool, reference, n, what="real training digits against the held-out digits")
 
 

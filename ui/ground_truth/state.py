@@ -185,7 +185,7 @@ def compute_latent_likelihood(progress_slot: Any) -> likelihood.LikelihoodMaps:
     digits encoded by the bundled VAE (their latent means)."""
     plane = cache.latent_plane(LATENT_MODEL, LATENT_VAE)
     train = cache.training_latents(LATENT_VAE)  # the Latent MNIST page's digits: encoded once for both
-    test = encode_means(plane.vae, cache.image_set("mnist", "test", likelihood.LATENT_HELD_OUT).images)
+    test = encode_means(plane.vae, cache.mnist_digits("test", likelihood.LATENT_HELD_OUT)[0])
     on_step = _progress(progress_slot, "The latent model's ODE", 0.0, 1.0)
     maps = likelihood.latent_likelihood(plane.model, train, test, on_step)
     return LATENT.put(ForLatentModel(LATENT_MODEL, LATENT_VAE), maps)

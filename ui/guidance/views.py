@@ -18,7 +18,7 @@ from core.labs import guidance as gd
 from core.labs.compare import CHUNK, held_out_features
 from core.labs.samplers import seconds_per_image
 from ui.common import jobs
-from ui.common.cache import image_set, latent_plane, zoo_model
+from ui.common.cache import image_set, latent_plane, mnist_digits, zoo_model
 from ui.common.clouds import field_figure
 from ui.common.live import ProgressBar, Throttle, job_estimate
 from ui.common.memo import Memo
@@ -89,9 +89,9 @@ def _run(sweep: Sweep, key: SweepKey, progress: Any, redraw: Callable[[], None])
     `redraw` shows what is kept so far."""
     draws = [(name, _draw(key.source, key.sampler, key.steps, interval)) for name, interval in key.plan]
     classifier, reference = _reference()
-    train = image_set("mnist", "train", key.n)
-    real = uint8_to_tensor(train.images), torch.from_numpy(train.labels.copy())
-    row = next(gd.sweep(lambda *_: real, [float("nan")], len(train.labels), classifier, reference))
+    images, labels = mnist_digits("train", key.n)  # a head of the training digits other pages decode too
+    real = uint8_to_tensor(images), torch.from_numpy(labels.copy())
+    row = next(gd.sweep(lambda *_: real, [float("nan")], len(labels), classifier, reference))
     if not sweep.tally.keep(partial(setattr, sweep, "real", row)):
         return
     bar = ProgressBar(progress)

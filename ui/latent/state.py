@@ -77,7 +77,7 @@ def digits():
     return cache.image_set("mnist", "train", MAX_DIGITS)
 
 
-@st.cache_resource(show_spinner="Loading the bundled VAE…", max_entries=2)
+@st.cache_resource(show_spinner="Loading the bundled VAE…", max_entries=2, ttl=cache.CACHE_TTL)
 def _bundled_vae(manifest: str) -> VAEInUse:
     loaded = cache.zoo_model(VAE_NAME)
     snaps = load_file(str(loaded.files["latent_snapshots.safetensors"]))
@@ -107,7 +107,7 @@ def manifold_grid(points: np.ndarray, n: int, spacing: str) -> tuple[np.ndarray,
     return manifold_axes(n, spacing, extent)
 
 
-@st.cache_data(show_spinner="Estimating densities…", max_entries=16)
+@st.cache_data(show_spinner="Estimating densities…", max_entries=16, ttl=cache.CACHE_TTL)
 def densities(points: np.ndarray, labels: np.ndarray, bandwidth: str | float, size: int) -> Densities:
     return kde_densities(points, labels, bandwidth, size)
 
@@ -172,7 +172,7 @@ def bundled_latent() -> LatentDiffusion:
     return _bundled_latent(str(cache.manifest_path()))
 
 
-@st.cache_resource(show_spinner="Loading the bundled latent model…", max_entries=2)
+@st.cache_resource(show_spinner="Loading the bundled latent model…", max_entries=2, ttl=cache.CACHE_TTL)
 def _bundled_latent(manifest: str) -> LatentDiffusion:
     return latent_diffusion(cache.zoo_model(LATENT_NAME))
 
