@@ -133,3 +133,12 @@ def test_the_warm_up_imports_wait_for_first_use_under_a_small_memory_limit(monke
     assert not warmup.wanted()
     monkeypatch.delenv("ATLAS_WARMUP")
     assert warmup.wanted()
+
+
+def test_a_refused_sweep_says_only_that_it_was_not_started(monkeypatch):
+    at = open_page("guidance", monkeypatch)
+    monkeypatch.setenv("ATLAS_MEMORY_MB", "1")
+    at.button(key="gd-go").click().run()
+    assert not at.exception and not at.error
+    assert [w.value for w in at.warning if "short of memory" in w.value]
+    assert not [w.value for w in at.warning if "Stopped" in w.value]  # nothing was started, so nothing stopped

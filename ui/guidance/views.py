@@ -84,6 +84,20 @@ def _reference() -> tuple[torch.nn.Module, Any]:
     return classifier, held_out_features(classifier, image_set("mnist", "test").images)
 
 
+def _start(key: SweepKey, progress: Any, results: Any) -> None:
+    """A new sweep kept for `key` (once the server admitted the job), run with its points redrawn in `results`."""
+    sweep = jobs.start(SWEEP, key, Sweep(jobs.Tally(planned=len(key.scales) * len(key.plan))))
+    results.caption("Each scale's points appear here as soon as it is measured.")
+    throttle = Throttle(1.0)
+
+    def redraw() -> None:
+        if throttle.ready():
+            with results.container():
+                _show(sweep, live=f"-live-{sweep.tally.done}")
+
+    _run(sweep, key, progress, redraw)
+
+
 def _run(sweep: Sweep, key: SweepKey, progress: Any, redraw: Callable[[], None]) -> None:
     """Every series at every scale; each row (and the scale's first ten digits) is kept as it is measured, and
     `redraw` shows what is kept so far."""
@@ -161,16 +175,7 @@ def sweep_tab() -> None:
     b2.button("Stop", key="gd-stop", help="Keeps the scales measured so far.")
     progress, results = st.empty(), st.empty()  # the results' place replaces the hint at once
     if clicked:
-        sweep = jobs.start(SWEEP, key, Sweep(jobs.Tally(planned=len(scales) * len(plan))))
-        results.caption("Each scale's points appear here as soon as it is measured.")
-        throttle = Throttle(1.0)
-
-        def redraw() -> None:
-            if throttle.ready():
-                with results.container():
-                    _show(sweep, live=f"-live-{sweep.tally.done}")
-
-        run_job("guidance sweep", _run, sweep, key, progress, redraw)
+        run_job("guidance sweep", _start, key, progress, results)
         progress.empty()
     with results.container():
         _results(jobs.shown(SWEEP), key, bool(scales))
