@@ -201,9 +201,13 @@ def visit(url: str, plan: list[tuple[str, str | None, str]], out: Path, hold: bo
             try:
                 page.goto(f"{url}/{path}")
                 settle(page, timeout=STEP_TIMEOUT_S)
-                if button:
-                    page.get_by_role("button", name=button, exact=True).first.click()
-                outcome = "started" if hold else _outcome(page, shows, tic + STEP_TIMEOUT_S)
+                pressed = page.get_by_role("button", name=button, exact=True).first if button else None
+                if pressed is not None and not pressed.is_enabled():  # refused by its estimate before a click
+                    outcome = "refused: " + _alerts(page)
+                else:
+                    if pressed is not None:
+                        pressed.click()
+                    outcome = "started" if hold else _outcome(page, shows, tic + STEP_TIMEOUT_S)
             except Exception as err:  # a bench reports, it does not stop: the server may be gone
                 outcome = f"failed: {type(err).__name__}: {str(err).splitlines()[0][:120]}"
             log.write(
@@ -219,6 +223,11 @@ def visit(url: str, plan: list[tuple[str, str | None, str]], out: Path, hold: bo
             while not leave.exists():
                 time.sleep(0.2)
         browser.close()
+
+
+def _alerts(page) -> str:
+    alerts = page.locator('[data-testid="stAlert"]')
+    return " | ".join(" ".join(alerts.nth(k).inner_text().split())[:160] for k in range(alerts.count())) or "(no text)"
 
 
 def _outcome(page, shows: str, deadline: float) -> str:
