@@ -22,8 +22,10 @@ Goal (issue 33): 3 visitors peak <= 800 MB and alive, 5 alive, idle after every 
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -285,8 +287,12 @@ def walk(args: argparse.Namespace) -> None:
                 tic = time.perf_counter()
                 plan = [step for step in WALK if not args.pages or (step[0] or "home") in args.pages.split(",")]
                 visitors = [_visitor(url, plan, out) for out in outs]
-                for v in visitors:
-                    v.wait()
+                try:
+                    for v in visitors:
+                        v.wait()
+                finally:  # interrupted: no browser outlives the bench
+                    for v in visitors:
+                        v.kill()
                 took = time.perf_counter() - tic
                 alive = proc.poll() is None
                 time.sleep(10)  # the tabs are closed: let the sessions end
@@ -324,6 +330,7 @@ def load(args: argparse.Namespace) -> None:
                 started = (box.working_set() if box else _status_kib(proc.pid, "VmRSS") * 1024) / MB
                 outs = [home / f"heavy-{k}.jsonl" for k in range(len(HEAVY))]
                 heavy = [_visitor(url, [job], out, hold=True) for job, out in zip(HEAVY, outs, strict=True)]
+                atexit.register(lambda: [v.kill() for v in heavy])
                 while sum(len(_read(out)) for out in outs) < len(HEAVY):  # every job started
                     time.sleep(0.5)
                 time.sleep(5)
@@ -501,6 +508,7 @@ def main() -> None:
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--hold", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `timeout` or a kill: unwind, so the box is removed
     if args.visit:
         visit(args.visit, [tuple(step) for step in json.loads(args.plan)], Path(args.out), args.hold)
     elif args.imports:
