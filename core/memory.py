@@ -11,7 +11,11 @@ kind of job has lately taken would pass `SAFE_SHARE` of the limit: the app degra
   of the two: resident memory counts shared libraries whose pages another cgroup may have paid for.)
 - What a job takes is learned, like its speed (core/cost.py): `Watch` samples the memory in use at the job's
   checkpoints (`check_deadline`) and records how far it rose; a kind of job is expected to take the largest rise
-  of its last few runs (at least `FLOOR_BYTES`). Jobs that run beside it inflate the figure, on the safe side.
+  of its last few runs (at least `FLOOR_BYTES`; `FIRST_GUESS_BYTES` before any has been watched). Jobs that run
+  beside it inflate the figure, on the safe side.
+- Jobs that start together have not allocated yet when the next is admitted: each running job holds what it is
+  expected to take until it ends, and a new one must fit beside those too (three guidance sweeps and then three
+  toy trainings, clicked at once by three visitors, had a 1 GB box killed before they did).
 - After a job, freed heap is handed back to the system (`give_back`: glibc's malloc_trim), so a server that was
   busy does not hold its peak for the rest of its life.
 """
@@ -30,7 +34,8 @@ from core.errors import AtlasError
 from core.limits import memory_limit_mb
 
 SAFE_SHARE = 0.9  # of the limit: above it the kernel may kill the app at the next allocation burst
-FLOOR_BYTES = 32 * 2**20  # what a job is expected to take before any of its kind has been watched
+FLOOR_BYTES = 32 * 2**20  # the least a job is expected to take
+FIRST_GUESS_BYTES = 128 * 2**20  # what a job is expected to take before any of its kind has been watched
 KEPT_RUNS = 5  # rises kept per kind of job
 SAMPLE_EVERY_S = 0.25  # a job's memory is read at most this often
 MB = 2**20
@@ -121,13 +126,21 @@ def used_bytes() -> int:
 
 _lock = threading.Lock()
 _rises: dict[str, deque[int]] = {}
+_held: dict[int, int] = {}  # id of a running job's Watch -> what it was expected to take
 
 
 def expected_bytes(kind: str) -> int:
-    """What a job of this kind is expected to add: the largest rise of its last `KEPT_RUNS` runs, or the floor."""
+    """What a job of this kind is expected to add: the largest rise of its last `KEPT_RUNS` runs (at least the
+    floor), or the first guess when none has been watched."""
     with _lock:
         seen = _rises.get(kind)
-        return max(FLOOR_BYTES, *seen) if seen else FLOOR_BYTES
+        return max(FLOOR_BYTES, *seen) if seen else FIRST_GUESS_BYTES
+
+
+def held_bytes() -> int:
+    """What the jobs running now were expected to take, together."""
+    with _lock:
+        return sum(_held.values())
 
 
 def record(kind: str, rise: int) -> None:
@@ -139,28 +152,35 @@ def forget() -> None:
     """Drop what was learned (tests, benches)."""
     with _lock:
         _rises.clear()
+        _held.clear()
 
 
-def admit(kind: str, what: str = "This job") -> None:
-    """Nothing when a job of `kind` fits beside what is in use; MemoryLimitError with a sentence when it would take
+def admit(kind: str, what: str = "This job") -> Watch:
+    """A `Watch` of the new job (holding what it is expected to take until it closes) when a job of `kind` fits
+    beside what is in use and what the running jobs hold; MemoryLimitError with a sentence when it would take
     the server past `SAFE_SHARE` of its limit."""
     used, limit, need = used_bytes(), limit_bytes(), expected_bytes(kind)
-    if used + need > SAFE_SHARE * limit:
-        raise MemoryLimitError(
-            f"{what} was not started: the server is short of memory just now ({used / MB:,.0f} MB of its "
-            f"{limit / MB:,.0f} MB in use, and jobs like this one have taken up to {need / MB:,.0f} MB more). "
-            "It is shared with other visitors, and going over would stop the app for everyone: try again in a "
-            "minute, or ask for less work."
-        )
+    with _lock:
+        held = sum(_held.values())
+        if used + held + need <= SAFE_SHARE * limit:
+            return Watch(kind, need, used)
+    running = f", {held / MB:,.0f} MB more held for the jobs running now" if held else ""
+    raise MemoryLimitError(
+        f"{what} was not started: the server is short of memory just now ({used / MB:,.0f} MB of its "
+        f"{limit / MB:,.0f} MB in use{running}, and jobs like this one take up to {need / MB:,.0f} MB more). "
+        "It is shared with other visitors, and going over would stop the app for everyone: try again in a "
+        "minute, or ask for less work."
+    )
 
 
 class Watch:
-    """How far memory in use rises while one job runs: `sample()` at its checkpoints, `close()` records the rise."""
+    """How far memory in use rises while one job runs: `sample()` at its checkpoints, `close()` records the rise
+    and lets go of what the job held. Made by `admit` (which holds `need` for it, under the lock)."""
 
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
-        self.start = self.peak = used_bytes()
+    def __init__(self, kind: str, need: int, used: int) -> None:
+        self.kind, self.start, self.peak = kind, used, used
         self._last = time.monotonic()
+        _held[id(self)] = need
 
     def sample(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -169,8 +189,10 @@ class Watch:
             self.peak = max(self.peak, used_bytes())
 
     def close(self) -> int:
-        """Record and return the job's rise (bytes)."""
+        """Record and return the job's rise (bytes); what it held is free again."""
         self.sample(force=True)
+        with _lock:
+            _held.pop(id(self), None)
         rise = self.peak - self.start
         record(self.kind, rise)
         give_back()

@@ -44,17 +44,35 @@ def test_a_job_learns_what_it_takes_and_the_next_one_is_refused_when_that_would_
     del held
     learned = memory.expected_bytes("big job")
     assert learned >= 0.9 * size  # ... and on closing, so the rise is seen
-    assert memory.expected_bytes("another job") == memory.FLOOR_BYTES  # nothing learned of it yet
+    assert memory.expected_bytes("another job") == memory.FIRST_GUESS_BYTES  # nothing learned of it yet
+    memory.record("small job", 2**20)
+    assert memory.expected_bytes("small job") == memory.FLOOR_BYTES
 
     room = memory.used_bytes() + learned / 2  # room for half of what it took
     monkeypatch.setenv("ATLAS_MEMORY_MB", str(room / memory.SAFE_SHARE / MB))
     refused = r"short of memory just now \(\d[\d,]* MB of its \d[\d,]* MB"
     with pytest.raises(memory.MemoryLimitError, match=refused), budget.limited(kind="big job"):
         pytest.fail("a refused job must not start")
-    with budget.limited(kind="another job"):  # what is known to be small still fits
+    with budget.limited(kind="small job"):  # what is known to be small still fits
         pass
     with budget.limited(), budget.limited(kind="big job"):  # part of a running job: admitted with it
         pass
+
+
+def test_jobs_started_together_each_hold_what_they_will_take_until_they_end(monkeypatch):
+    """Three visitors clicking at once: none has allocated yet when the next is admitted, so each running job
+    holds its expected share, and the next must fit beside those."""
+    memory.record("sweep", 100 * MB)
+    room = memory.used_bytes() + 250 * MB  # room for two sweeps, not three
+    monkeypatch.setenv("ATLAS_MEMORY_MB", str(room / memory.SAFE_SHARE / MB))
+    first, second = memory.admit("sweep"), memory.admit("sweep")
+    assert memory.held_bytes() == 200 * MB
+    with pytest.raises(memory.MemoryLimitError, match=r"200 MB more held for the jobs running now"):
+        memory.admit("sweep")
+    first.close()  # a job ends: what it held is free again
+    memory.admit("sweep").close()
+    second.close()
+    assert memory.held_bytes() == 0
 
 
 def test_only_jobs_a_click_starts_are_refused(monkeypatch):

@@ -148,8 +148,7 @@ def limited(deadline: Deadline | None = None, kind: str | None = None) -> Iterat
     chosen = deadline or outer or Deadline()
     watch = None
     if kind is not None and outer is None:
-        memory.admit(kind)
-        watch = memory.Watch(kind)
+        watch = memory.admit(kind)
     token, watching = _armed.set(chosen), _watched.set(watch or _watched.get())
     try:
         yield chosen
