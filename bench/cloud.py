@@ -229,7 +229,13 @@ def visit(url: str, plan: list[tuple[str, str | None, str]], out: Path, hold: bo
 
 def _alerts(page) -> str:
     alerts = page.locator('[data-testid="stAlert"]')
-    return " | ".join(" ".join(alerts.nth(k).inner_text().split())[:160] for k in range(alerts.count())) or "(no text)"
+    texts = []
+    for k in range(alerts.count()):
+        try:  # an alert may be gone by the time it is read (the page redrew)
+            texts.append(" ".join(alerts.nth(k).inner_text(timeout=2000).split())[:160])
+        except Exception:  # noqa: BLE001 (playwright's timeout)
+            continue
+    return " | ".join(texts) or "(no text)"
 
 
 def _outcome(page, shows: str, deadline: float) -> str:
@@ -239,11 +245,9 @@ def _outcome(page, shows: str, deadline: float) -> str:
 
             settle(page, timeout=60)
             return "ok"
-        alerts = page.locator('[data-testid="stAlert"]')
-        for k in range(alerts.count()):
-            text = alerts.nth(k).inner_text()
-            if REFUSED in text or "limit of" in text:
-                return "refused: " + " ".join(text.split())[:160]
+        text = _alerts(page)
+        if REFUSED in text or "limit of" in text:
+            return "refused: " + text
         if page.locator('[data-testid="stException"]').count():
             return "error box"
         if page.get_by_text("Connection error", exact=False).count():
