@@ -233,7 +233,7 @@ def _alerts(page) -> str:
     for k in range(alerts.count()):
         try:  # an alert may be gone by the time it is read (the page redrew)
             texts.append(" ".join(alerts.nth(k).inner_text(timeout=2000).split())[:160])
-        except Exception:  # noqa: BLE001 (playwright's timeout)
+        except Exception:
             continue
     return " | ".join(texts) or "(no text)"
 
