@@ -33,10 +33,13 @@ import threading
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.common import print_table
+from core import memory
 
 ROOT = Path(__file__).resolve().parents[1]
 MB = 2**20
@@ -100,12 +103,7 @@ class Box:
             return 0
 
     def working_set(self) -> int:
-        usage = self._int("memory.current" if self.v2 else "memory.usage_in_bytes")
-        stat = dict(
-            (k, int(v))
-            for k, _, v in (line.partition(" ") for line in (self.memory / "memory.stat").read_text().splitlines())
-        )
-        return usage - stat.get("inactive_file" if self.v2 else "total_inactive_file", 0)
+        return memory.working_set(self.memory, "memory.current" if self.v2 else "memory.usage_in_bytes") or 0
 
     def peak(self) -> int:
         return self._int("memory.peak" if self.v2 else "memory.max_usage_in_bytes")
@@ -125,16 +123,6 @@ class Box:
 
 
 # ---------------------------------------------------------------- watching the server
-
-
-def _status_kib(pid: int, field_name: str) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field_name + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def cpu_seconds(pid: int) -> float:
@@ -163,7 +151,7 @@ class Watcher:
             if self.box is not None:
                 self.peak_working = max(self.peak_working, self.box.working_set())
             else:
-                self.peak_working = max(self.peak_working, _status_kib(self.pid, "VmRSS") * 1024)
+                self.peak_working = max(self.peak_working, memory.status_kib("VmRSS", self.pid) * 1024)
             if time.monotonic() - last_health >= 1.0:
                 last_health = time.monotonic()
                 try:
@@ -271,54 +259,98 @@ def _read(out: Path) -> list[dict]:
 # ---------------------------------------------------------------- scenarios
 
 
-def serve(args: argparse.Namespace, home: Path):
+@dataclass
+class Served:
+    """The server under test (in its box, unless --no-box) and its watcher, as a scenario sees them."""
+
+    args: argparse.Namespace
+    url: str
+    proc: subprocess.Popen
+    box: Box | None
+    watcher: Watcher
+    home: Path  # the server's runs folder and log, and the visitors' records
+
+    def __post_init__(self) -> None:
+        self.started = self.working_mb()
+
+    def working_mb(self) -> float:
+        """The box's working set, or unboxed the server's resident memory."""
+        used = self.box.working_set() if self.box else memory.status_kib("VmRSS", self.proc.pid) * 1024
+        return used / MB
+
+    def cpu_cores(self, seconds: float) -> float:
+        """The server's CPU use over the next `seconds`, in cores."""
+        before, tic = cpu_seconds(self.proc.pid), time.perf_counter()
+        time.sleep(seconds)
+        return (cpu_seconds(self.proc.pid) - before) / (time.perf_counter() - tic)
+
+    def summary(self, took: float | None = None) -> None:
+        """Let the closed tabs' sessions end, read the idle server, and print the box's table."""
+        time.sleep(10)
+        idle_cpu, idle = self.cpu_cores(5), self.working_mb()
+        box, watcher = self.box, self.watcher
+        rows = [
+            ["limit", f"{self.args.memory_mb:.0f} MB, {self.args.cpus:g} CPU" if box else "none (--no-box)"],
+            ["server", (self.args.app or "this checkout") + "".join(f", {e}" for e in self.args.env)],
+            ["working set at start (MB)", self.started],
+            ["peak working set (MB)", watcher.peak_working / MB],
+            ["server's peak resident memory, VmHWM (MB)", memory.status_kib("VmHWM", self.proc.pid) / 1024],
+            ["cgroup's peak counter, page cache included (MB)", box.peak() / MB if box else "—"],
+            ["OOM kills in the box", box.oom_kills() if box else "—"],
+            ["server alive at the end", "yes" if self.proc.poll() is None else "NO"],
+            ["working set idle, tabs closed (MB)", idle],
+            ["server CPU idle, tabs closed (cores)", idle_cpu],
+            ["slowest health check (s)", watcher.slowest_health],
+            ["failed health checks", watcher.health_fails],
+        ]
+        if took is not None:
+            rows.append(["all visitors done (s)", took])
+        print_table("the box", ["", "value"], rows)
+
+
+@contextmanager
+def served(args: argparse.Namespace) -> Iterator[Served]:
+    """The app served from this checkout (or --app's) with --env, in a Box unless --no-box, watched; the box is
+    removed after, whatever happened."""
     from tests.e2e.server import app_server
 
     box = None if args.no_box else Box(args.memory_mb, args.cpus)
     app = Path(args.app).resolve() if args.app else ROOT
     env = dict(item.split("=", 1) for item in args.env)
-    return box, app_server(home, prefix=box.prefix() if box else (), root=app, **env)
+    try:
+        with (
+            tempfile.TemporaryDirectory() as home,
+            app_server(Path(home), prefix=box.prefix() if box else (), root=app, **env) as (url, proc),
+            Watcher(url, proc.pid, box) as watcher,
+        ):
+            yield Served(args, url, proc, box, watcher, Path(home))
+    finally:
+        if box:
+            box.close()
 
 
 def walk(args: argparse.Namespace) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp)
-        box, server = serve(args, home)
+    with served(args) as server:
+        outs = [server.home / f"visitor-{k}.jsonl" for k in range(args.visitors)]
+        tic = time.perf_counter()
+        plan = [step for step in WALK if not args.pages or (step[0] or "home") in args.pages.split(",")]
+        visitors = [_visitor(server.url, plan, out) for out in outs]
         try:
-            with server as (url, proc), Watcher(url, proc.pid, box) as watcher:
-                started = (box.working_set() if box else _status_kib(proc.pid, "VmRSS") * 1024) / MB
-                outs = [home / f"visitor-{k}.jsonl" for k in range(args.visitors)]
-                tic = time.perf_counter()
-                plan = [step for step in WALK if not args.pages or (step[0] or "home") in args.pages.split(",")]
-                visitors = [_visitor(url, plan, out) for out in outs]
-                try:
-                    for v in visitors:
-                        v.wait()
-                finally:  # interrupted: no browser outlives the bench
-                    for v in visitors:
-                        v.kill()
-                took = time.perf_counter() - tic
-                alive = proc.poll() is None
-                time.sleep(10)  # the tabs are closed: let the sessions end
-                idle = (box.working_set() if box else _status_kib(proc.pid, "VmRSS") * 1024) / MB
-                cpu0 = cpu_seconds(proc.pid)
-                time.sleep(5)
-                idle_cpu = (cpu_seconds(proc.pid) - cpu0) / 5
-                hwm = _status_kib(proc.pid, "VmHWM") / 1024
-                rows = []
-                for k, out in enumerate(outs):
-                    rows += [
-                        [k + 1, r["page"], r["button"] or "(open)", r["seconds"], r["outcome"]] for r in _read(out)
-                    ]
-                print_table(
-                    f"{args.visitors} visitors, each page's main job at its defaults",
-                    ["visitor", "page", "pressed", "s", "outcome"],
-                    rows,
-                )
-                _summary(args, box, watcher, started, idle, idle_cpu, hwm, alive and proc.poll() is None, took)
-        finally:
-            if box:
-                box.close()
+            for v in visitors:
+                v.wait()
+        finally:  # interrupted: no browser outlives the bench
+            for v in visitors:
+                v.kill()
+        took = time.perf_counter() - tic
+        rows = []
+        for k, out in enumerate(outs):
+            rows += [[k + 1, r["page"], r["button"] or "(open)", r["seconds"], r["outcome"]] for r in _read(out)]
+        print_table(
+            f"{args.visitors} visitors, each page's main job at its defaults",
+            ["visitor", "page", "pressed", "s", "outcome"],
+            rows,
+        )
+        server.summary(took)
 
 
 def load(args: argparse.Namespace) -> None:
@@ -326,77 +358,41 @@ def load(args: argparse.Namespace) -> None:
 
     from tests.e2e.server import BROWSER_ARGS, CHROMIUM, settle
 
-    with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp)
-        box, server = serve(args, home)
-        try:
-            with server as (url, proc), Watcher(url, proc.pid, box) as watcher:
-                started = (box.working_set() if box else _status_kib(proc.pid, "VmRSS") * 1024) / MB
-                outs = [home / f"heavy-{k}.jsonl" for k in range(len(HEAVY))]
-                heavy = [_visitor(url, [job], out, hold=True) for job, out in zip(HEAVY, outs, strict=True)]
-                atexit.register(lambda: [v.kill() for v in heavy])
-                while sum(len(_read(out)) for out in outs) < len(HEAVY):  # every job started
-                    time.sleep(0.5)
-                time.sleep(5)
-                home_s = []
-                with sync_playwright() as p:
-                    browser = p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
-                    for _ in range(3):
-                        page = browser.new_page(viewport={"width": 1400, "height": 1800})
-                        tic = time.perf_counter()
-                        page.goto(url)
-                        page.get_by_role("heading", name="Diffusion Atlas").wait_for(timeout=300_000)
-                        settle(page, timeout=300)
-                        home_s.append(time.perf_counter() - tic)
-                        page.close()
-                    browser.close()
-                busy_cpu0, t0 = cpu_seconds(proc.pid), time.perf_counter()
-                time.sleep(3)
-                busy_cpu = (cpu_seconds(proc.pid) - busy_cpu0) / (time.perf_counter() - t0)
-                for out in outs:
-                    Path(str(out) + ".leave").touch()
-                for v in heavy:
-                    v.wait()
-                time.sleep(10)  # closed tabs: their scripts should stop at their next redraw
-                cpu0 = cpu_seconds(proc.pid)
-                time.sleep(5)
-                idle_cpu = (cpu_seconds(proc.pid) - cpu0) / 5
-                idle = (box.working_set() if box else _status_kib(proc.pid, "VmRSS") * 1024) / MB
-                print_table(
-                    "5 long jobs in 5 sessions, Home opened in a sixth",
-                    ["Home load 1 (s)", "2", "3", "server CPU while busy (cores)", "slowest health (s)"],
-                    [[*home_s, busy_cpu, watcher.slowest_health]],
-                )
-                print_table(
-                    "the jobs",
-                    ["page", "pressed", "outcome"],
-                    [[r["page"], r["button"], r["outcome"]] for out in outs for r in _read(out)],
-                )
-                hwm = _status_kib(proc.pid, "VmHWM") / 1024
-                _summary(args, box, watcher, started, idle, idle_cpu, hwm, proc.poll() is None, None)
-        finally:
-            if box:
-                box.close()
-
-
-def _summary(args, box, watcher, started, idle, idle_cpu, hwm, alive, took) -> None:
-    rows = [
-        ["limit", f"{args.memory_mb:.0f} MB, {args.cpus:g} CPU" if box else "none (--no-box)"],
-        ["server", (args.app or "this checkout") + "".join(f", {e}" for e in args.env)],
-        ["working set at start (MB)", started],
-        ["peak working set (MB)", watcher.peak_working / MB],
-        ["server's peak resident memory, VmHWM (MB)", hwm],
-        ["cgroup's peak counter, page cache included (MB)", box.peak() / MB if box else "—"],
-        ["OOM kills in the box", box.oom_kills() if box else "—"],
-        ["server alive at the end", "yes" if alive else "NO"],
-        ["working set idle, tabs closed (MB)", idle],
-        ["server CPU idle, tabs closed (cores)", idle_cpu],
-        ["slowest health check (s)", watcher.slowest_health],
-        ["failed health checks", watcher.health_fails],
-    ]
-    if took is not None:
-        rows.append(["all visitors done (s)", took])
-    print_table("the box", ["", "value"], rows)
+    with served(args) as server:
+        outs = [server.home / f"heavy-{k}.jsonl" for k in range(len(HEAVY))]
+        heavy = [_visitor(server.url, [job], out, hold=True) for job, out in zip(HEAVY, outs, strict=True)]
+        atexit.register(lambda: [v.kill() for v in heavy])
+        while sum(len(_read(out)) for out in outs) < len(HEAVY):  # every job started
+            time.sleep(0.5)
+        time.sleep(5)
+        home_s = []
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+            for _ in range(3):
+                page = browser.new_page(viewport={"width": 1400, "height": 1800})
+                tic = time.perf_counter()
+                page.goto(server.url)
+                page.get_by_role("heading", name="Diffusion Atlas").wait_for(timeout=300_000)
+                settle(page, timeout=300)
+                home_s.append(time.perf_counter() - tic)
+                page.close()
+            browser.close()
+        busy_cpu = server.cpu_cores(3)
+        for out in outs:
+            Path(str(out) + ".leave").touch()
+        for v in heavy:
+            v.wait()
+        print_table(
+            "5 long jobs in 5 sessions, Home opened in a sixth",
+            ["Home load 1 (s)", "2", "3", "server CPU while busy (cores)", "slowest health (s)"],
+            [[*home_s, busy_cpu, server.watcher.slowest_health]],
+        )
+        print_table(
+            "the jobs",
+            ["page", "pressed", "outcome"],
+            [[r["page"], r["button"], r["outcome"]] for out in outs for r in _read(out)],
+        )
+        server.summary()  # closed tabs: their scripts should have stopped at their next redraw
 
 
 # ---------------------------------------------------------------- where memory goes

@@ -13,22 +13,16 @@ import tempfile
 from pathlib import Path
 
 from bench.common import print_table
+from core.memory import status_kib
 from tests.e2e.server import BROWSER_ARGS, CHROMIUM, app_server, settle
 from tests.e2e.test_walk import WALK
-
-
-def _status_kib(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
 
 
 def main() -> None:
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory() as home, app_server(Path(home)) as (url, proc):
-        rows = [["(started)", _status_kib(proc.pid, "VmRSS") / 1024, _status_kib(proc.pid, "VmHWM") / 1024]]
+        rows = [["(started)", status_kib("VmRSS", proc.pid) / 1024, status_kib("VmHWM", proc.pid) / 1024]]
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1800})
@@ -38,7 +32,7 @@ def main() -> None:
                 settle(page)
                 use(page)
                 settle(page)
-                rss, peak = _status_kib(proc.pid, "VmRSS") / 1024, _status_kib(proc.pid, "VmHWM") / 1024
+                rss, peak = status_kib("VmRSS", proc.pid) / 1024, status_kib("VmHWM", proc.pid) / 1024
                 rows.append([path or "home", rss, peak])
             browser.close()
     print_table(

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import threading
 import time
@@ -45,8 +46,10 @@ class MemoryLimitError(AtlasError):
     """A job refused because the server's memory is near its limit (nothing was started)."""
 
 
+@functools.cache
 def _cgroup_files() -> tuple[Path, str, str] | None:
-    """(this process's memory cgroup folder, its limit file, its usage file), for cgroup v2 or v1, or None."""
+    """(this process's memory cgroup folder, its limit file, its usage file), for cgroup v2 or v1, or None. A
+    process stays in the cgroup it started in (a container's), so this is read once."""
     try:
         lines = Path("/proc/self/cgroup").read_text().splitlines()
     except OSError:
@@ -58,11 +61,8 @@ def _cgroup_files() -> tuple[Path, str, str] | None:
             return (folder if folder.is_dir() else Path("/sys/fs/cgroup")), "memory.max", "memory.current"
         if "memory" in controllers.split(","):  # v1: the memory controller's own hierarchy
             folder = Path("/sys/fs/cgroup/memory") / path.lstrip("/")
-            return (
-                (folder if folder.is_dir() else Path("/sys/fs/cgroup/memory")),
-                "memory.limit_in_bytes",
-                ("memory.usage_in_bytes"),
-            )
+            root = folder if folder.is_dir() else Path("/sys/fs/cgroup/memory")
+            return root, "memory.limit_in_bytes", "memory.usage_in_bytes"
     return None
 
 
@@ -95,32 +95,45 @@ def limit_bytes() -> int:
     return cgroup_limit_bytes() or machine_bytes()
 
 
-def resident_bytes() -> int:
-    """This process's resident memory (VmRSS)."""
+def status_kib(field: str, pid: int | str = "self") -> int:
+    """A memory line of a process's /proc status (VmRSS, VmHWM, ...) in KiB; 0 when it cannot be read (gone)."""
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
     except OSError:
         pass
     return 0
+
+
+def resident_bytes() -> int:
+    """This process's resident memory (VmRSS)."""
+    return status_kib("VmRSS") * 1024
+
+
+def working_set(folder: Path, usage_file: str) -> int | None:
+    """A memory cgroup's usage less its inactive file cache (what the kernel cannot drop before it kills), or
+    None when its files cannot be read. `usage_file`: memory.current (v2) or memory.usage_in_bytes (v1)."""
+    usage = _read_int(folder / usage_file)
+    if usage is None:
+        return None
+    stat = {}
+    try:
+        for line in (folder / "memory.stat").read_text().splitlines():
+            name, _, value = line.partition(" ")
+            stat[name] = int(value) if value.isdigit() else 0
+    except OSError:
+        pass
+    return usage - stat.get("total_inactive_file", stat.get("inactive_file", 0))  # v1 names it total_
 
 
 def used_bytes() -> int:
     """Memory in use: the cgroup's working set when the cgroup is limited, else this process's resident memory."""
     files = _cgroup_files()
     if files is not None and cgroup_limit_bytes() is not None:
-        usage = _read_int(files[0] / files[2])
-        if usage is not None:
-            stat = {}
-            try:
-                for line in (files[0] / "memory.stat").read_text().splitlines():
-                    name, _, value = line.partition(" ")
-                    stat[name] = int(value) if value.isdigit() else 0
-            except OSError:
-                pass
-            inactive = stat.get("total_inactive_file", stat.get("inactive_file", 0))
-            return usage - inactive
+        found = working_set(files[0], files[2])
+        if found is not None:
+            return found
     return resident_bytes()
 
 
