@@ -1,8 +1,10 @@
 """The server's memory: what it uses, what it may use, and whether a new job fits in what is left.
 
 Streamlit Community Cloud gives an app about 1 GB and kills the whole app when it goes over, losing every
-visitor's session. So a job started on a page is refused with a sentence when the memory in use plus what that
-kind of job has lately taken would pass `SAFE_SHARE` of the limit: the app degrades instead of dying.
+visitor's session. So a job started on a page must first be admitted (`admit`): it runs at once when the memory
+in use plus what that kind of job has lately taken stays under its share of the limit; otherwise it waits, in
+turn, for the jobs running now to end (the page says so, and its Stop gives up), and is refused with a sentence
+only when waiting cannot help. The app degrades, slower, instead of dying.
 
 - The limit: ATLAS_MEMORY_MB when set, else the memory cgroup's limit (a container's: cgroup v2 `memory.max`,
   v1 `memory.limit_in_bytes`), else the machine's memory.
@@ -16,8 +18,16 @@ kind of job has lately taken would pass `SAFE_SHARE` of the limit: the app degra
 - Jobs that start together have not allocated yet when the next is admitted: each running job holds what it is
   expected to take until it ends, and a new one must fit beside those too (three guidance sweeps and then three
   toy trainings, clicked at once by three visitors, had a 1 GB box killed before they did).
+- Two shares of the limit. A job beside others must stay under `SHARED_SHARE`; one with no other job running
+  may go to `ALONE_SHARE`. What admission does not count (a page's first imports, its figures, what a job
+  allocates between two readings) took the 1 GB box 60-120 MB past the figures it had counted
+  (bench/cloud.py); the lower share for concurrent jobs keeps that margin where several unknowns add up, and a
+  lone job, which cannot run any sooner by waiting, is still let through when it fits under the higher one.
+- Waiting is first come, first served (a big job is not starved by small ones), bounded by the server's time
+  per job (by then every running job has ended), and spends nothing: it starts no work.
 - After a job, freed heap is handed back to the system (`give_back`: glibc's malloc_trim), so a server that was
-  busy does not hold its peak for the rest of its life.
+  busy does not hold its peak for the rest of its life; `tune_heap` (at import of core) caps glibc's
+  per-thread heaps, which Streamlit's thread per rerun otherwise multiplies.
 """
 
 from __future__ import annotations
@@ -29,12 +39,15 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 from core.errors import AtlasError
-from core.limits import memory_limit_mb
+from core.limits import max_job_seconds, memory_limit_mb
 
-SAFE_SHARE = 0.9  # of the limit: above it the kernel may kill the app at the next allocation burst
+SHARED_SHARE = 0.78  # of the limit: what jobs running beside others keep the server under (see above)
+ALONE_SHARE = 0.9  # of the limit: a job with none running beside it; above, the next burst may have it killed
+WAIT_POLL_S = 1.0  # a waiting job re-reads memory (and its page says so) at least this often
 FLOOR_BYTES = 32 * 2**20  # the least a job is expected to take
 FIRST_GUESS_BYTES = 128 * 2**20  # what a job is expected to take before any of its kind has been watched
 KEPT_RUNS = 5  # rises kept per kind of job
@@ -138,8 +151,10 @@ def used_bytes() -> int:
 
 
 _lock = threading.Lock()
+_changed = threading.Condition(_lock)  # notified when a job ends or a waiting one leaves the queue
 _rises: dict[str, deque[int]] = {}
 _held: dict[int, int] = {}  # id of a running job's Watch -> what it was expected to take
+_queue: deque[object] = deque()  # the waiting jobs' tickets, first come first
 
 
 def expected_bytes(kind: str) -> int:
@@ -166,23 +181,69 @@ def forget() -> None:
     with _lock:
         _rises.clear()
         _held.clear()
+        _queue.clear()
 
 
-def admit(kind: str, what: str = "This job") -> Watch:
-    """A `Watch` of the new job (holding what it is expected to take until it closes) when a job of `kind` fits
-    beside what is in use and what the running jobs hold; MemoryLimitError with a sentence when it would take
-    the server past `SAFE_SHARE` of its limit."""
-    used, limit, need = used_bytes(), limit_bytes(), expected_bytes(kind)
+def _fits(used: int, need: int, limit: int) -> bool:
+    """Whether a job expected to take `need` fits now, beside the running jobs' holds (under `_lock`)."""
+    share = SHARED_SHARE if _held else ALONE_SHARE
+    return used + sum(_held.values()) + need <= share * limit
+
+
+def admit(
+    kind: str, what: str = "This job", waiting: Callable[[str], None] | None = None, patience: float | None = None
+) -> Watch:
+    """A `Watch` of the new job (holding what it is expected to take until it closes) once a job of `kind` fits
+    beside what is in use and what the running jobs hold (see the module's docstring for the two shares).
+
+    Without `waiting`, a job that does not fit now is refused at once (MemoryLimitError with a sentence). With
+    it, the job waits its turn while other jobs run, and `waiting` is called with a sentence at least every
+    `WAIT_POLL_S` (a page shows it; an exception it raises, as Streamlit's Stop does, gives up the place); it is
+    refused when nothing is running that could free memory, or after `patience` seconds (the server's time per
+    job: by then every job running when it came has ended)."""
+    limit, need, ticket = limit_bytes(), expected_bytes(kind), object()
+    patience = max_job_seconds() if patience is None else patience
+    start = time.monotonic()
     with _lock:
-        held = sum(_held.values())
-        if used + held + need <= SAFE_SHARE * limit:
-            return Watch(kind, need, used)
+        _queue.append(ticket)
+    try:
+        while True:
+            used = used_bytes()
+            with _lock:
+                if _queue[0] is ticket and _fits(used, need, limit):
+                    return Watch(kind, need, used)
+                held, running, ahead = sum(_held.values()), len(_held), _queue.index(ticket)
+                waited = time.monotonic() - start
+                if waiting is None or waited >= patience or not (running or ahead):
+                    raise MemoryLimitError(_refusal(what, used, limit, held, need, waited))
+            waiting(_waiting(used, limit, held, running, ahead, need, waited))
+            with _changed:
+                _changed.wait(WAIT_POLL_S)
+    finally:
+        with _changed:
+            if ticket in _queue:
+                _queue.remove(ticket)
+            _changed.notify_all()
+
+
+def _refusal(what: str, used: int, limit: int, held: int, need: int, waited: float) -> str:
     running = f", {held / MB:,.0f} MB more held for the jobs running now" if held else ""
-    raise MemoryLimitError(
+    after = f" It waited {waited:.0f} s for the other visitors' jobs to end." if waited >= 1 else ""
+    return (
         f"{what} was not started: the server is short of memory just now ({used / MB:,.0f} MB of its "
-        f"{limit / MB:,.0f} MB in use{running}, and jobs like this one take up to {need / MB:,.0f} MB more). "
+        f"{limit / MB:,.0f} MB in use{running}, and jobs like this one take up to {need / MB:,.0f} MB more).{after} "
         "It is shared with other visitors, and going over would stop the app for everyone: try again in a "
         "minute, or ask for less work."
+    )
+
+
+def _waiting(used: int, limit: int, held: int, running: int, ahead: int, need: int, waited: float) -> str:
+    jobs = f"{running} job{'s' if running != 1 else ''} of other visitors" if running else "no job"
+    queue = f", and {ahead} more wait{'s' if ahead == 1 else ''} ahead of this one" if ahead else ""
+    return (
+        f"Waiting for memory ({waited:.0f} s so far): {jobs} running ({held / MB:,.0f} MB held for "
+        f"{'them' if running != 1 else 'it'}){queue}; {used / MB:,.0f} MB of the server's {limit / MB:,.0f} MB are "
+        f"in use, and this job may take {need / MB:,.0f} MB more. It starts as soon as it fits; **Stop** gives up."
     )
 
 
@@ -202,30 +263,46 @@ class Watch:
             self.peak = max(self.peak, used_bytes())
 
     def close(self) -> int:
-        """Record and return the job's rise (bytes); what it held is free again."""
+        """Record and return the job's rise (bytes); what it held is free again (a waiting job is told)."""
         self.sample(force=True)
-        with _lock:
-            _held.pop(id(self), None)
         rise = self.peak - self.start
         record(self.kind, rise)
-        give_back()
+        give_back()  # before a waiting job reads what is in use
+        with _changed:
+            _held.pop(id(self), None)
+            _changed.notify_all()
         return rise
 
 
-def _libc_trim():
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    """glibc, where this process runs on it (malloc_trim and mallopt are its own); else None."""
     path = ctypes.util.find_library("c")
     try:
         libc = ctypes.CDLL(path) if path else None
-        return libc.malloc_trim if libc is not None and hasattr(libc, "malloc_trim") else None
     except OSError:
         return None
-
-
-_trim = _libc_trim()
+    return libc if libc is not None and hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
 
 
 def give_back() -> None:
     """Return freed heap pages to the system (glibc; elsewhere nothing). Freed tensors' memory otherwise stays in
     the process's heap and counts against the limit."""
-    if _trim is not None:
-        _trim(0)
+    if (libc := _libc()) is not None:
+        libc.malloc_trim(0)
+
+
+M_ARENA_MAX = -8  # glibc's mallopt parameter number
+HEAP_ARENAS = 2
+
+
+def tune_heap() -> bool:
+    """Cap glibc's malloc at `HEAP_ARENAS` heaps (arenas), unless the operator chose (MALLOC_ARENA_MAX, or
+    arena_max in GLIBC_TUNABLES); True when it did. glibc gives each new thread that allocates its own heap, up
+    to eight per core, and a freed block in one of them cannot serve another thread: with Streamlit's new thread
+    per rerun, a server's memory stayed about 65 MB higher after a toy training (tests/test_memory.py counts the
+    heaps). Takes effect for heaps made afterwards, so it is called on importing core."""
+    if "MALLOC_ARENA_MAX" in os.environ or "arena_max" in os.environ.get("GLIBC_TUNABLES", ""):
+        return False
+    libc = _libc()
+    return libc is not None and libc.mallopt(M_ARENA_MAX, HEAP_ARENAS) == 1

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import torch
 
 from core import memory
 from core.training import budget
-from tests.app.helpers import open_page
+from tests.app.helpers import captions, open_page
 from tests.conftest import ROOT
 
 MB = 2**20
@@ -48,8 +50,8 @@ def test_a_job_learns_what_it_takes_and_the_next_one_is_refused_when_that_would_
     memory.record("small job", 2**20)
     assert memory.expected_bytes("small job") == memory.FLOOR_BYTES
 
-    room = memory.used_bytes() + learned / 2  # room for half of what it took
-    monkeypatch.setenv("ATLAS_MEMORY_MB", str(room / memory.SAFE_SHARE / MB))
+    room = memory.used_bytes() + learned / 2  # room for half of what it took, with no other job running
+    monkeypatch.setenv("ATLAS_MEMORY_MB", str(room / memory.ALONE_SHARE / MB))
     refused = r"short of memory just now \(\d[\d,]* MB of its \d[\d,]* MB"
     with pytest.raises(memory.MemoryLimitError, match=refused), budget.limited(kind="big job"):
         pytest.fail("a refused job must not start")
@@ -63,8 +65,8 @@ def test_jobs_started_together_each_hold_what_they_will_take_until_they_end(monk
     """Three visitors clicking at once: none has allocated yet when the next is admitted, so each running job
     holds its expected share, and the next must fit beside those."""
     memory.record("sweep", 100 * MB)
-    room = memory.used_bytes() + 250 * MB  # room for two sweeps, not three
-    monkeypatch.setenv("ATLAS_MEMORY_MB", str(room / memory.SAFE_SHARE / MB))
+    room = memory.used_bytes() + 250 * MB  # room for two sweeps side by side, not three
+    monkeypatch.setenv("ATLAS_MEMORY_MB", str(room / memory.SHARED_SHARE / MB))
     first, second = memory.admit("sweep"), memory.admit("sweep")
     assert memory.held_bytes() == 200 * MB
     with pytest.raises(memory.MemoryLimitError, match=r"200 MB more held for the jobs running now"):
@@ -73,6 +75,143 @@ def test_jobs_started_together_each_hold_what_they_will_take_until_they_end(monk
     memory.admit("sweep").close()
     second.close()
     assert memory.held_bytes() == 0
+
+
+def _limit_for(monkeypatch, room: float, share: float) -> None:
+    """ATLAS_MEMORY_MB such that `room` bytes beyond what is in use now fill `share` of the limit."""
+    monkeypatch.setenv("ATLAS_MEMORY_MB", str((memory.used_bytes() + room) / share / MB))
+
+
+def test_a_lone_job_may_use_more_of_the_limit_than_one_beside_others(monkeypatch):
+    memory.record("sweep", 100 * MB)
+    _limit_for(monkeypatch, 150 * MB, memory.ALONE_SHARE)  # one sweep fits alone, and a second beside it not
+    assert memory.SHARED_SHARE < memory.ALONE_SHARE
+    first = memory.admit("sweep")
+    with pytest.raises(memory.MemoryLimitError):
+        memory.admit("sweep")
+    first.close()
+    memory.admit("sweep").close()  # alone again: it fits
+
+
+def _later(seconds: float, fn) -> threading.Thread:
+    thread = threading.Thread(target=lambda: (time.sleep(seconds), fn()))
+    thread.start()
+    return thread
+
+
+def test_a_job_that_does_not_fit_waits_for_the_running_one_and_then_starts(monkeypatch):
+    memory.record("sweep", 100 * MB)
+    _limit_for(monkeypatch, 150 * MB, memory.SHARED_SHARE)  # one at a time
+    running, said = memory.admit("sweep"), []
+    ending = _later(1.5, running.close)
+    tic = time.monotonic()
+    waited = memory.admit("sweep", waiting=said.append)  # blocks until the first has ended
+    assert time.monotonic() - tic >= 1.4 and not ending.is_alive()
+    assert memory.held_bytes() == 100 * MB  # the second holds its share now, the first's is free
+    assert said and all("Waiting for memory" in s and "1 job of other visitors running" in s for s in said)
+    waited.close()
+    ending.join()
+
+
+def test_waiting_jobs_start_first_come_first_served(monkeypatch):
+    memory.record("sweep", 100 * MB)
+    _limit_for(monkeypatch, 150 * MB, memory.SHARED_SHARE)
+    running, order = memory.admit("sweep"), []
+
+    def wait(name: str) -> None:
+        memory.admit("sweep", waiting=lambda _: None).close()
+        order.append(name)
+
+    first = threading.Thread(target=wait, args=("first",))
+    first.start()
+    while not memory._queue:
+        time.sleep(0.01)
+    second = threading.Thread(target=wait, args=("second",))
+    second.start()
+    time.sleep(0.5)
+    running.close()
+    first.join(10)
+    second.join(10)
+    assert order == ["first", "second"]
+
+
+def test_a_stopped_wait_gives_up_its_place_and_a_later_job_starts(monkeypatch):
+    memory.record("sweep", 100 * MB)
+    _limit_for(monkeypatch, 150 * MB, memory.SHARED_SHARE)
+    running = memory.admit("sweep")
+
+    class Stopped(Exception):  # what Streamlit raises in a script whose Stop was pressed
+        pass
+
+    def stop(_: str) -> None:
+        raise Stopped
+
+    with pytest.raises(Stopped):
+        memory.admit("sweep", waiting=stop)
+    assert not memory._queue and memory.held_bytes() == 100 * MB  # nothing left behind
+    running.close()
+    memory.admit("sweep", waiting=stop).close()  # fits at once: never told to wait
+
+
+def test_a_wait_past_its_patience_is_refused_with_a_sentence(monkeypatch):
+    memory.record("sweep", 100 * MB)
+    _limit_for(monkeypatch, 150 * MB, memory.SHARED_SHARE)
+    running = memory.admit("sweep")
+    with pytest.raises(memory.MemoryLimitError, match=r"was not started.*It waited [12] s for the other visitors"):
+        memory.admit("sweep", waiting=lambda _: None, patience=1.2)
+    running.close()
+
+
+def test_a_job_that_cannot_fit_even_alone_is_refused_at_once_without_waiting(monkeypatch):
+    monkeypatch.setenv("ATLAS_MEMORY_MB", "1")
+    said = []
+    with pytest.raises(memory.MemoryLimitError):
+        memory.admit("sweep", waiting=said.append)
+    assert said == []  # nothing runs that could free memory: waiting could not help
+
+
+def test_the_heap_is_capped_at_two_arenas_unless_the_operator_chose():
+    """Eight threads that each allocate while the others live: glibc gives each its own heap (arena) unless
+    capped. malloc_stats prints one 'Arena N:' block per heap."""
+    code = (
+        "import sys, threading, ctypes; import core\n"
+        "barrier = threading.Barrier(8)\n"
+        "def work():\n"
+        "    block = bytearray(100_000); barrier.wait(); del block\n"
+        "threads = [threading.Thread(target=work) for _ in range(8)]\n"
+        "[t.start() for t in threads]; [t.join() for t in threads]\n"
+        "ctypes.CDLL('libc.so.6').malloc_stats()\n"
+    )
+
+    def arenas(**env: str) -> int:
+        done = subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env={**os.environ, **env}
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stderr.count("Arena ")
+
+    if memory._libc() is None:
+        pytest.skip("not glibc")
+    assert arenas() == memory.HEAP_ARENAS
+    assert arenas(MALLOC_ARENA_MAX="8") > memory.HEAP_ARENAS  # the operator's word wins (and uncapped, more)
+
+
+def test_a_generate_that_must_wait_shows_why_and_then_runs(monkeypatch):
+    at = open_page("samplers", monkeypatch)
+    memory.record("sampling", 100 * MB)
+    running = memory.admit("a visitor's sweep")  # another visitor's job, holding the first guess
+    _limit_for(monkeypatch, memory.FIRST_GUESS_BYTES + 50 * MB, memory.SHARED_SHARE)  # no room beside it
+    from ui.common.widgets import _WaitNote
+
+    shown, show = [], _WaitNote.show
+    monkeypatch.setattr(_WaitNote, "show", lambda note, sentence: (shown.append(sentence), show(note, sentence)))
+    ending = _later(2.0, running.close)
+    at.button(key="smp-go").click().run()
+    ending.join()
+    assert shown and "Waiting for memory" in shown[0] and "**Stop** gives up" in shown[0]
+    assert not at.exception and not at.error and not [w for w in at.warning if "short of memory" in w.value]
+    assert [c for c in captions(at) if "seeds 0 to" in c]  # it ran once the other job had ended
+    assert not [i for i in at.info if "Waiting for memory" in i.value]  # the note is gone once it started
 
 
 def test_only_jobs_a_click_starts_are_refused(monkeypatch):
@@ -91,10 +230,11 @@ def test_a_page_near_the_limit_refuses_generate_with_a_sentence_and_keeps_drawin
     assert not at.exception and not at.error
     said = [w.value for w in at.warning if "short of memory" in w.value]
     assert len(said) == 1 and "was not started" in said[0] and "try again in a minute" in said[0]
-    assert not [c for c in at.caption if "seeds 0 to" in c.value]  # nothing was sampled
+    assert not [c for c in captions(at) if "seeds 0 to" in c]  # nothing was sampled
     monkeypatch.setenv("ATLAS_MEMORY_MB", "0")  # memory freed: the same click runs
     at.button(key="smp-go").click().run()
     assert not at.exception and not [w for w in at.warning if "short of memory" in w.value]
+    assert [c for c in captions(at) if "seeds 0 to" in c]
 
 
 def _cgroup_root() -> Path | None:

@@ -81,7 +81,7 @@ def frechet_reference_band(
 
 
 @torch.no_grad()
-def classify(classifier: torch.nn.Module, images: torch.Tensor, batch: int = 500) -> tuple[np.ndarray, np.ndarray]:
+def classify(classifier: torch.nn.Module, images: torch.Tensor, batch: int = 128) -> tuple[np.ndarray, np.ndarray]:
     """Predicted labels [N] and the penultimate features [N, F] of images in [-1, 1] [N, C, H, W]."""
     labels, feats = [], []
     for i in range(0, len(images), batch):

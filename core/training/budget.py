@@ -11,8 +11,9 @@ is over the budget (ATLAS_MAX_JOB_SECONDS, default 300 s: a shared 2-core server
 is refused with a sentence before it starts. An estimate can be wrong (the machine got busy), so a job also
 runs under a `Deadline`, armed for the code it encloses by `limited()`: the loops check it between their steps
 (`check_deadline`) and it raises `TimeLimitError`, whose sentence the pages show, keeping what was finished.
-A job a click starts (`limited(kind=...)`) must also fit in the server's memory (core/memory.py): it is refused
-with a sentence when memory is near the limit, and its rise in memory is watched at the same checkpoints.
+A job a click starts (`limited(kind=...)`) must also fit in the server's memory (core/memory.py): near the limit
+it waits for other visitors' jobs to end (its time starts when it does start) or is refused with a sentence, and
+its rise in memory is watched at the same checkpoints.
 One job per session follows from Streamlit itself: a session runs one script at a time, and any click stops
 the running one (the trainers keep what they finished).
 """
@@ -22,7 +23,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
@@ -137,18 +138,19 @@ def current_deadline() -> Deadline | None:
 
 
 @contextmanager
-def limited(deadline: Deadline | None = None, kind: str | None = None) -> Iterator[Deadline]:
+def limited(
+    deadline: Deadline | None = None, kind: str | None = None, waiting: Callable[[str], None] | None = None
+) -> Iterator[Deadline]:
     """Run the enclosed code as (part of) one job under `deadline`; without one, under the job's that encloses
-    this code, else a new one from now. Armed per thread (each Streamlit session runs in its own).
+    this code, else a new one from when it starts. Armed per thread (each Streamlit session runs in its own).
 
     `kind` names a job a click started ("sampling", "guidance sweep"): unless it runs inside another job, it is
-    first admitted by the server's memory (MemoryLimitError near the limit; core/memory.py) and its rise in memory
-    is watched until it ends, for the next job of its kind."""
+    first admitted by the server's memory (core/memory.admit: with `waiting`, it may wait its turn, and `waiting`
+    is shown why; else, or when waiting cannot help, MemoryLimitError) and its rise in memory is watched until it
+    ends, for the next job of its kind."""
     outer = _armed.get()
+    watch = memory.admit(kind, waiting=waiting) if kind is not None and outer is None else None
     chosen = deadline or outer or Deadline()
-    watch = None
-    if kind is not None and outer is None:
-        watch = memory.admit(kind)
     token, watching = _armed.set(chosen), _watched.set(watch or _watched.get())
     try:
         yield chosen

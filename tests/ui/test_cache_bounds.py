@@ -22,6 +22,7 @@ LARGE = {  # file::function -> what it holds
     "ui/common/cache.py::_image_set": "a decoded data set split",
     "ui/common/cache.py::_latent_plane": "the latent model, its VAE and encoded held-out digits",
     "ui/common/cache.py::_training_latents": "encoded training digits",
+    "ui/common/cache.py::_digit_features": "a classifier's features of up to 5,000 digits",
     "ui/latent/state.py::_bundled_vae": "the bundled VAE with its snapshots and encoded digits",
     "ui/latent/state.py::densities": "density grids, overall and per class",
     "ui/latent/state.py::_bundled_latent": "the bundled latent model",

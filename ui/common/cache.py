@@ -165,3 +165,21 @@ def _training_latents(manifest: str, vae: str, digits: int) -> np.ndarray:
     from core.labs.latent import encode_means
 
     return encode_means(zoo_model(vae).module, mnist_digits("train", digits)[0])
+
+
+def digit_features(classifier: str = "mnist-lenet", split: str = "test", n: int | None = None) -> np.ndarray:
+    """A zoo classifier's penultimate features [N, F] of MNIST digits (the whole split, or its first n), computed
+    once per (manifest, classifier, split, n) and read-only: FD-LeNet's reference (the held-out digits), which the
+    Guidance sweep and every checkpoint Measure score against."""
+    return _digit_features(str(manifest_path()), classifier, split, n)
+
+
+@st.cache_resource(show_spinner="Reading the digits with the classifier…", max_entries=4, ttl=CACHE_TTL)
+def _digit_features(manifest: str, classifier: str, split: str, n: int | None) -> np.ndarray:
+    del manifest  # the key: another zoo, another classifier
+    from core.labs.compare import held_out_features
+
+    images = image_set("mnist", split).images if n is None else mnist_digits(split, n)[0]
+    features = held_out_features(zoo_model(classifier).module, images)
+    features.setflags(write=False)
+    return features

@@ -28,18 +28,38 @@ def attempt(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
 
 def run_job(kind: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
     """`attempt` for the work a click starts (Generate, Measure, Train, Sweep): `kind` names it ("guidance sweep")
-    and it must first fit in the server's memory (core/memory.py), or a warning says why it did not start."""
+    and it must first fit in the server's memory (core/memory.py). While it waits for other visitors' jobs to
+    end, a note where it was started says so (the page's Stop gives up); a warning says why it did not start."""
     return _attempt(kind, fn, args, kwargs)
 
 
+class _WaitNote:
+    """The note a job waiting for memory shows, made where the job was started when it first has to wait."""
+
+    def __init__(self) -> None:
+        self.slot: Any = None
+
+    def show(self, sentence: str) -> None:
+        if self.slot is None:
+            self.slot = st.empty()
+        self.slot.info(sentence, icon=":material/hourglass_top:")
+
+    def clear(self) -> None:
+        if self.slot is not None:
+            self.slot.empty()
+
+
 def _attempt(kind: str | None, fn: Callable[..., T], args: tuple, kwargs: dict) -> T | None:
+    note = _WaitNote()
     try:
-        with budget.limited(kind=kind):
+        with budget.limited(kind=kind, waiting=note.show):
+            note.clear()
             return fn(*args, **kwargs)
     except budget.TimeLimitError as err:
         st.warning(str(err), icon=":material/timer_off:")
         return None
     except MemoryLimitError as err:
+        note.clear()
         st.warning(str(err), icon=":material/memory:")
         return None
     except AtlasError as err:

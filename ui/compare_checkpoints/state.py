@@ -17,7 +17,6 @@ from core.errors import AtlasError, BadInputError
 from core.labs.compare import (
     GUIDANCE,
     Quality,
-    held_out_features,
     measure,
     plan_quality,
     plan_work,
@@ -29,7 +28,7 @@ from core.metrics.reference import ReferenceBand
 from core.text import plain_label
 from core.training.budget import TimeLimitError
 from ui.common import jobs
-from ui.common.cache import image_set, manifest_path, mnist_digits, zoo_model
+from ui.common.cache import digit_features, manifest_path, zoo_model
 from ui.common.live import progress_and_stop
 from ui.common.memo import Memo, forget_others
 from ui.common.tables import ABSENT
@@ -155,9 +154,7 @@ def measure_all(
     )
     forget_others(f"{prefix}-quality-", models)  # as in sample_all
     tally = jobs.start(_measuring(prefix), tuple(models), Measuring(jobs.Tally(planned=len(models)))).tally
-    classifier = zoo_model(CLASSIFIER).module
-    held_out = image_set("mnist", "test")
-    reference = held_out_features(classifier, held_out.images)
+    classifier, reference = zoo_model(CLASSIFIER).module, digit_features(CLASSIFIER)
     with progress("Sampling and scoring…", "Keeps the checkpoints measured so far.", prefix) as report:
         for k, (name, model) in enumerate(models.items()):
             settings = settings_for(model, sampler, steps, seed, 1, label)
@@ -194,9 +191,8 @@ def digits_band(n: int) -> ReferenceBand:
 @st.cache_data(show_spinner="Measuring real digits against the held-out ones…", max_entries=8)
 def _digits_band(manifest: str, n: int) -> ReferenceBand:
     del manifest  # the key: another zoo, other digits
-    classifier = zoo_model(CLASSIFIER).module
-    reference = held_out_features(classifier, image_set("mnist", "test").images)
-    pool = held_out_features(classifier, mnist_digits("train", TRAINING_DIGITS)[0])  # the same features
+    reference = digit_features(CLASSIFIER)
+    pool = digit_features(CLASSIFIER, "train", TRAINING_DIGITS)  # the same features
     return frechet_reference_band(pool, reference, n, what="real training digits against the held-out digits")
 
 

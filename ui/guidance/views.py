@@ -15,10 +15,10 @@ import torch
 from core.data.images import image_strip, uint8_to_tensor
 from core.diffusion.samplers import SAMPLERS
 from core.labs import guidance as gd
-from core.labs.compare import CHUNK, held_out_features
+from core.labs.compare import CHUNK
 from core.labs.samplers import seconds_per_image
 from ui.common import jobs
-from ui.common.cache import image_set, latent_plane, mnist_digits, zoo_model
+from ui.common.cache import digit_features, latent_plane, mnist_digits, zoo_model
 from ui.common.clouds import field_figure
 from ui.common.live import ProgressBar, Throttle, job_estimate
 from ui.common.memo import Memo
@@ -80,8 +80,7 @@ def _seconds(source: str, sampler: str, steps: int, n: int, scales: list[float],
 
 
 def _reference() -> tuple[torch.nn.Module, Any]:
-    classifier = zoo_model(CLASSIFIER).module
-    return classifier, held_out_features(classifier, image_set("mnist", "test").images)
+    return zoo_model(CLASSIFIER).module, digit_features(CLASSIFIER)
 
 
 def _start(key: SweepKey, progress: Any, results: Any) -> None:
