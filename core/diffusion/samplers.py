@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
+import numpy as np
 import torch
 
 from core.diffusion.denoisers import Denoiser
@@ -472,6 +473,269 @@ def dpmpp_2m_sde(
     return x
 
 
+def _phi_weights(hh: float, order: int) -> list[float]:
+    r"""$k!\,\varphi_{k+1}(hh)$ for k = 1..order, where $\varphi_1(z) = (e^z - 1)/z$ and
+    $\varphi_{k+1}(z) = (\varphi_k(z) - 1/k!)/z$: the integrals $\frac{1}{h}\int_0^1 e^{hh(1-u)}u^k\,du$ scaled so
+    that each tends to 1/(k+1) as the step shrinks; UniPC's right-hand side."""
+    out, g, factorial = [], math.expm1(hh) / hh - 1, 1
+    for k in range(1, order + 1):
+        out.append(g * factorial)
+        factorial *= k + 1
+        g = g / hh - 1 / factorial
+    return out
+
+
+def unipc(
+    denoiser: Denoiser,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    *,
+    generator: Generator = None,
+    callback: Callback = None,
+    order: int = 2,
+    variant: str = "bh2",
+    corrector: str = "on",
+) -> torch.Tensor:
+    r"""UniPC: a multistep predictor (UniP) and a corrector (UniC) that reuses the next step's model call, so the
+    correction costs no extra evaluation.
+
+    Zhao, Bai, Rao, Zhou & Lu 2023, "UniPC", in the data prediction with $\lambda = -\log\sigma$,
+    $h = \lambda_{i+1} - \lambda_i$ and earlier estimates at $r_m = (\lambda_{i-m} - \lambda_i)/h$:
+
+    $$\begin{aligned} x' &= \frac{\sigma'}{\sigma}x - (e^{-h} - 1)D_i \\
+    &\quad - B(h)\sum_{m} a_m \frac{D_{i-m} - D_i}{r_m} \end{aligned}$$
+
+    The weights solve $\sum_m a_m r_m^{k-1} = k!\,\varphi_{k+1}(-h)/B(h)$ for k = 1, 2, ...; B(h) = -h
+    ("bh1") or $e^{-h} - 1$ ("bh2"). The corrector redoes the step once $D_{i+1}$ is known, with one more point
+    ($r = 1$) in the same sums; the next step starts from the corrected state. Order p uses p - 1 earlier
+    estimates (fewer at the start, and the last steps drop to order 1, 2, ... as diffusers'
+    UniPCMultistepScheduler does with lower_order_final); one call per step.
+    """
+    if not 1 <= order <= 3:
+        raise BadInputError("UniPC's order must be 1, 2 or 3.")
+    sig = sigmas.tolist()
+    n = len(sig) - 1
+    lams: list[float] = []  # lambda_j of the estimates below, oldest first
+    ests: list[torch.Tensor] = []  # D_j
+    start, used = x, 0  # the last predictor's starting state and order
+    for i in range(n):
+        s, s_next = sig[i], sig[i + 1]
+        denoised = denoiser(x, _sigma_vec(x, s))
+        _report(callback, i, s, s_next, x, denoised)
+        if s_next == 0:  # the last step lands on D itself (a correction could not change it)
+            x = denoised
+            continue
+        if ests and corrector == "on":
+            x = _unipc_step(start, sig[i - 1], s, lams, ests, used, variant, new=denoised)
+        lams, ests = [*lams, -math.log(s)][-order:], [*ests, denoised][-order:]
+        used = min(order, len(ests), n - i)
+        start = x
+        x = _unipc_step(x, s, s_next, lams, ests, used, variant)
+    return x
+
+
+def _unipc_step(
+    x: torch.Tensor,
+    s: float,
+    s_next: float,
+    lams: list[float],
+    ests: list[torch.Tensor],
+    order: int,
+    variant: str,
+    new: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """One UniP step from (x, s) to s_next of the given order, with ests[-1] = D at s; with `new` (D at s_next),
+    the UniC correction of that step instead."""
+    h = math.log(s / s_next)
+    lam = -math.log(s)
+    b_h = -h if variant == "bh1" else math.expm1(-h)
+    rhs = [w / b_h for w in _phi_weights(-h, order)]
+    ratios = [(lams[-1 - m] - lam) / h for m in range(1, order)]  # r_m of the earlier estimates
+    diffs = [(ests[-1 - m] - ests[-1]) / r for m, r in enumerate(ratios, start=1)]
+    if new is not None:
+        ratios, diffs = [*ratios, 1.0], [*diffs, new - ests[-1]]
+    size = len(ratios)  # the predictor solves for order - 1 weights, the corrector for order
+    if size == 0:
+        weights: list[float] = []
+    elif size == 1:
+        weights = [0.5]  # the second-order weight in the limit of small steps, as the paper's UniP-2 and UniC-1
+    else:
+        system = torch.tensor([[r**k for r in ratios] for k in range(size)], dtype=torch.float64)
+        weights = torch.linalg.solve(system, torch.tensor(rhs[:size], dtype=torch.float64)).tolist()
+    x = (s_next / s) * x - math.expm1(-h) * ests[-1]
+    for w, d in zip(weights, diffs, strict=True):
+        x = x - b_h * w * d
+    return x
+
+
+def deis_coefficients(sigmas: Sequence[float], i: int, order: int) -> list[float]:
+    r"""$\int_{\sigma_i}^{\sigma_{i+1}} \ell_j(\log\tau)\,d\tau$ for the Lagrange basis $\ell_j$ in log sigma
+    through $\sigma_i, \ldots, \sigma_{i-order+1}$ (j = 0 the newest): in $u = \log(\tau/\sigma_i)$ it is
+    $\sigma_i\int_0^{w} \ell_j(u)\,e^u\,du$, taken by 16-point Gauss-Legendre (exact to round-off for these
+    smooth integrands over any step a grid takes)."""
+    nodes = [math.log(sigmas[i - j] / sigmas[i]) for j in range(order)]
+    w = math.log(sigmas[i + 1] / sigmas[i])
+    points, weights = _GAUSS_16
+    u = [(p + 1) * w / 2 for p in points]
+    coeffs = []
+    for j in range(order):
+        total = 0.0
+        for uq, wq in zip(u, weights, strict=True):
+            basis = math.prod((uq - nodes[k]) / (nodes[j] - nodes[k]) for k in range(order) if k != j)
+            total += wq * basis * math.exp(uq)
+        coeffs.append(sigmas[i] * total * w / 2)
+    return coeffs
+
+
+_GAUSS_16 = tuple(tuple(a.tolist()) for a in np.polynomial.legendre.leggauss(16))
+
+
+def deis(
+    denoiser: Denoiser,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    *,
+    generator: Generator = None,
+    callback: Callback = None,
+    order: int = 3,
+) -> torch.Tensor:
+    r"""DEIS: the exponential integrator with the noise prediction extrapolated over the last steps
+    (time-AB, "tAB").
+
+    Zhang & Chen 2023, "Fast Sampling of Diffusion Models with Exponential Integrator". In these coordinates
+    the exponential integrator is $x' = x + \int_\sigma^{\sigma'} \epsilon\,d\tau$; $\epsilon$ is the polynomial
+    in $\log\sigma$ through the last k estimates (as diffusers' DEISMultistepScheduler; the paper's time
+    variable), integrated exactly:
+
+    $$\begin{aligned} x_{i+1} &= x_i + \sum_{j=0}^{k-1} \epsilon_{i-j} \int_{\sigma_i}^{\sigma_{i+1}}
+    \ell_j(\log\tau)\,d\tau \end{aligned}$$
+
+    k = min(i + 1, order); with fewer than 15 steps the last two steps drop to orders 1 and 2 (lower_order_final
+    as diffusers), and the step to sigma = 0 is D itself. One call per step.
+    """
+    if not 1 <= order <= 3:
+        raise BadInputError("DEIS's order must be 1, 2 or 3.")
+    sig = sigmas.tolist()
+    n = len(sig) - 1
+    slopes: list[torch.Tensor] = []
+    for i in range(n):
+        s, s_next = sig[i], sig[i + 1]
+        denoised = denoiser(x, _sigma_vec(x, s))
+        _report(callback, i, s, s_next, x, denoised)
+        slopes = [(x - denoised) / s, *slopes][:order]
+        if s_next == 0:
+            x = denoised
+            continue
+        k = min(len(slopes), n - i) if n < 15 else len(slopes)
+        for c, d in zip(deis_coefficients(sig, i, k), slopes[:k], strict=True):
+            x = x + c * d
+    return x
+
+
+# Adams-Bashforth weights for equal steps, newest slope first (orders 1-4).
+_AB_WEIGHTS = ((1.0,), (3 / 2, -1 / 2), (23 / 12, -16 / 12, 5 / 12), (55 / 24, -59 / 24, 37 / 24, -9 / 24))
+
+
+def ipndm(
+    denoiser: Denoiser,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    *,
+    generator: Generator = None,
+    callback: Callback = None,
+    steps: str = "fixed",
+) -> torch.Tensor:
+    r"""iPNDM: fourth-order Adams-Bashforth on the probability-flow ODE, warmed up with orders 1-3.
+
+    Zhang & Chen 2023 (DEIS), their improvement of Liu et al. 2022's PNDM, in the form diff-sampler (Zhou et al.
+    2024) compares: the slopes $d = \epsilon$ are combined with the equal-step weights
+    $(55 d_i - 59 d_{i-1} + 37 d_{i-2} - 9 d_{i-3})/24$ (orders 1-3 first: $d_i$, $(3d_i - d_{i-1})/2$,
+    $(23 d_i - 16 d_{i-1} + 5 d_{i-2})/12$) even where the grid's steps are not equal:
+
+    $$x_{i+1} = x_i + (\sigma_{i+1} - \sigma_i)\sum_j w_j\,d_{i-j}$$
+
+    steps = "variable" (iPNDM_v) takes the exact weights for the grid's unequal steps instead: the Adams-Bashforth
+    interpolant in sigma, which is the LMS sampler's (`lms_coefficients`). Every step, the last included, uses
+    the formula; one call per step.
+    """
+    if steps not in ("fixed", "variable"):
+        raise BadInputError("iPNDM's steps must be fixed or variable.")
+    sig = sigmas.tolist()
+    slopes: list[torch.Tensor] = []
+    for i in range(len(sig) - 1):
+        s, s_next = sig[i], sig[i + 1]
+        denoised = denoiser(x, _sigma_vec(x, s))
+        _report(callback, i, s, s_next, x, denoised)
+        slopes = [(x - denoised) / s, *slopes][:4]
+        if steps == "fixed":
+            weights = [(s_next - s) * w for w in _AB_WEIGHTS[len(slopes) - 1]]
+        else:
+            weights = lms_coefficients(sig, i, len(slopes))
+        for c, d in zip(weights, slopes, strict=True):
+            x = x + c * d
+    return x
+
+
+def dpmpp_3m(
+    denoiser: Denoiser,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    *,
+    generator: Generator = None,
+    callback: Callback = None,
+    eta: float = 0.0,
+    d2_term: str = "published",
+    noise_until: int | None = None,
+) -> torch.Tensor:
+    r"""DPM-Solver++(3M): the third-order multistep solver in the data prediction; with eta > 0, its SDE form.
+
+    Lu et al. 2022 ("DPM-Solver++") in k-diffusion's third-order multistep form (Crowson). With
+    $h = \log(\sigma/\sigma')$, $\hat h = (1 + \eta)h$, the last three estimates' divided differences in units of
+    h ($D'$, $D''$ from $r_0 = h_{i-1}/h$, $r_1 = h_{i-2}/h$) and $\varphi_2 = (e^{-\hat h} - 1)/\hat h + 1$,
+    $\varphi_3 = \varphi_2/\hat h - 1/2$:
+
+    $$\begin{aligned} x' &= e^{-\hat h}x + (1 - e^{-\hat h})D_i
+    + \varphi_2 D' - \varphi_3 D'' \\ &\quad + \sigma'\sqrt{1 - e^{-2\eta h}}\,z \end{aligned}$$
+
+    eta = 0 (the default) is the deterministic DPM-Solver++(3M); eta = 1 is k-diffusion's `sample_dpmpp_3m_sde`
+    (here on the Atlas's noise sources, the Brownian path among them).
+
+    The published weight of $D''$ is half of what the Taylor expansion asks: $D''$ as built is
+    $\tfrac{h^2}{2}\,d^2D/d\lambda^2$, and the exact integral of the quadratic term is
+    $-h^2\varphi_3\,d^2D/d\lambda^2$. So the published solver (diffusers' order-3 DPMSolverMultistepScheduler,
+    k-diffusion) converges at second order, measured on the exact Gaussian ODE (tests/diffusion/test_samplers.py);
+    d2_term = "taylor" doubles the weight and converges at third order. Second order on the second step, first on
+    the first; the step to sigma = 0 is D itself. One call per step.
+    """
+    sig = sigmas.tolist()
+    past: list[torch.Tensor] = []  # D_{i-1}, D_{i-2}
+    steps: list[float] = []  # h_{i-1}, h_{i-2}
+    for i in range(len(sig) - 1):
+        s, s_next = sig[i], sig[i + 1]
+        denoised = denoiser(x, _sigma_vec(x, s))
+        _report(callback, i, s, s_next, x, denoised)
+        if s_next == 0:
+            x = denoised
+            continue
+        h = math.log(s / s_next)
+        eta_i = eta if _noisy(i, noise_until) else 0.0
+        hat = (1 + eta_i) * h
+        x = math.exp(-hat) * x - math.expm1(-hat) * denoised  # e^{-h} = sigma' / sigma
+        phi_2 = math.expm1(-hat) / hat + 1
+        if len(past) == 2:
+            r0, r1 = steps[0] / h, steps[1] / h
+            first, second = (denoised - past[0]) / r0, (past[0] - past[1]) / r1
+            d1 = first + (first - second) * r0 / (r0 + r1)
+            d2 = (first - second) / (r0 + r1)
+            x = x + phi_2 * d1 - (2.0 if d2_term == "taylor" else 1.0) * (phi_2 / hat - 0.5) * d2
+        elif past:
+            x = x + phi_2 * (denoised - past[0]) / (steps[0] / h)
+        if eta_i > 0:
+            x = x + s_next * math.sqrt(-math.expm1(-2 * eta_i * h)) * randn_like(x, generator, s, s_next)
+        past, steps = [denoised, *past][:2], [h, *steps][:2]
+    return x
+
+
 def edm(
     denoiser: Denoiser,
     x: torch.Tensor,
@@ -726,6 +990,105 @@ SAMPLERS: dict[str, SamplerSpec] = {
             calls_per_step=1,
             options=(_ANCESTRAL_ETA,),
             noise_scale="eta",
+        ),
+        SamplerSpec(
+            name="dpmpp_3m",
+            fn=dpmpp_3m,
+            title="DPM-Solver++(3M) / SDE",
+            order=3,
+            stochastic=True,
+            paper="Lu et al. 2022 (DPM-Solver++); Crowson (k-diffusion)",
+            calls_per_step=1,
+            options=(
+                _eta(0.0, "0: the deterministic DPM-Solver++(3M); above 0, its SDE form (1: k-diffusion's)."),
+                Option(
+                    name="d2_term",
+                    label="D'' weight",
+                    kind=str,
+                    default="published",
+                    choices=("published", "taylor"),
+                    help="published: as the paper, diffusers and k-diffusion (it converges at second order); "
+                    "taylor: twice that, the Taylor coefficient (third order). See the maths below.",
+                ),
+            ),
+            noise_scale="eta",
+        ),
+        SamplerSpec(
+            name="unipc",
+            fn=unipc,
+            title="UniPC",
+            order=3,
+            stochastic=False,
+            paper="Zhao et al. 2023",
+            calls_per_step=1,
+            options=(
+                Option(
+                    name="order",
+                    label="Order",
+                    kind=int,
+                    default=2,
+                    low=1,
+                    high=3,
+                    help="UniP-p: how many model estimates each step combines (the corrector adds one more).",
+                ),
+                Option(
+                    name="variant",
+                    label="B(h)",
+                    kind=str,
+                    default="bh2",
+                    choices=("bh1", "bh2"),
+                    help="bh1: B(h) = h, the paper's choice for unconditional sampling at very few steps; "
+                    "bh2: B(h) = e^h - 1, for guided sampling (both are diffusers' solver_type).",
+                ),
+                Option(
+                    name="corrector",
+                    label="Corrector (UniC)",
+                    kind=str,
+                    default="on",
+                    choices=("on", "off"),
+                    help="Off: the predictor alone (UniP), a plain multistep solver.",
+                ),
+            ),
+        ),
+        SamplerSpec(
+            name="deis",
+            fn=deis,
+            title="DEIS (tAB)",
+            order=3,
+            stochastic=False,
+            paper="Zhang & Chen 2023",
+            calls_per_step=1,
+            options=(
+                Option(
+                    name="order",
+                    label="Order",
+                    kind=int,
+                    default=3,
+                    low=1,
+                    high=3,
+                    help="How many past noise estimates the polynomial goes through (1 is DDIM).",
+                ),
+            ),
+        ),
+        SamplerSpec(
+            name="ipndm",
+            fn=ipndm,
+            title="iPNDM",
+            order=4,
+            stochastic=False,
+            paper="Zhang & Chen 2023; Zhou et al. 2024 (diff-sampler)",
+            calls_per_step=1,
+            options=(
+                Option(
+                    name="steps",
+                    label="Step weights",
+                    kind=str,
+                    default="fixed",
+                    choices=("fixed", "variable"),
+                    help="fixed: the equal-step weights whatever the grid (iPNDM); variable: the exact weights for "
+                    "the grid's unequal steps (iPNDM_v).",
+                ),
+            ),
         ),
         SamplerSpec(
             name="edm",

@@ -12,10 +12,12 @@ import torch
 from diffusers import (
     DDIMScheduler,
     DDPMScheduler,
+    DEISMultistepScheduler,
     DPMSolverMultistepScheduler,
     EulerDiscreteScheduler,
     HeunDiscreteScheduler,
     LMSDiscreteScheduler,
+    UniPCMultistepScheduler,
 )
 
 from core.diffusion.denoisers import DiscreteTimeDenoiser
@@ -25,6 +27,18 @@ from tests.helpers import NearlyGaussianEps, tiny_unet
 
 BATCH, STEPS, TOL = 2, 12, 1e-4
 COMMON = {"num_train_timesteps": 1000, "beta_schedule": "linear", "beta_start": 1e-4, "beta_end": 0.02}
+
+
+def _unipc(order: int, variant: str, corrector: bool) -> tuple:
+    config = {
+        "solver_order": order,
+        "solver_type": variant,
+        "timestep_spacing": "trailing",
+        "disable_corrector": [] if corrector else list(range(STEPS)),
+    }
+    options = {"order": order, "variant": variant, "corrector": "on" if corrector else "off"}
+    return UniPCMultistepScheduler, config, "unipc", options, True
+
 
 CASES = {
     # case: (scheduler, its extra config, our sampler, our options, does diffusers work on VP samples?)
@@ -48,6 +62,47 @@ CASES = {
         {},
         True,
     ),
+    "dpmpp_3m": (  # the published third-order multistep (see dpmpp_3m's docstring on its order)
+        DPMSolverMultistepScheduler,
+        {
+            "algorithm_type": "dpmsolver++",
+            "solver_order": 3,
+            "solver_type": "heun",  # its second-order warm-up step as k-diffusion's (phi_2), not the midpoint
+            "timestep_spacing": "trailing",
+            "lower_order_final": False,
+        },
+        "dpmpp_3m",
+        {},
+        True,
+    ),
+    **{
+        f"unipc_order{order}{'' if corrector else '_unip'}": _unipc(order, "bh2", corrector)
+        for order in (1, 2, 3)
+        for corrector in (True, False)
+    },
+}
+
+
+# diffusers ends these runs elsewhere than at sigma = 0, where our grids end: DEIS at the training schedule's
+# smallest sigma (its final_sigmas_type is not offered), and UniPC with B(h) = h returns NaN there (its last step
+# multiplies B(h) = -inf by a zero sum). Every state up to the last step is compared instead.
+LAST_STEP_CASES = {
+    **{
+        f"unipc_bh1_order{order}{'' if corrector else '_unip'}": _unipc(order, "bh1", corrector)
+        for order in (1, 2, 3)
+        for corrector in (True, False)
+    },
+    **{
+        f"deis_order{order}_{spacing}": (
+            DEISMultistepScheduler,
+            {"solver_order": order, "timestep_spacing": spacing},
+            "deis",
+            {"order": order},
+            True,
+        )
+        for order in (1, 2, 3)
+        for spacing in ("trailing", "leading")
+    },
 }
 
 
@@ -56,8 +111,10 @@ def unet():
     return NearlyGaussianEps(tiny_unet(seed=1234), DDPMScheduler(**COMMON).alphas_cumprod).eval()
 
 
-def _diffusers_loop(scheduler, unet, x, generator, eta):
+def _diffusers_loop(scheduler, unet, x, generator, eta, states=None):
     for t in scheduler.timesteps:
+        if states is not None:
+            states.append(x)
         with torch.no_grad():
             out = unet(scheduler.scale_model_input(x, t), t)
         extra = {"generator": generator} if generator is not None else {}
@@ -102,3 +159,24 @@ def test_leading_spacing_visits_the_same_timesteps_as_ddim():
             theirs.set_timesteps(n)
             ours = NoiseSchedule.from_alphas_cumprod(theirs.alphas_cumprod).timesteps(n, spacing)
             assert ours.long().tolist() == theirs.timesteps.tolist(), (spacing, n)
+
+
+@pytest.mark.parametrize("case", list(LAST_STEP_CASES))
+def test_matches_diffusers_up_to_its_last_step(case, unet):
+    cls, extra, name, options, _ = LAST_STEP_CASES[case]
+    scheduler = cls(**COMMON, **extra)
+    scheduler.set_timesteps(STEPS)
+    schedule = NoiseSchedule.from_alphas_cumprod(scheduler.alphas_cumprod)
+    sigmas = schedule.sigmas_for_timesteps(scheduler.timesteps)
+    noise = torch.randn(BATCH, 3, 8, 8, generator=torch.Generator().manual_seed(7))
+    theirs: list[torch.Tensor] = []
+    _diffusers_loop(scheduler, unet, noise, None, None, theirs)
+    ours: list[torch.Tensor] = []
+    x = noise * (1 + sigmas[0] ** 2).sqrt().float()
+    SAMPLERS[name].fn(
+        DiscreteTimeDenoiser(unet, schedule, "epsilon"), x, sigmas, callback=lambda s: ours.append(s.x), **options
+    )
+    assert len(ours) == len(theirs) == STEPS
+    for i, (mine, vp) in enumerate(zip(ours, theirs, strict=True)):  # ours in their VP coordinates (data scale)
+        torch.testing.assert_close(mine / (1 + sigmas[i] ** 2).sqrt().float(), vp, atol=TOL, rtol=0, msg=f"step {i}")
+    assert 0.1 < ours[-1].abs().max() < 10

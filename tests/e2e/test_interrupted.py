@@ -110,11 +110,11 @@ def test_the_in_page_stop_during_the_sampler_measure_keeps_the_samplers_measured
     points.press("Enter")
     settle(page)
     page.get_by_role("button", name="Measure", exact=True).click()
-    page.get_by_text(re.compile(r"^[1-9]\d? of 11 samplers")).first.wait_for()  # one sampler or more done
+    page.get_by_text(re.compile(r"^[1-9]\d? of \d+ samplers")).first.wait_for()  # one sampler or more done
     page.get_by_role("tabpanel").get_by_role("button", name="Stop", exact=True).click()  # the tab's, not the toolbar's
     settle(page)
     no_exception(page)
-    warning = page.get_by_text(re.compile(r"Stopped after \d+ of 11 samplers"))
+    warning = page.get_by_text(re.compile(r"Stopped after \d+ of \d+ samplers"))
     warning.wait_for()
     done = int(re.search(r"after (\d+)", warning.text_content()).group(1))
     assert 1 <= done < 11

@@ -18,7 +18,7 @@ from ui.common.charts import CLASS_COLORS, LOG_AXIS, MARGIN, play_controls
 from ui.common.tables import ABSENT
 
 DENSITY_SCALE = "Viridis"
-MORE_COLORS = (*CLASS_COLORS, "#393b79")  # eleven distinct colours, one per sampler
+MORE_COLORS = (*CLASS_COLORS, "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173")  # one per sampler (15)
 LOG_FLOOR = -12.0  # log densities are shown down to this many nats: far tails would swamp the colour scale
 
 
