@@ -509,7 +509,7 @@ def unipc(
     ("bh1") or $e^{-h} - 1$ ("bh2"). The corrector redoes the step once $D_{i+1}$ is known, with one more point
     ($r = 1$) in the same sums; the next step starts from the corrected state. Order p uses p - 1 earlier
     estimates (fewer at the start, and the last steps drop to order 1, 2, ... as diffusers'
-    UniPCMultistepScheduler does with lower_order_final); one call per step.
+    UniPCMultistepScheduler does with `lower_order_final`); one call per step.
     """
     if not 1 <= order <= 3:
         raise BadInputError("UniPC's order must be 1, 2 or 3.")
@@ -610,7 +610,7 @@ def deis(
     $$\begin{aligned} x_{i+1} &= x_i + \sum_{j=0}^{k-1} \epsilon_{i-j} \int_{\sigma_i}^{\sigma_{i+1}}
     \ell_j(\log\tau)\,d\tau \end{aligned}$$
 
-    k = min(i + 1, order); with fewer than 15 steps the last two steps drop to orders 1 and 2 (lower_order_final
+    k = min(i + 1, order); with fewer than 15 steps the last two steps drop to orders 1 and 2 (`lower_order_final`
     as diffusers), and the step to sigma = 0 is D itself. One call per step.
     """
     if not 1 <= order <= 3:
@@ -654,7 +654,7 @@ def ipndm(
 
     $$x_{i+1} = x_i + (\sigma_{i+1} - \sigma_i)\sum_j w_j\,d_{i-j}$$
 
-    steps = "variable" (iPNDM_v) takes the exact weights for the grid's unequal steps instead: the Adams-Bashforth
+    `steps="variable"` (`iPNDM_v`) takes the exact weights for the grid's unequal steps instead: the Adams-Bashforth
     interpolant in sigma, which is the LMS sampler's (`lms_coefficients`). Every step, the last included, uses
     the formula; one call per step.
     """
@@ -703,8 +703,8 @@ def dpmpp_3m(
     The published weight of $D''$ is half of what the Taylor expansion asks: $D''$ as built is
     $\tfrac{h^2}{2}\,d^2D/d\lambda^2$, and the exact integral of the quadratic term is
     $-h^2\varphi_3\,d^2D/d\lambda^2$. So the published solver (diffusers' order-3 DPMSolverMultistepScheduler,
-    k-diffusion) converges at second order, measured on the exact Gaussian ODE (tests/diffusion/test_samplers.py);
-    d2_term = "taylor" doubles the weight and converges at third order. Second order on the second step, first on
+    k-diffusion) converges at second order, measured on the exact Gaussian ODE (`tests/diffusion/test_samplers.py`);
+    `d2_term="taylor"` doubles the weight and converges at third order. Second order on the second step, first on
     the first; the step to sigma = 0 is D itself. One call per step.
     """
     sig = sigmas.tolist()

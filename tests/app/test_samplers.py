@@ -229,7 +229,17 @@ def test_every_sampler_option_is_named_like_its_neighbours_and_explained(app):
             assert widget.label == option.label and widget.label[0].isupper(), (name, widget.label)
             assert len(widget.help) > 20, (name, widget.label)
             seen.append(widget.label)
-    assert {"Variance", "Eta (η)", "Order", "Churn (S_churn)", "Noise inflation (S_noise)"} == set(seen)
+    assert {
+        "Variance",
+        "Eta (η)",
+        "Order",
+        "Churn (S_churn)",
+        "Noise inflation (S_noise)",
+        "D'' weight",
+        "B(h)",
+        "Corrector (UniC)",
+        "Step weights",
+    } == set(seen)
     app.selectbox(key="smp-sampler").set_value("ddpm").run()
     assert "posterior" in app.selectbox(key="smp-ddpm-variance").help and not app.exception
 

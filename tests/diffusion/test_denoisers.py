@@ -186,3 +186,30 @@ def test_guidance_interval_guides_only_inside_its_sigma_range():
     assert everywhere[:, 0].tolist() == [-14.0] * 3
     with pytest.raises(BadInputError, match="guidance interval"):
         with_labels(labelled, labels, 3.0, null_label=10, interval=(5.0, 1.0))
+
+
+def test_a_network_sees_a_batch_of_images_in_pieces_on_the_cpu_with_the_same_result():
+    from core.diffusion.denoisers import CPU_IMAGES, NetworkDenoiser
+
+    unet, seen = tiny_unet(seed=3, channels=1, num_class_embeds=10), []
+    unet.register_forward_pre_hook(lambda _, args: seen.append(len(args[0])))
+    x = torch.randn(2 * CPU_IMAGES + 7, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    t, labels = torch.linspace(10, 900, len(x)), torch.arange(len(x)) % 10
+    pieces = NetworkDenoiser(unet).run(x, t, labels)
+    assert seen == [CPU_IMAGES, CPU_IMAGES, 7]
+    with torch.inference_mode():
+        whole = unet(x, t, class_labels=labels).sample
+    torch.testing.assert_close(pieces, whole, atol=1e-5, rtol=1e-4)  # each sample its own time and label
+
+    class PointNet(torch.nn.Module):  # a 2-D lab's denoiser network: points, not images
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 2)
+
+        def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            seen.append(len(x))
+            return self.layer(x)
+
+    seen.clear()
+    NetworkDenoiser(PointNet()).run(torch.randn(500, 2), torch.zeros(500), None)
+    assert seen == [500]  # points go whole: splitting them would only slow the labs
