@@ -150,8 +150,7 @@ def used_bytes() -> int:
     return resident_bytes()
 
 
-_lock = threading.Lock()
-_changed = threading.Condition(_lock)  # notified when a job ends or a waiting one leaves the queue
+_lock = threading.Condition()  # guards what follows; notified when a job ends or a waiting one leaves the queue
 _rises: dict[str, deque[int]] = {}
 _held: dict[int, int] = {}  # id of a running job's Watch -> what it was expected to take
 _queue: deque[object] = deque()  # the waiting jobs' tickets, first come first
@@ -217,13 +216,13 @@ def admit(
                 if waiting is None or waited >= patience or not (running or ahead):
                     raise MemoryLimitError(_refusal(what, used, limit, held, need, waited))
             waiting(_waiting(used, limit, held, running, ahead, need, waited))
-            with _changed:
-                _changed.wait(WAIT_POLL_S)
+            with _lock:
+                _lock.wait(WAIT_POLL_S)
     finally:
-        with _changed:
+        with _lock:
             if ticket in _queue:
                 _queue.remove(ticket)
-            _changed.notify_all()
+            _lock.notify_all()
 
 
 def _refusal(what: str, used: int, limit: int, held: int, need: int, waited: float) -> str:
@@ -268,9 +267,9 @@ class Watch:
         rise = self.peak - self.start
         record(self.kind, rise)
         give_back()  # before a waiting job reads what is in use
-        with _changed:
+        with _lock:
             _held.pop(id(self), None)
-            _changed.notify_all()
+            _lock.notify_all()
         return rise
 
 

@@ -93,24 +93,31 @@ def test_a_lone_job_may_use_more_of_the_limit_than_one_beside_others(monkeypatch
     memory.admit("sweep").close()  # alone again: it fits
 
 
-def _later(seconds: float, fn) -> threading.Thread:
-    thread = threading.Thread(target=lambda: (time.sleep(seconds), fn()))
-    thread.start()
-    return thread
+class EndsOnceWaitedFor:
+    """A waiting job's `waiting` callback that keeps what it is told and, the third time (the job has waited
+    through two polls), ends the running job from another thread: the order of events holds however busy the
+    machine is."""
+
+    def __init__(self, running: memory.Watch) -> None:
+        self.running, self.said, self.ender = running, [], None
+
+    def __call__(self, sentence: str) -> None:
+        self.said.append(sentence)
+        if len(self.said) == 3:
+            self.ender = threading.Thread(target=self.running.close)
+            self.ender.start()
 
 
 def test_a_job_that_does_not_fit_waits_for_the_running_one_and_then_starts(monkeypatch):
     memory.record("sweep", 100 * MB)
     _limit_for(monkeypatch, 150 * MB, memory.SHARED_SHARE)  # one at a time
-    running, said = memory.admit("sweep"), []
-    ending = _later(1.5, running.close)
-    tic = time.monotonic()
-    waited = memory.admit("sweep", waiting=said.append)  # blocks until the first has ended
-    assert time.monotonic() - tic >= 1.4 and not ending.is_alive()
+    waiting = EndsOnceWaitedFor(memory.admit("sweep"))
+    started = memory.admit("sweep", waiting=waiting)  # blocks until the first has ended
+    waiting.ender.join()
+    assert len(waiting.said) >= 3  # it waited (and was told so) until the running job ended, not longer
     assert memory.held_bytes() == 100 * MB  # the second holds its share now, the first's is free
-    assert said and all("Waiting for memory" in s and "1 job of other visitors running" in s for s in said)
-    waited.close()
-    ending.join()
+    assert all("Waiting for memory" in s and "1 job of other visitors running" in s for s in waiting.said)
+    started.close()
 
 
 def test_waiting_jobs_start_first_come_first_served(monkeypatch):
@@ -128,7 +135,8 @@ def test_waiting_jobs_start_first_come_first_served(monkeypatch):
         time.sleep(0.01)
     second = threading.Thread(target=wait, args=("second",))
     second.start()
-    time.sleep(0.5)
+    while len(memory._queue) < 2:  # both wait, in this order
+        time.sleep(0.01)
     running.close()
     first.join(10)
     second.join(10)
@@ -203,12 +211,11 @@ def test_a_generate_that_must_wait_shows_why_and_then_runs(monkeypatch):
     _limit_for(monkeypatch, memory.FIRST_GUESS_BYTES + 50 * MB, memory.SHARED_SHARE)  # no room beside it
     from ui.common.widgets import _WaitNote
 
-    shown, show = [], _WaitNote.show
-    monkeypatch.setattr(_WaitNote, "show", lambda note, sentence: (shown.append(sentence), show(note, sentence)))
-    ending = _later(2.0, running.close)
+    show, ends = _WaitNote.show, EndsOnceWaitedFor(running)
+    monkeypatch.setattr(_WaitNote, "show", lambda note, sentence: (ends(sentence), show(note, sentence)))
     at.button(key="smp-go").click().run()
-    ending.join()
-    assert shown and "Waiting for memory" in shown[0] and "**Stop** gives up" in shown[0]
+    ends.ender.join()
+    assert "Waiting for memory" in ends.said[0] and "**Stop** gives up" in ends.said[0]
     assert not at.exception and not at.error and not [w for w in at.warning if "short of memory" in w.value]
     assert [c for c in captions(at) if "seeds 0 to" in c]  # it ran once the other job had ended
     assert not [i for i in at.info if "Waiting for memory" in i.value]  # the note is gone once it started

@@ -50,17 +50,17 @@ class NetworkDenoiser:
         model_in = x_t if self.dtype is None else x_t.to(self.device, self.dtype)
         time = time if self.dtype is None else time.to(self.device, torch.float32)
         labels = None if class_labels is None else class_labels.to(self.device)
-        piece = CPU_IMAGES if self.dtype is not None and self.device.type == "cpu" and x_t.ndim >= 4 else len(x_t)
-        outs = [
+        if self.dtype is None or self.device.type != "cpu" or x_t.ndim < 4 or len(x_t) <= CPU_IMAGES:
+            return self._call(model_in, time, labels).to(x_t.device, x_t.dtype)
+        pieces = [
             self._call(
-                model_in[i : i + piece],
-                time[i : i + piece] if time.ndim else time,
-                None if labels is None else labels[i : i + piece],
+                model_in[i : i + CPU_IMAGES],
+                time[i : i + CPU_IMAGES] if time.ndim else time,
+                None if labels is None else labels[i : i + CPU_IMAGES],
             )
-            for i in range(0, len(x_t), max(piece, 1))
+            for i in range(0, len(x_t), CPU_IMAGES)
         ]
-        out = outs[0] if len(outs) == 1 else torch.cat(outs)
-        return out.to(x_t.device, x_t.dtype)
+        return torch.cat(pieces).to(x_t.device, x_t.dtype)
 
     def _call(self, model_in: torch.Tensor, time: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         extra = {} if labels is None else {"class_labels": labels}

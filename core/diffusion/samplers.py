@@ -610,8 +610,8 @@ def deis(
     $$\begin{aligned} x_{i+1} &= x_i + \sum_{j=0}^{k-1} \epsilon_{i-j} \int_{\sigma_i}^{\sigma_{i+1}}
     \ell_j(\log\tau)\,d\tau \end{aligned}$$
 
-    k = min(i + 1, order); with fewer than 15 steps the last two steps drop to orders 1 and 2 (`lower_order_final`
-    as diffusers), and the step to sigma = 0 is D itself. One call per step.
+    k = min(i + 1, order); with fewer than 15 steps the step before the last takes at most order 2 (as diffusers'
+    `lower_order_final`), and the last, to sigma = 0, is D itself. One call per step.
     """
     if not 1 <= order <= 3:
         raise BadInputError("DEIS's order must be 1, 2 or 3.")
@@ -643,7 +643,7 @@ def ipndm(
     *,
     generator: Generator = None,
     callback: Callback = None,
-    steps: str = "fixed",
+    weights: str = "fixed",
 ) -> torch.Tensor:
     r"""iPNDM: fourth-order Adams-Bashforth on the probability-flow ODE, warmed up with orders 1-3.
 
@@ -654,12 +654,12 @@ def ipndm(
 
     $$x_{i+1} = x_i + (\sigma_{i+1} - \sigma_i)\sum_j w_j\,d_{i-j}$$
 
-    `steps="variable"` (`iPNDM_v`) takes the exact weights for the grid's unequal steps instead: the Adams-Bashforth
+    `weights="variable"` (`iPNDM_v`) takes the exact weights for the grid's unequal steps instead: the Adams-Bashforth
     interpolant in sigma, which is the LMS sampler's (`lms_coefficients`). Every step, the last included, uses
     the formula; one call per step.
     """
-    if steps not in ("fixed", "variable"):
-        raise BadInputError("iPNDM's steps must be fixed or variable.")
+    if weights not in ("fixed", "variable"):
+        raise BadInputError("iPNDM's weights must be fixed or variable.")
     sig = sigmas.tolist()
     slopes: list[torch.Tensor] = []
     for i in range(len(sig) - 1):
@@ -667,11 +667,11 @@ def ipndm(
         denoised = denoiser(x, _sigma_vec(x, s))
         _report(callback, i, s, s_next, x, denoised)
         slopes = [(x - denoised) / s, *slopes][:4]
-        if steps == "fixed":
-            weights = [(s_next - s) * w for w in _AB_WEIGHTS[len(slopes) - 1]]
+        if weights == "fixed":
+            coeffs = [(s_next - s) * w for w in _AB_WEIGHTS[len(slopes) - 1]]
         else:
-            weights = lms_coefficients(sig, i, len(slopes))
-        for c, d in zip(weights, slopes, strict=True):
+            coeffs = lms_coefficients(sig, i, len(slopes))
+        for c, d in zip(coeffs, slopes, strict=True):
             x = x + c * d
     return x
 
@@ -871,6 +871,10 @@ def _eta(default: float, help: str) -> Option:
     return Option(name="eta", label="Eta (η)", kind=float, default=default, low=0.0, high=1.0, help=help)
 
 
+def _order(default: int, high: int, help: str) -> Option:
+    return Option(name="order", label="Order", kind=int, default=default, low=1, high=high, help=help)
+
+
 _ANCESTRAL_ETA = _eta(1.0, "Share of each step's noise that is fresh: 0 deterministic, 1 ancestral.")
 
 SAMPLERS: dict[str, SamplerSpec] = {
@@ -939,17 +943,7 @@ SAMPLERS: dict[str, SamplerSpec] = {
             stochastic=False,
             paper="Karras et al. 2022; Crowson 2022",
             calls_per_step=1,
-            options=(
-                Option(
-                    name="order",
-                    label="Order",
-                    kind=int,
-                    default=4,
-                    low=1,
-                    high=4,
-                    help="How many past slopes to combine.",
-                ),
-            ),
+            options=(_order(4, 4, "How many past slopes to combine."),),
         ),
         SamplerSpec(
             name="dpm_2",
@@ -995,7 +989,7 @@ SAMPLERS: dict[str, SamplerSpec] = {
             name="dpmpp_3m",
             fn=dpmpp_3m,
             title="DPM-Solver++(3M) / SDE",
-            order=3,
+            order=2,  # as published (the default d2_term); 3 with d2_term="taylor" (see its docstring)
             stochastic=True,
             paper="Lu et al. 2022 (DPM-Solver++); Crowson (k-diffusion)",
             calls_per_step=1,
@@ -1022,15 +1016,7 @@ SAMPLERS: dict[str, SamplerSpec] = {
             paper="Zhao et al. 2023",
             calls_per_step=1,
             options=(
-                Option(
-                    name="order",
-                    label="Order",
-                    kind=int,
-                    default=2,
-                    low=1,
-                    high=3,
-                    help="UniP-p: how many model estimates each step combines (the corrector adds one more).",
-                ),
+                _order(2, 3, "UniP-p: how many model estimates each step combines (the corrector adds one more)."),
                 Option(
                     name="variant",
                     label="B(h)",
@@ -1058,17 +1044,7 @@ SAMPLERS: dict[str, SamplerSpec] = {
             stochastic=False,
             paper="Zhang & Chen 2023",
             calls_per_step=1,
-            options=(
-                Option(
-                    name="order",
-                    label="Order",
-                    kind=int,
-                    default=3,
-                    low=1,
-                    high=3,
-                    help="How many past noise estimates the polynomial goes through (1 is DDIM).",
-                ),
-            ),
+            options=(_order(3, 3, "How many past noise estimates the polynomial goes through (1 is DDIM)."),),
         ),
         SamplerSpec(
             name="ipndm",
@@ -1080,7 +1056,7 @@ SAMPLERS: dict[str, SamplerSpec] = {
             calls_per_step=1,
             options=(
                 Option(
-                    name="steps",
+                    name="weights",
                     label="Step weights",
                     kind=str,
                     default="fixed",

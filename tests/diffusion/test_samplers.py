@@ -36,7 +36,7 @@ ODE_CASES = [
     ("deis", {"order": 2}, 2),
     ("deis", {"order": 3}, None),
     ("ipndm", {}, 2),  # the equal-step weights on Karras's unequal steps
-    ("ipndm", {"steps": "variable"}, None),
+    ("ipndm", {"weights": "variable"}, None),
     *[("unipc", {"order": p, "variant": v, "corrector": "off"}, p) for p in (1, 2) for v in ("bh1", "bh2")],
     *[("unipc", {"order": p, "variant": v}, p + 1) for p in (1, 2) for v in ("bh1", "bh2")],  # UniC: one more
     *[("unipc", {"order": 3, "variant": v, "corrector": c}, None) for v in ("bh1", "bh2") for c in ("on", "off")],
