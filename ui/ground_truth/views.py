@@ -65,7 +65,9 @@ def accuracy_tab(mixture: Mixture) -> None:
         progress.empty()
     found = state.accuracy_table(mixture)
     if found is None:
-        st.info(f"Press Measure: all {len(SAMPLERS)} samplers at 9 budgets take about 8 s for 2,000 points.")
+        st.info(
+            f"Press Measure: all {len(SAMPLERS)} samplers at 9 budgets take about a minute for 2,000 points (one core)."
+        )
         return
     if stopped := found.tally.stopped("samplers", "any sampler was measured", "Measure again for all of them"):
         st.warning(stopped)
