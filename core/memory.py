@@ -242,7 +242,8 @@ def _waiting(used: int, limit: int, held: int, running: int, ahead: int, need: i
     return (
         f"Waiting for memory ({waited:.0f} s so far): {jobs} running ({held / MB:,.0f} MB held for "
         f"{'them' if running != 1 else 'it'}){queue}; {used / MB:,.0f} MB of the server's {limit / MB:,.0f} MB are "
-        f"in use, and this job may take {need / MB:,.0f} MB more. It starts as soon as it fits; **Stop** gives up."
+        f"in use, and this job may take {need / MB:,.0f} MB more. It starts as soon as it fits; "
+        "**Stop** (top right) gives up."
     )
 
 

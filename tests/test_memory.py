@@ -215,7 +215,7 @@ def test_a_generate_that_must_wait_shows_why_and_then_runs(monkeypatch):
     monkeypatch.setattr(_WaitNote, "show", lambda note, sentence: (ends(sentence), show(note, sentence)))
     at.button(key="smp-go").click().run()
     ends.ender.join()
-    assert "Waiting for memory" in ends.said[0] and "**Stop** gives up" in ends.said[0]
+    assert "Waiting for memory" in ends.said[0] and "**Stop** (top right) gives up" in ends.said[0]
     assert not at.exception and not at.error and not [w for w in at.warning if "short of memory" in w.value]
     assert [c for c in captions(at) if "seeds 0 to" in c]  # it ran once the other job had ended
     assert not [i for i in at.info if "Waiting for memory" in i.value]  # the note is gone once it started
