@@ -89,6 +89,38 @@ def _noisy(i: int, noise_until: int | None) -> bool:
     return noise_until is None or i < noise_until
 
 
+def analytic_first_step(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    r"""The analytic first step (AFS): a stand-in for D(x, sigma) at the top of the grid that costs no model call.
+
+    Zhou, Chen, Wang & Chen 2024, "Fast ODE-based Sampling for Diffusion Models in Around 5 Steps" (CVPR; their
+    diff-sampler toolbox takes the first step's slope as $x/\sqrt{1 + \sigma^2}$ wherever its `afs` flag is on).
+    Why: in the model's own (VP) scale the state is $y = x/\sqrt{1 + \sigma^2} = a\,x_0 + \sqrt{1 - a^2}\,\epsilon$
+    with $a = 1/\sqrt{1 + \sigma^2}$, which is 0.0125 at sigma = 80. Where sampling starts the data's share of y is
+    negligible, so y itself is the estimate of the noise:
+
+    $$\hat\epsilon = \frac{x}{\sqrt{1 + \sigma^2}},\qquad D \approx x - \sigma\hat\epsilon
+    = \frac{x}{\sqrt{1 + \sigma^2}\,\big(\sqrt{1 + \sigma^2} + \sigma\big)}$$
+
+    (the second form is the same number without the cancellation in $1 - \sigma/\sqrt{1 + \sigma^2}$). How good it
+    is: for Gaussian data of zero mean and unit variance per axis the exact noise estimate is
+    $\epsilon^* = \sigma x/(1 + \sigma^2)$, so AFS's is $\epsilon^*\sqrt{1 + \sigma^2}/\sigma$, a relative
+    $1/(2\sigma^2)$ too long (8e-5 at sigma = 80). Other centred data of unit covariance have the same leading
+    term (their exact D is $x/\sigma^2$ to leading order whatever their law), so AFS is off by that same relative
+    $1/(2\sigma^2)$. Data with a mean $\mu$ away from 0 add an error of about $\mu/\sigma$ to the noise (AFS takes
+    the data to be centred), and a grid that starts at a small sigma breaks the premise altogether.
+    """
+    root = math.sqrt(1 + sigma**2)
+    return x / (root * (root + sigma))
+
+
+def _analytic_first(afs: str, steps: int) -> bool:
+    """Whether a run of `steps` steps takes its first D from `analytic_first_step`: with afs on, unless that first
+    step is also the last (a one-step run would then call no model at all)."""
+    if afs not in ("off", "on"):
+        raise BadInputError("The analytic first step (afs) must be on or off.")
+    return afs == "on" and steps > 1
+
+
 def ancestral_split(sigma: float, sigma_next: float, eta: float = 1.0) -> tuple[float, float]:
     r"""Split a step sigma -> sigma_next into a deterministic part to sigma_down and fresh noise sigma_up.
 
@@ -296,6 +328,7 @@ def lms(
     generator: Generator = None,
     callback: Callback = None,
     order: int = 4,
+    afs: str = "off",
 ) -> torch.Tensor:
     r"""Linear multistep (Adams-Bashforth in sigma): reuse the last `order` slopes, one call per step.
 
@@ -304,14 +337,19 @@ def lms(
 
     $$\begin{aligned} x_{i+1} &= x_i + \sum_{j=0}^{k-1} d_{i-j} \int_{\sigma_i}^{\sigma_{i+1}} \ell_j(\tau)\,d\tau \\
     k &= \min(i + 1, \text{order}) \end{aligned}$$
+
+    `afs="on"` (off by default) is the analytic first step of Zhou et al. 2024 (`analytic_first_step`): at the top of
+    the grid the state in the model's VP scale, $x/\sqrt{1 + \sigma^2}$, is all but pure noise, so it is taken as the
+    noise estimate and $D_0 = x - \sigma x/\sqrt{1 + \sigma^2}$ stands in for the first model call: one call fewer.
     """
     sig = sigmas.tolist()
+    afs_on = _analytic_first(afs, len(sig) - 1)
     if not 1 <= order <= 4:
         raise BadInputError("LMS order must be between 1 and 4.")
     slopes: list[torch.Tensor] = []
     for i in range(len(sig) - 1):
         s, s_next = sig[i], sig[i + 1]
-        denoised = denoiser(x, _sigma_vec(x, s))
+        denoised = analytic_first_step(x, s) if i == 0 and afs_on else denoiser(x, _sigma_vec(x, s))
         _report(callback, i, s, s_next, x, denoised)
         slopes = [(x - denoised) / s, *slopes][:order]
         for c, d in zip(lms_coefficients(sig, i, len(slopes)), slopes, strict=True):
@@ -358,6 +396,7 @@ def dpmpp_2m(
     *,
     generator: Generator = None,
     callback: Callback = None,
+    afs: str = "off",
 ) -> torch.Tensor:
     r"""DPM-Solver++(2M): second-order multistep solver in the data ($x_0$) prediction.
 
@@ -369,12 +408,17 @@ def dpmpp_2m(
     &- \tfrac{1}{2r}D_{i-1}\Big] \end{aligned}$$
 
     The first step (no history) and the last (to sigma = 0) are first order. One call per step.
+
+    `afs="on"` (off by default) is the analytic first step of Zhou et al. 2024 (`analytic_first_step`): at the top of
+    the grid the state in the model's VP scale, $x/\sqrt{1 + \sigma^2}$, is all but pure noise, so it is taken as the
+    noise estimate and $D_0 = x - \sigma x/\sqrt{1 + \sigma^2}$ stands in for the first model call: one call fewer.
     """
     sig = sigmas.tolist()
+    afs_on = _analytic_first(afs, len(sig) - 1)
     old_denoised, h_last = None, None
     for i in range(len(sig) - 1):
         s, s_next = sig[i], sig[i + 1]
-        denoised = denoiser(x, _sigma_vec(x, s))
+        denoised = analytic_first_step(x, s) if i == 0 and afs_on else denoiser(x, _sigma_vec(x, s))
         _report(callback, i, s, s_next, x, denoised)
         if s_next == 0:
             x = denoised
@@ -495,6 +539,7 @@ def unipc(
     order: int = 2,
     variant: str = "bh2",
     corrector: str = "on",
+    afs: str = "off",
 ) -> torch.Tensor:
     r"""UniPC: a multistep predictor (UniP) and a corrector (UniC) that reuses the next step's model call, so the
     correction costs no extra evaluation.
@@ -510,17 +555,22 @@ def unipc(
     ($r = 1$) in the same sums; the next step starts from the corrected state. Order p uses p - 1 earlier
     estimates (fewer at the start, and the last steps drop to order 1, 2, ... as diffusers'
     UniPCMultistepScheduler does with `lower_order_final`); one call per step.
+
+    `afs="on"` (off by default) is the analytic first step of Zhou et al. 2024 (`analytic_first_step`): at the top of
+    the grid the state in the model's VP scale, $x/\sqrt{1 + \sigma^2}$, is all but pure noise, so it is taken as the
+    noise estimate and $D_0 = x - \sigma x/\sqrt{1 + \sigma^2}$ stands in for the first model call: one call fewer.
     """
     if not 1 <= order <= 3:
         raise BadInputError("UniPC's order must be 1, 2 or 3.")
     sig = sigmas.tolist()
+    afs_on = _analytic_first(afs, len(sig) - 1)
     n = len(sig) - 1
     lams: list[float] = []  # lambda_j of the estimates below, oldest first
     ests: list[torch.Tensor] = []  # D_j
     start, used = x, 0  # the last predictor's starting state and order
     for i in range(n):
         s, s_next = sig[i], sig[i + 1]
-        denoised = denoiser(x, _sigma_vec(x, s))
+        denoised = analytic_first_step(x, s) if i == 0 and afs_on else denoiser(x, _sigma_vec(x, s))
         _report(callback, i, s, s_next, x, denoised)
         if s_next == 0:  # the last step lands on D itself (a correction could not change it)
             x = denoised
@@ -598,6 +648,7 @@ def deis(
     generator: Generator = None,
     callback: Callback = None,
     order: int = 3,
+    afs: str = "off",
 ) -> torch.Tensor:
     r"""DEIS: the exponential integrator with the noise prediction extrapolated over the last steps
     (time-AB, "tAB").
@@ -612,15 +663,20 @@ def deis(
 
     k = min(i + 1, order); with fewer than 15 steps the step before the last takes at most order 2 (as diffusers'
     `lower_order_final`), and the last, to sigma = 0, is D itself. One call per step.
+
+    `afs="on"` (off by default) is the analytic first step of Zhou et al. 2024 (`analytic_first_step`): at the top of
+    the grid the state in the model's VP scale, $x/\sqrt{1 + \sigma^2}$, is all but pure noise, so it is taken as the
+    noise estimate and $D_0 = x - \sigma x/\sqrt{1 + \sigma^2}$ stands in for the first model call: one call fewer.
     """
     if not 1 <= order <= 3:
         raise BadInputError("DEIS's order must be 1, 2 or 3.")
     sig = sigmas.tolist()
+    afs_on = _analytic_first(afs, len(sig) - 1)
     n = len(sig) - 1
     slopes: list[torch.Tensor] = []
     for i in range(n):
         s, s_next = sig[i], sig[i + 1]
-        denoised = denoiser(x, _sigma_vec(x, s))
+        denoised = analytic_first_step(x, s) if i == 0 and afs_on else denoiser(x, _sigma_vec(x, s))
         _report(callback, i, s, s_next, x, denoised)
         slopes = [(x - denoised) / s, *slopes][:order]
         if s_next == 0:
@@ -644,6 +700,7 @@ def ipndm(
     generator: Generator = None,
     callback: Callback = None,
     weights: str = "fixed",
+    afs: str = "off",
 ) -> torch.Tensor:
     r"""iPNDM: fourth-order Adams-Bashforth on the probability-flow ODE, warmed up with orders 1-3.
 
@@ -657,14 +714,19 @@ def ipndm(
     `weights="variable"` (`iPNDM_v`) takes the exact weights for the grid's unequal steps instead: the Adams-Bashforth
     interpolant in sigma, which is the LMS sampler's (`lms_coefficients`). Every step, the last included, uses
     the formula; one call per step.
+
+    `afs="on"` (off by default) is the analytic first step of Zhou et al. 2024 (`analytic_first_step`): at the top of
+    the grid the state in the model's VP scale, $x/\sqrt{1 + \sigma^2}$, is all but pure noise, so it is taken as the
+    noise estimate and $D_0 = x - \sigma x/\sqrt{1 + \sigma^2}$ stands in for the first model call: one call fewer.
     """
     if weights not in ("fixed", "variable"):
         raise BadInputError("iPNDM's weights must be fixed or variable.")
     sig = sigmas.tolist()
+    afs_on = _analytic_first(afs, len(sig) - 1)
     slopes: list[torch.Tensor] = []
     for i in range(len(sig) - 1):
         s, s_next = sig[i], sig[i + 1]
-        denoised = denoiser(x, _sigma_vec(x, s))
+        denoised = analytic_first_step(x, s) if i == 0 and afs_on else denoiser(x, _sigma_vec(x, s))
         _report(callback, i, s, s_next, x, denoised)
         slopes = [(x - denoised) / s, *slopes][:4]
         if weights == "fixed":
@@ -686,6 +748,7 @@ def dpmpp_3m(
     eta: float = 0.0,
     d2_term: str = "published",
     noise_until: int | None = None,
+    afs: str = "off",
 ) -> torch.Tensor:
     r"""DPM-Solver++(3M): the third-order multistep solver in the data prediction; with eta > 0, its SDE form.
 
@@ -706,13 +769,19 @@ def dpmpp_3m(
     k-diffusion) converges at second order, measured on the exact Gaussian ODE (`tests/diffusion/test_samplers.py`);
     `d2_term="taylor"` doubles the weight and converges at third order. Second order on the second step, first on
     the first; the step to sigma = 0 is D itself. One call per step.
+
+    `afs="on"` (off by default) is the analytic first step of Zhou et al. 2024 (`analytic_first_step`): at the top of
+    the grid the state in the model's VP scale, $x/\sqrt{1 + \sigma^2}$, is all but pure noise, so it is taken as the
+    noise estimate and $D_0 = x - \sigma x/\sqrt{1 + \sigma^2}$ stands in for the first model call: one call fewer
+    (at any eta: it replaces that step's D, not its fresh noise).
     """
     sig = sigmas.tolist()
+    afs_on = _analytic_first(afs, len(sig) - 1)
     past: list[torch.Tensor] = []  # D_{i-1}, D_{i-2}
     steps: list[float] = []  # h_{i-1}, h_{i-2}
     for i in range(len(sig) - 1):
         s, s_next = sig[i], sig[i + 1]
-        denoised = denoiser(x, _sigma_vec(x, s))
+        denoised = analytic_first_step(x, s) if i == 0 and afs_on else denoiser(x, _sigma_vec(x, s))
         _report(callback, i, s, s_next, x, denoised)
         if s_next == 0:
             x = denoised
@@ -836,9 +905,17 @@ class SamplerSpec:
     options: tuple[Option, ...] = ()
     noise_scale: str | None = None  # the option that scales the fresh noise (0: none); None: always noisy
 
-    def nfe(self, steps: int) -> int:
-        """Denoiser evaluations for `steps` steps ending at sigma = 0."""
-        return self.calls_per_step * (steps - 1) + 1
+    def nfe(self, steps: int, options: Mapping[str, object] | None = None) -> int:
+        """Denoiser evaluations for `steps` steps ending at sigma = 0 with these options: one fewer where the
+        analytic first step (`AFS`) stands in for the first call."""
+        calls = self.calls_per_step * (steps - 1) + 1
+        return calls - 1 if self.analytic_first(steps, options) else calls
+
+    def analytic_first(self, steps: int, options: Mapping[str, object] | None = None) -> bool:
+        """Whether a run of `steps` steps with these options takes its first D in closed form (`AFS`)."""
+        if AFS not in self.options or steps < 2:
+            return False
+        return (options or {}).get(AFS.name, AFS.default) == "on"
 
     @property
     def doc(self) -> str:
@@ -865,6 +942,18 @@ class SamplerSpec:
             return True
         option = next(o for o in self.options if o.name == self.noise_scale)
         return float((options or {}).get(self.noise_scale, option.default)) > 0
+
+
+# The multistep solvers take it (the first step's D in closed form: `analytic_first_step`).
+AFS = Option(
+    name="afs",
+    label="Analytic first step (AFS)",
+    kind=str,
+    default="off",
+    choices=("off", "on"),
+    help="On: the first step takes the noise as the state itself in the model's scale, x / √(1 + σ²), instead of "
+    "calling the model (Zhou et al. 2024), one call fewer; sound only where the grid starts at a large σ.",
+)
 
 
 def _eta(default: float, help: str) -> Option:
@@ -943,7 +1032,7 @@ SAMPLERS: dict[str, SamplerSpec] = {
             stochastic=False,
             paper="Karras et al. 2022; Crowson 2022",
             calls_per_step=1,
-            options=(_order(4, 4, "How many past slopes to combine."),),
+            options=(_order(4, 4, "How many past slopes to combine."), AFS),
         ),
         SamplerSpec(
             name="dpm_2",
@@ -962,6 +1051,7 @@ SAMPLERS: dict[str, SamplerSpec] = {
             stochastic=False,
             paper="Lu et al. 2022 (DPM-Solver++)",
             calls_per_step=1,
+            options=(AFS,),
         ),
         SamplerSpec(
             name="dpmpp_2s_ancestral",
@@ -1004,6 +1094,7 @@ SAMPLERS: dict[str, SamplerSpec] = {
                     help="published: as the paper, diffusers and k-diffusion (it converges at second order); "
                     "taylor: twice that, the Taylor coefficient (third order). See the maths below.",
                 ),
+                AFS,
             ),
             noise_scale="eta",
         ),
@@ -1034,6 +1125,7 @@ SAMPLERS: dict[str, SamplerSpec] = {
                     choices=("on", "off"),
                     help="Off: the predictor alone (UniP), a plain multistep solver.",
                 ),
+                AFS,
             ),
         ),
         SamplerSpec(
@@ -1044,7 +1136,7 @@ SAMPLERS: dict[str, SamplerSpec] = {
             stochastic=False,
             paper="Zhang & Chen 2023",
             calls_per_step=1,
-            options=(_order(3, 3, "How many past noise estimates the polynomial goes through (1 is DDIM)."),),
+            options=(_order(3, 3, "How many past noise estimates the polynomial goes through (1 is DDIM)."), AFS),
         ),
         SamplerSpec(
             name="ipndm",
@@ -1064,6 +1156,7 @@ SAMPLERS: dict[str, SamplerSpec] = {
                     help="fixed: the equal-step weights whatever the grid (iPNDM); variable: the exact weights for "
                     "the grid's unequal steps (iPNDM_v).",
                 ),
+                AFS,
             ),
         ),
         SamplerSpec(

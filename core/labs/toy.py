@@ -256,7 +256,7 @@ def run_sampler(
         sigmas=sig,
         times=run.schedule.sigma_to_t(sig) / (run.schedule.num_steps - 1) * (sig > 0),
         seconds=seconds,
-        nfe=spec.nfe(steps),
+        nfe=spec.nfe(steps, options),
         label=label,
     )
 

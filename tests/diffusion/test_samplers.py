@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import itertools
+import math
 import re
 
 import numpy as np
@@ -12,9 +13,11 @@ import torch
 
 from core.diffusion.denoisers import DiscreteTimeDenoiser
 from core.diffusion.mixture import GaussianMixture
-from core.diffusion.samplers import SAMPLERS, randn_like, sample
+from core.diffusion.samplers import AFS, SAMPLERS, analytic_first_step, randn_like, sample
 from core.diffusion.schedules import karras_sigmas, make_schedule
+from core.diffusion.trajectory import PathRecorder, TrajectoryRecorder
 from core.errors import BadInputError
+from core.labs.ground_truth.accuracy import ode_endpoint, steps_for
 from tests.helpers import tiny_unet
 
 SIGMA_MAX = 80.0
@@ -356,3 +359,151 @@ def test_ddpm_is_euler_ancestral_and_ddim_is_euler_at_the_same_seed():
     torch.testing.assert_close(runs["ddpm"], runs["euler_ancestral"], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(runs["ddim"], runs["euler"], rtol=1e-5, atol=1e-5)
     assert not torch.allclose(runs["euler"], runs["dpmpp_2m"], atol=1e-3)  # a different sampler does differ
+
+
+# ---- the analytic first step (AFS, Zhou et al. 2024) --------------------------------------------------------
+
+AFS_SAMPLERS = [n for n, s in SAMPLERS.items() if AFS in s.options]
+
+
+def _centred(mix: GaussianMixture) -> GaussianMixture:
+    """The mixture moved and scaled to zero mean and unit variance on each axis."""
+    mean = (mix.weights[:, None] * mix.means).sum(0)
+    var = (mix.weights[:, None] * (mix.stds**2 + (mix.means - mean) ** 2)).sum(0)
+    return GaussianMixture((mix.means - mean) / var.sqrt(), mix.stds / var.sqrt(), mix.weights)
+
+
+def _start(n: int) -> torch.Tensor:
+    return torch.randn(n, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * SIGMA_MAX
+
+
+def test_the_analytic_first_step_is_an_option_of_the_deterministic_multistep_solvers_and_off_by_default():
+    assert set(AFS_SAMPLERS) == {"lms", "dpmpp_2m", "dpmpp_3m", "unipc", "deis", "ipndm"}
+    for name in AFS_SAMPLERS:
+        assert inspect.signature(SAMPLERS[name].fn).parameters["afs"].default == AFS.default == "off"
+    with pytest.raises(BadInputError, match="no option afs"):
+        sample("euler", _mixture().denoise, torch.zeros(2, 2), torch.tensor([2.0, 1.0, 0.0]), afs="on")
+    with pytest.raises(BadInputError, match="one of off, on"):
+        sample("dpmpp_2m", _mixture().denoise, torch.zeros(2, 2), torch.tensor([2.0, 1.0, 0.0]), afs="yes")
+
+
+@pytest.mark.parametrize("name", AFS_SAMPLERS)
+def test_the_analytic_first_step_reports_its_closed_form_and_calls_the_model_from_the_second_step_on(name):
+    """For data N(0, I) the exact noise at sigma is sigma x / (1 + sigma^2); AFS's, x / sqrt(1 + sigma^2), is that
+    times sqrt(1 + sigma^2) / sigma: a relative 1 / (2 sigma^2) too long. The callback (and so both recorders) sees
+    the closed form as the first step's D."""
+    mix = GaussianMixture(torch.zeros(1, 2), torch.ones(1, 2))
+    steps, x = 6, _start(256)
+    sigmas = karras_sigmas(steps, 0.002, SIGMA_MAX)
+    calls, seen = [], []
+    trajectory, paths = TrajectoryRecorder(total_steps=steps), PathRecorder()
+
+    def counting(x, sigma):
+        calls.append(float(sigma[0]))
+        return mix.denoise(x, sigma)
+
+    def record(step):
+        seen.append(step)
+        trajectory(step)
+        paths(step)
+
+    sample(name, counting, x.clone(), sigmas, callback=record, afs="on")
+    assert calls == sigmas[1:-1].tolist()  # no call at sigma_max
+    assert [s.index for s in seen] == list(range(steps)) and len(trajectory.frames) == len(paths.states) == steps
+    first = seen[0]
+    assert first.sigma == SIGMA_MAX and torch.equal(first.x, x)
+    root = math.sqrt(1 + SIGMA_MAX**2)
+    torch.testing.assert_close(first.eps, x / root, rtol=1e-12, atol=0)
+    torch.testing.assert_close(first.denoised, x - SIGMA_MAX * x / root, rtol=1e-9, atol=0)
+    torch.testing.assert_close(trajectory.frames[0].denoised, first.denoised[: trajectory.keep])
+    torch.testing.assert_close(paths.denoised[0], first.denoised)
+    exact = (x - mix.denoise(x, x.new_full((len(x),), SIGMA_MAX))) / SIGMA_MAX
+    too_long = (first.eps - exact).norm(dim=1) / exact.norm(dim=1)
+    torch.testing.assert_close(too_long * 2 * SIGMA_MAX**2, torch.ones_like(too_long), rtol=1e-3, atol=0)
+
+
+def test_on_centred_data_the_analytic_noise_differs_from_the_exact_one_by_order_one_over_sigma_squared():
+    """On centred data of unit variance (here a non-Gaussian mixture) the gap falls 4x per doubling of sigma."""
+    mix = _centred(_mixture())
+    gaps = []
+    for sigma in (40.0, 80.0, 160.0, 320.0):
+        x = torch.randn(4000, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * sigma
+        afs = (x - analytic_first_step(x, sigma)) / sigma
+        exact = (x - mix.denoise(x, x.new_full((len(x),), sigma))) / sigma
+        gaps.append(float((afs - exact).abs().max()))
+    assert gaps[1] < 1e-3, gaps  # at sigma = 80
+    for coarse, fine in itertools.pairwise(gaps):
+        assert coarse / fine == pytest.approx(4, rel=0.05), gaps
+
+
+@pytest.mark.parametrize("name", AFS_SAMPLERS)
+def test_with_the_analytic_first_step_samplers_still_converge_to_the_exact_ode_solution(name):
+    """On the exact Gaussian ODE (off-centre data, where AFS's slope is off by about mu / sigma_max): the error
+    still vanishes, and AFS's share of it, the first step's length times its slope's error, is first order."""
+    denoiser, x_T, exact = _gaussian_case()
+    steps = [20, 40, 80, 160, 320]
+    errors, gaps = [], []
+    for n in steps:
+        grid = karras_sigmas(n, 0.002, SIGMA_MAX)
+        out = sample(name, denoiser, x_T.clone(), grid, afs="on")
+        errors.append(float((out - exact).abs().max()))
+        gaps.append(float((out - sample(name, denoiser, x_T.clone(), grid)).abs().max()))
+    assert all(b < a for a, b in itertools.pairwise(errors)), errors
+    assert errors[-1] < 0.01, errors
+    measured = -np.polyfit(np.log(steps), np.log(gaps), 1)[0]
+    assert abs(measured - 1) < 0.3, (measured, gaps)
+
+
+@pytest.mark.parametrize("name", AFS_SAMPLERS)
+def test_the_analytic_first_step_saves_exactly_one_call_and_the_nfe_says_so(name):
+    mix, calls, spec = _mixture(), [], SAMPLERS[name]
+
+    def counting(x, sigma):
+        calls.append(len(x))
+        return mix.denoise(x, sigma)
+
+    for steps in (1, 2, 3, 7):
+        for afs in ("off", "on"):
+            calls.clear()
+            x = torch.randn(3, 2, generator=torch.Generator().manual_seed(0)) * 20
+            sample(name, counting, x, karras_sigmas(steps, 0.01, 20.0), afs=afs)
+            assert len(calls) == spec.nfe(steps, {"afs": afs}), (steps, afs)
+        # one call fewer, except in a one-step run, whose only step is also its last (it stays a model call)
+        assert (
+            spec.nfe(steps, {"afs": "on"})
+            == spec.nfe(steps) - (steps > 1)
+            == spec.nfe(steps, {"afs": "off"}) - (steps > 1)
+        )
+    for nfe in (1, 2, 5, 8):  # an NFE budget buys one step more
+        assert steps_for(spec, nfe, {"afs": "on"}) == nfe + 1 and steps_for(spec, nfe) == nfe
+    assert SAMPLERS["heun"].nfe(5, {"afs": "on"}) == SAMPLERS["heun"].nfe(5)  # no such option there
+
+
+def test_on_centred_data_the_call_saved_costs_far_less_than_the_solvers_own_error():
+    """Where the premise holds (zero mean, unit variance), a run with AFS is nearly the same run without it."""
+    mix = _centred(_mixture())
+    x_T = _start(512)
+    exact = ode_endpoint(mix, x_T)
+    for name in AFS_SAMPLERS:
+        for steps in (3, 5, 7, 9):
+            grid = karras_sigmas(steps, 0.002, SIGMA_MAX)
+            plain = sample(name, mix.denoise, x_T.clone(), grid)
+            afs = sample(name, mix.denoise, x_T.clone(), grid, afs="on")
+            assert float((afs - plain).abs().max()) < 0.05 * float((plain - exact).abs().max()), (name, steps)
+
+
+def test_at_some_fixed_nfe_the_analytic_first_step_lowers_the_error():
+    """Measured, not assumed: at NFE 4 to 8 on the (off-centre) mixture, RMS distance to the exact ODE end point
+    with and without AFS (which spends its budget on one step more). At so few steps the error is not monotone in
+    the steps, so AFS need not win at every NFE; it must win at some."""
+    mix, x_T = _mixture(), _start(1000)
+    exact = ode_endpoint(mix, x_T)
+    for name in ("dpmpp_2m", "ipndm"):
+        spec, errors = SAMPLERS[name], {}
+        for afs in ("off", "on"):
+            for nfe in range(4, 9):
+                steps = steps_for(spec, nfe, {"afs": afs})
+                assert spec.nfe(steps, {"afs": afs}) == nfe
+                out = sample(name, mix.denoise, x_T.clone(), karras_sigmas(steps, 0.002, SIGMA_MAX), afs=afs)
+                errors[afs, nfe] = float(((out - exact) ** 2).sum(1).mean().sqrt())
+        assert any(errors["on", nfe] < errors["off", nfe] for nfe in range(4, 9)), (name, errors)

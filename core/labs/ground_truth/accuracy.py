@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from statistics import NormalDist
 
@@ -36,9 +36,10 @@ MAX_ACCURACY_POINTS = 5000
 FIT_FROM_NFE = 8  # orders are fitted on NFE >= 8, where the error is in its asymptotic regime
 
 
-def steps_for(spec: SamplerSpec, nfe: int) -> int:
-    """The most steps whose denoiser evaluations fit in `nfe` (at least one step)."""
-    return max(1, max((n for n in range(1, nfe + 1) if spec.nfe(n) <= nfe), default=1))
+def steps_for(spec: SamplerSpec, nfe: int, options: Mapping[str, object] | None = None) -> int:
+    """The most steps whose denoiser evaluations fit in `nfe` with these options (at least one step): with the
+    analytic first step, one step more than evaluations."""
+    return max(1, max((n for n in range(1, nfe + 2) if spec.nfe(n, options) <= nfe), default=1))
 
 
 def fitted_order(
