@@ -7,7 +7,7 @@ import torch
 from core.data.images import enlarge, to_uint8
 from core.diffusion.forward import forward_trajectory, parse_timesteps
 from core.diffusion.schedules import SCHEDULE_KINDS, make_schedule
-from ui.common.widgets import attempt, follow_range, schedule_picker
+from ui.common.widgets import attempt, follow_range, schedule_picker, typed_grid
 from ui.forward.figures import pixel_histogram, sampling_grids_figure, schedule_curves, timestep_embedding_heatmap
 from ui.forward.image_picker import pick_image
 from ui.forward.views import show_noise_numbers, show_schedule_maths
@@ -82,11 +82,14 @@ st.subheader("Where samplers put their steps")
 a, b = st.columns(2)
 n = follow_range(a, "slider", "Sampling steps", 2, min(100, T), 20, key="fwd-grid-steps", because=f"T = {T}")
 rho = b.slider("Karras ρ", 1.0, 10.0, 7.0, 0.5, key="fwd-rho", help="7 in EDM; 1 is even in σ.")
-st.plotly_chart(sampling_grids_figure(schedule, n, rho), width="stretch")
+typed = attempt(typed_grid, st, "fwd-typed", schedule.sigma_max)
+st.plotly_chart(sampling_grids_figure(schedule, n, rho, typed), width="stretch")
 st.caption(
-    "The noise levels a sampler visits with n steps: the schedule's own timesteps (diffusers' spacings) and "
-    "the Karras et al. (EDM) grid between the schedule's smallest and largest σ, which spends more steps at low "
-    "noise. Right: the same grids as log-SNR = −2 log σ."
+    "The noise levels a sampler visits with n steps: the schedule's own timesteps (diffusers' spacings), the "
+    "continuous time t evenly spaced, even steps in log-SNR (DPM-Solver's), and the Karras et al. (EDM) grid, "
+    "which spends more steps at low noise; each runs between the schedule's smallest and largest σ. Middle: the "
+    "same grids as log-SNR = −2 log σ. Right: where their points fall on the schedule's σ(t). The Samplers page "
+    "runs any of them, a typed grid too; the Ground truth page measures them and fits grids to a model."
 )
 
 st.subheader("How the model sees t")

@@ -4,6 +4,7 @@ import streamlit as st
 
 from ui.common.widgets import attempt
 from ui.ground_truth import figures
+from ui.ground_truth.grids import grids_tab
 from ui.ground_truth.mixture import mixture_picker
 from ui.ground_truth.views import accuracy_tab, latent_tab, model_tab, probe_tab
 
@@ -24,12 +25,16 @@ with right:
     st.plotly_chart(figures.mixture_figure(mixture.mix, f"log p of {mixture.title}"), key="gt-mixture-fig")
 
 st.subheader("2 · Against the truth")
-tabs = st.tabs(["Sampler accuracy", "Trajectory probe", "Likelihood and memorisation", "Latent MNIST likelihood"])
+tabs = st.tabs(
+    ["Sampler accuracy", "Step grids", "Trajectory probe", "Likelihood and memorisation", "Latent MNIST likelihood"]
+)
 with tabs[0]:
     accuracy_tab(mixture)
 with tabs[1]:
-    probe_tab(mixture)
+    grids_tab(mixture)
 with tabs[2]:
-    model_tab(mixture)
+    probe_tab(mixture)
 with tabs[3]:
+    model_tab(mixture)
+with tabs[4]:
     latent_tab()

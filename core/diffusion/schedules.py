@@ -21,9 +21,11 @@ import numpy as np
 import torch
 
 from core.diffusion.flow import flow_t_grid, sigma_of_t
+from core.diffusion.grids import karras_sigmas, log_snr_sigmas
 from core.errors import BadInputError
 
-SPACINGS = ("leading", "trailing", "linspace", "karras")
+SPACINGS = ("leading", "trailing", "linspace", "uniform-time", "log-snr", "karras")
+TIMESTEP_SPACINGS = SPACINGS[:3]
 MAX_TRAIN_STEPS = 100_000
 # Starting a sampler at sigma ~ 2e4 (the cosine schedule's last step, alpha_bar ~ 2e-9) multiplies any
 # error of an epsilon model by sigma. diffusers recommends clipping log-SNR at -2 * 5.1 for the cosine
@@ -302,35 +304,29 @@ class NoiseSchedule:
     ) -> torch.Tensor:
         """A decreasing grid of n sigmas followed by 0 (n denoiser steps).
 
-        `spacing` is one of leading, trailing, linspace (timestep spacings, see `timesteps`) or karras.
+        `spacing` is one of leading, trailing, linspace (integer timesteps, see `timesteps`), uniform-time (the
+        continuous time t evenly spaced from the top down to t = 0: a discrete schedule's t, the flow path's t),
+        log-snr (evenly spaced in log sigma) or karras (with `rho`); the grids of core/diffusion/grids.py.
         `max_sigma` caps where the grid starts (None: the schedule's own sigma_max).
         """
+        if spacing in TIMESTEP_SPACINGS:
+            return self.sigmas_for_timesteps(self.timesteps(n, spacing, max_sigma=max_sigma))
+        if spacing not in SPACINGS:
+            raise BadInputError(f"Unknown step spacing {spacing!r}; choose one of {', '.join(SPACINGS)}.")
+        _check_steps(n, self.num_steps)
+        top = self.sigma_max if max_sigma is None else min(self.sigma_max, max_sigma)
         if spacing == "karras":
-            _check_steps(n, self.num_steps)
-            top = self.sigma_max if max_sigma is None else min(self.sigma_max, max_sigma)
             return karras_sigmas(n, self.sigma_min, top, rho)
-        return self.sigmas_for_timesteps(self.timesteps(n, spacing, max_sigma=max_sigma))
+        if spacing == "log-snr":
+            return log_snr_sigmas(n, self.sigma_min, top)
+        t_top = float(self.sigma_to_t(torch.tensor(top, dtype=torch.float64)))
+        ts = torch.linspace(t_top, 0.0, n, dtype=torch.float64) if n > 1 else torch.full((1,), t_top)
+        return self.sigmas_for_timesteps(ts)
 
     def capped_sigmas(self, n: int, spacing: str = "trailing") -> torch.Tensor:
         """`sampling_sigmas` from the schedule's `sampling_cap` down: at most as many steps as lie below it."""
         cap = self.sampling_cap
         return self.sampling_sigmas(min(n, self.usable_steps(cap)), spacing, max_sigma=cap)
-
-
-def karras_sigmas(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> torch.Tensor:
-    """Karras et al. 2022, eq. 5: sigma_i = (smax^(1/rho) + i/(n-1) (smin^(1/rho) - smax^(1/rho)))^rho, then 0.
-
-    rho = 7 spends more steps at low noise, where the images' details form.
-    """
-    if n < 1 or not 0 < sigma_min < sigma_max:
-        raise BadInputError("A Karras grid needs at least one step and 0 < sigma_min < sigma_max.")
-    ramp = torch.linspace(0, 1, n, dtype=torch.float64) if n > 1 else torch.zeros(1, dtype=torch.float64)
-    lo, hi = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
-    sigmas = (hi + ramp * (lo - hi)) ** rho
-    sigmas[0] = sigma_max  # exact ends, free of the rounding in x^(1/rho)^rho
-    if n > 1:
-        sigmas[-1] = sigma_min
-    return torch.cat([sigmas, torch.zeros(1, dtype=torch.float64)])
 
 
 def _check_steps(n: int, T: int) -> None:

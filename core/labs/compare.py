@@ -19,6 +19,7 @@ import torch
 from core.data.images import uint8_to_tensor
 from core.errors import BadInputError
 from core.labs.samplers import (
+    TYPED,
     ImageModel,
     SamplerSettings,
     evaluations_per_image,
@@ -67,6 +68,8 @@ def plan_work(
         raise BadInputError("Pick at least one sampler and one step count.")
     if cells > MAX_CELLS:
         raise BadInputError(f"That is {cells} cells; compare at most {MAX_CELLS} at once.")
+    if base.spacing == TYPED:
+        raise BadInputError("A same-seed grid varies the steps, which a typed grid fixes: pick another spacing.")
     runs = [replace(base, sampler=s, steps=n) for s in samplers for n in steps]
     work = sum(base.batch * evaluations_per_image(m, r) for m in models for r in runs)
     if work > (limit := max_compare_work()):

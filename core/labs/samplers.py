@@ -22,9 +22,11 @@ from core.diffusion.denoisers import Denoiser, clip_denoised, with_labels
 from core.diffusion.samplers import SAMPLERS, Step, sample
 from core.diffusion.schedules import NoiseSchedule
 from core.diffusion.trajectory import Frame, TrajectoryRecorder, display_every
+from core.errors import BadInputError
 from core.training.budget import check_deadline
 
 MAX_BATCH = 64
+TYPED = "typed"  # the spacing of a grid typed as noise levels
 TIMING_BOUND_S = 0.5  # the longest an evaluation may be expected to take for `seconds_per_image` to run one
 
 
@@ -57,7 +59,8 @@ class ImageModel(Protocol):
 class SamplerSettings:
     sampler: str = "dpmpp_2m"
     steps: int = 20
-    spacing: str = "trailing"
+    spacing: str = "trailing"  # a NoiseSchedule spacing, or TYPED: the noise levels in `grid`
+    grid: tuple[float, ...] | None = None  # a typed grid (core/diffusion/grids.custom_sigmas): steps sigmas, then 0
     options: dict[str, Any] = field(default_factory=dict)
     noise_until: int | None = None
     max_sigma: float | None = None
@@ -71,7 +74,7 @@ class SamplerSettings:
 
     @property
     def nfe(self) -> int:
-        return SAMPLERS[self.sampler].nfe(self.steps)
+        return SAMPLERS[self.sampler].nfe(self.steps, self.options)
 
     def __hash__(self) -> int:
         """Settings are keys of what was made with them (ui/common/memo.py); the sampler's options are a dict,
@@ -151,7 +154,12 @@ def evaluations_per_image(model: ImageModel, settings: SamplerSettings) -> int:
 
 
 def sampling_sigmas(model: ImageModel, settings: SamplerSettings) -> torch.Tensor:
+    """The grid the settings ask for: the schedule's spacing, or the typed grid as it is."""
     assert model.schedule is not None
+    if settings.spacing == TYPED:
+        if settings.grid is None:
+            raise BadInputError("Type the grid's noise levels (largest first) to sample on a typed grid.")
+        return torch.tensor(settings.grid, dtype=torch.float64)
     return model.schedule.sampling_sigmas(settings.steps, settings.spacing, max_sigma=settings.max_sigma)
 
 

@@ -34,15 +34,50 @@ def test_default_is_an_offline_mnist_digit_noised_under_the_linear_schedule(app)
     charts = app.get("plotly_chart")
     assert len(charts) == 4  # histogram, schedule curves, sampling grids, embedding heat map
     grids = json.loads(charts[2].proto.spec)
-    names = {trace["name"] for trace in grids["data"]}
-    assert names == {"leading timesteps", "trailing timesteps", "Karras ρ = 7"}
-    karras = next(t for t in grids["data"] if t["name"] == "Karras ρ = 7")
+    names = {trace["name"] for trace in grids["data"] if trace.get("showlegend", True) and "name" in trace}
+    assert names == {
+        "leading timesteps",
+        "trailing timesteps",
+        "uniform in t",
+        "uniform in log-SNR",
+        "Karras ρ = 7",
+    }
+    karras = next(t for t in grids["data"] if t.get("name") == "Karras ρ = 7")
     sigmas = plotly_array(karras["y"])  # 20 steps (the final sigma = 0 left off the log axis), decreasing
     assert len(sigmas) == 20 and (np.diff(sigmas) < 0).all()
     metrics = {m.label: m.value for m in app.metric}
     assert float(metrics["a (signal scale)"]) ** 2 + float(metrics["b (noise scale)"]) ** 2 == pytest.approx(
         1, abs=1e-3
     )  # a variance-preserving path
+
+
+def _grid_traces(app, name: str) -> list[dict]:
+    return [t for t in json.loads(app.get("plotly_chart")[2].proto.spec)["data"] if t.get("name") == name]
+
+
+def test_grids_lie_where_their_names_say_and_a_typed_grid_is_drawn_on_the_sigma_curve(app):
+    (log_snr,) = _grid_traces(app, "uniform in log-SNR")
+    steps = np.diff(np.log(plotly_array(log_snr["y"])))
+    assert np.allclose(steps, steps[0])  # evenly spaced in log sigma
+    (typed,) = [t for t in json.loads(app.get("plotly_chart")[2].proto.spec)["data"] if t.get("name") == "typed"] or [
+        None
+    ]
+    assert typed is None  # nothing typed: no typed grid
+    app.text_input(key="fwd-typed").input("80, 10, 2, 0.3, 0.05").run()
+    assert not app.exception and not app.error
+    spec = json.loads(app.get("plotly_chart")[2].proto.spec)["data"]
+    (typed,) = [t for t in spec if t.get("name") == "typed"]
+    assert plotly_array(typed["y"]).tolist() == [80, 10, 2, 0.3, 0.05]
+    on_curve = [t for t in spec if t.get("xaxis") == "x3" and t.get("marker", {}).get("symbol") == "x"]
+    assert len(on_curve) == 1  # the typed points on the schedule's sigma(t), at the t where sigma(t) is each
+    from core.diffusion.schedules import make_schedule
+
+    ts = plotly_array(on_curve[0]["x"])
+    assert np.allclose(make_schedule("linear", 1000).t_to_sigma(ts).numpy(), [80, 10, 2, 0.3, 0.05], rtol=1e-6)
+    for text, reason in [("80, 100, 3", "decreasing"), ("80, ten", "not a number"), ("5000, 1", "above")]:
+        app.text_input(key="fwd-typed").input(text).run()
+        assert not app.exception and reason in app.error[0].value
+        assert len(app.get("plotly_chart")) == 4  # the page goes on, without the typed grid
 
 
 def test_frames_t_and_schedule_comparison(app):
@@ -149,7 +184,9 @@ def test_the_smallest_t_pulls_the_controls_that_depend_on_it_down_and_says_so(ap
         "t was 600, beyond what T = 10 allows: it is 9 now.",
         "Sampling steps was 20, beyond what T = 10 allows: it is 10 now.",
     ]
-    karras = next(t for t in json.loads(app.get("plotly_chart")[2].proto.spec)["data"] if t["name"] == "Karras ρ = 7")
+    karras = next(
+        t for t in json.loads(app.get("plotly_chart")[2].proto.spec)["data"] if t.get("name") == "Karras ρ = 7"
+    )
     assert len(plotly_array(karras["y"])) == 10  # the grid drawn with the 10 steps the slider shows
     app.slider(key="fwd-rho").set_value(3.0).run()  # the values held: no sentence on the next run
     assert not app.info and app.slider(key="fwd-grid-steps").value == 10

@@ -13,6 +13,7 @@ from core.data.toy import TOY_SETS
 from core.diffusion.samplers import SAMPLERS
 from core.labs.ground_truth import accuracy, memorisation
 from tests.app.helpers import figures, open_page, table
+from tests.helpers import plotly_array
 
 
 @pytest.fixture
@@ -214,3 +215,80 @@ def test_a_short_job_ended_by_a_click_says_so_once_on_the_next_run(app, monkeypa
     app.run()
     assert not [i for i in app.info if "before they were done" in i.value]
     assert not app.exception
+
+
+def _grid_table(app):
+    return table(app, "Grid")
+
+
+def test_step_grids_are_measured_against_the_exact_end_point_and_drawn(app):
+    from core.diffusion.grids import karras_sigmas
+    from core.diffusion.samplers import sample
+    from core.labs.ground_truth import grids
+    from core.labs.ground_truth.noise import start_points
+
+    app.multiselect(key="gt-grid-samplers").set_value(["euler", "dpmpp_2m"])
+    app.number_input(key="gt-grid-n").set_value(100)
+    app.button(key="gt-grid-go").click().run()
+    assert not app.exception and not app.error and not app.warning
+    rows = _grid_table(app)
+    assert len(rows) == 2 * len(grids.GRIDS) and set(rows["Grid"]) == set(grids.GRIDS.values())
+    # the Karras row of Euler at NFE 5, computed here on its own from the same start points and the exact ODE
+    from core.labs.ground_truth.accuracy import ode_endpoint
+    from core.labs.ground_truth.mixtures import PRESETS, shaped_mixture
+
+    mix = shaped_mixture(PRESETS["Four unequal blobs"])
+    x_T = start_points(100, 0)
+    out = sample("euler", mix.denoise, x_T.clone(), karras_sigmas(5, 0.002, 80.0))
+    expected = float((out - ode_endpoint(mix, x_T)).pow(2).sum(1).mean().sqrt())
+    euler = rows[(rows["Sampler"] == "Euler") & (rows["Grid"] == grids.GRIDS["karras"])].iloc[0]
+    assert euler["NFE 5"] == pytest.approx(expected, rel=1e-2)
+    searched = rows[rows["Grid"] == grids.GRIDS["optimised"]]
+    assert searched["NFE 10"].notna().all() and searched["Order (fitted)"].isna().all()  # searched up to NFE 10
+    panels = figures(app)
+    assert any(t.get("name") == grids.GRIDS["ays"] for f in panels for t in f["data"])
+    (where,) = [f for f in panels if "the last step" in json.dumps(f["layout"].get("xaxis", {}))]
+    points = where["data"]  # where each grid puts its 5 steps, for Euler
+    assert len(points) == len(grids.GRIDS)
+    assert all(len(plotly_array(t["x"])) == 5 for t in points)
+
+
+def test_a_typed_grid_is_measured_beside_them_and_one_that_starts_elsewhere_gets_a_sentence(app):
+    app.multiselect(key="gt-grid-samplers").set_value(["euler"])
+    app.multiselect(key="gt-grid-grids").set_value(["karras"])
+    app.text_input(key="gt-grid-typed").input("80, 5, 0.5, 0.002")
+    app.number_input(key="gt-grid-n").set_value(100)
+    app.button(key="gt-grid-go").click().run()
+    assert not app.exception and not app.error
+    rows = _grid_table(app)
+    typed = rows[rows["Grid"] == "typed"].iloc[0]
+    assert typed["Its NFE"] == 4 and typed["Error"] > 0
+    app.text_input(key="gt-grid-typed").input("60, 5, 0.5").run()
+    app.button(key="gt-grid-go").click().run()
+    assert not app.exception and any("starts at σ = 80" in e.value for e in app.error)
+    app.text_input(key="gt-grid-typed").input("80, 90").run()
+    assert not app.exception and any("decreasing" in e.value for e in app.error)
+
+
+def test_a_stopped_grid_measure_keeps_the_curves_done(app, monkeypatch):
+    from core.labs.ground_truth import grids
+
+    real = grids.grid_study
+
+    def stopping(*args, on_curve, **kwargs):
+        def report(study):
+            if len(study.curves) == 3:
+                raise StopException()
+            on_curve(study)
+
+        return real(*args, on_curve=report, **kwargs)
+
+    monkeypatch.setattr(grids, "grid_study", stopping)
+    app.multiselect(key="gt-grid-samplers").set_value(["euler", "heun"])
+    app.number_input(key="gt-grid-n").set_value(100)
+    app.button(key="gt-grid-go").click().run()
+    app.run()
+    assert [w.value for w in app.warning] == [
+        f"Stopped after 2 of {2 * len(grids.GRIDS)} curves; Measure again for all of them."
+    ]
+    assert len(_grid_table(app)) == 2

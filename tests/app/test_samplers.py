@@ -239,6 +239,7 @@ def test_every_sampler_option_is_named_like_its_neighbours_and_explained(app):
         "B(h)",
         "Corrector (UniC)",
         "Step weights",
+        "Analytic first step (AFS)",
     } == set(seen)
     app.selectbox(key="smp-sampler").set_value("ddpm").run()
     assert "posterior" in app.selectbox(key="smp-ddpm-variance").help and not app.exception
@@ -271,3 +272,49 @@ def test_a_run_past_the_limit_per_job_stops_and_shows_where_it_got_to(app, monke
     warning = next(w.value for w in at.warning if "Stopped at step" in w.value)
     assert "Stopped at step 1 of 20" in warning and "limit of 1 s per job" in warning
     assert not at.subheader and "memo:smp-result" not in at.session_state  # no finished run is claimed
+
+
+@pytest.mark.parametrize("spacing", ["uniform-time", "log-snr"])
+def test_the_new_spacings_run_and_plan_what_their_names_say(app, spacing):
+    import json
+
+    import numpy as np
+
+    from tests.helpers import plotly_array
+
+    at = _generate(app, **{"smp-spacing": spacing, "smp-steps": 6, "smp-batch": 2})
+    assert not at.exception and not at.error
+    planned = next(
+        t for c in at.get("plotly_chart") for t in json.loads(c.proto.spec)["data"] if t.get("name") == "σ planned"
+    )
+    sigmas = plotly_array(planned["y"])
+    sigmas = sigmas[sigmas > 0]
+    assert len(sigmas) == 6
+    if spacing == "log-snr":
+        assert np.allclose(np.diff(np.log(sigmas)), np.diff(np.log(sigmas))[0], rtol=1e-6)
+
+
+def test_a_typed_grid_runs_as_typed_and_an_empty_or_bad_one_gets_a_sentence(app):
+    import json
+
+    from tests.helpers import plotly_array
+
+    app.selectbox(key="smp-spacing").set_value("typed").run()
+    assert not app.exception
+    app.button(key="smp-go").click().run()
+    assert not app.exception and any("Type the grid" in e.value for e in app.error)
+    app.text_input(key="smp-typed").input("20, 4, 1, 0.2").run()
+    assert app.number_input(key="smp-typed-steps").value == 4
+    app.slider(key="smp-batch").set_value(2).run()
+    app.button(key="smp-go").click().run()
+    assert not app.exception and not app.error
+    assert app.subheader[0].value == "DPM-Solver++(2M), 4 steps"
+    assert int({m.label: m.value for m in app.metric}["Model calls (NFE)"]) == 4
+    planned = next(
+        t for c in app.get("plotly_chart") for t in json.loads(c.proto.spec)["data"] if t.get("name") == "σ planned"
+    )
+    assert [v for v in plotly_array(planned["y"]).tolist() if v > 0] == [20, 4, 1, 0.2]
+    app.text_input(key="smp-typed").input("20, 40").run()
+    assert not app.exception and any("decreasing" in e.value for e in app.error)
+    app.text_input(key="smp-typed").input("1e6, 1").run()
+    assert not app.exception and any("above this model" in e.value for e in app.error)

@@ -1,5 +1,5 @@
 """Widgets that several pages share: the noise-schedule picker, a sampler option's control, a number control
-whose range follows other settings, and the one way a page shows an expected error."""
+whose range follows other settings, a typed step grid, and the one way a page shows an expected error."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import streamlit as st
+import torch
 
+from core.diffusion.grids import custom_sigmas
 from core.diffusion.samplers import Option
 from core.diffusion.schedules import SCHEDULE_KINDS, NoiseSchedule, make_schedule
 from core.errors import AtlasError
@@ -143,3 +145,16 @@ def option_widget(option: Option, key: str, container: Any = st) -> float | str:
     cast = int if option.kind is int else float
     low, high, default = cast(option.low), cast(option.high), cast(option.default)
     return container.slider(option.label, low, high, default, help=option.help, key=key)
+
+
+def typed_grid(container: Any, key: str, sigma_max: float | None = None) -> torch.Tensor | None:
+    """A step grid typed as noise levels, largest first (core/diffusion/grids.custom_sigmas), or None while the box
+    is empty. Bad text raises BadInputError with the reason (run it under `attempt`)."""
+    text = container.text_input(
+        "Typed grid (σ values, largest first)",
+        key=key,
+        placeholder="e.g. 80, 14.6, 3.9, 1.4, 0.5, 0.03",
+        help="Noise levels, separated by commas or spaces; a final 0 is added. Paste a grid from a paper or "
+        "another tool to see and run it beside the built-in ones.",
+    )
+    return custom_sigmas(text, sigma_max) if text.strip() else None

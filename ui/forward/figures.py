@@ -13,6 +13,7 @@ from core.diffusion.schedules import NoiseSchedule
 from ui.common.charts import LOG_AXIS
 
 COLOURS = ("#5b3fd1", "#e4572e", "#17a398")
+GRID_COLOURS = (*COLOURS, "#f2a541", "#3a86ff")
 
 
 def schedule_curves(schedules: Sequence[tuple[str, NoiseSchedule]], t_marker: int | None = None) -> go.Figure:
@@ -103,32 +104,60 @@ def _no_beta_note(fig: go.Figure, alone: bool) -> None:
     )
 
 
-def sampling_grids_figure(schedule: NoiseSchedule, steps: int, rho: float) -> go.Figure:
-    """The n noise levels (and the final 0, left out on the log axes) that each grid of the schedule visits:
-    sigma against the step, and log-SNR = -2 log sigma."""
-    fig = make_subplots(1, 2, subplot_titles=("σ at each sampling step", "log-SNR at each sampling step"))
-    grids = {f"{spacing} timesteps": schedule.sampling_sigmas(steps, spacing) for spacing in ("leading", "trailing")}
+def sampling_grids_figure(
+    schedule: NoiseSchedule, steps: int, rho: float, custom: torch.Tensor | None = None
+) -> go.Figure:
+    """The n noise levels (the final 0 left out on the log axes) that each grid of the schedule visits: sigma
+    against the step, log-SNR = -2 log sigma, and the grids' points on the schedule's own sigma(t) curve. A
+    typed grid (`custom`, n sigmas then 0) is drawn beside them in black."""
+    fig = make_subplots(
+        1,
+        3,
+        subplot_titles=("σ at each sampling step", "log-SNR at each sampling step", "the points on σ(t)"),
+        horizontal_spacing=0.06,
+    )
+    grids = {f"{s} timesteps": schedule.sampling_sigmas(steps, s) for s in ("leading", "trailing")}
+    grids["uniform in t"] = schedule.sampling_sigmas(steps, "uniform-time")
+    grids["uniform in log-SNR"] = schedule.sampling_sigmas(steps, "log-snr")
     grids[f"Karras ρ = {rho:g}"] = schedule.sampling_sigmas(steps, "karras", rho=rho)
+    if custom is not None:
+        grids["typed"] = custom
+    t = np.arange(schedule.num_steps)
+    fig.add_trace(
+        go.Scatter(x=t, y=schedule.sigmas.numpy(), name="σ(t)", line={"color": "#bbb", "width": 3}, showlegend=False),
+        1,
+        3,
+    )
     for k, (label, sigmas) in enumerate(grids.items()):
         sig = sigmas[:-1].numpy()
-        style = {"color": COLOURS[k % len(COLOURS)], "width": 2}
-        fig.add_trace(go.Scatter(x=np.arange(len(sig)), y=sig, name=label, line=style, mode="lines+markers"), 1, 1)
+        sig = sig[sig > 0]
+        colour = "#111" if label == "typed" else GRID_COLOURS[k % len(GRID_COLOURS)]
+        style = {"color": colour, "width": 2}
+        steps_axis = np.arange(len(sig))
+        fig.add_trace(go.Scatter(x=steps_axis, y=sig, name=label, line=style, mode="lines+markers"), 1, 1)
+        fig.add_trace(
+            go.Scatter(x=steps_axis, y=-2 * np.log(sig), line=style, mode="lines+markers", showlegend=False), 1, 2
+        )
+        on_curve = schedule.sigma_to_t(torch.from_numpy(sig)).numpy()
         fig.add_trace(
             go.Scatter(
-                x=np.arange(len(sig)),
-                y=-2 * np.log(sig),
-                name=label,
-                line=style,
-                mode="lines+markers",
+                x=on_curve,
+                y=sig,
+                mode="markers",
+                marker={"color": colour, "size": 7, "symbol": "circle-open" if label != "typed" else "x"},
                 showlegend=False,
+                hovertemplate=f"{label}<br>t %{{x:.1f}}<br>σ %{{y:.4g}}<extra></extra>",
             ),
             1,
-            2,
+            3,
         )
     fig.update_yaxes(**LOG_AXIS, title_text="σ", row=1, col=1)
     fig.update_yaxes(title_text="log-SNR", row=1, col=2)
-    fig.update_xaxes(title_text="sampling step")
-    fig.update_layout(height=300, margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"orientation": "h", "y": -0.3})
+    fig.update_yaxes(**LOG_AXIS, row=1, col=3)
+    fig.update_xaxes(title_text="sampling step", row=1, col=1)
+    fig.update_xaxes(title_text="sampling step", row=1, col=2)
+    fig.update_xaxes(title_text="t", row=1, col=3)
+    fig.update_layout(height=330, margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"orientation": "h", "y": -0.3})
     return fig
 
 

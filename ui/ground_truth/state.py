@@ -19,7 +19,7 @@ import streamlit as st
 
 from core.diffusion.samplers import SAMPLERS
 from core.errors import BadInputError
-from core.labs.ground_truth import accuracy, likelihood, memorisation, mixtures, probe
+from core.labs.ground_truth import accuracy, grids, likelihood, memorisation, mixtures, probe
 from core.labs.latent import encode_means
 from core.labs.toy import ToyRun, ToySettings
 from core.training import budget
@@ -68,6 +68,7 @@ class ProbeStart:
 
 
 ACCURACY = Memo[ForMixture, jobs.Kept[accuracy.AccuracyTable | None]]("gt-accuracy")  # None: no sampler done
+GRID_STUDY = Memo[ForMixture, jobs.Kept[grids.GridStudy | None]]("gt-grids")  # None: no curve done
 MODEL = Memo[ForMixture, ToyRun]("gt-model")
 LIKELIHOOD = Memo[ForModel, likelihood.LikelihoodMaps]("gt-likelihood")
 NEARNESS = Memo[ForModel, dict[str, memorisation.Nearness]]("gt-nearness")
@@ -104,6 +105,31 @@ def measure_accuracy(mixture: Mixture, n_points: int, seed: int, progress_slot: 
             st.stop()  # a later run has shown the Measure as stopped: this run ends here
 
     accuracy.accuracy(mixture.mix, n_points, seed, on_row=on_row)
+
+
+# ---- step grids ---------------------------------------------------------------------------------------------------
+
+
+def grid_study(mixture: Mixture) -> jobs.Kept[grids.GridStudy | None] | None:
+    """The grids measured on this mixture (None before the first curve) and how far the Measure got."""
+    return _shown(GRID_STUDY, mixture)
+
+
+def measure_grids(mixture: Mixture, progress_slot: Any, **settings: Any) -> None:
+    """Each sampler on each grid (core/labs/ground_truth/grids.grid_study with `settings`); the study is kept after
+    each curve, so a Stop keeps the curves done."""
+    total = len(settings["samplers"]) * (len(settings["grids"]) + (settings.get("typed") is not None))
+    kept = jobs.start(GRID_STUDY, ForMixture(mixture.key), jobs.Kept(jobs.Tally(planned=total), None))
+    progress_slot.progress(0.0, text=f"Measuring {total} sampler × grid curves…")
+
+    def on_curve(found: grids.GridStudy) -> None:
+        if kept.tally.add(partial(setattr, kept, "value", replace(found, curves=list(found.curves)))):
+            done = kept.tally.done
+            progress_slot.progress(done / total, text=f"{done} of {total} curves · {found.seconds:.1f} s")
+        else:
+            st.stop()  # a later run has shown the Measure as stopped: this run ends here
+
+    grids.grid_study(mixture.mix, on_curve=on_curve, **settings)
 
 
 # ---- the trajectory probe's start --------------------------------------------------------------------------------

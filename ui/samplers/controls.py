@@ -7,9 +7,9 @@ import streamlit as st
 
 from core.diffusion.samplers import NOISE_UNTIL, SAMPLERS
 from core.diffusion.schedules import SPACINGS
-from core.labs.samplers import MAX_BATCH, SamplerSettings
+from core.labs.samplers import MAX_BATCH, TYPED, SamplerSettings
 from ui.common.cache import registry
-from ui.common.widgets import follow_range, option_widget
+from ui.common.widgets import attempt, follow_range, option_widget, typed_grid
 from zoo.loaders import LoadedModel
 
 
@@ -23,11 +23,24 @@ def sampler_settings(key: str, loaded: LoadedModel) -> SamplerSettings:
     schedule = loaded.schedule
     cap = schedule.sampling_cap
     cols = st.columns(2)
-    usable = schedule.usable_steps(cap)
-    steps = follow_range(
-        cols[0], "number_input", "Steps", 1, usable, 20, key=f"{key}-steps", because="this model's schedule"
+    spacings = (*SPACINGS, TYPED)
+    spacing = cols[1].selectbox(
+        "Spacing",
+        spacings,
+        index=spacings.index("trailing"),
+        key=f"{key}-spacing",
+        help="Where the steps sit: the schedule's own timesteps (leading, trailing, linspace), even in its time t, "
+        "even in log-SNR, Karras ρ = 7, or a grid you type (the Forward page draws them all).",
     )
-    spacing = cols[1].selectbox("Spacing", SPACINGS, index=SPACINGS.index("trailing"), key=f"{key}-spacing")
+    grid = attempt(typed_grid, st, f"{key}-typed", schedule.sigma_max) if spacing == TYPED else None
+    usable = schedule.usable_steps(cap)
+    if grid is not None:
+        steps = len(grid) - 1
+        cols[0].number_input("Steps", value=steps, disabled=True, key=f"{key}-typed-steps", help="The typed grid's.")
+    else:
+        steps = follow_range(
+            cols[0], "number_input", "Steps", 1, usable, 20, key=f"{key}-steps", because="this model's schedule"
+        )
     options = {o.name: option_widget(o, f"{key}-{sampler}-{o.name}") for o in spec.options}
     noise_until = None
     if spec.injects_noise(options) and st.toggle("Stop adding noise after a step", key=f"{key}-quiet"):
@@ -85,6 +98,7 @@ def sampler_settings(key: str, loaded: LoadedModel) -> SamplerSettings:
         sampler=sampler,
         steps=int(steps),
         spacing=spacing,
+        grid=None if grid is None else tuple(grid.tolist()),
         options=options,
         noise_until=noise_until,
         max_sigma=max_sigma,
