@@ -40,25 +40,35 @@ LADDER_NFE = (5, 10, 20, 50)
 BATCH = 250
 
 
-def generate(loaded: LoadedModel, sampler: str, steps: int, n: int, seed: int, labels=None, scale=1.0) -> torch.Tensor:
-    """n samples in batches; with labels, classifier-free guidance at `scale`."""
+def generate(
+    loaded: LoadedModel, sampler: str, steps: int, n: int, seed: int, labels=None, scale=1.0, sigmas=None
+) -> torch.Tensor:
+    """n samples in batches; with labels, classifier-free guidance at `scale`. The grid: `sigmas` where given, else
+    the schedule's trailing spacing (leading at every step) below its cap."""
     schedule = loaded.schedule
-    spacing = "trailing" if steps < schedule.num_steps else "leading"
-    sigmas = schedule.capped_sigmas(steps, spacing)
+    if sigmas is None:
+        sigmas = schedule.capped_sigmas(steps, "trailing" if steps < schedule.num_steps else "leading")
     out = []
     for start in range(0, n, BATCH):
         size = min(BATCH, n - start)
         g = torch.Generator().manual_seed(seed + start)
         x = torch.randn((size, *loaded.sample_shape), generator=g) * float(sigmas[0])
-        denoiser = loaded.denoiser
-        if labels is not None:
-            denoiser = with_labels(denoiser, labels[start : start + size], scale, loaded.null_label)
-        elif loaded.num_classes:  # unconditional samples of a conditional model: the null label
-            denoiser = with_labels(denoiser, torch.full((size,), loaded.null_label))
-        if loaded.entry.family == "pixel":
-            denoiser = clip_denoised(denoiser)  # x_0 estimates clamped to [-1, 1], as in DDPM's reference sampler
-        out.append(sample(sampler, denoiser, x, sigmas, generator=g))
+        labelled = None if labels is None else labels[start : start + size]
+        out.append(sample(sampler, bench_denoiser(loaded, size, labelled, scale), x, sigmas, generator=g))
     return torch.cat(out)
+
+
+def bench_denoiser(loaded: LoadedModel, size: int, labels=None, scale=1.0):
+    """The model's denoiser as the cards sample it: guided with labels, the null label for a conditional model
+    without, x_0 clipped to [-1, 1] for pixel models (as DDPM's reference sampler does)."""
+    denoiser = loaded.denoiser
+    if labels is not None:
+        denoiser = with_labels(denoiser, labels, scale, loaded.null_label)
+    elif loaded.num_classes:  # unconditional samples of a conditional model: the null label
+        denoiser = with_labels(denoiser, torch.full((size,), loaded.null_label))
+    if loaded.entry.family == "pixel":
+        denoiser = clip_denoised(denoiser)
+    return denoiser
 
 
 def vae_quality(vae: torch.nn.Module, reg) -> dict[str, float]:

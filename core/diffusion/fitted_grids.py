@@ -67,7 +67,7 @@ def _descend(
             for _ in range(REFINEMENTS):  # then ever closer around the best so far
                 centre = math.log(trial[int(np.argmin(scores))])
                 near = [math.exp(centre + spacing * (2 * k / candidates - 1)) for k in range(candidates + 1)]
-                near = [s for s in near if lo < math.log(s) < hi]
+                near = [s for s in near if lo + SETTLED < math.log(s) < hi - SETTLED]  # distinct in float32 too
                 trial, scores = trial + near, scores + costs(grid, i, near)
                 spacing *= 2 / candidates
             pick = trial[int(np.argmin(scores))]

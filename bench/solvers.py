@@ -1,0 +1,148 @@
+"""Few-step solvers and step grids: on the exact mixture (fitted orders) and on the bundled MNIST models (FD-LeNet).
+
+    python -m bench.solvers --ground-truth            # fitted order of every deterministic solver x grid, 5 presets
+    python -m bench.solvers --mnist mnist-flow [--samples 1000] [--out rows.jsonl]
+
+--ground-truth: core/labs/ground_truth/grids.grid_study on each preset mixture (500 start points, seed 0): the
+fitted order (the slope over NFE 8 to 32) of each deterministic solver on each grid, and the error at NFE 5.
+
+--mnist: FD-LeNet (1,000 samples, seed 0, the cards' protocol: bench/zoo_quality.py) at NFE 3, 4, 5, 6, 8 and 10
+for every deterministic solver on the Karras grid, the log-SNR grid and a grid searched for that model, solver and
+NFE (core/diffusion/fitted_grids.optimise_grid: the RMS distance of SEARCH_IMAGES warm-up samples, from noise apart
+from the measured samples, to a fine teacher's end points: UniPC-3 on 100 log-SNR steps). The reference row is
+the same model at NFE 50 (DPM-Solver++(2M), trailing grid, as its card). Every row is also written as JSON to
+--out as it is measured, so a long run that is cut short keeps its rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from bench.common import print_table
+from bench.zoo_quality import bench_denoiser, generate, score
+from core.diffusion.fitted_grids import optimise_grid
+from core.diffusion.samplers import SAMPLERS, sample
+from core.labs.ground_truth import grids as gt_grids
+from core.labs.ground_truth.accuracy import steps_for
+from core.labs.ground_truth.mixtures import PRESETS, shaped_mixture
+from core.metrics.images import classify
+from zoo.datasets import load_image_set
+from zoo.loaders import LoadedModel, load_model
+from zoo.registry import load_registry
+
+SOLVERS = ("euler", "heun", "dpm_2", "lms", "dpmpp_2m", "dpmpp_3m", "unipc", "deis", "ipndm")
+NFES = (3, 4, 5, 6, 8, 10)
+GRIDS = ("karras", "log-snr", "searched")
+SEARCH_IMAGES = 8
+TEACHER = ("unipc", 100)
+
+
+def ground_truth() -> None:
+    rows = []
+    for name, shape in PRESETS.items():
+        study = gt_grids.grid_study(shaped_mixture(shape), samplers=SOLVERS, grids=tuple(gt_grids.GRIDS))
+        for curve in study.curves:
+            order = curve.order
+            rows.append(
+                [name, curve.sampler, curve.grid, "–" if order is None else f"{order:.2f}", f"{curve.error_at(5):.3g}"]
+            )
+        print(f"{name}: {study.seconds:.1f} s", flush=True)
+    print_table(
+        "Fitted order (NFE 8-32) and RMS error at NFE 5 against the exact ODE end point, 500 start points",
+        ["mixture", "solver", "grid", "order", "error at NFE 5"],
+        rows,
+    )
+
+
+class Searcher:
+    """The searched grid for one model: a teacher run once from the warm-up noise, then one search per solver
+    and step count, from whichever of the Karras and log-SNR grids is closer to the teacher."""
+
+    def __init__(self, loaded: LoadedModel) -> None:
+        self.loaded = loaded
+        schedule = loaded.schedule
+        self.top = schedule.sampling_cap or schedule.sigma_max
+        g = torch.Generator().manual_seed(10_000)
+        self.noise = torch.randn((SEARCH_IMAGES, *loaded.sample_shape), generator=g)
+        self.denoiser = bench_denoiser(loaded, SEARCH_IMAGES)
+        solver, steps = TEACHER
+        fine = schedule.sampling_sigmas(steps, "log-snr", max_sigma=self.top)
+        self.target = sample(solver, self.denoiser, self.noise * float(fine[0]), fine)
+
+    def error(self, solver: str, grid: torch.Tensor) -> float:
+        out = sample(solver, self.denoiser, self.noise * float(grid[0]), grid.float())
+        return float((out - self.target).pow(2).mean().sqrt())
+
+    def grid(self, solver: str, steps: int) -> torch.Tensor:
+        schedule = self.loaded.schedule
+        starts = [schedule.sampling_sigmas(steps, s, max_sigma=self.top) for s in ("karras", "log-snr")]
+        start = min(starts, key=lambda g: self.error(solver, g))
+        return optimise_grid(lambda g: self.error(solver, g), start, sweeps=1, candidates=6)
+
+
+def mnist(name: str, samples: int, out: Path | None) -> None:
+    reg = load_registry()
+    classifier = load_model(reg.model("mnist-lenet")).module
+    held = load_image_set(reg.dataset("mnist"), "test")
+    _, held_feats = classify(classifier, torch.from_numpy(held.images.copy()).float() / 127.5 - 1)
+    loaded = load_model(reg.model(name))
+    schedule = loaded.schedule
+    top = schedule.sampling_cap or schedule.sigma_max
+    rows = []
+
+    def keep(row: dict) -> None:
+        rows.append(row)
+        print(row, flush=True)
+        if out is not None:
+            with out.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+
+    tic = time.perf_counter()
+    images = generate(loaded, "dpmpp_2m", 50, samples, seed=0)
+    keep({"model": name, "solver": "dpmpp_2m", "grid": "trailing", "NFE": 50, **score(classifier, images, held_feats)})
+    keep_s = time.perf_counter() - tic
+    searcher = Searcher(loaded)
+    for solver in SOLVERS:
+        spec = SAMPLERS[solver]
+        for nfe in NFES:
+            steps = steps_for(spec, nfe)
+            for grid in GRIDS:
+                tic = time.perf_counter()
+                if grid == "searched":
+                    sigmas = searcher.grid(solver, steps)
+                else:
+                    sigmas = schedule.sampling_sigmas(steps, grid, max_sigma=top)
+                search_s = time.perf_counter() - tic
+                images = generate(loaded, solver, steps, samples, seed=0, sigmas=sigmas.float())
+                row = {"model": name, "solver": solver, "grid": grid, "NFE": spec.nfe(steps)}
+                row |= score(classifier, images, held_feats)
+                row |= {"sigmas": [round(float(s), 4) for s in sigmas[:-1]], "search s": round(search_s, 1)}
+                keep(row)
+    print(f"reference run: {keep_s:.0f} s")
+    print_table(
+        f"{name}: FD-LeNet of {samples:,} samples (seed 0) to {len(held):,} held-out digits, x_0 clipped",
+        ["solver", "grid", "NFE", "FD-LeNet"],
+        [[r["solver"], r["grid"], r["NFE"], r["FD-LeNet"]] for r in rows],
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ground-truth", action="store_true")
+    parser.add_argument("--mnist", choices=("mnist-ddpm-linear", "mnist-flow"))
+    parser.add_argument("--samples", type=int, default=1000)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    if args.ground_truth:
+        ground_truth()
+    if args.mnist:
+        mnist(args.mnist, args.samples, args.out)
+
+
+if __name__ == "__main__":
+    main()
