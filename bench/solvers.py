@@ -49,7 +49,13 @@ def ground_truth() -> None:
         for curve in study.curves:
             order = curve.order
             rows.append(
-                [name, curve.sampler, curve.grid, "–" if order is None else f"{order:.2f}", f"{curve.error_at(5):.3g}"]
+                [
+                    name,
+                    curve.sampler,
+                    curve.grid,
+                    "–" if order is None else f"{order:.2f}",
+                    f"{curve.error_within(5):.3g}",
+                ]
             )
         print(f"{name}: {study.seconds:.1f} s", flush=True)
     print_table(

@@ -242,9 +242,9 @@ def test_step_grids_are_measured_against_the_exact_end_point_and_drawn(app):
     out = sample("euler", mix.denoise, x_T.clone(), karras_sigmas(5, 0.002, 80.0))
     expected = float((out - ode_endpoint(mix, x_T)).pow(2).sum(1).mean().sqrt())
     euler = rows[(rows["Sampler"] == "Euler") & (rows["Grid"] == grids.GRIDS["karras"])].iloc[0]
-    assert euler["NFE 5"] == pytest.approx(expected, rel=1e-2)
+    assert euler["NFE ≤ 5"] == pytest.approx(expected, rel=1e-2)
     searched = rows[rows["Grid"] == grids.GRIDS["optimised"]]
-    assert searched["NFE 10"].notna().all() and searched["Order (fitted)"].isna().all()  # searched up to NFE 10
+    assert searched["NFE ≤ 10"].notna().all() and searched["Order (fitted)"].isna().all()  # searched up to NFE 10
     panels = figures(app)
     assert any(t.get("name") == grids.GRIDS["ays"] for f in panels for t in f["data"])
     (where,) = [f for f in panels if "the last step" in json.dumps(f["layout"].get("xaxis", {}))]

@@ -14,6 +14,7 @@ from core.diffusion.samplers import SAMPLERS
 from core.labs.ground_truth import grids
 from core.labs.ground_truth.noise import SIGMA_MAX
 from ui.common.charts import LOG_AXIS, MARGIN
+from ui.common.tables import show_table
 from ui.common.widgets import attempt, run_job, typed_grid
 from ui.ground_truth import state
 from ui.ground_truth.mixture import Mixture
@@ -76,7 +77,8 @@ def error_figure(study: grids.GridStudy) -> go.Figure:
 
 
 def study_rows(study: grids.GridStudy) -> list[dict[str, object]]:
-    """One row per sampler and grid: its fitted order and its error at the few-step budgets."""
+    """One row per sampler and grid: its fitted order and its error at the few-step budgets (a two-call sampler at
+    the largest NFE within each)."""
     rows = []
     for curve in study.curves:
         cells: dict[str, object] = {
@@ -85,9 +87,9 @@ def study_rows(study: grids.GridStudy) -> list[dict[str, object]]:
             "Order (fitted)": None if curve.order is None else round(curve.order, 2),
         }
         if curve.grid == grids.TYPED:
-            cells |= {f"NFE {n}": None for n in TABLE_NFES} | {"Its NFE": curve.nfes[0], "Error": curve.errors[0]}
+            cells |= {f"NFE ≤ {n}": None for n in TABLE_NFES} | {"Its NFE": curve.nfes[0], "Error": curve.errors[0]}
         else:
-            cells |= {f"NFE {n}": _rounded(curve.error_at(n)) for n in TABLE_NFES}
+            cells |= {f"NFE ≤ {n}": _rounded(curve.error_within(n)) for n in TABLE_NFES}
         rows.append(cells)
     return rows
 
@@ -178,7 +180,7 @@ def grids_tab(mixture: Mixture) -> None:
     st.caption(f"{study.n_points:,} start points, measured in {study.seconds:.1f} s.")
     st.plotly_chart(error_figure(study), key="gt-grid-fig")
     rows = study_rows(study)
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="gt-grid-table")
+    show_table(pd.DataFrame(rows), width="stretch", key="gt-grid-table")
     st.markdown("**Where each grid puts its steps**")
     measured = list(dict.fromkeys(c.sampler for c in study.curves))
     f, g = st.columns(2)

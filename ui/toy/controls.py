@@ -148,8 +148,8 @@ def sampler_settings(T: int) -> SamplerChoice:
         SPACINGS,
         SPACINGS.index("trailing"),
         key="toy-spacing",
-        help="Where the steps sit in time: timestep spacings (leading / trailing / linspace) "
-        "or Karras et al.'s ρ = 7 noise levels.",
+        help="Where the steps sit in time: timestep spacings (leading / trailing / linspace), even in the "
+        "model's time t, even in log-SNR, or Karras et al.'s ρ = 7 noise levels.",
     )
     seed = d.number_input("Sampling seed", 0, 2**31 - 1, 0, key="toy-sample-seed")
     spec = SAMPLERS[name]

@@ -63,6 +63,11 @@ class GridCurve:
     def error_at(self, nfe: int) -> float | None:
         return next((e for n, e in zip(self.nfes, self.errors, strict=True) if n == nfe), None)
 
+    def error_within(self, budget: int) -> float | None:
+        """The error at the largest NFE measured within `budget` (a two-call sampler's NFEs are odd), or None."""
+        within = [n for n in self.nfes if n <= budget]
+        return self.error_at(max(within)) if within else None
+
 
 @dataclass
 class GridStudy:
