@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from core.diffusion.denoisers import with_labels
+from core.diffusion.grids import karras_sigmas
 from core.diffusion.inversion import INVERTIBLE, invert, regenerate, round_trip
 from core.diffusion.mixture import GaussianMixture
-from core.diffusion.schedules import karras_sigmas
 from core.errors import BadInputError
 
 STEPS = (10, 20, 40, 80)

@@ -12,9 +12,10 @@ import pytest
 import torch
 
 from core.diffusion.denoisers import DiscreteTimeDenoiser
+from core.diffusion.grids import karras_sigmas
 from core.diffusion.mixture import GaussianMixture
 from core.diffusion.samplers import AFS, SAMPLERS, analytic_first_step, randn_like, sample
-from core.diffusion.schedules import karras_sigmas, make_schedule
+from core.diffusion.schedules import make_schedule
 from core.diffusion.trajectory import PathRecorder, TrajectoryRecorder
 from core.errors import BadInputError
 from core.labs.ground_truth.accuracy import ode_endpoint, steps_for

@@ -6,7 +6,8 @@ import pytest
 import torch
 from diffusers import DDPMScheduler
 
-from core.diffusion.schedules import SCHEDULE_KINDS, NoiseSchedule, cosine_alpha_bar, karras_sigmas, make_schedule
+from core.diffusion.grids import karras_sigmas
+from core.diffusion.schedules import SCHEDULE_KINDS, NoiseSchedule, cosine_alpha_bar, make_schedule
 from core.errors import BadInputError
 
 

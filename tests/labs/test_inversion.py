@@ -13,10 +13,10 @@ from PIL import Image
 
 from core.data.images import as_digit, image_strip
 from core.diffusion.denoisers import with_labels
+from core.diffusion.grids import karras_sigmas
 from core.diffusion.inversion import round_trip
 from core.diffusion.mixture import GaussianMixture
 from core.diffusion.samplers import SAMPLERS
-from core.diffusion.schedules import karras_sigmas
 from core.diffusion.trajectory import vp_state
 from core.errors import BadInputError
 from core.labs import inversion as inv

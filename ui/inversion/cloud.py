@@ -7,8 +7,8 @@ from __future__ import annotations
 import streamlit as st
 import torch
 
+from core.diffusion.grids import karras_sigmas
 from core.diffusion.inversion import INVERTIBLE
-from core.diffusion.schedules import karras_sigmas
 from core.labs import inversion as inv
 from ui.common.widgets import attempt
 from ui.inversion import figures, state

@@ -23,9 +23,9 @@ import torch
 
 from core.device import torch_threads
 from core.diffusion.brownian import BrownianNoise
+from core.diffusion.grids import karras_sigmas
 from core.diffusion.mixture import GaussianMixture
 from core.diffusion.samplers import SAMPLERS, SamplerSpec, sample
-from core.diffusion.schedules import karras_sigmas
 from core.errors import BadInputError
 from core.labs.ground_truth.noise import SIGMA_MAX, SIGMA_MIN, start_points
 

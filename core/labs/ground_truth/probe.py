@@ -11,9 +11,9 @@ import numpy as np
 import torch
 
 from core.device import torch_threads
+from core.diffusion.grids import karras_sigmas
 from core.diffusion.mixture import GaussianMixture
 from core.diffusion.samplers import SAMPLERS, Step, sample
-from core.diffusion.schedules import karras_sigmas
 from core.errors import BadInputError
 from core.labs.ground_truth.noise import SIGMA_MAX, SIGMA_MIN
 

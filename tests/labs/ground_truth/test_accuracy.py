@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from core.diffusion.grids import karras_sigmas
 from core.diffusion.samplers import SAMPLERS, sample
-from core.diffusion.schedules import karras_sigmas
 from core.errors import BadInputError
 from core.labs.ground_truth import accuracy, mixtures
 from core.labs.ground_truth.noise import SIGMA_MAX, SIGMA_MIN, start_points
