@@ -13,6 +13,7 @@ from ui.common.widgets import attempt, run_job
 from ui.samplers.compare_view import run_comparison, show_comparison
 from ui.samplers.controls import sampler_settings
 from ui.samplers.docs import code_shown, show_maths
+from ui.samplers.grid_search import grid_search_tab
 from ui.samplers.live import generate_live, show_result, show_stopped
 
 st.title("Samplers")
@@ -26,7 +27,7 @@ with st.sidebar:
     loaded = pick_model("smp-model")
     settings = sampler_settings("smp", loaded) if loaded is not None else None
 
-generate_tab, explain_tab, compare_tab = st.tabs(["Generate", "Maths and code", "Compare"])
+generate_tab, explain_tab, compare_tab, grid_tab = st.tabs(["Generate", "Maths and code", "Compare", "Step grid"])
 
 with generate_tab:
     fits = loaded is not None and job_estimate(lambda: sampling_seconds(loaded, settings), "sampling")
@@ -75,3 +76,9 @@ with compare_tab:
             models = [loaded, *(m for m in (attempt(zoo_model, n) for n in extra) if m is not None)]
             run_job("samplers compared", run_comparison, models, chosen, step_counts, replace(settings, batch=per_cell))
         show_comparison()
+
+with grid_tab:
+    if loaded is None or settings is None:
+        st.info("Choose a model first.")
+    else:
+        grid_search_tab(loaded, settings)

@@ -8,10 +8,10 @@ fitted order (the slope over NFE 8 to 32) of each deterministic solver on each g
 
 --mnist: FD-LeNet (1,000 samples, seed 0, the cards' protocol: bench/zoo_quality.py) at NFE 3, 4, 5, 6, 8 and 10
 for every deterministic solver on the Karras grid, the log-SNR grid and a grid searched for that model, solver and
-NFE (core/diffusion/fitted_grids.optimise_grid: the RMS distance of SEARCH_IMAGES warm-up samples, from noise apart
-from the measured samples, to a fine teacher's end points: UniPC-3 on 100 log-SNR steps). The reference row is
-the same model at NFE 50 (DPM-Solver++(2M), trailing grid, as its card). Every row is also written as JSON to
---out as it is measured, so a long run that is cut short keeps its rows.
+NFE (core/labs/samplers.GridSearcher, as the Samplers page searches: the RMS distance of 8 warm-up samples, from
+noise apart from the measured samples, to a fine teacher's end points, UniPC-3 on 100 log-SNR steps; one sweep).
+The reference row is the same model at NFE 50 (DPM-Solver++(2M), trailing grid, as its card). Every row is also
+written as JSON to --out as it is measured, so a long run that is cut short keeps its rows.
 """
 
 from __future__ import annotations
@@ -25,22 +25,20 @@ from pathlib import Path
 import torch
 
 from bench.common import print_table
-from bench.zoo_quality import bench_denoiser, generate, score
-from core.diffusion.fitted_grids import optimise_grid
-from core.diffusion.samplers import SAMPLERS, sample
+from bench.zoo_quality import generate, score
+from core.diffusion.samplers import SAMPLERS
 from core.labs.ground_truth import grids as gt_grids
 from core.labs.ground_truth.accuracy import steps_for
 from core.labs.ground_truth.mixtures import PRESETS, shaped_mixture
+from core.labs.samplers import SEARCH_IMAGES, GridSearcher, SamplerSettings
 from core.metrics.images import classify
 from zoo.datasets import load_image_set
-from zoo.loaders import LoadedModel, load_model
+from zoo.loaders import load_model
 from zoo.registry import load_registry
 
 SOLVERS = ("euler", "heun", "dpm_2", "lms", "dpmpp_2m", "dpmpp_3m", "unipc", "deis", "ipndm")
 NFES = (3, 4, 5, 6, 8, 10)
 GRIDS = ("karras", "log-snr", "searched")
-SEARCH_IMAGES = 8
-TEACHER = ("unipc", 100)
 
 
 def ground_truth(full: bool = False) -> None:
@@ -81,32 +79,6 @@ def ground_truth(full: bool = False) -> None:
     )
 
 
-class Searcher:
-    """The searched grid for one model: a teacher run once from the warm-up noise, then one search per solver
-    and step count, from whichever of the Karras and log-SNR grids is closer to the teacher."""
-
-    def __init__(self, loaded: LoadedModel) -> None:
-        self.loaded = loaded
-        schedule = loaded.schedule
-        self.top = schedule.sampling_cap or schedule.sigma_max
-        g = torch.Generator().manual_seed(10_000)
-        self.noise = torch.randn((SEARCH_IMAGES, *loaded.sample_shape), generator=g)
-        self.denoiser = bench_denoiser(loaded, SEARCH_IMAGES)
-        solver, steps = TEACHER
-        fine = schedule.sampling_sigmas(steps, "log-snr", max_sigma=self.top)
-        self.target = sample(solver, self.denoiser, self.noise * float(fine[0]), fine)
-
-    def error(self, solver: str, grid: torch.Tensor) -> float:
-        out = sample(solver, self.denoiser, self.noise * float(grid[0]), grid.float())
-        return float((out - self.target).pow(2).mean().sqrt())
-
-    def grid(self, solver: str, steps: int) -> torch.Tensor:
-        schedule = self.loaded.schedule
-        starts = [schedule.sampling_sigmas(steps, s, max_sigma=self.top) for s in ("karras", "log-snr")]
-        start = min(starts, key=lambda g: self.error(solver, g))
-        return optimise_grid(lambda g: self.error(solver, g), start, sweeps=1, candidates=6)
-
-
 def mnist(name: str, samples: int, out: Path | None) -> None:
     reg = load_registry()
     classifier = load_model(reg.model("mnist-lenet")).module
@@ -128,7 +100,7 @@ def mnist(name: str, samples: int, out: Path | None) -> None:
     images = generate(loaded, "dpmpp_2m", 50, samples, seed=0)
     keep({"model": name, "solver": "dpmpp_2m", "grid": "trailing", "NFE": 50, **score(classifier, images, held_feats)})
     keep_s = time.perf_counter() - tic
-    searcher = Searcher(loaded)
+    searcher = GridSearcher(loaded, SamplerSettings(clip=loaded.entry.family == "pixel"), SEARCH_IMAGES)
     for solver in SOLVERS:
         spec = SAMPLERS[solver]
         for nfe in NFES:
@@ -136,7 +108,8 @@ def mnist(name: str, samples: int, out: Path | None) -> None:
             for grid in GRIDS:
                 tic = time.perf_counter()
                 if grid == "searched":
-                    sigmas = searcher.grid(solver, steps)
+                    found = searcher.search(SamplerSettings(sampler=solver, steps=steps), sweeps=1, candidates=6)
+                    sigmas = found.grids["searched"]
                 else:
                     sigmas = schedule.sampling_sigmas(steps, grid, max_sigma=top)
                 search_s = time.perf_counter() - tic

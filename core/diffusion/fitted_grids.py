@@ -45,6 +45,7 @@ def _descend(
     sweeps: int,
     candidates: int,
     should_stop: Callable[[], bool] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
     """Coordinate descent over the interior sigmas of `grid` (n sigmas, no final 0), in log sigma.
 
@@ -53,8 +54,9 @@ def _descend(
     spaced in log sigma strictly between the neighbours, then as many again within one spacing of the best,
     REFINEMENTS times, each time closer, and keeps the best (the current value among them, so no move makes it
     worse). Stops after `sweeps` sweeps, once no point moved by more than SETTLED in log sigma, or when
-    `should_stop()` says so."""
+    `should_stop()` says so. `progress(done, planned)` hears of each point visited (planned: all sweeps')."""
     grid = grid.to(torch.float64).clone()
+    planned, done = sweeps * (len(grid) - 2), 0
     for _ in range(sweeps):
         moved = 0.0
         for i in range(1, len(grid) - 1):
@@ -73,6 +75,9 @@ def _descend(
             pick = trial[int(np.argmin(scores))]
             moved = max(moved, abs(math.log(pick / float(grid[i]))))
             grid[i] = pick
+            done += 1
+            if progress is not None:
+                progress(done, planned)
         if moved <= SETTLED:
             break
     return grid
@@ -217,6 +222,7 @@ def optimise_grid(
     sweeps: int = OPTIMISE_SWEEPS,
     candidates: int = OPTIMISE_CANDIDATES,
     should_stop: Callable[[], bool] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
     """The grid (n sigmas then 0) near `start` with the least `error(grid)`, its ends held: coordinate descent over
     the interior points in log sigma (see `_descend`); each trial is one call of `error` on a whole grid."""
@@ -229,5 +235,5 @@ def optimise_grid(
             out.append(error(torch.cat([trial, trial.new_zeros(1)])))
         return out
 
-    grid = _descend(start[:-1], whole, sweeps, candidates, should_stop)
+    grid = _descend(start[:-1], whole, sweeps, candidates, should_stop, progress)
     return torch.cat([grid, grid.new_zeros(1)])

@@ -19,6 +19,7 @@ import torch
 
 from core import cost
 from core.diffusion.denoisers import Denoiser, clip_denoised, with_labels
+from core.diffusion.fitted_grids import optimise_grid
 from core.diffusion.samplers import SAMPLERS, Step, sample
 from core.diffusion.schedules import NoiseSchedule
 from core.diffusion.trajectory import Frame, TrajectoryRecorder, display_every
@@ -216,3 +217,73 @@ def run_sampler(
     return SamplingResult(
         images=images.cpu(), recorder=recorder, seconds=time.perf_counter() - start, settings=settings
     )
+
+
+# ---- a step grid searched for one model, sampler and step count ----------------------------------------------
+
+TEACHER = ("unipc", 100)  # the fine run the searched grid is measured against: UniPC-3 on 100 log-SNR steps
+SEARCH_IMAGES = 8
+HAND_GRIDS = ("trailing", "karras", "log-snr")
+
+
+@dataclass(kw_only=True)
+class GridSearch:
+    """The searched grid beside the hand-made ones, each with its RMS distance (per pixel) to the teacher's end
+    points from the same warm-up noise."""
+
+    grids: dict[str, torch.Tensor]  # spacing name or "searched" -> n sigmas then 0
+    errors: dict[str, float]
+    settings: SamplerSettings
+    images: int
+    seconds: float
+
+
+class GridSearcher:
+    """A teacher run once from `images` warm-up noises (seeds apart from the page's), then the grid of the
+    settings' sampler, options and steps that comes closest to its end points: a direct search from the
+    closest hand-made grid (core/diffusion/fitted_grids.optimise_grid). Guidance and clipping as the settings
+    say. The noise starts at the schedule's (capped) top, as the hand-made grids do."""
+
+    def __init__(self, model: ImageModel, settings: SamplerSettings, images: int = SEARCH_IMAGES) -> None:
+        assert model.schedule is not None
+        self.model, self.settings, self.images = model, settings, images
+        self.top = settings.max_sigma or model.schedule.sigma_max
+        g = torch.Generator().manual_seed(2**31 - 1)
+        self.noise = torch.randn((images, *model.sample_shape), generator=g).to(model.device)
+        self.denoiser = conditioned(model, settings, images)
+        solver, steps = TEACHER
+        fine = model.schedule.sampling_sigmas(min(steps, model.schedule.num_steps), "log-snr", max_sigma=self.top)
+        self.target = self.run(solver, fine.float(), {})
+
+    def run(self, solver: str, grid: torch.Tensor, options: dict[str, Any]) -> torch.Tensor:
+        check_deadline()
+        return sample(solver, self.denoiser, self.noise * float(grid[0]), grid.to(self.noise.device), **options)
+
+    def error(self, grid: torch.Tensor, settings: SamplerSettings) -> float:
+        """RMS distance per pixel of the settings' sampler (with its options) on `grid` to the teacher."""
+        out = self.run(settings.sampler, grid.float(), dict(settings.options))
+        return float((out - self.target).pow(2).mean().sqrt())
+
+    def search(
+        self,
+        settings: SamplerSettings | None = None,
+        sweeps: int = 1,
+        candidates: int = 6,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> GridSearch:
+        """The searched grid for the sampler, options and steps of `settings` (those it was made with by default;
+        the teacher's conditioning stays its own)."""
+        settings = settings or self.settings
+        schedule = self.model.schedule
+        assert schedule is not None
+        tic = time.perf_counter()
+        grids = {s: schedule.sampling_sigmas(settings.steps, s, max_sigma=self.top) for s in HAND_GRIDS}
+        errors = {name: self.error(g, settings) for name, g in grids.items()}
+        start = grids[min(("karras", "log-snr"), key=errors.__getitem__)]
+        grids["searched"] = optimise_grid(
+            lambda g: self.error(g, settings), start, sweeps=sweeps, candidates=candidates, progress=progress
+        )
+        errors["searched"] = self.error(grids["searched"], settings)
+        return GridSearch(
+            grids=grids, errors=errors, settings=settings, images=self.images, seconds=time.perf_counter() - tic
+        )

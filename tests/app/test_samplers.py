@@ -318,3 +318,33 @@ def test_a_typed_grid_runs_as_typed_and_an_empty_or_bad_one_gets_a_sentence(app)
     assert not app.exception and any("decreasing" in e.value for e in app.error)
     app.text_input(key="smp-typed").input("1e6, 1").run()
     assert not app.exception and any("above this model" in e.value for e in app.error)
+
+
+def test_a_grid_searched_for_the_model_beats_the_hand_made_ones_and_is_used_in_one_click(app):
+    import json
+
+    from core.diffusion.grids import custom_sigmas
+    from tests.helpers import plotly_array
+
+    app.number_input(key="smp-steps").set_value(4).run()
+    app.button(key="smp-grid-go").click().run()
+    assert not app.exception and not app.error
+    rows = next(d.value for d in app.dataframe if "RMS distance to the teacher" in d.value.columns)
+    errors = dict(zip(rows["Grid"], rows["RMS distance to the teacher"], strict=True))
+    assert set(errors) == {"trailing", "karras", "log-snr", "searched"}
+    assert errors["searched"] <= min(errors["karras"], errors["log-snr"])  # it starts at the better one
+    searched = rows[rows["Grid"] == "searched"].iloc[0]["σ"]
+    app.button(key="smp-grid-use").click().run()
+    assert app.selectbox(key="smp-spacing").value == "typed" and app.text_input(key="smp-typed").value == searched
+    app.slider(key="smp-batch").set_value(2).run()
+    app.button(key="smp-go").click().run()
+    assert not app.exception and not app.error
+    planned = next(
+        t for c in app.get("plotly_chart") for t in json.loads(c.proto.spec)["data"] if t.get("name") == "σ planned"
+    )
+    assert [v for v in plotly_array(planned["y"]).tolist() if v > 0] == custom_sigmas(searched)[:-1].tolist()
+
+
+def test_the_grid_search_asks_for_a_deterministic_sampler(app):
+    app.selectbox(key="smp-sampler").set_value("euler_ancestral").run()
+    assert not app.exception and any("draws fresh noise" in i.value for i in app.info)
