@@ -19,7 +19,7 @@ import torch
 
 from core import cost
 from core.diffusion.denoisers import Denoiser, clip_denoised, with_labels
-from core.diffusion.fitted_grids import optimise_grid
+from core.diffusion.fitted_grids import REFINEMENTS, optimise_grid
 from core.diffusion.samplers import SAMPLERS, Step, sample
 from core.diffusion.schedules import NoiseSchedule
 from core.diffusion.trajectory import Frame, TrajectoryRecorder, display_every
@@ -238,10 +238,24 @@ class GridSearch:
     seconds: float
 
 
+def search_evaluations(settings: SamplerSettings, images: int, sweeps: int = 1, candidates: int = 6) -> int:
+    """Image evaluations a grid search costs: the teacher, the hand-made grids, and per inner point and sweep the
+    candidates and their REFINEMENTS (core/diffusion/fitted_grids._descend), each a whole run of the sampler."""
+    runs_per_point = candidates + (candidates + 1) * REFINEMENTS
+    runs = len(HAND_GRIDS) + 1 + sweeps * max(0, settings.steps - 2) * runs_per_point
+    guided = 2 if settings.label is not None and settings.guidance != 1.0 else 1
+    return images * guided * (TEACHER[1] + runs * settings.nfe)
+
+
+def search_seconds(model: ImageModel, settings: SamplerSettings, images: int) -> float:
+    """About how long `GridSearcher(...).search()` takes on this machine now."""
+    return search_evaluations(settings, images) * seconds_per_image(model, images)
+
+
 class GridSearcher:
     """A teacher run once from `images` warm-up noises (seeds apart from the page's), then the grid of the
     settings' sampler, options and steps that comes closest to its end points: a direct search from the
-    closest hand-made grid (core/diffusion/fitted_grids.optimise_grid). Guidance and clipping as the settings
+    closest of the hand-made grids (their ends held: the trailing grid's last sigma is its own) (core/diffusion/fitted_grids.optimise_grid). Guidance and clipping as the settings
     say. The noise starts at the schedule's (capped) top, as the hand-made grids do."""
 
     def __init__(self, model: ImageModel, settings: SamplerSettings, images: int = SEARCH_IMAGES) -> None:
@@ -279,7 +293,7 @@ class GridSearcher:
         tic = time.perf_counter()
         grids = {s: schedule.sampling_sigmas(settings.steps, s, max_sigma=self.top) for s in HAND_GRIDS}
         errors = {name: self.error(g, settings) for name, g in grids.items()}
-        start = grids[min(("karras", "log-snr"), key=errors.__getitem__)]
+        start = grids[min(HAND_GRIDS, key=errors.__getitem__)]
         grids["searched"] = optimise_grid(
             lambda g: self.error(g, settings), start, sweeps=sweeps, candidates=candidates, progress=progress
         )

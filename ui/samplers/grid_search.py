@@ -10,9 +10,17 @@ import streamlit as st
 
 from core.diffusion.grids import format_grid
 from core.diffusion.samplers import SAMPLERS
-from core.labs.samplers import SEARCH_IMAGES, TEACHER, TYPED, GridSearch, GridSearcher, SamplerSettings
+from core.labs.samplers import (
+    SEARCH_IMAGES,
+    TEACHER,
+    TYPED,
+    GridSearch,
+    GridSearcher,
+    SamplerSettings,
+    search_seconds,
+)
 from ui.common.charts import LOG_AXIS, MARGIN
-from ui.common.live import progress_and_stop
+from ui.common.live import job_estimate, progress_and_stop
 from ui.common.memo import Memo
 from ui.common.tables import show_table
 from ui.common.widgets import run_job
@@ -72,15 +80,17 @@ def grid_search_tab(loaded: LoadedModel, settings: SamplerSettings) -> None:
     st.markdown(
         f"Search the step grid for **this model, {spec.title} and {settings.steps} steps**: the grid whose samples "
         f"from a few warm-up noises come closest to a fine teacher's ({SAMPLERS[solver].title} on {steps} log-SNR "
-        "steps, from the same noises). It starts from the better of the Karras and log-SNR grids and moves each "
-        "inner point in turn along log σ (the ends stay). The search runs the sampler some 20 times per inner point."
+        "steps, from the same noises). It starts from the best of the trailing, Karras and log-SNR grids and moves each "
+        "inner point in turn along log σ (the ends stay), running the sampler 20 times per inner point: few steps "
+        "search fast."
     )
     if spec.injects_noise(settings.options):
         st.info(f"{spec.title} draws fresh noise as set: pick a deterministic sampler (or its noise at 0) to search.")
         return
     settings = replace(settings, spacing="trailing", grid=None, batch=1, seed=0)  # what the search depends on
     images = st.slider("Warm-up images", 2, 32, SEARCH_IMAGES, key="smp-grid-images")
-    if st.button("Search", type="primary", key="smp-grid-go"):
+    fits = job_estimate(lambda: search_seconds(loaded, settings, int(images)), "searching")
+    if st.button("Search", type="primary", key="smp-grid-go", disabled=not fits):
         run_job("grid search", _search, loaded, settings, int(images))
     found = FOUND.get(SearchKey(loaded.name, settings))
     if found is None:
