@@ -348,3 +348,12 @@ def test_a_grid_searched_for_the_model_beats_the_hand_made_ones_and_is_used_in_o
 def test_the_grid_search_asks_for_a_deterministic_sampler(app):
     app.selectbox(key="smp-sampler").set_value("euler_ancestral").run()
     assert not app.exception and any("draws fresh noise" in i.value for i in app.info)
+
+
+def test_the_code_tab_shows_the_helpers_a_sampler_alone_calls(app):
+    app.selectbox(key="smp-sampler").set_value("unipc").run()
+    code = app.get("code")[0].value
+    assert "def _unipc_step(" in code and "def _phi_weights(" in code  # the corrector's maths is in the helper
+    assert "def _report(" not in code  # plumbing every sampler shares is left out
+    app.selectbox(key="smp-sampler").set_value("deis").run()
+    assert "def deis_coefficients(" in app.get("code")[0].value

@@ -80,9 +80,9 @@ def grid_search_tab(loaded: LoadedModel, settings: SamplerSettings) -> None:
     st.markdown(
         f"Search the step grid for **this model, {spec.title} and {settings.steps} steps**: the grid whose samples "
         f"from a few warm-up noises come closest to a fine teacher's ({SAMPLERS[solver].title} on {steps} log-SNR "
-        "steps, from the same noises). It starts from the best of the trailing, Karras and log-SNR grids and moves each "
-        "inner point in turn along log σ (the ends stay), running the sampler 20 times per inner point: few steps "
-        "search fast."
+        "steps, from the same noises). It starts from the best of the trailing, Karras and log-SNR grids and moves "
+        "each inner point in turn along log σ (the ends stay), running the sampler 20 times per inner point: few "
+        "steps search fast."
     )
     if spec.injects_noise(settings.options):
         st.info(f"{spec.title} draws fresh noise as set: pick a deterministic sampler (or its noise at 0) to search.")
