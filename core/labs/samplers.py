@@ -254,9 +254,10 @@ def search_seconds(model: ImageModel, settings: SamplerSettings, images: int) ->
 
 class GridSearcher:
     """A teacher run once from `images` warm-up noises (seeds apart from the page's), then the grid of the
-    settings' sampler, options and steps that comes closest to its end points: a direct search from the
-    closest of the hand-made grids (their ends held: the trailing grid's last sigma is its own) (core/diffusion/fitted_grids.optimise_grid). Guidance and clipping as the settings
-    say. The noise starts at the schedule's (capped) top, as the hand-made grids do."""
+    settings' sampler, options and steps that comes closest to its end points: a direct search
+    (core/diffusion/fitted_grids.optimise_grid) from the closest of the hand-made grids, its ends held (the
+    trailing grid's last sigma is its own). Guidance and clipping as the settings say. The noise starts at the
+    schedule's (capped) top, as the hand-made grids do."""
 
     def __init__(self, model: ImageModel, settings: SamplerSettings, images: int = SEARCH_IMAGES) -> None:
         assert model.schedule is not None

@@ -135,6 +135,11 @@ def test_a_model_of_the_mixture_its_likelihood_and_its_memorisation(app):
     assert abs(truth - exact_ode) < 1e-3 and model > truth - 3 * nll["± SE"].iloc[2]
     gap = float(nll["NLL gap to the truth (paired)"].iloc[2].split(" ± ")[0])
     assert gap > 0  # 32 points and 1,000 steps: the model gives held-out points less than the truth
+    heat = next(t for f in figures(app) for t in f["data"] if t.get("name") == "ODE, exact denoiser")
+    notes = [n for row in heat["text"] for n in row]
+    assert len(notes) == plotly_array(heat["z"]).size and all(n.endswith("nats (est. error)") for n in notes)
+    assert max(float(n.split()[1]) for n in notes) <= 1e-3  # the default mixture: every value within 1e-3 nats
+    assert any("Every value's estimated error is within 0.001 nats" in c.value for c in app.caption)
     app.button(key="gt-memo-go").click().run()
     assert not app.exception
     names = [t["name"] for f in figures(app) for t in f["data"] if t["type"] == "histogram"]

@@ -1,4 +1,5 @@
-"""The Brownian noise source, the exact-likelihood ODE, and the mixture denoiser's two code paths."""
+"""The Brownian noise source, the exact-likelihood ODE (RK4 on a grid, and adaptive with error estimates), and the
+mixture denoiser's two code paths."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
+from core.diffusion import likelihood
 from core.diffusion.brownian import BrownianNoise
-from core.diffusion.likelihood import ODESettings, bits_per_dim, log_density
+from core.diffusion.likelihood import ErrorControl, ODESettings, adaptive_log_density, bits_per_dim, log_density
 from core.diffusion.mixture import GaussianMixture
 from core.diffusion.samplers import lms_coefficients, sample
 from core.diffusion.schedules import karras_sigmas
@@ -96,22 +98,105 @@ def test_the_mixture_denoiser_gives_the_same_answer_for_one_sigma_and_for_one_si
     torch.testing.assert_close(per_sample, x0)
 
 
-def test_the_ode_log_density_with_the_exact_denoiser_matches_the_closed_form_to_1e_3_nats():
+def _settings(mix: GaussianMixture, sigma_max: float = 500.0, steps: int = 128) -> ODESettings:
+    """The ODE's range and prior for a mixture: its mean and average per-axis variance."""
+    mean = (mix.weights[:, None] * mix.means).sum(0)
+    var = float((mix.weights[:, None] * (mix.stds**2 + (mix.means - mean) ** 2)).sum(0).mean())
+    return ODESettings(sigma_max=sigma_max, steps=steps, prior_mean=tuple(mean.tolist()), prior_var=var)
+
+
+# Far in the tails of _mixture(), between its modes, where 128 RK4 steps are 0.22 and 3.3 nats off.
+TAIL_64 = (-4.44, -5.09)  # log p = -64.7
+TAIL_330 = (12.23, -16.28)  # log p = -330.3
+
+
+def test_the_rk4_ode_log_density_with_the_exact_denoiser_matches_the_closed_form_on_typical_points():
     mix = _mixture()
     x, _ = mix.sample(400, torch.Generator().manual_seed(0))
     x = torch.cat([x, torch.tensor([[0.0, 0.0], [1.5, -2.0]], dtype=torch.float64)])  # between the modes
-    mean = (mix.weights[:, None] * mix.means).sum(0)
-    var = float((mix.weights[:, None] * (mix.stds**2 + (mix.means - mean) ** 2)).sum(0).mean())
-    settings = ODESettings(sigma_min=0.002, sigma_max=500.0, steps=128, prior_mean=tuple(mean.tolist()), prior_var=var)
-    ode = log_density(mix.denoise, x, settings)
     exact = mix.log_prob(x, 0.002)
-    assert float((ode - exact).abs().max()) < 1e-3
-    coarse = log_density(mix.denoise, x, ODESettings(steps=8, prior_mean=tuple(mean.tolist()), prior_var=var))
+    assert float((log_density(mix.denoise, x, _settings(mix)) - exact).abs().max()) < 1e-3
+    coarse = log_density(mix.denoise, x, _settings(mix, steps=8))
     assert float((coarse - exact).abs().max()) > 1e-3  # the check can fail: too few steps are visibly off
-    # Far in a tail (log p = -100) the path is stiff where sigma is small: it needs a finer grid.
-    far = torch.tensor([[8.0, -8.0]], dtype=torch.float64)
-    fine = log_density(mix.denoise, far, ODESettings(steps=512, prior_mean=tuple(mean.tolist()), prior_var=var))
-    assert float((fine - mix.log_prob(far, 0.002)).abs().max()) < 1e-3
+
+
+def test_the_adaptive_ode_is_within_1e_3_nats_of_the_closed_form_far_in_the_tails_where_rk4_is_not():
+    mix = _mixture()
+    far = torch.tensor([TAIL_64, TAIL_330], dtype=torch.float64)
+    exact = mix.log_prob(far, 0.002)
+    assert exact.tolist() == pytest.approx([-64.7, -330.3], abs=0.1)
+    rk4 = log_density(mix.denoise, far, _settings(mix, sigma_max=1e4))
+    assert float((rk4 - exact).abs().min()) > 0.1  # 128 uniform steps miss where the nearest mode changes
+    found = adaptive_log_density(mix.denoise, far, _settings(mix, sigma_max=1e4))
+    real = (found.value - exact).abs()
+    assert float(real.max()) < 1e-3 and not found.capped.any()
+    assert bool((real <= found.error).all()) and float(found.error.max()) <= ErrorControl().nats
+
+
+def test_the_adaptive_ode_error_estimate_bounds_the_real_error_and_follows_the_tolerance():
+    mix = _mixture()
+    x, _ = mix.sample(300, torch.Generator().manual_seed(1))
+    x = torch.cat([x, torch.tensor([TAIL_64, [0.0, 0.0], [1.5, -2.0], [8.0, -8.0]], dtype=torch.float64)])
+    exact = mix.log_prob(x, 0.002)
+    settings = _settings(mix, sigma_max=1e4)  # the prior exact to 1e-7 nats there: what is left is the ODE's
+    runs = {nats: adaptive_log_density(mix.denoise, x, settings, ErrorControl(nats=nats)) for nats in (3e-3, 2e-4)}
+    for nats, found in runs.items():
+        real = (found.value - exact).abs()
+        assert not found.capped.any() and float(found.error.max()) <= nats
+        assert bool((real <= found.error).all())  # the estimate bounds the real error at every point
+    loose, tight = runs[3e-3], runs[2e-4]
+    assert float((tight.value - exact).abs().max()) < float((loose.value - exact).abs().max())
+    assert float(tight.evals.double().mean()) > float(loose.evals.double().mean())  # its cost: more calls
+
+
+def test_points_that_run_out_of_calls_are_capped_finite_and_carry_a_large_estimated_error():
+    mix = _mixture()
+    x = torch.tensor([TAIL_330, [0.0, 0.0], [-3.0, 0.1]], dtype=torch.float64)
+    exact = mix.log_prob(x, 0.002)
+    found = adaptive_log_density(mix.denoise, x, _settings(mix, sigma_max=1e4), ErrorControl(max_evals=400))
+    assert found.capped.tolist() == [True, False, False] and int(found.evals.max()) <= 400
+    assert bool(found.value.isfinite().all())  # the finishing steps are stable where the path is stiff
+    real = (found.value - exact).abs()
+    assert float(found.error[0]) > 1e-3 and float(real[0]) <= float(found.error[0])  # marked, and rightly
+    assert float(real[1:].max()) < 1e-3
+
+
+def test_the_adaptive_ode_reports_its_progress_in_thousandths_of_the_way():
+    mix = _mixture()
+    seen: list[tuple[int, int]] = []
+    adaptive_log_density(mix.denoise, mix.sample(20)[0], _settings(mix), on_step=lambda k, n: seen.append((k, n)))
+    done = [k for k, _ in seen]
+    assert {n for _, n in seen} == {likelihood.PROGRESS} and done == sorted(done) and done[-1] == likelihood.PROGRESS
+
+
+def test_the_dormand_prince_weights_meet_the_order_conditions_of_their_orders():
+    a = np.zeros((7, 7))
+    for i, row in enumerate(likelihood._A):
+        a[i, : len(row)] = row
+    c = np.array(likelihood._C)
+    assert a.sum(1) == pytest.approx(c)
+    b5 = a[6]  # the fifth-order weights are the last stage's (it is taken at the result)
+    b4 = b5 - np.array(likelihood._E)
+    conditions = [  # (weights . stage values, the exact integral) for the conditions of orders 1 to 4
+        (lambda b: b.sum(), 1),
+        (lambda b: b @ c, 1 / 2),
+        (lambda b: b @ c**2, 1 / 3),
+        (lambda b: b @ a @ c, 1 / 6),
+        (lambda b: b @ c**3, 1 / 4),
+        (lambda b: b @ (c * (a @ c)), 1 / 8),
+        (lambda b: b @ a @ c**2, 1 / 12),
+        (lambda b: b @ a @ a @ c, 1 / 24),
+    ]
+    fifth = [
+        (lambda b: b @ c**4, 1 / 5),
+        (lambda b: b @ a @ a @ a @ c, 1 / 120),
+        (lambda b: b @ (c**2 * (a @ c)), 1 / 10),
+    ]
+    for check, value in conditions + fifth:
+        assert check(b5) == pytest.approx(value, abs=1e-14)
+    for check, value in conditions:
+        assert check(b4) == pytest.approx(value, abs=1e-14)
+    assert b4 @ c**4 != pytest.approx(1 / 5)  # the embedded solution is of fourth order only
 
 
 def test_bits_per_dimension_are_nats_over_dimensions_and_ln_2():
@@ -119,10 +204,14 @@ def test_bits_per_dimension_are_nats_over_dimensions_and_ln_2():
 
 
 def test_the_likelihood_refuses_high_dimensional_points_and_bad_settings():
-    with pytest.raises(BadInputError):
-        log_density(_mixture(), torch.zeros(2, 9, dtype=torch.float64))
+    for ode in (log_density, adaptive_log_density):
+        with pytest.raises(BadInputError):
+            ode(_mixture().denoise, torch.zeros(2, 9, dtype=torch.float64))
     with pytest.raises(BadInputError):
         ODESettings(sigma_min=1.0, sigma_max=0.5)
+    for bad in ({"nats": 0.0}, {"max_evals": 10}, {"max_step": 3.0}, {"first_step": 1.0, "max_step": 0.5}):
+        with pytest.raises(BadInputError):
+            ErrorControl(**bad)
 
 
 def test_lms_keeps_converging_on_fine_grids():

@@ -10,7 +10,7 @@ from plotly.subplots import make_subplots
 
 from core.diffusion.mixture import GaussianMixture
 from core.labs.ground_truth.accuracy import AccuracyTable, MomentErrors
-from core.labs.ground_truth.likelihood import HeldOutNLL
+from core.labs.ground_truth.likelihood import TRUSTED, HeldOutNLL, Panel
 from core.labs.ground_truth.memorisation import Nearness
 from core.labs.ground_truth.mixtures import grid, view_box
 from core.labs.ground_truth.probe import Probe, ProbePath
@@ -265,15 +265,47 @@ def probe_rows(found: Probe) -> list[dict[str, object]]:
 # ---- likelihood and memorisation ------------------------------------------------------------------------------------
 
 
-def log_density_panels(panels: Sequence[tuple[str, np.ndarray]], xs: np.ndarray, ys: np.ndarray, height: int = 420):
-    """Side-by-side heat maps of log densities on one colour scale (down to LOG_FLOOR below the top)."""
-    top = max(float(np.nanmax(z)) for _, z in panels)
-    fig = make_subplots(1, len(panels), subplot_titles=[t for t, _ in panels], horizontal_spacing=0.06)
-    for i, (title, z) in enumerate(panels):
-        fig.add_trace(_heat(xs, ys, z, top + LOG_FLOOR, top, title, i == len(panels) - 1), 1, i + 1)
+def log_density_panels(panels: Sequence[Panel], xs: np.ndarray, ys: np.ndarray, height: int = 420):
+    """Side-by-side heat maps of log densities on one colour scale (down to LOG_FLOOR below the top). A panel with
+    estimated errors (the exact ODE) gives each cell's in its hover, and crosses the cells marked (an estimate over
+    TRUSTED nats, or out of calls)."""
+    top = max(float(np.nanmax(p.z)) for p in panels)
+    fig = make_subplots(1, len(panels), subplot_titles=[p.title for p in panels], horizontal_spacing=0.06)
+    for i, p in enumerate(panels):
+        heat = _heat(xs, ys, p.z, top + LOG_FLOOR, top, p.title, i == len(panels) - 1)
+        notes = None if p.error is None or p.capped is None else _error_notes(p.error, p.capped)
+        if notes is not None:
+            heat.update(text=notes, hovertemplate=_HOVER + "<br>%{text}" + f"<extra>{p.title}</extra>")
+        fig.add_trace(heat, 1, i + 1)
+        if notes is not None and (marked := p.marked) is not None and marked.any():
+            rows, cols = np.nonzero(marked)
+            fig.add_trace(
+                go.Scatter(
+                    x=xs[cols],
+                    y=ys[rows],
+                    mode="markers",
+                    marker={"symbol": "x-thin", "size": 7, "line": {"width": 1.5, "color": "#d62728"}},
+                    name=f"est. error > {TRUSTED:g} nats",
+                    text=notes[rows, cols],
+                    hovertemplate=_HOVER_POINT + "<br>%{text}<extra></extra>",
+                    showlegend=False,
+                ),
+                1,
+                i + 1,
+            )
     fig.update_layout(height=height, margin={**MARGIN, "t": 40})
     _square(fig, [xs[0], ys[0]], [xs[-1], ys[-1]], len(panels))
     return fig
+
+
+_HOVER = "x %{x:.2f}, y %{y:.2f}<br>log p %{z:.3f}"
+_HOVER_POINT = "x %{x:.2f}, y %{y:.2f}"
+
+
+def _error_notes(error: np.ndarray, capped: np.ndarray) -> np.ndarray:
+    """Each cell's '± 3.1e-05 nats (est. error)', and where the ODE ran out of calls a note that it did."""
+    notes = np.char.add(np.char.add("± ", np.char.mod("%.1e", error)), " nats (est. error)")
+    return np.where(capped, np.char.add(notes, ", out of calls"), notes)
 
 
 def nll_rows(nlls: Sequence[HeldOutNLL]) -> list[dict[str, object]]:

@@ -186,10 +186,15 @@ def train_model(mixture: Mixture, n_points: int, steps: int, seed: int, progress
 # ---- likelihood ---------------------------------------------------------------------------------------------------
 
 
-def _progress(slot: Any, what: str, done: float, share: float) -> Callable[[int, int], None]:
-    """An ODE's on_step drawing the bar from `done` to `done + share` of the job."""
+def _progress(slot: Any, what: str, done: float, share: float, steps: bool = True) -> Callable[[int, int], None]:
+    """An ODE's on_step drawing the bar from `done` to `done + share` of the job: its steps, or (an adaptive ODE,
+    whose steps are not known ahead) the share of its way."""
     bar = ProgressBar(slot)
-    return lambda k, steps: bar.show(done + share * k / steps, f"{what}: step {k} of {steps}")
+
+    def on_step(k: int, of: int) -> None:
+        bar.show(done + share * k / of, f"{what}: " + (f"step {k} of {of}" if steps else f"{k / of:.0%} of the way"))
+
+    return on_step
 
 
 def likelihood_maps(mixture: Mixture) -> likelihood.LikelihoodMaps | None:
@@ -198,8 +203,10 @@ def likelihood_maps(mixture: Mixture) -> likelihood.LikelihoodMaps | None:
 
 
 def compute_likelihood(mixture: Mixture, run: ToyRun, progress_slot: Any) -> likelihood.LikelihoodMaps:
-    on_step = _progress(progress_slot, "The model's ODE", 0.1, 0.9)
-    return LIKELIHOOD.put(ForModel.of(mixture, run), likelihood.mixture_likelihood(mixture.mix, run, on_step))
+    on_exact = _progress(progress_slot, "The exact ODE", 0.0, 0.6, steps=False)
+    on_step = _progress(progress_slot, "The model's ODE", 0.6, 0.4)
+    maps = likelihood.mixture_likelihood(mixture.mix, run, on_step, on_exact)
+    return LIKELIHOOD.put(ForModel.of(mixture, run), maps)
 
 
 def latent_maps() -> likelihood.LikelihoodMaps | None:
