@@ -18,6 +18,7 @@ from ui.common.tables import show_table
 from ui.common.widgets import attempt, run_job, typed_grid
 from ui.ground_truth import state
 from ui.ground_truth.mixture import Mixture
+from ui.ground_truth.views import stop_row
 
 GRID_COLOURS = {
     "karras": "#4c78a8",
@@ -159,11 +160,12 @@ def grids_tab(mixture: Mixture) -> None:
     typed = attempt(typed_grid, c, "gt-grid-typed", SIGMA_MAX)
     n = d.number_input("Start points", 100, 5000, 500, step=100, key="gt-grid-n")
     seed = e.number_input("Seed", 0, 2**31 - 1, 0, key="gt-grid-seed")
-    b1, b2, _ = st.columns([1, 1, 5], gap="small")
-    clicked = b1.button(
-        "Measure", type="primary", key="gt-grid-go", disabled=not samplers or not (chosen or typed is not None)
+    clicked = stop_row(
+        "Measure",
+        "gt-grid",
+        "Keeps the curves measured so far.",
+        disabled=not samplers or not (chosen or typed is not None),
     )
-    b2.button("Stop", key="gt-grid-stop", help="Keeps the curves measured so far.")
     progress = st.empty()
     if clicked:
         settings = {"samplers": samplers, "grids": chosen, "n_points": int(n), "seed": int(seed), "typed": typed}

@@ -91,19 +91,30 @@ def accuracy_table(mixture: Mixture) -> jobs.Kept[accuracy.AccuracyTable | None]
     return _shown(ACCURACY, mixture)
 
 
+def _kept_after_each(
+    memo: Memo[ForMixture, jobs.Kept[Any]], mixture: Mixture, total: int, unit: str, progress_slot: Any, copy: Callable
+) -> Callable[[Any], None]:
+    """Start a job of `total` parts for this mixture and return what it reports to after each: the result so far,
+    kept as `copy(result)` (so a Stop keeps the parts done), and the progress bar moved on."""
+    kept = jobs.start(memo, ForMixture(mixture.key), jobs.Kept(jobs.Tally(planned=total), None))
+
+    def report(found: Any) -> None:
+        if kept.tally.add(partial(setattr, kept, "value", copy(found))):
+            done = kept.tally.done
+            progress_slot.progress(done / total, text=f"{done} of {total} {unit} · {found.seconds:.1f} s")
+        else:
+            st.stop()  # a later run has shown the job as stopped: this run ends here
+
+    return report
+
+
 def measure_accuracy(mixture: Mixture, n_points: int, seed: int, progress_slot: Any) -> None:
     """Every sampler at every NFE; the table is kept after each sampler, so a Stop keeps the rows done."""
     total = len(SAMPLERS)
-    kept = jobs.start(ACCURACY, ForMixture(mixture.key), jobs.Kept(jobs.Tally(planned=total), None))
+    on_row = _kept_after_each(
+        ACCURACY, mixture, total, "samplers", progress_slot, lambda table: replace(table, rows=list(table.rows))
+    )
     progress_slot.progress(0.0, text=f"Measuring {total} samplers on {n_points:,} points…")
-
-    def on_row(table: accuracy.AccuracyTable) -> None:
-        if kept.tally.add(partial(setattr, kept, "value", replace(table, rows=list(table.rows)))):
-            done = kept.tally.done
-            progress_slot.progress(done / total, text=f"{done} of {total} samplers · {table.seconds:.1f} s")
-        else:
-            st.stop()  # a later run has shown the Measure as stopped: this run ends here
-
     accuracy.accuracy(mixture.mix, n_points, seed, on_row=on_row)
 
 
@@ -119,16 +130,10 @@ def measure_grids(mixture: Mixture, progress_slot: Any, **settings: Any) -> None
     """Each sampler on each grid (core/labs/ground_truth/grids.grid_study with `settings`); the study is kept after
     each curve, so a Stop keeps the curves done."""
     total = len(settings["samplers"]) * (len(settings["grids"]) + (settings.get("typed") is not None))
-    kept = jobs.start(GRID_STUDY, ForMixture(mixture.key), jobs.Kept(jobs.Tally(planned=total), None))
+    on_curve = _kept_after_each(
+        GRID_STUDY, mixture, total, "curves", progress_slot, lambda study: replace(study, curves=list(study.curves))
+    )
     progress_slot.progress(0.0, text=f"Measuring {total} sampler × grid curves…")
-
-    def on_curve(found: grids.GridStudy) -> None:
-        if kept.tally.add(partial(setattr, kept, "value", replace(found, curves=list(found.curves)))):
-            done = kept.tally.done
-            progress_slot.progress(done / total, text=f"{done} of {total} curves · {found.seconds:.1f} s")
-        else:
-            st.stop()  # a later run has shown the Measure as stopped: this run ends here
-
     grids.grid_study(mixture.mix, on_curve=on_curve, **settings)
 
 

@@ -31,7 +31,7 @@ def _rows_height(rows: list) -> int:
     return 35 * (len(rows) + 1) + 3
 
 
-def _stop_row(go_label: str, key: str, stop_help: str, disabled: bool = False) -> bool:
+def stop_row(go_label: str, key: str, stop_help: str, disabled: bool = False) -> bool:
     b1, b2, _ = st.columns([1, 1, 5], gap="small")
     clicked = b1.button(go_label, type="primary", key=f"{key}-go", disabled=disabled)
     b2.button("Stop", key=f"{key}-stop", help=stop_help)
@@ -58,7 +58,7 @@ def accuracy_tab(mixture: Mixture) -> None:
     a, b, _ = st.columns([1, 1, 3])
     n = a.number_input("Start points", 100, accuracy.MAX_ACCURACY_POINTS, 2000, step=100, key="gt-acc-n")
     seed = b.number_input("Seed", 0, 2**31 - 1, 0, key="gt-acc-seed")
-    clicked = _stop_row("Measure", "gt-acc", "Keeps the samplers measured so far.")
+    clicked = stop_row("Measure", "gt-acc", "Keeps the samplers measured so far.")
     progress = st.empty()
     if clicked:
         run_job("ground-truth measure", state.measure_accuracy, mixture, int(n), int(seed), progress)
@@ -163,7 +163,7 @@ def model_tab(mixture: Mixture) -> None:
     steps = b.select_slider("Steps", [500, 1000, 2000, 3000, 5000, 10_000], value=2000, key="gt-model-steps")
     seed = c.number_input("Seed", 0, 2**31 - 1, 0, key="gt-model-seed")
     fits = job_estimate(lambda: mixtures.model_seconds(int(steps)))
-    clicked = _stop_row("Train", "gt-model", "Keeps the model trained so far.", disabled=not fits)
+    clicked = stop_row("Train", "gt-model", "Keeps the model trained so far.", disabled=not fits)
     progress, chart = st.empty(), st.empty()
     if clicked:
         run_job("ground-truth training", state.train_model, mixture, int(n), int(steps), int(seed), progress, chart)
@@ -248,7 +248,7 @@ def study_section(mixture: Mixture) -> None:
     steps = b.select_slider("Steps each", [500, 1000, 2000, 4000, 8000], value=2000, key="gt-study-steps")
     checkpoints = c.slider("Measurements each", 2, 8, 4, key="gt-study-checks")
     fits = job_estimate(lambda: memorisation.study_seconds(list(sizes), int(steps)))
-    clicked = _stop_row("Run the study", "gt-study", "Keeps the measurements made so far.", disabled=not fits)
+    clicked = stop_row("Run the study", "gt-study", "Keeps the measurements made so far.", disabled=not fits)
     slot = st.empty()
     if clicked:
         run_job("memorisation study", state.run_study, mixture, list(sizes), int(steps), int(checkpoints), slot)

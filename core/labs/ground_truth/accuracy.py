@@ -42,6 +42,11 @@ def steps_for(spec: SamplerSpec, nfe: int, options: Mapping[str, object] | None 
     return max(1, max((n for n in range(1, nfe + 2) if spec.nfe(n, options) <= nfe), default=1))
 
 
+def rms_distance(x: torch.Tensor, y: torch.Tensor) -> float:
+    """The root mean square over points [N, D] of their Euclidean distances: every accuracy's measure."""
+    return float((x - y).pow(2).sum(1).mean().sqrt())
+
+
 def fitted_order(
     nfes: Sequence[int], errors: Sequence[float], floor: float = 1e-9, upto: int | None = None
 ) -> float | None:
@@ -214,7 +219,7 @@ def _accuracy(
             steps = steps_for(spec, nfe)
             out = sample(name, mix.denoise, x_T.clone(), karras_sigmas(steps, SIGMA_MIN, SIGMA_MAX), generator=noise)
             row.nfes.append(spec.nfe(steps))
-            row.errors.append(float(((out - reference) ** 2).sum(1).mean().sqrt()))
+            row.errors.append(rms_distance(out, reference))
             row.moments.append(moment_errors(mix, out))
         table.rows.append(row)
         table.seconds = time.perf_counter() - tic

@@ -28,7 +28,7 @@ from core.diffusion.grids import HAND_MADE
 from core.diffusion.mixture import GaussianMixture
 from core.diffusion.samplers import SAMPLERS, sample
 from core.errors import BadInputError
-from core.labs.ground_truth.accuracy import MAX_ACCURACY_POINTS, fitted_order, ode_endpoint, steps_for
+from core.labs.ground_truth.accuracy import MAX_ACCURACY_POINTS, fitted_order, ode_endpoint, rms_distance, steps_for
 from core.labs.ground_truth.noise import SIGMA_MAX, SIGMA_MIN, start_points
 
 GRID_NFES = (3, 4, 5, 6, 8, 10, 12, 16, 24, 32)
@@ -186,7 +186,7 @@ def _study(
                     return study
                 out = sample(sampler, mix.denoise, x_T.clone(), sigmas)
                 curve.nfes.append(spec.nfe(len(sigmas) - 1))
-                curve.errors.append(float((out - target).pow(2).sum(1).mean().sqrt()))
+                curve.errors.append(rms_distance(out, target))
                 curve.sigmas.append(sigmas)
             study.curves.append(curve)
             study.seconds = time.perf_counter() - tic
