@@ -155,7 +155,8 @@ def model_tab(mixture: Mixture) -> None:
     st.markdown(
         "A toy-lab model (64x2 MLP, v-prediction, linear schedule) trained on points drawn from this mixture. "
         "Its **log density** comes from its probability-flow ODE with the exact divergence (the trace of the "
-        "denoiser's Jacobian by autograd, RK4 in log sigma), beside the truth. With few training points it "
+        "denoiser's Jacobian by autograd, 32 RK4 steps in log sigma), beside the truth and the same ODE with the "
+        "exact denoiser (adaptive steps, each value's error estimated). With few training points it "
         "**memorises**: the optimal denoiser for a finite set puts every sample on a training point."
     )
     a, b, c = st.columns(3)
