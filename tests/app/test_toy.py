@@ -258,3 +258,17 @@ def test_the_samples_distances_are_read_against_fresh_data_of_their_own_size(app
     g = torch.Generator().manual_seed(20_000)  # the same draws at another size read otherwise
     other = [sliced_wasserstein(run.fresh_data(1000, g), run.fresh_data(1000, g)) for _ in range(10)]
     assert (min(other), max(other)) != pytest.approx((low, high), rel=1e-6)
+
+
+def test_a_new_solver_on_a_new_grid_with_its_analytic_first_step_samples_and_counts_one_call_fewer(app):
+    at = _setup(app, "2d", "eight_gaussians", 2000, 20)
+    at.button(key="toy-train").click().run()
+    at.selectbox(key="toy-sampler").set_value("unipc").run()
+    at.selectbox(key="toy-spacing").set_value("log-snr")
+    at.slider(key="toy-sample-steps").set_value(6)
+    at.selectbox(key="toy-opt-unipc-afs").set_value("on")
+    at.button(key="toy-sample").click().run()
+    assert not at.exception and not at.error
+    rows = at.dataframe[0].value
+    last = rows.iloc[-1]
+    assert last["Sampler"] == "UniPC" and last["Spacing"] == "log-snr" and last["NFE"] == 5
