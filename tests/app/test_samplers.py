@@ -212,8 +212,10 @@ def test_a_sampler_that_hands_over_to_another_shows_that_ones_code_too():
     ddim = code_shown(SAMPLERS["ddim"].fn, fns)
     assert ddim.startswith("def ddim(") and "return euler_ancestral(" in ddim
     assert ddim.count("def euler_ancestral(") == 1 and "ancestral_split" in ddim  # the update that runs
-    for name in ("euler_ancestral", "dpmpp_2m", "heun"):
+    for name in ("dpmpp_2m", "heun"):
         assert code_shown(SAMPLERS[name].fn, fns).count("\ndef ") == 0  # its own code only
+    ancestral = code_shown(SAMPLERS["euler_ancestral"].fn, fns)  # its own, then the split it alone (nearly) calls
+    assert ancestral.count("\ndef ") == 1 and "def ancestral_split(" in ancestral
 
 
 def test_every_sampler_option_is_named_like_its_neighbours_and_explained(app):
