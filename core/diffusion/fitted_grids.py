@@ -39,50 +39,6 @@ AYS_BATCH = 1 << 15  # rows per denoiser call while tabulating D for the KLUB
 REFINEMENTS = 2  # searches around the best candidate, each 2 / candidates as wide as the one before
 
 
-def _descend(
-    grid: torch.Tensor,
-    costs: Callable[[torch.Tensor, int, list[float]], list[float]],
-    sweeps: int,
-    candidates: int,
-    should_stop: Callable[[], bool] | None = None,
-    progress: Callable[[int, int], None] | None = None,
-) -> torch.Tensor:
-    """Coordinate descent over the interior sigmas of `grid` (n sigmas, no final 0), in log sigma.
-
-    `costs(grid, i, values)` gives what the objective becomes with sigma_i of the current grid set to each of
-    `values` (one call for many, so a cost that can be batched is). Each visit tries `candidates` values evenly
-    spaced in log sigma strictly between the neighbours, then as many again within one spacing of the best,
-    REFINEMENTS times, each time closer, and keeps the best (the current value among them, so no move makes it
-    worse). Stops after `sweeps` sweeps, once no point moved by more than SETTLED in log sigma, or when
-    `should_stop()` says so. `progress(done, planned)` hears of each point visited (planned: all sweeps')."""
-    grid = grid.to(torch.float64).clone()
-    planned, done = sweeps * (len(grid) - 2), 0
-    for _ in range(sweeps):
-        moved = 0.0
-        for i in range(1, len(grid) - 1):
-            if should_stop is not None and should_stop():
-                return grid
-            lo, hi = math.log(float(grid[i + 1])), math.log(float(grid[i - 1]))
-            spacing = (hi - lo) / (candidates + 1)
-            trial = [float(grid[i])] + [math.exp(lo + spacing * k) for k in range(1, candidates + 1)]
-            scores = costs(grid, i, trial)
-            for _ in range(REFINEMENTS):  # then ever closer around the best so far
-                centre = math.log(trial[int(np.argmin(scores))])
-                near = [math.exp(centre + spacing * (2 * k / candidates - 1)) for k in range(candidates + 1)]
-                near = [s for s in near if lo + SETTLED < math.log(s) < hi - SETTLED]  # distinct in float32 too
-                trial, scores = trial + near, scores + costs(grid, i, near)
-                spacing *= 2 / candidates
-            pick = trial[int(np.argmin(scores))]
-            moved = max(moved, abs(math.log(pick / float(grid[i]))))
-            grid[i] = pick
-            done += 1
-            if progress is not None:
-                progress(done, planned)
-        if moved <= SETTLED:
-            break
-    return grid
-
-
 def ays_costs(denoiser: Denoiser, x0: torch.Tensor, eps: torch.Tensor, levels: torch.Tensor) -> np.ndarray:
     """The KLUB of every step between two of `levels` (decreasing sigmas, evenly spaced in log sigma), per
     dimension: cost[k, j] (k < j) = int from levels[j] to levels[k] of E |D(x_t, t) - D(x_k, levels[k])|^2 / t^3 dt.
@@ -153,8 +109,7 @@ def ays_grid(
     check_range(n, sigma_min, sigma_max)
     eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
     lattice = log_snr_sigmas(max(levels, n), sigma_min, sigma_max)[:-1]
-    chosen = lattice[cheapest_path(ays_costs(denoiser, x0, eps, lattice), n)]
-    return torch.cat([chosen, chosen.new_zeros(1)])
+    return cheapest_grid(lattice, ays_costs(denoiser, x0, eps, lattice), n)
 
 
 def gits_costs(denoiser: Denoiser, x_T: torch.Tensor, sigmas: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
@@ -199,6 +154,12 @@ def cheapest_path(cost: np.ndarray, points: int) -> list[int]:
     return path[::-1]
 
 
+def cheapest_grid(levels: torch.Tensor, cost: np.ndarray, n: int) -> torch.Tensor:
+    """The n of `levels` (decreasing sigmas) on the cheapest path under `cost` (`cheapest_path`), then 0."""
+    chosen = levels[cheapest_path(cost, n)]
+    return torch.cat([chosen, chosen.new_zeros(1)])
+
+
 def gits_grid(
     denoiser: Denoiser,
     x_T: torch.Tensor,
@@ -211,9 +172,7 @@ def gits_grid(
     x_T (drawn at sigma_max), chosen among the points of a log-SNR-uniform fine grid (`gits_costs`,
     `cheapest_path`); both ends are kept."""
     check_range(n, sigma_min, sigma_max)
-    fine, cost = gits_costs(denoiser, x_T, log_snr_sigmas(max(fine_steps, n), sigma_min, sigma_max))
-    chosen = fine[cheapest_path(cost, n)]
-    return torch.cat([chosen, chosen.new_zeros(1)])
+    return cheapest_grid(*gits_costs(denoiser, x_T, log_snr_sigmas(max(fine_steps, n), sigma_min, sigma_max)), n)
 
 
 def optimise_grid(
@@ -225,15 +184,43 @@ def optimise_grid(
     progress: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
     """The grid (n sigmas then 0) near `start` with the least `error(grid)`, its ends held: coordinate descent over
-    the interior points in log sigma (see `_descend`); each trial is one call of `error` on a whole grid."""
+    the interior points in log sigma, each trial one call of `error` on a whole grid.
 
-    def whole(grid: torch.Tensor, i: int, values: list[float]) -> list[float]:
-        out = []
-        for s in values:
-            trial = grid.clone()
-            trial[i] = s
-            out.append(error(torch.cat([trial, trial.new_zeros(1)])))
-        return out
+    Each visit of a point tries `candidates` values evenly spaced in log sigma strictly between its neighbours,
+    then as many again within one spacing of the best, REFINEMENTS times, each time closer, and keeps the best
+    (the current value among them, so no move makes it worse). Stops after `sweeps` sweeps, once no point moved
+    by more than SETTLED in log sigma, or when `should_stop()` says so. `progress(done, planned)` hears of each
+    point visited (planned: all sweeps')."""
+    grid = start.to(torch.float64).clone()  # the final 0 included: trials are whole grids
 
-    grid = _descend(start[:-1], whole, sweeps, candidates, should_stop, progress)
-    return torch.cat([grid, grid.new_zeros(1)])
+    def tried(i: int, s: float) -> float:
+        trial = grid.clone()
+        trial[i] = s
+        return error(trial)
+
+    inner = range(1, len(grid) - 2)
+    planned, done = sweeps * len(inner), 0
+    for _ in range(sweeps):
+        moved = 0.0
+        for i in inner:
+            if should_stop is not None and should_stop():
+                return grid
+            lo, hi = math.log(float(grid[i + 1])), math.log(float(grid[i - 1]))
+            spacing = (hi - lo) / (candidates + 1)
+            trial = [float(grid[i])] + [math.exp(lo + spacing * k) for k in range(1, candidates + 1)]
+            scores = [tried(i, s) for s in trial]
+            for _ in range(REFINEMENTS):  # then ever closer around the best so far
+                centre = math.log(trial[int(np.argmin(scores))])
+                near = [math.exp(centre + spacing * (2 * k / candidates - 1)) for k in range(candidates + 1)]
+                near = [s for s in near if lo + SETTLED < math.log(s) < hi - SETTLED]  # distinct in float32 too
+                trial, scores = trial + near, scores + [tried(i, s) for s in near]
+                spacing *= 2 / candidates
+            pick = trial[int(np.argmin(scores))]
+            moved = max(moved, abs(math.log(pick / float(grid[i]))))
+            grid[i] = pick
+            done += 1
+            if progress is not None:
+                progress(done, planned)
+        if moved <= SETTLED:
+            break
+    return grid

@@ -240,7 +240,7 @@ class GridSearch:
 
 def search_evaluations(settings: SamplerSettings, images: int, sweeps: int = 1, candidates: int = 6) -> int:
     """Image evaluations a grid search costs: the teacher, the hand-made grids, and per inner point and sweep the
-    candidates and their REFINEMENTS (core/diffusion/fitted_grids._descend), each a whole run of the sampler."""
+    candidates and their REFINEMENTS (core/diffusion/fitted_grids.optimise_grid), each a whole run of the sampler."""
     runs_per_point = candidates + (candidates + 1) * REFINEMENTS
     runs = len(HAND_GRIDS) + 1 + sweeps * max(0, settings.steps - 2) * runs_per_point
     guided = 2 if settings.label is not None and settings.guidance != 1.0 else 1

@@ -103,9 +103,7 @@ class _Fitted:
         if self._teacher is None:
             fine = HAND_MADE["log-snr"](fitted_grids.GITS_FINE_STEPS, SIGMA_MIN, SIGMA_MAX)
             self._teacher = fitted_grids.gits_costs(self.mix.denoise, self.warm, fine)
-        sigmas, cost = self._teacher
-        chosen = sigmas[fitted_grids.cheapest_path(cost, steps)]
-        return torch.cat([chosen, chosen.new_zeros(1)])
+        return fitted_grids.cheapest_grid(*self._teacher, steps)
 
     def _optimised(self, sampler: str, steps: int) -> torch.Tensor:
         if self._target is None:
