@@ -108,7 +108,7 @@ def mnist(name: str, samples: int, out: Path | None) -> None:
             for grid in GRIDS:
                 tic = time.perf_counter()
                 if grid == "searched":
-                    found = searcher.search(SamplerSettings(sampler=solver, steps=steps), sweeps=1, candidates=6)
+                    found = searcher.search(SamplerSettings(sampler=solver, steps=steps))
                     sigmas = found.grids["searched"]
                 else:
                     sigmas = schedule.sampling_sigmas(steps, grid, max_sigma=top)

@@ -223,6 +223,7 @@ def run_sampler(
 
 TEACHER = ("unipc", 100)  # the fine run the searched grid is measured against: UniPC-3 on 100 log-SNR steps
 SEARCH_IMAGES = 8
+SEARCH_SWEEPS, SEARCH_CANDIDATES = 1, 6  # one pass over the inner points: a page's search stays under a minute
 HAND_GRIDS = ("trailing", "karras", "log-snr")
 
 
@@ -238,7 +239,9 @@ class GridSearch:
     seconds: float
 
 
-def search_evaluations(settings: SamplerSettings, images: int, sweeps: int = 1, candidates: int = 6) -> int:
+def search_evaluations(
+    settings: SamplerSettings, images: int, sweeps: int = SEARCH_SWEEPS, candidates: int = SEARCH_CANDIDATES
+) -> int:
     """Image evaluations a grid search costs: the teacher, the hand-made grids, and per inner point and sweep the
     candidates and their REFINEMENTS (core/diffusion/fitted_grids.optimise_grid), each a whole run of the sampler."""
     runs_per_point = candidates + (candidates + 1) * REFINEMENTS
@@ -282,8 +285,8 @@ class GridSearcher:
     def search(
         self,
         settings: SamplerSettings | None = None,
-        sweeps: int = 1,
-        candidates: int = 6,
+        sweeps: int = SEARCH_SWEEPS,
+        candidates: int = SEARCH_CANDIDATES,
         progress: Callable[[int, int], None] | None = None,
     ) -> GridSearch:
         """The searched grid for the sampler, options and steps of `settings` (those it was made with by default;

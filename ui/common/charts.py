@@ -1,6 +1,7 @@
 """What every page's charts share: colours, margins, the training-loss chart, the play controls of animated
-figures, a distance's reference band, and the maths of drawing a long curve (thinned so spikes survive,
-smoothed as TensorBoard smooths). Pure builders (data -> plotly figure or layout), no Streamlit calls."""
+figures, a distance's reference band, step grids side by side, and the maths of drawing a long curve (thinned
+so spikes survive, smoothed as TensorBoard smooths). Pure builders (data -> plotly figure or layout), no Streamlit
+calls."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+import torch
 
 from core.metrics.reference import ReferenceBand
 
@@ -181,3 +183,30 @@ def add_band(
         row=row,
         col=col,
     )
+
+
+def grid_strip(rows: list[tuple[str, torch.Tensor, str, bool]], height: int = 260) -> go.Figure:
+    """Step grids side by side, one row each on a reversed log sigma axis (their final 0 left out): rows of
+    (label, n sigmas then 0, colour, filled); filled points mark grids fitted to a model, open ones hand-made."""
+    fig = go.Figure()
+    for label, sigmas, colour, filled in rows:
+        sig = sigmas[:-1].numpy()
+        fig.add_trace(
+            go.Scatter(
+                x=sig,
+                y=[label] * len(sig),
+                mode="markers+lines",
+                marker={
+                    "color": colour,
+                    "size": 11,
+                    "symbol": "circle" if filled else "circle-open",
+                    "line": {"width": 2},
+                },
+                line={"color": colour, "width": 1},
+                hovertemplate="σ %{x:.4g}<extra>" + label + "</extra>",
+                showlegend=False,
+            )
+        )
+    fig.update_xaxes(title="σ (the last step, to 0, not drawn)", **LOG_AXIS, autorange="reversed")
+    fig.update_layout(height=height, margin={**MARGIN, "t": 10})
+    return fig

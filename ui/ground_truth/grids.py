@@ -13,7 +13,7 @@ from plotly.subplots import make_subplots
 from core.diffusion.samplers import SAMPLERS
 from core.labs.ground_truth import grids
 from core.labs.ground_truth.noise import SIGMA_MAX
-from ui.common.charts import LOG_AXIS, MARGIN
+from ui.common.charts import LOG_AXIS, MARGIN, grid_strip
 from ui.common.tables import show_table
 from ui.common.widgets import attempt, run_job, typed_grid
 from ui.ground_truth import state
@@ -100,37 +100,14 @@ def _rounded(value: float | None) -> float | None:
 
 
 def points_figure(study: grids.GridStudy, sampler: str, nfe: int) -> go.Figure:
-    """Where each grid puts its steps at this NFE for this sampler: one row per grid on a log sigma axis (the final
-    0 left out), the fitted grids filled over the hand-made ones' open circles."""
-    fig = go.Figure()
+    """Where each grid puts its steps at this NFE for this sampler, the fitted grids (and a typed one) filled."""
+    rows = []
     for curve in study.curves:
-        if curve.sampler != sampler:
-            continue
         at = [s for n, s in zip(curve.nfes, curve.sigmas, strict=True) if n == nfe or curve.grid == grids.TYPED]
-        if not at:
-            continue
-        sig = at[0][:-1].numpy()
-        fitted = curve.grid in grids.FITTED or curve.grid == grids.TYPED
-        fig.add_trace(
-            go.Scatter(
-                x=sig,
-                y=[_title(curve.grid)] * len(sig),
-                mode="markers+lines",
-                name=_title(curve.grid),
-                marker={
-                    "color": GRID_COLOURS[curve.grid],
-                    "size": 11,
-                    "symbol": "circle" if fitted else "circle-open",
-                    "line": {"width": 2},
-                },
-                line={"color": GRID_COLOURS[curve.grid], "width": 1},
-                hovertemplate="σ %{x:.4g}<extra>" + _title(curve.grid) + "</extra>",
-                showlegend=False,
-            )
-        )
-    fig.update_xaxes(title="σ (the last step, to 0, not drawn)", **LOG_AXIS, autorange="reversed")
-    fig.update_layout(height=280, margin={**MARGIN, "t": 10})
-    return fig
+        if curve.sampler == sampler and at:
+            filled = curve.grid in grids.FITTED or curve.grid == grids.TYPED
+            rows.append((_title(curve.grid), at[0], GRID_COLOURS[curve.grid], filled))
+    return grid_strip(rows, height=280)
 
 
 def grids_tab(mixture: Mixture) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-import plotly.graph_objects as go
 import streamlit as st
 
 from core.diffusion.grids import format_grid
@@ -19,7 +18,7 @@ from core.labs.samplers import (
     SamplerSettings,
     search_seconds,
 )
-from ui.common.charts import LOG_AXIS, MARGIN
+from ui.common.charts import grid_strip
 from ui.common.live import job_estimate, progress_and_stop
 from ui.common.memo import Memo
 from ui.common.tables import show_table
@@ -50,30 +49,6 @@ def _use(found: GridSearch) -> None:
     st.session_state["smp-typed"] = format_grid(found.grids["searched"])
 
 
-def points_figure(found: GridSearch) -> go.Figure:
-    fig = go.Figure()
-    for name, grid in found.grids.items():
-        sig = grid[:-1].numpy()
-        fig.add_trace(
-            go.Scatter(
-                x=sig,
-                y=[name] * len(sig),
-                mode="markers+lines",
-                marker={
-                    "color": COLOURS[name],
-                    "size": 10,
-                    "symbol": "circle" if name == "searched" else "circle-open",
-                },
-                line={"color": COLOURS[name], "width": 1},
-                hovertemplate="σ %{x:.4g}<extra>" + name + "</extra>",
-                showlegend=False,
-            )
-        )
-    fig.update_xaxes(title="σ (the last step, to 0, not drawn)", **LOG_AXIS, autorange="reversed")
-    fig.update_layout(height=230, margin={**MARGIN, "t": 10})
-    return fig
-
-
 def grid_search_tab(loaded: LoadedModel, settings: SamplerSettings) -> None:
     solver, steps = TEACHER
     spec = SAMPLERS[settings.sampler]
@@ -101,7 +76,8 @@ def grid_search_tab(loaded: LoadedModel, settings: SamplerSettings) -> None:
         for name, err in found.errors.items()
     ]
     show_table(rows, width="stretch", key="smp-grid-table")
-    st.plotly_chart(points_figure(found), key="smp-grid-points")
+    strip = [(name, grid, COLOURS[name], name == "searched") for name, grid in found.grids.items()]
+    st.plotly_chart(grid_strip(strip, height=230), key="smp-grid-points")
     st.caption(
         f"On {found.images} warm-up images, searched in {found.seconds:.1f} s. A grid fitted to a few images can "
         "flatter itself: Generate with it (other seeds) and compare."
