@@ -94,6 +94,22 @@ def klub(cost: np.ndarray, path: list[int]) -> float:
     return float(sum(cost[a, b] for a, b in itertools.pairwise(path)))
 
 
+def ays_lattice(
+    denoiser: Denoiser,
+    x0: torch.Tensor,
+    sigma_min: float,
+    sigma_max: float,
+    generator: torch.Generator | None = None,
+    levels: int = AYS_LEVELS,
+) -> tuple[torch.Tensor, np.ndarray]:
+    """`levels` log-SNR-uniform sigmas (both ends kept) and the Monte Carlo KLUB of every step between two of them
+    (`ays_costs`) over the data batch x0, one noise draw per point: what every step count's AYS grid is chosen
+    from."""
+    eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
+    lattice = log_snr_sigmas(levels, sigma_min, sigma_max)[:-1]
+    return lattice, ays_costs(denoiser, x0, eps, lattice)
+
+
 def ays_grid(
     denoiser: Denoiser,
     x0: torch.Tensor,
@@ -103,13 +119,11 @@ def ays_grid(
     generator: torch.Generator | None = None,
     levels: int = AYS_LEVELS,
 ) -> torch.Tensor:
-    """Align Your Steps: the n-step grid (then 0) of least Monte Carlo KLUB over the data batch x0 (one noise draw
-    per point), chosen among `levels` log-SNR-uniform sigmas (both ends kept) by dynamic programming: the
-    exact minimum of the estimated bound on that lattice, where Sabour et al. refine a grid point by point."""
+    """Align Your Steps: the n-step grid (then 0) of least Monte Carlo KLUB on the lattice of `ays_lattice`, by
+    dynamic programming: the exact minimum of the estimated bound there, where Sabour et al. refine a grid point
+    by point."""
     check_range(n, sigma_min, sigma_max)
-    eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
-    lattice = log_snr_sigmas(max(levels, n), sigma_min, sigma_max)[:-1]
-    return cheapest_grid(lattice, ays_costs(denoiser, x0, eps, lattice), n)
+    return cheapest_grid(*ays_lattice(denoiser, x0, sigma_min, sigma_max, generator, max(levels, n)), n)
 
 
 def gits_costs(denoiser: Denoiser, x_T: torch.Tensor, sigmas: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:

@@ -78,11 +78,12 @@ def custom_sigmas(text: str, sigma_max: float | None = None) -> torch.Tensor:
         raise BadInputError("Type the grid's noise levels, largest first, e.g. 80, 10, 2, 0.3, 0.002.")
     if len(words) > MAX_CUSTOM_STEPS + 1:
         raise BadInputError(f"A typed grid takes at most {MAX_CUSTOM_STEPS:,} noise levels (got {len(words):,}).")
-    try:
-        values = [float(w) for w in words]
-    except ValueError:
-        bad = next(w for w in words if not _is_number(w))
-        raise BadInputError(f"{bad[:40]!r} in the typed grid is not a number.") from None
+    values = []
+    for word in words:
+        try:
+            values.append(float(word))
+        except ValueError:
+            raise BadInputError(f"{word[:40]!r} in the typed grid is not a number.") from None
     if values[-1] != 0:
         values.append(0.0)
     if not all(math.isfinite(v) for v in values) or min(values) < 0:
@@ -92,14 +93,6 @@ def custom_sigmas(text: str, sigma_max: float | None = None) -> torch.Tensor:
     if sigma_max is not None and values[0] > sigma_max * (1 + 1e-9):
         raise BadInputError(f"The typed grid starts at sigma {values[0]:g}, above this model's {sigma_max:.4g}.")
     return torch.tensor(values, dtype=torch.float64)
-
-
-def _is_number(word: str) -> bool:
-    try:
-        float(word)
-    except ValueError:
-        return False
-    return True
 
 
 def format_grid(sigmas: torch.Tensor) -> str:

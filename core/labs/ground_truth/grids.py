@@ -86,7 +86,8 @@ class _Fitted:
         self.data, _ = mix.sample(WARM_UP, torch.Generator().manual_seed(seed + 11))
         self.warm = start_points(WARM_UP, seed + 12)
         self._target: torch.Tensor | None = None
-        self._teacher: tuple[torch.Tensor, np.ndarray] | None = None
+        self._teacher: tuple[torch.Tensor, np.ndarray] | None = None  # GITS's levels and costs
+        self._klub: tuple[torch.Tensor, np.ndarray] | None = None  # AYS's
         self.kept: dict[tuple[str, str, int], torch.Tensor] = {}
 
     def grid(self, kind: str, sampler: str, steps: int) -> torch.Tensor:
@@ -96,12 +97,17 @@ class _Fitted:
         return self.kept[key]
 
     def _ays(self, sampler: str, steps: int) -> torch.Tensor:
-        noise = torch.Generator().manual_seed(steps)
-        return fitted_grids.ays_grid(self.mix.denoise, self.data, steps, SIGMA_MIN, SIGMA_MAX, generator=noise)
+        """`fitted_grids.ays_grid`, its KLUB tabulated once for every step count."""
+        if self._klub is None:
+            noise = torch.Generator().manual_seed(13)
+            self._klub = fitted_grids.ays_lattice(self.mix.denoise, self.data, SIGMA_MIN, SIGMA_MAX, noise)
+        return fitted_grids.cheapest_grid(*self._klub, steps)
 
     def _gits(self, sampler: str, steps: int) -> torch.Tensor:
         if self._teacher is None:
-            fine = HAND_MADE["log-snr"](fitted_grids.GITS_FINE_STEPS, SIGMA_MIN, SIGMA_MAX)
+            fine = HAND_MADE["log-snr"](
+                fitted_grids.GITS_FINE_STEPS, SIGMA_MIN, SIGMA_MAX
+            )  # then 0: the teacher's grid
             self._teacher = fitted_grids.gits_costs(self.mix.denoise, self.warm, fine)
         return fitted_grids.cheapest_grid(*self._teacher, steps)
 
