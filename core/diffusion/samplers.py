@@ -913,9 +913,7 @@ class SamplerSpec:
 
     def analytic_first(self, steps: int, options: Mapping[str, object] | None = None) -> bool:
         """Whether a run of `steps` steps with these options takes its first D in closed form (`AFS`)."""
-        if AFS not in self.options or steps < 2:
-            return False
-        return (options or {}).get(AFS.name, AFS.default) == "on"
+        return AFS in self.options and _analytic_first(str((options or {}).get(AFS.name, AFS.default)), steps)
 
     @property
     def doc(self) -> str:
