@@ -158,6 +158,17 @@ APP_MODELS = [  # the app tests' zoo (write_app_zoo)
         "null_label": 10,
         "data": "mnist",
     },
+    {  # autoguidance's guide for tiny-cond: the same classes, other weights
+        "name": "tiny-cond-guide",
+        "title": "Tiny conditional guide",
+        "path": "tiny-cond-guide",
+        **MNIST_UNET,
+        "prediction_type": "epsilon",
+        "schedule": {"kind": "cosine"},
+        "num_classes": 10,
+        "null_label": 10,
+        "data": "mnist",
+    },
     {
         "name": "mnist-lenet",
         "title": "LeNet",
@@ -185,8 +196,8 @@ def write_app_zoo(root: Path) -> Path:
     """Tiny untrained MNIST-shaped models + the bundled classifier under `root`, and their manifest."""
     from core.models.unet import build_unet, unet_config
 
-    for name, classes in (("tiny-uncond", None), ("tiny-cond", 10)):
-        torch.manual_seed(0)
+    for name, classes, seed in (("tiny-uncond", None, 0), ("tiny-cond", 10, 0), ("tiny-cond-guide", 10, 1)):
+        torch.manual_seed(seed)
         build_unet(unet_config(classes, **TINY)).save_pretrained(root / name, safe_serialization=True)
     shutil.copytree(MANIFEST.parent / "bundled" / "mnist-lenet", root / "mnist-lenet")
     datasets = tomllib.loads(MANIFEST.read_text(encoding="utf-8"))["datasets"]  # the real data sets

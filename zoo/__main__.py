@@ -179,7 +179,11 @@ def _main(argv: list[str] | None) -> int:
     cmp.add_argument("--class", dest="label", type=int, default=None, help="a class, for class-conditional models")
     cmp.add_argument("--out", type=Path, default=Path("compare-out"))
     cmp.add_argument("--device", default="cpu")
-    cmp.add_argument("--metrics", action="store_true", help="FD-LeNet and class shares (MNIST models)")
+    cmp.add_argument(
+        "--metrics",
+        action="store_true",
+        help="FD-LeNet, precision/recall/density/coverage and class shares (MNIST models)",
+    )
     cmp.add_argument("--raw", action="store_true", help="raw weights (unet/) where a checkpoint also has unet_ema/")
     cmp.add_argument("--mnist", action="store_true", help="score local 1x28x28 models as MNIST digits (--metrics)")
     pin = sub.add_parser("pin", help="write bundled files' sha256 into the manifest")
@@ -226,6 +230,9 @@ def _main(argv: list[str] | None) -> int:
             )
             for row in rows:
                 fd = f", FD-LeNet {row['fd_lenet']:.2f} ± {row['fd_se']:.2f}" if "fd_lenet" in row else ""
+                measures = ("precision", "recall", "density", "coverage")
+                if row.get("precision") is not None:
+                    fd += "".join(f", {m} {row[m]:.3f} ± {row[m + '_se']:.3f}" for m in measures)
                 print(f"{row['checkpoint']}: {row['images_per_second']:.1f} images/s{fd}")
             print(f"wrote {args.out}/grid.png, results.csv, results.json")
             return 0

@@ -6,8 +6,9 @@ checkpoint-N/ folder, or a .safetensors file with its config.json beside it: zoo
 The person at the shell names their own files, so local paths are not held to the app's allowed roots.
 
 Writes into --out: grid.png (each checkpoint's first 64 images under its name), results.csv and results.json
-(timings, parameters, file sizes, and with --metrics FD-LeNet and class shares of every image sampled, for
-MNIST models: zoo entries and runs that say so, and with --mnist any local 1x28x28 model). Every checkpoint
+(timings, parameters, file sizes, and with --metrics, of every image sampled: FD-LeNet, precision, recall, density
+and coverage (against as many held-out digits as images, k = 5), each with its standard error, and class shares,
+for MNIST models: zoo entries and runs that say so, and with --mnist any local 1x28x28 model). Every checkpoint
 starts from the same noise (the seeds, as the Compare checkpoints page draws them).
 """
 
@@ -18,7 +19,6 @@ import json
 import re
 import time
 from contextlib import suppress
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -148,7 +148,7 @@ def compare(
         if scorer is not None and is_mnist(model):
             classifier, reference = scorer
             quality = score(sampled, settings.label, classifier, reference)
-            row |= {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(quality).items()}
+            row |= {k: (round(v, 4) if isinstance(v, float) else v) for k, v in quality.fields().items()}
         rows.append(row)
         panels.append((model.title, enlarge(tile(to_uint8(sampled[:GRID_IMAGES].float().cpu())), 360)))
         log(f"sampled {name}: {images} images in {seconds:.2f} s")

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import torch
 
 from core.diffusion.flow import TIME_SCALE, t_of_sigma
+from core.diffusion.guidance import Guidance, as_guidance, guided
 from core.diffusion.schedules import NoiseSchedule
 from core.errors import BadInputError
 
@@ -138,60 +139,24 @@ def model_denoiser(
     return DiscreteTimeDenoiser(model, schedule, prediction_type, num_classes)
 
 
-class ClassifierFreeGuidance:
-    """D_w(x, sigma, c) = D(x, sigma, null) + w (D(x, sigma, c) - D(x, sigma, null)) (Ho & Salimans 2022).
-
-    The conditional and unconditional halves run as ONE batched forward of size 2B. Guidance in x_0 is the
-    same as guidance in epsilon or v, since each is affine in the others at fixed x and sigma.
-    w = 1 is the conditional model (one pass of size B); w = 0 the unconditional one.
-
-    `interval` = (lo, hi) applies the guidance only where lo < sigma <= hi and the conditional model alone
-    elsewhere (Kynkäänniemi et al. 2024, "Applying Guidance in a Limited Interval Improves Sample and
-    Distribution Quality in Diffusion Models"): guidance at high noise mostly costs diversity, at low noise
-    it does little. Steps wholly outside the interval cost one pass of size B.
-    """
-
-    def __init__(
-        self, denoiser: Denoiser, scale: float, null_label: int, interval: tuple[float, float] | None = None
-    ) -> None:
-        self.denoiser = denoiser
-        self.scale = float(scale)
-        self.null_label = int(null_label)
-        if interval is not None and not 0 <= interval[0] < interval[1]:
-            raise BadInputError("A guidance interval needs 0 <= low < high (in sigma).")
-        self.interval = interval
-
-    def __call__(self, x: torch.Tensor, sigma: torch.Tensor, class_labels: torch.Tensor) -> torch.Tensor:
-        scale = torch.full_like(sigma, self.scale, dtype=torch.float64)
-        if self.interval is not None:
-            lo, hi = self.interval
-            scale = torch.where((sigma > lo) & (sigma <= hi), scale, torch.ones_like(scale))
-        if bool((scale == 1.0).all()):
-            return self.denoiser(x, sigma, class_labels=class_labels)
-        null = torch.full_like(class_labels, self.null_label)
-        both = self.denoiser(torch.cat([x, x]), torch.cat([sigma, sigma]), class_labels=torch.cat([class_labels, null]))
-        cond, uncond = both.chunk(2)
-        w = scale.to(cond.dtype).reshape(-1, *(1,) * (cond.ndim - 1))
-        return uncond + w * (cond - uncond)
-
-
 def with_labels(
     denoiser: Denoiser,
     labels: torch.Tensor,
-    guidance: float = 1.0,
+    guidance: float | Guidance = 1.0,
     null_label: int | None = None,
     interval: tuple[float, float] | None = None,
+    *,
+    guide: Denoiser | None = None,
+    sigmas: torch.Tensor | None = None,
 ) -> Denoiser:
-    """D(x, sigma) for a batch whose sample k has class labels[k], under classifier-free guidance `guidance`
-    (1: the conditional model alone; any other scale mixes in the unconditional half, labelled `null_label`),
-    applied only for sigma in `interval` when one is given (see ClassifierFreeGuidance).
+    """D(x, sigma) for a batch whose sample k has class labels[k], under `guidance` (core/diffusion/guidance.py):
+    a scale alone is classifier-free guidance at that scale, applied only for sigma in `interval` when one is
+    given (1: the conditional model alone; any other scale mixes in the unconditional half, labelled
+    `null_label`). Autoguidance takes its weaker model as `guide`; CFG++ the sampling grid `sigmas`.
 
     This is how conditioning reaches a sampler: bound into the denoiser, here with functools.partial.
     """
-    if guidance != 1.0:
-        if null_label is None:
-            raise BadInputError("Guidance needs a model with an unconditional (no class) label.")
-        denoiser = ClassifierFreeGuidance(denoiser, guidance, null_label, interval)
+    denoiser = guided(denoiser, as_guidance(guidance, interval), null_label, guide, sigmas)
     return functools.partial(denoiser, class_labels=labels)
 
 

@@ -149,3 +149,63 @@ class GaussianMixture:
         labels = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         z = torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
         return self.means[labels] + self.stds[labels] * z, labels
+
+
+class ClassMixture:
+    """A law of labelled data: class c is the Gaussian mixture `classes[c]`, drawn with weight pi_c. Its exact
+    class-conditional denoiser is class c's own; label C (= the number of classes, `null_label`) asks for the
+    whole law, the unconditional denoiser a model trained with a null label learns. So it is guided exactly
+    as a trained class-conditional model is (core/diffusion/guidance.py), with every density known."""
+
+    def __init__(self, classes: list[GaussianMixture], weights: torch.Tensor | None = None) -> None:
+        if not classes or len({c.dim for c in classes}) != 1:
+            raise BadInputError("A class mixture needs at least one class, all of one dimension.")
+        w = torch.ones(len(classes), dtype=torch.float64) if weights is None else torch.as_tensor(weights).double()
+        if len(w) != len(classes) or bool((w <= 0).any()) or not bool(w.isfinite().all()):
+            raise BadInputError("A class mixture needs one positive weight per class.")
+        self.classes, self.class_weights = classes, w / w.sum()
+        self.whole = GaussianMixture(
+            torch.cat([c.means for c in classes]),
+            torch.cat([c.stds for c in classes]),
+            torch.cat([pi * c.weights for pi, c in zip(self.class_weights, classes, strict=True)]),
+        )
+
+    @property
+    def null_label(self) -> int:
+        return len(self.classes)
+
+    @property
+    def dim(self) -> int:
+        return self.whole.dim
+
+    def law(self, label: int | None) -> GaussianMixture:
+        """Class `label`'s mixture; None or the null label: the whole law."""
+        return self.whole if label is None or label == self.null_label else self.classes[label]
+
+    def denoise(self, x: torch.Tensor, sigma: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The exact denoiser of each sample's class (class_labels [B]; the null label or None: the whole law)."""
+        if class_labels is None:
+            return self.whole.denoise(x, sigma)
+        out = torch.empty_like(x)
+        sigma = sigma.expand(len(x)) if sigma.ndim == 0 or len(sigma) == 1 else sigma
+        for label in class_labels.unique().tolist():
+            rows = class_labels == label
+            out[rows] = self.law(int(label)).denoise(x[rows], sigma[rows])
+        return out
+
+    def log_prob(self, x: torch.Tensor, label: int | None = None, sigma: float = 0.0) -> torch.Tensor:
+        """log p_sigma(x | c) (label None: log p_sigma(x)); x [B, D] -> [B]."""
+        return self.law(label).log_prob(x, sigma)
+
+    def sample(self, n: int, label: int | None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n exact draws of class `label` (None: of the whole law), [n, D] float64."""
+        return self.law(label).sample(n, generator)[0]
+
+    def blurred(self, spread: float) -> ClassMixture:
+        """The same classes convolved with N(0, spread^2 I): each component's std becomes sqrt(s^2 + spread^2).
+        Its exact denoiser is a worse model of this law, one whose every class is too wide (autoguidance's
+        weaker model, in closed form)."""
+        if not (math.isfinite(spread) and spread >= 0):
+            raise BadInputError("The blur must be a finite spread of 0 or more.")
+        wide = [GaussianMixture(c.means, (c.stds**2 + spread**2).sqrt(), c.weights) for c in self.classes]
+        return ClassMixture(wide, self.class_weights)

@@ -2,8 +2,8 @@
 
 - Same-seed grids: every (model, sampler, step count) cell starts from the same seeds, timed, and for MNIST
   models read by the bundled classifier (the Samplers page's Compare tab).
-- Quality on demand: n samples per checkpoint scored against held-out digits, FD-LeNet and class shares (the
-  Compare checkpoints page).
+- Quality on demand: n samples per checkpoint scored against held-out digits, FD-LeNet, precision, recall, density
+  and coverage, and class shares (the Compare checkpoints page).
 Work is capped before it starts (cells, image evaluations, samples, the time they would take); run as a page's job
 (core/training/budget.limited), it stops at the job's deadline, and what it finished is the caller's to keep.
 """
@@ -11,12 +11,13 @@ Work is capped before it starts (cells, image evaluations, samples, the time the
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
 
 from core.data.images import uint8_to_tensor
+from core.diffusion.denoisers import Denoiser
 from core.errors import BadInputError
 from core.labs.samplers import (
     TYPED,
@@ -29,6 +30,7 @@ from core.labs.samplers import (
 )
 from core.limits import max_compare_work, max_quality_work
 from core.metrics.images import class_histogram, classify, frechet_distance_se
+from core.metrics.prdc import PRDC, prdc
 from core.text import plain_label
 from core.training import budget
 
@@ -36,6 +38,9 @@ MAX_CELLS = 24
 MAX_QUALITY_SAMPLES = 1000
 GUIDANCE = 3.0  # the classifier-free guidance scale checkpoints are compared at, when a class is asked for
 CHUNK = 100
+PRDC_K = 5  # the neighbours of the precision/recall/density/coverage balls (Naeem et al.'s default)
+PRDC_SEED = 0  # which held-out digits the PRDC of n samples is measured against: the same for every checkpoint
+PRDC_MEASURES = ("precision", "precision_se", "recall", "recall_se", "density", "density_se", "coverage", "coverage_se")
 
 
 def is_mnist(model: ImageModel) -> bool:
@@ -130,10 +135,12 @@ def compare_cells(
     steps: Sequence[int],
     base: SamplerSettings,
     classifier: torch.nn.Module | None = None,
+    guide: Denoiser | None = None,
 ) -> Iterator[CompareCell]:
     """Every (model, sampler, steps) cell from the same seeds, one at a time (a caller can stop between cells
-    and keep those done); MNIST models also get a classifier score. The whole plan is checked first. The cells
-    run under the deadline of the job that asks for them (a generator runs in its caller's context)."""
+    and keep those done), autoguidance guided by `guide`; MNIST models also get a classifier score. The whole
+    plan is checked first. The cells run under the deadline of the job that asks for them (a generator runs in
+    its caller's context)."""
     plan_work(models, samplers, steps, base)
     check_steps({m.title: m for m in models}, max(steps))
     for model in models:
@@ -141,7 +148,7 @@ def compare_cells(
         for sampler in samplers:
             for n in steps:
                 settings = replace(base, sampler=sampler, steps=n, options={}, noise_until=None, max_sigma=cap)
-                result = run_sampler(model, settings, every=n + 1, keep=1)
+                result = run_sampler(model, settings, every=n + 1, keep=1, guide=guide)
                 scored = classifier is not None and is_mnist(model)
                 yield CompareCell(
                     model=model.name,
@@ -178,9 +185,26 @@ class Quality:
     samples: int
     fd_lenet: float
     fd_se: float  # bootstrap standard error of fd_lenet
+    prdc: PRDC | None  # precision, recall, density, coverage with SEs (see `score`); None under PRDC_K + 1 samples
     accuracy: float | None  # share read as the requested class (conditional runs)
     smallest_class: float  # smallest class share (unconditional runs: near 10% is healthy)
     largest_class: float
+
+    def fields(self) -> dict[str, float | int | None]:
+        """The measures as one flat row, the PRDC's beside FD-LeNet's (its k, and how many samples and held-out digits
+        it compared, each, as prdc_k and prdc_n; None throughout without a PRDC): what a CSV or JSON export writes."""
+        measures = {} if self.prdc is None else asdict(self.prdc)
+        return {
+            "samples": self.samples,
+            "fd_lenet": self.fd_lenet,
+            "fd_se": self.fd_se,
+            **{name: measures.get(name) for name in PRDC_MEASURES},
+            "prdc_k": measures.get("k"),
+            "prdc_n": measures.get("real"),
+            "accuracy": self.accuracy,
+            "smallest_class": self.smallest_class,
+            "largest_class": self.largest_class,
+        }
 
 
 def held_out_features(classifier: torch.nn.Module, images_uint8: np.ndarray) -> np.ndarray:
@@ -189,10 +213,15 @@ def held_out_features(classifier: torch.nn.Module, images_uint8: np.ndarray) -> 
 
 
 def sample_many(
-    model: ImageModel, settings: SamplerSettings, n: int, progress: Callable[[float], None] | None = None
+    model: ImageModel,
+    settings: SamplerSettings,
+    n: int,
+    progress: Callable[[float], None] | None = None,
+    guide: Denoiser | None = None,
 ) -> tuple[torch.Tensor, float]:
     """n images in chunks of CHUNK (seeds seed, seed + 100, ...: the first chunk is the grid `settings` draws)
-    and the seconds spent sampling; `progress` sees the share done after every step."""
+    and the seconds spent sampling; `progress` sees the share done after every step; `guide`: autoguidance's
+    weaker model."""
     images, seconds = [], 0.0
     for start in range(0, n, CHUNK):
         chunk = replace(settings, seed=settings.seed + start, batch=min(CHUNK, n - start))
@@ -201,22 +230,35 @@ def sample_many(
             if progress is not None:
                 progress((start + size * (i + 1) / settings.steps) / n)
 
-        result = run_sampler(model, chunk, every=chunk.steps + 1, keep=1, on_step=on_step)
+        result = run_sampler(model, chunk, every=chunk.steps + 1, keep=1, on_step=on_step, guide=guide)
         images.append(result.images)
         seconds += result.seconds
     return torch.cat(images), seconds
 
 
+def prdc_reference(reference: np.ndarray, n: int) -> np.ndarray:
+    """n rows of the held-out features (at most all of them), one fixed draw (PRDC_SEED) so that every checkpoint
+    measured on n samples meets the same digits: PRDC compares sets of one size (core/metrics/prdc.py; against all
+    10,000 held-out digits, 300 samples would cover few of their small balls whatever their quality)."""
+    if n >= len(reference):
+        return reference
+    return reference[torch.randperm(len(reference), generator=torch.Generator().manual_seed(PRDC_SEED))[:n].numpy()]
+
+
 def score(images: torch.Tensor, label: int | None, classifier: torch.nn.Module, reference: np.ndarray) -> Quality:
-    """FD-LeNet (with its bootstrap SE) of images [n, 1, 28, 28] in [-1, 1] against held-out features, and how
-    the classifier reads them: the share of the requested class (if any), the smallest and largest class."""
+    """FD-LeNet (with its bootstrap SE) of images [n, 1, 28, 28] in [-1, 1] against held-out features; precision,
+    recall, density and coverage (with their SEs) of m = min(n, held-out digits) samples against m held-out digits
+    (`prdc_reference`; none when m < PRDC_K + 1); and how the classifier reads them: the share of the requested
+    class (if any), the smallest and largest class."""
     labels, feats = classify(classifier, images.clamp(-1, 1))
     hist = class_histogram(labels)
     fd, se = frechet_distance_se(feats, reference)
+    m = min(len(feats), len(reference))  # PRDC's two sets of one size
     return Quality(
         samples=len(images),
         fd_lenet=fd,
         fd_se=se,
+        prdc=prdc(prdc_reference(reference, m), feats[:m], PRDC_K) if m > PRDC_K else None,
         accuracy=float((labels == label).mean()) if label is not None else None,
         smallest_class=float(hist.min()),
         largest_class=float(hist.max()),

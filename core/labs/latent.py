@@ -24,6 +24,7 @@ import torch
 
 from core.device import torch_threads
 from core.diffusion.denoisers import Denoiser, model_denoiser, with_labels
+from core.diffusion.guidance import Guidance
 from core.diffusion.samplers import get_sampler, sample
 from core.diffusion.schedules import NoiseSchedule, make_schedule
 from core.diffusion.trajectory import PathRecorder
@@ -121,14 +122,22 @@ class LatentDiffusion:
     null_label: int = NUM_CLASSES
 
     def conditioned(
-        self, label: int | torch.Tensor | None, n: int, scale: float, interval: tuple[float, float] | None = None
+        self,
+        label: int | torch.Tensor | None,
+        n: int,
+        scale: float | Guidance,
+        interval: tuple[float, float] | None = None,
+        *,
+        guide: Denoiser | None = None,
+        sigmas: torch.Tensor | None = None,
     ) -> Denoiser:
-        """D for n samples of class `label` (or per-sample labels [n]) under guidance `scale`, applied for sigma
-        in `interval` (None: always); label None: the unconditional model."""
+        """D for n samples of class `label` (or per-sample labels [n]) under guidance `scale` (a scale: CFG,
+        applied for sigma in `interval`, None: always; or any method, with autoguidance's weaker model `guide`
+        and CFG++'s grid `sigmas`); label None: the unconditional model."""
         if label is None:
             return with_labels(self.denoiser, torch.full((n,), self.null_label))
         labels = label if isinstance(label, torch.Tensor) else torch.full((n,), int(label))
-        return with_labels(self.denoiser, labels, scale, self.null_label, interval)
+        return with_labels(self.denoiser, labels, scale, self.null_label, interval, guide=guide, sigmas=sigmas)
 
     def to_latent(self, y: torch.Tensor) -> torch.Tensor:
         return y * self.std + self.mean

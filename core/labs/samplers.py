@@ -20,6 +20,7 @@ import torch
 from core import cost
 from core.diffusion.denoisers import Denoiser, clip_denoised, with_labels
 from core.diffusion.fitted_grids import REFINEMENTS, optimise_grid
+from core.diffusion.guidance import Guidance, as_guidance
 from core.diffusion.samplers import SAMPLERS, Step, sample
 from core.diffusion.schedules import NoiseSchedule
 from core.diffusion.trajectory import Frame, TrajectoryRecorder, display_every
@@ -68,14 +69,20 @@ class SamplerSettings:
     seed: int = 0
     batch: int = 16
     label: int | None = None  # a class for class-conditional models; None = unconditional
-    guidance: float = 1.0
-    guidance_interval: tuple[float, float] | None = None  # guide only for sigma in (low, high] (None: always)
+    guidance: float | Guidance = 1.0  # a scale: classifier-free guidance; or any method (core/diffusion/guidance)
+    guidance_interval: tuple[float, float] | None = None  # a scale's: guide only for sigma in (low, high]
+    guide: str | None = None  # autoguidance's weaker model (its name; callers pass its denoiser as `guide`)
     spread_classes: bool = False  # sample k asks for class k mod num_classes (guided), e.g. for a guidance sweep
     clip: bool = True  # clamp each predicted x_0 to the data range [-1, 1], as DDPM's reference sampler does
 
     @property
     def nfe(self) -> int:
         return SAMPLERS[self.sampler].nfe(self.steps, self.options)
+
+    @property
+    def guiding(self) -> Guidance:
+        """The guidance as one object: a scale alone is CFG in `guidance_interval`."""
+        return as_guidance(self.guidance, self.guidance_interval)
 
     def __hash__(self) -> int:
         """Settings are keys of what was made with them (ui/common/memo.py); the sampler's options are a dict,
@@ -92,10 +99,17 @@ class SamplingResult:
     settings: SamplerSettings
 
 
-def conditioned(model: ImageModel, settings: SamplerSettings, batch: int) -> Denoiser:
+def conditioned(
+    model: ImageModel,
+    settings: SamplerSettings,
+    batch: int,
+    sigmas: torch.Tensor | None = None,
+    guide: Denoiser | None = None,
+) -> Denoiser:
     """The model's denoiser with the chosen class (and guidance, in its sigma interval) bound in, clipped to
     [-1, 1] if asked. Without a class, a model with a "no class" label samples unconditionally; one without
-    spreads the batch over the classes (sample k asks for class k mod num_classes), as `spread_classes` does."""
+    spreads the batch over the classes (sample k asks for class k mod num_classes), as `spread_classes` does.
+    CFG++ needs the run's grid `sigmas`; autoguidance the weaker model's denoiser `guide`."""
     denoiser = model.denoiser
     assert denoiser is not None
     if model.num_classes:
@@ -103,8 +117,8 @@ def conditioned(model: ImageModel, settings: SamplerSettings, batch: int) -> Den
         spread = settings.spread_classes or (settings.label is None and null is None)
         if spread or settings.label is not None:
             labels = torch.arange(batch) % model.num_classes if spread else torch.full((batch,), settings.label)
-            guidance = settings.guidance if null is not None else 1.0
-            denoiser = with_labels(denoiser, labels, guidance, null, settings.guidance_interval)
+            guidance = settings.guiding if null is not None or settings.guiding.method == "auto" else 1.0
+            denoiser = with_labels(denoiser, labels, guidance, null, guide=guide, sigmas=sigmas)
         else:
             denoiser = with_labels(denoiser, torch.full((batch,), null))
     return clip_denoised(denoiser) if settings.clip else denoiser
@@ -148,10 +162,11 @@ def sampling_seconds(model: ImageModel, settings: SamplerSettings) -> float:
 
 
 def evaluations_per_image(model: ImageModel, settings: SamplerSettings) -> int:
-    """Denoiser evaluations one image of a run costs: its NFE, doubled where classifier-free guidance runs the
-    conditional and unconditional halves."""
-    guided = settings.label is not None and model.num_classes and model.null_label is not None
-    return settings.nfe * (2 if guided and settings.guidance != 1.0 else 1)
+    """Denoiser evaluations one image of a run costs: its NFE, doubled where guidance runs the conditional
+    prediction and a reference one (the unconditional half, or autoguidance's weaker model: counted as a whole
+    evaluation, an upper bound)."""
+    guided = settings.label is not None and model.num_classes
+    return settings.nfe * (settings.guiding.calls if guided else 1)
 
 
 def sampling_sigmas(model: ImageModel, settings: SamplerSettings) -> torch.Tensor:
@@ -180,11 +195,13 @@ def run_sampler(
     keep: int = 16,
     every: int | None = None,
     on_step: Callable[[int], None] | None = None,
+    guide: Denoiser | None = None,
 ) -> SamplingResult:
-    """Sample settings.batch images; `on_frame` sees a recorded frame about 25 times per run, `on_step` the
-    index of every step. Run as (part of) a job (core/training/budget.limited), it raises TimeLimitError after
-    the step that passes the job's deadline (a zoo model's network also checks before each evaluation); the
-    frames and steps seen so far are the caller's to keep."""
+    """Sample settings.batch images (autoguidance guided by `guide`, a weaker model's denoiser); `on_frame`
+    sees a recorded frame about 25 times per run, `on_step` the index of every step. Run as (part of) a job
+    (core/training/budget.limited), it raises TimeLimitError after the step that passes the job's deadline (a
+    zoo model's network also checks before each evaluation); the frames and steps seen so far are the
+    caller's to keep."""
     sigmas = sampling_sigmas(model, settings)
     seeds = [settings.seed + k for k in range(settings.batch)]
     x, gens = start_noise(model.sample_shape, seeds, float(sigmas[0]))
@@ -207,7 +224,7 @@ def run_sampler(
     start = time.perf_counter()
     images = sample(
         settings.sampler,
-        conditioned(model, settings, settings.batch),
+        conditioned(model, settings, settings.batch, sigmas, guide),
         x,
         sigmas,
         generator=gens,
@@ -246,7 +263,7 @@ def search_evaluations(
     candidates and their REFINEMENTS (core/diffusion/fitted_grids.optimise_grid), each a whole run of the sampler."""
     runs_per_point = candidates + (candidates + 1) * REFINEMENTS
     runs = len(HAND_GRIDS) + 1 + sweeps * max(0, settings.steps - 2) * runs_per_point
-    guided = 2 if settings.label is not None and settings.guidance != 1.0 else 1
+    guided = settings.guiding.calls if settings.label is not None else 1
     return images * guided * (TEACHER[1] + runs * settings.nfe)
 
 
@@ -259,23 +276,25 @@ class GridSearcher:
     """A teacher run once from `images` warm-up noises (seeds apart from the page's), then the grid of the
     settings' sampler, options and steps that comes closest to its end points: a direct search
     (core/diffusion/fitted_grids.optimise_grid) from the closest of the hand-made grids, its ends held (the
-    trailing grid's last sigma is its own). Guidance and clipping as the settings say. The noise starts at the
-    schedule's (capped) top, as the hand-made grids do."""
+    trailing grid's last sigma is its own). Guidance and clipping as the settings say (autoguidance's weaker
+    model: `guide`). The noise starts at the schedule's (capped) top, as the hand-made grids do."""
 
-    def __init__(self, model: ImageModel, settings: SamplerSettings, images: int = SEARCH_IMAGES) -> None:
+    def __init__(
+        self, model: ImageModel, settings: SamplerSettings, images: int = SEARCH_IMAGES, guide: Denoiser | None = None
+    ) -> None:
         assert model.schedule is not None
-        self.model, self.settings, self.images = model, settings, images
+        self.model, self.settings, self.images, self.guide = model, settings, images, guide
         self.top = settings.max_sigma or model.schedule.sigma_max
         g = torch.Generator().manual_seed(2**31 - 1)
         self.noise = torch.randn((images, *model.sample_shape), generator=g).to(model.device)
-        self.denoiser = conditioned(model, settings, images)
         solver, steps = TEACHER
         fine = model.schedule.sampling_sigmas(min(steps, model.schedule.num_steps), "log-snr", max_sigma=self.top)
         self.target = self.run(solver, fine.float(), {})
 
     def run(self, solver: str, grid: torch.Tensor, options: dict[str, Any]) -> torch.Tensor:
         check_deadline()
-        return sample(solver, self.denoiser, self.noise * float(grid[0]), grid.to(self.noise.device), **options)
+        denoiser = conditioned(self.model, self.settings, self.images, grid, self.guide)  # CFG++: each run's grid
+        return sample(solver, denoiser, self.noise * float(grid[0]), grid.to(self.noise.device), **options)
 
     def error(self, grid: torch.Tensor, settings: SamplerSettings) -> float:
         """RMS distance per pixel of the settings' sampler (with its options) on `grid` to the teacher."""

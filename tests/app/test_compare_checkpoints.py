@@ -91,8 +91,23 @@ def test_side_by_side_takes_run_checkpoints_and_local_folders_with_a_sentence_fo
     assert not at.exception
     table = at.dataframe[0].value
     assert list(table["checkpoint"])[:3] == ["Tiny unconditional", "my-run @ step 100", "my-run @ step 300"]
+    assert_sane_prdc(table)
     keys = [b.proto.label for b in at.get("download_button")]
     assert keys == ["Download the grid (PNG)", "Download the table (CSV)"]
+
+
+def assert_sane_prdc(table) -> None:
+    """The quality table holds precision, recall, density and coverage, each beside its SE, for every row, the real
+    digits' included: shares in [0, 1], density above 0, SEs small and not negative; real digits are diverse."""
+    measures = ["precision", "recall", "density", "coverage"]
+    columns = list(table.columns)
+    at = columns.index("± (bootstrap SE)") + 1  # beside FD-LeNet and its SE
+    assert columns[at : at + 8] == [c for m in measures for c in (m, f"{m} SE")]
+    assert table[["precision", "recall", "coverage"]].apply(lambda c: c.between(0, 1)).all().all()
+    assert (table["density"] > 0).all()
+    assert table[[f"{m} SE" for m in measures]].apply(lambda c: c.between(0, 0.2)).all().all()
+    real = table[table["checkpoint"].str.startswith("real digits (FD-LeNet ")]
+    assert len(real) == 1 and (real[["recall", "coverage"]] > 0.5).all().all()
 
 
 def _stopped_after(monkeypatch, checkpoints: int) -> None:
@@ -163,8 +178,9 @@ def test_over_training_samples_a_row_per_step_and_fd_lenet_falls_with_the_step(t
     at.slider(key="ot-n").set_value(100).run()
     at.button(key="ot-measure").click().run()
     assert not at.exception
-    assert len(at.get("plotly_chart")) == 2  # FD-LeNet and the class shares against the step
+    assert len(at.get("plotly_chart")) == 3  # FD-LeNet, PRDC and the class shares against the step
     rows = at.dataframe[-1].value
+    assert_sane_prdc(rows)
     assert list(rows["checkpoint"])[:3] == [f"step {s}" for s in TRAINED_STEPS] and (rows["FD-LeNet"][:3] > 0).all()
     # Real training: each later checkpoint is closer to the held-out digits than the first, by more than the two
     # bootstrap SEs together (measured: FD 976, 919, 912 with SE about 8 at 100 samples, 2 steps).

@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.diffusion.samplers import SAMPLERS
 from core.labs import inversion as inv
-from core.labs.guidance import SCALES
+from core.labs.guidance.sweep import SCALES
 from tests import bad_inputs as bad
 from tests.app.helpers import captions, figures, open_page, table
 from tests.helpers import plotly_array

@@ -12,7 +12,7 @@ from core.runs.record import Run
 from core.runs.writer import RunWriter
 from tests.conftest import ROOT
 from tests.helpers import write_long_log
-from ui.compare_checkpoints.state import digits_band
+from ui.compare_checkpoints.state import digits_band, digits_prdc
 
 LOGS = str(ROOT / "app_pages" / "training_logs.py")
 CHECKPOINTS = str(ROOT / "app_pages" / "compare_checkpoints.py")
@@ -93,11 +93,18 @@ def test_compare_checkpoints_side_by_side_with_a_failing_one_in_its_column(app_e
     assert (rows["± (bootstrap SE)"][:2] > 0).all()  # each distance with its error
     # and what real digits read, measured the same way at the same size (the band's middle; its range named)
     band = digits_band(100)
-    assert (
-        rows["checkpoint"].iloc[2] == f"real digits ({band.span(1)} over 10 draws)" and rows["samples"].iloc[2] == 100
-    )
+    assert rows["checkpoint"].iloc[2] == f"real digits (FD-LeNet {band.span(1)} over 10 draws)"
+    assert rows["samples"].iloc[2] == 100
     assert rows["FD-LeNet"].iloc[2] == round(band.mean, 2) and band.sizes[0] == 100
     assert (rows["FD-LeNet"][:2] > band.high).all()  # untrained tiny models are far from real digits
+    # precision, recall, density and coverage beside it, each with its SE; real digits' measured the same way
+    real = digits_prdc(100)
+    assert (real.real, real.fake) == (100, 100)
+    for name in ("precision", "recall", "density", "coverage"):
+        assert rows[name].iloc[2] == round(getattr(real, name), 3)
+        assert rows[f"{name} SE"].iloc[2] == round(getattr(real, f"{name}_se"), 3)
+    assert rows[["precision", "recall", "coverage"]].apply(lambda c: c.between(0, 1)).all().all()
+    assert (rows["density"] > 0).all() and (rows["coverage"][:2] < real.coverage).all()  # noise covers few digits
 
 
 def test_compare_checkpoints_refuses_a_shape_mismatch(app_env, tmp_path, monkeypatch):

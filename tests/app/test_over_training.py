@@ -12,9 +12,11 @@ from streamlit.testing.v1 import AppTest
 
 from core.data.images import uint8_to_tensor
 from core.data.toy import TOY_SETS
+from core.labs.compare import prdc_reference
 from core.labs.toy import ToyRun, ToySettings
 from core.metrics.images import classify, frechet_reference_band
 from core.metrics.points import mmd, sliced_wasserstein
+from core.metrics.prdc import prdc
 from core.runs.writer import RunWriter
 from tests.conftest import ROOT
 from tests.zoo_fixtures import save_random_unet_checkpoint
@@ -112,6 +114,15 @@ def test_fd_lenet_over_training_is_read_against_real_digits_at_the_measured_size
     # Random weights make noise, far from any digit: their FD lies well above what real digits read
     fd = [y for trace in figure["data"] if trace["name"] == "FD-LeNet" for y in trace["y"]]
     assert len(fd) == 2 and min(fd) > 2 * band[1] and np.isfinite(fd).all()
+    # Precision, recall, density and coverage against the step, each with its SEs, and dotted what real training
+    # digits read measured the same way: 100 of them against the same 100 held-out digits
+    traces = {t["name"]: t for t in _chart(at, "Precision, recall, density and coverage")["data"]}
+    real = prdc(prdc_reference(reference, 100), classify(classifier, uint8_to_tensor(train[:100]))[1])
+    for name in ("precision", "recall", "density", "coverage"):
+        values, errors = traces[name]["y"], traces[name]["error_y"]["array"]
+        assert len(values) == len(errors) == 2 and all(e >= 0 for e in errors)
+        assert all(0 <= v <= 1 for v in values) if name != "density" else all(v >= 0 for v in values)
+        assert traces[f"{name}: real digits"]["y"] == [getattr(real, name)] * 2
 
 
 def test_a_toy_model_with_few_training_steps_opens_with_its_sampling_steps_inside_its_t(app_env):

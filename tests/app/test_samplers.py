@@ -68,6 +68,32 @@ def test_conditional_model_with_class_guidance_and_noise_switch_off(app):
     assert at.toggle(key="smp-cap").value  # the cosine schedule starts below sigma 164 by default
 
 
+@pytest.mark.parametrize("method", ["rescale", "apg", "cfg++", "auto"])
+def test_every_guidance_method_samples_a_conditional_model_and_the_compare_and_grid_tabs_follow(app, method):
+    app.selectbox(key="smp-model").set_value("tiny-cond").run()
+    app.selectbox(key="smp-class").set_value(3).run()
+    app.selectbox(key="smp-guidance").set_value(method).run()
+    if method == "auto":
+        assert app.selectbox(key="smp-guide").options == ["Tiny conditional guide"]  # same shape and classes only
+    at = _generate(app, **{"smp-sampler": "heun", "smp-steps": 3, "smp-batch": 2})
+    assert not at.exception and not at.error
+    metrics = {m.label: m.value for m in at.metric}
+    assert int(metrics["Model calls (NFE)"]) == SAMPLERS["heun"].nfe(3)
+    title = {
+        "rescale": "CFG + rescale w = 3 (phi 0.7)",
+        "apg": "APG w = 3 (eta 0, beta -0.5)",
+        "cfg++": "CFG++ λ = 0.6",
+    }
+    expected = title.get(method, "Autoguidance w = 3 by tiny-cond-guide")
+    assert at.subheader[0].value == f"Heun, 3 steps, class 3 · {expected}"
+    at.multiselect(key="cmp-samplers").set_value(["euler"]).run()
+    at.multiselect(key="cmp-steps").set_value([5]).run()
+    at.slider(key="cmp-n").set_value(2).run()
+    at.button(key="cmp-go").click().run()
+    assert not at.exception and not at.error
+    assert len([c for image in at.get("image") for c in image.captions if "NFE" in c]) == 1
+
+
 def test_compare_grid_labels_cells_with_nfe_time_and_classifier_score(app):
     app.selectbox(key="smp-model").set_value("tiny-uncond").run()
     app.multiselect(key="cmp-samplers").set_value(["euler", "heun"]).run()

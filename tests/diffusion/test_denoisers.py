@@ -4,11 +4,11 @@ import pytest
 import torch
 
 from core.diffusion.denoisers import (
-    ClassifierFreeGuidance,
     DiscreteTimeDenoiser,
     clip_denoised,
     with_labels,
 )
+from core.diffusion.guidance import Guidance, Guided
 from core.diffusion.mixture import GaussianMixture
 from core.diffusion.schedules import make_schedule
 from core.errors import BadInputError
@@ -88,7 +88,7 @@ class CountingConditional:
 def test_cfg_is_one_batched_forward_and_follows_the_formula():
     base = CountingConditional()
     x, sigma, y = torch.randn(4, 2), torch.rand(4), torch.tensor([0, 1, 2, 3])
-    guided = ClassifierFreeGuidance(base, scale=3.0, null_label=10)(x, sigma, class_labels=y)
+    guided = Guided(base, Guidance(scale=3.0), null_label=10)(x, sigma, class_labels=y)
     assert base.batches == [8]
     cond, uncond = base(x, sigma, y), base(x, sigma, torch.full_like(y, 10))
     torch.testing.assert_close(guided, uncond + 3.0 * (cond - uncond))
@@ -102,7 +102,7 @@ def test_with_labels_binds_each_samples_class_and_the_guidance():
     base.batches.clear()
     guided = with_labels(base, y, 2.5, null_label=10)(x, sigma)
     assert base.batches == [8]  # both halves in one forward
-    torch.testing.assert_close(guided, ClassifierFreeGuidance(base, 2.5, 10)(x, sigma, class_labels=y))
+    torch.testing.assert_close(guided, Guided(base, Guidance(scale=2.5), 10)(x, sigma, class_labels=y))
     with pytest.raises(BadInputError, match="unconditional"):
         with_labels(base, y, 2.5)  # guidance without a "no class" label
 
@@ -112,10 +112,10 @@ def test_cfg_scale_one_is_the_conditional_model():
     denoiser = DiscreteTimeDenoiser(unet, make_schedule("cosine"), "epsilon", num_classes=10)
     x, sigma, y = torch.randn(2, 1, 8, 8), torch.tensor([1.0, 2.0]), torch.tensor([4, 7])
     torch.testing.assert_close(
-        ClassifierFreeGuidance(denoiser, 1.0, 10)(x, sigma, class_labels=y), denoiser(x, sigma, y)
+        Guided(denoiser, Guidance(scale=1.0), 10)(x, sigma, class_labels=y), denoiser(x, sigma, y)
     )
     # and the batched path at a scale near 1 agrees with it to first order
-    near = ClassifierFreeGuidance(denoiser, 1.0 + 1e-6, 10)(x, sigma, class_labels=y)
+    near = Guided(denoiser, Guidance(scale=1.0 + 1e-6), 10)(x, sigma, class_labels=y)
     torch.testing.assert_close(near, denoiser(x, sigma, y), rtol=1e-4, atol=1e-4)
 
 

@@ -84,7 +84,7 @@ def guidance(page) -> None:
     assert page.get_by_text("real digits").count()  # the curves carry the real digits' level
     page.get_by_role("tab", name="Fields in the latent plane").click()
     settle(page)
-    assert page.get_by_text("guided: w = 3").count() == 1
+    assert page.get_by_text("guided: CFG w = 3").count() == 1
 
 
 def toy(page) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 import torch
 
@@ -117,3 +118,46 @@ def test_sampler_settings_are_keys_whatever_options_they_hold():
     assert kept[b] == "made" and hash(a) == hash(b)
     assert SamplerSettings(sampler="ddim", options={"eta": 1.0, "noise_until": 3}) not in kept
     assert SamplerSettings(sampler="ddim", options={"eta": 0.5, "noise_until": 3}, seed=1) not in kept
+
+
+@pytest.fixture(scope="module")
+def reader():
+    """The bundled classifier, its held-out reference features and 300 training digits as images in [-1, 1]."""
+    from core.data.images import uint8_to_tensor
+    from zoo.datasets import load_image_set
+    from zoo.loaders import load_model
+    from zoo.registry import load_registry
+
+    registry = load_registry()
+    classifier = load_model(registry.model("mnist-lenet")).module
+    reference = compare.held_out_features(classifier, load_image_set(registry.dataset("mnist"), "test").images)
+    train = uint8_to_tensor(load_image_set(registry.dataset("mnist"), "train", 300).images)
+    return classifier, reference, train
+
+
+def test_score_reads_real_digits_as_faithful_and_diverse_and_noise_as_neither(reader):
+    classifier, reference, train = reader
+    real = compare.score(train, None, classifier, reference)
+    p = real.prdc
+    assert (p.k, p.real, p.fake) == (compare.PRDC_K, 300, 300)  # as many held-out digits as samples
+    assert p.precision > 0.9 and p.recall > 0.8 and p.coverage > 0.8 and 0.7 < p.density < 1.3
+    assert all(0 < getattr(p, f"{m}_se") < 0.05 for m in ("precision", "recall", "density", "coverage"))
+    scored = compare.score(torch.rand(300, 1, 28, 28) * 2 - 1, None, classifier, reference)
+    noise = scored.prdc
+    # Uniform noise lands in one small region of LeNet's features, among the digits: their fidelity measures pass it
+    # (precision 1.0, density 1.28 measured), their diversity measures do not (and FD-LeNet does not)
+    assert noise.recall < 0.05 and noise.coverage < 0.1 and scored.fd_lenet > 10 * real.fd_lenet
+    assert compare.score(train[:5], None, classifier, reference).prdc is None  # fewer than k + 1: no balls
+    row = real.fields()  # flat, as the command line writes it
+    assert list(row)[:3] == ["samples", "fd_lenet", "fd_se"] and row["prdc_k"] == 5 and row["prdc_n"] == 300
+    assert row["precision"] == p.precision and row["coverage_se"] == p.coverage_se
+    assert all(not isinstance(v, dict) for v in row.values())
+
+
+def test_the_prdc_reference_is_one_fixed_draw_of_the_size_asked():
+    reference = np.arange(40.0)[:, None]
+    first = compare.prdc_reference(reference, 10)
+    assert len(first) == 10 and len(np.unique(first)) == 10 and np.isin(first, reference).all()
+    assert np.array_equal(first, compare.prdc_reference(reference, 10))  # every checkpoint meets the same digits
+    assert not np.array_equal(first.ravel(), np.arange(10.0))  # a draw, not the first rows (the split's order)
+    assert compare.prdc_reference(reference, 60) is reference

@@ -21,7 +21,7 @@ from core.diffusion.trajectory import vp_state
 from core.errors import BadInputError
 from core.labs import inversion as inv
 from core.labs.ground_truth.accuracy import fitted_order
-from core.labs.guidance import latent_fields
+from core.labs.guidance.fields import latent_fields
 from core.labs.latent import latent_diffusion
 from zoo.loaders import load_model
 from zoo.registry import load_registry
@@ -158,7 +158,7 @@ def test_an_upload_becomes_a_light_digit_on_a_dark_ground():
 def test_the_guided_field_is_the_unconditional_one_plus_w_times_the_difference(latent):
     points = torch.randn(200, 2, generator=torch.Generator().manual_seed(0))
     (_, cond), (_, uncond), (title, guided) = latent_fields(latent, 4, 3.0, [0.3, 2.0], points, side=8)
-    assert title == "guided: w = 3" and cond.score.shape == (2, len(cond.points), 2)
+    assert title == "guided: CFG w = 3" and cond.score.shape == (2, len(cond.points), 2)
     torch.testing.assert_close(guided.score, uncond.score + 3.0 * (cond.score - uncond.score), rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(cond.sigmas, torch.tensor([0.3, 2.0], dtype=torch.float64), rtol=1e-3, atol=0)
     assert not torch.allclose(cond.score, uncond.score, atol=1e-3)  # the class matters at these noise levels

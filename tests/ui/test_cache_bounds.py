@@ -31,6 +31,7 @@ LARGE = {  # file::function -> what it holds
 SMALL = {
     "ui/inversion/state.py::_fitted": "a few Gaussians fitted to a toy set",
     "ui/compare_checkpoints/state.py::_digits_band": "a reference band: a few numbers",
+    "ui/compare_checkpoints/state.py::_digits_prdc": "real digits' precision, recall, density, coverage: a few numbers",
 }
 
 

@@ -35,12 +35,17 @@ GUIDED = 50  # class-conditional samples (5 a class) for the guided reading: two
 # 78.4, 73.8, 183.3 against bounds of 139.8, 138.4, 127.8, 223.8. A denoiser returning noise or its input,
 # or the model with its weights negated, reads 1,100-1,280 (the bound is at most about 225).
 FD_MARGIN = 45.0
+# mnist-cond-guide, autoguidance's weak guide for mnist-cond-cfg, spreads wider: over 12 sets of 128 drawn as above
+# its FD-LeNet (null label) averaged 484.0 against 480.6 predicted, standard deviation 27.9, the largest set 523.7.
+# Its margin is 3x its own standard deviation; the test's set (seed 0) reads 462.5 against a bound of 565.6.
+FD_MARGINS = {"mnist-cond-guide": 85.0}
 # The largest class share of n samples is allowed this many binomial standard errors over the card's largest
 # share: over the same 12 sets of 128 the largest share came at most 3.8 SE above the card's (v-cosine: 23.4%
 # against 12.3%). Noise, identity and negated weights put 96-100% of the samples in one class.
 SHARE_SE = 5.0
 # Guided samples read as the class asked for: the card gives 0.998 at dpmpp_2m 20; measured at dpmpp_2m 10:
-# 0.996 (250 samples), 1.0 (50). The margin allows 5 misread of 50.
+# 0.996 (250 samples), 1.0 (50). The margin allows 5 misread of 50. mnist-cond-guide: 0.842 on its card, 0.828 (250)
+# and 0.86 (the test's 50) at dpmpp_2m 10.
 GUIDED_MARGIN = 0.1
 
 
@@ -77,18 +82,20 @@ def split_half(card: Path) -> tuple[float, int]:
     return float(found[2]), int(found[1])
 
 
-def fd_bound(card: Path, row: CardRow, n: int) -> float:
-    """The largest FD-LeNet n samples may read: the row's FD moved to n samples (see the module), plus FD_MARGIN."""
+def fd_bound(card: Path, row: CardRow, n: int, margin: float = FD_MARGIN) -> float:
+    """The largest FD-LeNet n samples may read: the row's FD moved to n samples (see the module), plus the margin."""
     split, half = split_half(card)
     k = split / (2 / half)
-    return row.fd + k * (1 / n - 1 / row.n) + FD_MARGIN
+    return row.fd + k * (1 / n - 1 / row.n) + margin
 
 
-def card_problems(card: Path, row: CardRow, feats: np.ndarray, labels: np.ndarray, held: np.ndarray) -> list[str]:
+def card_problems(
+    card: Path, row: CardRow, feats: np.ndarray, labels: np.ndarray, held: np.ndarray, margin: float = FD_MARGIN
+) -> list[str]:
     """What in n unconditional samples (mnist-lenet's features [n, F] and labels [n]) disagrees with the card's
-    row; empty when they agree within the tolerances above."""
+    row; empty when they agree within the tolerances above (`margin` the FD margin)."""
     n, problems = len(labels), []
-    fd, bound = frechet_distance(feats, held), fd_bound(card, row, len(labels))
+    fd, bound = frechet_distance(feats, held), fd_bound(card, row, len(labels), margin)
     if not fd <= bound:
         problems.append(f"FD-LeNet {fd:.1f} over {bound:.1f} (card: {row.fd} at {row.n} samples)")
     shares = class_histogram(labels)
@@ -135,7 +142,8 @@ class BundledQuality:
         """Everything in `loaded`'s samples that disagrees with its card (see card_problems, guided_problems)."""
         card = Path(loaded.entry.path or "") / "README.md"
         _, labels, feats = self.unconditional(key, loaded)
-        found = card_problems(card, card_row(card, loaded.name), feats, labels, self.held)
+        margin = FD_MARGINS.get(loaded.name, FD_MARGIN)
+        found = card_problems(card, card_row(card, loaded.name), feats, labels, self.held, margin)
         if loaded.supports_guidance:
             found += guided_problems(card, *self.guided(key, loaded))
         return found

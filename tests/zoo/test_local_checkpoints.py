@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 import pytest
 import torch
@@ -274,13 +275,19 @@ def test_zoo_compare_writes_the_grid_and_tables_end_to_end(trained_run, tmp_path
     assert zoo_cli(args) == 0
     printed = capsys.readouterr().out
     assert "FD-LeNet" in printed and "wrote" in printed
+    assert re.search(r"FD-LeNet [\d.]+ ± [\d.]+, precision [\d.]+ ± [\d.]+, recall [\d.]+ ± [\d.]+, density", printed)
     with open(tmp_path / "out" / "results.csv", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert [r["checkpoint"] for r in rows] == ["mnist-ddpm-linear", f"{trained_run}@2", str(pipe)]
     assert [r["nfe"] for r in rows] == ["4"] * 3 and all(float(r["images_per_second"]) > 0 for r in rows)
     assert rows[0]["class"] == "" and rows[1]["class"] == "2"  # the class goes only to conditional models
     assert all(float(r["fd_lenet"]) > 0 and r["samples"] == "6" for r in rows[:2])  # known to be MNIST models
-    assert rows[2]["fd_lenet"] == ""  # a folder that does not say what it was trained on is not scored...
+    for row in rows[:2]:  # precision, recall, density and coverage with their SEs, of 6 samples against 6 digits
+        assert 0 <= float(row["precision"]) <= 1 and 0 <= float(row["recall"]) <= 1
+        assert 0 <= float(row["coverage"]) <= 1 and float(row["density"]) > 0
+        assert all(float(row[f"{m}_se"]) >= 0 for m in ("precision", "recall", "density", "coverage"))
+        assert (row["prdc_k"], row["prdc_n"]) == ("5", "6")
+    assert rows[2]["fd_lenet"] == "" and rows[2]["precision"] == ""  # a folder that does not say what it was...
     assert (
         zoo_cli(
             [
@@ -298,7 +305,10 @@ def test_zoo_compare_writes_the_grid_and_tables_end_to_end(trained_run, tmp_path
         )
         == 0
     )
-    assert "FD-LeNet" in capsys.readouterr().out  # ...unless the person says its 1x28x28 images are digits
+    printed = capsys.readouterr().out
+    assert "FD-LeNet" in printed  # ...trained on is not scored, unless the person says its 1x28x28 images are digits
+    assert "precision" not in printed  # 4 images: too few for balls through the 5th nearest neighbour
+    assert json.loads((tmp_path / "out2" / "results.json").read_text())["results"][0]["precision"] is None
     assert json.loads((tmp_path / "out" / "results.json").read_text())["results"][2]["title"].endswith("pipe")
     with Image.open(tmp_path / "out" / "grid.png") as grid:
         assert grid.width > 3 * 3 * 28  # three panels of at least 3 images a row

@@ -35,6 +35,15 @@ def compatible_models(loaded: LoadedModel) -> dict[str, str]:
     }
 
 
+def guide_models(loaded: LoadedModel) -> dict[str, str]:
+    """The zoo models that can guide `loaded` by autoguidance: compatible ones with the same classes."""
+    return {
+        name: title
+        for name, title in compatible_models(loaded).items()
+        if registry().model(name).num_classes == loaded.num_classes
+    }
+
+
 def pick_model(key: str, label: str = "Model") -> LoadedModel | None:
     """A loaded pixel model, or None with the reason shown (offline, bad repo id, broken file)."""
     options = pixel_models()

@@ -1,8 +1,9 @@
 """The Over training tab: one run's checkpoints at chosen steps from the same noise, a row per step, and the
 quality measure against the step. Runs come from the runs folder (UNet checkpoints that `python -m zoo train`
-saves: FD-LeNet and class shares for MNIST runs) or the Toy lab's current model (kept in memory every 250
-steps: SW2 and MMD to fresh data). Checkpoints are loaded only when sampled or measured, and results are kept
-under each checkpoint folder's path, so switching runs or steps never mixes them up."""
+saves: FD-LeNet, precision, recall, density, coverage and class shares for MNIST runs) or the Toy lab's current
+model (kept in memory every 250 steps: SW2 and MMD to fresh data). Checkpoints are loaded only when sampled or
+measured, and results are kept under each checkpoint folder's path, so switching runs or steps never mixes them
+up."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import streamlit as st
 from core.data.images import image_strip
 from core.diffusion.samplers import SAMPLERS
 from core.errors import AtlasError
-from core.labs.compare import is_mnist
+from core.labs.compare import Quality, is_mnist
 from core.labs.toy import SampleResult, ToyRun, distances, reference, run_sampler
 from core.runs.record import Run
 from ui.common import session_runs
@@ -72,7 +73,7 @@ def _load(folders: dict[str, Path]) -> dict[str, object]:
 
 
 def pixel_over_training(run: Run, steps: list[int]) -> None:
-    """A row per step from the same noise, and FD-LeNet and class shares against the step (MNIST runs)."""
+    """A row per step from the same noise, and FD-LeNet, PRDC and class shares against the step (MNIST runs)."""
     folders = {sources.checkpoint_key(f): f for s, f in run.checkpoints if s in steps and f is not None}
     step_of = {sources.checkpoint_key(f): s for s, f in run.checkpoints if f is not None}
     entries = {}
@@ -119,17 +120,34 @@ def _quality_charts(rows: dict[str, dict[str, object]], steps: dict[str, int]) -
     fd = ([q.fd_lenet for _, q in measured], [q.fd_se for _, q in measured])
     fig = over_steps_figure(x, {"FD-LeNet": fd}, None, "FD-LeNet to held-out digits (± bootstrap SE)")
     sizes = {q.samples for _, q in measured}
-    if len(sizes) == 1 and (band := attempt(state.digits_band, sizes.pop())) is not None:
+    size = next(iter(sizes)) if len(sizes) == 1 else None  # the real digits' references need one size
+    if size is not None and (band := attempt(state.digits_band, size)) is not None:
         add_band(fig, band, f"FD-LeNet: {band.describe()}", SERIES_COLORS[0])
     st.plotly_chart(fig, key="ot-fd")
     if len(sizes) > 1:
         st.caption("These checkpoints were measured on different numbers of samples: measure them again together.")
+    _prdc_chart(x, [q for _, q in measured], size)
     shares = {
         "smallest class share": ([q.smallest_class for _, q in measured], None),
         "largest class share": ([q.largest_class for _, q in measured], None),
     }
     uniform = {"smallest class share": (0.1, "10%, every digit as often")}
     st.plotly_chart(over_steps_figure(x, shares, uniform, "Smallest and largest class share"), key="ot-cls")
+
+
+def _prdc_chart(x: list[int], measured: list[Quality], n: int | None) -> None:
+    """Precision, recall, density and coverage (± SE) against the step; dotted, what real digits read at the
+    checkpoints' sample size (one draw), when they were all measured on one."""
+    if any(q.prdc is None for q in measured):
+        return
+    series = {
+        name: ([getattr(q.prdc, name) for q in measured], [getattr(q.prdc, f"{name}_se") for q in measured])
+        for name in state.PRDC_COLUMNS
+    }
+    real = attempt(state.digits_prdc, n) if n is not None else None
+    levels = {name: (getattr(real, name), "real digits") for name in series} if real is not None else None
+    title = "Precision, recall, density and coverage against held-out digits (± SE)"
+    st.plotly_chart(over_steps_figure(x, series, levels, title), key="ot-prdc")
 
 
 # ---- the Toy lab's model --------------------------------------------------------------------------------------

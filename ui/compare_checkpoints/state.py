@@ -16,14 +16,17 @@ import streamlit as st
 from core.errors import AtlasError, BadInputError
 from core.labs.compare import (
     GUIDANCE,
+    PRDC_K,
     Quality,
     measure,
     plan_quality,
     plan_work,
+    prdc_reference,
     settings_for,
 )
 from core.labs.samplers import SamplerSettings, SamplingResult, run_sampler
 from core.metrics.images import frechet_reference_band
+from core.metrics.prdc import PRDC, prdc
 from core.metrics.reference import ReferenceBand
 from core.text import plain_label
 from core.training.budget import TimeLimitError
@@ -147,8 +150,9 @@ def measure_all(
     label: int | None,
     prefix: str = "ck",
 ) -> None:
-    """FD-LeNet and class shares of n samples per MNIST checkpoint, with one progress bar and a Stop for all;
-    each checkpoint's numbers are kept as soon as they are done (a Stop keeps them), then redrawn (`redrawing`)."""
+    """FD-LeNet, precision, recall, density, coverage and class shares of n samples per MNIST checkpoint, with one
+    progress bar and a Stop for all; each checkpoint's numbers are kept as soon as they are done (a Stop keeps them),
+    then redrawn (`redrawing`)."""
     plan_quality(
         list(models.values()), SamplerSettings(sampler=sampler, steps=steps, label=label, guidance=GUIDANCE), n
     )
@@ -196,14 +200,42 @@ def _digits_band(manifest: str, n: int) -> ReferenceBand:
     return frechet_reference_band(pool, reference, n, what="real training digits against the held-out digits")
 
 
+def digits_prdc(n: int) -> PRDC:
+    """Precision, recall, density and coverage of real training digits measured as a checkpoint's n samples are
+    (`core.labs.compare.score`: m = min(n, held-out digits) of them against m held-out digits): what those read for
+    real digits (one draw; its SEs give its spread)."""
+    return _digits_prdc(str(manifest_path()), n)
+
+
+@st.cache_data(show_spinner="Measuring real digits against the held-out ones…", max_entries=8)
+def _digits_prdc(manifest: str, n: int) -> PRDC:
+    del manifest  # the key: another zoo, other digits
+    reference = digit_features(CLASSIFIER)
+    pool = digit_features(CLASSIFIER, "train", TRAINING_DIGITS)
+    m = min(n, len(reference), len(pool))
+    return prdc(prdc_reference(reference, m), pool[:m], PRDC_K)
+
+
+PRDC_COLUMNS = ("precision", "recall", "density", "coverage")
+
+
+def _prdc_cells(found: PRDC | None) -> dict[str, object]:
+    """The table's PRDC columns: each measure and its standard error (None, shown as a dash, without a PRDC)."""
+    cells: dict[str, object] = {}
+    for name in PRDC_COLUMNS:
+        cells[name] = None if found is None else round(getattr(found, name), 3)
+        cells[f"{name} SE"] = None if found is None else round(getattr(found, f"{name}_se"), 3)
+    return cells
+
+
 def reference_rows(n: int | None) -> list[dict[str, object]]:
     """The table's reference row for checkpoints measured on n samples each: real digits measured the same way
-    (the band's middle, and its range in the row's name)."""
+    (FD-LeNet: the band's middle, and its range in the row's name; the PRDC of one draw, with its SEs)."""
     if n is None:
         return []
     band = digits_band(n)
-    name = f"real digits ({band.span(1)} over {len(band.values)} draws)"  # `samples` gives the size
-    return [{"checkpoint": name, "samples": n, "FD-LeNet": round(band.mean, 2)}]
+    name = f"real digits (FD-LeNet {band.span(1)} over {len(band.values)} draws)"  # `samples` gives the size
+    return [{"checkpoint": name, "samples": n, "FD-LeNet": round(band.mean, 2), **_prdc_cells(digits_prdc(n))}]
 
 
 def quality_row(name: str, q: Quality) -> dict[str, object]:
@@ -212,6 +244,7 @@ def quality_row(name: str, q: Quality) -> dict[str, object]:
         "samples": q.samples,
         "FD-LeNet": round(q.fd_lenet, 2),
         "± (bootstrap SE)": round(q.fd_se, 2),
+        **_prdc_cells(q.prdc),
         "read as requested class": ABSENT if q.accuracy is None else f"{q.accuracy:.1%}",
         "smallest class share": f"{q.smallest_class:.1%}",
         "largest class share": f"{q.largest_class:.1%}",

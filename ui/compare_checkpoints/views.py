@@ -11,7 +11,7 @@ import streamlit as st
 from core.data.images import enlarge, png_bytes, tile, to_uint8
 from core.diffusion.samplers import SAMPLERS
 from core.errors import BadInputError
-from core.labs.compare import MAX_QUALITY_SAMPLES, captioned, check_same_shape, is_mnist
+from core.labs.compare import MAX_QUALITY_SAMPLES, PRDC_K, captioned, check_same_shape, is_mnist
 from core.labs.samplers import ImageModel
 from core.text import plain_label
 from ui.common.live import Throttle
@@ -53,7 +53,15 @@ def quality(mnist: Mapping[str, str], prefix: str, measure) -> dict[str, dict[st
         return {}
     st.caption(
         "FD-LeNet: the Fréchet distance to held-out digits in the bundled classifier's features (the FID formula, "
-        "not Inception FID); lower is better."
+        "not Inception FID); lower is better. In the same features, against as many held-out digits as samples, "
+        f"with balls through each point's {PRDC_K}th nearest neighbour in its own set: **precision**, the share of "
+        "samples inside some digit's ball (they look like digits), and **recall**, the share of digits inside some "
+        "sample's ball (the samples reach them) (Kynkäänniemi et al. 2019); **density**, the digits' balls holding a "
+        f"sample, per sample over {PRDC_K} (about 1 for real digits; above it, samples crowd where digits are dense), "
+        "and **coverage**, the share of digits whose ball holds a sample (Naeem et al. 2020); each with its standard "
+        "error. The real digits' row is what each reads for real digits at this size. Read precision and density "
+        "with the others: LeNet puts noise amid the digits, inside many of their balls, where only recall, coverage "
+        "and FD-LeNet see it."
     )
     n = st.slider("Samples per checkpoint", 100, MAX_QUALITY_SAMPLES, 300, 100, key=f"{prefix}-n")
     clicked = st.button("Measure", key=f"{prefix}-measure")

@@ -16,7 +16,7 @@ import torch
 from core.data.images import image_strip
 from core.diffusion.inversion import regenerate
 from core.labs import inversion as inv
-from core.labs.guidance import SCALES
+from core.labs.guidance.sweep import SCALES
 from core.labs.samplers import ImageModel
 from ui.common.widgets import attempt
 from ui.inversion import figures, state

@@ -9,7 +9,7 @@ import torch
 
 from core.diffusion.samplers import SAMPLERS
 from core.labs import inversion as inv
-from core.labs.guidance import SCALES
+from core.labs.guidance.sweep import SCALES
 from ui.common import cache
 from ui.common.widgets import attempt
 from ui.inversion import figures, state

@@ -13,7 +13,7 @@ import torch
 from core.diffusion.inversion import INVERTIBLE
 from core.diffusion.samplers import SAMPLERS
 from core.labs import inversion as inv
-from core.labs.guidance import SCALES
+from core.labs.guidance.sweep import SCALES
 from core.labs.samplers import ImageModel, seconds_per_image
 from ui.common.live import Throttle, job_estimate
 from ui.common.widgets import run_job

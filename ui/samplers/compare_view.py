@@ -14,6 +14,7 @@ from core.labs.samplers import SamplerSettings
 from core.training.budget import TimeLimitError, limited
 from ui.common.cache import zoo_model
 from ui.common.live import progress_and_stop
+from ui.samplers.controls import guide_of
 from zoo.loaders import LoadedModel
 
 CELLS, PLANNED, CLASSIFIER = "cmp-cells", "cmp-planned", "mnist-lenet"
@@ -31,7 +32,7 @@ def run_comparison(
     classifier = zoo_model(CLASSIFIER).module if any(is_mnist(m) for m in models) else None
     try:
         with limited(), progress_and_stop("Comparing…", "cmp-stop", "Keeps the cells done so far.") as bar:
-            for cell in compare_cells(models, samplers, sorted(steps), settings, classifier):
+            for cell in compare_cells(models, samplers, sorted(steps), settings, classifier, guide_of(settings)):
                 cells.append(cell)
                 done = len(cells)
                 bar.show(done / total, f"{done} of {total} cells · {cell.model}: {cell.sampler}, {cell.steps} steps")

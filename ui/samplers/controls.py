@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.diffusion.guidance import METHODS, Guidance
 from core.diffusion.samplers import NOISE_UNTIL, SAMPLERS
 from core.diffusion.schedules import SPACINGS
 from core.labs.samplers import MAX_BATCH, TYPED, SamplerSettings
-from ui.common.cache import registry
+from ui.common.cache import registry, zoo_model
+from ui.common.models import guide_models
 from ui.common.widgets import attempt, follow_range, option_widget, typed_grid
 from zoo.loaders import LoadedModel
 
@@ -74,7 +76,7 @@ def sampler_settings(key: str, loaded: LoadedModel) -> SamplerSettings:
     cols = st.columns(2)
     seed = cols[0].number_input("Seed (image k uses seed + k)", 0, 2**31 - 1 - MAX_BATCH, 0, key=f"{key}-seed")
     batch = cols[1].slider("Images", 1, MAX_BATCH, 16, key=f"{key}-batch")
-    label, guidance = None, 1.0
+    label, guidance, guide = None, 1.0, None
     if loaded.num_classes:
         classes = _class_names(loaded)
         choice = st.selectbox(
@@ -85,15 +87,7 @@ def sampler_settings(key: str, loaded: LoadedModel) -> SamplerSettings:
         )
         label = None if choice == "none" else int(choice)
         if label is not None and loaded.supports_guidance:
-            guidance = st.slider(
-                "Guidance scale",
-                0.0,
-                10.0,
-                3.0,
-                0.5,
-                help="1 = the conditional model, 0 = unconditional.",
-                key=f"{key}-cfg",
-            )
+            guidance, guide = _guidance(key, loaded)
     return SamplerSettings(
         sampler=sampler,
         steps=int(steps),
@@ -106,8 +100,55 @@ def sampler_settings(key: str, loaded: LoadedModel) -> SamplerSettings:
         batch=int(batch),
         label=label,
         guidance=guidance,
+        guide=guide,
         clip=clip,
     )
+
+
+def _guidance(key: str, loaded: LoadedModel) -> tuple[Guidance, str | None]:
+    """The guidance method, its scale and settings, and autoguidance's guide (a zoo model's name)."""
+    guides = guide_models(loaded)
+    methods = [m for m in METHODS if m != "auto" or guides]
+    method = st.selectbox(
+        "Guidance",
+        methods,
+        format_func=METHODS.get,
+        key=f"{key}-guidance",
+        help="How the class is pushed: CFG, CFG with its noise prediction rescaled (Lin et al. 2024), APG "
+        "(Sadat et al. 2024), CFG++ (Chung et al. 2024), or autoguidance by a weaker model of the same classes "
+        "(Karras et al. 2024). The Guidance page measures what each trades.",
+    )
+    if method == "cfg++":
+        scale = st.slider(
+            "CFG++ λ", 0.0, 1.0, 0.6, 0.05, help="0: unconditional; 1: the strongest.", key=f"{key}-lambda"
+        )
+        return Guidance(method=method, scale=scale), None
+    scale = st.slider(
+        "Guidance scale",
+        0.0,
+        10.0,
+        3.0,
+        0.5,
+        help="1 = the conditional model, 0 = the reference alone.",
+        key=f"{key}-cfg",
+    )
+    if method == "rescale":
+        phi = st.slider("Rescale φ", 0.0, 1.0, 0.7, 0.05, key=f"{key}-phi", help="0: plain CFG; 1: fully rescaled.")
+        return Guidance(method=method, scale=scale, rescale=phi), None
+    if method == "apg":
+        a, b = st.columns(2)
+        eta = a.slider("APG η", 0.0, 1.0, 0.0, 0.05, key=f"{key}-eta", help="The parallel part's weight (1: CFG).")
+        beta = b.slider("APG momentum β", -0.9, 0.9, -0.5, 0.05, key=f"{key}-beta")
+        return Guidance(method=method, scale=scale, eta=eta, momentum=beta), None
+    if method == "auto":
+        guide = st.selectbox("Guide (weaker model)", list(guides), format_func=guides.get, key=f"{key}-guide")
+        return Guidance(method=method, scale=scale), guide
+    return Guidance(method=method, scale=scale), None
+
+
+def guide_of(settings: SamplerSettings):
+    """Autoguidance's guide as a denoiser (None where the settings name none)."""
+    return None if settings.guide is None else zoo_model(settings.guide).denoiser
 
 
 def _class_names(loaded: LoadedModel) -> dict[object, str]:

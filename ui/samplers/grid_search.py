@@ -23,6 +23,7 @@ from ui.common.live import job_estimate, progress_and_stop
 from ui.common.memo import Memo
 from ui.common.tables import show_table
 from ui.common.widgets import run_job
+from ui.samplers.controls import guide_of
 from zoo.loaders import LoadedModel
 
 
@@ -38,7 +39,7 @@ COLOURS = {"trailing": "#e4572e", "karras": "#4c78a8", "log-snr": "#f58518", "se
 
 def _search(loaded: LoadedModel, settings: SamplerSettings, images: int) -> None:
     with progress_and_stop("Running the teacher…", "smp-grid-stop", "Ends the search.") as bar:
-        searcher = GridSearcher(loaded, settings, images)
+        searcher = GridSearcher(loaded, settings, images, guide_of(settings))
         found = searcher.search(progress=lambda done, planned: bar.show(done / planned, f"Point {done} of {planned}"))
     FOUND.put(SearchKey(loaded.name, settings), found)
 

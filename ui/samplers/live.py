@@ -15,6 +15,7 @@ from core.labs.samplers import SamplerSettings, SamplingResult, run_sampler
 from core.training.budget import TimeLimitError, limited
 from ui.common.live import ProgressBar, Throttle
 from ui.common.memo import Memo
+from ui.samplers.controls import guide_of
 from ui.samplers.figures import frame_grids, noise_chart, run_gif, run_panels
 from zoo.loaders import LoadedModel
 
@@ -44,7 +45,7 @@ def generate_live(loaded: LoadedModel, settings: SamplerSettings, key: str) -> S
 
     try:
         with limited():  # a job of this session: stopped at the server's limit per job
-            result = run_sampler(loaded, settings, render)
+            result = run_sampler(loaded, settings, render, guide=guide_of(settings))
     except TimeLimitError as stopped:
         holder.empty()
         show_stopped(key, str(stopped))
@@ -91,6 +92,14 @@ def _finished(key: str) -> Memo[RunKey, FinishedRun]:
     return Memo(f"{key}-result")
 
 
+def _conditioning(s: SamplerSettings) -> str:
+    """ ", class 3 · APG w = 3 (eta 0, beta -0.5)": the class and its guidance, as a run's title says them."""
+    if s.label is None:
+        return ""
+    guided = "" if s.guiding.neutral else f" · {s.guiding.label()}" + (f" by {s.guide}" if s.guide else "")
+    return f", class {s.label}{guided}"
+
+
 def show_result(key: str, model: str | None, settings: SamplerSettings | None) -> None:
     """The last finished run of this session: its grid, speed, every recorded step on a slider (and played),
     the noise along the way and the downloads; marked as such when the model or settings have changed since."""
@@ -99,7 +108,7 @@ def show_result(key: str, model: str | None, settings: SamplerSettings | None) -
         return
     made_for, run = found
     result, s = run.result, run.result.settings
-    st.subheader(f"{SAMPLERS[s.sampler].title}, {s.steps} steps")
+    st.subheader(f"{SAMPLERS[s.sampler].title}, {s.steps} steps{_conditioning(s)}")
     if made_for.model != model or made_for.settings != settings:
         st.info(f"From earlier settings ({run.title}): press **Generate** for the current ones.")
     grid = enlarge(tile(to_uint8(result.images)), 512)

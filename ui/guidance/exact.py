@@ -1,0 +1,186 @@
+"""The Guidance page's exact tab: every method on a two-class Gaussian mixture whose densities are known
+(core/labs/guidance/exact.py), measured with progress and a Stop, each scale drawn as it is done."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+import torch
+
+from core.diffusion.samplers import SAMPLERS
+from core.labs.guidance import exact as ex
+from core.labs.guidance.sweep import Series
+from ui.common import jobs
+from ui.common.live import ProgressBar, Throttle
+from ui.common.memo import Memo
+from ui.common.widgets import run_job
+from ui.guidance import figures
+from ui.guidance.controls import plan_controls
+
+DEFAULT_METHODS = ["cfg", "rescale", "apg", "cfg++", "auto"]
+SIDE = 90  # density grid points a side
+
+
+@dataclass(frozen=True)
+class ExactKey:
+    settings: ex.ExactSettings
+    plan: tuple[Series, ...]
+
+
+@dataclass
+class ExactStudy:
+    """The rows and samples kept as each (series, scale) is measured (a Stop keeps them)."""
+
+    tally: jobs.Tally
+    rows: list[ex.ExactRow] = field(default_factory=list)
+    truth: np.ndarray | None = None  # the exact draws of the class
+    samples: dict[tuple[str, float], np.ndarray] = field(default_factory=dict)  # (series, scale) -> [n, 2]
+
+    def keep(self, name: str, scale: float, x: torch.Tensor, row: ex.ExactRow) -> None:
+        self.rows.append(row)
+        if np.isnan(scale):
+            self.truth = x.numpy()
+        else:
+            self.samples[(name, scale)] = x.numpy()
+
+    def series(self) -> dict[str, list[ex.ExactRow]]:
+        out: dict[str, list[ex.ExactRow]] = {}
+        for r in self.rows[1:]:
+            out.setdefault(r.series, []).append(r)
+        return out
+
+
+EXACT = Memo[ExactKey, ExactStudy]("gd-exact")
+
+
+def exact_tab() -> None:
+    st.markdown(
+        "Two classes in the plane, each a Gaussian mixture, so every denoiser is exact: the conditional and "
+        "unconditional ones, and autoguidance's weaker model, the exact denoiser of the law **blurred** by b "
+        "(every class too wide, as an under-trained network's). Class A's fourth component sits inside class B's "
+        "region. For each method and scale: the **mean exact log p(x | c)** of the samples (quality), the share "
+        f"**off support** (where p(x | c) is below the level that holds {ex.MASS:.0%} of the class: exact draws "
+        f"land there {1 - ex.MASS:.0%} of the time), and **coverage** (the share of as many exact draws whose 5-NN "
+        "ball holds a sample). Guidance is often read as sampling p(x | c)ʷ p(x)¹⁻ʷ; the last figure draws "
+        "that density beside what CFG samples (it does not sample it: Chidambaram et al. 2024)."
+    )
+    a, b, c, d, e = st.columns([1, 1.4, 1, 1.2, 1])
+    label = a.radio("Class", [0, 1], format_func=lambda k: ex.CLASS_NAMES[k], horizontal=True, key="gx-class")
+    sampler = b.selectbox(
+        "Sampler",
+        list(SAMPLERS),
+        index=list(SAMPLERS).index("dpmpp_2m"),
+        key="gx-sampler",
+        format_func=lambda s: SAMPLERS[s].title,
+    )
+    steps = c.slider("Steps", 2, 100, 32, key="gx-steps")
+    n = d.select_slider("Samples per scale", [500, 1000, 2000, 5000], value=2000, key="gx-n")
+    blur = e.select_slider("Guide's blur b", [0.1, 0.25, 0.5, 1.0, 2.0], value=0.5, key="gx-blur")
+    plan = plan_controls("gx", DEFAULT_METHODS)
+    if plan.problem:
+        st.warning(plan.problem)
+    settings = ex.ExactSettings(label=int(label), sampler=sampler, steps=int(steps), n=int(n), blur=float(blur))
+    key = ExactKey(settings, plan.series)
+    b1, b2, _ = st.columns([1, 1, 5])
+    clicked = b1.button("Measure", type="primary", key="gx-go", disabled=not plan.series)
+    b2.button("Stop", key="gx-stop", help="Keeps the scales measured so far.")
+    progress, results = st.empty(), st.empty()
+    if clicked:
+        run_job("exact guidance study", _start, key, progress, results)
+        progress.empty()
+    with results.container():
+        found = jobs.shown(EXACT)
+        if found is None:
+            st.info("Choose the methods and press **Measure** (a few seconds).")
+            return
+        made_for, study = found
+        if made_for != key:
+            st.caption("These results are for other settings than those above; press **Measure** for these.")
+        if stopped := study.tally.stopped("scales", "any scale was measured", "press **Measure** to measure them all"):
+            st.warning(stopped)
+        if study.rows:
+            _show(made_for, study)
+
+
+def _start(key: ExactKey, progress: Any, results: Any) -> None:
+    planned = 1 + sum(len(s.scales) for s in key.plan)
+    study = jobs.start(EXACT, key, ExactStudy(jobs.Tally(planned=planned)))
+    bar, throttle = ProgressBar(progress), Throttle(1.0)
+    bar.show(0.0, f"0 of {planned} scales…")
+    for name, scale, x, row in ex.exact_study(ex.two_classes(), key.plan, key.settings):
+        if not study.tally.add(partial(study.keep, name, scale, x, row)):
+            return
+        done = study.tally.done
+        bar.show(done / planned, f"{done} of {planned} · {name}" + ("" if np.isnan(scale) else f" at {scale:g}"))
+        if throttle.ready():
+            with results.container():
+                _show(key, study, live=f"-live-{done}")
+
+
+def _show(key: ExactKey, study: ExactStudy, live: str = "") -> None:
+    series, truth = study.series(), study.rows[0]
+    if series:
+        st.plotly_chart(figures.trade_figure(series, truth, figures.EXACT_TRADES, height=360), key=f"gx-trade{live}")
+    table = pd.DataFrame(figures.exact_rows(study.rows))
+    st.dataframe(table, hide_index=True, width="stretch", key=f"gx-table{live}")
+    if live:
+        return
+    st.download_button("Download the table (CSV)", table.to_csv(index=False), "guidance_exact.csv", key="gx-csv")
+    _samples(key, study)
+
+
+def _samples(key: ExactKey, study: ExactStudy) -> None:
+    """The samples of every series at one scale over the exact class density, and the tilted densities."""
+    mix, label = ex.two_classes(), key.settings.label
+    lo, hi = ex.view_box(mix)
+    xs, ys = np.linspace(lo[0], hi[0], SIDE), np.linspace(lo[1], hi[1], SIDE)
+    own = ex.class_density(mix, label, lo, hi, SIDE)
+    w_scales = sorted({s for (name, s) in study.samples if not name.startswith("CFG++")})
+    lambdas = sorted({s for (name, s) in study.samples if name.startswith("CFG++")})
+    a, b = st.columns(2)
+    w = (
+        a.select_slider("Samples at scale w", w_scales, value=_near(w_scales, 3.0), key="gx-show-w")
+        if w_scales
+        else None
+    )
+    lam = b.select_slider("CFG++ at λ", lambdas, value=_near(lambdas, 0.6), key="gx-show-lambda") if lambdas else None
+    panels = [(f"exact draws of {ex.CLASS_NAMES[label]}", xs, ys, own, study.truth)]
+    for (name, s), pts in study.samples.items():
+        if (name.startswith("CFG++") and s == lam) or (not name.startswith("CFG++") and s == w):
+            panels.append((f"{name}<br>{'λ' if name.startswith('CFG++') else 'w'} = {s:g}", xs, ys, own, pts))
+    st.markdown(f"**Samples over the exact density of class {ex.CLASS_NAMES[label]}**")
+    st.plotly_chart(figures.density_panels(panels), key="gx-samples")
+    if w is None:
+        return
+    st.markdown(
+        f"**The tilted density at w = {w:g}, normalised on the grid, beside what the methods sample.** "
+        "CFG's p(x | c)ʷ p(x)¹⁻ʷ; autoguidance's p(x | c)ʷ p_b(x | c)¹⁻ʷ, with p_b its guide's blurred class."
+    )
+    tilts = [
+        (
+            "p(x | c)<sup>w</sup> p(x)<sup>1−w</sup>",
+            xs,
+            ys,
+            ex.tilted_density(mix, label, w, None, lo, hi, SIDE)[2],
+            None,
+        )
+    ]
+    cfg = study.samples.get(("CFG", w))
+    if cfg is not None:
+        tilts.append((f"CFG at w = {w:g}", xs, ys, tilts[0][3], cfg))
+    auto = next((pts for (name, s), pts in study.samples.items() if name.startswith("Autoguidance") and s == w), None)
+    if auto is not None:
+        guide = mix.blurred(key.settings.blur)
+        tilt = ex.tilted_density(mix, label, w, guide, lo, hi, SIDE)[2]
+        tilts.append(("p(x | c)<sup>w</sup> p<sub>b</sub>(x | c)<sup>1−w</sup>", xs, ys, tilt, None))
+        tilts.append((f"Autoguidance at w = {w:g}", xs, ys, tilt, auto))
+    st.plotly_chart(figures.density_panels(tilts), key="gx-tilted")
+
+
+def _near(values: list[float], target: float) -> float:
+    return min(values, key=lambda v: abs(v - target))
