@@ -2,6 +2,7 @@
 
     python -m bench.guidance --exact            # the two-class 2-D mixture: exact log p(x | c), off support, coverage
     python -m bench.guidance [--n 300] [--models pixel latent]   # both conditional MNIST models
+    python -m bench.guidance --models pixel --series CFG Auto --scales 1.5 2 3 --n 1000 --sampler ddim
 
 MNIST: per model x method x scale, class accuracy, precision, recall, density, coverage and FD-LeNet with their
 standard errors (core/labs/guidance/sweep.py), then where each method has its lowest FD-LeNet, and each method's
@@ -27,9 +28,9 @@ INTERVAL = (0.28, 5.42)  # sigma range of Kynkäänniemi et al. 2024's interval 
 W = (1.0, 1.5, 2.0, 3.0, 5.0, 8.0)
 
 
-def plan(scales: tuple[float, ...] = W) -> list[Series]:
-    """The six series at their papers' usual settings."""
-    return [
+def plan(scales: tuple[float, ...] = W, only: list[str] | None = None) -> list[Series]:
+    """The six series at their papers' usual settings (those whose name starts with one of `only`)."""
+    every = [
         Series("CFG", Guidance(), scales),
         Series(f"CFG, sigma in {INTERVAL}", Guidance(interval=INTERVAL), scales),
         Series("CFG + rescale (phi 0.7)", Guidance(method="rescale"), scales),
@@ -37,6 +38,7 @@ def plan(scales: tuple[float, ...] = W) -> list[Series]:
         Series("CFG++", Guidance(method="cfg++", scale=0.5), LAMBDAS),
         Series("Autoguidance", Guidance(method="auto"), scales),
     ]
+    return [s for s in every if only is None or any(s.name.startswith(o) for o in only)]
 
 
 def exact(n: int) -> None:
@@ -56,7 +58,7 @@ def exact(n: int) -> None:
         )
 
 
-def mnist(n: int, models: list[str]) -> None:
+def mnist(n: int, models: list[str], sampler: str, only: list[str] | None, scales: tuple[float, ...]) -> None:
     registry = load_registry()
     classifier = load_model(registry.model("mnist-lenet")).module
     reference = held_out_features(classifier, load_image_set(registry.dataset("mnist"), "test").images)
@@ -64,15 +66,15 @@ def mnist(n: int, models: list[str]) -> None:
     if "pixel" in models:
         pixel = load_model(registry.model("mnist-cond-cfg"))
         guide = load_model(registry.model("mnist-cond-guide")).denoiser
-        draws["pixel mnist-cond-cfg"] = lambda s: pixel_draw(pixel, series=s.guidance, guide=guide)
+        draws["pixel mnist-cond-cfg"] = lambda s: pixel_draw(pixel, sampler, series=s.guidance, guide=guide)
     if "latent" in models:
         latent = latent_diffusion(load_model(registry.model("mnist-latent-cond")))
         weak = latent_diffusion(load_model(registry.model("mnist-latent-guide")))
         vae = load_model(registry.model("mnist-vae-2d")).module
-        draws["latent mnist-latent-cond"] = lambda s: latent_draw(latent, vae, series=s.guidance, guide=weak)
+        draws["latent mnist-latent-cond"] = lambda s: latent_draw(latent, vae, sampler, series=s.guidance, guide=weak)
     for title, make in draws.items():
         rows, by_series = [], {}
-        for series in plan():
+        for series in plan(scales, only):
             tic = time.perf_counter()
             kept = list(sweep(make(series), series.scales, n, classifier, reference))
             by_series[series.name] = kept
@@ -82,8 +84,9 @@ def mnist(n: int, models: list[str]) -> None:
                 rows.append([series.name, r.scale, *measures, m.density, m.coverage, r.fd_lenet, r.fd_se])
             print(f"  {title}: {series.name} took {time.perf_counter() - tic:.0f} s", flush=True)
         header = ["series", "scale", "accuracy", "±", "precision", "±", "recall", "±", "density", "coverage"]
-        print_table(f"{title}: {n} samples per scale, dpmpp_2m 20 steps", [*header, "FD-LeNet", "±"], rows)
-        summary(title, by_series)
+        print_table(f"{title}: {n} samples per scale, {sampler} 20 steps", [*header, "FD-LeNet", "±"], rows)
+        if "CFG" in by_series:
+            summary(title, by_series)
 
 
 def summary(title: str, by_series: dict[str, list[SweepRow]]) -> None:
@@ -110,11 +113,14 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=300, help="samples per scale (MNIST); 2,000 on the mixture")
     parser.add_argument("--exact", action="store_true", help="the exact 2-D mixture instead of MNIST")
     parser.add_argument("--models", nargs="+", default=["pixel", "latent"], choices=["pixel", "latent"])
+    parser.add_argument("--sampler", default="dpmpp_2m")
+    parser.add_argument("--series", nargs="+", help="only the series whose names start so (e.g. CFG Auto)")
+    parser.add_argument("--scales", nargs="+", type=float, default=list(W), help="w (CFG++ keeps its lambdas)")
     args = parser.parse_args()
     if args.exact:
         exact(2000)
     else:
-        mnist(args.n, args.models)
+        mnist(args.n, args.models, args.sampler, args.series, tuple(args.scales))
 
 
 if __name__ == "__main__":

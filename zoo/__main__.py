@@ -172,7 +172,9 @@ def _main(argv: list[str] | None) -> int:
     )
     cmp = sub.add_parser("compare", help="sample checkpoints from the same noise; write a grid and tables")
     cmp.add_argument("checkpoints", nargs="+", help="1-4 of: zoo name, RUN@STEP, local folder or file, Hub id")
-    cmp.add_argument("--sampler", default="dpmpp_2m")
+    cmp.add_argument(
+        "--sampler", default=None, help="default: as each folder's scheduler_config.json says, else dpmpp_2m"
+    )
     cmp.add_argument("--steps", type=int, default=20)
     cmp.add_argument("--seed", type=int, default=0)
     cmp.add_argument("--images", type=int, default=16, help="images per checkpoint (the grid shows the first 64)")

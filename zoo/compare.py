@@ -90,7 +90,7 @@ def compare(
     registry: Registry,
     out: Path,
     *,
-    sampler: str = "dpmpp_2m",
+    sampler: str | None = None,
     steps: int = 20,
     seed: int = 0,
     images: int = 16,
@@ -101,15 +101,21 @@ def compare(
     mnist: bool = False,
     log=print,
 ) -> list[dict[str, Any]]:
-    """Sample every checkpoint from the same noise, write the grid and the tables into `out`; returns the rows."""
+    """Sample every checkpoint from the same noise, write the grid and the tables into `out`; returns the rows.
+    Without `sampler`, a folder with its own scheduler config is sampled as that config says
+    (core/labs/compare.settings_for), the others with DPM-Solver++(2M) on trailing timesteps."""
     if not 1 <= len(specs) <= 4:
         raise BadInputError("Name one to four checkpoints.")
-    if sampler not in SAMPLERS:
+    if sampler is not None and sampler not in SAMPLERS:
         raise BadInputError(f"Unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}.")
     if not 1 <= images <= MAX_IMAGES or steps < 1:
         raise BadInputError(f"--images must be 1-{MAX_IMAGES:,} and --steps at least 1.")
     check_device(device)
-    entries = {spec: entry_for(spec, registry, ema, mnist) for spec in specs}  # configs only, no weights
+    # configs only, no weights; one row per name given, the same folder twice too (each named by its place)
+    names = [
+        spec if specs.count(spec) == 1 else f"{spec} (#{specs[: k + 1].count(spec)})" for k, spec in enumerate(specs)
+    ]
+    entries = {name: entry_for(spec, registry, ema, mnist) for name, spec in zip(names, specs, strict=True)}
     check_same_shape({name: e.sample_shape for name, e in entries.items()})
     created = _make_folder(out)  # before any model is loaded
     try:
@@ -117,6 +123,11 @@ def compare(
         for spec, entry in entries.items():  # everything is loaded and checked before any sampling
             models[spec] = load_model(entry, device)
             log(f"loaded {spec}: {models[spec].param_count / 1e6:.2f}M parameters in {models[spec].load_seconds:.2f} s")
+            folder = models[spec].scheduler
+            if folder is not None:  # what its own scheduler config asks for, and what of it is not followed
+                log(f"  {folder.caption()}")
+                for note in folder.unfollowed:
+                    log(f"  not followed: {note}")
         check_steps(models, steps)
     except BaseException:
         if created:  # the folder this command made is still empty: nothing is left of a refused command
@@ -132,12 +143,15 @@ def compare(
             "checkpoint": name,
             "title": model.title,
             "source": model.entry.source,
+            "scheduler_config": "" if model.scheduler is None else model.scheduler.caption(),
+            "not_followed": "; ".join(model.scheduler.unfollowed) if model.scheduler is not None else "",
             "parameters": model.param_count,
             "file_mb": round(model.file_bytes / 1e6, 3),
             "load_seconds": round(model.load_seconds, 3),
             "sample_seconds": round(seconds, 3),
             "images_per_second": round(images / seconds, 3),
-            "sampler": sampler,
+            "sampler": settings.sampler,
+            "spacing": settings.spacing,
             "steps": steps,
             "nfe": settings.nfe,
             "seed": seed,

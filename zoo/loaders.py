@@ -21,7 +21,16 @@ import torch
 from core import jsondata
 from core.cost import MeteredNetwork
 from core.diffusion.denoisers import PREDICTION_TYPES, Denoiser, model_denoiser
-from core.diffusion.schedules import DIFFUSERS_NAMES, NoiseSchedule, make_schedule
+from core.diffusion.schedules import (
+    DIFFUSERS_NAMES,
+    TIMESTEP_SPACINGS,
+    ZERO_SNR_ALPHA_BAR,
+    NoiseSchedule,
+    make_schedule,
+    zero_terminal_snr,
+)
+from core.labs.samplers import FolderScheduler
+from core.runs.checkpoints import ATLAS_FILE
 from core.text import plain_label
 from core.training.budget import count_parameters
 from zoo.architectures import (
@@ -56,6 +65,7 @@ class LoadedModel:
     file_bytes: int  # its weights file's
     load_seconds: float
     flops_per_image: int | None = None  # one evaluation of one image by a denoiser (core/cost.py); None otherwise
+    scheduler: FolderScheduler | None = None  # what its own scheduler_config.json asks of sampling (not the Atlas's)
 
     @property
     def name(self) -> str:
@@ -205,13 +215,159 @@ def schedule_from_scheduler_config(config: Mapping[str, Any], what: str) -> tupl
         if betas.ndim != 1:
             raise ZooError(f"{what}: trained_betas is not a list of numbers.")
         name = kind if "beta_schedule" in config and kind else "trained"
-        return NoiseSchedule(betas, name), _prediction(config, what)
+        return _zero_snr(NoiseSchedule(betas, name), config), _prediction(config, what)
     if kind is None:
         raise ZooError(f"{what}: beta_schedule {config.get('beta_schedule')!r} is not one the atlas knows.")
     start, end = config.get("beta_start"), config.get("beta_end")
     if not all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in (start, end)):
         raise ZooError(f"{what}: beta_start and beta_end must be numbers.")
-    return make_schedule(kind, steps, start, end), _prediction(config, what)
+    return _zero_snr(make_schedule(kind, steps, start, end), config), _prediction(config, what)
+
+
+def _zero_snr(schedule: NoiseSchedule, config: Mapping[str, Any]) -> NoiseSchedule:
+    """The schedule rescaled to zero terminal SNR where the config asks (`rescale_betas_zero_snr`), its last
+    alpha_bar 1e-20 for diffusers' 0 (core/diffusion/schedules.zero_terminal_snr). diffusers' Euler and
+    DPM-Solver put 2^-24 there, above the alpha_bar before it: not a schedule; `folder_scheduler` says so."""
+    if config.get("rescale_betas_zero_snr") is not True:
+        return schedule
+    return NoiseSchedule(zero_terminal_snr(schedule.betas, ZERO_SNR_ALPHA_BAR), schedule.name)
+
+
+def _class(config: Mapping[str, Any]) -> str:
+    return plain_label(str(config.get("_class_name") or "DDPMScheduler"), 60)
+
+
+# diffusers' scheduler classes the Atlas follows: the sampler that runs each one's loop, its default spacing
+FOLLOWED = {
+    "DDPMScheduler": ("ddpm", "leading"),
+    "DDIMScheduler": ("ddim", "leading"),
+    "EulerDiscreteScheduler": ("euler", "linspace"),
+    "DPMSolverMultistepScheduler": ("dpmpp_2m", "linspace"),
+    "FlowMatchEulerDiscreteScheduler": ("euler", "uniform-time"),
+}
+# fields that change a scheduler's loop in ways the Atlas does not follow, with the value that leaves it alone
+_UNFOLLOWED = {
+    "use_karras_sigmas": False,
+    "use_exponential_sigmas": False,
+    "use_beta_sigmas": False,
+    "use_lu_lambdas": False,
+    "euler_at_final": False,
+    "use_dynamic_shifting": False,
+    "shift_terminal": None,
+    "invert_sigmas": False,
+    "stochastic_sampling": False,
+    "timestep_type": "discrete",
+}
+
+
+def folder_scheduler(config: Mapping[str, Any], what: str) -> FolderScheduler:
+    """What a diffusers scheduler config asks of sampling (core/labs/samplers.FolderScheduler), for DDPM, DDIM,
+    Euler, DPM-Solver (multistep) and flow-matching Euler configs; any field the Atlas cannot follow, or another
+    scheduler class, is named in a sentence of `unfollowed`. Checked: a bad value is a ZooError naming it."""
+    cls = _class(config)
+    sampler, spacing = FOLLOWED.get(cls, ("dpmpp_2m", "trailing"))
+    unfollowed = (
+        []
+        if cls in FOLLOWED
+        else [
+            f"_class_name {cls} is not a scheduler the Atlas follows; sampled "
+            "with DPM-Solver++(2M) on the config's spacing instead"
+        ]
+    )
+    for name, neutral in _UNFOLLOWED.items():
+        if name in config and config[name] != neutral:
+            unfollowed.append(f"{name} {plain_label(str(config[name]), 20)} is not followed")
+    flow = is_flow_scheduler(config)
+    if not flow:
+        spacing = config.get("timestep_spacing", spacing)
+        if spacing not in TIMESTEP_SPACINGS:
+            raise ZooError(f"{what}: timestep_spacing must be one of {', '.join(TIMESTEP_SPACINGS)}.")
+    else:
+        unfollowed.append("the flow scheduler's own sigmas are not reproduced: its grid is even in the flow time t")
+    offset = config.get("steps_offset", 0)
+    if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset <= 100:
+        raise ZooError(f"{what}: steps_offset must be a whole number from 0 to 100.")
+    options: dict[str, Any] = {}
+    to_zero, one_more = True, False
+    if cls == "DDPMScheduler":
+        variance = config.get("variance_type", "fixed_small")
+        if variance in ("fixed_small", "fixed_large"):
+            options["variance"] = variance.removeprefix("fixed_")
+        else:
+            unfollowed.append(f"variance_type {plain_label(str(variance), 20)} is not followed (fixed_small used)")
+    elif cls == "DDIMScheduler":
+        options = {"eta": 0.0, "direction": "model"}
+        if spacing != "leading":
+            unfollowed.append(
+                f"timestep_spacing {spacing}: diffusers' DDIM steps from t to t - T // steps, not to its next "
+                "timestep; the Atlas's grid goes through the timesteps (the same where steps divides T, trailing)"
+            )
+        to_zero = config.get("set_alpha_to_one", True) is not False
+    elif cls == "EulerDiscreteScheduler":
+        to_zero = config.get("final_sigmas_type", "zero") == "zero"
+        if spacing == "linspace":
+            unfollowed.append(
+                "timestep_spacing linspace: diffusers' Euler timesteps are not rounded, the Atlas's "
+                "are (the same where T - 1 is a multiple of steps - 1)"
+            )
+    elif cls == "DPMSolverMultistepScheduler":
+        order, algorithm = config.get("solver_order", 2), config.get("algorithm_type", "dpmsolver++")
+        sampler = {1: "ddim", 2: "dpmpp_2m", 3: "dpmpp_3m"}.get(order, "dpmpp_2m")
+        one_more = spacing != "trailing"
+        to_zero = config.get("final_sigmas_type", "zero") == "zero"
+        if algorithm != "dpmsolver++":
+            unfollowed.append(f"algorithm_type {plain_label(str(algorithm), 20)} is not followed (dpmsolver++ used)")
+        solver_type = config.get("solver_type", "midpoint")
+        if (order == 2 and solver_type != "midpoint") or (order == 3 and solver_type != "heun"):
+            unfollowed.append(f"solver_type {plain_label(str(solver_type), 20)} is not followed at order {order}")
+        if not to_zero and config.get("lower_order_final", True):
+            unfollowed.append(
+                "lower_order_final with final_sigmas_type sigma_min: under 15 steps diffusers' last "
+                "step is first order, the Atlas's is not"
+            )
+        if config.get("variance_type") is not None:
+            unfollowed.append(f"variance_type {plain_label(str(config['variance_type']), 20)} is not followed")
+    clip, threshold = None, None
+    if cls in ("DDPMScheduler", "DDIMScheduler", "DPMSolverMultistepScheduler") and config.get("thresholding"):
+        ratio, top = config.get("dynamic_thresholding_ratio", 0.995), config.get("sample_max_value", 1.0)
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (ratio, top)):
+            raise ZooError(f"{what}: dynamic_thresholding_ratio and sample_max_value must be numbers.")
+        if not 0 < ratio <= 1 or not 1 <= top <= 1e6:
+            raise ZooError(f"{what}: dynamic_thresholding_ratio must lie in (0, 1] and sample_max_value in [1, 1e6].")
+        threshold = (float(ratio), float(top))
+    elif cls in ("DDPMScheduler", "DDIMScheduler") and config.get("clip_sample", True):  # diffusers' default: on
+        clip = config.get("clip_sample_range", 1.0)
+        if not isinstance(clip, (int, float)) or isinstance(clip, bool) or not 0 < clip <= 1e6:
+            raise ZooError(f"{what}: clip_sample_range must be a positive number.")
+        clip = float(clip)
+    if config.get("rescale_betas_zero_snr") is True and cls in (
+        "EulerDiscreteScheduler",
+        "DPMSolverMultistepScheduler",
+    ):
+        unfollowed.append(
+            f"rescale_betas_zero_snr: {cls} puts its last alpha_bar at 2^-24, above the one before it; the Atlas's "
+            "is 1e-20 (the first step's x0 estimate moves by about 2^-12 of x_t)"
+        )
+    followed = []
+    if config.get("trained_betas"):
+        followed.append("its trained betas")
+    if config.get("rescale_betas_zero_snr") is True:
+        followed.append("zero terminal SNR")
+    if not flow and (config.get("prediction_type") or "epsilon") != "epsilon":
+        followed.append(f"{config['prediction_type']} prediction")
+    return FolderScheduler(
+        scheduler=cls,
+        sampler=sampler,
+        options=tuple(options.items()),
+        spacing=spacing,
+        steps_offset=offset if spacing == "leading" else 0,
+        one_more=one_more,
+        to_zero=to_zero,
+        clip=clip,
+        thresholding=threshold,
+        followed=tuple(followed),
+        unfollowed=tuple(unfollowed),
+    )
 
 
 def _prediction(config: Mapping[str, Any], what: str) -> str:
@@ -238,7 +394,7 @@ def load_model(
     module = module.to(device).eval().requires_grad_(False)  # built in float32; fp16 weights were upcast on load
     if dtype != torch.float32:
         module = module.to(dtype=dtype)
-    schedule, denoiser = None, None
+    schedule, denoiser, folder = None, None, None
     if entry.family in ("pixel", "latent"):
         assert entry.schedule is not None and entry.prediction_type is not None
         if entry.schedule.kind is None:
@@ -246,7 +402,10 @@ def load_model(
             if config_path is None:
                 raise ZooError(f"{_what(entry)} reads its schedule from a scheduler config it does not list.")
             what = _what(entry)
-            schedule, _ = schedule_from_scheduler_config(read_json(config_path, what, entry.roots), what)
+            config = read_json(config_path, what, entry.roots)
+            schedule, _ = schedule_from_scheduler_config(config, what)
+            if not (config_path.parent / ATLAS_FILE).is_file():  # ours carries a schedule, not a sampling choice
+                folder = folder_scheduler(config, what)
         else:
             schedule = entry.schedule.build()
         network = MeteredNetwork(module, entry.name, flops or 0)  # each call timed, and bounded by the job's deadline
@@ -262,6 +421,7 @@ def load_model(
         file_bytes=file_bytes,
         load_seconds=time.perf_counter() - start,
         flops_per_image=flops,
+        scheduler=folder,
     )
 
 

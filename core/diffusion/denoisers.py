@@ -160,10 +160,40 @@ def with_labels(
     return functools.partial(denoiser, class_labels=labels)
 
 
-def clip_denoised(denoiser: Denoiser, lo: float = -1.0, hi: float = 1.0) -> Denoiser:
-    """Clamp the x_0 estimate to the data range, as DDPM's reference sampler does (`clip_sample`)."""
+class LimitedDenoiser:
+    """A denoiser whose x_0 estimate is held to the data's range by `limit` ([B, ...] -> [B, ...]): clipping or
+    dynamic thresholding. `pair` gives the estimate before and after the limit from one evaluation, for a
+    sampler that steps along the model's own noise (diffusers' DDIM: `core/diffusion/samplers.ddim`)."""
 
-    def clipped(x: torch.Tensor, sigma: torch.Tensor, **cond: Any) -> torch.Tensor:
-        return denoiser(x, sigma, **cond).clamp(lo, hi)
+    def __init__(self, denoiser: Denoiser, limit: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        self.denoiser, self.limit = denoiser, limit
 
-    return clipped
+    def pair(self, x: torch.Tensor, sigma: torch.Tensor, **cond: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        raw = self.denoiser(x, sigma, **cond)
+        return raw, self.limit(raw)
+
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor, **cond: Any) -> torch.Tensor:
+        return self.limit(self.denoiser(x, sigma, **cond))
+
+
+def clip_denoised(denoiser: Denoiser, lo: float = -1.0, hi: float = 1.0) -> LimitedDenoiser:
+    """Clamp the x_0 estimate to the data range, as DDPM's reference sampler does (`clip_sample`, with
+    `clip_sample_range` = hi = -lo)."""
+    return LimitedDenoiser(denoiser, lambda x0: x0.clamp(lo, hi))
+
+
+def threshold_denoised(denoiser: Denoiser, ratio: float = 0.995, max_value: float = 1.0) -> LimitedDenoiser:
+    """Dynamic thresholding of the x_0 estimate (Saharia et al. 2022, "Photorealistic Text-to-Image Diffusion
+    Models with Deep Language Understanding", section 2.3; diffusers' `thresholding`): per image, s is the
+    `ratio` quantile of |x_0| over all its pixels and channels, held to [1, max_value]; x_0 is clamped to
+    [-s, s] and divided by s. With s = 1 this is plain clipping to [-1, 1]."""
+    if not 0 < ratio <= 1 or max_value < 1:
+        raise BadInputError("Dynamic thresholding needs a ratio in (0, 1] and a sample_max_value of at least 1.")
+
+    def threshold(x0: torch.Tensor) -> torch.Tensor:
+        flat = x0.reshape(len(x0), -1)
+        work = flat if flat.dtype in (torch.float32, torch.float64) else flat.float()  # quantile needs a float
+        s = torch.quantile(work.abs(), ratio, dim=1).clamp(1, max_value).unsqueeze(1)
+        return (torch.clamp(work, -s, s) / s).to(x0.dtype).reshape(x0.shape)
+
+    return LimitedDenoiser(denoiser, threshold)

@@ -6,8 +6,9 @@ conditional model is left alone.
 - **cfg** (Ho & Salimans 2022): D_r + w (D_c - D_r), the reference being the unconditional model (null label).
 - **rescale** (Lin et al. 2024, "Common Diffusion Noise Schedules and Sample Steps Are Flawed"): CFG whose noise
   prediction eps = (x - D) / sigma is scaled back towards the conditional one's size, by
-  phi rms(eps_c) / rms(eps_cfg) + 1 - phi. The paper takes the standard deviation over each sample's values;
-  the root mean square is the same for its zero-mean noise predictions and is also defined for 2-D points.
+  phi rms(eps_c) / rms(eps_cfg) + 1 - phi, as diffusers rescales an epsilon model's prediction (the paper
+  rescales its v-prediction). They take the standard deviation over each sample's values; the root mean square
+  is the same for zero-mean noise predictions and is also defined for 2-D points.
 - **apg** (Sadat et al. 2024, "Eliminating Oversaturation and Artifacts of High Guidance Scales", adaptive
   projected guidance): the update Delta = D_c - D_r, after a momentum average Delta + beta Delta_prev (beta < 0
   in the paper) and a cap r on its norm, is split into its part parallel to D_c and the part orthogonal to it;
@@ -15,9 +16,11 @@ conditional model is left alone.
   With eta = 1, no momentum and no cap, this is CFG.
 - **cfg++** (Chung et al. 2024, "CFG++: Manifold-constrained Classifier Free Guidance"): a DDIM step whose
   x_0 is guided at lambda in [0, 1], D_r + lambda (D_c - D_r), but whose re-noising direction is the
-  unconditional noise: x' = D_lambda + sigma' (x - D_r) / sigma. That equals an Euler/DDIM step from sigma
-  to the next grid level sigma' of CFG at w = lambda sigma / (sigma - sigma'), which is how it runs here: for
-  DDIM and Euler exactly CFG++; any other sampler's calls are guided at the scale of the step they lie in.
+  unconditional noise: x' = D_lambda + sigma' (x - D_r) / sigma. That equals a deterministic Euler/DDIM step
+  from sigma to the next grid level sigma' of CFG at w = lambda / (1 - sigma' / sigma), which is how it runs
+  here: under DDIM (eta 0) and Euler exactly CFG++. Any other call (a midpoint, a churned or ancestral step, a
+  multistep extrapolation) is guided at the scale of the grid step [sigma_{i+1}, sigma_i] that holds its sigma;
+  that is CFG++'s scale, not its update (k-diffusion-style "_cfg_pp" samplers change each update instead).
 - **auto** (Karras et al. 2024, "Guiding a Diffusion Model with a Bad Version of Itself", autoguidance):
   D_g + w (D_c - D_g), the reference D_g being a weaker model's conditional prediction (a smaller or less
   trained network of the same data and classes); with the model itself as its guide, no guidance at all.
@@ -30,7 +33,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -46,6 +49,7 @@ METHODS = {
     "auto": "Autoguidance",
 }
 UNCONDITIONAL_REFERENCE = ("cfg", "rescale", "apg", "cfg++")  # the methods whose reference is the null label
+ROUNDING = 1e-6  # a sigma within this share of a grid level is that level (float32 rounds levels by ~6e-8)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,8 +121,9 @@ def _per_sample(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 class Guided:
     """`denoiser` guided as `guidance` says: D(x, sigma, class_labels). The unconditional reference runs with
     the conditional one as one batched forward of size 2B; autoguidance's `guide` (a denoiser of the same
-    classes) runs beside it. CFG++ needs the sampling grid `sigmas` (its steps' next levels). APG keeps its
-    running update between calls, started afresh when sigma rises or the batch changes (a new run)."""
+    classes) runs beside it. CFG++ needs the sampling grid `sigmas` (its steps' sizes). APG keeps its running
+    update between the calls of one run: a Guided is made per run (as `with_labels` makes it), and starts its
+    update afresh where the batch changes or a call comes at the grid's top level again."""
 
     def __init__(
         self,
@@ -136,9 +141,11 @@ class Guided:
             raise BadInputError("CFG++ needs the sampling grid: its scale depends on each step's size.")
         self.denoiser, self.guidance, self.guide = denoiser, guidance, guide
         self.null_label = null_label
-        self.levels = None if sigmas is None else torch.sort(sigmas.detach().double().cpu().unique()).values
+        # the grid from sigma_max down to its last positive level, then 0
+        self.grid = (
+            None if sigmas is None else torch.sort(sigmas.detach().double().cpu().unique(), descending=True).values
+        )
         self._running: torch.Tensor | None = None  # APG's running update
-        self._last: float | None = None
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor, class_labels: torch.Tensor) -> torch.Tensor:
         g = self.guidance
@@ -172,14 +179,17 @@ class Guided:
         return self._projected(sigma, cond, ref)
 
     def step_scale(self, sigma: torch.Tensor) -> torch.Tensor:
-        """CFG++'s scale per sample: lambda sigma / (sigma - sigma'), sigma' the grid's next level below sigma
-        (0 below the grid's lowest level, where the scale is lambda itself)."""
-        assert self.levels is not None
+        """CFG++'s scale per sample: lambda / (1 - sigma_{i+1} / sigma_i) of the grid step i that holds sigma
+        (a level sigma_i, to float32's rounding, or any sigma in [sigma_{i+1}, sigma_i); above the grid its first
+        step, below its last positive level its last, where the scale is lambda itself)."""
+        assert self.grid is not None
+        levels = self.grid[:-1] if float(self.grid[-1]) == 0.0 else self.grid  # the steps' starts, descending
+        nxt = torch.cat([levels[1:], levels.new_zeros(1)])
         s = sigma.detach().double().cpu()
-        below = torch.searchsorted(self.levels, s * (1 - 1e-9)) - 1  # the largest level under sigma
-        nxt = torch.where(below >= 0, self.levels[below.clamp(min=0)], torch.zeros_like(s))
-        w = self.guidance.scale * s / (s - nxt).clamp(min=1e-12)
-        return w.to(sigma.device)
+        at_or_above = (levels[None, :] >= s[:, None] * (1 - ROUNDING)).sum(1)  # levels at or above sigma
+        i = (at_or_above - 1).clamp(0, len(levels) - 1)
+        w = self.guidance.scale / (1 - nxt[i] / levels[i])
+        return w.to(sigma.device, sigma.dtype if sigma.is_floating_point() else torch.float32)
 
     def _rescaled(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         g = self.guidance
@@ -192,14 +202,9 @@ class Guided:
     def _projected(self, sigma: torch.Tensor, cond: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         g = self.guidance
         update = cond - ref
-        top = float(sigma.max())
-        if (
-            self._running is None
-            or self._running.shape != update.shape
-            or (self._last is not None and top > self._last)
-        ):
+        at_top = self.grid is not None and float(sigma.max()) >= float(self.grid[0]) * (1 - ROUNDING)
+        if self._running is not None and (self._running.shape != update.shape or at_top):
             self._running = None  # a new run
-        self._last = top
         if g.momentum:
             update = update if self._running is None else update + g.momentum * self._running
             self._running = update
@@ -225,7 +230,7 @@ def guided(
 
 
 def as_guidance(guidance: float | Guidance, interval: tuple[float, float] | None = None) -> Guidance:
-    """A scale alone is classifier-free guidance at that scale (in `interval`, if one is given)."""
+    """A scale alone is classifier-free guidance at that scale; `interval`, if given, limits either."""
     if isinstance(guidance, Guidance):
-        return guidance
+        return guidance if interval is None else replace(guidance, interval=interval)
     return Guidance(scale=float(guidance), interval=interval)

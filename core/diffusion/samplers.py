@@ -188,6 +188,7 @@ def ddim(
     callback: Callback = None,
     eta: float = 0.0,
     noise_until: int | None = None,
+    direction: str = "estimate",
 ) -> torch.Tensor:
     r"""DDIM: predict $x_0$, then step to the next noise level along the predicted noise.
 
@@ -203,9 +204,21 @@ def ddim(
 
     Since $\hat x_0 + \sigma_{down}\hat\epsilon = x + (\sigma_{down} - \sigma)\,\hat\epsilon$, this is
     Euler ancestral's update: DDIM is `euler_ancestral` with its own default, eta = 0.
+
+    Where $\hat x_0$ is clipped or thresholded (core/diffusion/denoisers.LimitedDenoiser), `direction` says which
+    noise the step follows: "estimate", the one implied by the limited $\hat x_0$ (Glide; this is Euler
+    ancestral), or "model", the network's own $\hat\epsilon$ from before the limit, as diffusers'
+    DDIMScheduler does by default (`use_clipped_model_output=False`); see `euler_ancestral`.
     """
     return euler_ancestral(
-        denoiser, x, sigmas, generator=generator, callback=callback, eta=eta, noise_until=noise_until
+        denoiser,
+        x,
+        sigmas,
+        generator=generator,
+        callback=callback,
+        eta=eta,
+        noise_until=noise_until,
+        direction=direction,
     )
 
 
@@ -243,6 +256,7 @@ def euler_ancestral(
     callback: Callback = None,
     eta: float = 1.0,
     noise_until: int | None = None,
+    direction: str = "estimate",
 ) -> torch.Tensor:
     r"""Euler ancestral: an Euler step down to $\sigma_{down}$, then fresh noise back up to $\sigma'$.
 
@@ -256,15 +270,26 @@ def euler_ancestral(
     Fresh noise at every step keeps the sampler stochastic: results never settle as steps grow. At eta = 1 it
     is DDPM's ancestral step (small variance) written in VE coordinates: the same images at the same seed.
     DDIM (`ddim`) is this very update with eta = 0 by default.
+
+    With `direction="model"` (DDIM's option) the step is written $x' = \hat x_0 + \sigma_{down}\hat\epsilon$
+    (exact where sigma is huge: a zero-terminal-SNR schedule's first step), with $\hat\epsilon$ the network's own
+    noise from before a clipped or thresholded $\hat x_0$ (core/diffusion/denoisers.LimitedDenoiser).
     """
+    pair = getattr(denoiser, "pair", None)
     sig = sigmas.tolist()
     for i in range(len(sig) - 1):
         s, s_next = sig[i], sig[i + 1]
-        denoised = denoiser(x, _sigma_vec(x, s))
+        if direction == "model":
+            raw, denoised = pair(x, _sigma_vec(x, s)) if pair is not None else (denoiser(x, _sigma_vec(x, s)),) * 2
+        else:
+            denoised = denoiser(x, _sigma_vec(x, s))
         _report(callback, i, s, s_next, x, denoised)
         sigma_down, sigma_up = ancestral_split(s, s_next, eta if _noisy(i, noise_until) else 0.0)
-        d = (x - denoised) / s
-        x = x + (sigma_down - s) * d
+        if direction == "model":
+            x = denoised + sigma_down * ((x - raw) / s)
+        else:
+            d = (x - denoised) / s
+            x = x + (sigma_down - s) * d
         if sigma_up > 0:
             x = x + sigma_up * randn_like(x, generator, s, s_next)
     return x
@@ -996,7 +1021,18 @@ SAMPLERS: dict[str, SamplerSpec] = {
             stochastic=True,
             paper="Song et al. 2021",
             calls_per_step=1,
-            options=(_eta(0.0, "0: deterministic DDIM; 1: DDPM's posterior noise."),),
+            options=(
+                _eta(0.0, "0: deterministic DDIM; 1: DDPM's posterior noise."),
+                Option(
+                    name="direction",
+                    label="Step along",
+                    kind=str,
+                    default="estimate",
+                    choices=("estimate", "model"),
+                    help="Where x₀ is clipped: the noise implied by the clipped x₀ (estimate), or the model's own "
+                    "noise prediction (model), as diffusers' DDIMScheduler does. The same without clipping.",
+                ),
+            ),
             noise_scale="eta",
         ),
         SamplerSpec(
@@ -1210,8 +1246,9 @@ def sample(
 ) -> torch.Tensor:
     """Run the named sampler under inference mode, checking the grid and options first."""
     spec = get_sampler(name)
-    if sigmas.ndim != 1 or len(sigmas) < 2 or float(sigmas[-1]) != 0 or bool((sigmas[1:] >= sigmas[:-1]).any()):
-        raise BadInputError("The sigma grid must be strictly decreasing and end in 0.")
+    # A grid may stop above 0 (diffusers' set_alpha_to_one = false): its last state is x at that noise level.
+    if sigmas.ndim != 1 or len(sigmas) < 2 or float(sigmas[-1]) < 0 or bool((sigmas[1:] >= sigmas[:-1]).any()):
+        raise BadInputError("The sigma grid must be strictly decreasing and end in 0 (or above).")
     parsed = spec.parse_options(options)
     with torch.inference_mode():
         return spec.fn(denoiser, x, sigmas, generator=generator, callback=callback, **parsed)

@@ -31,6 +31,7 @@ MAX_TRAIN_STEPS = 100_000
 # error of an epsilon model by sigma. diffusers recommends clipping log-SNR at -2 * 5.1 for the cosine
 # schedule (`lambda_min_clipped`), i.e. sigma <= exp(5.1) ~ 164; DDPM's linear schedule ends at 157.
 DEFAULT_MAX_SIGMA = math.exp(5.1)
+ZERO_SNR_ALPHA_BAR = 1e-20  # a zero-terminal-SNR schedule's last alpha_bar (see `zero_terminal_snr`)
 
 
 def _linear(T: int, start: float, end: float) -> torch.Tensor:
@@ -272,7 +273,13 @@ class NoiseSchedule:
         return max(1, int((self.sigmas <= max_sigma).sum()))
 
     def timesteps(
-        self, n: int, spacing: str = "leading", steps_offset: int = 0, max_sigma: float | None = None
+        self,
+        n: int,
+        spacing: str = "leading",
+        steps_offset: int = 0,
+        max_sigma: float | None = None,
+        *,
+        one_more: bool = False,
     ) -> torch.Tensor:
         """n decreasing integer timesteps, spaced as diffusers' DDIMScheduler spaces them.
 
@@ -280,7 +287,11 @@ class NoiseSchedule:
         trailing: round(T, T - T/n, ...) - 1, so the first step starts at t = T - 1 (Lin et al. 2024).
         linspace: round(linspace(0, T - 1, n)), reversed.
         With max_sigma, T is the number of steps whose sigma stays below it (see DEFAULT_MAX_SIGMA).
+        With `one_more` (DPMSolverMultistepScheduler's leading and linspace), n + 1 timesteps are spaced and the
+        lowest is dropped.
         """
+        if one_more and spacing != "trailing":
+            return self.timesteps(n + 1, spacing, steps_offset, max_sigma)[:-1]
         T = self.usable_steps(max_sigma)
         _check_steps(n, T)
         if spacing == "leading":
@@ -293,40 +304,72 @@ class NoiseSchedule:
             raise BadInputError(f"Unknown timestep spacing {spacing!r}; choose one of leading, trailing, linspace.")
         return ts.sort(descending=True).values.clamp(0, T - 1)
 
-    def sigmas_for_timesteps(self, timesteps: torch.Tensor) -> torch.Tensor:
-        """The sampling grid through the given (decreasing) timesteps, with a final 0 appended."""
+    def sigmas_for_timesteps(self, timesteps: torch.Tensor, end: float = 0.0) -> torch.Tensor:
+        """The sampling grid through the given (decreasing) timesteps, with a final `end` (0) appended."""
         return torch.cat(
-            [self.t_to_sigma(torch.as_tensor(timesteps, dtype=torch.float64)), torch.zeros(1, dtype=torch.float64)]
+            [
+                self.t_to_sigma(torch.as_tensor(timesteps, dtype=torch.float64)),
+                torch.full((1,), end, dtype=torch.float64),
+            ]
         )
 
     def sampling_sigmas(
-        self, n: int, spacing: str = "leading", rho: float = 7.0, max_sigma: float | None = None
+        self,
+        n: int,
+        spacing: str = "leading",
+        rho: float = 7.0,
+        max_sigma: float | None = None,
+        *,
+        steps_offset: int = 0,
+        one_more: bool = False,
+        to_zero: bool = True,
     ) -> torch.Tensor:
         """A decreasing grid of n sigmas followed by 0 (n denoiser steps).
 
-        `spacing` is one of leading, trailing, linspace (integer timesteps, see `timesteps`), uniform-time (the
-        continuous time t evenly spaced from the top down to t = 0: a discrete schedule's t, the flow path's t),
-        log-snr (evenly spaced in log sigma) or karras (with `rho`); the grids of core/diffusion/grids.py.
-        `max_sigma` caps where the grid starts (None: the schedule's own sigma_max).
+        `spacing` is one of leading, trailing, linspace (integer timesteps, see `timesteps`, with `steps_offset`
+        and `one_more`), uniform-time (the continuous time t evenly spaced from the top down to t = 0: a discrete
+        schedule's t, the flow path's t), log-snr (evenly spaced in log sigma) or karras (with `rho`); the grids
+        of core/diffusion/grids.py. `max_sigma` caps where the grid starts (None: the schedule's own sigma_max).
+        Without `to_zero` the grid ends at the schedule's smallest sigma instead of 0 (diffusers'
+        `set_alpha_to_one = false`, `final_sigmas_type = "sigma_min"`): its last state is x at t = 0.
         """
+        end = 0.0 if to_zero else self.sigma_min
         if spacing in TIMESTEP_SPACINGS:
-            return self.sigmas_for_timesteps(self.timesteps(n, spacing, max_sigma=max_sigma))
+            grid = self.sigmas_for_timesteps(
+                self.timesteps(n, spacing, steps_offset, max_sigma, one_more=one_more), end
+            )
+            return grid[:-1] if len(grid) > 2 and grid[-2] <= end else grid  # t = 0 is already the end: no step
         if spacing not in SPACINGS:
             raise BadInputError(f"Unknown step spacing {spacing!r}; choose one of {', '.join(SPACINGS)}.")
         _check_steps(n, self.num_steps)
         top = self.sigma_max if max_sigma is None else min(self.sigma_max, max_sigma)
         if spacing == "karras":
-            return karras_sigmas(n, self.sigma_min, top, rho)
-        if spacing == "log-snr":
-            return log_snr_sigmas(n, self.sigma_min, top)
-        t_top = float(self.sigma_to_t(torch.tensor(top, dtype=torch.float64)))
-        ts = torch.linspace(t_top, 0.0, n, dtype=torch.float64) if n > 1 else torch.full((1,), t_top)
-        return self.sigmas_for_timesteps(ts)
+            grid = karras_sigmas(n, self.sigma_min, top, rho)
+        elif spacing == "log-snr":
+            grid = log_snr_sigmas(n, self.sigma_min, top)
+        else:
+            t_top = float(self.sigma_to_t(torch.tensor(top, dtype=torch.float64)))
+            ts = torch.linspace(t_top, 0.0, n, dtype=torch.float64) if n > 1 else torch.full((1,), t_top)
+            grid = self.sigmas_for_timesteps(ts)
+        return grid if to_zero else torch.cat([grid[:-1], grid.new_full((1,), end)])
 
     def capped_sigmas(self, n: int, spacing: str = "trailing") -> torch.Tensor:
         """`sampling_sigmas` from the schedule's `sampling_cap` down: at most as many steps as lie below it."""
         cap = self.sampling_cap
         return self.sampling_sigmas(min(n, self.usable_steps(cap)), spacing, max_sigma=cap)
+
+
+def zero_terminal_snr(betas: torch.Tensor, terminal_alpha_bar: float = ZERO_SNR_ALPHA_BAR) -> torch.Tensor:
+    """Betas rescaled to zero terminal SNR (Lin et al. 2024, "Common Diffusion Noise Schedules and Sample Steps
+    are Flawed", Algorithm 1; diffusers' `rescale_betas_zero_snr`): sqrt(alpha_bar) shifted so its last value is
+    0 and scaled so its first is unchanged. The last alpha_bar, 0 there (sigma infinite), is `terminal_alpha_bar`
+    here: diffusers' Euler and DPM-Solver use 2^-24; for DDPM and DDIM the default, 1e-20 (sigma = 1e10),
+    changes an x_0 estimate at that step by about 1e-10 of x_t, and no later step."""
+    ab_sqrt = torch.cumprod(1 - torch.as_tensor(betas, dtype=torch.float64), 0).sqrt()
+    first, last = ab_sqrt[0].clone(), ab_sqrt[-1].clone()
+    ab = ((ab_sqrt - last) * first / (first - last)) ** 2
+    ab[-1] = terminal_alpha_bar
+    return _betas(ab)
 
 
 def _check_steps(n: int, T: int) -> None:

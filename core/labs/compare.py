@@ -24,6 +24,7 @@ from core.labs.samplers import (
     ImageModel,
     SamplerSettings,
     evaluations_per_image,
+    folder_settings,
     run_sampler,
     sampling_seconds,
     seconds_per_image,
@@ -165,12 +166,14 @@ def compare_cells(
 
 
 def settings_for(
-    model: ImageModel, sampler: str, steps: int, seed: int, batch: int, label: int | None
+    model: ImageModel, sampler: str | None, steps: int, seed: int, batch: int, label: int | None
 ) -> SamplerSettings:
-    """The same sampler and noise for every checkpoint; the class only for class-conditional ones."""
+    """The same noise for every checkpoint; the class only for class-conditional ones. A model with its own
+    scheduler config is sampled as it says (`folder_settings`: sampler, spacing, clipping, ...), with `sampler`
+    in place of its own where one is named; the others with `sampler` (DPM-Solver++(2M) if None)."""
     assert model.schedule is not None
-    return SamplerSettings(
-        sampler=sampler,
+    base = SamplerSettings(
+        sampler=sampler or "dpmpp_2m",
         steps=steps,
         max_sigma=model.schedule.sampling_cap,
         seed=seed,
@@ -178,6 +181,10 @@ def settings_for(
         label=label if model.num_classes else None,
         guidance=GUIDANCE,
     )
+    settings = folder_settings(model, base)
+    if sampler is not None and settings.sampler != sampler:
+        settings = replace(settings, sampler=sampler, options={})
+    return settings
 
 
 @dataclass(frozen=True, kw_only=True)

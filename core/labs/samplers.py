@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import torch
 
 from core import cost
-from core.diffusion.denoisers import Denoiser, clip_denoised, with_labels
+from core.diffusion.denoisers import Denoiser, clip_denoised, threshold_denoised, with_labels
 from core.diffusion.fitted_grids import REFINEMENTS, optimise_grid
 from core.diffusion.guidance import Guidance, as_guidance
 from core.diffusion.samplers import SAMPLERS, Step, sample
@@ -74,6 +74,11 @@ class SamplerSettings:
     guide: str | None = None  # autoguidance's weaker model (its name; callers pass its denoiser as `guide`)
     spread_classes: bool = False  # sample k asks for class k mod num_classes (guided), e.g. for a guidance sweep
     clip: bool = True  # clamp each predicted x_0 to the data range [-1, 1], as DDPM's reference sampler does
+    clip_range: float = 1.0  # clip to [-clip_range, clip_range] (diffusers' clip_sample_range)
+    thresholding: tuple[float, float] | None = None  # dynamic thresholding (ratio, max value), in place of clip
+    steps_offset: int = 0  # added to leading timesteps (diffusers' steps_offset)
+    one_more: bool = False  # DPM-Solver's leading/linspace: n + 1 timesteps, the lowest dropped
+    to_zero: bool = True  # False: the grid ends at the schedule's smallest sigma (set_alpha_to_one = false)
 
     @property
     def nfe(self) -> int:
@@ -89,6 +94,69 @@ class SamplerSettings:
         hashed by its items."""
         fields = {**vars(self), "options": tuple(sorted(self.options.items()))}
         return hash(tuple(fields.values()))
+
+
+@dataclass(frozen=True, kw_only=True)
+class FolderScheduler:
+    """What a model's own diffusers scheduler_config.json asks of sampling, read by zoo/loaders.folder_scheduler:
+    the Atlas sampler that runs that scheduler's loop and its options, the timestep spacing, the end of the grid,
+    clipping or dynamic thresholding. `followed` names what the loaded schedule and denoiser already honour
+    (trained betas, zero terminal SNR, the prediction type); `unfollowed` holds one sentence per field the Atlas
+    cannot follow, naming it. `folder_settings` turns it into sampler settings."""
+
+    scheduler: str  # its _class_name
+    sampler: str
+    options: tuple[tuple[str, Any], ...] = ()
+    spacing: str = "leading"
+    steps_offset: int = 0
+    one_more: bool = False
+    to_zero: bool = True
+    clip: float | None = None  # clip_sample_range where clip_sample is on
+    thresholding: tuple[float, float] | None = None  # (dynamic_thresholding_ratio, sample_max_value)
+    followed: tuple[str, ...] = ()
+    unfollowed: tuple[str, ...] = ()
+
+    def caption(self) -> str:
+        """One sentence of what came from the folder, e.g. "DDIM, leading spacing, steps_offset 1, clip x0 to ±1"."""
+        parts = [SAMPLERS[self.sampler].title, f"{self.spacing} spacing"]
+        if self.steps_offset:
+            parts.append(f"steps_offset {self.steps_offset}")
+        if self.one_more:
+            parts.append("DPM-Solver's n + 1 timesteps")
+        if not self.to_zero:
+            parts.append("ending at the smallest σ")
+        if self.thresholding is not None:
+            parts.append(f"dynamic thresholding (ratio {self.thresholding[0]:g}, max {self.thresholding[1]:g})")
+        elif self.clip is not None:
+            parts.append(f"clip x0 to ±{self.clip:g}")
+        else:
+            parts.append("no clipping")
+        parts += [f"{k} {v}" for k, v in self.options if k not in ("direction",)]
+        return f"From the folder's scheduler_config.json ({self.scheduler}): {', '.join([*parts, *self.followed])}."
+
+
+def folder_settings(model: ImageModel, base: SamplerSettings | None = None) -> SamplerSettings:
+    """`base` (the defaults) with what the model's own scheduler config asks for (its `scheduler`, a
+    FolderScheduler; a model without one keeps `base`): its sampler and options, spacing, steps_offset, the end
+    of the grid, clipping or thresholding, and no cap on sigma (a pipeline starts at its schedule's top)."""
+    base = base or SamplerSettings()
+    folder: FolderScheduler | None = getattr(model, "scheduler", None)
+    if folder is None:
+        return base
+    return replace(
+        base,
+        sampler=folder.sampler,
+        options=dict(folder.options),
+        spacing=folder.spacing,
+        steps_offset=folder.steps_offset,
+        one_more=folder.one_more,
+        to_zero=folder.to_zero,
+        clip=folder.clip is not None,
+        clip_range=folder.clip if folder.clip is not None else 1.0,
+        thresholding=folder.thresholding,
+        max_sigma=None,
+        noise_until=None,
+    )
 
 
 @dataclass(kw_only=True)
@@ -121,7 +189,9 @@ def conditioned(
             denoiser = with_labels(denoiser, labels, guidance, null, guide=guide, sigmas=sigmas)
         else:
             denoiser = with_labels(denoiser, torch.full((batch,), null))
-    return clip_denoised(denoiser) if settings.clip else denoiser
+    if settings.thresholding is not None:
+        return threshold_denoised(denoiser, *settings.thresholding)
+    return clip_denoised(denoiser, -settings.clip_range, settings.clip_range) if settings.clip else denoiser
 
 
 def seconds_per_image(model: ImageModel, batch: int = 2) -> float:
@@ -164,9 +234,28 @@ def sampling_seconds(model: ImageModel, settings: SamplerSettings) -> float:
 def evaluations_per_image(model: ImageModel, settings: SamplerSettings) -> int:
     """Denoiser evaluations one image of a run costs: its NFE, doubled where guidance runs the conditional
     prediction and a reference one (the unconditional half, or autoguidance's weaker model: counted as a whole
-    evaluation, an upper bound)."""
-    guided = settings.label is not None and model.num_classes
-    return settings.nfe * (settings.guiding.calls if guided else 1)
+    evaluation, an upper bound), as `conditioned` binds them."""
+    return settings.nfe * guided_calls(model, settings)
+
+
+def guided_calls(model: ImageModel, settings: SamplerSettings) -> int:
+    """Predictions per image per denoiser call: 2 where `conditioned` guides (a class asked for, or the classes
+    spread over the batch, on a model with a "no class" label or under autoguidance), else 1."""
+    if not model.num_classes or (settings.label is None and not settings.spread_classes):
+        return 1
+    g = settings.guiding
+    return g.calls if model.null_label is not None or g.method == "auto" else 1
+
+
+def check_guide(model: ImageModel, guide: ImageModel) -> None:
+    """Refuse a guide for autoguidance that does not draw what `model` draws: the same sample shape and the same
+    classes (a weaker model of the same data)."""
+    if guide.num_classes != model.num_classes or tuple(guide.sample_shape) != tuple(model.sample_shape):
+        shape = "x".join(map(str, model.sample_shape))
+        raise BadInputError(
+            f"{guide.title} cannot guide {model.title}: a guide must be class-conditional on the same "
+            f"{model.num_classes} classes and draw {shape} samples."
+        )
 
 
 def sampling_sigmas(model: ImageModel, settings: SamplerSettings) -> torch.Tensor:
@@ -176,7 +265,14 @@ def sampling_sigmas(model: ImageModel, settings: SamplerSettings) -> torch.Tenso
         if settings.grid is None:
             raise BadInputError("Type the grid's noise levels (largest first) to sample on a typed grid.")
         return torch.tensor(settings.grid, dtype=torch.float64)
-    return model.schedule.sampling_sigmas(settings.steps, settings.spacing, max_sigma=settings.max_sigma)
+    return model.schedule.sampling_sigmas(
+        settings.steps,
+        settings.spacing,
+        max_sigma=settings.max_sigma,
+        steps_offset=settings.steps_offset,
+        one_more=settings.one_more,
+        to_zero=settings.to_zero,
+    )
 
 
 def start_noise(
@@ -231,6 +327,8 @@ def run_sampler(
         callback=step,
         **options,
     )
+    if float(sigmas[-1]) > 0:  # a grid that ends above 0 ends at x_t on the schedule's own path, as a pipeline's
+        images = images * model.schedule.signal_and_noise(sigmas[-1])[0].to(images.dtype)
     return SamplingResult(
         images=images.cpu(), recorder=recorder, seconds=time.perf_counter() - start, settings=settings
     )
@@ -257,19 +355,22 @@ class GridSearch:
 
 
 def search_evaluations(
-    settings: SamplerSettings, images: int, sweeps: int = SEARCH_SWEEPS, candidates: int = SEARCH_CANDIDATES
+    model: ImageModel,
+    settings: SamplerSettings,
+    images: int,
+    sweeps: int = SEARCH_SWEEPS,
+    candidates: int = SEARCH_CANDIDATES,
 ) -> int:
     """Image evaluations a grid search costs: the teacher, the hand-made grids, and per inner point and sweep the
     candidates and their REFINEMENTS (core/diffusion/fitted_grids.optimise_grid), each a whole run of the sampler."""
     runs_per_point = candidates + (candidates + 1) * REFINEMENTS
     runs = len(HAND_GRIDS) + 1 + sweeps * max(0, settings.steps - 2) * runs_per_point
-    guided = settings.guiding.calls if settings.label is not None else 1
-    return images * guided * (TEACHER[1] + runs * settings.nfe)
+    return images * guided_calls(model, settings) * (TEACHER[1] + runs * settings.nfe)
 
 
 def search_seconds(model: ImageModel, settings: SamplerSettings, images: int) -> float:
     """About how long `GridSearcher(...).search()` takes on this machine now."""
-    return search_evaluations(settings, images) * seconds_per_image(model, images)
+    return search_evaluations(model, settings, images) * seconds_per_image(model, images)
 
 
 class GridSearcher:

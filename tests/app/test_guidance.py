@@ -191,7 +191,8 @@ def test_a_users_checkpoint_guides_the_pixel_model_and_a_wrong_one_gets_a_senten
     )
     app.text_input(key="gd-guide-path").set_value(str(unconditional)).run()
     app.button(key="gd-go").click().run()
-    assert not app.exception and any("cannot guide mnist-cond-cfg" in e.value for e in app.error)
+    assert not app.exception and any("cannot guide MNIST, class-conditional" in e.value for e in app.error)
+    assert not app.warning and len(_sweep_results(app)) == 2  # the sweep shown before stays, not "stopped"
 
 
 def test_the_exact_mixture_measures_each_method_and_draws_samples_over_the_densities(app):

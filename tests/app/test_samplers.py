@@ -268,6 +268,7 @@ def test_every_sampler_option_is_named_like_its_neighbours_and_explained(app):
         "Corrector (UniC)",
         "Step weights",
         "Analytic first step (AFS)",
+        "Step along",
     } == set(seen)
     app.selectbox(key="smp-sampler").set_value("ddpm").run()
     assert "posterior" in app.selectbox(key="smp-ddpm-variance").help and not app.exception

@@ -111,14 +111,28 @@ def test_apg_drops_the_parallel_part_keeps_a_running_update_and_caps_its_norm():
     sigma2, _, cond2, uncond2 = pair(mix, x, 0.5, 1)
     second = moving(x, sigma2, labels)
     torch.testing.assert_close(second, cond2 + (w - 1) * ((cond2 - uncond2) + beta * delta))
-    # a rise in sigma is a new run: the running update starts afresh
-    torch.testing.assert_close(moving(x, sigma, labels), first)
-    # the cap: the update's norm is at most r
-    capped = Guided(mix.denoise, Guidance(method="apg", scale=w, eta=1.0, momentum=0.0, threshold=0.1), 2)
-    change = (capped(x, sigma, labels) - cond) / (w - 1)
-    norms = change.norm(dim=1)
-    assert float(norms.max()) <= 0.1 + 1e-12
-    torch.testing.assert_close(change, delta * (0.1 / delta.norm(dim=1, keepdim=True)).clamp(max=1))
+    # a third call adds beta times the running update (not the last raw one): Delta_3 + beta (Delta_2 + beta Delta_1)
+    sigma3, _, cond3, uncond3 = pair(mix, x, 0.9, 1)  # sigma may rise within a run (EDM's churn): no reset
+    running = (cond2 - uncond2) + beta * delta
+    torch.testing.assert_close(moving(x, sigma3, labels), cond3 + (w - 1) * ((cond3 - uncond3) + beta * running))
+    # a new run starts afresh: a call at the grid's top level, or another batch
+    grid = torch.tensor([0.8, 0.5, 0.0], dtype=torch.float64)
+    fresh = Guided(mix.denoise, Guidance(method="apg", scale=w, eta=1.0, momentum=beta), mix.null_label, sigmas=grid)
+    fresh(x, sigma2, labels)
+    torch.testing.assert_close(fresh(x, sigma.float().double(), labels), first)  # sigma 0.8: the top again
+    moving(x[:5], sigma[:5], labels[:5])
+    torch.testing.assert_close(moving(x[:5], sigma2[:5], labels[:5]), second[:5])
+    # the cap acts on the running update, before the projection: with eta = 0, beta != 0 and a cap of r
+    r = 0.05
+    capped = Guided(mix.denoise, Guidance(method="apg", scale=w, eta=0.0, momentum=beta, threshold=r), 2)
+    capped(x, sigma, labels)
+    running = (cond2 - uncond2) + beta * delta
+    delta2 = running * (r / running.norm(dim=1, keepdim=True)).clamp(max=1)
+    unit2 = cond2 / cond2.norm(dim=1, keepdim=True)
+    orth = delta2 - (delta2 * unit2).sum(1, keepdim=True) * unit2
+    out = capped(x, sigma2, labels)
+    torch.testing.assert_close(out, cond2 + (w - 1) * orth)
+    assert float(((out - cond2) / (w - 1)).norm(dim=1).max()) <= r + 1e-12
 
 
 def test_rescale_brings_the_noise_prediction_back_to_the_conditional_ones_size():
@@ -170,9 +184,19 @@ def test_cfgpp_under_euler_and_ddim_is_the_papers_ddim_update():
                 sigmas=sigmas,
             )
             torch.testing.assert_close(sample(name, denoiser, x, sigmas), expected)
+    # float32 states on a float64 grid (as a page runs an image model): the same scales, no division by rounding
+    x32 = x.float()
+    d32 = with_labels(
+        mix.denoise, torch.zeros(len(x), dtype=torch.long), Guidance(method="cfg++", scale=0.6), 2, sigmas=sigmas
+    )
+    torch.testing.assert_close(sample("ddim", d32, x32, sigmas), ddim_cfgpp(mix, x, sigmas, 0, 0.6).float())
     step = Guided(mix.denoise, Guidance(method="cfg++", scale=0.5), 2, sigmas=sigmas)
     scales = step.step_scale(torch.tensor([40.0, 12.0, 0.05, 0.01], dtype=torch.float64))
     torch.testing.assert_close(scales, torch.tensor([0.5 * 40 / 28, 0.5 * 12 / 8, 0.5, 0.5], dtype=torch.float64))
+    # off the grid, a call takes the scale of the step that holds its sigma: a midpoint of 12 -> 4, a churned
+    # sigma above the top (EDM), a level rounded to float32
+    off = step.step_scale(torch.tensor([7.0, 50.0, 4.0 * (1 + 3e-8), 3.999999], dtype=torch.float64))
+    torch.testing.assert_close(off, torch.tensor([0.5 * 12 / 8, 0.5 * 40 / 28, 0.5 * 4 / 2.5, 0.5 * 4 / 2.5]).double())
 
 
 @pytest.mark.parametrize("method", list(METHODS))

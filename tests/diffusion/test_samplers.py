@@ -205,7 +205,7 @@ def test_randn_like_rejects_a_wrong_number_of_generators():
     "kwargs",
     [
         {"name": "nope"},
-        {"sigmas": torch.tensor([1.0, 0.5])},
+        {"sigmas": torch.tensor([1.0, 0.5, -0.1])},  # a grid may stop above 0 (set_alpha_to_one = false), not below
         {"sigmas": torch.tensor([1.0, 2.0, 0.0])},
         {"bogus": 1.0},
     ],

@@ -3,7 +3,7 @@ whose range follows other settings, a typed step grid, and the one way a page sh
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -158,3 +158,36 @@ def typed_grid(container: Any, key: str, sigma_max: float | None = None) -> torc
         "another tool to see and run it beside the built-in ones.",
     )
     return custom_sigmas(text, sigma_max) if text.strip() else None
+
+
+def guidance_settings(key: str, methods: Collection[str], container: Any = st) -> dict[str, float]:
+    """The settings of the guidance `methods` among them (core/diffusion/guidance.Guidance's fields): rescale's
+    phi; APG's eta, momentum beta and norm cap r. Only the chosen methods' controls are shown."""
+    out: dict[str, float] = {}
+    if "rescale" in methods:
+        out["rescale"] = container.slider(
+            "Rescale φ", 0.0, 1.0, 0.7, 0.05, key=f"{key}-rescale-phi", help="0: plain CFG; 1: fully rescaled."
+        )
+    if "apg" in methods:
+        out["eta"] = container.slider(
+            "APG η",
+            0.0,
+            1.0,
+            0.0,
+            0.05,
+            key=f"{key}-apg-eta",
+            help="The weight of the update's part parallel to D_c (1: CFG).",
+        )
+        out["momentum"] = container.slider(
+            "APG momentum β",
+            -0.9,
+            0.9,
+            -0.5,
+            0.05,
+            key=f"{key}-apg-beta",
+            help="0: none; the paper uses negative values.",
+        )
+        out["threshold"] = container.number_input(
+            "APG norm cap r (0: none)", 0.0, 1000.0, 0.0, key=f"{key}-apg-cap", help="The update's norm is capped at r."
+        )
+    return {k: float(v) for k, v in out.items()}

@@ -7,17 +7,12 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from core.diffusion.guidance import Guidance
+from core.diffusion.guidance import METHODS, Guidance
 from core.labs.guidance.sweep import LAMBDAS, SCALES, Series
+from ui.common.widgets import guidance_settings
 
-CHOICES = {
-    "cfg": "CFG",
-    "interval": "CFG in a σ interval",
-    "rescale": "CFG + rescale",
-    "apg": "APG",
-    "cfg++": "CFG++",
-    "auto": "Autoguidance",
-}
+CHOICES = {"cfg": METHODS["cfg"], "interval": "CFG in a σ interval", **{k: v for k, v in METHODS.items() if k != "cfg"}}
+LAMBDA_CHOICES = (0.1, 0.2, 0.4, 0.6, 0.8, 1.0)
 INTERVAL_SIGMAS = (0.02, 0.05, 0.1, 0.2, 0.28, 0.5, 1.0, 2.0, 5.42, 10.0, 20.0, 40.0, 80.0)
 HELP = (
     "**CFG**: D_u + w (D_c − D_u). **In a σ interval** (Kynkäänniemi et al. 2024): guided only for σ in "
@@ -41,6 +36,15 @@ class Plan:
         return sum(len(s.scales) for s in self.series)
 
 
+def cfgpp_note(plan: Plan, sampler: str) -> None:
+    """Under a sampler other than DDIM or Euler, say what CFG++ is there (core/diffusion/guidance.py)."""
+    if any(s.guidance.method == "cfg++" for s in plan.series) and sampler not in ("ddim", "euler"):
+        st.caption(
+            "CFG++ is its paper's update under DDIM and Euler; under this sampler it runs as CFG at the scale "
+            "CFG++ gives each step, λ / (1 − σᵢ₊₁/σᵢ)."
+        )
+
+
 def plan_controls(prefix: str, default: list[str]) -> Plan:
     """The methods, their scales and settings (keys start with `prefix`)."""
     a, b = st.columns([3, 2])
@@ -48,28 +52,19 @@ def plan_controls(prefix: str, default: list[str]) -> Plan:
         "Methods", list(CHOICES), default=default, format_func=CHOICES.get, key=f"{prefix}-methods", help=HELP
     )
     scales = b.multiselect("Scales w", sorted({*SCALES, 0.5, 4.0, 12.0}), default=list(SCALES), key=f"{prefix}-scales")
-    lambdas: list[float] = list(LAMBDAS)
     with st.expander("Method settings", expanded=False):
-        c, d, e, f = st.columns(4)
+        c, d, e = st.columns(3)
         lo, hi = c.select_slider(
             "Interval: guide only for σ in", INTERVAL_SIGMAS, value=(0.28, 5.42), key=f"{prefix}-interval"
         )
-        phi = c.slider("Rescale φ", 0.0, 1.0, 0.7, 0.05, key=f"{prefix}-phi", help="0: plain CFG; 1: fully rescaled.")
-        eta = d.slider(
-            "APG η (parallel part)", 0.0, 1.0, 0.0, 0.05, key=f"{prefix}-eta", help="1 with β = 0 and no cap: CFG."
-        )
-        beta = d.slider("APG momentum β", -0.9, 0.9, -0.5, 0.05, key=f"{prefix}-beta")
-        cap = e.number_input(
-            "APG norm cap r (0: none)", 0.0, 1000.0, 0.0, key=f"{prefix}-cap", help="The update's norm is capped at r."
-        )
-        lambdas = f.multiselect(
-            "CFG++ λ", [0.1, 0.2, 0.4, 0.6, 0.8, 1.0], default=list(LAMBDAS), key=f"{prefix}-lambdas"
-        )
+        lambdas = c.multiselect("CFG++ λ", LAMBDA_CHOICES, default=list(LAMBDAS), key=f"{prefix}-lambdas")
+        options = guidance_settings(prefix, ["rescale"], d) | guidance_settings(prefix, ["apg"], e)
     scales_t, lambdas_t = tuple(sorted(float(w) for w in scales)), tuple(sorted(float(v) for v in lambdas))
     problem = None
     if "interval" in methods and lo >= hi:
         problem = "The interval is empty (low = high): guidance would never act. Widen it."
         methods = [m for m in methods if m != "interval"]
+    phi, eta, beta, cap = (options[k] for k in ("rescale", "eta", "momentum", "threshold"))
     apg_name = f"APG (η {eta:g}, β {beta:g}{f', r {cap:g}' if cap else ''})"
     made = {
         "cfg": lambda: Series("CFG", Guidance(), scales_t),

@@ -20,7 +20,7 @@ from ui.common.live import ProgressBar, Throttle
 from ui.common.memo import Memo
 from ui.common.widgets import run_job
 from ui.guidance import figures
-from ui.guidance.controls import plan_controls
+from ui.guidance.controls import cfgpp_note, plan_controls
 
 DEFAULT_METHODS = ["cfg", "rescale", "apg", "cfg++", "auto"]
 SIDE = 90  # density grid points a side
@@ -40,6 +40,7 @@ class ExactStudy:
     rows: list[ex.ExactRow] = field(default_factory=list)
     truth: np.ndarray | None = None  # the exact draws of the class
     samples: dict[tuple[str, float], np.ndarray] = field(default_factory=dict)  # (series, scale) -> [n, 2]
+    methods: dict[str, str] = field(default_factory=dict)  # series -> its guidance method
 
     def keep(self, name: str, scale: float, x: torch.Tensor, row: ex.ExactRow) -> None:
         self.rows.append(row)
@@ -82,6 +83,7 @@ def exact_tab() -> None:
     n = d.select_slider("Samples per scale", [500, 1000, 2000, 5000], value=2000, key="gx-n")
     blur = e.select_slider("Guide's blur b", [0.1, 0.25, 0.5, 1.0, 2.0], value=0.5, key="gx-blur")
     plan = plan_controls("gx", DEFAULT_METHODS)
+    cfgpp_note(plan, sampler)
     if plan.problem:
         st.warning(plan.problem)
     settings = ex.ExactSettings(label=int(label), sampler=sampler, steps=int(steps), n=int(n), blur=float(blur))
@@ -109,7 +111,7 @@ def exact_tab() -> None:
 
 def _start(key: ExactKey, progress: Any, results: Any) -> None:
     planned = 1 + sum(len(s.scales) for s in key.plan)
-    study = jobs.start(EXACT, key, ExactStudy(jobs.Tally(planned=planned)))
+    study = jobs.start(EXACT, key, ExactStudy(jobs.Tally(planned=planned), methods=_methods(key)))
     bar, throttle = ProgressBar(progress), Throttle(1.0)
     bar.show(0.0, f"0 of {planned} scales…")
     for name, scale, x, row in ex.exact_study(ex.two_classes(), key.plan, key.settings):
@@ -134,14 +136,19 @@ def _show(key: ExactKey, study: ExactStudy, live: str = "") -> None:
     _samples(key, study)
 
 
+def _methods(key: ExactKey) -> dict[str, str]:
+    return {s.name: s.guidance.method for s in key.plan}
+
+
 def _samples(key: ExactKey, study: ExactStudy) -> None:
     """The samples of every series at one scale over the exact class density, and the tilted densities."""
     mix, label = ex.two_classes(), key.settings.label
     lo, hi = ex.view_box(mix)
     xs, ys = np.linspace(lo[0], hi[0], SIDE), np.linspace(lo[1], hi[1], SIDE)
     own = ex.class_density(mix, label, lo, hi, SIDE)
-    w_scales = sorted({s for (name, s) in study.samples if not name.startswith("CFG++")})
-    lambdas = sorted({s for (name, s) in study.samples if name.startswith("CFG++")})
+    lambda_scaled = {name for name, method in study.methods.items() if method == "cfg++"}
+    w_scales = sorted({s for (name, s) in study.samples if name not in lambda_scaled})
+    lambdas = sorted({s for (name, s) in study.samples if name in lambda_scaled})
     a, b = st.columns(2)
     w = (
         a.select_slider("Samples at scale w", w_scales, value=_near(w_scales, 3.0), key="gx-show-w")
@@ -151,8 +158,9 @@ def _samples(key: ExactKey, study: ExactStudy) -> None:
     lam = b.select_slider("CFG++ at λ", lambdas, value=_near(lambdas, 0.6), key="gx-show-lambda") if lambdas else None
     panels = [(f"exact draws of {ex.CLASS_NAMES[label]}", xs, ys, own, study.truth)]
     for (name, s), pts in study.samples.items():
-        if (name.startswith("CFG++") and s == lam) or (not name.startswith("CFG++") and s == w):
-            panels.append((f"{name}<br>{'λ' if name.startswith('CFG++') else 'w'} = {s:g}", xs, ys, own, pts))
+        by_lambda = name in lambda_scaled
+        if s == (lam if by_lambda else w):
+            panels.append((f"{name}<br>{'λ' if by_lambda else 'w'} = {s:g}", xs, ys, own, pts))
     st.markdown(f"**Samples over the exact density of class {ex.CLASS_NAMES[label]}**")
     st.plotly_chart(figures.density_panels(panels), key="gx-samples")
     if w is None:
@@ -161,24 +169,17 @@ def _samples(key: ExactKey, study: ExactStudy) -> None:
         f"**The tilted density at w = {w:g}, normalised on the grid, beside what the methods sample.** "
         "CFG's p(x | c)ʷ p(x)¹⁻ʷ; autoguidance's p(x | c)ʷ p_b(x | c)¹⁻ʷ, with p_b its guide's blurred class."
     )
-    tilts = [
-        (
-            "p(x | c)<sup>w</sup> p(x)<sup>1−w</sup>",
-            xs,
-            ys,
-            ex.tilted_density(mix, label, w, None, lo, hi, SIDE)[2],
-            None,
-        )
-    ]
-    cfg = study.samples.get(("CFG", w))
+    tilted = ex.tilted_density(mix, label, w, None, lo, hi, SIDE)[2]
+    tilts = [("p(x | c)<sup>w</sup> p(x)<sup>1−w</sup>", xs, ys, tilted, None)]
+    first = {method: name for name, method in reversed(study.methods.items())}  # each method's first series
+    cfg = study.samples.get((first.get("cfg", ""), w))
     if cfg is not None:
-        tilts.append((f"CFG at w = {w:g}", xs, ys, tilts[0][3], cfg))
-    auto = next((pts for (name, s), pts in study.samples.items() if name.startswith("Autoguidance") and s == w), None)
+        tilts.append((f"CFG at w = {w:g}", xs, ys, tilted, cfg))
+    auto = study.samples.get((first.get("auto", ""), w))
     if auto is not None:
-        guide = mix.blurred(key.settings.blur)
-        tilt = ex.tilted_density(mix, label, w, guide, lo, hi, SIDE)[2]
-        tilts.append(("p(x | c)<sup>w</sup> p<sub>b</sub>(x | c)<sup>1−w</sup>", xs, ys, tilt, None))
-        tilts.append((f"Autoguidance at w = {w:g}", xs, ys, tilt, auto))
+        guided = ex.tilted_density(mix, label, w, mix.blurred(key.settings.blur), lo, hi, SIDE)[2]
+        tilts.append(("p(x | c)<sup>w</sup> p<sub>b</sub>(x | c)<sup>1−w</sup>", xs, ys, guided, None))
+        tilts.append((f"Autoguidance at w = {w:g}", xs, ys, guided, auto))
     st.plotly_chart(figures.density_panels(tilts), key="gx-tilted")
 
 

@@ -8,11 +8,12 @@ import torch
 
 from core.diffusion.guidance import Guidance
 from core.labs.guidance.fields import latent_fields
+from core.labs.guidance.sweep import SCALES
 from core.labs.latent import latent_diffusion
 from ui.common.cache import latent_plane, zoo_model
 from ui.common.clouds import field_figure
 from ui.common.widgets import attempt
-from ui.guidance.controls import CHOICES, INTERVAL_SIGMAS
+from ui.guidance.controls import CHOICES, INTERVAL_SIGMAS, LAMBDA_CHOICES
 from ui.guidance.sweep import GUIDES
 
 FIELD_METHODS = {k: v for k, v in CHOICES.items() if k != "interval"}  # the interval is a sweep of sigma here
@@ -31,9 +32,9 @@ def fields_tab() -> None:
     label = a.selectbox("Class", list(range(10)), index=3, key="gd-field-class")
     method = b.selectbox("Method", list(FIELD_METHODS), format_func=FIELD_METHODS.get, key="gd-field-method")
     if method == "cfg++":
-        scale = c.select_slider("λ", [0.1, 0.2, 0.4, 0.6, 0.8, 1.0], value=0.6, key="gd-field-lambda")
+        scale = c.select_slider("λ", LAMBDA_CHOICES, value=0.6, key="gd-field-lambda")
     else:
-        scale = c.select_slider("Guidance scale w", [0.0, 0.5, 1.5, 2.0, 3.0, 5.0, 8.0], value=3.0, key="gd-field-w")
+        scale = c.select_slider("Guidance scale w", sorted({*SCALES, 0.5}), value=3.0, key="gd-field-w")
     lo, hi = d.select_slider("Noise levels sigma", INTERVAL_SIGMAS, value=(0.1, 10.0), key="gd-field-sigmas")
     kind = e.radio(
         "Field",
@@ -44,7 +45,7 @@ def fields_tab() -> None:
     )
     side = st.slider("Grid points per side", 6, 30, 18, key="gd-field-side")
     if method == "cfg++":
-        st.caption("CFG++'s scale depends on the step: here each level takes that of a 20-step grid.")
+        st.caption("CFG++'s scale depends on the step: here each level takes that of its step in a 20-step grid.")
     if method == "apg":
         st.caption("APG with η = 0 (its parallel part dropped) and no momentum: a field is one call per point.")
     plane = attempt(latent_plane)

@@ -14,11 +14,10 @@ import torch
 
 from core.data.images import image_strip, uint8_to_tensor
 from core.diffusion.samplers import SAMPLERS
-from core.errors import BadInputError
 from core.labs.compare import CHUNK
 from core.labs.guidance import sweep as gd
 from core.labs.latent import latent_diffusion
-from core.labs.samplers import seconds_per_image
+from core.labs.samplers import SamplerSettings, check_guide, evaluations_per_image, seconds_per_image
 from ui.common import jobs
 from ui.common.cache import digit_features, latent_plane, local_model, mnist_digits, zoo_model
 from ui.common.live import ProgressBar, Throttle, job_estimate
@@ -26,7 +25,7 @@ from ui.common.memo import Memo
 from ui.common.tables import show_table
 from ui.common.widgets import run_job
 from ui.guidance import figures
-from ui.guidance.controls import plan_controls
+from ui.guidance.controls import cfgpp_note, plan_controls
 
 PIXEL, LATENT, VAE, CLASSIFIER = "mnist-cond-cfg", "mnist-latent-cond", "mnist-vae-2d", "mnist-lenet"
 GUIDES = {"pixel": "mnist-cond-guide", "latent": "mnist-latent-guide"}  # autoguidance's bundled weaker models
@@ -66,28 +65,26 @@ class Sweep:
 SWEEP = Memo[SweepKey, Sweep]("gd-sweep")
 
 
-def _draw(key: SweepKey, series: gd.Series) -> gd.DrawFn:
-    auto = series.guidance.method == "auto"
+def _draws(key: SweepKey) -> list[tuple[str, tuple[float, ...], gd.DrawFn]]:
+    """Each series' name, scales and draw; autoguidance's guide is loaded and checked here, before the sweep
+    starts (a guide refused leaves the sweep shown before in place)."""
+    auto = any(s.guidance.method == "auto" for s in key.plan)
     if key.source == "pixel":
-        return gd.pixel_draw(
-            zoo_model(PIXEL), key.sampler, key.steps, series.guidance, _pixel_guide(key.guide) if auto else None
-        )
-    plane = latent_plane()
-    guide = latent_diffusion(zoo_model(GUIDES["latent"])) if auto else None
-    return gd.latent_draw(plane.model, plane.vae, key.sampler, key.steps, series.guidance, guide)
+        model = zoo_model(PIXEL)
+        guide = _pixel_guide(key.guide, model) if auto else None
+        make = partial(gd.pixel_draw, model, key.sampler, key.steps)
+    else:
+        plane = latent_plane()
+        guide = latent_diffusion(zoo_model(GUIDES["latent"])) if auto else None
+        make = partial(gd.latent_draw, plane.model, plane.vae, key.sampler, key.steps)
+    return [(s.name, s.scales, make(s.guidance, guide if s.guidance.method == "auto" else None)) for s in key.plan]
 
 
-def _pixel_guide(guide: str):
-    """The pixel model's guide: the bundled weaker model, or a checkpoint folder (zoo/local.py checks the path),
-    refused unless it draws the same digits with the same classes."""
-    if guide == GUIDES["pixel"]:
-        return zoo_model(guide).denoiser
-    loaded, main = local_model(guide), zoo_model(PIXEL)
-    if loaded.num_classes != main.num_classes or tuple(loaded.sample_shape) != tuple(main.sample_shape):
-        raise BadInputError(
-            f"{loaded.title} cannot guide {PIXEL}: a guide must be class-conditional on the same "
-            f"{main.num_classes} classes and draw {'x'.join(map(str, main.sample_shape))} images."
-        )
+def _pixel_guide(guide: str, model: Any) -> Any:
+    """The pixel model's guide as a denoiser: the bundled weaker model, or a checkpoint folder (zoo/local.py
+    checks the path; core's `check_guide` that it draws the same digits with the same classes)."""
+    loaded = zoo_model(guide) if guide == GUIDES["pixel"] else local_model(guide)
+    check_guide(model, loaded)
     return loaded.denoiser
 
 
@@ -96,9 +93,14 @@ def _seconds(key: SweepKey) -> float:
     runs two predictions); the latent model's MLP is quick, so its decoding and scoring dominate."""
     if key.source == "latent":
         return 0.002 * key.n * sum(len(s.scales) for s in key.plan)
-    calls = sum(s.at(w).calls for s in key.plan for w in s.scales)
-    evaluations = SAMPLERS[key.sampler].nfe(key.steps) * calls * key.n
-    return evaluations * seconds_per_image(zoo_model(PIXEL), min(key.n, CHUNK))
+    model = zoo_model(PIXEL)
+    runs = [
+        SamplerSettings(sampler=key.sampler, steps=key.steps, guidance=s.at(w), spread_classes=True)
+        for s in key.plan
+        for w in s.scales
+    ]
+    evaluations = sum(evaluations_per_image(model, settings) for settings in runs) * key.n
+    return evaluations * seconds_per_image(model, min(key.n, CHUNK))
 
 
 def _reference() -> tuple[torch.nn.Module, Any]:
@@ -106,7 +108,9 @@ def _reference() -> tuple[torch.nn.Module, Any]:
 
 
 def _start(key: SweepKey, progress: Any, results: Any) -> None:
-    """A new sweep kept for `key` (once the server admitted the job), run with its points redrawn in `results`."""
+    """A new sweep kept for `key` (once the server admitted the job and its guide passed), run with its points
+    redrawn in `results`."""
+    draws = _draws(key)
     sweep = jobs.start(SWEEP, key, Sweep(jobs.Tally(planned=sum(len(s.scales) for s in key.plan))))
     results.caption("Each scale's points appear here as soon as it is measured.")
     throttle = Throttle(1.0)
@@ -116,13 +120,12 @@ def _start(key: SweepKey, progress: Any, results: Any) -> None:
             with results.container():
                 _show(sweep, live=f"-live-{sweep.tally.done}")
 
-    _run(sweep, key, progress, redraw)
+    _run(sweep, key, draws, progress, redraw)
 
 
-def _run(sweep: Sweep, key: SweepKey, progress: Any, redraw: Callable[[], None]) -> None:
+def _run(sweep: Sweep, key: SweepKey, draws: list, progress: Any, redraw: Callable[[], None]) -> None:
     """Every series at every scale; each row (and the scale's first ten digits) is kept as it is measured, and
     `redraw` shows what is kept so far."""
-    draws = [(series.name, series.scales, _draw(key, series)) for series in key.plan]
     classifier, reference = _reference()
     images, labels = mnist_digits("train", key.n)  # a head of the training digits other pages decode too
     real = uint8_to_tensor(images), torch.from_numpy(labels.copy())
@@ -175,6 +178,7 @@ def sweep_tab() -> None:
         help="Spread evenly over the ten classes.",
     )
     plan = plan_controls("gd", DEFAULT_METHODS)
+    cfgpp_note(plan, sampler)
     auto = any(s.guidance.method == "auto" for s in plan.series)
     guide = _guide_choice(source) if auto else ""
     series = tuple(

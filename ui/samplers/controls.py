@@ -11,7 +11,7 @@ from core.diffusion.schedules import SPACINGS
 from core.labs.samplers import MAX_BATCH, TYPED, SamplerSettings
 from ui.common.cache import registry, zoo_model
 from ui.common.models import guide_models
-from ui.common.widgets import attempt, follow_range, option_widget, typed_grid
+from ui.common.widgets import attempt, follow_range, guidance_settings, option_widget, typed_grid
 from zoo.loaders import LoadedModel
 
 
@@ -132,18 +132,11 @@ def _guidance(key: str, loaded: LoadedModel) -> tuple[Guidance, str | None]:
         help="1 = the conditional model, 0 = the reference alone.",
         key=f"{key}-cfg",
     )
-    if method == "rescale":
-        phi = st.slider("Rescale φ", 0.0, 1.0, 0.7, 0.05, key=f"{key}-phi", help="0: plain CFG; 1: fully rescaled.")
-        return Guidance(method=method, scale=scale, rescale=phi), None
-    if method == "apg":
-        a, b = st.columns(2)
-        eta = a.slider("APG η", 0.0, 1.0, 0.0, 0.05, key=f"{key}-eta", help="The parallel part's weight (1: CFG).")
-        beta = b.slider("APG momentum β", -0.9, 0.9, -0.5, 0.05, key=f"{key}-beta")
-        return Guidance(method=method, scale=scale, eta=eta, momentum=beta), None
+    settings = guidance_settings(key, [method])
+    guide = None
     if method == "auto":
         guide = st.selectbox("Guide (weaker model)", list(guides), format_func=guides.get, key=f"{key}-guide")
-        return Guidance(method=method, scale=scale), guide
-    return Guidance(method=method, scale=scale), None
+    return Guidance(method=method, scale=scale, **settings), guide
 
 
 def guide_of(settings: SamplerSettings):
