@@ -11,8 +11,9 @@ from ui.common.live import job_estimate
 from ui.common.models import compatible_models, pick_model
 from ui.common.widgets import attempt, run_job
 from ui.samplers.compare_view import run_comparison, show_comparison
-from ui.samplers.controls import sampler_settings
+from ui.samplers.controls import model_changed, sampler_settings
 from ui.samplers.docs import code_shown, show_maths
+from ui.samplers.from_file import load_settings_box
 from ui.samplers.grid_search import grid_search_tab
 from ui.samplers.live import generate_live, show_result, show_stopped
 
@@ -22,9 +23,11 @@ st.markdown(
     "they differ only in how they step. Pick a model and a sampler in the sidebar, and watch."
 )
 
+load_settings_box("smp")  # "Load settings from a file": sets the sidebar widgets' state (ui/samplers/from_file.py)
+
 with st.sidebar:
     st.header("Model and sampler")
-    loaded = pick_model("smp-model")
+    loaded = pick_model("smp-model", on_change=model_changed("smp"))  # defaults follow the model
     settings = sampler_settings("smp", loaded) if loaded is not None else None
 
 generate_tab, explain_tab, compare_tab, grid_tab = st.tabs(["Generate", "Maths and code", "Compare", "Step grid"])

@@ -225,3 +225,48 @@ def save_random_unet_checkpoint(writer, step: int, seed: int, data: str | None =
         step=step,
         **({} if data is None else {"data": data}),
     )
+
+
+def write_ddim_folder(folder: Path, spacing: str = "leading", seed: int = 2) -> Path:
+    """A pipeline folder (unet/ + scheduler/) of a TINY MNIST-shaped UNet whose scheduler config diffusers' own
+    DDIMScheduler wrote (clip_sample on, steps_offset 1, `spacing`): the pages sample it as its pipeline would."""
+    from diffusers import DDIMScheduler
+
+    from core.models.unet import build_unet, unet_config
+
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        build_unet(unet_config(None, **TINY)).save_pretrained(folder / "unet", safe_serialization=True)
+    DDIMScheduler(clip_sample=True, steps_offset=1, timestep_spacing=spacing).save_pretrained(folder / "scheduler")
+    return folder
+
+
+DDIM_MODELS = [  # the app zoo's models and two pipelines with diffusers' DDIM configs (write_ddim_zoo)
+    *APP_MODELS,
+    *(
+        {
+            "name": f"tiny-ddim-{spacing}",
+            "title": f"Tiny DDIM pipeline ({spacing})",
+            "path": f"tiny-ddim-{spacing}",
+            "family": "pixel",
+            "format": "diffusers-pipeline",
+            "sample_shape": [1, 28, 28],
+            "prediction_type": "epsilon",
+            "schedule": "scheduler_config",
+            "data": "mnist",
+        }
+        for spacing in ("leading", "linspace")
+    ),
+]
+
+
+def write_ddim_zoo(app_zoo: Path) -> Path:
+    """A second manifest beside the app zoo's (`write_app_zoo`), with the same models and two DDIM pipelines."""
+    root = app_zoo.parent
+    for spacing in ("leading", "linspace"):
+        if not (root / f"tiny-ddim-{spacing}").exists():
+            write_ddim_folder(root / f"tiny-ddim-{spacing}", spacing)
+    datasets = tomllib.loads(MANIFEST.read_text(encoding="utf-8"))["datasets"]
+    path = root / "models-ddim.toml"
+    path.write_text(manifest_text(models=DDIM_MODELS, datasets=datasets), encoding="utf-8")
+    return path

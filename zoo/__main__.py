@@ -171,7 +171,14 @@ def _main(argv: list[str] | None) -> int:
         "--checkpoint-every", type=int, default=None, help="save weights every N steps (default: the recipe's)"
     )
     cmp = sub.add_parser("compare", help="sample checkpoints from the same noise; write a grid and tables")
-    cmp.add_argument("checkpoints", nargs="+", help="1-4 of: zoo name, RUN@STEP, local folder or file, Hub id")
+    cmp.add_argument("checkpoints", nargs="*", help="1-4 of: zoo name, RUN@STEP, local folder or file, Hub id")
+    cmp.add_argument(
+        "--from",
+        dest="from_file",
+        type=Path,
+        default=None,
+        help="rerun from a grid.png or results.json (or any PNG/JSON the Atlas exported): its models and settings",
+    )
     cmp.add_argument(
         "--sampler", default=None, help="default: as each folder's scheduler_config.json says, else dpmpp_2m"
     )
@@ -214,10 +221,18 @@ def _main(argv: list[str] | None) -> int:
                 print(f"wrote {out}")
             return 0
         if args.command == "compare":
-            from zoo.compare import compare
+            from zoo.compare import compare, from_file
 
+            specs, settings = args.checkpoints, None
+            if args.from_file is not None:
+                if specs:
+                    parser.error("name checkpoints or --from FILE, not both")
+                specs, settings = from_file(args.from_file)
+                print(f"from {args.from_file}: {', '.join(specs)}")
+            elif not specs:
+                parser.error("name 1-4 checkpoints, or --from FILE")
             rows = compare(
-                args.checkpoints,
+                specs,
                 reg,
                 args.out,
                 sampler=args.sampler,
@@ -229,6 +244,7 @@ def _main(argv: list[str] | None) -> int:
                 metrics=args.metrics,
                 ema=not args.raw,
                 mnist=args.mnist,
+                settings=settings,
             )
             for row in rows:
                 fd = f", FD-LeNet {row['fd_lenet']:.2f} ± {row['fd_se']:.2f}" if "fd_lenet" in row else ""

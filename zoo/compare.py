@@ -24,9 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from core.data.images import enlarge, png_bytes, tile, to_uint8
+from core.data.images import enlarge, tile, to_uint8
 from core.device import check_device
 from core.diffusion.samplers import SAMPLERS
+from core.labs import provenance
 from core.labs.compare import (
     captioned,
     check_same_shape,
@@ -37,6 +38,7 @@ from core.labs.compare import (
     score,
     settings_for,
 )
+from core.labs.samplers import SamplerSettings
 from core.runs.ours import saved_checkpoints
 from core.runs.writer import hardware
 from core.text import plain_label
@@ -48,6 +50,7 @@ from zoo.registry import ModelEntry, Registry
 
 MAX_IMAGES = 10_000
 GRID_IMAGES = 64
+MAX_FROM_BYTES = 64 * 2**20  # a grid PNG the Atlas wrote is far smaller
 _RUN_STEP = re.compile(r"^(?P<run>.+)@(?P<step>[^@/]*)$")
 
 
@@ -100,16 +103,23 @@ def compare(
     ema: bool = True,
     mnist: bool = False,
     log=print,
+    settings: list[SamplerSettings] | None = None,
 ) -> list[dict[str, Any]]:
     """Sample every checkpoint from the same noise, write the grid and the tables into `out`; returns the rows.
     Without `sampler`, a folder with its own scheduler config is sampled as that config says
-    (core/labs/compare.settings_for), the others with DPM-Solver++(2M) on trailing timesteps."""
+    (core/labs/compare.settings_for), the others with DPM-Solver++(2M) on trailing timesteps. `settings` (one per
+    checkpoint, read from a file's records by `--from`) replace all that: each checkpoint is sampled as they say.
+    Every file written carries each checkpoint's record (core/labs/provenance.py)."""
     if not 1 <= len(specs) <= 4:
         raise BadInputError("Name one to four checkpoints.")
     if sampler is not None and sampler not in SAMPLERS:
         raise BadInputError(f"Unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}.")
     if not 1 <= images <= MAX_IMAGES or steps < 1:
         raise BadInputError(f"--images must be 1-{MAX_IMAGES:,} and --steps at least 1.")
+    if settings is not None and len(settings) != len(specs):
+        raise BadInputError("Give one set of settings per checkpoint.")
+    if settings is not None and any(s.batch > MAX_IMAGES for s in settings):
+        raise BadInputError(f"The file asks for more than {MAX_IMAGES:,} images per checkpoint.")
     check_device(device)
     # configs only, no weights; one row per name given, the same folder twice too (each named by its place)
     names = [
@@ -128,17 +138,20 @@ def compare(
                 log(f"  {folder.caption()}")
                 for note in folder.unfollowed:
                     log(f"  not followed: {note}")
-        check_steps(models, steps)
+        for k, (spec, model) in enumerate(models.items()):
+            check_steps({spec: model}, steps if settings is None else settings[k].steps)
     except BaseException:
         if created:  # the folder this command made is still empty: nothing is left of a refused command
             with suppress(OSError):
                 out.rmdir()
         raise
     scorer = _scorer(registry, device) if metrics and any(is_mnist(m) for m in models.values()) else None
-    rows, panels = [], []
-    for name, model in models.items():
-        settings = settings_for(model, sampler, steps, seed, images, label)
-        sampled, seconds = sample_many(model, settings, images)
+    rows, panels, records = [], [], []
+    for k, (name, model) in enumerate(models.items()):
+        chosen = settings_for(model, sampler, steps, seed, images, label) if settings is None else settings[k]
+        images = chosen.batch
+        sampled, seconds = sample_many(model, chosen, images)
+        records.append(provenance.record(model, chosen, spec=specs[k]))
         row = {
             "checkpoint": name,
             "title": model.title,
@@ -150,24 +163,45 @@ def compare(
             "load_seconds": round(model.load_seconds, 3),
             "sample_seconds": round(seconds, 3),
             "images_per_second": round(images / seconds, 3),
-            "sampler": settings.sampler,
-            "spacing": settings.spacing,
-            "steps": steps,
-            "nfe": settings.nfe,
-            "seed": seed,
+            "sampler": chosen.sampler,
+            "spacing": chosen.spacing,
+            "steps": chosen.steps,
+            "nfe": chosen.nfe,
+            "seed": chosen.seed,
             "images": images,
-            "class": "" if settings.label is None else settings.label,
+            "class": "" if chosen.label is None else chosen.label,
             "device": device,
         }
         if scorer is not None and is_mnist(model):
             classifier, reference = scorer
-            quality = score(sampled, settings.label, classifier, reference)
+            quality = score(sampled, chosen.label, classifier, reference)
             row |= {k: (round(v, 4) if isinstance(v, float) else v) for k, v in quality.fields().items()}
         rows.append(row)
         panels.append((model.title, enlarge(tile(to_uint8(sampled[:GRID_IMAGES].float().cpu())), 360)))
         log(f"sampled {name}: {images} images in {seconds:.2f} s")
-    _write(out, rows, panels, {"hardware": hardware(device), "specs": specs})
+    _write(out, rows, panels, {"hardware": hardware(device), "specs": specs}, records)
     return rows
+
+
+def from_file(path: Path) -> tuple[list[str], list[SamplerSettings]]:
+    """`--from FILE`: the checkpoints (as they were named) and each one's settings, from the records a PNG or JSON
+    the Atlas wrote carries (core/labs/provenance.read); a sentence for anything else."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_FROM_BYTES + 1)
+    except OSError as e:
+        raise BadInputError(f"--from {plain_label(str(path), 80)} cannot be read ({e.strerror or e}).") from None
+    if len(data) > MAX_FROM_BYTES:
+        raise BadInputError(f"--from {plain_label(str(path), 80)} is larger than {MAX_FROM_BYTES // 2**20} MB.")
+    records = provenance.read(data, f"--from {plain_label(path.name, 60)}")
+    specs = []
+    for rec in records:
+        model = rec.get("model") if isinstance(rec.get("model"), dict) else {}
+        spec = model.get("spec") or model.get("name")
+        if not isinstance(spec, str) or not spec:
+            raise BadInputError(f"--from {plain_label(path.name, 60)} names no model to sample.")
+        specs.append(spec)
+    return specs, [provenance.settings_from(rec) for rec in records]
 
 
 def _scorer(registry: Registry, device: str) -> tuple[Any, np.ndarray]:
@@ -191,12 +225,17 @@ def _make_folder(out: Path) -> bool:
     return True
 
 
-def _write(out: Path, rows: list[dict[str, Any]], panels: list[tuple[str, np.ndarray]], meta: dict) -> None:
-    (out / "grid.png").write_bytes(png_bytes(captioned(panels)))
+def _write(
+    out: Path, rows: list[dict[str, Any]], panels: list[tuple[str, np.ndarray]], meta: dict, records: list[dict]
+) -> None:
+    """grid.png (the records in its "atlas" text chunk), results.csv (a first comment line holding them) and
+    results.json (an "atlas" field): each reruns with `python -m zoo compare --from FILE`."""
+    (out / "grid.png").write_bytes(provenance.png(captioned(panels), records))
     columns = list(dict.fromkeys(k for row in rows for k in row))
     with open(out / "results.csv", "w", newline="", encoding="utf-8") as f:
+        f.write(provenance.csv("", records))
         writer = csv.DictWriter(f, columns, restval="")
         writer.writeheader()
         writer.writerows(rows)
-    meta = {**meta, "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "results": rows}
+    meta = {**meta, "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "results": rows, provenance.KEY: records}
     (out / "results.json").write_text(json.dumps(meta, indent=2, default=str) + "\n", encoding="utf-8")

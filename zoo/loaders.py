@@ -7,6 +7,7 @@ ever mutates it after `load_model` returns.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import posixpath
@@ -94,6 +95,34 @@ class LoadedModel:
     @property
     def supports_guidance(self) -> bool:
         return self.entry.num_classes > 0 and self.null_label is not None
+
+    @property
+    def weights_sha256(self) -> dict[str, str]:
+        """The sha256 of each of its weights files (the manifest's pin where it has one; else hashed once per
+        file, size and time, and kept), by file name: what a result's record names (core/labs/provenance.py).
+        A local model's files are read once, through their checked handles, and never again by path: none here
+        (the record takes its state dict's fingerprint)."""
+        if self.entry.local:
+            return {}
+        weights = [f for f in self.files if f.endswith(WEIGHT_SUFFIXES)] or list(self.files)
+        out = {}
+        for f in weights:
+            path = Path(self.files[f])
+            stat = path.stat() if f not in self.entry.sha256 and path.is_file() else None
+            out[f] = self.entry.sha256.get(f) or (
+                _file_sha256(str(path), stat.st_size, stat.st_mtime_ns) if stat else ""
+            )
+        return out
+
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
+
+
+@functools.lru_cache(maxsize=64)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    """A weights file's sha256, kept for its size and time (a file replaced is hashed again)."""
+    del size, mtime_ns  # the key
+    return sha256_of(Path(path))
 
 
 def availability(entry: ModelEntry) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import warnings
 import zlib
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -179,21 +180,34 @@ def tile(images: np.ndarray, ncols: int | None = None, pad: int = 2, pad_value: 
     return out
 
 
-def png_bytes(image: np.ndarray) -> bytes:
-    """uint8 [H, W, C] or [H, W] -> PNG file bytes."""
+def png_bytes(image: np.ndarray, text: Mapping[str, str] | None = None) -> bytes:
+    """uint8 [H, W, C] or [H, W] -> PNG file bytes, with `text` (keyword -> Latin-1 text) as tEXt chunks."""
+    info = None
+    if text:
+        from PIL.PngImagePlugin import PngInfo
+
+        info = PngInfo()
+        for keyword, value in text.items():
+            info.add_text(keyword, value)
     buf = io.BytesIO()
-    Image.fromarray(image[..., 0] if image.ndim == 3 and image.shape[-1] == 1 else image).save(buf, format="PNG")
+    Image.fromarray(image[..., 0] if image.ndim == 3 and image.shape[-1] == 1 else image).save(
+        buf, format="PNG", pnginfo=info
+    )
     return buf.getvalue()
 
 
-def gif_bytes(frames: list[np.ndarray], duration_ms: int = 120, final_hold_ms: int = 1200) -> bytes:
-    """uint8 [H, W, C] or [H, W] frames -> an animated GIF that loops, holding the last frame a little longer."""
+def gif_bytes(
+    frames: list[np.ndarray], duration_ms: int = 120, final_hold_ms: int = 1200, comment: str | None = None
+) -> bytes:
+    """uint8 [H, W, C] or [H, W] frames -> an animated GIF that loops, holding the last frame a little longer;
+    `comment` (ASCII) goes into a comment extension."""
     if not frames:
         raise ValueError("A GIF needs at least one frame.")
     images = [Image.fromarray(f[..., 0] if f.ndim == 3 and f.shape[-1] == 1 else f) for f in frames]
     durations = [duration_ms] * (len(images) - 1) + [final_hold_ms]
     buf = io.BytesIO()
-    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0)
+    extra = {} if comment is None else {"comment": comment.encode("ascii")}
+    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0, **extra)
     return buf.getvalue()
 
 

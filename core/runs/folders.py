@@ -12,7 +12,7 @@ from typing import Literal
 
 from core.paths import under
 from core.runs import ours, tensorboard
-from core.runs.record import Run
+from core.runs.record import Run, run_name
 from core.text import plain_label
 
 Format = Literal["ours", "tensorboard"]
@@ -24,12 +24,6 @@ def run_format(folder: str | Path) -> Format | None:
     if ours.is_our_run(folder):
         return "ours"
     return "tensorboard" if tensorboard.is_tensorboard_folder(folder) else None
-
-
-def run_at(folder: Path) -> Path | None:
-    """The folder to read the run in `folder` from: itself for ours; for TensorBoard's, its logs/ subfolder where
-    that holds the event files (tensorboard.tensorboard_root); None when it holds no run."""
-    return folder if ours.is_our_run(folder) else tensorboard.tensorboard_root(folder)
 
 
 class RunReader:
@@ -101,11 +95,21 @@ def _one_run(root: Path) -> Path | None:
     return root if tensorboard.is_writer_folder(root) else None
 
 
+def _runs_in(folder: Path) -> list[Path]:
+    """The runs a folder of a runs folder holds: ours in its run/ (`zoo train`'s OUT/run), one run (`_one_run`),
+    or, where its event files all lie in subfolders (a `runs/` folder of SummaryWriter's), each writer's folder."""
+    if ours.is_our_run(folder / "run"):
+        return [folder / "run"]
+    if (run := _one_run(folder)) is not None:
+        return [run]
+    return tensorboard.writer_folders(folder)
+
+
 def discover_runs(root: str | Path, limit: int = 200) -> tuple[list[Path], list[str]]:
-    """Run folders under `root` (a run, or one level of folders each holding a run or a run/ subfolder: our runs
-    and TensorBoard writers' folders side by side), each as `run_at` gives it, and a note for every folder there
-    that is not a run. A folder that leads out of `root` (a symlink: the folder, or its run/ or logs/) is skipped
-    with a note, unread."""
+    """Run folders under `root` (a run, or one level of folders each holding a run, a run/ subfolder, or writers'
+    folders: our runs and TensorBoard writers' folders side by side, each writer's folder its own run), each as
+    `_one_run` gives it, at most `limit`, and a note for every folder there that is not a run. A folder that leads
+    out of `root` (a symlink: the folder, or its run/ or logs/) is skipped with a note, unread."""
     root = Path(root)
     if not root.is_dir():
         return [], [f"{plain_label(root.name, 80)} is not a folder"]
@@ -118,10 +122,23 @@ def discover_runs(root: str | Path, limit: int = 200) -> tuple[list[Path], list[
     for child in sorted(p for p in root.iterdir() if p.is_dir())[:limit]:
         if not under(child, inside):
             notes.append(f"{child.name} leads outside the runs folder and was skipped")
-        elif (run := run_at(child / "run") or run_at(child)) is None:
+            continue
+        runs = _runs_in(child)
+        if not runs:
             notes.append(f"{child.name} is not a run (no config.json or metrics.jsonl)")
-        elif not under(run, inside):
-            notes.append(f"{child.name}/{run.name} leads outside the runs folder and was skipped")
-        else:
-            found.append(run)
-    return found, notes
+        for run in runs:
+            if not under(run, inside):
+                notes.append(f"{run.relative_to(root).as_posix()} leads outside the runs folder and was skipped")
+            else:
+                found.append(run)
+    return found[:limit], notes
+
+
+def run_title(root: str | Path, folder: Path) -> str:
+    """The name of a run `discover_runs(root)` found in `folder`: its path below `root` ("my-run", "runs/May04_10-
+    00-00_hostA" for a writer's folder in a runs/ folder), without `zoo train`'s run/ or accelerate's logs/; the
+    run's own name (record.run_name) where `root` is the run."""
+    parts = Path(folder).relative_to(root).parts
+    if parts and parts[-1] in ("run", "logs") and len(parts) == 2:
+        parts = parts[:-1]
+    return "/".join(parts) if parts and parts != ("logs",) else run_name(Path(folder))

@@ -124,6 +124,13 @@ def is_writer_folder(folder: str | Path) -> bool:
     return folder.is_dir() and bool(_walk_event_files(folder, stop_at_first=True, depth=0)[0])
 
 
+def writer_folders(folder: str | Path) -> list[Path]:
+    """The writers' folders in `folder`, in path order: each highest folder (at most MAX_DEPTH down) that holds
+    event files directly (SummaryWriter's `runs/<date>_<host>/`); the add_hparams folders below one are its own."""
+    parents = sorted({path.parent for path in _walk_event_files(Path(folder))[0]})
+    return [p for p in parents if not any(q in p.parents for q in parents)]
+
+
 def tensorboard_root(folder: str | Path) -> Path | None:
     """Where to read the TensorBoard run `folder` holds: its logs/ subfolder when that holds event files
     (accelerate's logging_dir; `add_hparams` writes one folder below the project's, within reach from logs/ but

@@ -14,11 +14,13 @@ from streamlit.testing.v1 import AppTest
 from core.data.images import tile, to_uint8
 from core.data.toy import TOY_SETS
 from core.labs import compare
+from core.labs.samplers import folder_settings, run_sampler
 from core.labs.toy import ToyRun, ToySettings
 from core.runs.writer import RunWriter
 from tests.conftest import ROOT
 from tests.helpers import tiny_unconditional_recipe, tiny_unet
-from tests.zoo_fixtures import HOSTILE_UNET, save_random_unet_checkpoint
+from tests.zoo_fixtures import HOSTILE_UNET, save_random_unet_checkpoint, write_ddim_folder
+from ui.common.cache import local_model
 from ui.compare_checkpoints import sources, state
 from zoo.train import train
 
@@ -351,3 +353,36 @@ def test_sampling_the_toy_labs_steps_again_keeps_only_the_steps_picked(app_env):
     at.button(key="ot-toy-go").click().run()
     assert not at.exception and list(at.dataframe[0].value["step"]) == [500]
     assert "memo:ot-toy-toy-1-250" not in at.session_state and "memo:ot-toy-toy-1-500" in at.session_state
+
+
+def test_a_folder_with_its_own_scheduler_config_is_sampled_as_its_pipeline_beside_a_zoo_model(app_env, tmp_path):
+    """Two pipeline folders whose scheduler configs diffusers' DDIMScheduler wrote (leading: all followed; linspace:
+    a field the Atlas does not follow) beside a zoo model: each says how it is sampled, the folders' captions say
+    what came from their configs, and a folder's images are those of its own settings (core/labs/compare.py)."""
+    leading = write_ddim_folder(tmp_path / "runs" / "ddim-leading")
+    write_ddim_folder(tmp_path / "runs" / "ddim-linspace", "linspace")
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    at.multiselect(key="ck-models").set_value(["tiny-uncond"]).run()
+    at.text_area(key="ck-local").set_value(f"{leading}\n{tmp_path / 'runs' / 'ddim-linspace'}").run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="ck-sampler").value == "own"
+    captions = [c.value for c in at.caption]
+    own = "Sampled with DDIM (its own), {} spacing, x0 clipped to ±1."
+    assert own.format("leading") in captions and own.format("linspace") in captions
+    assert "Sampled with DPM-Solver++(2M), trailing spacing, x0 clipped to ±1." in captions  # the zoo model
+    folder = "From the folder's scheduler_config.json (DDIMScheduler): DDIM, {} spacing, {}clip x0 to ±1, eta 0.0."
+    assert folder.format("leading", "steps_offset 1, ") in captions and folder.format("linspace", "") in captions
+    (warning,) = at.warning
+    assert warning.value.startswith("Not followed: timestep_spacing linspace: diffusers' DDIM steps")
+    _small(at, "ck")
+    at.button(key="ck-go").click().run()
+    assert not at.exception and not at.error and len(at.get("image")) == 3
+    model = local_model(str(leading))
+    steps, seed = (at.number_input(key=f"ck-{k}").value for k in ("steps", "seed"))
+    batch = at.slider(key="ck-batch").value  # 3 (_small)
+    shown = at.session_state[f"memo:ck-result-{model.name}"].value
+    expected = run_sampler(model, compare.settings_for(model, None, steps, seed, batch, None))
+    assert shown.settings == folder_settings(model, shown.settings) and shown.settings.steps_offset == 1
+    assert torch.equal(shown.images, expected.images)
+    at.selectbox(key="ck-sampler").set_value("euler").run()  # a sampler named replaces the folder's sampler alone
+    assert "Sampled with Euler, leading spacing, x0 clipped to ±1." in [c.value for c in at.caption]

@@ -13,9 +13,13 @@ from streamlit.testing.v1 import AppTest
 from core.data.images import gif_bytes, png_bytes
 from core.diffusion.samplers import SAMPLERS
 from core.diffusion.trajectory import TrajectoryRecorder
+from core.labs.samplers import SamplerSettings, folder_settings, run_sampler
 from tests.conftest import ROOT
+from tests.zoo_fixtures import write_ddim_zoo
 from ui.samplers.docs import doc_parts
 from ui.samplers.figures import run_gif
+from zoo.loaders import load_model
+from zoo.registry import load_registry
 
 PAGE = str(ROOT / "app_pages" / "samplers.py")
 
@@ -386,3 +390,56 @@ def test_the_code_tab_shows_the_helpers_a_sampler_alone_calls(app):
     assert "def _report(" not in code  # plumbing every sampler shares is left out
     app.selectbox(key="smp-sampler").set_value("deis").run()
     assert "def deis_coefficients(" in app.get("code")[0].value
+
+
+@pytest.fixture
+def ddim_app(app_env, monkeypatch):
+    """The page over the app zoo and two pipelines whose scheduler configs diffusers' DDIMScheduler wrote."""
+    manifest = write_ddim_zoo(app_env)
+    monkeypatch.setenv("ATLAS_MANIFEST", str(manifest))
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    at.selectbox(key="smp-model").set_value("tiny-ddim-leading").run()
+    assert not at.exception and not at.error
+    return at, manifest
+
+
+def test_a_folder_with_its_own_scheduler_config_starts_from_it_and_samples_as_its_pipeline(ddim_app):
+    at, manifest = ddim_app
+    assert not at.warning  # every field of this config is followed
+    assert at.selectbox(key="smp-sampler").value == "ddim" and at.selectbox(key="smp-spacing").value == "leading"
+    assert at.slider(key="smp-ddim-eta").value == 0.0 and at.selectbox(key="smp-ddim-direction").value == "model"
+    assert at.number_input(key="smp-offset").value == 1 and at.toggle(key="smp-to-zero").value
+    assert at.toggle(key="smp-clip").value and at.number_input(key="smp-clip-range").value == 1.0
+    assert not at.toggle(key="smp-threshold").value and not at.toggle(key="smp-one-more").value
+    caption = (
+        "From the folder's scheduler_config.json (DDIMScheduler): DDIM, leading spacing, steps_offset 1, clip x0 "
+        "to ±1, eta 0.0. The settings below start there."
+    )
+    assert caption in [c.value for c in at.caption]
+    assert not any(c.value.startswith("Changed from the folder's") for c in at.caption)
+    _generate(at, **{"smp-steps": 3, "smp-batch": 2})
+    assert not at.exception and not at.error
+    shown = at.session_state["memo:smp-result"].value.result
+    model = load_model(load_registry(manifest).model("tiny-ddim-leading"))
+    assert model.scheduler is not None and model.scheduler.steps_offset == 1
+    expected = run_sampler(model, folder_settings(model, SamplerSettings(steps=3, batch=2, seed=0)))
+    assert torch.equal(shown.images, expected.images)  # the sidebar's defaults are the folder's, whole
+    assert shown.settings.max_sigma is None and shown.settings.clip and shown.settings.steps_offset == 1
+
+
+def test_the_folder_defaults_follow_the_model_and_keep_what_was_changed_for_it(ddim_app):
+    at, _ = ddim_app
+    at.selectbox(key="smp-sampler").set_value("euler").run()
+    at.number_input(key="smp-steps").set_value(5).run()  # another setting: the sampler changed stays
+    assert at.selectbox(key="smp-sampler").value == "euler"
+    assert "Changed from the folder's: sampler." in [c.value for c in at.caption]
+    at.selectbox(key="smp-model").set_value("tiny-uncond").run()  # a zoo model: the Atlas's defaults
+    assert not at.exception and not at.error and not at.warning
+    assert at.selectbox(key="smp-sampler").value == "dpmpp_2m" and at.selectbox(key="smp-spacing").value == "trailing"
+    assert not any("scheduler_config.json" in c.value for c in at.caption)
+    assert [t.key for t in at.toggle if t.key in ("smp-offset", "smp-threshold", "smp-to-zero")] == []
+    at.selectbox(key="smp-model").set_value("tiny-ddim-linspace").run()  # a field the Atlas does not follow
+    assert not at.exception and not at.error
+    assert at.selectbox(key="smp-sampler").value == "ddim" and at.selectbox(key="smp-spacing").value == "linspace"
+    (warning,) = at.warning
+    assert warning.value.startswith("Not followed: timestep_spacing linspace: diffusers' DDIM steps")

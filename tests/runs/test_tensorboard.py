@@ -3,8 +3,10 @@ writes them), read back exactly, and damaged or odd ones read into notes, never 
 
 from __future__ import annotations
 
+import base64
 import io
 import itertools
+import json
 import os
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import scalar
 
 from core.runs import tensorboard as tb
-from core.runs.folders import RunReader, discover_runs, read, run_format, stamp
+from core.runs.folders import RunReader, discover_runs, read, run_format, run_title, stamp
 from core.runs.ours import read_run
 from core.runs.record import run_name
 from core.runs.tensorboard import TensorBoardReader, is_tensorboard_folder, read_tensorboard_run
@@ -361,6 +363,54 @@ def test_each_writer_folder_of_a_runs_folder_is_a_run_beside_ours(tmp_path):
     assert [r.config.get("kind") for r in loaded] == ["tensorboard", "tensorboard", None]
     assert loaded[2].checkpoints == read_run(runs / "my-run" / "run").checkpoints != []
     assert discover_runs(runs / "May04_10-00-00_hostA") == ([runs / "May04_10-00-00_hostA"], [])  # one writer
+
+
+WRITERS = (("May04_10-00-00_hostA", 1.0), ("May04_11-30-00_hostB", 2.0))  # SummaryWriter()'s runs/<date>_<host>/
+
+
+def write_writer_folders(runs: Path) -> None:
+    """Two SummaryWriter() folders in `runs`, each logging "loss" (its own value) at steps 0-2, the first with
+    add_hparams' record one folder below its own."""
+    for k, (name, value) in enumerate(WRITERS):
+        writer = SummaryWriter(str(runs / name))
+        if k == 0:
+            writer.add_hparams({"lr": 0.001}, metric_dict={})
+        for step in range(3):
+            writer.add_scalar("loss", value, step)
+        writer.close()
+
+
+def test_each_writer_folder_of_a_runs_folder_inside_the_runs_folder_is_a_run(tmp_path):
+    write_writer_folders(tmp_path / "runs" / "runs")  # a project's runs/ folder copied into the runs folder
+    write_accelerate_run(tmp_path / "runs" / "out", hparams=False)
+    found, notes = discover_runs(tmp_path / "runs")
+    expected = [tmp_path / "runs" / "out" / "logs", *(tmp_path / "runs" / "runs" / name for name, _ in WRITERS)]
+    assert notes == [] and found == expected
+    assert [run_title(tmp_path / "runs", f) for f in found] == ["out", *(f"runs/{name}" for name, _ in WRITERS)]
+    loaded = [read(f) for f in found[1:]]
+    assert [r.series("loss")[1].tolist() for r in loaded] == [[1.0] * 3, [2.0] * 3]  # not merged
+    assert loaded[0].config["hparams"] == {"lr": 0.001} and "hparams" not in loaded[1].config
+    assert discover_runs(tmp_path / "runs" / "runs")[0] == found[1:]  # the same runs, from the runs/ folder itself
+    assert [run_title(tmp_path / "runs" / "runs", f) for f in found[1:]] == [name for name, _ in WRITERS]
+
+
+def test_the_page_overlays_the_writer_folders_of_a_runs_folder_as_runs(app_env, tmp_path, monkeypatch):
+    write_writer_folders(tmp_path / "runs" / "runs")
+    monkeypatch.setenv("ATLAS_RUNS", str(tmp_path / "runs"))
+    at = AppTest.from_file(LOGS, default_timeout=120).run()
+    assert not at.exception
+    labels = [f"runs/{name} · runs folder" for name, _ in WRITERS]
+    options = at.multiselect(key="logs-runs").options
+    assert all(label in options for label in labels) and "runs · runs folder" not in options
+    at.multiselect(key="logs-runs").set_value(labels).run()
+    assert not at.exception and not at.error
+    (figure,) = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    curves = {trace["name"]: trace["y"] for trace in figure["data"] if not trace["name"].endswith(" raw")}
+    assert set(curves) == {f"runs/{name} (runs folder)" for name, _ in WRITERS}  # both overlaid, one chart
+    for name, value in WRITERS:  # plotly's typed arrays: base64 of float64s
+        y = curves[f"runs/{name} (runs folder)"]
+        values = np.frombuffer(base64.b64decode(y["bdata"]), y["dtype"]) if isinstance(y, dict) else y
+        assert np.allclose(values, value)  # each run's own curve (smoothed, of a constant)
 
 
 def test_tensor_scalars_are_scalars_and_other_kinds_are_named(tmp_path):

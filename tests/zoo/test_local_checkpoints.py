@@ -277,6 +277,7 @@ def test_zoo_compare_writes_the_grid_and_tables_end_to_end(trained_run, tmp_path
     assert "FD-LeNet" in printed and "wrote" in printed
     assert re.search(r"FD-LeNet [\d.]+ ± [\d.]+, precision [\d.]+ ± [\d.]+, recall [\d.]+ ± [\d.]+, density", printed)
     with open(tmp_path / "out" / "results.csv", encoding="utf-8") as f:
+        assert f.readline().startswith("# atlas: [")  # the settings' comment line (core/labs/provenance.py)
         rows = list(csv.DictReader(f))
     assert [r["checkpoint"] for r in rows] == ["mnist-ddpm-linear", f"{trained_run}@2", str(pipe)]
     assert [r["nfe"] for r in rows] == ["4"] * 3 and all(float(r["images_per_second"]) > 0 for r in rows)

@@ -3,6 +3,8 @@ line on what the zoo has ready."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import streamlit as st
 
 from ui.common.cache import hub_model, registry, zoo_model
@@ -44,13 +46,23 @@ def guide_models(loaded: LoadedModel) -> dict[str, str]:
     }
 
 
-def pick_model(key: str, label: str = "Model") -> LoadedModel | None:
-    """A loaded pixel model, or None with the reason shown (offline, bad repo id, broken file)."""
+def pick_model(key: str, label: str = "Model", on_change: Callable[[], None] | None = None) -> LoadedModel | None:
+    """A loaded pixel model, or None with the reason shown (offline, bad repo id, broken file). `on_change` runs
+    when the person picks another model or types another repo id (before the page's widgets are drawn)."""
     options = pixel_models()
-    choice = st.selectbox(label, [*options, TYPED], format_func=lambda n: options.get(n, "A Hub repo id…"), key=key)
+    choice = st.selectbox(
+        label,
+        [*options, TYPED],
+        format_func=lambda n: options.get(n, "A Hub repo id…"),
+        key=key,
+        on_change=on_change,
+    )
     if choice == TYPED:
         repo = st.text_input(
-            "Hub repo id (owner/name) holding a diffusers UNet2DModel", key=f"{key}-repo", max_chars=200
+            "Hub repo id (owner/name) holding a diffusers UNet2DModel",
+            key=f"{key}-repo",
+            max_chars=200,
+            on_change=on_change,
         )
         if not repo.strip():
             st.info("Type a repo id, for example google/ddpm-cifar10-32.")

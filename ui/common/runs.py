@@ -14,7 +14,7 @@ import streamlit as st
 from core.errors import AtlasError
 from core.paths import allowed_roots, resolve_allowed, runs_root
 from core.runs import folders
-from core.runs.record import Run, run_name
+from core.runs.record import Run
 from core.text import plain_label
 from ui.common import session_runs
 from ui.common.cache import CACHE_TTL, registry
@@ -49,7 +49,7 @@ def folder_runs(typed: str) -> tuple[list[Run], list[str]]:
         return [], [f"there is no runs folder at {plain_label(typed, 80)} yet (`python -m zoo train` creates it)"]
     found, notes = folders.discover_runs(root)
     roots = allowed_roots()
-    return [load(f, "runs folder", run_name(f), roots) for f in found], notes
+    return [load(f, "runs folder", folders.run_title(root, f), roots) for f in found], notes
 
 
 OPEN_OVER_TRAINING = "ck-open-over-training"  # set by the Training logs page's button: open that tab

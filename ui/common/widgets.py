@@ -137,13 +137,15 @@ def schedule_picker(key: str, columns: int = 1, t_step: int = 10) -> ScheduleCho
     return ScheduleChoice(kind=kind, steps=int(steps), beta_start=start, beta_end=end, shift=float(shift))
 
 
-def option_widget(option: Option, key: str, container: Any = st) -> float | str:
-    """The control for one sampler option: a choice, or an int or float slider over its range."""
+def option_widget(option: Option, key: str, container: Any = st, default: Any = None) -> float | str:
+    """The control for one sampler option: a choice, or an int or float slider over its range, starting at
+    `default` (None: the option's own)."""
+    start = option.default if default is None else default
     if option.kind is str:
-        index = option.choices.index(str(option.default))
+        index = option.choices.index(str(start))
         return container.selectbox(option.label, option.choices, index=index, help=option.help, key=key)
     cast = int if option.kind is int else float
-    low, high, default = cast(option.low), cast(option.high), cast(option.default)
+    low, high, default = cast(option.low), cast(option.high), cast(start)
     return container.slider(option.label, low, high, default, help=option.help, key=key)
 
 

@@ -38,6 +38,9 @@ from ui.common.tables import ABSENT
 from zoo.loaders import LoadedModel
 
 CLASSIFIER = "mnist-lenet"
+PLANNED = (
+    "dpmpp_2m"  # what the cost of a run with each folder's own sampler is planned with: one call a step, as theirs
+)
 
 
 @dataclass(frozen=True)
@@ -60,17 +63,18 @@ def _qualities(name: str, prefix: str) -> Memo[QualityKey, Quality]:
 
 def sample_all(
     models: Mapping[str, LoadedModel],
-    sampler: str,
+    sampler: str | None,
     steps: int,
     seed: int,
     batch: int,
     label: int | None,
     prefix: str = "ck",
 ) -> None:
-    """Every checkpoint's images from the shared noise, with one progress bar and a Stop for all; the work is
-    capped before it starts, and each checkpoint's images are kept as soon as they are done (a Stop keeps them)."""
-    plan = SamplerSettings(sampler=sampler, steps=steps, batch=batch, label=label, guidance=GUIDANCE)
-    plan_work(list(models.values()), [sampler], [steps], plan)
+    """Every checkpoint's images from the shared noise, each with what `settings_for` gives it (`sampler` None: a
+    folder's own scheduler's), with one progress bar and a Stop for all; the work is capped before it starts, and
+    each checkpoint's images are kept as soon as they are done (a Stop keeps them)."""
+    plan = SamplerSettings(sampler=sampler or PLANNED, steps=steps, batch=batch, label=label, guidance=GUIDANCE)
+    plan_work(list(models.values()), [sampler or PLANNED], [steps], plan)
     forget_others(f"{prefix}-result-", models)  # the tab shows the checkpoints it samples now, not those before
     failed = []
     with progress("Sampling…", "Keeps the checkpoints sampled so far.", prefix) as report:
@@ -105,7 +109,7 @@ def result_of(name: str, prefix: str = "ck") -> SamplingResult | None:
 def is_current(
     name: str,
     model: LoadedModel,
-    sampler: str,
+    sampler: str | None,
     steps: int,
     seed: int,
     batch: int,
@@ -143,7 +147,7 @@ def redrawing(redraw: Callable[[], None]) -> Iterator[None]:
 
 def measure_all(
     models: Mapping[str, LoadedModel],
-    sampler: str,
+    sampler: str | None,
     steps: int,
     seed: int,
     n: int,
@@ -153,9 +157,8 @@ def measure_all(
     """FD-LeNet, precision, recall, density, coverage and class shares of n samples per MNIST checkpoint, with one
     progress bar and a Stop for all; each checkpoint's numbers are kept as soon as they are done (a Stop keeps them),
     then redrawn (`redrawing`)."""
-    plan_quality(
-        list(models.values()), SamplerSettings(sampler=sampler, steps=steps, label=label, guidance=GUIDANCE), n
-    )
+    plan = SamplerSettings(sampler=sampler or PLANNED, steps=steps, label=label, guidance=GUIDANCE)
+    plan_quality(list(models.values()), plan, n)
     forget_others(f"{prefix}-quality-", models)  # as in sample_all
     tally = jobs.start(_measuring(prefix), tuple(models), Measuring(jobs.Tally(planned=len(models)))).tally
     classifier, reference = zoo_model(CLASSIFIER).module, digit_features(CLASSIFIER)

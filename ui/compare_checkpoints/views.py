@@ -11,29 +11,53 @@ import streamlit as st
 from core.data.images import enlarge, png_bytes, tile, to_uint8
 from core.diffusion.samplers import SAMPLERS
 from core.errors import BadInputError
-from core.labs.compare import MAX_QUALITY_SAMPLES, PRDC_K, captioned, check_same_shape, is_mnist
+from core.labs import provenance
+from core.labs.compare import MAX_QUALITY_SAMPLES, PRDC_K, captioned, check_same_shape, is_mnist, settings_for
 from core.labs.samplers import ImageModel
 from core.text import plain_label
 from ui.common.live import Throttle
 from ui.common.tables import show_table
 from ui.common.widgets import run_job
 from ui.compare_checkpoints import sources, state
+from zoo.loaders import LoadedModel
 
-Settings = tuple[str, int, int, int, int | None]  # sampler, steps, seed, images, class
+Settings = tuple[str | None, int, int, int, int | None]  # sampler (None: each folder's own), steps, seed, images, class
+OWN = "own"  # the sampler choice that leaves each folder its own scheduler's (core/labs/compare.settings_for)
 
 
 def controls(prefix: str, max_images: int = 36, images: int = 16) -> Settings:
-    """Sampler, steps, seed, images and class: the same for every checkpoint compared."""
+    """Sampler, steps, seed, images and class: the same for every checkpoint compared; by default each folder with
+    its own scheduler config keeps its sampler, and the others take DPM-Solver++(2M)."""
     c1, c2, c3, c4, c5 = st.columns([1.4, 1, 1, 1.4, 1])
-    names = list(SAMPLERS)
-    sampler = c1.selectbox(
-        "Sampler", names, names.index("dpmpp_2m"), format_func=lambda n: SAMPLERS[n].title, key=f"{prefix}-sampler"
+    names = [OWN, *SAMPLERS]
+    choice = c1.selectbox(
+        "Sampler",
+        names,
+        0,
+        format_func=lambda n: "Each folder's own, else DPM-Solver++(2M)" if n == OWN else SAMPLERS[n].title,
+        key=f"{prefix}-sampler",
+        help="A folder with its own diffusers scheduler config is sampled as its pipeline would be (sampler, "
+        "spacing, clipping, ...); a sampler named here replaces its sampler alone.",
     )
+    sampler = None if choice == OWN else choice
     steps = int(c2.number_input("Steps", 1, 1000, 20, key=f"{prefix}-steps"))
     seed = int(c3.number_input("Seed", 0, 2**31 - 100, 0, key=f"{prefix}-seed"))
     batch = c4.slider("Images", 1, max_images, images, key=f"{prefix}-batch")
     choice = c5.selectbox("Class", ["none", *range(10)], key=f"{prefix}-class", help="For class-conditional models.")
     return sampler, steps, seed, batch, None if choice == "none" else int(choice)
+
+
+def sampled_with(model: LoadedModel, settings: Settings) -> str:
+    """The sentence of how `model` is sampled under the page's settings: what settings_for gives it."""
+    s = settings_for(model, *settings)
+    own = model.scheduler is not None and s.sampler == model.scheduler.sampler
+    end = "" if s.to_zero else ", ending at the smallest σ"
+    how = f"{SAMPLERS[s.sampler].title}{' (its own)' if own else ''}, {s.spacing} spacing{end}"
+    if s.thresholding is not None:
+        x0 = "dynamic thresholding"
+    else:
+        x0 = f"x0 clipped to ±{s.clip_range:g}" if s.clip else "no clipping"
+    return f"Sampled with {how}, {x0}."
 
 
 def same_shape(models: Mapping[str, ImageModel], titles: Mapping[str, str]) -> bool:
@@ -91,16 +115,28 @@ def _quality_table(slot, mnist: Mapping[str, str], prefix: str) -> dict[str, dic
     return rows
 
 
-def downloads(panels: list[tuple[str, object]], rows: list[dict[str, object]], prefix: str, stack: bool) -> None:
-    """The grid (PNG, captioned panels side by side or stacked) and the table (CSV), built when clicked."""
+def downloads(
+    panels: list[tuple[str, object]],
+    rows: list[dict[str, object]],
+    prefix: str,
+    stack: bool,
+    records: list[dict] | None = None,
+) -> None:
+    """The grid (PNG, captioned panels side by side or stacked) and the table (CSV), built when clicked; each
+    carries the `records` of the runs it shows (core/labs/provenance.py: a PNG text chunk, a CSV comment line)."""
     left, right = st.columns(2)
     if panels:
-        grid = lambda: png_bytes(captioned(panels, stack=stack))  # noqa: E731 (built only when clicked)
+        grid = lambda: (  # noqa: E731 (built only when clicked)
+            png_bytes(captioned(panels, stack=stack))
+            if not records
+            else provenance.png(captioned(panels, stack=stack), records)
+        )
         left.download_button(
             "Download the grid (PNG)", grid, "checkpoints.png", "image/png", key=f"{prefix}-png", on_click="ignore"
         )
     if rows:
-        csv = pd.DataFrame(rows).to_csv(index=False).encode()
+        csv = pd.DataFrame(rows).to_csv(index=False)
+        csv = (csv if not records else provenance.csv(csv, records)).encode()
         right.download_button(
             "Download the table (CSV)", csv, "checkpoints.csv", "text/csv", key=f"{prefix}-csv", on_click="ignore"
         )
@@ -122,11 +158,16 @@ def side_by_side() -> None:
     for col, (label, message) in zip(columns[len(loaded) :], failures.items(), strict=True):
         col.markdown(f"**{plain_label(label)}**")  # a typed repo id or path may be anything
         col.error(message)
-    panels, rows = [], {}
+    panels, rows, records = [], {}, []
     for col, (name, model) in zip(columns, loaded.items(), strict=False):
         source = plain_label(model.entry.source, 120)
         col.markdown(f"**{plain_label(model.entry.title)}**")
         col.caption(f"{model.param_count / 1e6:.2f}M parameters · {model.file_bytes / 1e6:.1f} MB · {source}")
+        col.caption(sampled_with(model, settings))
+        if model.scheduler is not None:
+            col.caption(model.scheduler.caption())
+            for sentence in model.scheduler.unfollowed:
+                col.warning(f"Not followed: {sentence}.", icon=":material/warning:")
         result = state.result_of(name)
         if result is None:
             continue
@@ -137,6 +178,7 @@ def side_by_side() -> None:
         if not state.is_current(name, model, *settings):
             col.info("From earlier settings: press **Sample** for the current ones.")
         panels.append((model.entry.title, enlarge(grid, 200)))
+        records.append(provenance.record(model, result.settings, spec=name))
         rows[name] = {
             "checkpoint": model.entry.title,
             "source": source,
@@ -145,6 +187,8 @@ def side_by_side() -> None:
             "seconds": round(result.seconds, 3),
             "images/s": round(speed, 2),
             "NFE": result.settings.nfe,
+            "sampler": SAMPLERS[result.settings.sampler].title,
+            "spacing": result.settings.spacing,
         }
     mnist = {name: titles[name] for name, model in loaded.items() if is_mnist(model)}
     if mnist:
@@ -154,4 +198,4 @@ def side_by_side() -> None:
     measured = quality(mnist, "ck", measure)
     for name, row in rows.items():  # one table: speed and size, and the quality where it was measured
         row.update({k: v for k, v in measured.get(name, {}).items() if k != "checkpoint"})
-    downloads(panels, list(rows.values()), "ck", stack=False)
+    downloads(panels, list(rows.values()), "ck", stack=False, records=records)

@@ -13,8 +13,10 @@ import streamlit as st
 import torch
 
 from core.diffusion.samplers import SAMPLERS
+from core.labs import provenance
 from core.labs.guidance import exact as ex
 from core.labs.guidance.sweep import Series
+from core.labs.samplers import SamplerSettings
 from ui.common import jobs
 from ui.common.live import ProgressBar, Throttle
 from ui.common.memo import Memo
@@ -132,8 +134,25 @@ def _show(key: ExactKey, study: ExactStudy, live: str = "") -> None:
     st.dataframe(table, hide_index=True, width="stretch", key=f"gx-table{live}")
     if live:
         return
-    st.download_button("Download the table (CSV)", table.to_csv(index=False), "guidance_exact.csv", key="gx-csv")
+    csv = provenance.csv(table.to_csv(index=False), _record(key))
+    st.download_button("Download the table (CSV)", csv, "guidance_exact.csv", key="gx-csv")
     _samples(key, study)
+
+
+def _record(key: ExactKey) -> dict:
+    """The study's settings for its CSV (core/labs/provenance.py): the exact mixture, sampler, steps, class, seed,
+    samples, the guide's blur and each series."""
+    s = key.settings
+    settings = SamplerSettings(
+        sampler=s.sampler, steps=s.steps, spacing="karras", seed=s.seed, batch=s.n, label=s.label, clip=False
+    )
+    study = {
+        "page": "Guidance: every method on an exact mixture",
+        "blur": s.blur,
+        "series": [provenance.series_part(p.name, p.guidance, p.scales) for p in key.plan],
+    }
+    model = "two-class Gaussian mixture (core/labs/guidance/exact.two_classes), its exact denoiser"
+    return provenance.record(model, settings, study=study)
 
 
 def _methods(key: ExactKey) -> dict[str, str]:

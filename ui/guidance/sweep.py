@@ -14,6 +14,7 @@ import torch
 
 from core.data.images import image_strip, uint8_to_tensor
 from core.diffusion.samplers import SAMPLERS
+from core.labs import provenance
 from core.labs.compare import CHUNK
 from core.labs.guidance import sweep as gd
 from core.labs.latent import latent_diffusion
@@ -235,10 +236,10 @@ def _results(found: tuple[SweepKey, Sweep] | None, key: SweepKey, scales: bool) 
     if stopped := sweep.tally.stopped(many, "any scale was measured", "press **Sweep** to measure them all"):
         st.warning(stopped)
     if sweep.series:
-        _show(sweep)
+        _show(sweep, key=made_for)
 
 
-def _show(sweep: Sweep, live: str = "") -> None:
+def _show(sweep: Sweep, live: str = "", key: SweepKey | None = None) -> None:
     """The sweep's figures, tables and digits; while it runs (`live`: a suffix for this redraw's element keys),
     without the download."""
     st.plotly_chart(figures.sweep_figure(sweep.series, sweep.real), key=f"gd-sweep-fig{live}")
@@ -247,11 +248,21 @@ def _show(sweep: Sweep, live: str = "") -> None:
     rows = pd.DataFrame(figures.sweep_rows(sweep.series, sweep.real))
     st.dataframe(rows, hide_index=True, width="stretch", key=f"gd-sweep-table{live}")
     if not live:
-        csv = rows.to_csv(index=False)
+        csv = rows.to_csv(index=False) if key is None else provenance.csv(rows.to_csv(index=False), _record(key))
         st.download_button("Download the table (CSV)", csv, "guidance_sweep.csv", "text/csv", key="gd-csv")
         st.markdown("**Where each series has its lowest FD-LeNet**")
         show_table(figures.best_rows(sweep.series), key="gd-best")
     _grids(sweep)
+
+
+def _record(key: SweepKey) -> dict:
+    """The sweep's settings for its CSV (core/labs/provenance.py): the model, sampler, steps, and each series."""
+    settings = SamplerSettings(
+        sampler=key.sampler, steps=key.steps, batch=key.n, spread_classes=True, guide=key.guide or None
+    )
+    series = [provenance.series_part(s.name, s.guidance, s.scales) for s in key.plan]
+    study = {"page": "Guidance: what each method trades", "source": key.source, "series": series}
+    return provenance.record(zoo_model(PIXEL if key.source == "pixel" else LATENT), settings, study=study)
 
 
 def _grids(sweep: Sweep) -> None:

@@ -9,6 +9,7 @@ from plotly.subplots import make_subplots
 
 from core.data.images import enlarge, gif_bytes, tile, to_uint8
 from core.diffusion.trajectory import Frame, TrajectoryRecorder
+from core.labs import provenance
 from ui.common.charts import LOG_AXIS, MARGIN
 
 EPS_RANGE = (-3.0, 3.0)
@@ -65,6 +66,8 @@ def run_panels(frame: Frame) -> np.ndarray:
     return np.concatenate([grids[0], gap, grids[1], gap, grids[2]], axis=1)
 
 
-def run_gif(recorder: TrajectoryRecorder) -> bytes:
-    """Every recorded step's three panels (x_t, x_0, noise) as an animated GIF, from noise to the end."""
-    return gif_bytes([run_panels(f) for f in recorder.frames], duration_ms=250)
+def run_gif(recorder: TrajectoryRecorder, record: dict | None = None) -> bytes:
+    """Every recorded step's three panels (x_t, x_0, noise) as an animated GIF, from noise to the end; with the
+    run's `record` (core/labs/provenance.py) in its comment."""
+    frames = [run_panels(f) for f in recorder.frames]
+    return gif_bytes(frames, duration_ms=250) if record is None else provenance.gif(frames, record, duration_ms=250)

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from core.data.images import enlarge, png_bytes, tile, to_uint8
+from core.data.images import enlarge, tile, to_uint8
 from core.diffusion.samplers import SAMPLERS
 from core.diffusion.trajectory import Frame
+from core.labs import provenance
 from core.labs.samplers import SamplerSettings, SamplingResult, run_sampler
 from core.training.budget import TimeLimitError, limited
 from ui.common.live import ProgressBar, Throttle
@@ -50,7 +51,7 @@ def generate_live(loaded: LoadedModel, settings: SamplerSettings, key: str) -> S
         holder.empty()
         show_stopped(key, str(stopped))
         return None
-    _finished(key).put(RunKey(loaded.name, settings), FinishedRun(title=loaded.title, result=result))
+    _finished(key).put(RunKey(loaded.name, settings), FinishedRun(title=loaded.title, result=result, model=loaded))
     holder.empty()
     st.session_state.pop(f"{key}-partial", None)
     return result
@@ -84,6 +85,8 @@ class FinishedRun:
 
     title: str
     result: SamplingResult
+    model: LoadedModel | None = None  # what made it, for the downloads' record
+    record: dict | None = None
     gif: bytes | None = None
 
 
@@ -119,8 +122,10 @@ def show_result(key: str, model: str | None, settings: SamplerSettings | None) -
     speed[2].metric("Model calls (NFE)", s.nfe)
     st.markdown("**The run, step by step**: the state x_t, the predicted x̂₀ and the predicted noise ε̂")
     frames = {f.index: f for f in result.recorder.frames}
+    if run.record is None:  # the settings every download carries (core/labs/provenance.py)
+        run.record = provenance.record(run.model, s)
     if run.gif is None:
-        run.gif = run_gif(result.recorder)
+        run.gif = run_gif(result.recorder, run.record)
     left, right = st.columns([4, 1])
     play = right.toggle("▶ Play", key=f"{key}-play", help="The recorded steps as an animation, from noise to the end.")
     if play:
@@ -141,7 +146,7 @@ def show_result(key: str, model: str | None, settings: SamplerSettings | None) -
     )
     down = st.columns(2)
     # on_click="ignore": a download needs no rerun, and a rerun would drop the other button's file
-    png = png_bytes(grid)
+    png = provenance.png(grid, run.record)
     down[0].download_button(
         "Download the grid (PNG)", png, "samples.png", "image/png", key=f"{key}-png", on_click="ignore"
     )
