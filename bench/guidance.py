@@ -2,7 +2,7 @@
 
     python -m bench.guidance --exact            # the two-class 2-D mixture: exact log p(x | c), off support, coverage
     python -m bench.guidance [--n 300] [--models pixel latent]   # both conditional MNIST models
-    python -m bench.guidance --models pixel --series CFG Auto --scales 1.5 2 3 --n 1000 --sampler ddim
+    python -m bench.guidance --models pixel --series cfg auto --scales 1.5 2 3 --n 1000 --sampler ddim
 
 MNIST: per model x method x scale, class accuracy, precision, recall, density, coverage and FD-LeNet with their
 standard errors (core/labs/guidance/sweep.py), then where each method has its lowest FD-LeNet, and each method's
@@ -29,16 +29,17 @@ W = (1.0, 1.5, 2.0, 3.0, 5.0, 8.0)
 
 
 def plan(scales: tuple[float, ...] = W, only: list[str] | None = None) -> list[Series]:
-    """The six series at their papers' usual settings (those whose name starts with one of `only`)."""
-    every = [
-        Series("CFG", Guidance(), scales),
-        Series(f"CFG, sigma in {INTERVAL}", Guidance(interval=INTERVAL), scales),
-        Series("CFG + rescale (phi 0.7)", Guidance(method="rescale"), scales),
-        Series("APG (eta 0, beta -0.5)", Guidance(method="apg"), scales),
-        Series("CFG++", Guidance(method="cfg++", scale=0.5), LAMBDAS),
-        Series("Autoguidance", Guidance(method="auto"), scales),
-    ]
-    return [s for s in every if only is None or any(s.name.startswith(o) for o in only)]
+    """The six series at their papers' usual settings (those of the keys `only`: cfg, interval, rescale, apg,
+    cfg++, auto)."""
+    every = {
+        "cfg": Series("CFG", Guidance(), scales),
+        "interval": Series(f"CFG, sigma in {INTERVAL}", Guidance(interval=INTERVAL), scales),
+        "rescale": Series("CFG + rescale (phi 0.7)", Guidance(method="rescale"), scales),
+        "apg": Series("APG (eta 0, beta -0.5)", Guidance(method="apg"), scales),
+        "cfg++": Series("CFG++", Guidance(method="cfg++", scale=0.5), LAMBDAS),
+        "auto": Series("Autoguidance", Guidance(method="auto"), scales),
+    }
+    return [s for key, s in every.items() if only is None or key in only]
 
 
 def exact(n: int) -> None:
@@ -83,6 +84,8 @@ def mnist(n: int, models: list[str], sampler: str, only: list[str] | None, scale
                 measures = (r.accuracy, r.accuracy_se, m.precision, m.precision_se, m.recall, m.recall_se)
                 rows.append([series.name, r.scale, *measures, m.density, m.coverage, r.fd_lenet, r.fd_se])
             print(f"  {title}: {series.name} took {time.perf_counter() - tic:.0f} s", flush=True)
+            for row in rows[-len(kept) :]:
+                print("   ", " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row), flush=True)
         header = ["series", "scale", "accuracy", "±", "precision", "±", "recall", "±", "density", "coverage"]
         print_table(f"{title}: {n} samples per scale, {sampler} 20 steps", [*header, "FD-LeNet", "±"], rows)
         if "CFG" in by_series:
@@ -114,7 +117,7 @@ def main() -> None:
     parser.add_argument("--exact", action="store_true", help="the exact 2-D mixture instead of MNIST")
     parser.add_argument("--models", nargs="+", default=["pixel", "latent"], choices=["pixel", "latent"])
     parser.add_argument("--sampler", default="dpmpp_2m")
-    parser.add_argument("--series", nargs="+", help="only the series whose names start so (e.g. CFG Auto)")
+    parser.add_argument("--series", nargs="+", choices=["cfg", "interval", "rescale", "apg", "cfg++", "auto"])
     parser.add_argument("--scales", nargs="+", type=float, default=list(W), help="w (CFG++ keeps its lambdas)")
     args = parser.parse_args()
     if args.exact:
