@@ -114,6 +114,7 @@ def test_a_pixel_sweep_without_an_interval(app):
 
 
 def test_an_empty_interval_and_no_scales_get_sentences(app):
+    app.multiselect(key="gd-methods").set_value(["cfg", "interval"])
     app.select_slider(key="gd-interval").set_value((1.0, 1.0)).run()
     assert any("interval is empty" in w.value for w in app.warning)
     app.select_slider(key="gd-interval").set_value((0.28, 5.42))

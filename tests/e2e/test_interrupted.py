@@ -162,11 +162,11 @@ def test_toolbar_stop_during_the_guidance_sweep_keeps_the_scales_done(server, pa
     page.goto(f"{url}/guidance")
     settle(page)
     page.get_by_role("button", name="Sweep", exact=True).click()
-    page.get_by_text(re.compile(r"^[1-9]\d? of 28 scales")).first.wait_for()
+    page.get_by_text(re.compile(r"^[1-9]\d? of 14 scales")).first.wait_for()
     assert page.get_by_text("press Sweep").count() == 0  # the scale done is drawn where the results stand
     _toolbar_stop(page)
     no_exception(page)
-    warning = page.get_by_text(re.compile(r"Stopped after \d+ of 28 scales"))
+    warning = page.get_by_text(re.compile(r"Stopped after \d+ of 14 scales"))
     warning.wait_for()
     first = warning.text_content()
     assert page.get_by_text("Download the table (CSV)").count() == 1
@@ -174,7 +174,7 @@ def test_toolbar_stop_during_the_guidance_sweep_keeps_the_scales_done(server, pa
     settle(page)
     page.get_by_role("tab", name="Scale sweep").click()
     settle(page)
-    assert page.get_by_text(re.compile(r"Stopped after \d+ of 28 scales")).text_content() == first
+    assert page.get_by_text(re.compile(r"Stopped after \d+ of 14 scales")).text_content() == first
 
 
 def test_toolbar_stop_during_the_checkpoint_measure_says_how_far_it_got(server, page):
