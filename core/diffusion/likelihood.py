@@ -179,12 +179,31 @@ _DOPRI_CALLS, _ROS2_CALLS = 6, 2
 
 
 def _combine(weights: tuple[float, ...], slopes: list[torch.Tensor]) -> torch.Tensor:
-    """sum_j weights[j] slopes[j], skipping zero weights; slopes [B, D + 1] each."""
+    """sum_j weights[j] slopes[j], skipping zero weights; slopes [B, N] each."""
     out = torch.zeros_like(slopes[0])
     for w, k in zip(weights, slopes, strict=False):
         if w:
             out = out + w * k
     return out
+
+
+def dormand_prince_step(
+    slope: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    s: torch.Tensor,
+    h: torch.Tensor,
+    y: torch.Tensor,
+    first: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One step of Dormand and Prince's 5(4) pair for dy/ds = slope(s, y), each row with its own s [B] and step h
+    [B] (either sign): y [B, N] and first = slope(s, y) [B, N]. Returns the fifth-order increment [B, N], the fifth-
+    minus fourth-order increments (the local error estimate of the fourth-order result) [B, N] and the slope at the
+    end, the next step's first (first same as last): six calls of `slope`. The one stepper of the adaptive solvers
+    here and in core/diffusion/flow_map.py; each sizes its steps with its own controller."""
+    hh = h[:, None].to(y.dtype)
+    slopes = [first]
+    for j in range(1, 7):
+        slopes.append(slope(s + _C[j] * h, y + hh * _combine(_A[j], slopes)))
+    return hh * _combine(_A[6], slopes), hh * _combine(_E, slopes), slopes[6]
 
 
 def _joined(dv: torch.Tensor, dl: torch.Tensor) -> torch.Tensor:
@@ -230,12 +249,16 @@ def _dopri_step(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One Dormand-Prince step of (v, l) from s [B] by h [B] at v [B, D], with the slope there first [B, D + 1]:
     the increment [B, D + 1], its error in nats [B] and the slope at the end [B, D + 1]."""
-    hh = h[:, None].to(v.dtype)
-    slopes = [first]
-    for j in range(1, 7):
-        dv, dl, weight, _ = frame.slope(denoiser, s + _C[j] * h, v + hh * _combine(_A[j], slopes)[:, :-1])
-        slopes.append(_joined(dv, dl))
-    return hh * _combine(_A[6], slopes), _nats(hh * _combine(_E, slopes), weight), slopes[6]
+    weights = []  # what an error in v costs, at each stage; the last stage's (the step's end) sizes the error
+
+    def slope(at: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        dv, dl, weight, _ = frame.slope(denoiser, at, u[:, :-1])  # nothing depends on l, the integral so far
+        weights.append(weight)
+        return _joined(dv, dl)
+
+    state = torch.cat([v, v.new_zeros(len(v), 1)], 1)
+    step, miss, last = dormand_prince_step(slope, s, h, state, first)
+    return step, _nats(miss, weights[-1]), last
 
 
 def _ros2_step(
