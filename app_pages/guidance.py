@@ -4,6 +4,7 @@ import streamlit as st
 
 from ui.guidance.exact import exact_tab
 from ui.guidance.fields import fields_tab
+from ui.guidance.from_file import exact_box, sweep_box
 from ui.guidance.sweep import sweep_tab
 
 st.title("Guidance")
@@ -16,8 +17,10 @@ st.markdown(
 )
 tabs = st.tabs(["Scale sweep", "Exact 2-D mixture", "Fields in the latent plane"])
 with tabs[0]:
+    sweep_box()  # "Load settings from a file": a table the sweep exported puts its settings back
     sweep_tab()
 with tabs[1]:
+    exact_box()
     exact_tab()
 with tabs[2]:
     fields_tab()

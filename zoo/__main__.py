@@ -7,7 +7,12 @@ python -m zoo verify               sha256 of every bundled file against the mani
 python -m zoo train RECIPE         train a recipe; data-parallel under
                                    torchrun --nproc_per_node N -m zoo train RECIPE
 python -m zoo compare A B [C D]    checkpoints side by side from the same noise (zoo names, RUN@STEP, local
-                                   folders or files, Hub ids): grid.png, results.csv and results.json in --out
+                                   folders or files, Hub ids): grid.png, results.csv and results.json in --out;
+                                   the ranks share the images under
+                                   torchrun --nproc_per_node N -m zoo compare A B --images 1000 --metrics
+python -m zoo posthoc-ema RUN@STEP --lengths 0.03,0.07 --out DIR
+                                   post-hoc EMA: the checkpoint at each EMA length (sigma_rel), rebuilt from its
+                                   run's snapshot streams, written as DIR/ema-<length>/ checkpoint folders
 """
 
 from __future__ import annotations
@@ -25,6 +30,18 @@ from zoo.errors import HubError, NeedsConnectionError, ZooError
 from zoo.hub import fetch, sha256_of, validate_repo_id
 from zoo.loaders import availability
 from zoo.registry import MANIFEST, Registry, load_registry
+
+COMPARE_EPILOG = """\
+Under torchrun the ranks share the sampling, each drawing its share of the chunks of 100 images (the same
+chunks and seeds as one process: bit-identical images on the CPU); rank 0 gathers them, scores them and alone
+writes --out (the tables' `ranks` column says how many shared the work):
+  torchrun --standalone --nproc_per_node 2 -m zoo compare mnist-ddpm-linear mnist-flow --images 1000 --metrics
+gloo on the CPU; with --device cuda, nccl and one GPU per rank (cuda:LOCAL_RANK)."""
+
+
+def _rank0() -> bool:
+    """Whether this process prints what a command made: always, but under torchrun only rank 0."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 def cmd_list(reg: Registry) -> int:
@@ -140,6 +157,22 @@ def cmd_publish(reg: Registry, name: str, repo_id: str, dry_run: bool) -> int:
     return 0
 
 
+def cmd_posthoc_ema(spec: str, lengths: str, out: Path) -> int:
+    from zoo.compare import run_checkpoint
+    from zoo.errors import BadInputError
+    from zoo.posthoc import rebuild
+
+    folder = run_checkpoint(spec)
+    if folder is None:
+        raise BadInputError(f"{spec!r} is not RUN@STEP (a run folder and one of its checkpoints' steps).")
+    try:
+        values = [float(v) for v in lengths.split(",") if v.strip()]
+    except ValueError:
+        raise BadInputError(f"--lengths {lengths!r} is not a list of numbers (e.g. 0.03,0.07).") from None
+    rebuild(folder, values, out)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command on the threads policy's threads (core/device.threads_for: all cores, each torchrun rank its
     share, or ATLAS_THREADS), putting the caller's count back after."""
@@ -170,7 +203,12 @@ def _main(argv: list[str] | None) -> int:
     train_p.add_argument(
         "--checkpoint-every", type=int, default=None, help="save weights every N steps (default: the recipe's)"
     )
-    cmp = sub.add_parser("compare", help="sample checkpoints from the same noise; write a grid and tables")
+    cmp = sub.add_parser(
+        "compare",
+        help="sample checkpoints from the same noise; write a grid and tables",
+        epilog=COMPARE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     cmp.add_argument("checkpoints", nargs="*", help="1-4 of: zoo name, RUN@STEP, local folder or file, Hub id")
     cmp.add_argument(
         "--from",
@@ -195,6 +233,10 @@ def _main(argv: list[str] | None) -> int:
     )
     cmp.add_argument("--raw", action="store_true", help="raw weights (unet/) where a checkpoint also has unet_ema/")
     cmp.add_argument("--mnist", action="store_true", help="score local 1x28x28 models as MNIST digits (--metrics)")
+    phema = sub.add_parser("posthoc-ema", help="rebuild a run's checkpoint at other EMA lengths (post-hoc EMA)")
+    phema.add_argument("checkpoint", help="RUN@STEP: a run (or training output) and a checkpoint step")
+    phema.add_argument("--lengths", required=True, help="EMA lengths sigma_rel, comma-separated (e.g. 0.03,0.07)")
+    phema.add_argument("--out", type=Path, default=Path("posthoc-ema"))
     pin = sub.add_parser("pin", help="write bundled files' sha256 into the manifest")
     pin.add_argument("names", nargs="+")
     publish = sub.add_parser("publish", help="upload a bundled folder to the Hub")
@@ -217,7 +259,7 @@ def _main(argv: list[str] | None) -> int:
             from zoo.train import train
 
             out = train(args.recipe, args.out, args.steps, args.device, args.checkpoint_every)
-            if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 writes
+            if _rank0():  # under torchrun only rank 0 writes
                 print(f"wrote {out}")
             return 0
         if args.command == "compare":
@@ -228,7 +270,8 @@ def _main(argv: list[str] | None) -> int:
                 if specs:
                     parser.error("name checkpoints or --from FILE, not both")
                 specs, settings = from_file(args.from_file)
-                print(f"from {args.from_file}: {', '.join(specs)}")
+                if _rank0():
+                    print(f"from {args.from_file}: {', '.join(specs)}")
             elif not specs:
                 parser.error("name 1-4 checkpoints, or --from FILE")
             rows = compare(
@@ -252,8 +295,11 @@ def _main(argv: list[str] | None) -> int:
                 if row.get("precision") is not None:
                     fd += "".join(f", {m} {row[m]:.3f} ± {row[m + '_se']:.3f}" for m in measures)
                 print(f"{row['checkpoint']}: {row['images_per_second']:.1f} images/s{fd}")
-            print(f"wrote {args.out}/grid.png, results.csv, results.json")
+            if _rank0():  # under torchrun the other ranks return no rows and write nothing
+                print(f"wrote {args.out}/grid.png, results.csv, results.json")
             return 0
+        if args.command == "posthoc-ema":
+            return cmd_posthoc_ema(args.checkpoint, args.lengths, args.out)
         if args.command == "pin":
             return cmd_pin(reg, args.manifest, args.names)
         if args.command == "publish":

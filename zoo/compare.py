@@ -10,6 +10,15 @@ Writes into --out: grid.png (each checkpoint's first 64 images under its name), 
 and coverage (against as many held-out digits as images, k = 5), each with its standard error, and class shares,
 for MNIST models: zoo entries and runs that say so, and with --mnist any local 1x28x28 model). Every checkpoint
 starts from the same noise (the seeds, as the Compare checkpoints page draws them).
+
+Under torchrun the ranks share the sampling: `torchrun --standalone --nproc_per_node 2 -m zoo compare A B --images
+1000 --metrics` (gloo on the CPU; nccl with one GPU per rank, cuda:LOCAL_RANK, with --device cuda). Every rank
+checks the arguments (before any collective, so a bad one stops every rank with the same sentence) and loads
+every checkpoint; each draws chunk k of 100 images when k % N is its rank, the very chunks and seeds one process
+draws (bit-identical images on the CPU, whatever N), and rank 0 gathers them in order, scores them and alone
+writes the files, one grid and one table as one process's but for the timings: `ranks` says N, and
+sample_seconds is rank 0's wall time of the shared sampling, the gather included. The other ranks write nothing
+and print only errors.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ import numpy as np
 from core.data.images import enlarge, tile, to_uint8
 from core.device import check_device
 from core.diffusion.samplers import SAMPLERS
+from core.errors import AtlasError
 from core.labs import provenance
 from core.labs.compare import (
     captioned,
@@ -34,7 +44,7 @@ from core.labs.compare import (
     check_steps,
     held_out_features,
     is_mnist,
-    sample_many,
+    sample_sharded,
     score,
     settings_for,
 )
@@ -42,6 +52,7 @@ from core.labs.samplers import SamplerSettings
 from core.runs.ours import saved_checkpoints
 from core.runs.writer import hardware
 from core.text import plain_label
+from core.training import distributed
 from zoo.datasets import load_image_set
 from zoo.errors import BadInputError
 from zoo.loaders import LoadedModel, hub_unet_entry, load_model
@@ -52,6 +63,26 @@ MAX_IMAGES = 10_000
 GRID_IMAGES = 64
 MAX_FROM_BYTES = 64 * 2**20  # a grid PNG the Atlas wrote is far smaller
 _RUN_STEP = re.compile(r"^(?P<run>.+)@(?P<step>[^@/]*)$")
+
+
+def run_checkpoint(spec: str) -> Path | None:
+    """The checkpoint folder RUN@STEP names (RUN a run folder, or a training output holding run/), None when `spec`
+    is not of that form (or is an existing path); a sentence for a run or step that is not there."""
+    match = _RUN_STEP.match(spec)
+    if not match or Path(spec).expanduser().exists():  # a Hub id never holds '@'
+        return None
+    if not Path(match["run"]).exists():
+        raise BadInputError(f"There is no run folder {plain_label(match['run'], 80)!r} (RUN@STEP).")
+    if not match["step"].isdecimal() or not match["step"].isascii():
+        step = plain_label(match["step"], 20)
+        raise BadInputError(f"{spec!r} names step {step!r}; a step is a whole number, 0 or more (RUN@STEP).")
+    run, step = Path(match["run"]), int(match["step"])
+    run = run / "run" if (run / "run" / "checkpoints").is_dir() else run
+    saved = dict(saved_checkpoints(run))
+    if step not in saved:
+        steps = ", ".join(str(s) for s in saved) or "none"
+        raise BadInputError(f"{run} has no checkpoint at step {step}; it has steps {steps}.")
+    return saved[step]
 
 
 def entry_for(spec: str, registry: Registry, ema: bool = True, mnist: bool = False) -> ModelEntry:
@@ -66,20 +97,8 @@ def entry_for(spec: str, registry: Registry, ema: bool = True, mnist: bool = Fal
                 f"those, e.g. {', '.join(pixel)}."
             )
         return entry
-    match = _RUN_STEP.match(spec)
-    if match and not Path(spec).expanduser().exists():  # a Hub id never holds '@'
-        if not Path(match["run"]).exists():
-            raise BadInputError(f"There is no run folder {plain_label(match['run'], 80)!r} (RUN@STEP).")
-        if not match["step"].isdecimal() or not match["step"].isascii():
-            step = plain_label(match["step"], 20)
-            raise BadInputError(f"{spec!r} names step {step!r}; a step is a whole number, 0 or more (RUN@STEP).")
-        run, step = Path(match["run"]), int(match["step"])
-        run = run / "run" if (run / "run" / "checkpoints").is_dir() else run
-        saved = dict(saved_checkpoints(run))
-        if step not in saved:
-            steps = ", ".join(str(s) for s in saved) or "none"
-            raise BadInputError(f"{run} has no checkpoint at step {step}; it has steps {steps}.")
-        folder = saved[step]
+    folder = run_checkpoint(spec)
+    if folder is not None:
         return local_entry(str(folder), ema=ema, trusted=True, mnist=mnist)
     if Path(spec).expanduser().exists():
         return local_entry(spec, ema=ema, trusted=True, mnist=mnist)
@@ -127,10 +146,73 @@ def compare(
     ]
     entries = {name: entry_for(spec, registry, ema, mnist) for name, spec in zip(names, specs, strict=True)}
     check_same_shape({name: e.sample_shape for name, e in entries.items()})
-    created = _make_folder(out)  # before any model is loaded
+    _check_out(out)
+    ctx, here = distributed.setup(device)  # under torchrun: join the ranks (this rank's device); else as given
     try:
-        models: dict[str, LoadedModel] = {}
-        for spec, entry in entries.items():  # everything is loaded and checked before any sampling
+        log = log if ctx.is_main else _quiet
+        counts = [steps] * len(specs) if settings is None else [s.steps for s in settings]
+        models, scorer = _prepare(entries, counts, registry, out, ctx, here, metrics, log)
+        rows, panels, records = [], [], []
+        for k, (name, model) in enumerate(models.items()):
+            chosen = settings_for(model, sampler, steps, seed, images, label) if settings is None else settings[k]
+            images = chosen.batch
+            sampled, seconds = sample_sharded(model, chosen, images, ctx)  # sample_many's for one process
+            if sampled is None:  # a rank other than 0: rank 0 holds the images
+                continue
+            records.append(provenance.record(model, chosen, spec=specs[k]))
+            row = {
+                "checkpoint": name,
+                "title": model.title,
+                "source": model.entry.source,
+                "scheduler_config": "" if model.scheduler is None else model.scheduler.caption(),
+                "not_followed": "; ".join(model.scheduler.unfollowed) if model.scheduler is not None else "",
+                "parameters": model.param_count,
+                "file_mb": round(model.file_bytes / 1e6, 3),
+                "load_seconds": round(model.load_seconds, 3),
+                "sample_seconds": round(seconds, 3),
+                "images_per_second": round(images / seconds, 3),
+                "sampler": chosen.sampler,
+                "spacing": chosen.spacing,
+                "steps": chosen.steps,
+                "nfe": chosen.nfe,
+                "seed": chosen.seed,
+                "images": images,
+                "class": "" if chosen.label is None else chosen.label,
+                "device": device,
+                "ranks": ctx.world_size,
+            }
+            if scorer is not None and is_mnist(model):
+                classifier, reference = scorer
+                quality = score(sampled, chosen.label, classifier, reference)
+                row |= {k: (round(v, 4) if isinstance(v, float) else v) for k, v in quality.fields().items()}
+            rows.append(row)
+            panels.append((model.title, enlarge(tile(to_uint8(sampled[:GRID_IMAGES].float().cpu())), 360)))
+            log(f"sampled {name}: {images} images in {seconds:.2f} s")
+        if ctx.is_main:
+            _write(out, rows, panels, {"hardware": hardware(device), "specs": specs}, records)
+        return rows
+    finally:
+        distributed.teardown(ctx)
+
+
+def _prepare(
+    entries: dict[str, ModelEntry],
+    steps: list[int],
+    registry: Registry,
+    out: Path,
+    ctx: distributed.DistContext,
+    device: str,
+    metrics: bool,
+    log,
+) -> tuple[dict[str, LoadedModel], tuple[Any, np.ndarray] | None]:
+    """Every checkpoint loaded on `device` and checked (`steps`: each one's step count) before any sampling, on
+    every rank; rank 0 alone makes --out first, and last loads the scorer (with --metrics, for MNIST models). A
+    rank that fails stops every rank with its sentence (`first_error`), leaving nothing behind."""
+    models: dict[str, LoadedModel] = {}
+    scorer, created, failure = None, False, None
+    try:
+        created = _make_folder(out) if ctx.is_main else False  # before any model is loaded
+        for spec, entry in entries.items():
             models[spec] = load_model(entry, device)
             log(f"loaded {spec}: {models[spec].param_count / 1e6:.2f}M parameters in {models[spec].load_seconds:.2f} s")
             folder = models[spec].scheduler
@@ -138,49 +220,20 @@ def compare(
                 log(f"  {folder.caption()}")
                 for note in folder.unfollowed:
                     log(f"  not followed: {note}")
-        for k, (spec, model) in enumerate(models.items()):
-            check_steps({spec: model}, steps if settings is None else settings[k].steps)
+        for (spec, model), n in zip(models.items(), steps, strict=True):
+            check_steps({spec: model}, n)
+        if ctx.is_main and metrics and any(is_mnist(m) for m in models.values()):
+            scorer = _scorer(registry, device)
+    except AtlasError as e:
+        failure = e
     except BaseException:
-        if created:  # the folder this command made is still empty: nothing is left of a refused command
-            with suppress(OSError):
-                out.rmdir()
+        _remove_if_made(out, created)
         raise
-    scorer = _scorer(registry, device) if metrics and any(is_mnist(m) for m in models.values()) else None
-    rows, panels, records = [], [], []
-    for k, (name, model) in enumerate(models.items()):
-        chosen = settings_for(model, sampler, steps, seed, images, label) if settings is None else settings[k]
-        images = chosen.batch
-        sampled, seconds = sample_many(model, chosen, images)
-        records.append(provenance.record(model, chosen, spec=specs[k]))
-        row = {
-            "checkpoint": name,
-            "title": model.title,
-            "source": model.entry.source,
-            "scheduler_config": "" if model.scheduler is None else model.scheduler.caption(),
-            "not_followed": "; ".join(model.scheduler.unfollowed) if model.scheduler is not None else "",
-            "parameters": model.param_count,
-            "file_mb": round(model.file_bytes / 1e6, 3),
-            "load_seconds": round(model.load_seconds, 3),
-            "sample_seconds": round(seconds, 3),
-            "images_per_second": round(images / seconds, 3),
-            "sampler": chosen.sampler,
-            "spacing": chosen.spacing,
-            "steps": chosen.steps,
-            "nfe": chosen.nfe,
-            "seed": chosen.seed,
-            "images": images,
-            "class": "" if chosen.label is None else chosen.label,
-            "device": device,
-        }
-        if scorer is not None and is_mnist(model):
-            classifier, reference = scorer
-            quality = score(sampled, chosen.label, classifier, reference)
-            row |= {k: (round(v, 4) if isinstance(v, float) else v) for k, v in quality.fields().items()}
-        rows.append(row)
-        panels.append((model.title, enlarge(tile(to_uint8(sampled[:GRID_IMAGES].float().cpu())), 360)))
-        log(f"sampled {name}: {images} images in {seconds:.2f} s")
-    _write(out, rows, panels, {"hardware": hardware(device), "specs": specs}, records)
-    return rows
+    failure = distributed.first_error(failure, ctx)  # every rank stops if one did, with the same sentence
+    if failure is not None:
+        _remove_if_made(out, created)
+        raise failure
+    return models, scorer
 
 
 def from_file(path: Path) -> tuple[list[str], list[SamplerSettings]]:
@@ -211,11 +264,27 @@ def _scorer(registry: Registry, device: str) -> tuple[Any, np.ndarray]:
     return classifier, held_out_features(classifier, held_out.images)
 
 
+def _quiet(*_: object) -> None:
+    """The log of a rank other than 0: it prints nothing."""
+
+
+def _remove_if_made(out: Path, created: bool) -> None:
+    """The folder this command made, still empty: nothing is left of a refused command."""
+    if created:
+        with suppress(OSError):
+            out.rmdir()
+
+
+def _check_out(out: Path) -> None:
+    """A sentence if --out is a file."""
+    if out.exists() and not out.is_dir():
+        raise BadInputError(f"--out {out} is a file; name a folder (it is created if missing).")
+
+
 def _make_folder(out: Path) -> bool:
     """--out made (with its parents) if missing, before the work; whether it was made. A sentence if it is a
     file or cannot be made."""
-    if out.exists() and not out.is_dir():
-        raise BadInputError(f"--out {out} is a file; name a folder (it is created if missing).")
+    _check_out(out)
     try:
         out.mkdir(parents=True)
     except FileExistsError:

@@ -4,8 +4,10 @@ Writes OUT/ in Hugging Face layout (config.json + fp16 safetensors, as the manif
 OUT/run/ in the run-log format (config.json with every setting, data, seed, hardware, code version and
 wall time; metrics.jsonl; samples/step_XXXXXXX.png; for pixel and latent models checkpoints/step_XXXXXXX/
 every `checkpoint_every` steps (default: `sample_every`), each a folder that loads on its own, with the EMA
-weights). Pixel and latent models train with core.training.DiffusionTrainer; the VAE and the classifier with
-their own loops.
+weights and post-hoc EMA's two snapshots (sigma_rel 0.05 and 0.10; a recipe's train.posthoc_ema names other
+lengths, or [] for none: core/training/posthoc_ema.py), from which `python -m zoo posthoc-ema` rebuilds any EMA
+length. Pixel and latent models train with core.training.DiffusionTrainer; the VAE and the classifier with their
+own loops.
 
 Pixel and latent recipes also train data-parallel: `torchrun --nproc_per_node N -m zoo train RECIPE` (gloo on
 the CPU, nccl with --device cuda, one GPU per process). Each process draws its own batches, so the global
@@ -44,6 +46,7 @@ from core.runs.checkpoints import save_checkpoint, save_weights
 from core.runs.writer import RunWriter
 from core.training.classifier import ClassifierTrainConfig, accuracy, train_classifier
 from core.training.diffusion import DiffusionTrainer, TrainConfig, distributed, labelled_batches
+from core.training.posthoc_ema import STREAMS
 from core.training.vae import VAETrainConfig, train_vae
 from zoo.datasets import load_image_set
 from zoo.errors import BadInputError, ZooError
@@ -126,9 +129,8 @@ def _train_diffusion(
     what a checkpoint holds: (module to save, weights file name, its config.json)."""
     x, y = data
     schedule = make_schedule(recipe.schedule.get("kind", "linear"), **_schedule_args(recipe.schedule))
-    cfg = TrainConfig(
-        **{k: v for k, v in recipe.train.items() if k not in ("steps", "sample_every", "checkpoint_every")}
-    )
+    train = {"posthoc_ema": STREAMS, **recipe.train}  # post-hoc EMA's two streams unless a recipe says otherwise
+    cfg = TrainConfig(**{k: v for k, v in train.items() if k not in ("steps", "sample_every", "checkpoint_every")})
     batches = labelled_batches(x.to(device), y, recipe.num_classes, recipe.cond_dropout)
     ctx = distributed.context()
     trainer = DiffusionTrainer(model.to(device), schedule, cfg, batches)
@@ -172,10 +174,12 @@ def _train_diffusion(
                 config,
                 schedule,
                 cfg.prediction_type,
+                extra_files=None if tr.posthoc is None else tr.posthoc.files(tr.step, tr.sampling_model, module),
                 step=tr.step,
                 recipe=recipe.name,
                 data=recipe.data,
                 weights="ema" if cfg.ema_decay else "raw",
+                posthoc_ema=list(cfg.posthoc_ema),
                 num_classes=recipe.num_classes,
                 null_label=recipe.num_classes if recipe.num_classes else None,
             )

@@ -3,13 +3,15 @@
 - Same-seed grids: every (model, sampler, step count) cell starts from the same seeds, timed, and for MNIST
   models read by the bundled classifier (the Samplers page's Compare tab).
 - Quality on demand: n samples per checkpoint scored against held-out digits, FD-LeNet, precision, recall, density
-  and coverage, and class shares (the Compare checkpoints page).
+  and coverage, and class shares (the Compare checkpoints page); under torchrun the ranks share out the chunks of
+  samples (`sample_sharded`, for `zoo compare`).
 Work is capped before it starts (cells, image evaluations, samples, the time they would take); run as a page's job
 (core/training/budget.limited), it stops at the job's deadline, and what it finished is the caller's to keep.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 
@@ -34,6 +36,7 @@ from core.metrics.images import class_histogram, classify, frechet_distance_se
 from core.metrics.prdc import PRDC, prdc
 from core.text import plain_label
 from core.training import budget
+from core.training.distributed import DistContext, gather_shares, share
 
 MAX_CELLS = 24
 MAX_QUALITY_SAMPLES = 1000
@@ -219,6 +222,38 @@ def held_out_features(classifier: torch.nn.Module, images_uint8: np.ndarray) -> 
     return classify(classifier, uint8_to_tensor(images_uint8))[1]
 
 
+def chunk_count(n: int) -> int:
+    """How many chunks of at most CHUNK images n images are drawn in."""
+    return -(-n // CHUNK)
+
+
+def _sample_chunks(
+    model: ImageModel,
+    settings: SamplerSettings,
+    n: int,
+    chunks: Sequence[int],
+    progress: Callable[[float], None] | None,
+    guide: Denoiser | None,
+) -> tuple[list[torch.Tensor], float]:
+    """The chunks numbered `chunks` of n images (chunk k: images k * CHUNK on, from seed settings.seed + k * CHUNK)
+    and the seconds spent sampling them; `progress` sees the share of these chunks' images done after every step."""
+    starts = [k * CHUNK for k in chunks]
+    total = sum(min(CHUNK, n - start) for start in starts)
+    images, seconds, done = [], 0.0, 0
+    for start in starts:
+        chunk = replace(settings, seed=settings.seed + start, batch=min(CHUNK, n - start))
+
+        def on_step(i: int, done: int = done, size: int = chunk.batch) -> None:
+            if progress is not None:
+                progress((done + size * (i + 1) / settings.steps) / total)
+
+        result = run_sampler(model, chunk, every=chunk.steps + 1, keep=1, on_step=on_step, guide=guide)
+        images.append(result.images)
+        seconds += result.seconds
+        done += chunk.batch
+    return images, seconds
+
+
 def sample_many(
     model: ImageModel,
     settings: SamplerSettings,
@@ -229,18 +264,31 @@ def sample_many(
     """n images in chunks of CHUNK (seeds seed, seed + 100, ...: the first chunk is the grid `settings` draws)
     and the seconds spent sampling; `progress` sees the share done after every step; `guide`: autoguidance's
     weaker model."""
-    images, seconds = [], 0.0
-    for start in range(0, n, CHUNK):
-        chunk = replace(settings, seed=settings.seed + start, batch=min(CHUNK, n - start))
-
-        def on_step(i: int, start: int = start, size: int = chunk.batch) -> None:
-            if progress is not None:
-                progress((start + size * (i + 1) / settings.steps) / n)
-
-        result = run_sampler(model, chunk, every=chunk.steps + 1, keep=1, on_step=on_step, guide=guide)
-        images.append(result.images)
-        seconds += result.seconds
+    images, seconds = _sample_chunks(model, settings, n, range(chunk_count(n)), progress, guide)
     return torch.cat(images), seconds
+
+
+def sample_sharded(
+    model: ImageModel,
+    settings: SamplerSettings,
+    n: int,
+    ctx: DistContext,
+    progress: Callable[[float], None] | None = None,
+    guide: Denoiser | None = None,
+) -> tuple[torch.Tensor | None, float]:
+    """`sample_many`'s n images drawn by the ranks of a torchrun job (ctx: core/training/distributed.setup): chunk
+    k, the very chunk and seeds `sample_many` draws, by rank k % world_size, the images gathered on rank 0 in
+    chunk order (on the CPU). Rank 0 gets them and the wall time of it all, the gather included; the other ranks
+    None and their own wall time; `progress` sees the share of this rank's images done. Every rank must call it.
+    With one process, `sample_many` itself."""
+    if ctx.world_size == 1:
+        return sample_many(model, settings, n, progress, guide)
+    start = time.perf_counter()
+    count = chunk_count(n)
+    mine, _ = _sample_chunks(model, settings, n, share(count, ctx), progress, guide)
+    gathered = gather_shares([images.cpu() for images in mine], count, ctx)
+    images = None if gathered is None else torch.cat(gathered)
+    return images, time.perf_counter() - start
 
 
 def prdc_reference(reference: np.ndarray, n: int) -> np.ndarray:

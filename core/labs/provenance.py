@@ -37,6 +37,7 @@ FORMAT = "diffusion-atlas-settings/1"
 MAX_RECORD_BYTES = 256 * 1024  # a record is a few kB; a text chunk beyond this is not ours
 GUIDANCE_FIELDS = ("method", "scale", "interval", "rescale", "eta", "momentum", "threshold")
 _PNG = b"\x89PNG\r\n\x1a\n"
+_BOM = b"\xef\xbb\xbf"  # UTF-8's byte order mark
 
 
 @functools.cache
@@ -171,6 +172,8 @@ def read(data: bytes, name: str = "The file") -> list[dict[str, Any]]:
     if len(data) > (limit := max_upload_bytes()):
         raise BadInputError(f"{name} is {len(data) / 2**20:.1f} MB; files up to {limit / 2**20:g} MB are accepted.")
     data = bytes(data)
+    if data.startswith(_BOM):  # a CSV or JSON saved again by a spreadsheet or an editor
+        data = data[len(_BOM) :]
     if data.startswith(_PNG):
         found = _png_text(data, name)
     elif data[:6] in (b"GIF87a", b"GIF89a"):
@@ -257,7 +260,8 @@ def _json_records(data: bytes, name: str) -> Any:
         parsed = jsondata.loads(data)
     except ValueError as e:
         raise BadInputError(f"{name} is not valid JSON ({plain_label(str(e), 120)}).") from None
-    found = parsed[KEY] if isinstance(parsed, dict) and KEY in parsed else parsed
+    wrapped = isinstance(parsed, dict) and KEY in parsed and parsed.get("format") != FORMAT  # a record's own
+    found = parsed[KEY] if wrapped else parsed  # "atlas" field is its code version
     if not isinstance(found, (dict, list)):  # JSON holds the record itself, never text to parse again
         raise BadInputError(f"{name}'s settings are not in the Atlas's format ({FORMAT}).")
     return found
@@ -312,6 +316,29 @@ def settings_from(rec: Mapping[str, Any]) -> SamplerSettings:
         one_more=_get(s, "one_more", bool, default=False),
         to_zero=_get(s, "to_zero", bool, default=True),
     )
+
+
+MAX_SERIES = 20  # a study's series, and each one's scales, are a handful
+MAX_SCALES = 100
+
+
+def series_from(rec: Mapping[str, Any]) -> list[tuple[str, Guidance, tuple[float, ...]]]:
+    """A guidance study's series (`series_part`'s): each one's name, guidance method with its settings, and
+    scales, checked into a sentence."""
+    study = rec.get("study")
+    series = study.get("series") if isinstance(study, dict) else None
+    if not isinstance(series, list) or not 1 <= len(series) <= MAX_SERIES:
+        raise BadInputError(f"The file's record holds no guidance series (1 to {MAX_SERIES} of them).")
+    out = []
+    for part in series:
+        if not isinstance(part, dict):
+            raise BadInputError("The file's guidance series are not sets of named values.")
+        name = _get(part, "name", str)
+        scales = part.get("scales")
+        if not isinstance(scales, list) or not 1 <= len(scales) <= MAX_SCALES or not all(map(_is_number, scales)):
+            raise BadInputError(f"The file's series {plain_label(name, 60)!r} has no list of scales.")
+        out.append((name, _guidance(part.get("guidance")), tuple(float(w) for w in scales)))
+    return out
 
 
 def _is_number(v: Any) -> bool:

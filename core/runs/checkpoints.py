@@ -5,6 +5,7 @@ its own (here, in diffusers, or on the Hub):
     <weights>.safetensors    the tensors, fp16 by default (upcast to float32 on load)
     scheduler_config.json    the noise schedule and prediction target, as a DDPMScheduler config (exact betas)
     atlas.json               what diffusers has no field for: step, data set, classes, which weights (EMA or raw)
+    phema-<r>.safetensors    post-hoc EMA's snapshots, one per stream (float32; core/training/posthoc_ema.py)
 
 A page's training keeps its checkpoints in memory (core/training/snapshots.py) and a visitor takes them home as
 a zip of the same run folder (core/runs/archive.py): nothing a visitor trains is written to the server's disk.
@@ -84,14 +85,17 @@ def checkpoint_files(
     prediction_type: str,
     /,
     dtype: torch.dtype = torch.float16,
+    extra_files: Mapping[str, bytes] | None = None,
     **atlas: Any,
 ) -> dict[str, bytes]:
-    """One checkpoint folder's files by name (see the module docstring); `atlas` goes to atlas.json."""
+    """One checkpoint folder's files by name (see the module docstring); `atlas` goes to atlas.json;
+    `extra_files` are written beside them (post-hoc EMA's snapshots, core/training/posthoc_ema.py)."""
     return {
         weights_name: safetensors_bytes(_state(weights, dtype)),
         "config.json": as_json(config),
         "scheduler_config.json": as_json(scheduler_config(schedule, prediction_type)),
         ATLAS_FILE: as_json(atlas),
+        **(extra_files or {}),
     }
 
 

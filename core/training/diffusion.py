@@ -6,18 +6,18 @@ v = sqrt(ab_t) eps - sqrt(1 - ab_t) x_0 (Ho et al. 2020, Algorithm 1; Salimans &
 t is a training step 0 .. T-1, or with `continuous_time` any real number in [0, T-1] whose alpha_bar comes
 from `NoiseSchedule.t_to_sigma`, the interpolation `DiscreteTimeDenoiser` inverts at sampling time.
 
-The trainer owns its model, optimizer (AdamW), optional EMA copy, generator and step count, and changes
-them only between steps, so a caller may interrupt it between callbacks (Streamlit's Stop) and call
-`train` again later to continue with the same optimizer state. Metrics are the run-log records of
-DESIGN.md: one dict per `log_every` steps with step, loss, lr, seconds, grad_norm. Each step is
+The trainer owns its model, optimizer (AdamW), optional EMA copy and post-hoc EMA streams (posthoc_ema.py),
+generator and step count, and changes them only between steps, so a caller may interrupt it between callbacks
+(Streamlit's Stop) and call `train` again later to continue with the same optimizer state. Metrics are the run-log
+records of DESIGN.md: one dict per `log_every` steps with step, loss, lr, seconds, grad_norm. Each step is
 core/training/step.optimizer_step: a loss that is not finite stops the run before the update.
 
 Data-parallel (when a torch.distributed process group of more than one process is running, as under
 `torchrun`, see core/training/distributed.py): the model is wrapped in DistributedDataParallel, which averages the
 gradients across ranks in every backward pass, so all ranks keep identical weights; each rank draws its own
 batches and noise (generator seed + rank), so the global batch is batch_size x world size; the logged loss
-is the mean over ranks; only rank 0 keeps an EMA copy. The flat-buffer trick is not used then: DDP buckets
-the gradients itself, and its all-reduce writes into each parameter's own .grad.
+is the mean over ranks; only rank 0 keeps an EMA copy (and the post-hoc EMA streams). The flat-buffer trick is
+not used then: DDP buckets the gradients itself, and its all-reduce writes into each parameter's own .grad.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from core.diffusion.schedules import NoiseSchedule
 from core.errors import BadInputError
 from core.training import distributed
 from core.training.lr import LRSchedule
+from core.training.posthoc_ema import PowerStreams, gamma_of
 from core.training.step import optimizer_step
 
 BatchFn = Callable[[int, torch.Generator], tuple[torch.Tensor, dict[str, torch.Tensor]]]
@@ -54,6 +55,7 @@ class TrainConfig:
     lr_schedule: str = "constant"  # a shape of core/training/lr.py; cosine: down to lr * lr_min_ratio per call
     lr_min_ratio: float = 0.02
     ema_decay: float | None = 0.99  # None: no EMA copy
+    posthoc_ema: tuple[float, ...] = ()  # lengths (sigma_rel) of power-function EMA streams (posthoc_ema.py)
     grad_clip: float | None = 1.0
     prediction_type: str = "epsilon"  # or "flow_prediction": flow matching, on a schedule of the flow path
     time_density: str = "uniform"  # flow matching's t: uniform or logit-normal (core/diffusion/flow.py)
@@ -69,6 +71,9 @@ class TrainConfig:
             raise BadInputError("The batch size must be 1-65,536 and the learning rate in (0, 1].")
         if self.ema_decay is not None and not 0 <= self.ema_decay < 1:
             raise BadInputError("The EMA decay must lie in [0, 1).")
+        object.__setattr__(self, "posthoc_ema", tuple(float(r) for r in self.posthoc_ema))  # a recipe's list
+        for length in self.posthoc_ema:
+            gamma_of(length)  # refuses a length out of range
         self.learning_rates()  # refuses an unknown shape
 
     def learning_rates(self) -> LRSchedule:
@@ -151,6 +156,8 @@ class DiffusionTrainer:
         self.rank, self.world_size = ctx.rank, ctx.world_size
         keep_ema = config.ema_decay is not None and ctx.is_main
         self.ema = copy.deepcopy(model).requires_grad_(False) if keep_ema else None
+        # Post-hoc EMA's streams (rank 0 only, like the EMA copy): any EMA length can be rebuilt from their snapshots.
+        self.posthoc = PowerStreams(model, config.posthoc_ema) if config.posthoc_ema and ctx.is_main else None
         self._flat = flatten_parameters(model) if ctx.world_size == 1 else None
         self._ema_flat = None
         if self.ema is not None and self._flat is not None:
@@ -263,6 +270,8 @@ class DiffusionTrainer:
         )
         self._update_ema()
         self.step += 1
+        if self.posthoc is not None:
+            self.posthoc.update(self.model, self.step)
         self.seconds += time.perf_counter() - tic
         self._pending.append((loss.item(), grad_norm.item()))
 

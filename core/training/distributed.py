@@ -1,20 +1,24 @@
-"""Data-parallel training under torchrun: `torchrun --nproc_per_node N -m zoo train RECIPE`.
+"""Data-parallel work under torchrun: `torchrun --nproc_per_node N -m zoo train RECIPE` (and `... -m zoo compare`).
 
 torchrun starts N copies of the command and tells each its place through the environment (WORLD_SIZE, RANK,
 LOCAL_RANK, MASTER_ADDR, MASTER_PORT). `setup` joins them into one process group (gloo on the CPU, nccl on
 CUDA, one GPU per process); `core.training.DiffusionTrainer` then wraps its model in DistributedDataParallel,
 which averages the gradients across processes in every backward pass, so every rank takes the same step.
-Outside torchrun (or with one process) nothing here does anything.
+`zoo compare` shares out its chunks of images instead (`share`: item k to rank k % N) and gathers them on
+rank 0 in order (`gather_shares`). Outside torchrun (or with one process) nothing here does anything.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
 
+from core.errors import AtlasError
 from core.models.fingerprint import weights_fingerprint
 
 TORCHRUN_VARS = ("WORLD_SIZE", "RANK", "LOCAL_RANK")
@@ -101,3 +105,34 @@ def replicas_identical(module: torch.nn.Module, ctx: DistContext) -> bool:
     digests: list[str | None] = [None] * ctx.world_size
     dist.all_gather_object(digests, weights_fingerprint(module))
     return len(set(digests)) == 1
+
+
+def first_error(error: AtlasError | None, ctx: DistContext) -> AtlasError | None:
+    """The error of the lowest rank that had one, on every rank (None when none had): ranks whose checks differ
+    (rank 0 alone makes the output folder) then stop together with one sentence, none left waiting in a later
+    collective for a rank that stopped. Every rank must call it, at the same point."""
+    if ctx.world_size == 1:
+        return error
+    errors: list[AtlasError | None] = [None] * ctx.world_size
+    dist.all_gather_object(errors, error)
+    return next((e for e in errors if e is not None), None)
+
+
+def share(count: int, ctx: DistContext) -> range:
+    """This rank's items of `count` dealt out in turn: item k to rank k % world_size (all of them for one process)."""
+    return range(ctx.rank, count, ctx.world_size)
+
+
+def gather_shares(mine: Sequence[Any], count: int, ctx: DistContext) -> list[Any] | None:
+    """Every rank's items of `share(count, ctx)` on rank 0, back in the order 0..count-1; None on the other ranks
+    (`mine` as a list for one process). The items are pickled (`gather_object`), CPU tensors best: that works
+    under gloo and under nccl (whose own buffers go through the device `setup` chose)."""
+    if len(mine) != len(share(count, ctx)):
+        raise ValueError(f"rank {ctx.rank} holds {len(mine)} items, not its share of {count}")
+    if ctx.world_size == 1:
+        return list(mine)
+    per_rank: list[Any] | None = [None] * ctx.world_size if ctx.is_main else None
+    dist.gather_object(list(mine), per_rank, dst=0)
+    if per_rank is None:
+        return None
+    return [per_rank[k % ctx.world_size][k // ctx.world_size] for k in range(count)]

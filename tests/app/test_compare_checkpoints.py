@@ -4,8 +4,8 @@ training tab for a pixel run (rows per step, FD-LeNet against the step) and for 
 from __future__ import annotations
 
 import json
-import shutil
 
+import numpy as np
 import pytest
 import torch
 from streamlit.runtime.scriptrunner_utils.exceptions import StopException
@@ -13,16 +13,16 @@ from streamlit.testing.v1 import AppTest
 
 from core.data.images import tile, to_uint8
 from core.data.toy import TOY_SETS
-from core.labs import compare
+from core.labs import compare, provenance
 from core.labs.samplers import folder_settings, run_sampler
 from core.labs.toy import ToyRun, ToySettings
 from core.runs.writer import RunWriter
+from tests.app.test_samplers_from_file import _downloads, _pixels, media  # noqa: F401 (a fixture)
 from tests.conftest import ROOT
-from tests.helpers import tiny_unconditional_recipe, tiny_unet
-from tests.zoo_fixtures import HOSTILE_UNET, save_random_unet_checkpoint, write_ddim_folder
+from tests.helpers import tiny_unet
+from tests.zoo_fixtures import HOSTILE_UNET, save_random_unet_checkpoint, write_ddim_folder, write_ddim_zoo
 from ui.common.cache import local_model
 from ui.compare_checkpoints import sources, state
-from zoo.train import train
 
 PAGE = str(ROOT / "app_pages" / "compare_checkpoints.py")
 LOGS = str(ROOT / "app_pages" / "training_logs.py")
@@ -40,27 +40,6 @@ def runs(app_env, tmp_path):
         writer.log({"step": step, "loss": 1 / step})
         writer.save_samples(step, tile(to_uint8(torch.rand(4, 1, 28, 28) * 2 - 1)))
         save_random_unet_checkpoint(writer, step, seed=k)
-    return tmp_path / "runs"
-
-
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    """A short real `python -m zoo train` of a tiny unconditional MNIST UNet, checkpoints at steps 30, 60 and 90
-    (about 6 s on one thread; a high learning rate, so that FD-LeNet falls clearly within those steps)."""
-    tmp = tmp_path_factory.mktemp("trained")
-    recipe = tmp / "trained.toml"
-    settings = {"schedule": "linear", "steps": 90, "batch_size": 16, "lr": 0.03, "prediction_type": "epsilon"}
-    recipe.write_text(tiny_unconditional_recipe("trained", **settings, sample_every=90))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        mp.setenv("HF_HOME", str(tmp / "hf"))
-        return train(str(recipe), tmp / "trained", checkpoint_every=30)
-
-
-@pytest.fixture
-def trained(app_env, trained_run, tmp_path):
-    """runs/trained/run: the trained run, copied into this test's runs folder."""
-    shutil.copytree(trained_run, tmp_path / "runs" / "trained")
     return tmp_path / "runs"
 
 
@@ -181,7 +160,7 @@ def test_over_training_samples_a_row_per_step_and_fd_lenet_falls_with_the_step(t
     at.button(key="ot-measure").click().run()
     assert not at.exception
     assert len(at.get("plotly_chart")) == 3  # FD-LeNet, PRDC and the class shares against the step
-    rows = at.dataframe[-1].value
+    rows = at.tabs[1].dataframe[-1].value  # the Over training tab's quality table
     assert_sane_prdc(rows)
     assert list(rows["checkpoint"])[:3] == [f"step {s}" for s in TRAINED_STEPS] and (rows["FD-LeNet"][:3] > 0).all()
     # Real training: each later checkpoint is closer to the held-out digits than the first, by more than the two
@@ -386,3 +365,91 @@ def test_a_folder_with_its_own_scheduler_config_is_sampled_as_its_pipeline_besid
     assert torch.equal(shown.images, expected.images)
     at.selectbox(key="ck-sampler").set_value("euler").run()  # a sampler named replaces the folder's sampler alone
     assert "Sampled with Euler, leading spacing, x0 clipped to ±1." in [c.value for c in at.caption]
+
+
+def _upload(at: AppTest, name: str, data: bytes, kind: str = "image/png") -> AppTest:
+    at.file_uploader(key="ck-from-file").set_value((name, data, kind)).run()
+    assert not at.exception
+    return at
+
+
+def _sampled(at: AppTest, media) -> dict[str, bytes]:  # noqa: F811
+    at.button(key="ck-go").click().run()
+    assert not at.exception and not at.error, (at.exception, at.error)
+    return _downloads(at, media)
+
+
+def test_a_grid_loaded_into_a_fresh_tab_chooses_its_checkpoints_again_and_samples_the_same_images(
+    app_env,
+    monkeypatch,
+    media,  # noqa: F811
+):
+    """A zoo model and a pipeline folder sampled as its own scheduler config says (the sampler left to each),
+    a class and a seed: the grid PNG, loaded into a fresh page, gives the tab those settings back, and Sample
+    then draws the same grid, bit for bit."""
+    monkeypatch.setenv("ATLAS_MANIFEST", str(write_ddim_zoo(app_env)))
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    at.multiselect(key="ck-models").set_value(["tiny-cond", "tiny-ddim-leading"])
+    at.number_input(key="ck-steps").set_value(3)
+    at.number_input(key="ck-seed").set_value(5)
+    at.selectbox(key="ck-class").set_value(4)
+    at.slider(key="ck-batch").set_value(2).run()
+    first = _sampled(at, media)
+    records = provenance.read(first["ck-png"], "checkpoints.png")
+    assert [r["model"]["name"] for r in records] == ["tiny-cond", "tiny-ddim-leading"]
+    assert [r["settings"]["sampler"] for r in records] == ["dpmpp_2m", "ddim"]  # each its own
+
+    again = _upload(AppTest.from_file(PAGE, default_timeout=120).run(), "checkpoints.png", first["ck-png"])
+    assert again.multiselect(key="ck-models").value == ["tiny-cond", "tiny-ddim-leading"]
+    assert again.selectbox(key="ck-sampler").value == "own"  # the folder's own sampler, DPM-Solver++(2M) else
+    assert [again.number_input(key=f"ck-{k}").value for k in ("steps", "seed")] == [3, 5]
+    assert again.slider(key="ck-batch").value == 2 and again.selectbox(key="ck-class").value == 4
+    assert any("Restored from the file" in s.value for s in again.success) and not again.warning
+    second = _sampled(again, media)
+    assert np.array_equal(_pixels(second["ck-png"]), _pixels(first["ck-png"]))  # bit for bit
+    assert provenance.read(second["ck-png"]) == records
+
+
+def test_a_table_restores_a_named_sampler_clears_own_checkpoints_and_says_what_it_cannot_restore(
+    app_env,
+    media,  # noqa: F811
+):
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    at.selectbox(key="ck-sampler").set_value("euler_ancestral")
+    at.number_input(key="ck-seed").set_value(8)
+    _small(at, "ck")
+    at.run()
+    first = _sampled(at, media)
+    images = {n: at.session_state[f"memo:ck-result-{n}"].value.images for n in ("tiny-uncond", "tiny-cond")}
+    at.selectbox(key="ck-sampler").set_value("heun")
+    at.number_input(key="ck-seed").set_value(1)
+    at.multiselect(key="ck-models").set_value(["tiny-cond"])
+    at.text_area(key="ck-local").set_value("runs/nothing-here").run()
+    _upload(at, "checkpoints.csv", first["ck-csv"], "text/csv")  # the table's first line carries the records
+    assert at.selectbox(key="ck-sampler").value == "euler_ancestral" and at.number_input(key="ck-seed").value == 8
+    assert (
+        at.multiselect(key="ck-models").value == ["tiny-uncond", "tiny-cond"]
+        and at.text_area(key="ck-local").value == ""
+    )
+    assert any("**Your own** were cleared" in i.value for i in at.info)
+    _sampled(at, media)
+    for name, before in images.items():  # the same images again (a stochastic sampler: the same noise too)
+        assert torch.equal(at.session_state[f"memo:ck-result-{name}"].value.images, before)
+
+    records = provenance.read(first["ck-csv"])
+    records[1]["model"] = {"name": "local:/elsewhere/unet.safetensors", "title": "someone's run", "source": "x"}
+    records[0]["settings"]["spacing"] = "karras"  # a setting the tab does not set
+    at = _upload(at, "edited.json", json.dumps(records).encode(), "application/json")
+    warnings = [w.value for w in at.warning]
+    assert any("someone's run (x) is not a zoo model here" in w for w in warnings), warnings
+    assert any("with settings this tab does not set (spacing)" in w for w in warnings), warnings
+    assert at.multiselect(key="ck-models").value == ["tiny-uncond"]
+
+    study = {**records[0], "study": {"page": "Guidance: what each method trades"}}
+    at = _upload(at, "guidance.json", json.dumps(study).encode(), "application/json")
+    assert [e.value for e in at.error] == [
+        "guidance.json holds a study of another page (Guidance: what each method trades), not checkpoints sampled: "
+        "load it there."
+    ]
+    _upload(at, "notes.csv", b"a,b\n1,2\n", "text/csv")
+    assert any("not a PNG, GIF, CSV or JSON file that the Atlas wrote" in e.value for e in at.error)

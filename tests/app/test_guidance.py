@@ -4,6 +4,7 @@ plane's three fields."""
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 
@@ -11,8 +12,10 @@ import pytest
 from streamlit.runtime.scriptrunner_utils.exceptions import StopException
 from streamlit.testing.v1 import AppTest
 
+from core.labs import provenance
 from core.labs.guidance import sweep as gd
 from tests.app.helpers import figures, open_page, table
+from tests.app.test_samplers_from_file import _downloads, media  # noqa: F401 (a fixture)
 
 INTERVAL = "CFG, σ in (0.28, 5.42]"
 
@@ -226,3 +229,99 @@ def test_the_fields_follow_the_chosen_method(app):
     assert [a["text"] for a in figures(app)[-1]["layout"]["annotations"]][1] == "guide (weaker model): class 3"
     app.selectbox(key="gd-field-method").set_value("cfg++").run()
     assert not app.exception and any("20-step grid" in c.value for c in app.caption)
+
+
+CONTROLS = {  # the widgets of a tab's settings (prefix-name), by their kind
+    "radio": ("source", "class"),
+    "selectbox": ("sampler",),
+    "slider": ("steps", "apg-eta", "rescale-phi"),
+    "select_slider": ("n-latent", "n", "blur", "interval"),
+    "multiselect": ("methods", "scales", "lambdas"),
+}
+
+
+def _controls(at: AppTest, prefix: str) -> dict[str, object]:
+    keys = {kind: {f"{prefix}-{name}" for name in names} for kind, names in CONTROLS.items()}
+    return {w.key: w.value for kind in keys for w in at.get(kind) if w.key in keys[kind]}
+
+
+def _upload(at: AppTest, prefix: str, name: str, data: bytes) -> AppTest:
+    at.file_uploader(key=f"{prefix}-from-file").set_value((name, data, "text/csv")).run()
+    assert not at.exception
+    return at
+
+
+def _stale(at: AppTest) -> bool:
+    """Whether the tab says its results are for other settings than its controls build (its memo key differs)."""
+    return any("results are for other settings" in c.value for c in at.caption)
+
+
+def test_a_sweeps_table_puts_its_settings_back_and_the_tab_builds_the_same_key(app, media):  # noqa: F811
+    app.radio(key="gd-source").set_value("latent").run()
+    app.select_slider(key="gd-n-latent").set_value(20)
+    app.selectbox(key="gd-sampler").set_value("euler")
+    app.slider(key="gd-steps").set_value(6)
+    app.multiselect(key="gd-methods").set_value(["interval", "apg", "cfg++", "auto"])
+    app.multiselect(key="gd-scales").set_value([3.0])
+    app.multiselect(key="gd-lambdas").set_value([0.4])
+    app.select_slider(key="gd-interval").set_value((0.1, 2.0))
+    app.slider(key="gd-apg-eta").set_value(0.25).run()
+    app.button(key="gd-go").click().run()
+    assert not app.exception and not app.error and not _stale(app)
+    shown, csv = _controls(app, "gd"), _downloads(app, media)["gd-csv"]
+    assert len(shown) == 10  # source, sampler, steps, samples, methods, scales, λ, interval, φ, APG's η
+
+    app.radio(key="gd-source").set_value("pixel")
+    app.selectbox(key="gd-sampler").set_value("heun")
+    app.slider(key="gd-steps").set_value(12)
+    app.multiselect(key="gd-methods").set_value(["cfg", "rescale"])
+    app.multiselect(key="gd-scales").set_value([1.0, 2.0]).run()
+    assert _stale(app)
+    _upload(app, "gd", "guidance_sweep.csv", csv)
+    assert not _stale(app)  # the key the tab builds is the sweep's own again
+    assert _controls(app, "gd") == shown
+    assert any("Restored from the file" in s.value for s in app.success) and not app.warning and not app.error
+
+
+def test_an_exact_studys_table_puts_its_settings_back_and_a_file_of_another_kind_gets_a_sentence(app, media):  # noqa: F811
+    app.radio(key="gx-class").set_value(1)
+    app.selectbox(key="gx-sampler").set_value("euler")
+    app.slider(key="gx-steps").set_value(10)
+    app.select_slider(key="gx-n").set_value(500)
+    app.select_slider(key="gx-blur").set_value(1.0)
+    app.multiselect(key="gx-methods").set_value(["cfg", "rescale", "auto"])
+    app.multiselect(key="gx-scales").set_value([2.0])
+    app.slider(key="gx-rescale-phi").set_value(0.5).run()
+    app.button(key="gx-go").click().run()
+    assert not app.exception and not app.error and not _stale(app)
+    shown, csv = _controls(app, "gx"), _downloads(app, media)["gx-csv"]
+
+    app.radio(key="gx-class").set_value(0)
+    app.slider(key="gx-steps").set_value(20)
+    app.select_slider(key="gx-blur").set_value(0.25)
+    app.multiselect(key="gx-methods").set_value(["cfg"]).run()
+    assert _stale(app)
+    _upload(app, "gx", "guidance_exact.csv", csv)
+    assert not _stale(app) and _controls(app, "gx") == shown
+    assert not app.warning and not app.error
+
+    _upload(app, "gd", "guidance_exact.csv", csv)  # the other tab's study
+    assert "guidance_exact.csv holds the Exact 2-D mixture tab's study: load it in that tab." in [
+        e.value for e in app.error
+    ]
+    rec = provenance.read(csv)[0]
+    rec["study"]["series"][0]["scales"] = [2.0, 7.0]
+    rec["study"]["series"][0]["guidance"]["interval"] = [0.3, 5.0]  # a CFG in an interval the tab does not offer
+    rec["study"]["blur"] = 0.7
+    _upload(app, "gx", "edited.json", json.dumps(rec).encode())
+    warnings = [w.value for w in app.warning]
+    assert "The file's interval (0.3, 5] is not one this tab offers." in warnings
+    assert "The file's scales w 7 are not among this tab's; they were left out." in warnings
+    assert "The file's guide's blur 0.7 is not one this page offers; it was left." in warnings
+    assert app.multiselect(key="gx-methods").value == ["interval", "rescale", "auto"]
+    rec["study"] = {**rec["study"], "page": "Guidance: what each method trades", "source": ["pixel"]}
+    _upload(app, "gd", "odd.json", json.dumps(rec).encode())  # a hostile file: a sentence, no traceback
+    assert any(e.value.endswith("is not one this tab samples.") for e in app.error)
+    del rec["study"]
+    _upload(app, "gx", "run.json", json.dumps(rec).encode())
+    assert any("holds sampling runs, not a guidance study" in e.value for e in app.error) and not app.exception

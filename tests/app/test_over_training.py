@@ -12,12 +12,14 @@ from streamlit.testing.v1 import AppTest
 
 from core.data.images import uint8_to_tensor
 from core.data.toy import TOY_SETS
+from core.labs import provenance
 from core.labs.compare import prdc_reference
 from core.labs.toy import ToyRun, ToySettings
 from core.metrics.images import classify, frechet_reference_band
 from core.metrics.points import mmd, sliced_wasserstein
 from core.metrics.prdc import prdc
 from core.runs.writer import RunWriter
+from tests.app.test_samplers_from_file import _downloads, media  # noqa: F401 (a fixture)
 from tests.conftest import ROOT
 from tests.zoo_fixtures import save_random_unet_checkpoint
 from zoo.datasets import load_image_set
@@ -141,3 +143,52 @@ def test_a_toy_model_with_few_training_steps_opens_with_its_sampling_steps_insid
     assert [i.value for i in at.info if "Sampling steps was 40" in i.value] == [
         "Sampling steps was 40, beyond what the run's T = 10 allows: it is 10 now."
     ]
+
+
+def test_the_over_training_downloads_carry_a_record_per_checkpoint(random_run, media):  # noqa: F811
+    at = AppTest.from_file(PAGE, default_timeout=300).run()
+    at.selectbox(key="ot-run").set_value(random_run).run()
+    at.number_input(key="ot-steps").set_value(2)
+    at.number_input(key="ot-seed").set_value(6)
+    at.slider(key="ot-batch").set_value(3)
+    at.slider(key="ot-n").set_value(100).run()
+    at.button(key="ot-measure").click().run()  # measured, not sampled: the table's records are the measure's
+    assert not at.exception and not at.error
+    records = provenance.read(_downloads(at, media)["ot-csv"], "checkpoints.csv")
+    assert [r["model"]["spec"] for r in records] == ["rand @ step 10", "rand @ step 20"]
+    assert all(r["model"]["weights_fingerprint"] and r["model"]["name"].startswith("local:") for r in records)
+    assert [(r["settings"]["steps"], r["settings"]["seed"], r["settings"]["batch"]) for r in records] == [(2, 6, 1)] * 2
+    at.button(key="ot-go").click().run()
+    assert not at.exception and not at.error
+    files = _downloads(at, media)
+    for name in ("ot-png", "ot-csv"):  # now the rows' own sampling, in both
+        records = provenance.read(files[name])
+        assert [r["model"]["spec"] for r in records] == ["rand @ step 10", "rand @ step 20"]
+        assert [(r["settings"]["seed"], r["settings"]["batch"]) for r in records] == [(6, 3)] * 2
+
+
+def test_the_toy_models_over_training_downloads_carry_its_run_and_sampling(app_env, media):  # noqa: F811
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    run = ToyRun(TOY_SETS["moons"].cloud(500, seed=0), ToySettings(), name="toy-1")
+    run.train(500)
+    at.session_state["toy_run"] = run
+    at.run()
+    at.selectbox(key="ot-run").set_value("toy-1 · this session").run()
+    at.number_input(key="ot-toy-n").set_value(300)
+    at.number_input(key="ot-toy-steps").set_value(8)
+    at.number_input(key="ot-toy-seed").set_value(4).run()
+    at.button(key="ot-toy-go").click().run()
+    assert not at.exception and not at.error
+    files = _downloads(at, media)
+    for name in ("ot-toy-png", "ot-toy-csv"):
+        (rec,) = provenance.read(files[name])
+        s, study = rec["settings"], rec["study"]
+        assert (s["sampler"], s["steps"], s["seed"], s["batch"], s["spacing"], s["clip"]) == (
+            "heun",
+            8,
+            4,
+            300,
+            "trailing",
+            False,
+        )
+        assert study["run"] == "toy-1" and study["checkpoints"] == [250, 500] and study["points"] == 300

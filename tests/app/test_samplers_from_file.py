@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.labs import provenance
 from tests.conftest import ROOT
+from tests.zoo_fixtures import write_ddim_zoo
 
 PAGE = str(ROOT / "app_pages" / "samplers.py")
 
@@ -33,10 +34,16 @@ def _set(at: AppTest, **widgets) -> AppTest:
 
 
 def _downloads(at: AppTest, files: dict[str, bytes]) -> dict[str, bytes]:
-    """The download buttons' files by key, as the browser would fetch them (from the media store's files); a file
-    built only when clicked (a callable) has no address yet and is left out."""
-    urls = {b.key: b.proto.url for b in at.get("download_button") if b.proto.url}
-    return {key: files[url.rsplit("/", 1)[-1].split(".")[0]] for key, url in urls.items()}
+    """The download buttons' files by key, as the browser would fetch them: from the media store's files, or, for a
+    file built only when clicked (a callable), what that callable builds."""
+    out = {}
+    for button in at.get("download_button"):
+        if button.proto.url:
+            out[button.key] = files[button.proto.url.rsplit("/", 1)[-1].split(".")[0]]
+        elif callable(build := files.get(button.proto.deferred_file_id)):
+            data = build()
+            out[button.key] = data.encode() if isinstance(data, str) else data
+    return out
 
 
 def _pixels(png: bytes) -> np.ndarray:
@@ -45,18 +52,27 @@ def _pixels(png: bytes) -> np.ndarray:
 
 @pytest.fixture
 def media(monkeypatch) -> dict[str, bytes]:
-    """Every file the pages hand to Streamlit's media store (downloads among them), by its id."""
+    """Every file the pages hand to Streamlit's media store (downloads among them), by its id; a download built
+    only when clicked is kept as its callable, by its placeholder id."""
+    from streamlit.runtime.media_file_manager import MediaFileManager
     from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 
     files: dict[str, bytes] = {}
     original = MemoryMediaFileStorage.load_and_get_id
+    deferred = MediaFileManager.add_deferred
 
     def keeping(self, path_or_data, mimetype, kind, filename=None):
         file_id = original(self, path_or_data, mimetype, kind, filename)
         files[file_id] = self._files_by_id[file_id].content
         return file_id
 
+    def keeping_callable(self, data_callable, *args, **kwargs):
+        file_id = deferred(self, data_callable, *args, **kwargs)
+        files[file_id] = data_callable
+        return file_id
+
     monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", keeping)
+    monkeypatch.setattr(MediaFileManager, "add_deferred", keeping_callable)
     return files
 
 
@@ -91,6 +107,8 @@ def test_a_png_download_loaded_into_a_fresh_page_draws_the_same_images_bit_for_b
     assert s["guidance"]["method"] == "apg" and s["guidance"]["scale"] == 2.5 and s["guidance"]["eta"] == 0.25
     assert rec["device"] == "cpu" and rec["dtype"] == "float32" and rec["torch"] and rec["atlas"]
     assert provenance.read(first["smp-gif"], "run.gif") == [rec]  # the GIF carries the same record
+    gif = _upload(fresh(), "run.gif", first["smp-gif"], "image/gif")  # and restores the same settings
+    assert gif.selectbox(key="smp-model").value == "tiny-cond" and gif.slider(key="smp-apg-eta").value == 0.25
 
     again = _upload(fresh(), "samples.png", first["smp-png"])
     assert again.selectbox(key="smp-model").value == "tiny-cond"
@@ -133,6 +151,13 @@ def _record(**settings) -> bytes:
 _BASE = {"sampler": "euler", "steps": 3, "spacing": "trailing", "seed": 0, "batch": 2}
 
 
+def _study_record() -> bytes:
+    """A guidance sweep's record (a study of another page) as JSON."""
+    rec = json.loads(_record())
+    rec["study"] = {"page": "Guidance: what each method trades", "source": "pixel", "series": []}
+    return json.dumps(rec).encode()
+
+
 @pytest.mark.parametrize(
     ("name", "data", "says"),
     [
@@ -144,6 +169,7 @@ _BASE = {"sampler": "euler", "steps": 3, "spacing": "trailing", "seed": 0, "batc
         ("pickle.json", json.dumps({"atlas": "cos\nsystem\n(S'echo hi'\ntR."}).encode(), "not in the Atlas's format"),
         ("deep.json", b"[" * 100 + b"]" * 100, "deeper than"),
         ("guide.json", _record(guidance={"method": "magic"}), "the Atlas has cfg"),
+        ("study.json", _study_record(), "holds a study of another page (Guidance: what each method trades)"),
     ],
 )
 def test_a_hostile_file_gets_a_sentence_and_the_page_keeps_running(fresh, name, data, says):
@@ -160,3 +186,66 @@ def test_a_model_not_in_the_zoo_is_said_and_the_rest_restored(fresh):
     at = _upload(fresh(), "other.json", json.dumps(rec).encode(), "application/json")
     assert any("someone/elses-model" in w.value and "not in this zoo" in w.value for w in at.warning)
     assert at.selectbox(key="smp-sampler").value == "heun" and at.number_input(key="smp-steps").value == 5
+
+
+@pytest.fixture
+def ddim(app_env, monkeypatch):
+    """Fresh pages over the app zoo and two pipelines whose scheduler configs diffusers' DDIMScheduler wrote."""
+    monkeypatch.setenv("ATLAS_MANIFEST", str(write_ddim_zoo(app_env)))
+    return lambda: AppTest.from_file(PAGE, default_timeout=120).run()
+
+
+FOLDER = {  # a folder model's own controls, each away from what its config gives (ui/samplers/controls.py)
+    "smp-clip-range": 2.0,
+    "smp-threshold": True,
+    "smp-ratio": 0.9,
+    "smp-max": 1.5,
+    "smp-offset": 2,
+    "smp-to-zero": False,
+    "smp-one-more": True,
+}
+
+
+def test_a_folder_models_own_controls_are_restored_and_draw_the_same_images(ddim, media):
+    at = ddim()
+    at.selectbox(key="smp-model").set_value("tiny-ddim-leading").run()
+    _set(at, **{"smp-ddim-eta": 0.5, "smp-steps": 3, "smp-batch": 2, "smp-seed": 4}, **FOLDER)
+    first = _generated(at, media)
+    s = provenance.read(first["smp-png"])[0]["settings"]
+    assert (s["clip_range"], s["thresholding"], s["steps_offset"], s["to_zero"], s["one_more"]) == (
+        2.0,
+        [0.9, 1.5],
+        2,
+        False,
+        True,
+    )
+
+    again = _upload(ddim(), "samples.png", first["smp-png"])  # a fresh page, on another model
+    assert again.selectbox(key="smp-model").value == "tiny-ddim-leading"
+    shown = {w.key: w.value for kind in ("number_input", "toggle") for w in again.get(kind) if w.key in FOLDER}
+    assert shown == FOLDER
+    assert not again.warning  # every setting of the file has its control on this model
+    second = _generated(again, media)
+    assert np.array_equal(_pixels(second["smp-png"]), _pixels(first["smp-png"]))  # bit for bit
+    assert provenance.read(second["smp-png"])[0]["settings"] == s
+
+
+def test_a_folder_setting_out_of_its_controls_range_or_on_a_model_without_it_gets_a_sentence(ddim):
+    folder = {"clip_range": 2.0, "thresholding": [0.3, 1.5], "steps_offset": 500, "to_zero": False}
+    rec = json.loads(_record(sampler="ddim", spacing="leading", one_more=True, spread_classes=True, **folder))
+    rec["model"] = {"name": "tiny-ddim-leading"}
+    at = _upload(ddim(), "folder.json", json.dumps(rec).encode(), "application/json")
+    warnings = [w.value for w in at.warning]
+    assert any("thresholding quantile 0.3 is beyond this page's 0.5 to 1" in w for w in warnings), warnings
+    assert any("steps_offset 500 is beyond this page's 0 to 100" in w for w in warnings), warnings
+    assert any("spreads its images over the classes" in w for w in warnings), warnings
+    assert at.number_input(key="smp-clip-range").value == 2.0 and at.toggle(key="smp-threshold").value
+    assert not at.toggle(key="smp-to-zero").value and at.toggle(key="smp-one-more").value
+    assert not at.exception
+
+    rec["model"] = {"name": "tiny-uncond"}  # a model without a scheduler config of its own: no such controls
+    at = _upload(ddim(), "zoo.json", json.dumps(rec).encode(), "application/json")
+    warnings = [w.value for w in at.warning]
+    for what in ("clipping to ±2", "dynamic thresholding", "steps_offset 500", "n + 1 timesteps", "ends above σ = 0"):
+        assert any(what in w and "only for a model with its own scheduler config" in w for w in warnings), what
+    assert at.selectbox(key="smp-sampler").value == "ddim" and not at.exception

@@ -19,6 +19,7 @@ LARGE = {  # file::function -> what it holds
     "ui/common/cache.py::_zoo_model": "a zoo model",
     "ui/common/cache.py::_hub_model": "a model from a typed Hub repo",
     "ui/common/cache.py::_local_model": "a local checkpoint",
+    "ui/common/cache.py::_posthoc_models": "a run's checkpoint rebuilt at up to 8 post-hoc EMA lengths",
     "ui/common/cache.py::_image_set": "a decoded data set split",
     "ui/common/cache.py::_latent_plane": "the latent model, its VAE and encoded held-out digits",
     "ui/common/cache.py::_training_latents": "encoded training digits",

@@ -18,11 +18,10 @@ from safetensors.torch import save_file
 
 from core.errors import AtlasError
 from core.runs.ours import read_run
-from tests.helpers import tiny_pixel_recipe, tiny_unet
+from tests.helpers import tiny_unet
 from zoo.__main__ import main as zoo_cli
 from zoo.loaders import load_model
 from zoo.local import local_entry
-from zoo.train import train
 
 
 @pytest.fixture
@@ -202,29 +201,6 @@ def test_a_local_folder_with_a_flow_matching_scheduler_loads_as_a_flow_model(roo
     with torch.no_grad():  # sigma = 1 is t = 1/2: D = x_t - t v(x_t, 500) with x_t = x / 2
         expected = x / 2 - 0.5 * flow(x / 2, torch.tensor([500.0])).sample
     torch.testing.assert_close(loaded.denoiser(x, sigma), expected, rtol=1e-5, atol=1e-5)
-
-
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    """A short real `python -m zoo train` of a tiny class-conditional MNIST UNet: sample grids at steps 3 and 6,
-    checkpoints every 2 steps."""
-    tmp = tmp_path_factory.mktemp("run")
-    recipe = tmp / "tiny-cond.toml"
-    recipe.write_text(
-        tiny_pixel_recipe(
-            "tiny-cond",
-            schedule="cosine",
-            steps=6,
-            batch_size=8,
-            lr=0.001,
-            prediction_type="v_prediction",
-            sample_every=3,
-        )
-    )
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        mp.setenv("HF_HOME", str(tmp / "hf"))
-        return train(str(recipe), tmp / "runs" / "tiny", checkpoint_every=2)
 
 
 def test_training_writes_checkpoints_that_load_here_and_in_diffusers(trained_run):

@@ -26,6 +26,7 @@ from zoo.registry import MANIFEST, Registry, load_registry
 
 if TYPE_CHECKING:  # the modules below are imported where they are used: every page imports this one (the sidebar)
     from core.labs.latent import LatentDiffusion  # scipy, pandas (run records)
+    from core.training.posthoc_ema import Fit
     from zoo.datasets import ImageSet  # pyarrow
 
 # Every zoo model the resource cache below holds (weakly: an entry the cache drops disappears here too). Models
@@ -89,6 +90,30 @@ def local_model(text: str, ema: bool = True, mnist: bool = False, device: str | 
     except OSError:
         raise CheckpointError(f"{entry.title} changed while it was being read; try again.") from None
     return _local_model(str(text).strip(), ema, mnist, stamp, device or default_device())
+
+
+def posthoc_models(folder: Path, lengths: tuple[float, ...]) -> dict[float, tuple[LoadedModel, Fit]]:
+    """A run's checkpoint rebuilt at each post-hoc EMA length (zoo/posthoc.py), from the snapshots of its run,
+    checked first on every call (allowed roots, headers), built once per (checkpoint, lengths, snapshots' sizes and
+    times)."""
+    from core.paths import allowed_roots
+    from zoo.posthoc import run_snapshots
+
+    snaps = run_snapshots(folder, tuple(allowed_roots()))
+    try:
+        stamp = tuple((str(s.path), s.path.stat().st_size, s.path.stat().st_mtime_ns) for s in snaps)
+    except OSError:
+        raise CheckpointError(f"{folder.name} changed while it was being read; try again.") from None
+    return _posthoc_models(str(folder), lengths, stamp, default_device())
+
+
+@st.cache_resource(show_spinner="Rebuilding the EMA lengths…", max_entries=2, ttl=CACHE_TTL)
+def _posthoc_models(folder: str, lengths: tuple[float, ...], stamp: tuple, device: str) -> dict:
+    from core.paths import allowed_roots
+    from zoo.posthoc import posthoc_models, run_snapshots
+
+    roots = tuple(allowed_roots())
+    return posthoc_models(Path(folder), run_snapshots(Path(folder), roots), lengths, roots=roots, device=device)
 
 
 @st.cache_resource(show_spinner="Loading the checkpoint…", max_entries=8, ttl=CACHE_TTL)

@@ -19,10 +19,12 @@ def over_steps_figure(
     levels: Mapping[str, tuple[float, str]] | None = None,
     title: str = "",
     log_y: bool = False,
+    x_title: str = "training step",
 ) -> go.Figure:
-    """Quality measures against the training step: each series (values, standard errors or None) as a line
-    with error bars; a level it is read against (value, what it is: e.g. every digit as often) as a dotted line
-    of the same colour, named in the legend. A log y axis is ticked at 1-2-5 over the values drawn."""
+    """Quality measures against the training step (or another axis, `x_title`): each series (values, standard
+    errors or None) as a line with error bars; a level it is read against (value, what it is: e.g. every digit as
+    often) as a dotted line of the same colour, named in the legend. A log y axis is ticked at 1-2-5 over the values
+    drawn."""
     fig = go.Figure()
     steps = list(steps)
     for k, (name, (values, errors)) in enumerate(series.items()):
@@ -46,7 +48,7 @@ def over_steps_figure(
         height=320,
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
         title={"text": title, "font": {"size": 13}},
-        xaxis={"title": "training step"},
+        xaxis={"title": x_title},
         yaxis=log_axis([v for values, _ in series.values() for v in values]) if log_y else {"type": "linear"},
         legend={"orientation": "h", "y": -0.3},
     )

@@ -7,6 +7,7 @@ up."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,9 @@ import streamlit as st
 from core.data.images import image_strip
 from core.diffusion.samplers import SAMPLERS
 from core.errors import AtlasError
-from core.labs.compare import Quality, is_mnist
+from core.labs import provenance
+from core.labs.compare import is_mnist
+from core.labs.samplers import SamplerSettings, SamplingResult
 from core.labs.toy import SampleResult, ToyRun, distances, reference, run_sampler
 from core.runs.record import Run
 from ui.common import session_runs
@@ -28,7 +31,8 @@ from ui.common.runs import over_training_runs
 from ui.common.widgets import attempt, follow_range, run_job
 from ui.compare_checkpoints import sources, state
 from ui.compare_checkpoints.figures import cloud_image, clouds_over_steps, over_steps_figure
-from ui.compare_checkpoints.views import controls, downloads, quality, same_shape
+from ui.compare_checkpoints.views import Settings, controls, downloads, quality, same_shape
+from zoo.loaders import LoadedModel
 from zoo.local import local_entry
 
 TOY = "ot-toy"
@@ -90,15 +94,7 @@ def pixel_over_training(run: Run, steps: list[int]) -> None:
         st.session_state["ot-settings"] = settings
         run_job("checkpoint sampling", state.sample_all, _load({k: folders[k] for k in entries}), *settings, "ot")
     done = {key: r for key in entries if (r := state.result_of(key, "ot")) is not None}
-    if done and st.session_state.get("ot-settings") != settings:
-        st.info("These rows are from earlier settings: press **Sample** for the current ones.")
-    panels = []
-    for key, result in done.items():
-        strip = image_strip(result.images)
-        left, right = st.columns([1, 8], vertical_alignment="center")
-        left.markdown(f"**{titles[key]}**")
-        right.image(strip, width="stretch")
-        panels.append((f"{run.name} {titles[key]}", strip))
+    panels = image_rows(done, titles, {key: f"{run.name} {titles[key]}" for key in done}, "ot", settings)
     mnist = {key: titles[key] for key, entry in entries.items() if is_mnist(entry)}
     if mnist:
         st.subheader("Quality against the step")
@@ -108,46 +104,89 @@ def pixel_over_training(run: Run, steps: list[int]) -> None:
         state.measure_all(_load({k: folders[k] for k in mnist}), sampler, n_steps, seed, n, label, "ot")
 
     rows = quality(mnist, "ot", measure)
-    _quality_charts(rows, {key: step_of[key] for key in rows})
-    downloads(panels, [{"step": step_of[k], **row} for k, row in rows.items()], "ot", stack=True)
+    quality_charts(rows, {key: step_of[key] for key in rows})
+    specs = {key: f"{run.name} @ {titles[key]}" for key in entries}
+    kept = records(done, rows, lambda key: local_model(str(folders[key])), specs)
+    downloads(panels, [{"step": step_of[k], **row} for k, row in rows.items()], "ot", stack=True, records=kept)
 
 
-def _quality_charts(rows: dict[str, dict[str, object]], steps: dict[str, int]) -> None:
-    measured = sorted((steps[key], state.quality_of(key, "ot")) for key in rows)
+def image_rows(
+    done: dict[str, SamplingResult], labels: dict[str, str], names: dict[str, str], prefix: str, settings: Settings
+) -> list[tuple[str, np.ndarray]]:
+    """A row per sampled checkpoint: its label and its images as one strip (a note first when they were sampled
+    with other settings than the tab's now); returns the strips under their `names`, for the grid download."""
+    if done and st.session_state.get(f"{prefix}-settings") != settings:
+        st.info("These rows are from earlier settings: press **Sample** for the current ones.")
+    panels = []
+    for key, result in done.items():
+        strip = image_strip(result.images)
+        left, right = st.columns([1, 8], vertical_alignment="center")
+        left.markdown(f"**{labels[key]}**")
+        right.image(strip, width="stretch")
+        panels.append((names[key], strip))
+    return panels
+
+
+def records(
+    done: dict, rows: dict, model_of: Callable[[str], LoadedModel], specs: dict[str, str], prefix: str = "ot"
+) -> list[dict]:
+    """The downloads' records (core/labs/provenance.py): one per checkpoint shown or measured, with the settings
+    its images were sampled with (its row's, else its quality measure's); its model `model_of(key)` from the
+    cache, where the Sample or Measure loaded it (one that cannot load now has said why, and gets none)."""
+    out = []
+    for key in dict.fromkeys([*done, *rows]):
+        settings = done[key].settings if key in done else state.measured_with(key, prefix)
+        try:
+            model = model_of(key)
+        except AtlasError:
+            continue
+        if settings is not None:
+            out.append(provenance.record(model, settings, spec=specs[key]))
+    return out
+
+
+def quality_charts(
+    rows: dict[str, dict[str, object]],
+    xs: dict[str, float],
+    prefix: str = "ot",
+    x_title: str = "training step",
+    log_x: bool = False,
+) -> None:
+    """FD-LeNet, PRDC and class shares of the measured checkpoints (keys of `rows`) against `xs` (their step, or
+    another axis named `x_title`: the Over EMA length tab's length), with real digits' levels at the samples' size."""
+    measured = sorted((xs[key], state.quality_of(key, prefix)) for key in rows)
     if not measured:
         return
     x = [s for s, _ in measured]
+    axis = {"x_title": x_title}
     fd = ([q.fd_lenet for _, q in measured], [q.fd_se for _, q in measured])
-    fig = over_steps_figure(x, {"FD-LeNet": fd}, None, "FD-LeNet to held-out digits (± bootstrap SE)")
+    fig = over_steps_figure(x, {"FD-LeNet": fd}, None, "FD-LeNet to held-out digits (± bootstrap SE)", **axis)
     sizes = {q.samples for _, q in measured}
     size = next(iter(sizes)) if len(sizes) == 1 else None  # the real digits' references need one size
     if size is not None and (band := attempt(state.digits_band, size)) is not None:
         add_band(fig, band, f"FD-LeNet: {band.describe()}", SERIES_COLORS[0])
-    st.plotly_chart(fig, key="ot-fd")
+    figures = [(fig, "fd")]
     if len(sizes) > 1:
         st.caption("These checkpoints were measured on different numbers of samples: measure them again together.")
-    _prdc_chart(x, [q for _, q in measured], size)
+    if all(q.prdc is not None for _, q in measured):
+        series = {
+            name: ([getattr(q.prdc, name) for _, q in measured], [getattr(q.prdc, f"{name}_se") for _, q in measured])
+            for name in state.PRDC_COLUMNS
+        }
+        real = attempt(state.digits_prdc, size) if size is not None else None
+        levels = {name: (getattr(real, name), "real digits") for name in series} if real is not None else None
+        title = "Precision, recall, density and coverage against held-out digits (± SE)"
+        figures.append((over_steps_figure(x, series, levels, title, **axis), "prdc"))
     shares = {
         "smallest class share": ([q.smallest_class for _, q in measured], None),
         "largest class share": ([q.largest_class for _, q in measured], None),
     }
     uniform = {"smallest class share": (0.1, "10%, every digit as often")}
-    st.plotly_chart(over_steps_figure(x, shares, uniform, "Smallest and largest class share"), key="ot-cls")
-
-
-def _prdc_chart(x: list[int], measured: list[Quality], n: int | None) -> None:
-    """Precision, recall, density and coverage (± SE) against the step; dotted, what real digits read at the
-    checkpoints' sample size (one draw), when they were all measured on one."""
-    if any(q.prdc is None for q in measured):
-        return
-    series = {
-        name: ([getattr(q.prdc, name) for q in measured], [getattr(q.prdc, f"{name}_se") for q in measured])
-        for name in state.PRDC_COLUMNS
-    }
-    real = attempt(state.digits_prdc, n) if n is not None else None
-    levels = {name: (getattr(real, name), "real digits") for name in series} if real is not None else None
-    title = "Precision, recall, density and coverage against held-out digits (± SE)"
-    st.plotly_chart(over_steps_figure(x, series, levels, title), key="ot-prdc")
+    figures.append((over_steps_figure(x, shares, uniform, "Smallest and largest class share", **axis), "cls"))
+    for figure, name in figures:
+        if log_x:  # ticked at the values measured (plotly's own log ticks read 2, 3, 5 for 0.02, 0.03, 0.05)
+            figure.update_xaxes(type="log", tickvals=x, ticktext=[f"{v:g}" for v in x])
+        st.plotly_chart(figure, key=f"{prefix}-{name}")
 
 
 # ---- the Toy lab's model --------------------------------------------------------------------------------------
@@ -243,4 +282,22 @@ def toy_over_training(run: ToyRun, steps: list[int]) -> None:
     st.dataframe(table.round(4), hide_index=True, width="stretch")
     everything = np.concatenate([data[:, :2], *[p[:, :2] for _, p in panels]])
     box = (np.quantile(everything, 0.002, axis=0), np.quantile(everything, 0.998, axis=0))
-    downloads([(f"{run.name} {t}", cloud_image(p, data, box)) for t, p in panels], rows, TOY, stack=False)
+    made = {m: [s for s, (n, _) in done if n == m] for m in dict.fromkeys(m for _, (m, _) in done)}
+    records = [_toy_record(run, sampling, steps) for sampling, steps in made.items()]
+    downloads([(f"{run.name} {t}", cloud_image(p, data, box)) for t, p in panels], rows, TOY, False, records)
+
+
+def _toy_record(run: ToyRun, sampling: ToySampling, steps: list[int]) -> dict:
+    """The record of the Toy lab model's checkpoints at `steps`, sampled with `sampling` (core/labs/toy.run_sampler:
+    trailing steps, no clipping) and measured against fresh data (core/labs/provenance.py)."""
+    settings = SamplerSettings(
+        sampler=sampling.sampler, steps=sampling.steps, seed=sampling.seed, batch=sampling.n, clip=False
+    )
+    study = {
+        "page": "Compare checkpoints: over training",
+        "run": run.name,
+        "checkpoints": steps,
+        "points": sampling.n,
+        "measures": "SW2 and MMD to fresh data",
+    }
+    return provenance.record(f"the Toy lab's model {run.name} (this session)", settings, study=study)

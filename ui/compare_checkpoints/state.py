@@ -186,6 +186,13 @@ def quality_of(name: str, prefix: str = "ck") -> Quality | None:
     return found[1] if found is not None else None
 
 
+def measured_with(name: str, prefix: str = "ck") -> SamplerSettings | None:
+    """The sampling of the checkpoint's last quality measure (core/labs/compare.measure draws its samples with
+    it), or None before any."""
+    found = _qualities(name, prefix).latest()
+    return found[0].sampling if found is not None else None
+
+
 TRAINING_DIGITS = 5000  # the real digits FD-LeNet's reference band draws from (the held-out ones are its reference)
 
 

@@ -23,9 +23,11 @@ from zoo.loaders import LoadedModel
 
 Settings = tuple[str | None, int, int, int, int | None]  # sampler (None: each folder's own), steps, seed, images, class
 OWN = "own"  # the sampler choice that leaves each folder its own scheduler's (core/labs/compare.settings_for)
+MAX_SEED = 2**31 - 100  # the seed box's
+SIDE_IMAGES = 36  # the most images per checkpoint side by side
 
 
-def controls(prefix: str, max_images: int = 36, images: int = 16) -> Settings:
+def controls(prefix: str, max_images: int = SIDE_IMAGES, images: int = 16) -> Settings:
     """Sampler, steps, seed, images and class: the same for every checkpoint compared; by default each folder with
     its own scheduler config keeps its sampler, and the others take DPM-Solver++(2M)."""
     c1, c2, c3, c4, c5 = st.columns([1.4, 1, 1, 1.4, 1])
@@ -41,7 +43,7 @@ def controls(prefix: str, max_images: int = 36, images: int = 16) -> Settings:
     )
     sampler = None if choice == OWN else choice
     steps = int(c2.number_input("Steps", 1, 1000, 20, key=f"{prefix}-steps"))
-    seed = int(c3.number_input("Seed", 0, 2**31 - 100, 0, key=f"{prefix}-seed"))
+    seed = int(c3.number_input("Seed", 0, MAX_SEED, 0, key=f"{prefix}-seed"))
     batch = c4.slider("Images", 1, max_images, images, key=f"{prefix}-batch")
     choice = c5.selectbox("Class", ["none", *range(10)], key=f"{prefix}-class", help="For class-conditional models.")
     return sampler, steps, seed, batch, None if choice == "none" else int(choice)

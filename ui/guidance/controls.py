@@ -12,6 +12,7 @@ from core.labs.guidance.sweep import LAMBDAS, SCALES, Series
 from ui.common.widgets import guidance_settings
 
 CHOICES = {"cfg": METHODS["cfg"], "interval": "CFG in a σ interval", **{k: v for k, v in METHODS.items() if k != "cfg"}}
+SCALE_CHOICES = tuple(sorted({*SCALES, 0.5, 4.0, 12.0}))
 LAMBDA_CHOICES = (0.1, 0.2, 0.4, 0.6, 0.8, 1.0)
 INTERVAL_SIGMAS = (0.02, 0.05, 0.1, 0.2, 0.28, 0.5, 1.0, 2.0, 5.42, 10.0, 20.0, 40.0, 80.0)
 HELP = (
@@ -51,7 +52,7 @@ def plan_controls(prefix: str, default: list[str]) -> Plan:
     methods = a.multiselect(
         "Methods", list(CHOICES), default=default, format_func=CHOICES.get, key=f"{prefix}-methods", help=HELP
     )
-    scales = b.multiselect("Scales w", sorted({*SCALES, 0.5, 4.0, 12.0}), default=list(SCALES), key=f"{prefix}-scales")
+    scales = b.multiselect("Scales w", SCALE_CHOICES, default=list(SCALES), key=f"{prefix}-scales")
     with st.expander("Method settings", expanded=False):
         c, d, e = st.columns(3)
         lo, hi = c.select_slider(

@@ -26,6 +26,10 @@ from ui.guidance.controls import cfgpp_note, plan_controls
 
 DEFAULT_METHODS = ["cfg", "rescale", "apg", "cfg++", "auto"]
 SIDE = 90  # density grid points a side
+STUDY = "Guidance: every method on an exact mixture"  # the page its table's record names (ui/guidance/from_file.py)
+SAMPLES = (500, 1000, 2000, 5000)  # the samples-per-scale choices
+BLURS = (0.1, 0.25, 0.5, 1.0, 2.0)  # the guide's blur choices
+MAX_STEPS = 100
 
 
 @dataclass(frozen=True)
@@ -81,9 +85,9 @@ def exact_tab() -> None:
         key="gx-sampler",
         format_func=lambda s: SAMPLERS[s].title,
     )
-    steps = c.slider("Steps", 2, 100, 32, key="gx-steps")
-    n = d.select_slider("Samples per scale", [500, 1000, 2000, 5000], value=2000, key="gx-n")
-    blur = e.select_slider("Guide's blur b", [0.1, 0.25, 0.5, 1.0, 2.0], value=0.5, key="gx-blur")
+    steps = c.slider("Steps", 2, MAX_STEPS, 32, key="gx-steps")
+    n = d.select_slider("Samples per scale", SAMPLES, value=2000, key="gx-n")
+    blur = e.select_slider("Guide's blur b", BLURS, value=0.5, key="gx-blur")
     plan = plan_controls("gx", DEFAULT_METHODS)
     cfgpp_note(plan, sampler)
     if plan.problem:
@@ -147,7 +151,7 @@ def _record(key: ExactKey) -> dict:
         sampler=s.sampler, steps=s.steps, spacing="karras", seed=s.seed, batch=s.n, label=s.label, clip=False
     )
     study = {
-        "page": "Guidance: every method on an exact mixture",
+        "page": STUDY,
         "blur": s.blur,
         "series": [provenance.series_part(p.name, p.guidance, p.scales) for p in key.plan],
     }

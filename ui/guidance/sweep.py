@@ -33,6 +33,11 @@ GUIDES = {"pixel": "mnist-cond-guide", "latent": "mnist-latent-guide"}  # autogu
 SOURCES = {"pixel": f"Pixel UNet ({PIXEL})", "latent": f"Latent model ({LATENT}, decoded by {VAE})"}
 DEFAULT_METHODS = ["cfg", "auto"]  # the headline pair; a CPU server sweeps it within a job (4 series could not)
 SHOWN = 10  # samples kept per scale for the grid: one per class
+STUDY = "Guidance: what each method trades"  # the page its table's record names (ui/guidance/from_file.py)
+SAMPLES = (20, 50, 100, 200, 300, 500)  # the samples-per-scale choices
+MAX_STEPS = 50
+BUNDLED = f"bundled weak model ({GUIDES['pixel']})"  # the pixel model's guide choices
+OWN_GUIDE = "a checkpoint folder"
 
 
 @dataclass(frozen=True)
@@ -170,10 +175,10 @@ def sweep_tab() -> None:
         key="gd-sampler",
         format_func=lambda s: SAMPLERS[s].title,
     )
-    steps = c.slider("Steps", 2, 50, 20, key="gd-steps")
+    steps = c.slider("Steps", 2, MAX_STEPS, 20, key="gd-steps")
     n = d.select_slider(
         "Samples per scale",
-        [20, 50, 100, 200, 300, 500],
+        SAMPLES,
         value=50 if source == "pixel" else 200,
         key=f"gd-n-{source}",
         help="Spread evenly over the ten classes.",
@@ -208,9 +213,8 @@ def _guide_choice(source: str) -> str:
     "" while the folder is not typed yet."""
     if source == "latent":
         return GUIDES[source]
-    bundled = f"bundled weak model ({GUIDES['pixel']})"
-    choice = st.radio("Autoguidance's guide", [bundled, "a checkpoint folder"], horizontal=True, key="gd-guide")
-    if choice == bundled:
+    choice = st.radio("Autoguidance's guide", [BUNDLED, OWN_GUIDE], horizontal=True, key="gd-guide")
+    if choice == BUNDLED:
         return GUIDES["pixel"]
     path = st.text_input(
         "Guide checkpoint folder",
@@ -261,7 +265,7 @@ def _record(key: SweepKey) -> dict:
         sampler=key.sampler, steps=key.steps, batch=key.n, spread_classes=True, guide=key.guide or None
     )
     series = [provenance.series_part(s.name, s.guidance, s.scales) for s in key.plan]
-    study = {"page": "Guidance: what each method trades", "source": key.source, "series": series}
+    study = {"page": STUDY, "source": key.source, "series": series}
     return provenance.record(zoo_model(PIXEL if key.source == "pixel" else LATENT), settings, study=study)
 
 

@@ -1,7 +1,8 @@
-"""Load settings from a file: a PNG or JSON the Atlas exported (core/labs/provenance.py) put back into the
-Samplers page's sidebar widgets, so that Generate draws the same images from the same seed. The widgets are set
-through their session-state keys (ui/samplers/controls.py's) in the uploader's callback, which runs before the
-page draws them; whatever cannot be set here gets a sentence of its own."""
+"""Load settings from a file onto the Samplers page: a PNG, GIF or JSON the Atlas exported (core/labs/provenance.py)
+put back into the sidebar's widgets, so that Generate draws the same images from the same seed. The uploader and
+its callback are ui/common/from_file.py's; this module says which widget each setting goes to, the controls a
+folder's own scheduler config adds (ui/samplers/controls.py) among them, and gives a sentence for each setting
+that cannot be set here."""
 
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ from typing import Any
 import streamlit as st
 
 from core.diffusion.guidance import METHODS
+from core.diffusion.schedules import TIMESTEP_SPACINGS
 from core.errors import AtlasError, BadInputError
 from core.labs import provenance
 from core.labs.samplers import MAX_BATCH, TYPED, SamplerSettings
-from core.limits import max_upload_bytes
 from core.text import plain_label
-from ui.common.cache import registry, zoo_model
+from ui.common import from_file
+from ui.common.cache import hub_model, registry, zoo_model
+from ui.common.from_file import Note, put_number
+from ui.common.models import TYPED as TYPED_REPO
 from ui.common.models import guide_models, pixel_models
 
 MAX_SEED = 2**31 - 1 - MAX_BATCH  # the page's seed box's
@@ -23,61 +27,39 @@ GUIDANCE_MAX = 10.0  # the page's guidance-scale slider's
 
 
 def load_settings_box(key: str) -> None:
-    """The sidebar's "Load settings from a file": an uploader whose file's settings go into the widgets named
-    `key`-... (before they are drawn), and the sentences of what was and was not restored."""
-    notes: list[tuple[str, str]] = st.session_state.get(f"{key}-from-file-notes", [])
-    with st.sidebar.expander("Load settings from a file", expanded=bool(notes)):
-        st.file_uploader(
-            f"A PNG or JSON the Atlas exported (up to {max_upload_bytes() / 2**20:g} MB)",
-            type=["png", "json"],
-            key=f"{key}-from-file",
-            on_change=_restore,
-            args=(key,),
-            help="The settings every download carries (model, sampler, options, grid, seed, images, class, "
-            "guidance) go back into the sidebar; the same seed then draws the same images.",
-        )
-        for level, sentence in notes:
-            getattr(st, level)(sentence)
+    """The sidebar's "Load settings from a file", whose file's settings go into the widgets named `key`-...
+    (before they are drawn), with the sentences of what was and was not restored."""
+    from_file.load_settings_box(
+        key,
+        restore,
+        kinds=("png", "gif", "json"),
+        what="The settings every download carries (model, sampler, options, grid, seed, images, class, guidance)",
+    )
 
 
-def _restore(key: str) -> None:
-    """The uploader's callback: read the file's record and set the widgets, keeping the sentences to show."""
-    upload = st.session_state.get(f"{key}-from-file")
-    if upload is None:
-        st.session_state.pop(f"{key}-from-file-notes", None)
-        return
-    name = plain_label(upload.name, 80)
-    try:
-        if upload.size > (limit := max_upload_bytes()):
-            raise BadInputError(f"{name} is larger than {limit / 2**20:g} MB, the upload limit.")
-        records = provenance.read(upload.getvalue(), name)
-        settings = provenance.settings_from(records[0])
-        notes = apply(key, records[0], settings)
-        if len(records) > 1:
-            notes.append(("info", f"{name} holds {len(records)} runs; the first was restored."))
-    except AtlasError as e:
-        notes = [("error", str(e))]
-    st.session_state[f"{key}-from-file-notes"] = notes
+def restore(key: str, records: list[dict[str, Any]], name: str) -> list[Note]:
+    """The file's first run put into the widgets of `key` (`apply`); a study of another page is refused."""
+    if (page := from_file.study_page(records[0])) is not None:
+        raise BadInputError(f"{name} holds a study of another page ({page}), not one sampling run: load it there.")
+    notes = apply(key, records[0], provenance.settings_from(records[0]))
+    if len(records) > 1:
+        notes.append(("info", f"{name} holds {len(records)} runs; the first was restored."))
+    return notes
 
 
-def apply(key: str, rec: dict[str, Any], s: SamplerSettings) -> list[tuple[str, str]]:
+def apply(key: str, rec: dict[str, Any], s: SamplerSettings) -> list[Note]:
     """Set the sidebar widgets of `key` to the settings `s` (of the record `rec`); returns (level, sentence)
     pairs: what was restored, and one sentence per setting that could not be."""
     state, notes = st.session_state, []
-    model = rec.get("model") if isinstance(rec.get("model"), dict) else {}
+    model = from_file.part(rec, "model")
     name = model.get("name")
     label = plain_label(str(name), 60)
-    loaded = None
     if isinstance(name, str) and name in pixel_models():
         state[f"{key}-model"] = name
         pinned = registry().model(name).sha256
         theirs = model.get("sha256") if isinstance(model.get("sha256"), dict) else {}
         if any(f in pinned and pinned[f] != v for f, v in theirs.items()):
             notes.append(("warning", f"{label} here has other weights than the file's (their sha256 differ)."))
-        try:
-            loaded = zoo_model(name)
-        except AtlasError:
-            loaded = None  # the page says why when it draws the model's box
     else:
         source = model.get("source")
         where = f" ({plain_label(str(source), 80)})" if source else ""
@@ -87,6 +69,7 @@ def apply(key: str, rec: dict[str, Any], s: SamplerSettings) -> list[tuple[str, 
                 f"The file's model {label}{where} is not in this zoo; the settings were put on the model chosen.",
             )
         )
+    loaded = _chosen(key)
     state[f"{key}-sampler"] = s.sampler
     state[f"{key}-spacing"] = s.spacing
     if s.spacing == TYPED and s.grid is not None:
@@ -107,7 +90,7 @@ def apply(key: str, rec: dict[str, Any], s: SamplerSettings) -> list[tuple[str, 
             ("warning", f"The file starts at σ = {s.max_sigma:g}; this page starts at σ = {cap:g} or the top.")
         )
     state[f"{key}-clip"] = bool(s.clip)
-    notes += _not_here(s)
+    notes += _folder(key, s, loaded)
     if 0 <= s.seed <= MAX_SEED:
         state[f"{key}-seed"] = int(s.seed)
     else:
@@ -130,20 +113,32 @@ def apply(key: str, rec: dict[str, Any], s: SamplerSettings) -> list[tuple[str, 
     return [("success", restored), *notes]
 
 
-def _guidance(key: str, s: SamplerSettings, loaded: Any) -> list[tuple[str, str]]:
+def _chosen(key: str) -> Any:
+    """The model the page will show once the file's settings are in (the file's, or the one already picked),
+    loaded; None where it cannot be (the page says why when it draws the model's box)."""
+    choice = st.session_state.get(f"{key}-model") or next(iter(pixel_models()), None)
+    try:
+        if choice == TYPED_REPO:
+            repo = str(st.session_state.get(f"{key}-model-repo", "")).strip()
+            return hub_model(repo) if repo else None
+        return zoo_model(choice) if choice in pixel_models() else None
+    except AtlasError:
+        return None
+
+
+def _guidance(key: str, s: SamplerSettings, loaded: Any) -> list[Note]:
     state, g, notes = st.session_state, s.guiding, []
     state[f"{key}-guidance"] = g.method
     if g.method == "cfg++":
-        state[f"{key}-lambda"] = float(g.scale)
-    elif g.scale <= GUIDANCE_MAX:
-        state[f"{key}-cfg"] = float(g.scale)
+        notes += put_number(f"{key}-lambda", float(g.scale), 0.0, 1.0, "CFG++ λ")
     else:
-        notes.append(("warning", f"The file's guidance scale {g.scale:g} is beyond this page's 0 to {GUIDANCE_MAX:g}."))
+        notes += put_number(f"{key}-cfg", float(g.scale), 0.0, GUIDANCE_MAX, "guidance scale")
     if g.method == "rescale":
-        state[f"{key}-rescale-phi"] = float(g.rescale)
+        notes += put_number(f"{key}-rescale-phi", float(g.rescale), 0.0, 1.0, "rescale φ")
     if g.method == "apg":
-        state[f"{key}-apg-eta"], state[f"{key}-apg-beta"] = float(g.eta), float(g.momentum)
-        state[f"{key}-apg-cap"] = float(g.threshold)
+        notes += put_number(f"{key}-apg-eta", float(g.eta), 0.0, 1.0, "APG η")
+        notes += put_number(f"{key}-apg-beta", float(g.momentum), -0.9, 0.9, "APG momentum β")
+        notes += put_number(f"{key}-apg-cap", float(g.threshold), 0.0, 1000.0, "APG norm cap r")
     if g.interval is not None:
         notes.append(("warning", "The file guides in a σ interval; this page guides at every σ."))
     if g.method == "auto":
@@ -156,19 +151,52 @@ def _guidance(key: str, s: SamplerSettings, loaded: Any) -> list[tuple[str, str]
     return notes
 
 
-def _not_here(s: SamplerSettings) -> list[tuple[str, str]]:
-    """A sentence for each setting of the file that this page has no control for (a folder's scheduler's)."""
-    default = SamplerSettings()
+def _folder(key: str, s: SamplerSettings, loaded: Any) -> list[Note]:
+    """The controls a folder's own scheduler config adds (ui/samplers/controls._pipeline), set where the model
+    shown has them (each within its control's range, else a sentence); a sentence for what can be set nowhere."""
+    notes: list[Note] = []
+    if s.spread_classes:
+        notes.append(
+            (
+                "warning",
+                "The file spreads its images over the classes (image k of class k mod 10, a guidance study's); "
+                "this page draws the one class chosen.",
+            )
+        )
+    if loaded is None or loaded.scheduler is None:
+        return notes + _not_here(s)
+    state = st.session_state
+    if s.clip:
+        notes += put_number(f"{key}-clip-range", float(s.clip_range), 0.01, 1e6, "clipping range")
+    state[f"{key}-threshold"] = s.thresholding is not None
+    if s.thresholding is not None:
+        ratio, top = s.thresholding
+        notes += put_number(f"{key}-ratio", float(ratio), 0.5, 1.0, "thresholding quantile")
+        notes += put_number(f"{key}-max", float(top), 1.0, 1e6, "thresholding max value")
+    if s.spacing == "leading":
+        notes += put_number(f"{key}-offset", int(s.steps_offset), 0, 100, "steps_offset")
+    state[f"{key}-to-zero"] = bool(s.to_zero)
+    if s.spacing in TIMESTEP_SPACINGS:
+        state[f"{key}-one-more"] = bool(s.one_more)
+    return notes
+
+
+def _not_here(s: SamplerSettings) -> list[Note]:
+    """A sentence for each setting of the file that acts on its grid or x0 but has a control only for a model with
+    its own scheduler config (this one has none)."""
     fields = {
-        "clip_range": "clipping to another range than ±1",
-        "thresholding": "dynamic thresholding",
-        "steps_offset": "a steps_offset",
-        "one_more": "DPM-Solver's n + 1 timesteps",
-        "to_zero": "a grid that ends above σ = 0",
-        "spread_classes": "classes spread over the images",
+        f"clipping to ±{s.clip_range:g}": s.clip and s.clip_range != 1.0,
+        "dynamic thresholding": s.thresholding is not None,
+        f"steps_offset {s.steps_offset}": s.spacing == "leading" and s.steps_offset != 0,
+        "DPM-Solver's n + 1 timesteps": s.one_more and s.spacing in ("leading", "linspace"),
+        "a grid that ends above σ = 0": not s.to_zero,
     }
     return [
-        ("warning", f"The file uses {what}, which this page has no control for; it samples without it.")
-        for field, what in fields.items()
-        if getattr(s, field) != getattr(default, field)
+        (
+            "warning",
+            f"The file uses {what}, which this page sets only for a model with its own scheduler config; "
+            "this model samples without it.",
+        )
+        for what, used in fields.items()
+        if used
     ]
