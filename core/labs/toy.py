@@ -36,6 +36,7 @@ from core.models.mlp import MLPConfig, build_mlp, parameter_count
 from core.runs.record import Run
 from core.training import budget
 from core.training.diffusion import DiffusionTrainer, TrainConfig, paired_batches, tensor_batches
+from core.training.posthoc_ema import STREAMS
 from core.training.snapshots import WeightSnapshots
 
 MAX_TRAIN_STEPS = 20_000
@@ -104,6 +105,7 @@ class ToyRun:
             seed=settings.seed,
             lr_schedule="cosine",  # each Train / Continue is one cosine cycle (warm restarts)
             adam_betas=(0.9, 0.99),  # a shorter second-moment memory suits runs of a few thousand steps
+            posthoc_ema=STREAMS,  # kept with each checkpoint: any EMA length rebuilt afterwards (Compare checkpoints)
         )
         data = self.standardizer.transform(cloud.points).float()  # centred and scaled in float64, then cast
         batches = tensor_batches(data) if pairs is None else paired_batches(pairs[0].float(), pairs[1].float())
@@ -180,14 +182,19 @@ class ToyRun:
         pad = 0.1 * (hi - lo).max()
         return (lo - pad).float(), (hi + pad).float()
 
-    def denoiser(self, step: int | None = None) -> Denoiser:
-        """The model now, or at a kept checkpoint `step` (see `snapshots`)."""
+    def denoiser(self, step: int | None = None, ema_length: float | None = None) -> Denoiser:
+        """The model now, or at a kept checkpoint `step` (see `snapshots`); with `ema_length`, the post-hoc EMA
+        of that length (sigma_rel) at the checkpoint, rebuilt from the streams kept up to it."""
         model = self.trainer.sampling_model
-        if step is not None and step != self.step:
+        if ema_length is not None or (step is not None and step != self.step):
+            step = self.step if step is None else step
             if step not in self.snapshots.states:
                 raise BadInputError(f"This model has no checkpoint at step {step:,}.")
+            state = (
+                self.snapshots.state(step) if ema_length is None else self.snapshots.posthoc_state(step, ema_length)[0]
+            )
             model = build_mlp(self.model_config, self.settings.seed)
-            model.load_state_dict(self.snapshots.state(step))
+            model.load_state_dict(state)
             model.eval().requires_grad_(False)
         return model_denoiser(model, self.schedule, self.settings.prediction_type)
 
@@ -215,10 +222,11 @@ def run_sampler(
     frames: int = MAX_FRAMES,
     clip: bool = False,
     at_step: int | None = None,
+    ema_length: float | None = None,
     **options: float | str,
 ) -> SampleResult:
-    """n samples from the run's model (now, or at its checkpoint `at_step`), and the trajectory of the first
-    `path_points` of them.
+    """n samples from the run's model (now, or at its checkpoint `at_step`; with `ema_length`, its post-hoc EMA of
+    that length there), and the trajectory of the first `path_points` of them.
 
     clip: clamp every x_0 estimate to the training data's box grown by 10% a side (DDPM's clip_sample)."""
     spec = get_sampler(sampler)
@@ -235,7 +243,7 @@ def run_sampler(
     recorder = PathRecorder(points=m, steps=keep)
     with torch_threads(run.threads):
         tic = time.perf_counter()
-        denoiser = run.denoiser(at_step)
+        denoiser = run.denoiser(at_step, ema_length)
         if clip:
             lo, hi = run.data_box()
             denoiser = clip_denoised(denoiser, lo, hi)
@@ -249,6 +257,8 @@ def run_sampler(
         label["clip"] = True
     if at_step is not None:
         label["checkpoint"] = at_step
+    if ema_length is not None:
+        label["ema_length"] = ema_length
     return SampleResult(
         samples=inv(out.double()),
         path=inv(recorder.path().double()),

@@ -165,12 +165,16 @@ class PowerStreams:
         return state
 
     def files(self, step: int, owner: nn.Module, module: nn.Module | None = None) -> dict[str, bytes]:
-        """Every stream at `step` as a checkpoint folder's files (phema-<sigma_rel>.safetensors, float32: the
-        coefficients that combine them can be large, so their rounding would be too), each saying its length,
-        exponent and step in the safetensors header."""
-        out = {}
-        for k, (length, gamma) in enumerate(zip(self.sigma_rels, self.gammas, strict=True)):
-            state = {n: t.to("cpu", torch.float32).contiguous() for n, t in self.state_of(k, owner, module).items()}
-            meta = {"sigma_rel": repr(length), "gamma": repr(gamma), "step": str(step)}
-            out[file_name(length)] = safetensors_bytes(state, metadata=meta)
-        return out
+        """Every stream at `step` as a checkpoint folder's files (`snapshot_file`)."""
+        return dict(
+            snapshot_file(self.state_of(k, owner, module), length, step) for k, length in enumerate(self.sigma_rels)
+        )
+
+
+def snapshot_file(state: Mapping[str, torch.Tensor], sigma_rel: float, step: int) -> tuple[str, bytes]:
+    """A stream's weights at `step` as a checkpoint folder's file: (phema-<sigma_rel>.safetensors, its bytes),
+    float32 (the coefficients that combine snapshots can be large, so their rounding would be too), its length,
+    exponent and step in the safetensors header."""
+    tensors = {n: t.detach().to("cpu", torch.float32).contiguous() for n, t in state.items()}
+    meta = {"sigma_rel": repr(sigma_rel), "gamma": repr(gamma_of(sigma_rel)), "step": str(step)}
+    return file_name(sigma_rel), safetensors_bytes(tensors, metadata=meta)

@@ -7,12 +7,16 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 from safetensors.torch import load_file, save_file
 from streamlit.testing.v1 import AppTest
 
+from core.data.toy import TOY_SETS
 from core.labs.compare import settings_for
 from core.labs.samplers import run_sampler
+from core.labs.toy import ToyRun, ToySettings, distances
+from core.labs.toy import run_sampler as toy_sampler
 from tests.conftest import ROOT
 from ui.compare_checkpoints.ema_length import key_of
 from zoo.loaders import load_model
@@ -21,6 +25,11 @@ from zoo.local import local_entry
 PAGE = str(ROOT / "app_pages" / "compare_checkpoints.py")
 TAB = 2  # Side by side, Over training, Over EMA length
 RUN = "trained · runs folder"
+
+
+def _chart(at: AppTest, title: str) -> dict:
+    figures = [json.loads(c.proto.spec) for c in at.tabs[TAB].get("plotly_chart")]
+    return next(f for f in figures if f["layout"].get("title", {}).get("text", "").startswith(title))
 
 
 def _images(at: AppTest, folder, length: float) -> torch.Tensor:
@@ -53,8 +62,7 @@ def test_a_checkpoint_is_rebuilt_at_each_length_and_measured_against_it(trained)
     at.slider(key="oe-n").set_value(100)
     at.button(key="oe-measure").click().run()
     assert not at.exception and not at.error
-    charts = [json.loads(c.proto.spec) for c in at.tabs[TAB].get("plotly_chart")]
-    fd = next(f for f in charts if f["layout"]["title"]["text"].startswith("FD-LeNet"))
+    fd = _chart(at, "FD-LeNet")
     assert fd["layout"]["xaxis"]["title"]["text"] == "EMA length σ_rel"
     assert list(fd["data"][0]["x"]) == [0.03, 0.1, 0.2] and np.isfinite(fd["data"][0]["y"]).all()
     csv = next(b for b in at.tabs[TAB].get("download_button") if "CSV" in b.proto.label)
@@ -88,3 +96,32 @@ def test_runs_without_snapshots_and_snapshots_that_lie_get_a_sentence(trained):
         f.unlink()
     at = AppTest.from_file(PAGE, default_timeout=300).run()
     assert not at.exception and any("No run with post-hoc EMA snapshots" in i.value for i in at.info)
+
+
+def test_the_toy_labs_model_is_rebuilt_at_each_length_and_read_by_sw2(app_env):
+    run = ToyRun(TOY_SETS["moons"].cloud(3000, seed=0), ToySettings(width=32), name="toy-3")
+    run.train(1000)
+    at = AppTest.from_file(PAGE, default_timeout=300)
+    at.session_state["toy_run"] = run
+    at.session_state["session_runs"] = [run.log]
+    at.run()
+    label = "toy-3 · this session"
+    at.selectbox(key="oe-run").set_value(label).run()
+    assert at.selectbox(key="oe-step-toy-3").value == 1000
+    at.multiselect(key="oe-lengths").set_value([0.03, 0.1, 0.2])
+    at.number_input(key="oe-toy-steps").set_value(8)
+    at.number_input(key="oe-toy-n").set_value(500).run()
+    at.button(key="oe-toy-go").click().run()
+    assert not at.exception and not at.error
+    table = at.tabs[TAB].dataframe[-1].value
+    assert list(table["sigma_rel"]) == [0.03, 0.1, 0.2] and list(table.columns)[:3] == ["sigma_rel", "SW2", "MMD"]
+    # each row is its length's rebuilt model, sampled from the same noise: the page's numbers are those of a
+    # sampling of that model by hand
+    by_hand = toy_sampler(run, "heun", 8, 500, seed=0, path_points=1, at_step=1000, ema_length=0.1)
+    assert table["SW2"][1] == pytest.approx(distances(by_hand, run, 0)["swd"], abs=1e-4)
+    dist = _chart(at, "Distance to fresh data")
+    assert dist["layout"]["xaxis"]["type"] == "log" and list(dist["layout"]["xaxis"]["ticktext"]) == [
+        "0.03",
+        "0.1",
+        "0.2",
+    ]

@@ -13,11 +13,13 @@ from safetensors.torch import load_file
 
 from core.data.toy import TOY_SETS
 from core.diffusion.schedules import SCHEDULE_KINDS, make_schedule
+from core.errors import BadInputError
 from core.labs.toy import ToyRun, ToySettings, distances, run_sampler
 from core.models.mlp import MLPConfig, build_mlp
 from core.runs.archive import run_archive
 from core.runs.checkpoints import scheduler_config
 from core.runs.ours import read_run
+from core.training.posthoc_ema import PowerStreams
 from core.training.snapshots import WeightSnapshots
 from zoo.loaders import schedule_from_scheduler_config
 
@@ -100,3 +102,47 @@ def test_a_page_trainings_zip_is_a_run_folder_whose_checkpoints_rebuild_the_mode
     x, t = torch.randn(5, 2), torch.tensor([3.0, 100.0, 500.0, 800.0, 999.0])
     torch.testing.assert_close(model(x, t), run.denoiser(250).model(x, t))
     assert json.loads((folder / "scheduler_config.json").read_text())["prediction_type"] == "v_prediction"
+
+
+def test_a_toy_run_keeps_post_hoc_ema_streams_that_rebuild_any_length_and_go_home_in_its_zip(tmp_path):
+    """Each kept checkpoint holds both streams; a stream's own length at its checkpoint is that stream, another
+    length lies between them; thinning drops a checkpoint's streams with it; the zip's folders carry them as
+    phema files that zoo/posthoc.py reads and rebuilds alike."""
+    from zoo.posthoc import snapshots_in
+
+    run = ToyRun(TOY_SETS["moons"].cloud(2000, seed=0), ToySettings(width=32), name="toy-9")
+    run.train(1000)
+    kept = run.snapshots
+    assert sorted(kept.streams) == kept.steps == [250, 500, 750, 1000]
+    assert [r for r, _ in kept.streams[1000]] == [0.05, 0.1]
+    own, fit = kept.posthoc_state(1000, 0.1)
+    assert fit.profile_error < 1e-6
+    for name, value in own.items():
+        torch.testing.assert_close(value, kept.streams[1000][1][1][name], rtol=0, atol=1e-6)
+    between, _ = kept.posthoc_state(1000, 0.07)
+    w = max(between, key=lambda k: float((between[k] - own[k]).abs().max()))  # a weight training moved
+    assert not torch.equal(between[w], own[w]) and not torch.equal(between[w], kept.streams[1000][0][1][w])
+    a = run_sampler(run, "heun", 8, 500, seed=1, at_step=1000, ema_length=0.07)
+    b = run_sampler(run, "heun", 8, 500, seed=1, at_step=1000, ema_length=0.2)
+    assert a.label["ema_length"] == 0.07 and not torch.equal(a.samples, b.samples)
+    with pytest.raises(BadInputError, match="EMA length"):
+        run.denoiser(1000, ema_length=0.4)
+    with zipfile.ZipFile(io.BytesIO(run_archive(run.log))) as archive:
+        archive.extractall(tmp_path / "runs")
+    folders = [f for _, f in read_run(tmp_path / "runs" / "toy-9").checkpoints]
+    snaps = snapshots_in(folders, None)
+    assert [(s.step, s.sigma_rel) for s in snaps][-2:] == [(1000, 0.05), (1000, 0.1)]
+    assert torch.equal(load_file(str(snaps[-1].path))[w], kept.streams[1000][1][1][w])
+
+
+def test_thinning_drops_a_checkpoints_streams_with_it():
+    snaps, module = WeightSnapshots(10, {}, make_schedule("linear"), "epsilon", keep=4), _Module()
+    streams = PowerStreams(module, [0.05, 0.1])
+    for step in range(5, 101, 5):
+        with torch.no_grad():
+            module.w.fill_(step)
+        streams.update(module, step)
+        snaps.offer(step, module, streams)
+    assert sorted(snaps.streams) == snaps.steps
+    with pytest.raises(BadInputError, match="no post-hoc EMA snapshots"):
+        WeightSnapshots(10, {}, make_schedule("linear"), "epsilon").posthoc_state(10, 0.1)

@@ -12,18 +12,27 @@ import streamlit as st
 
 from core.errors import AtlasError
 from core.labs.compare import is_mnist
+from core.labs.toy import SampleResult, ToyRun, run_sampler
 from core.paths import allowed_roots
 from core.runs.record import Run
-from core.training.posthoc_ema import STREAMS, gamma_of
+from core.training.posthoc_ema import STREAMS, coefficients, gamma_of
+from ui.common import session_runs
 from ui.common.cache import posthoc_models
-from ui.common.runs import runs_with_unet_checkpoints
+from ui.common.runs import run_label, runs_with_unet_checkpoints
 from ui.common.tables import show_table
 from ui.common.widgets import attempt, run_job
 from ui.compare_checkpoints import sources, state
-from ui.compare_checkpoints.over_training import image_rows, quality_charts, records
+from ui.compare_checkpoints.over_training import (
+    ToyAxis,
+    ToySampling,
+    image_rows,
+    quality_charts,
+    records,
+    toy_rows_view,
+)
 from ui.compare_checkpoints.views import Settings, controls, downloads, quality, same_shape
 from zoo.local import local_entry
-from zoo.posthoc import Snapshot, describe, fit, length_label, run_snapshots, snapshots_in
+from zoo.posthoc import describe, length_label, run_snapshots, snapshots_in
 
 PREFIX = "oe"
 CHOICES = (0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.085, 0.1, 0.12, 0.15, 0.2, 0.25)
@@ -56,7 +65,10 @@ def tab() -> None:
         "quality measure against the length. σ_rel is the averaging window's width relative to the training so far "
         f"(0.1: about its last tenth); the streams are σ_rel {' and '.join(f'{r:g}' for r in STREAMS)}."
     )
-    runs = posthoc_runs()
+    runs: dict[str, Run | ToyRun] = dict(posthoc_runs())
+    toy = session_runs.toy_model()
+    if toy is not None and toy.snapshots.streams:
+        runs[run_label(toy.log)] = toy
     if not runs:
         st.info(
             "No run with post-hoc EMA snapshots yet: `python -m zoo train RECIPE` saves both streams in every "
@@ -67,32 +79,19 @@ def tab() -> None:
         del st.session_state[f"{PREFIX}-run"]
     name = st.selectbox("Run", list(runs), key=f"{PREFIX}-run")
     run = runs[name]
+    if isinstance(run, ToyRun):
+        run.idle()  # an interrupted run of the Toy lab may still be training it, for a moment
+        toy_lengths(run)
+        return
     snaps = attempt(run_snapshots, run.checkpoints[-1][1], tuple(allowed_roots()))
     if not snaps:
         return
     folders = {s: f for s, f in run.checkpoints if f is not None}
     steps = sorted({s.step for s in snaps} & set(folders))
-    step = st.selectbox(
-        "Checkpoint",
-        steps,
-        len(steps) - 1,
-        format_func=sources.step_label,
-        key=f"{PREFIX}-step-{name}",
-        help="The training step whose EMA is rebuilt, from the snapshots saved up to it.",
-    )
-    lengths = st.multiselect(
-        "EMA lengths (σ_rel)",
-        CHOICES,
-        list(DEFAULT),
-        max_selections=MAX_LENGTHS,
-        key=f"{PREFIX}-lengths",
-        format_func=lambda r: f"{r:g}",
-    )
+    step, lengths = _pick(steps, name)
     if not lengths:
-        st.info("Pick the EMA lengths to rebuild.")
         return
-    lengths = sorted(lengths)
-    _fits(snaps, step, lengths)
+    _fits([(s.step, s.gamma) for s in snaps], step, lengths, describe([s for s in snaps if s.step <= step]))
     folder = folders[step]
     entry = attempt(local_entry, str(folder))
     if entry is None:
@@ -134,12 +133,35 @@ def tab() -> None:
     downloads(panels, table, PREFIX, stack=True, records=kept)
 
 
-def _fits(snaps: list[Snapshot], step: int, lengths: list[float]) -> None:
-    """How each length is rebuilt: its exponent, how many snapshots carry it, and how well its profile fits."""
-    used = [s for s in snaps if s.step <= step]
+def _pick(steps: list[int], name: str) -> tuple[int, list[float]]:
+    """The checkpoint (the last by default) and the EMA lengths (sorted; none: a sentence) to rebuild."""
+    step = st.selectbox(
+        "Checkpoint",
+        steps,
+        len(steps) - 1,
+        format_func=sources.step_label,
+        key=f"{PREFIX}-step-{name}",
+        help="The training step whose EMA is rebuilt, from the snapshots saved up to it.",
+    )
+    lengths = st.multiselect(
+        "EMA lengths (σ_rel)",
+        CHOICES,
+        list(DEFAULT),
+        max_selections=MAX_LENGTHS,
+        key=f"{PREFIX}-lengths",
+        format_func=lambda r: f"{r:g}",
+    )
+    if not lengths:
+        st.info("Pick the EMA lengths to rebuild.")
+    return step, sorted(lengths)
+
+
+def _fits(snaps: list[tuple[int, float]], step: int, lengths: list[float], kept: str) -> None:
+    """How each length is rebuilt from the snapshots (step, gamma): its exponent, how many snapshots carry it, and
+    how well its profile fits; `kept` says which snapshots there are."""
     rows = []
     for r in lengths:
-        f = fit(snaps, step, r)
+        f = coefficients(snaps, step, r)
         rows.append(
             {
                 "σ_rel": r,
@@ -149,12 +171,40 @@ def _fits(snaps: list[Snapshot], step: int, lengths: list[float]) -> None:
             }
         )
     st.caption(
-        f"Snapshots up to {sources.step_label(step)}: {describe(used)}. Each length's weights are the combination "
-        "of them whose averaging profile is closest to the wanted one; the profile error is how far it stays "
-        "(relative L2): lengths between and near the streams rebuild closely, very short ones need snapshots "
-        "taken often."
+        f"Snapshots up to {sources.step_label(step)}: {kept}. Each length's weights are the combination of them "
+        "whose averaging profile is closest to the wanted one; the profile error is how far it stays (relative "
+        "L2): lengths between and near the streams rebuild closely, very short ones need snapshots taken often."
     )
     show_table(rows)
+
+
+def toy_lengths(run: ToyRun) -> None:
+    """The Toy lab model at one kept checkpoint, rebuilt at each length: clouds, SW2 and MMD against the length."""
+    kept = run.snapshots.streams
+    steps = [s for s in run.snapshots.steps if s in kept]
+    step, lengths = _pick(steps, run.name)
+    if not lengths:
+        return
+    snaps = [(s, gamma_of(r)) for s in steps for r, _ in kept[s]]
+    streams = sorted({r for s in steps for r, _ in kept[s]})
+    shown = [s for s in steps if s <= step]
+    what = f"{len(streams)} streams (σ_rel {', '.join(f'{r:.3f}' for r in streams)}) at {len(shown)} steps"
+    _fits(snaps, step, lengths, what)
+
+    def at_length(toy: ToyRun, length: float, s: ToySampling) -> SampleResult:
+        return run_sampler(toy, s.sampler, s.steps, s.n, seed=s.seed, path_points=1, at_step=step, ema_length=length)
+
+    axis = ToyAxis(
+        f"{PREFIX}-toy",
+        "sigma_rel",
+        "EMA length σ_rel",
+        lambda r: f"σ_rel {r:g}",
+        at_length,
+        "ema_lengths",
+        True,
+        f"{step}-",
+    )
+    toy_rows_view(run, lengths, axis, {"checkpoint": step})
 
 
 def _models(folder: Path, lengths: tuple[float, ...]) -> dict[str, object]:

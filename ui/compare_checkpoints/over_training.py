@@ -202,18 +202,40 @@ class ToySampling:
     seed: int
 
 
-ToyRow = tuple[SampleResult, dict[str, float]]  # a step's samples and their distances to fresh data
+ToyRow = tuple[SampleResult, dict[str, float]]  # a checkpoint's samples and their distances to fresh data
 
 
-def _toy_rows(run: ToyRun, step: int) -> Memo[ToySampling, ToyRow]:
-    return Memo(f"{TOY}-{run.name}-{step}")
+@dataclass(frozen=True)
+class ToyAxis:
+    """What the Toy lab model's rows vary: the checkpoint's step (Over training) or the post-hoc EMA length at one
+    checkpoint (Over EMA length): the table's column, the chart's axis, a row's label, and how a row is sampled."""
+
+    prefix: str  # of the widgets' keys and the kept rows
+    column: str  # "step", "sigma_rel"
+    title: str  # the chart's x axis
+    label: Callable[[float], str]
+    sample: Callable[[ToyRun, float, ToySampling], SampleResult]
+    listed: str  # what the downloads' record calls the rows: "checkpoints", "ema_lengths"
+    log: bool = False
+    at: str = ""  # what the rows share, in the kept rows' names (the checkpoint whose EMA lengths they are)
 
 
-def _toy_controls(run: ToyRun) -> ToySampling:
+def _at_step(run: ToyRun, step: float, s: ToySampling) -> SampleResult:
+    return run_sampler(run, s.sampler, s.steps, s.n, seed=s.seed, path_points=1, at_step=int(step))
+
+
+STEPS = ToyAxis(TOY, "step", "training step", lambda s: sources.step_label(int(s)), _at_step, "checkpoints")
+
+
+def _toy_rows(run: ToyRun, x: float, axis: ToyAxis) -> Memo[ToySampling, ToyRow]:
+    return Memo(f"{axis.prefix}-{run.name}-{axis.at}{x}")
+
+
+def toy_controls(run: ToyRun, prefix: str = TOY) -> ToySampling:
     c1, c2, c3, c4 = st.columns(4)
     names = list(SAMPLERS)
     sampler = c1.selectbox(
-        "Sampler", names, names.index("heun"), format_func=lambda n: SAMPLERS[n].title, key="ot-toy-sampler"
+        "Sampler", names, names.index("heun"), format_func=lambda n: SAMPLERS[n].title, key=f"{prefix}-sampler"
     )
     top = min(1000, run.schedule.num_steps)
     steps = int(
@@ -224,56 +246,62 @@ def _toy_controls(run: ToyRun) -> ToySampling:
             1,
             top,
             min(32, top),
-            key="ot-toy-steps",
+            key=f"{prefix}-steps",
             because=f"the run's T = {run.schedule.num_steps:,}",
             help="The sampler's steps from noise to data, the same for every checkpoint.",
         )
     )
-    n = int(c3.number_input("Points", 100, 5000, 2000, 100, key="ot-toy-n"))
-    seed = int(c4.number_input("Seed", 0, 2**31 - 100, 0, key="ot-toy-seed"))
+    n = int(c3.number_input("Points", 100, 5000, 2000, 100, key=f"{prefix}-n"))
+    seed = int(c4.number_input("Seed", 0, 2**31 - 100, 0, key=f"{prefix}-seed"))
     return ToySampling(sampler, steps, n, seed)
 
 
-def _sample_steps(run: ToyRun, steps: list[int], settings: ToySampling) -> None:
-    """Each checkpoint sampled from the same noise and measured, with one progress bar and a Stop for all;
-    each step's result is kept as soon as it is done; those of other steps and runs go."""
-    forget_others(f"{TOY}-", [f"{run.name}-{step}" for step in steps])
-    with state.progress("Sampling…", "Keeps the steps done so far.", TOY) as report:
-        for k, step in enumerate(steps):
-            result = run_sampler(
-                run, settings.sampler, settings.steps, settings.n, seed=settings.seed, path_points=1, at_step=step
-            )
-            _toy_rows(run, step).put(settings, (result, distances(result, run, settings.seed)))
-            report((k + 1) / len(steps), sources.step_label(step))
+def _sample_rows(run: ToyRun, xs: list[float], settings: ToySampling, axis: ToyAxis) -> None:
+    """Each row sampled from the same noise and measured, with one progress bar and a Stop for all; each row's
+    result is kept as soon as it is done; those of other rows and runs go."""
+    forget_others(f"{axis.prefix}-", [f"{run.name}-{axis.at}{x}" for x in xs])
+    with state.progress("Sampling…", "Keeps the rows done so far.", axis.prefix) as report:
+        for k, x in enumerate(xs):
+            result = axis.sample(run, x, settings)
+            _toy_rows(run, x, axis).put(settings, (result, distances(result, run, settings.seed)))
+            report((k + 1) / len(xs), axis.label(x))
 
 
 def toy_over_training(run: ToyRun, steps: list[int]) -> None:
-    settings = _toy_controls(run)
-    if st.button("Sample and measure", type="primary", key="ot-toy-go"):
-        run_job("toy checkpoints", _sample_steps, run, steps, settings)
-    done = [(s, found) for s in steps if (found := _toy_rows(run, s).latest()) is not None]
+    toy_rows_view(run, steps, STEPS, {})
+
+
+def toy_rows_view(run: ToyRun, xs: list[float], axis: ToyAxis, study: dict[str, object]) -> None:
+    """The Toy lab model's rows along `axis`: controls, Sample and measure, the clouds side by side, SW2 and MMD
+    against the axis read against fresh data's band, the table and the downloads (their record naming `study`)."""
+    settings = toy_controls(run, axis.prefix)
+    if st.button("Sample and measure", type="primary", key=f"{axis.prefix}-go"):
+        run_job("toy checkpoints", _sample_rows, run, xs, settings, axis)
+    done = [(x, found) for x in xs if (found := _toy_rows(run, x, axis).latest()) is not None]
     if not done:
         return
     if any(made_for != settings for _, (made_for, _) in done):
         st.info("Some rows are from earlier settings: press **Sample and measure** for the current ones.")
     data = run.cloud.points[:5000].double().numpy()
-    panels = [(sources.step_label(s), r.samples.numpy()) for s, (_, (r, _)) in done]
-    st.plotly_chart(clouds_over_steps(panels, data), key="ot-toy-clouds")
+    panels = [(axis.label(x), r.samples.numpy()) for x, (_, (r, _)) in done]
+    st.plotly_chart(clouds_over_steps(panels, data), key=f"{axis.prefix}-clouds")
     rows = [
-        {"step": s, "SW2": d["swd"], "MMD": d["mmd"], "seconds": round(r.seconds, 3), "NFE": r.nfe}
-        for s, (_, (r, d)) in done
+        {axis.column: x, "SW2": d["swd"], "MMD": d["mmd"], "seconds": round(r.seconds, 3), "NFE": r.nfe}
+        for x, (_, (r, d)) in done
     ]
     table = pd.DataFrame(rows)
     series = {"SW2": (table["SW2"], None), "MMD": (table["MMD"], None)}
     title = "Distance to fresh data (standardised units)"
-    fig = over_steps_figure(table["step"], series, None, title, log_y=True)
+    fig = over_steps_figure(table[axis.column], series, None, title, log_y=True, x_title=axis.title)
+    if axis.log:
+        fig.update_xaxes(type="log", tickvals=list(table[axis.column]), ticktext=[f"{x:g}" for x in table[axis.column]])
     last = done[-1][1][1][0]
     bands = reference(last, run, last.label["seed"])  # every row of the settings shown has this size
     for k, (name, key) in enumerate((("SW2", "swd"), ("MMD", "mmd"))):
         add_band(fig, bands[key], f"{name}: {bands[key].describe()}", SERIES_COLORS[k])
     ends = [v for band in bands.values() for v in (band.low, band.high)]
     fig.update_yaxes(**log_axis([*table["SW2"], *table["MMD"], *ends]))  # the bands in sight too
-    st.plotly_chart(fig, key="ot-toy-dist")
+    st.plotly_chart(fig, key=f"{axis.prefix}-dist")
     st.caption(
         f"Shaded: what each distance reads for data itself, at the samples' own size: {bands['swd'].describe()}; "
         f"SW2 {bands['swd'].span()}, MMD {bands['mmd'].span()}. A checkpoint inside its band is as close to the "
@@ -282,21 +310,22 @@ def toy_over_training(run: ToyRun, steps: list[int]) -> None:
     st.dataframe(table.round(4), hide_index=True, width="stretch")
     everything = np.concatenate([data[:, :2], *[p[:, :2] for _, p in panels]])
     box = (np.quantile(everything, 0.002, axis=0), np.quantile(everything, 0.998, axis=0))
-    made = {m: [s for s, (n, _) in done if n == m] for m in dict.fromkeys(m for _, (m, _) in done)}
-    records = [_toy_record(run, sampling, steps) for sampling, steps in made.items()]
-    downloads([(f"{run.name} {t}", cloud_image(p, data, box)) for t, p in panels], rows, TOY, False, records)
+    made = {m: [x for x, (n, _) in done if n == m] for m in dict.fromkeys(m for _, (m, _) in done)}
+    records = [_toy_record(run, sampling, {**study, axis.listed: shown}) for sampling, shown in made.items()]
+    downloads([(f"{run.name} {t}", cloud_image(p, data, box)) for t, p in panels], rows, axis.prefix, False, records)
 
 
-def _toy_record(run: ToyRun, sampling: ToySampling, steps: list[int]) -> dict:
-    """The record of the Toy lab model's checkpoints at `steps`, sampled with `sampling` (core/labs/toy.run_sampler:
-    trailing steps, no clipping) and measured against fresh data (core/labs/provenance.py)."""
+def _toy_record(run: ToyRun, sampling: ToySampling, study: dict[str, object]) -> dict:
+    """The record of the Toy lab model's rows (`study`: which checkpoints or lengths), sampled with `sampling`
+    (core/labs/toy.run_sampler: trailing steps, no clipping) and measured against fresh data
+    (core/labs/provenance.py)."""
     settings = SamplerSettings(
         sampler=sampling.sampler, steps=sampling.steps, seed=sampling.seed, batch=sampling.n, clip=False
     )
     study = {
         "page": "Compare checkpoints: over training",
         "run": run.name,
-        "checkpoints": steps,
+        **study,
         "points": sampling.n,
         "measures": "SW2 and MMD to fresh data",
     }
