@@ -10,6 +10,7 @@ from ui.common.widgets import attempt, run_job
 from ui.toy import state
 from ui.toy.controls import TARGETS, TrainingButtons, field_settings, sampler_settings, train_settings
 from ui.toy.data import data_picker
+from ui.toy.few_step import few_step_section
 from ui.toy.figures import cloud_figure, tries_figure
 from ui.toy.objectives import objectives_section
 from ui.toy.views import show_drift_maths, show_samples
@@ -50,6 +51,7 @@ if buttons.train or (buttons.resume and run is not None):
 if run is None:
     buttons.info.info("Train a model to sample from it (or compare objectives in section 5).")
     objectives_section(cloud, settings, steps)
+    few_step_section(cloud, settings, None)
     st.stop()
 buttons.ready_now()
 state.show_stopped(run, progress)  # replaces the last (throttled) line drawn while it trained
@@ -115,3 +117,4 @@ def drift_section() -> None:
 sample_section()
 drift_section()
 objectives_section(data_cloud, settings, steps)
+few_step_section(data_cloud, settings, run)

@@ -35,7 +35,7 @@ from core.metrics.reference import ReferenceBand, reference_bands
 from core.models.mlp import MLPConfig, build_mlp, parameter_count
 from core.runs.record import Run
 from core.training import budget
-from core.training.diffusion import DiffusionTrainer, TrainConfig, paired_batches, tensor_batches
+from core.training.diffusion import BatchFn, DiffusionTrainer, TrainConfig, paired_batches, tensor_batches
 from core.training.posthoc_ema import STREAMS
 from core.training.snapshots import WeightSnapshots
 
@@ -88,9 +88,12 @@ class ToyRun:
         name: str = "toy",
         threads: int = 1,
         pairs: tuple[torch.Tensor, torch.Tensor] | None = None,
+        coupling: tuple[str, Callable[[torch.Tensor], BatchFn]] | None = None,
     ) -> None:
         """`pairs` (data, noise), standardised: train on that coupling instead of the cloud with fresh noise
-        (rectified flow's reflow, core/labs/objectives.py); the model still belongs to `cloud`."""
+        (rectified flow's reflow, core/labs/objectives.py); `coupling` (what it is, and a function of the
+        standardised data giving the batches): batches whose noise a coupling pairs with the data (minibatch OT,
+        core/labs/few_step.py). The model still belongs to `cloud`."""
         self.name, self.settings, self.cloud = name, settings, cloud  # the model belongs to the data it learnt
         self.data_key, self.data_title, self.dim = cloud.key, cloud.title, cloud.dim
         self.threads = threads
@@ -109,6 +112,9 @@ class ToyRun:
         )
         data = self.standardizer.transform(cloud.points).float()  # centred and scaled in float64, then cast
         batches = tensor_batches(data) if pairs is None else paired_batches(pairs[0].float(), pairs[1].float())
+        paired = None if pairs is None else f"{len(pairs[0]):,} (data, noise) pairs (reflow)"
+        if coupling is not None:
+            paired, batches = coupling[0], coupling[1](data)
         self.trainer = DiffusionTrainer(build_mlp(self.model_config, settings.seed), self.schedule, train, batches)
         self.target_step = 0  # where the last `train` call was heading (below it: stopped early)
         self._training = threading.Lock()  # held while `train` runs (see `idle`)
@@ -120,7 +126,7 @@ class ToyRun:
                 "title": cloud.title,
                 "key": cloud.key,
                 "points": len(cloud.points),
-                "coupling": None if pairs is None else f"{len(pairs[0]):,} (data, noise) pairs (reflow)",
+                "coupling": paired,
             },
             "settings": asdict(settings),
             "model": self.model_config.to_dict(),
