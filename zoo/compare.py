@@ -190,6 +190,7 @@ def compare(
             log(f"sampled {name}: {images} images in {seconds:.2f} s")
         if ctx.is_main:
             _write(out, rows, panels, {"hardware": hardware(device), "specs": specs}, records)
+        distributed.wait_for_all(ctx)  # the other ranks stay until rank 0 has written
         return rows
     finally:
         distributed.teardown(ctx)

@@ -89,6 +89,13 @@ def teardown(ctx: DistContext) -> None:
         dist.destroy_process_group()
 
 
+def wait_for_all(ctx: DistContext) -> None:
+    """Every rank waits here until all have come (a barrier; nothing for one process): a job's ranks end together,
+    so none tears the group down while rank 0 still works (gloo can abort a rank that leaves early)."""
+    if ctx.world_size > 1:
+        dist.barrier()
+
+
 def broadcast_object(value: object, ctx: DistContext) -> object:
     """Rank 0's `value` on every rank (e.g. a run folder named from rank 0's clock)."""
     if ctx.world_size == 1:

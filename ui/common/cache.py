@@ -58,14 +58,16 @@ def default_device() -> str:
 
 
 def zoo_model(name: str, device: str | None = None) -> LoadedModel:
-    """A zoo entry, loaded once per (manifest, entry, device) for the whole server."""
-    return _zoo_model(str(manifest_path()), name, device or default_device())
+    """A zoo entry, loaded once per (manifest, entry, device) for the whole server; listed as loaded each time it
+    is returned (under its name and device: the same name in another manifest, as tests use, lists the latest)."""
+    device = device or default_device()
+    loaded = _LOADED[f"{name} ({device})"] = _zoo_model(str(manifest_path()), name, device)
+    return loaded
 
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=8, ttl=CACHE_TTL)
 def _zoo_model(manifest: str, name: str, device: str) -> LoadedModel:
-    loaded = _LOADED[f"{name} ({device})"] = load_model(load_registry(Path(manifest)).model(name), device)
-    return loaded
+    return load_model(load_registry(Path(manifest)).model(name), device)
 
 
 def hub_model(repo_id: str, revision: str = "main", device: str | None = None) -> LoadedModel:
