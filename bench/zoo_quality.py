@@ -14,6 +14,11 @@ FD is biased upwards for small sample sets, so compare rows with equal N.
 --only NAME ... measures those models alone (any of CARDS) and, with --write-cards, writes only their cards: a
 new bundled model gets its card in minutes instead of the hour that measuring every model takes.
 
+--only mnist-flow-pd measures the few-step student beside its teacher: the student with its own sampler (the
+manifest's `sampler`) at NFE 1, 2 and 4, mnist-flow with Euler at NFE 1, 2, 4, 8, 20 and 50 and with DPM-Solver++(2M)
+at 50 (its card's best, the goal's yardstick), the same noise for every row; its card says whether the goal (one
+step within 2x of the teacher's NFE-50 FD, two steps within 1.5x) is met.
+
 --ladder compares flow matching with diffusion at few steps: mnist-flow beside the two unconditional diffusion
 models (the same UNet, digits, batch, steps and seed), Euler (= DDIM) and DPM-Solver++(2M) at NFE 5, 10, 20
 and 50, the same samples and noise for each; with --write-cards the table goes into mnist-flow's card.
@@ -39,8 +44,12 @@ from zoo.registry import load_registry
 
 PIXEL_MODELS = ("mnist-ddpm-linear", "mnist-v-cosine", "mnist-cond-cfg", "mnist-cond-guide")
 LATENT_MODELS = ("mnist-latent-cond", "mnist-latent-guide")
+FEW_STEP_MODELS = ("mnist-flow-pd",)  # few-step students, each measured beside its teacher
 # Every card a run without --ladder writes (mnist-flow's card is the ladder's table).
-CARDS = (*PIXEL_MODELS, *LATENT_MODELS, "mnist-lenet", "mnist-vae-2d")
+CARDS = (*PIXEL_MODELS, *LATENT_MODELS, "mnist-lenet", "mnist-vae-2d", *FEW_STEP_MODELS)
+STUDENT_NFE = (1, 2, 4)
+TEACHER_NFE = (1, 2, 4, 8, 20, 50)
+GOAL = {1: 2.0, 2: 1.5}  # issue 28: the student's FD at NFE k within this factor of the teacher's best at NFE 50
 LADDER_MODELS = ("mnist-flow", "mnist-ddpm-linear", "mnist-v-cosine")
 LADDER_NFE = (5, 10, 20, 50)
 BATCH = 250
@@ -149,6 +158,48 @@ def ladder(reg, classifier, held_feats: np.ndarray, n: int) -> list[dict[str, ob
     return rows
 
 
+def few_step_quality(
+    student: LoadedModel, teacher: LoadedModel, classifier, held_feats: np.ndarray, n: int
+) -> dict[str, object]:
+    """A few-step student's card: its own sampler at STUDENT_NFE beside its teacher with Euler at TEACHER_NFE and
+    DPM-Solver++(2M) at 50, every row from the same noise (seed 0), and whether the goal (GOAL) is met."""
+    own = student.entry.sampler
+    assert own is not None, f"{student.name} names no sampler of its own"
+    settings = [(student, own.name, nfe) for nfe in STUDENT_NFE]
+    settings += [(teacher, "euler", nfe) for nfe in TEACHER_NFE] + [(teacher, "dpmpp_2m", 50)]
+    rows = []
+    for loaded, sampler, nfe in settings:
+        start = time.perf_counter()
+        images = generate(loaded, sampler, nfe, n, seed=0)
+        row = {"model": loaded.name, "sampler": sampler, "NFE": nfe, "N": n, **score(classifier, images, held_feats)}
+        rows.append(row | {"seconds": round(time.perf_counter() - start, 1)})
+        print(rows[-1], flush=True)
+    best = rows[-1]["FD-LeNet"]  # the teacher's DPM-Solver++(2M) at 50
+    fd = {r["NFE"]: r["FD-LeNet"] for r in rows if r["model"] == student.name}
+    verdicts = [
+        f"{k} step{'s' * (k != 1)}: {fd[k]} against {factor}x {best} = {factor * best:.2f}, "
+        + ("met" if fd[k] <= factor * best else "not met")
+        for k, factor in GOAL.items()
+    ]
+    note = (
+        f"Each row: {n:,} unconditional samples from seed 0 (the same noise for every row), trailing grid, x_0 "
+        f"clipped to [-1, 1]; {student.name} with its own sampler ({own.name}, made for {own.steps} step"
+        f"{'s' * (own.steps != 1)}), its teacher {teacher.name} with Euler and with DPM-Solver++(2M) at 50."
+    )
+    goal = (
+        f"The goal (issue 28): one step within 2x and two steps within 1.5x of the teacher's NFE-50 FD-LeNet "
+        f"({best}, DPM-Solver++(2M) 50, this run): {'; '.join(verdicts)}."
+    )
+    return {
+        "parameters": student.param_count,
+        "rows": rows,
+        "rows_note": note,
+        "goal_1_step": "met" if fd[1] <= GOAL[1] * best else "not met",
+        "goal_2_steps": "met" if fd[2] <= GOAL[2] * best else "not met",
+        "goal": goal,
+    }
+
+
 def pixel_quality(
     loaded: LoadedModel, classifier, held_feats: np.ndarray, held_acc: float, samples: int, ddpm_samples: int
 ) -> dict[str, object]:
@@ -247,7 +298,12 @@ def main() -> None:
     rows, cards = [], {}
     for name in args.only or [*args.models, *LATENT_MODELS, "mnist-lenet", "mnist-vae-2d"]:
         family = reg.model(name).family
-        if family == "pixel":
+        if name in FEW_STEP_MODELS:
+            student = load_model(reg.model(name))
+            teacher = load_model(reg.model(json.loads((reg.model(name).run / "config.json").read_text())["teacher"]))
+            quality = few_step_quality(student, teacher, classifier, held_feats, args.samples)
+            print(quality["goal"])
+        elif family == "pixel":
             loaded = load_model(reg.model(name))
             quality = pixel_quality(loaded, classifier, held_feats, held_acc, args.samples, args.ddpm_samples)
             rows += [{"model": name, **row} for row in quality["rows"]]
@@ -270,7 +326,12 @@ def main() -> None:
     if args.write_cards:
         notes = fd_note(len(held), reference_fd)
         for name, quality in cards.items():
-            write_card(reg.model(name), {**quality, "notes": notes} if "rows" in quality else quality)
+            if name in FEW_STEP_MODELS:  # the goal's verdict first, under the table, not in the front matter
+                goal = quality.pop("goal")
+                quality = {**quality, "notes": f"{goal}\n\n{notes}"}
+            elif "rows" in quality:
+                quality = {**quality, "notes": notes}
+            write_card(reg.model(name), quality)
         print(f"cards written: {', '.join(cards)}")
     np.set_printoptions(precision=3)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from zoo.registry import ModelEntry
 
-RECIPE_KEYS = ("train", "schedule", "model", "steps", "cond_dropout")
+RECIPE_KEYS = ("train", "schedule", "model", "steps", "cond_dropout", "teacher", "distill", "sampler")
 FREE_TEXT = ("notes", "rows_note")  # prose under the metrics, kept out of the front matter
 METRIC_TEXT = {  # what each scalar metric means, for the card's Metrics section
     "held_out_accuracy": "accuracy on the held-out digits",

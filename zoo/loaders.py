@@ -13,7 +13,7 @@ import os
 import posixpath
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -435,6 +435,14 @@ def load_model(
             schedule, _ = schedule_from_scheduler_config(config, what)
             if not (config_path.parent / ATLAS_FILE).is_file():  # ours carries a schedule, not a sampling choice
                 folder = folder_scheduler(config, what)
+            if folder is not None and entry.sampler is not None:  # a few-step model: the sampler it was made for
+                made_for = f"made for {entry.sampler.steps} step" + "s" * (entry.sampler.steps != 1)
+                folder = replace(
+                    folder,
+                    sampler=entry.sampler.name,
+                    options=folder.options if folder.sampler == entry.sampler.name else (),
+                    followed=(*folder.followed, made_for),
+                )
         else:
             schedule = entry.schedule.build()
         network = MeteredNetwork(module, entry.name, flops or 0)  # each call timed, and bounded by the job's deadline

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from core.diffusion.denoisers import PREDICTION_TYPES
+from core.diffusion.samplers import SAMPLERS
 from core.diffusion.schedules import SCHEDULE_KINDS, NoiseSchedule, make_schedule
 from core.paths import shown
 from zoo.errors import BadInputError, ManifestError, ZooError
@@ -52,6 +53,18 @@ class ScheduleSpec:
 
 
 @dataclass(frozen=True)
+class OwnSampler:
+    """The sampler a few-step model was made for (the manifest's `sampler = {name, steps}`): e.g. a progressively
+    distilled student's one Euler step. Its samples are measured, and best drawn, this way."""
+
+    name: str
+    steps: int
+
+
+MAX_OWN_STEPS = 1000
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     name: str
     title: str
@@ -74,6 +87,7 @@ class ModelEntry:
     run: Path | None = None
     data: str | None = None
     gpu_recommended: bool = False
+    sampler: OwnSampler | None = None  # a few-step model's own sampler and step count
     local: bool = False  # a folder on this machine that a person named (zoo/local.py), not a manifest entry
     roots: tuple[Path, ...] | None = None  # a local entry's allowed roots, its files read only inside them
 
@@ -199,6 +213,18 @@ def _schedule(f: _Fields) -> ScheduleSpec | None:
     return spec
 
 
+def _own_sampler(f: _Fields) -> OwnSampler | None:
+    raw = f.get("sampler", dict, None)
+    if raw is None:
+        return None
+    s = _Fields(raw, f"{f.where}, sampler")
+    own = OwnSampler(name=s.get("name", str, choices=tuple(SAMPLERS)), steps=s.get("steps", int))
+    s.finish()
+    if not 1 <= own.steps <= MAX_OWN_STEPS:
+        raise f.fail("sampler", f"needs steps from 1 to {MAX_OWN_STEPS} (got {own.steps})")
+    return own
+
+
 def _model(table: Mapping[str, Any], root: Path, label: str) -> ModelEntry:
     name = table.get("name") if isinstance(table.get("name"), str) else "?"
     f = _Fields(table, f"{label}, model '{name}'")
@@ -241,6 +267,7 @@ def _model(table: Mapping[str, Any], root: Path, label: str) -> ModelEntry:
         run=(root / run).resolve() if (run := f.get("run", str, None)) else None,
         data=f.get("data", str, None),
         gpu_recommended=f.get("gpu_recommended", bool, False),
+        sampler=_own_sampler(f),
     )
     f.finish()
     if entry.family in ("pixel", "latent"):
@@ -250,6 +277,8 @@ def _model(table: Mapping[str, Any], root: Path, label: str) -> ModelEntry:
             raise f.fail("schedule", "is required for pixel and latent models")
         if not entry.sample_shape:
             raise f.fail("sample_shape", "is required for pixel and latent models")
+    elif entry.sampler is not None:
+        raise f.fail("sampler", "is for pixel and latent models")
     if entry.format in ("state-dict", "hub-mixin") and not entry.architecture:
         raise f.fail("architecture", f"is required for format {entry.format}")
     if not entry.weight_files:

@@ -9,6 +9,13 @@ lengths, or [] for none: core/training/posthoc_ema.py), from which `python -m zo
 length. Pixel and latent models train with core.training.DiffusionTrainer; the VAE and the classifier with their
 own loops.
 
+Distill recipes (kind "distill") make a few-step student of a bundled flow model (`teacher`, a zoo name) with a
+method of core/training/few_step/ that needs only (x, t), so a UNet runs it unchanged: "progressive" (options
+teacher_steps) or "consistency_distillation" (intervals, solver); the student starts from the teacher's weights.
+OUT/ holds it as a diffusers UNet folder like the teacher's, with the flow path's scheduler_config.json; OUT/run/
+logs it, with sample grids drawn by the student's own sampler (no checkpoint folders: the student is the one
+folder that ships).
+
 Pixel and latent recipes also train data-parallel: `torchrun --nproc_per_node N -m zoo train RECIPE` (gloo on
 the CPU, nccl with --device cuda, one GPU per process). Each process draws its own batches, so the global
 batch is N times the recipe's; only rank 0 samples, logs and writes OUT/, and at the end the ranks check that
@@ -20,6 +27,7 @@ Threads: `python -m zoo` trains on all cores, each torchrun process on its share
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -42,7 +50,7 @@ from core.models.classifier import LeNet
 from core.models.mlp import MLPConfig, build_mlp
 from core.models.unet import SampleOnly, build_unet, unet_config
 from core.models.vae import ConvVAE
-from core.runs.checkpoints import save_checkpoint, save_weights
+from core.runs.checkpoints import as_json, save_checkpoint, save_weights, scheduler_config
 from core.runs.writer import RunWriter
 from core.training.classifier import ClassifierTrainConfig, accuracy, train_classifier
 from core.training.diffusion import DiffusionTrainer, TrainConfig, distributed, labelled_batches
@@ -53,7 +61,8 @@ from zoo.errors import BadInputError, ZooError
 from zoo.registry import load_registry
 
 RECIPES = Path(__file__).with_name("recipes")
-KINDS = ("pixel", "vae", "latent", "classifier")
+KINDS = ("pixel", "vae", "latent", "classifier", "distill")
+DISTILL_METHODS = ("progressive", "consistency_distillation")
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,8 @@ class Recipe:
     num_classes: int = 0
     cond_dropout: float = 0.0
     vae: str | None = None
+    teacher: str | None = None  # distill: the zoo model distilled
+    distill: dict[str, Any] = field(default_factory=dict)  # distill: method and its options
     path: Path | None = None
 
 
@@ -89,6 +100,10 @@ def load_recipe(name_or_path: str) -> Recipe:
         raise ZooError(f"Recipe {path.name} has an unknown or missing field ({e}).") from e
     if recipe.kind not in KINDS:
         raise ZooError(f"Recipe {path.name}: kind must be one of {', '.join(KINDS)}.")
+    if recipe.kind == "distill" and (not recipe.teacher or recipe.distill.get("method") not in DISTILL_METHODS):
+        raise ZooError(
+            f"Recipe {path.name}: a distill recipe names its teacher and a method ({', '.join(DISTILL_METHODS)})."
+        )
     return recipe
 
 
@@ -249,6 +264,62 @@ def train_latent(recipe: Recipe, out: Path, steps: int, device: str) -> None:
     (out / "latent_stats.json").write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
 
 
+def few_step_sampler(recipe: Recipe) -> dict[str, Any]:
+    """How a distilled student samples (the manifest's `sampler` of its entry): one Euler step of the flow. That is
+    progressive distillation's final student exactly, and a consistency model's one-step sample too: f(x, 1) =
+    x - F(x, 1) is the flow adapter's x_0 estimate, which one Euler step to sigma = 0 returns."""
+    del recipe  # both methods alike, for now
+    return {"name": "euler", "steps": 1}
+
+
+def train_distill(recipe: Recipe, out: Path, steps: int, device: str) -> None:
+    """A few-step student of `recipe.teacher` (a flow-matching UNet of the zoo) by `recipe.distill`'s method."""
+    from core.training.few_step.methods import METHODS
+    from zoo.loaders import load_model, read_json
+
+    entry = load_registry().model(str(recipe.teacher))
+    if entry.prediction_type != "flow_prediction" or entry.format != "diffusers-unet":
+        raise ZooError(f"{recipe.name}: the teacher {entry.name} is not a flow-matching UNet of the zoo.")
+    loaded = load_model(entry, device)
+    config = {
+        k: v for k, v in read_json(loaded.files["config.json"], entry.name, entry.roots).items() if k != "_class_name"
+    }
+    teacher = SampleOnly(loaded.module)
+    student = SampleOnly(copy.deepcopy(loaded.module)).train().requires_grad_(True)  # starts as the teacher
+    x, _, source = mnist_tensors("train")
+    train = {k: v for k, v in recipe.train.items() if k not in ("steps", "sample_every", "checkpoint_every")}
+    cfg = TrainConfig(**{"posthoc_ema": (), **train, "prediction_type": "flow_prediction"})  # the flow path's methods
+    method = recipe.distill["method"]
+    options = {k: v for k, v in recipe.distill.items() if k != "method"}
+    if method == "progressive":
+        options["total_steps"] = steps
+    trainer = METHODS[method](student, cfg, labelled_batches(x.to(device), None, 0, 0.0), teacher=teacher, **options)
+    sampler = few_step_sampler(recipe)
+    extra = {"steps": steps, "teacher": entry.name, "distill": recipe.distill, "sampler": sampler}
+    writer = _run_writer(recipe, out, device, cfg.to_dict(), config, source, len(x), **extra)
+    sample_every = int(recipe.train.get("sample_every", 500))
+    noise = torch.randn((36, 1, 28, 28), generator=torch.Generator().manual_seed(1234))
+    logged = 0
+
+    def callback(tr) -> None:
+        nonlocal logged
+        for record in tr.metrics[logged:]:
+            writer.log(record)
+        logged = len(tr.metrics)
+        if tr.step % sample_every == 0 or tr.step == steps:
+            nfe = getattr(tr, "student_steps", sampler["steps"])  # progressive: the current round's step count
+            grid = tr.sample(noise.to(device), nfe, torch.Generator().manual_seed(0)).clamp(-1, 1)
+            writer.save_samples(tr.step, tile(to_uint8(grid.cpu())))
+            print(f"{recipe.name}: step {tr.step}/{steps} (NFE {nfe}), loss {tr.metrics[-1]['loss']:.5f}", flush=True)
+
+    trainer.train(steps, callback, every=math.gcd(sample_every, cfg.log_every))
+    writer.finish(trainer.seconds, final_loss=trainer.metrics[-1]["loss"])
+    module = trainer.sampling_model.unet
+    save_weights(module, out, "diffusion_pytorch_model.safetensors", {"_class_name": "UNet2DModel", **config})
+    # the teacher's flow path as diffusers reads it (FlowMatchEulerDiscreteScheduler): the folder samples there too
+    (out / "scheduler_config.json").write_bytes(as_json(scheduler_config(loaded.schedule, "flow_prediction")))
+
+
 def _run_writer(
     recipe: Recipe, out: Path, device: str, train: dict, model: dict, source: str, images: int, **extra: Any
 ) -> RunWriter:
@@ -318,9 +389,11 @@ def train(
         default = Path("runs") / f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         out = Path(distributed.broadcast_object(str(out or default), ctx))  # rank 0's clock names the folder
         torch.manual_seed(int(recipe.train.get("seed", 0)))
-        if recipe.kind in ("pixel", "latent"):
+        if recipe.kind in ("pixel", "latent", "distill"):
             n = int(recipe.train["steps"] if steps is None else steps)
-            (train_pixel if recipe.kind == "pixel" else train_latent)(recipe, out, n, device)
+            {"pixel": train_pixel, "latent": train_latent, "distill": train_distill}[recipe.kind](
+                recipe, out, n, device
+            )
         elif recipe.kind == "vae":
             train_vae_recipe(_with_epochs(recipe, steps), out, device)
         else:
