@@ -442,6 +442,7 @@ def load_model(
                     sampler=entry.sampler.name,
                     options=folder.options if folder.sampler == entry.sampler.name else (),
                     followed=(*folder.followed, made_for),
+                    steps=entry.sampler.steps,
                 )
         else:
             schedule = entry.schedule.build()

@@ -172,8 +172,9 @@ def settings_for(
     model: ImageModel, sampler: str | None, steps: int, seed: int, batch: int, label: int | None
 ) -> SamplerSettings:
     """The same noise for every checkpoint; the class only for class-conditional ones. A model with its own
-    scheduler config is sampled as it says (`folder_settings`: sampler, spacing, clipping, ...), with `sampler`
-    in place of its own where one is named; the others with `sampler` (DPM-Solver++(2M) if None)."""
+    scheduler config is sampled as it says (`folder_settings`: sampler, spacing, clipping, and a few-step model's
+    own step count in place of `steps`), with `sampler` (and `steps`) in place of its own where one is named; the
+    others with `sampler` (DPM-Solver++(2M) if None)."""
     assert model.schedule is not None
     base = SamplerSettings(
         sampler=sampler or "dpmpp_2m",
@@ -185,8 +186,10 @@ def settings_for(
         guidance=GUIDANCE,
     )
     settings = folder_settings(model, base)
-    if sampler is not None and settings.sampler != sampler:
-        settings = replace(settings, sampler=sampler, options={})
+    if sampler is not None:  # a sampler named here replaces the folder's, and its step count with it
+        settings = replace(settings, steps=steps)
+        if settings.sampler != sampler:
+            settings = replace(settings, sampler=sampler, options={})
     return settings
 
 

@@ -115,6 +115,7 @@ class FolderScheduler:
     thresholding: tuple[float, float] | None = None  # (dynamic_thresholding_ratio, sample_max_value)
     followed: tuple[str, ...] = ()
     unfollowed: tuple[str, ...] = ()
+    steps: int | None = None  # the step count a few-step model was made for (its manifest's); None: any
 
     def caption(self) -> str:
         """One sentence of what came from the folder, e.g. "DDIM, leading spacing, steps_offset 1, clip x0 to ±1"."""
@@ -138,7 +139,8 @@ class FolderScheduler:
 def folder_settings(model: ImageModel, base: SamplerSettings | None = None) -> SamplerSettings:
     """`base` (the defaults) with what the model's own scheduler config asks for (its `scheduler`, a
     FolderScheduler; a model without one keeps `base`): its sampler and options, spacing, steps_offset, the end
-    of the grid, clipping or thresholding, and no cap on sigma (a pipeline starts at its schedule's top)."""
+    of the grid, clipping or thresholding, the step count a few-step model was made for, and no cap on sigma (a
+    pipeline starts at its schedule's top)."""
     base = base or SamplerSettings()
     folder: FolderScheduler | None = getattr(model, "scheduler", None)
     if folder is None:
@@ -154,6 +156,7 @@ def folder_settings(model: ImageModel, base: SamplerSettings | None = None) -> S
         clip=folder.clip is not None,
         clip_range=folder.clip if folder.clip is not None else 1.0,
         thresholding=folder.thresholding,
+        steps=base.steps if folder.steps is None else folder.steps,
         max_sigma=None,
         noise_until=None,
     )

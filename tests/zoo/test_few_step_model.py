@@ -203,3 +203,18 @@ def test_a_distill_recipe_needs_a_teacher_and_a_known_method(tmp_path):
     path.write_text(distill_recipe("progressive", "").replace('teacher = "tiny-flow"', ""))
     with pytest.raises(ZooError, match="names its teacher"):
         zoo_train.load_recipe(str(path))
+
+
+def test_the_pages_and_the_cli_start_the_student_at_its_own_step_count(student):
+    """folder_settings gives its sampler and step count; Compare checkpoints and `zoo compare` leave it its own
+    step count unless a sampler is named (then the page's steps, like any checkpoint's)."""
+    from core.labs.compare import settings_for
+    from core.labs.samplers import SamplerSettings, folder_settings
+
+    assert student.scheduler is not None and student.scheduler.steps == 1
+    own = folder_settings(student, SamplerSettings(steps=20))
+    assert (own.sampler, own.steps) == ("euler", 1)
+    assert settings_for(student, None, 20, 0, 4, None).steps == 1
+    assert settings_for(student, "euler", 20, 0, 4, None).steps == 20
+    teacher = load_model(load_registry().model("mnist-flow"))
+    assert settings_for(teacher, None, 20, 0, 4, None).steps == 20  # the others keep the page's count

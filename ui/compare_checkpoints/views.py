@@ -54,7 +54,9 @@ def sampled_with(model: LoadedModel, settings: Settings) -> str:
     s = settings_for(model, *settings)
     own = model.scheduler is not None and s.sampler == model.scheduler.sampler
     end = "" if s.to_zero else ", ending at the smallest σ"
-    how = f"{SAMPLERS[s.sampler].title}{' (its own)' if own else ''}, {s.spacing} spacing{end}"
+    made_for = model.scheduler.steps if model.scheduler is not None else None
+    steps = f", its own {s.steps} step{'s' * (s.steps != 1)}" if made_for is not None and s.steps == made_for else ""
+    how = f"{SAMPLERS[s.sampler].title}{' (its own)' if own else ''}{steps}, {s.spacing} spacing{end}"
     if s.thresholding is not None:
         x0 = "dynamic thresholding"
     else:

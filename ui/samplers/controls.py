@@ -22,14 +22,20 @@ FOLDER_KEYS = ("sampler", "spacing", "cap", "clip", "clip-range", "threshold", "
 
 def model_changed(key: str) -> Callable[[], None]:
     """The model picker's callback: the settings a folder's scheduler config gives (sampler, its options, spacing,
-    the grid's start and end, clipping) start again from the newly picked model's defaults; what the person set
-    for one model stays while it stays picked."""
+    the grid's start and end, clipping, a few-step model's step count) start again from the newly picked model's
+    defaults; what the person set for one model stays while it stays picked."""
 
     def forget() -> None:
         names = [f"{key}-{name}" for name in FOLDER_KEYS] + [f"{key}-one-more"]
         names += [f"{key}-{sampler}-{o.name}" for sampler, spec in SAMPLERS.items() for o in spec.options]
         for name in names:
             st.session_state.pop(name, None)
+        # A few-step model starts at the step count it was made for; the next model at the page's default again.
+        if st.session_state.pop(f"{key}-made-for", None) is not None:
+            st.session_state.pop(f"{key}-steps", None)
+        entry = registry().models.get(str(st.session_state.get(f"{key}-model")))
+        if entry is not None and entry.sampler is not None:
+            st.session_state[f"{key}-steps"] = st.session_state[f"{key}-made-for"] = entry.sampler.steps
 
     return forget
 
@@ -49,7 +55,7 @@ def sampler_settings(key: str, loaded: LoadedModel) -> SamplerSettings:
     own scheduler config (`loaded.scheduler`) starts from what it asks (labs/samplers.folder_settings); each can
     be changed, and a caption names those changed from the folder's."""
     folder_notes(loaded)
-    own = folder_settings(loaded, SamplerSettings(sampler="dpmpp_2m", spacing="trailing"))
+    own = folder_settings(loaded, SamplerSettings(sampler="dpmpp_2m", spacing="trailing", steps=20))
     from_folder = loaded.scheduler is not None
     names = list(SAMPLERS)
     sampler = st.selectbox(
@@ -79,7 +85,7 @@ def sampler_settings(key: str, loaded: LoadedModel) -> SamplerSettings:
         cols[0].number_input("Steps", value=steps, disabled=True, key=f"{key}-typed-steps", help="The typed grid's.")
     else:
         steps = follow_range(
-            cols[0], "number_input", "Steps", 1, usable, 20, key=f"{key}-steps", because="this model's schedule"
+            cols[0], "number_input", "Steps", 1, usable, own.steps, key=f"{key}-steps", because="this model's schedule"
         )
     defaults = own.options if sampler == own.sampler else {}
     options = {
@@ -146,7 +152,8 @@ def sampler_settings(key: str, loaded: LoadedModel) -> SamplerSettings:
         clip=clip,
         **pipeline,
     )
-    if from_folder and (changed := changed_from_folder(settings, own)):
+    made_for = loaded.scheduler.steps if loaded.scheduler is not None else None
+    if from_folder and (changed := changed_from_folder(settings, own, made_for)):
         st.caption(f"Changed from the folder's: {', '.join(changed)}.")
     return settings
 
@@ -187,8 +194,9 @@ def _pipeline(key: str, own: SamplerSettings, spacing: str, clip: bool) -> dict[
     return out
 
 
-def changed_from_folder(settings: SamplerSettings, own: SamplerSettings) -> list[str]:
-    """The names of the settings that differ from what the folder's config gives (`own`)."""
+def changed_from_folder(settings: SamplerSettings, own: SamplerSettings, made_for: int | None = None) -> list[str]:
+    """The names of the settings that differ from what the folder's config gives (`own`; `made_for`: the steps a
+    few-step model was made for)."""
     spec = SAMPLERS[settings.sampler]
     full = {o.name: o.default for o in spec.options} | (own.options if settings.sampler == own.sampler else {})
     checks = {
@@ -202,6 +210,7 @@ def changed_from_folder(settings: SamplerSettings, own: SamplerSettings) -> list
         "thresholding": settings.thresholding != own.thresholding,
         "the grid's end": settings.to_zero != own.to_zero,
         "n + 1 timesteps": settings.one_more != own.one_more,
+        "the step count it was made for": made_for is not None and settings.steps != made_for,
     }
     return [name for name, differs in checks.items() if differs]
 

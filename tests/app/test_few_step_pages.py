@@ -1,0 +1,33 @@
+"""The bundled few-step model on the pages: the Samplers page starts it at its own sampler and step count, and
+Compare checkpoints samples it beside its teacher from the same noise, each as its own pipeline would."""
+
+from __future__ import annotations
+
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT
+from zoo.registry import MANIFEST
+
+STUDENT, TEACHER = "mnist-flow-pd", "mnist-flow"
+
+
+def test_the_samplers_page_starts_the_student_at_one_euler_step(app_env, monkeypatch):
+    monkeypatch.setenv("ATLAS_MANIFEST", str(MANIFEST))
+    at = AppTest.from_file(str(ROOT / "app_pages" / "samplers.py"), default_timeout=120).run()
+    at.selectbox(key="smp-model").set_value(STUDENT).run()
+    assert not at.exception
+    assert at.selectbox(key="smp-sampler").value == "euler" and at.number_input(key="smp-steps").value == 1
+    assert any("made for 1 step" in c.value for c in at.caption)
+
+
+def test_compare_checkpoints_samples_the_student_at_its_own_step_beside_its_teacher(app_env, monkeypatch):
+    monkeypatch.setenv("ATLAS_MANIFEST", str(MANIFEST))
+    at = AppTest.from_file(str(ROOT / "app_pages" / "compare_checkpoints.py"), default_timeout=300).run()
+    at.multiselect(key="ck-models").set_value([TEACHER, STUDENT])
+    at.number_input(key="ck-steps").set_value(4)
+    at.slider(key="ck-batch").set_value(2).run()
+    at.button(key="ck-go").click().run()
+    assert not at.exception and not at.error
+    captions = [c.value for c in at.caption]
+    assert any("Euler (its own), its own 1 step" in c for c in captions)
+    assert "NFE 1" in " ".join(captions) and "NFE 4" in " ".join(captions)
