@@ -32,7 +32,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from scipy.optimize import linear_sum_assignment
 
 from core.diffusion.gaussian_ot import Gaussian, ot_map
 from core.errors import BadInputError
@@ -69,6 +68,8 @@ def independent(x0: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torc
 
 def ot_assignment(x0: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     """The permutation sigma [n] minimising sum_i |x0_i - eps_sigma(i)|^2 (exact: Hungarian method)."""
+    from scipy.optimize import linear_sum_assignment  # scipy with the work that needs it: not at a page's import
+
     _check(x0, eps)
     rows, cols = linear_sum_assignment(squared_costs(x0, eps).cpu().numpy())
     perm = torch.empty(len(x0), dtype=torch.long)
