@@ -332,6 +332,14 @@ def compare_few_step(
 
     paired = coupled_batches(draw, coupling)
 
+    def flow_row(method: str, run: ToyRun, seconds: float, pairs: tuple[torch.Tensor, torch.Tensor]) -> tuple:
+        """A flow model's result (Euler at each NFE, its paths, its training pairs), with its run."""
+        net = run.trainer.sampling_model
+        row = measure.result(
+            method, run.name, _euler(net), _velocity_step(net), seconds, run.step, flow=run, pairs=pairs
+        )
+        return run, row
+
     g = torch.Generator().manual_seed(seed)
     independent = draw(teacher.settings.batch_size, g)
     independent = (independent, torch.randn(independent.shape, generator=g))
@@ -359,38 +367,12 @@ def compare_few_step(
             )
             run.train(steps, _watched(callback, method), every=10)
             x0, cond = run.trainer.batches(teacher.settings.batch_size, torch.Generator().manual_seed(seed))
-            net = run.trainer.sampling_model
-            yield (
-                run,
-                measure.result(
-                    method,
-                    run.name,
-                    _euler(net),
-                    _velocity_step(net),
-                    run.trainer.seconds,
-                    run.step,
-                    flow=run,
-                    pairs=(x0, cond["noise"]),
-                ),
-            )
+            yield flow_row(method, run, run.trainer.seconds, (x0, cond["noise"]))
         elif method == REFLOW:
             tic = time.perf_counter()
             eps, x0 = ob.coupling(teacher, REFLOW_PAIRS, seed)
             run = ob.reflow(teacher, (eps, x0), steps, names(REFLOW), _watched(callback, method))
-            net = run.trainer.sampling_model
-            yield (
-                run,
-                measure.result(
-                    method,
-                    run.name,
-                    _euler(net),
-                    _velocity_step(net),
-                    time.perf_counter() - tic,
-                    run.step,
-                    flow=run,
-                    pairs=(x0, eps),
-                ),
-            )
+            yield flow_row(method, run, time.perf_counter() - tic, (x0, eps))
         else:
             trainer = methods.few_step_trainer(
                 method,
