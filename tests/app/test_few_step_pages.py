@@ -18,6 +18,13 @@ def test_the_samplers_page_starts_the_student_at_one_euler_step(app_env, monkeyp
     assert not at.exception
     assert at.selectbox(key="smp-sampler").value == "euler" and at.number_input(key="smp-steps").value == 1
     assert any("made for 1 step" in c.value for c in at.caption)
+    # set, not cleared: a browser sends a cleared widget's old value back with the next click
+    assert (at.session_state["smp-sampler"], at.session_state["smp-steps"]) == ("euler", 1)
+    at.button(key="smp-go").click().run()
+    assert not at.exception and at.subheader[0].value.startswith("Euler, 1 step")
+    at.selectbox(key="smp-model").set_value(TEACHER).run()
+    assert (at.session_state["smp-sampler"], at.session_state["smp-steps"]) == ("dpmpp_2m", 20)
+    assert at.selectbox(key="smp-sampler").value == "dpmpp_2m" and at.number_input(key="smp-steps").value == 20
 
 
 def test_compare_checkpoints_samples_the_student_at_its_own_step_beside_its_teacher(app_env, monkeypatch):

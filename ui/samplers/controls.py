@@ -20,22 +20,44 @@ from zoo.loaders import LoadedModel
 FOLDER_KEYS = ("sampler", "spacing", "cap", "clip", "clip-range", "threshold", "ratio", "max", "offset", "to-zero")
 
 
+def start_from(key: str, loaded: LoadedModel, own: SamplerSettings) -> None:
+    """When the model is not the one the widgets were last set for, set them (before they are drawn) to what it
+    starts from (`own`: its folder's config, else the page's defaults). Values are set, not cleared: a browser
+    sends a cleared widget's old value back with the next click."""
+    state = st.session_state
+    if state.get(f"{key}-defaults-of") == loaded.name:
+        return
+    first = f"{key}-defaults-of" not in state and f"{key}-sampler" not in state
+    state[f"{key}-defaults-of"] = loaded.name
+    if first:
+        return  # a fresh page: the widgets start at these defaults anyway
+    made_for = loaded.scheduler.steps if loaded.scheduler is not None else None
+    state[f"{key}-sampler"], state[f"{key}-spacing"] = own.sampler, own.spacing
+    if made_for is not None or state.pop(f"{key}-made-for", None) is not None:
+        state[f"{key}-steps"] = own.steps
+    if made_for is not None:
+        state[f"{key}-made-for"] = made_for
+    for option, value in own.options.items():
+        state[f"{key}-{own.sampler}-{option}"] = value
+    state[f"{key}-clip"], state[f"{key}-cap"] = own.clip, loaded.scheduler is None  # a pipeline starts at the top
+    if loaded.scheduler is not None:  # the folder's own controls
+        ratio, top = own.thresholding or (0.995, 1.0)
+        state[f"{key}-clip-range"], state[f"{key}-threshold"] = own.clip_range, own.thresholding is not None
+        state[f"{key}-ratio"], state[f"{key}-max"] = ratio, top
+        state[f"{key}-offset"], state[f"{key}-to-zero"] = own.steps_offset, own.to_zero
+        state[f"{key}-one-more"] = own.one_more
+
+
 def model_changed(key: str) -> Callable[[], None]:
     """The model picker's callback: the settings a folder's scheduler config gives (sampler, its options, spacing,
-    the grid's start and end, clipping, a few-step model's step count) start again from the newly picked model's
-    defaults; what the person set for one model stays while it stays picked."""
+    the grid's start and end, clipping) start again from the newly picked model's defaults (`start_from` sets them
+    as the page draws); what the person set for one model stays while it stays picked."""
 
     def forget() -> None:
         names = [f"{key}-{name}" for name in FOLDER_KEYS] + [f"{key}-one-more"]
         names += [f"{key}-{sampler}-{o.name}" for sampler, spec in SAMPLERS.items() for o in spec.options]
         for name in names:
             st.session_state.pop(name, None)
-        # A few-step model starts at the step count it was made for; the next model at the page's default again.
-        if st.session_state.pop(f"{key}-made-for", None) is not None:
-            st.session_state.pop(f"{key}-steps", None)
-        entry = registry().models.get(str(st.session_state.get(f"{key}-model")))
-        if entry is not None and entry.sampler is not None:
-            st.session_state[f"{key}-steps"] = st.session_state[f"{key}-made-for"] = entry.sampler.steps
 
     return forget
 
@@ -57,6 +79,7 @@ def sampler_settings(key: str, loaded: LoadedModel) -> SamplerSettings:
     folder_notes(loaded)
     own = folder_settings(loaded, SamplerSettings(sampler="dpmpp_2m", spacing="trailing", steps=20))
     from_folder = loaded.scheduler is not None
+    start_from(key, loaded, own)
     names = list(SAMPLERS)
     sampler = st.selectbox(
         "Sampler",

@@ -55,7 +55,7 @@ def apply(key: str, rec: dict[str, Any], s: SamplerSettings) -> list[Note]:
     name = model.get("name")
     label = plain_label(str(name), 60)
     if isinstance(name, str) and name in pixel_models():
-        state[f"{key}-model"] = name
+        state[f"{key}-model"] = state[f"{key}-defaults-of"] = name  # the widgets set below are this model's
         pinned = registry().model(name).sha256
         theirs = model.get("sha256") if isinstance(model.get("sha256"), dict) else {}
         if any(f in pinned and pinned[f] != v for f, v in theirs.items()):

@@ -111,7 +111,7 @@ def show_result(key: str, model: str | None, settings: SamplerSettings | None) -
         return
     made_for, run = found
     result, s = run.result, run.result.settings
-    st.subheader(f"{SAMPLERS[s.sampler].title}, {s.steps} steps{_conditioning(s)}")
+    st.subheader(f"{SAMPLERS[s.sampler].title}, {s.steps} step{'s' * (s.steps != 1)}{_conditioning(s)}")
     if made_for.model != model or made_for.settings != settings:
         st.info(f"From earlier settings ({run.title}): press **Generate** for the current ones.")
     grid = enlarge(tile(to_uint8(result.images)), 512)
