@@ -27,10 +27,10 @@ def start_from(key: str, loaded: LoadedModel, own: SamplerSettings) -> None:
     state = st.session_state
     if state.get(f"{key}-defaults-of") == loaded.name:
         return
-    first = f"{key}-defaults-of" not in state and f"{key}-sampler" not in state
+    first = f"{key}-defaults-of" not in state
     state[f"{key}-defaults-of"] = loaded.name
     if first:
-        return  # a fresh page: the widgets start at these defaults anyway
+        return  # the page's first model: its widgets start at these defaults, or at what was set before they were
     made_for = loaded.scheduler.steps if loaded.scheduler is not None else None
     state[f"{key}-sampler"], state[f"{key}-spacing"] = own.sampler, own.spacing
     if made_for is not None or state.pop(f"{key}-made-for", None) is not None:
