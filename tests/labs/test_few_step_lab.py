@@ -18,14 +18,6 @@ BASE = ToySettings(width=64, batch_size=256)
 STEPS = 400
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def moons():
     torch.set_num_threads(1)

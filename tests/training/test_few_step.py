@@ -27,14 +27,6 @@ CONFIG = TrainConfig(
 STEPS = 600
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _randomise(model, seed=9):
     """Nonzero output (and span) layers, which start at zero."""
     g = torch.Generator().manual_seed(seed)
