@@ -295,6 +295,46 @@ def euler_ancestral(
     return x
 
 
+def consistency(
+    denoiser: Denoiser,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    *,
+    generator: Generator = None,
+    callback: Callback = None,
+    noise_until: int | None = None,
+) -> torch.Tensor:
+    r"""Multistep consistency sampling: jump to the data in one call, add the next noise level afresh, repeat.
+
+    Song, Dhariwal, Chen & Sutskever 2023, "Consistency Models", Algorithm 1 (diffusers' LCMScheduler takes this
+    very step, its CMStochasticIterativeScheduler the same above its smallest sigma). A consistency model's
+    $D(x, \sigma)$ is its whole ODE solution, the end point of the trajectory through x, so no step integrates
+    anything: each one re-draws the noise at the next level around the current guess, with fresh
+    $z \sim \mathcal N(0, I)$,
+
+    $$\hat x_0 = D(x, \sigma),\qquad x' = \hat x_0 + \sigma'\,z$$
+
+    and the last step returns $\hat x_0$. One step is the model's one-step sample; more steps let it correct its
+    guess from partly fresh noise. All the noise is fresh at every step, more than any eta of an ancestral sampler
+    gives. Meant for one- and few-step models (consistency models, distilled students): with an ordinary denoiser,
+    whose $D$ is a posterior mean, each step keeps only that blurred mean, and the result sharpens only as the grid
+    gets fine near 0. With the noise switched off (`noise_until`) the step is DDIM's,
+    $x' = \hat x_0 + \sigma'(x - \hat x_0)/\sigma$.
+    """
+    sig = sigmas.tolist()
+    for i in range(len(sig) - 1):
+        s, s_next = sig[i], sig[i + 1]
+        denoised = denoiser(x, _sigma_vec(x, s))
+        _report(callback, i, s, s_next, x, denoised)
+        if s_next == 0:
+            x = denoised
+        elif _noisy(i, noise_until):
+            x = denoised + s_next * randn_like(x, generator, s, s_next)
+        else:
+            x = denoised + s_next * ((x - denoised) / s)
+    return x
+
+
 def heun(
     denoiser: Denoiser,
     x: torch.Tensor,
@@ -929,6 +969,9 @@ class SamplerSpec:
     calls_per_step: int  # denoiser calls per step, except the last step (always 1)
     options: tuple[Option, ...] = ()
     noise_scale: str | None = None  # the option that scales the fresh noise (0: none); None: always noisy
+    # False: not a solver of the diffusion ODE or SDE; it takes D to be the ODE's whole solution (a consistency
+    # model's), so with an ordinary denoiser it converges to nothing as steps grow and has no order to measure
+    integrates: bool = True
 
     def nfe(self, steps: int, options: Mapping[str, object] | None = None) -> int:
         """Denoiser evaluations for `steps` steps ending at sigma = 0 with these options: one fewer where the
@@ -1054,6 +1097,16 @@ SAMPLERS: dict[str, SamplerSpec] = {
             calls_per_step=1,
             options=(_ANCESTRAL_ETA,),
             noise_scale="eta",
+        ),
+        SamplerSpec(
+            name="consistency",
+            fn=consistency,
+            title="Consistency (multistep)",
+            order=1,
+            stochastic=True,
+            paper="Song et al. 2023",
+            calls_per_step=1,
+            integrates=False,
         ),
         SamplerSpec(
             name="heun", fn=heun, title="Heun", order=2, stochastic=False, paper="Karras et al. 2022", calls_per_step=2

@@ -16,6 +16,7 @@ from diffusers import (
     DPMSolverMultistepScheduler,
     EulerDiscreteScheduler,
     HeunDiscreteScheduler,
+    LCMScheduler,
     LMSDiscreteScheduler,
     UniPCMultistepScheduler,
 )
@@ -52,6 +53,9 @@ CASES = {
     ),
     "ddim": (DDIMScheduler, {"clip_sample": False, "set_alpha_to_one": True}, "ddim", {}, True),
     "ddim_eta1": (DDIMScheduler, {"clip_sample": False, "set_alpha_to_one": True}, "ddim", {"eta": 1.0}, True),
+    # LCM's boundary scalings c_skip, c_out are 2.5e-7 and 1 - 1.3e-7 at its smallest timestep here (99): its
+    # step is the multistep consistency sampler's on the network's own x_0
+    "consistency": (LCMScheduler, {}, "consistency", {}, True),
     "euler": (EulerDiscreteScheduler, {"timestep_spacing": "leading"}, "euler", {}, False),
     "heun": (HeunDiscreteScheduler, {"timestep_spacing": "leading"}, "heun", {}, False),
     "lms": (LMSDiscreteScheduler, {"timestep_spacing": "leading"}, "lms", {}, False),

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from core.diffusion.denoisers import DiscreteTimeDenoiser
+from core.diffusion.flow_map import consistency_function
 from core.diffusion.grids import karras_sigmas
 from core.diffusion.mixture import GaussianMixture
 from core.diffusion.samplers import AFS, SAMPLERS, analytic_first_step, randn_like, sample
@@ -138,6 +139,42 @@ def test_stochastic_samplers_reproduce_a_gaussian_mixture(name, options, steps):
         assert abs(float(corr)) < 0.05, "the components are axis-aligned"
 
 
+def _isotropic_mixture() -> GaussianMixture:
+    return GaussianMixture(
+        torch.tensor([[-3.0, 0.0], [3.0, 2.0], [0.0, -4.0]]),
+        torch.tensor([[0.5, 0.5], [0.8, 0.8], [0.4, 0.4]]),
+        torch.tensor([0.5, 0.3, 0.2]),
+    )
+
+
+@pytest.mark.parametrize("steps", [1, 2, 4])
+def test_consistency_sampling_with_the_ideal_consistency_function_draws_the_mixture(steps):
+    """Given the ideal consistency function (the mixture's exact flow map to t = 0, core/diffusion/flow_map.py, in
+    the engine's coordinates x = x_t / (1 - t), sigma = t / (1 - t)), the multistep consistency sampler draws the
+    mixture itself at any number of steps: each jump lands on the data, each fresh noise level is the exact
+    marginal around it."""
+    mix, n = _isotropic_mixture(), 4000
+
+    def ideal(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        sigma = sigma.double()
+        return consistency_function(mix, x.double() / (1 + sigma)[:, None], sigma / (1 + sigma)).to(x.dtype)
+
+    t = 1 - torch.arange(steps + 1, dtype=torch.float64) / steps
+    sigmas = (t / (1 - t)).clamp(max=1e4)  # t = 1 (infinite sigma) starts at 1e4, where x_t is 1e-4 data
+    g = torch.Generator().manual_seed(steps)
+    x = sample("consistency", ideal, torch.randn(n, 2, generator=g) * 1e4, sigmas, generator=g)
+    nearest = ((x[:, None, :].double() - mix.means[None]) ** 2).sum(-1).argmin(1)
+    for k in range(3):
+        pts = x[nearest == k].double()
+        assert len(pts) / n == pytest.approx(float(mix.weights[k]), abs=0.03), "weight"
+        assert (pts.mean(0) - mix.means[k]).abs().max() < 0.08, "mean"
+        assert ((pts.std(0) / mix.stds[k]) - 1).abs().max() < 0.1, "spread"
+    # an ordinary denoiser's D is the posterior mean: at the top of the grid that is the mean of the whole law,
+    # so one consistency step sends every point there
+    one = sample("consistency", mix.denoise, torch.randn(n, 2, generator=g) * 1e4, sigmas[[0, -1]], generator=g)
+    assert (one - mix.weights @ mix.means).abs().max() < 1e-2
+
+
 @pytest.mark.parametrize("name", list(SAMPLERS))
 def test_same_seed_same_output_and_shapes(name):
     mix = _mixture()
@@ -260,6 +297,7 @@ DETERMINISTIC_TWIN = {
     "dpmpp_2m_sde": ("dpmpp_2m_sde", {"eta": 0.0}),
     "dpmpp_3m": ("dpmpp_3m", {"eta": 0.0}),
     "edm": ("heun", {}),
+    "consistency": ("euler", {}),
 }
 
 

@@ -17,7 +17,6 @@ from typing import Any
 
 import streamlit as st
 
-from core.diffusion.samplers import SAMPLERS
 from core.errors import BadInputError
 from core.labs.ground_truth import accuracy, grids, likelihood, memorisation, mixtures, probe
 from core.labs.latent import encode_means
@@ -109,8 +108,8 @@ def _kept_after_each(
 
 
 def measure_accuracy(mixture: Mixture, n_points: int, seed: int, progress_slot: Any) -> None:
-    """Every sampler at every NFE; the table is kept after each sampler, so a Stop keeps the rows done."""
-    total = len(SAMPLERS)
+    """Every sampler of the table at every NFE; it is kept after each sampler, so a Stop keeps the rows done."""
+    total = len(accuracy.INTEGRATORS)
     on_row = _kept_after_each(
         ACCURACY, mixture, total, "samplers", progress_slot, lambda table: replace(table, rows=list(table.rows))
     )

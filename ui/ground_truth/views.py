@@ -46,7 +46,9 @@ def _cut_short(job: str, what: str, button: str) -> None:
 
 def accuracy_tab(mixture: Mixture) -> None:
     st.markdown(
-        "Every sampler from the **same start points** at NFE 1 to 200 (Karras grid, sigma 80 to 0.002). "
+        "Every sampler from the **same start points** at NFE 1 to 200 (Karras grid, sigma 80 to 0.002), but the "
+        "multistep consistency sampler, which solves no ODE or SDE: it takes the denoiser to be a consistency "
+        "model's whole ODE solution. "
         "Deterministic samplers (solid) are measured by the RMS distance to the exact probability-flow ODE end "
         "point (4th-order LMS on 2,000 steps, converged to an RMS below 1e-7). Stochastic samplers (dashed) by their "
         "**strong error**: the distance to the same sampler run with 1,000 evaluations on the **same Brownian path**, "
@@ -66,7 +68,8 @@ def accuracy_tab(mixture: Mixture) -> None:
     found = state.accuracy_table(mixture)
     if found is None:
         st.info(
-            f"Press Measure: all {len(SAMPLERS)} samplers at 9 budgets take about a minute for 2,000 points (one core)."
+            f"Press Measure: {len(accuracy.INTEGRATORS)} samplers at 9 budgets take about a minute for 2,000 points "
+            "(one core)."
         )
         return
     if stopped := found.tally.stopped("samplers", "any sampler was measured", "Measure again for all of them"):

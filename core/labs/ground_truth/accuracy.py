@@ -1,11 +1,13 @@
 """Sampler accuracy on a Gaussian mixture, where the exact answer is known.
 
-Every sampler at NFE 1 to 200 from the same start (`accuracy`). Deterministic samplers are measured by the RMS
-distance to the exact probability-flow ODE end point (`ode_endpoint`); stochastic ones by their strong error,
-the RMS distance to the same sampler run with `REFERENCE_NFE` evaluations on the SAME Brownian path
-(core/diffusion/brownian.py), whose own noise is zero by construction. Both come with the fitted order (the
-slope of log error against log NFE). `moment_errors` adds the weak view: errors of the component masses, means
-and variances, which are known exactly, with their standard errors.
+Every sampler that solves the diffusion ODE or SDE (`INTEGRATORS`: all but the multistep consistency sampler,
+which takes D to be a consistency model's whole ODE solution) at NFE 1 to 200 from the same start (`accuracy`).
+Deterministic samplers are measured by the RMS distance to the exact probability-flow ODE end point
+(`ode_endpoint`); stochastic ones by their strong error, the RMS distance to the same sampler run with
+`REFERENCE_NFE` evaluations on the SAME Brownian path (core/diffusion/brownian.py), whose own noise is zero by
+construction. Both come with the fitted order (the slope of log error against log NFE). `moment_errors` adds the
+weak view: errors of the component masses, means and variances, which are known exactly, with their standard
+errors.
 
 Everything runs on the Karras grid from SIGMA_MAX to SIGMA_MIN (noise.py), EDM's defaults.
 """
@@ -31,6 +33,7 @@ from core.labs.ground_truth.noise import SIGMA_MAX, SIGMA_MIN, start_points
 
 NFE_GRID = (1, 2, 4, 8, 16, 32, 64, 128, 200)
 REFERENCE_NFE = 1000  # a stochastic sampler's own fine run, on the same Brownian path
+INTEGRATORS = tuple(name for name, spec in SAMPLERS.items() if spec.integrates)
 ODE_REFERENCE_STEPS = 2000
 MAX_ACCURACY_POINTS = 5000
 FIT_FROM_NFE = 8  # orders are fitted on NFE >= 8, where the error is in its asymptotic regime
@@ -176,14 +179,15 @@ def accuracy(
     nfes: Sequence[int] = NFE_GRID,
     on_row: Callable[[AccuracyTable], None] | None = None,
 ) -> AccuracyTable:
-    """Every sampler (default options) at every NFE in `nfes` from the same start; see the module docstring.
+    """Every sampler of `samplers` (INTEGRATORS by default; default options) at every NFE in `nfes` from the same
+    start; see the module docstring.
     `on_row` sees the table after each sampler (a page redraws it there, and a Stop keeps the rows done)."""
     if not 10 <= n_points <= MAX_ACCURACY_POINTS:
         raise BadInputError(f"Measure with 10 to {MAX_ACCURACY_POINTS:,} points.")
     if not nfes or min(nfes) < 1 or max(nfes) > 1000:
         raise BadInputError("The NFE values must lie between 1 and 1,000.")
     with torch_threads(1):  # many small ops: one thread is faster, and in a server thread far faster
-        return _accuracy(mix, n_points, seed, list(samplers or SAMPLERS), nfes, on_row)
+        return _accuracy(mix, n_points, seed, list(samplers or INTEGRATORS), nfes, on_row)
 
 
 def _accuracy(

@@ -21,8 +21,8 @@ sigma grid, rho = 7, sigma 0.002 .. 80, mapped by t = sigma / (1 + sigma), its e
   erf((log sigma_n - P_mean) / (sqrt 2 P_std)), which on this path is a logit-normal density of t
   (log sigma = logit t).
 
-Multistep sampling (Algorithm 1 of Song et al. 2023): x = f(eps, 1); for each next time t_k (evenly spaced):
-x_{t_k} = (1 - t_k) x + t_k z with fresh noise z, x = f(x_{t_k}, t_k).
+Multistep sampling (Algorithm 1 of Song et al. 2023) is the engine's `consistency` sampler: x = f(eps, 1); for each
+next time t_k (evenly spaced): x_{t_k} = (1 - t_k) x + t_k z with fresh noise z, x = f(x_{t_k}, t_k).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from torch import nn
 
 from core.diffusion.flow import t_of_sigma
 from core.diffusion.grids import karras_sigmas
+from core.diffusion.samplers import sample
 from core.errors import BadInputError
 from core.models.mlp import MLPConfig, MLPDenoiser, build_mlp
 from core.training.diffusion import BatchFn, TrainConfig
@@ -48,6 +49,7 @@ from core.training.few_step.base import (
     sampling_times,
 )
 
+START_SIGMA = 1e6  # t = 1 - 1e-6 stands in for t = 1 (infinite sigma) where sampling starts
 SIGMA_MIN, SIGMA_MAX, RHO = 0.002, 80.0, 7.0  # EDM's and iCT's range, in the VE sigma of x_t / (1 - t)
 SOLVERS = ("euler", "heun")
 MAX_GRID = 4096
@@ -91,15 +93,18 @@ def ode_step(velocity: nn.Module, x: torch.Tensor, t: torch.Tensor, t_next: torc
 def consistency_sample(
     f: Field, noise: torch.Tensor, nfe: int, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """The multistep consistency sampler: x = f(noise, 1), then for each t_k of the evenly spaced times below 1,
-    x = f((1 - t_k) x + t_k z, t_k) with fresh z ~ N(0, I) from `generator`."""
+    """The multistep consistency sampler (the engine's, core/diffusion/samplers.consistency) over the evenly
+    spaced times of the flow path: f is the denoiser D(x, sigma) = f(x / (1 + sigma), sigma / (1 + sigma)) of
+    the engine's coordinates x = x_t / (1 - t), and t = 1, where sigma is infinite, enters as START_SIGMA. So
+    x = f(noise, 1), then x = f((1 - t_k) x + t_k z, t_k) with fresh z ~ N(0, I) from `generator` at each t_k."""
     generator = generator or torch.Generator().manual_seed(0)
-    times = sampling_times(nfe)[:-1]  # f maps to t = 0 itself: the last time is never visited
-    x = f(noise, torch.ones(len(noise), dtype=noise.dtype))
-    for t in times[1:]:
-        z = torch.randn(noise.shape, generator=generator).to(noise.dtype)
-        x = f((1 - t) * x + t * z, torch.full((len(x),), t, dtype=noise.dtype))
-    return x
+    times = torch.tensor(sampling_times(nfe), dtype=torch.float64)
+    sigmas = (times / (1 - times)).clamp(max=START_SIGMA)  # t = 1 divides by zero: inf, clamped
+
+    def denoiser(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        return f(x / (1 + column(sigma, x)), (sigma / (1 + sigma)).to(x.dtype))
+
+    return sample("consistency", denoiser, noise * START_SIGMA, sigmas, generator=generator)
 
 
 class _Consistency(FewStepTrainer):
