@@ -14,10 +14,11 @@ FD is biased upwards for small sample sets, so compare rows with equal N.
 --only NAME ... measures those models alone (any of CARDS) and, with --write-cards, writes only their cards: a
 new bundled model gets its card in minutes instead of the hour that measuring every model takes.
 
---only mnist-flow-pd measures the few-step student beside its teacher: the student with its own sampler (the
-manifest's `sampler`) at NFE 1, 2 and 4, mnist-flow with Euler at NFE 1, 2, 4, 8, 20 and 50 and with DPM-Solver++(2M)
-at 50 (its card's best, the goal's yardstick), the same noise for every row; its card says whether the goal (one
-step within 2x of the teacher's NFE-50 FD, two steps within 1.5x) is met.
+--only mnist-flow-pd (or mnist-flow-pd-reflow) measures a few-step student beside its teacher: the student with its
+own sampler (the manifest's `sampler`) at NFE 1, 2 and 4 (and the model it started from, where its recipe names one),
+mnist-flow with Euler at NFE 1, 2, 4, 8, 20 and 50 and with DPM-Solver++(2M) at 50 (its card's best, the goal's
+yardstick), the same noise for every row; its card says whether the goal (one step within 2x of the teacher's NFE-50
+FD, two steps within 1.5x) is met.
 
 --ladder compares flow matching with diffusion at few steps: mnist-flow beside the two unconditional diffusion
 models (the same UNet, digits, batch, steps and seed), Euler (= DDIM) and DPM-Solver++(2M) at NFE 5, 10, 20
@@ -44,7 +45,7 @@ from zoo.registry import load_registry
 
 PIXEL_MODELS = ("mnist-ddpm-linear", "mnist-v-cosine", "mnist-cond-cfg", "mnist-cond-guide")
 LATENT_MODELS = ("mnist-latent-cond", "mnist-latent-guide")
-FEW_STEP_MODELS = ("mnist-flow-pd",)  # few-step students, each measured beside its teacher
+FEW_STEP_MODELS = ("mnist-flow-pd", "mnist-flow-pd-reflow")  # few-step students, each beside its teacher
 # Every card a run without --ladder writes (mnist-flow's card is the ladder's table).
 CARDS = (*PIXEL_MODELS, *LATENT_MODELS, "mnist-lenet", "mnist-vae-2d", *FEW_STEP_MODELS)
 STUDENT_NFE = (1, 2, 4)
@@ -159,13 +160,21 @@ def ladder(reg, classifier, held_feats: np.ndarray, n: int) -> list[dict[str, ob
 
 
 def few_step_quality(
-    student: LoadedModel, teacher: LoadedModel, classifier, held_feats: np.ndarray, n: int
+    student: LoadedModel,
+    teacher: LoadedModel,
+    classifier,
+    held_feats: np.ndarray,
+    n: int,
+    origin: LoadedModel | None = None,
 ) -> dict[str, object]:
-    """A few-step student's card: its own sampler at STUDENT_NFE beside its teacher with Euler at TEACHER_NFE and
-    DPM-Solver++(2M) at 50, every row from the same noise (seed 0), and whether the goal (GOAL) is met."""
+    """A few-step student's card: its own sampler at STUDENT_NFE (and the model it started from, where that was
+    not its teacher) beside its teacher with Euler at TEACHER_NFE and DPM-Solver++(2M) at 50, every row from the
+    same noise (seed 0), and whether the goal (GOAL) is met."""
     own = student.entry.sampler
     assert own is not None, f"{student.name} names no sampler of its own"
     settings = [(student, own.name, nfe) for nfe in STUDENT_NFE]
+    if origin is not None:
+        settings += [(origin, origin.entry.sampler.name if origin.entry.sampler else "euler", k) for k in STUDENT_NFE]
     settings += [(teacher, "euler", nfe) for nfe in TEACHER_NFE] + [(teacher, "dpmpp_2m", 50)]
     rows = []
     for loaded, sampler, nfe in settings:
@@ -181,10 +190,11 @@ def few_step_quality(
         + ("met" if fd[k] <= factor * best else "not met")
         for k, factor in GOAL.items()
     ]
+    began = "" if origin is None else f", the model it started from ({origin.name}) likewise"
     note = (
         f"Each row: {n:,} unconditional samples from seed 0 (the same noise for every row), trailing grid, x_0 "
         f"clipped to [-1, 1]; {student.name} with its own sampler ({own.name}, made for {own.steps} step"
-        f"{'s' * (own.steps != 1)}), its teacher {teacher.name} with Euler and with DPM-Solver++(2M) at 50."
+        f"{'s' * (own.steps != 1)}){began}, its teacher {teacher.name} with Euler and with DPM-Solver++(2M) at 50."
     )
     goal = (
         f"The goal (issue 28): one step within 2x and two steps within 1.5x of the teacher's NFE-50 FD-LeNet "
@@ -300,8 +310,11 @@ def main() -> None:
         family = reg.model(name).family
         if name in FEW_STEP_MODELS:
             student = load_model(reg.model(name))
-            teacher = load_model(reg.model(json.loads((reg.model(name).run / "config.json").read_text())["teacher"]))
-            quality = few_step_quality(student, teacher, classifier, held_feats, args.samples)
+            run = json.loads((reg.model(name).run / "config.json").read_text())
+            teacher = load_model(reg.model(run["teacher"]))
+            began = run["distill"].get("start")
+            origin = None if began is None else load_model(reg.model(began))
+            quality = few_step_quality(student, teacher, classifier, held_feats, args.samples, origin)
             print(quality["goal"])
         elif family == "pixel":
             loaded = load_model(reg.model(name))

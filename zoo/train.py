@@ -11,7 +11,9 @@ own loops.
 
 Distill recipes (kind "distill") make a few-step student of a bundled flow model (`teacher`, a zoo name) with a
 method of core/training/few_step/ that needs only (x, t), so a UNet runs it unchanged: "progressive" (options
-teacher_steps) or "consistency_distillation" (intervals, solver); the student starts from the teacher's weights.
+teacher_steps), "consistency_distillation" (intervals, solver) or "reflow" (pairs, solver, solver_steps: the
+teacher's samples of seeded noise, which the student is flow-matched on; grid_nfe, grid_share). The student starts
+from the teacher's weights, or from another bundled flow UNet of the same shape (`start`, e.g. a distilled one).
 OUT/ holds it as a diffusers UNet folder like the teacher's, with the flow path's scheduler_config.json; OUT/run/
 logs it, with sample grids drawn by the student's own sampler (no checkpoint folders: the student is the one
 folder that ships).
@@ -62,7 +64,8 @@ from zoo.registry import load_registry
 
 RECIPES = Path(__file__).with_name("recipes")
 KINDS = ("pixel", "vae", "latent", "classifier", "distill")
-DISTILL_METHODS = ("progressive", "consistency_distillation")
+DISTILL_METHODS = ("progressive", "consistency_distillation", "reflow")
+PAIR_SEED = 100_000  # reflow's pairs: noise from seeds PAIR_SEED + i, apart from the cards' seed-0 noise
 
 
 @dataclass(frozen=True)
@@ -265,38 +268,76 @@ def train_latent(recipe: Recipe, out: Path, steps: int, device: str) -> None:
 
 
 def few_step_sampler(recipe: Recipe) -> dict[str, Any]:
-    """How a distilled student samples (the manifest's `sampler` of its entry): one Euler step of the flow. That is
-    progressive distillation's final student exactly, and a consistency model's one-step sample too: f(x, 1) =
-    x - F(x, 1) is the flow adapter's x_0 estimate, which one Euler step to sigma = 0 returns."""
-    del recipe  # both methods alike, for now
-    return {"name": "euler", "steps": 1}
+    """How a distilled student samples (the manifest's `sampler` of its entry), at one step: a progressive
+    student with Euler, the rule it was distilled for; a consistency model with the multistep consistency sampler
+    (core/diffusion/samplers.consistency), whose one step is the same Euler step (f(x, 1) = x - F(x, 1) is the
+    flow adapter's x_0 estimate) and whose further steps re-noise instead of integrating."""
+    return {"name": "consistency" if recipe.distill["method"] == "consistency_distillation" else "euler", "steps": 1}
+
+
+def flow_unet(name: str, device: str, role: str):
+    """A bundled flow-matching UNet of the zoo, loaded, with its config (as diffusers saved it)."""
+    from zoo.loaders import load_model, read_json
+
+    entry = load_registry().model(name)
+    if entry.prediction_type != "flow_prediction" or entry.format != "diffusers-unet":
+        raise ZooError(f"The {role} {entry.name} is not a flow-matching UNet of the zoo.")
+    loaded = load_model(entry, device)
+    config = read_json(loaded.files["config.json"], entry.name, entry.roots)
+    return loaded, {k: v for k, v in config.items() if k != "_class_name"}
+
+
+def teacher_pairs(
+    loaded, pairs: int, solver: str, solver_steps: int, seed: int = PAIR_SEED, chunk: int = 250
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`pairs` (noise, sample) pairs of a zoo model: noise of seed `seed + start` per chunk, sampled with `solver`
+    in `solver_steps` steps on the trailing grid, x_0 clipped to [-1, 1] as the cards sample."""
+    if not 1 <= pairs <= 100_000:
+        raise BadInputError("Reflow takes 1 to 100,000 pairs.")
+    sigmas = loaded.schedule.capped_sigmas(solver_steps, "trailing")
+    noise, samples = [], []
+    for start in range(0, pairs, chunk):
+        g = torch.Generator().manual_seed(seed + start)
+        eps = torch.randn((min(chunk, pairs - start), *loaded.sample_shape), generator=g)
+        x = eps.to(loaded.device) * float(sigmas[0])
+        samples.append(sample(solver, clip_denoised(loaded.denoiser), x, sigmas, generator=g).cpu())
+        noise.append(eps)
+    return torch.cat(noise), torch.cat(samples)
 
 
 def train_distill(recipe: Recipe, out: Path, steps: int, device: str) -> None:
     """A few-step student of `recipe.teacher` (a flow-matching UNet of the zoo) by `recipe.distill`'s method."""
+    from core.training.diffusion import paired_batches
     from core.training.few_step.methods import METHODS
-    from zoo.loaders import load_model, read_json
+    from core.training.few_step.reflow import Reflow
 
-    entry = load_registry().model(str(recipe.teacher))
-    if entry.prediction_type != "flow_prediction" or entry.format != "diffusers-unet":
-        raise ZooError(f"{recipe.name}: the teacher {entry.name} is not a flow-matching UNet of the zoo.")
-    loaded = load_model(entry, device)
-    config = {
-        k: v for k, v in read_json(loaded.files["config.json"], entry.name, entry.roots).items() if k != "_class_name"
-    }
-    teacher = SampleOnly(loaded.module)
-    student = SampleOnly(copy.deepcopy(loaded.module)).train().requires_grad_(True)  # starts as the teacher
-    x, _, source = mnist_tensors("train")
+    loaded, config = flow_unet(str(recipe.teacher), device, "teacher")
+    options = {k: v for k, v in recipe.distill.items() if k != "method"}
+    start = options.pop("start", None)
+    first, first_config = (loaded, config) if start is None else flow_unet(str(start), device, "starting model")
+    if first_config != config:
+        raise ZooError(f"{recipe.name}: the starting model {start} is not shaped like the teacher {recipe.teacher}.")
+    student = SampleOnly(copy.deepcopy(first.module)).train().requires_grad_(True)  # starts as that model
     train = {k: v for k, v in recipe.train.items() if k not in ("steps", "sample_every", "checkpoint_every")}
     cfg = TrainConfig(**{"posthoc_ema": (), **train, "prediction_type": "flow_prediction"})  # the flow path's methods
     method = recipe.distill["method"]
-    options = {k: v for k, v in recipe.distill.items() if k != "method"}
-    if method == "progressive":
-        options["total_steps"] = steps
-    trainer = METHODS[method](student, cfg, labelled_batches(x.to(device), None, 0, 0.0), teacher=teacher, **options)
+    if method == "reflow":
+        made = {k: options.pop(k) for k in ("pairs", "solver", "solver_steps") if k in options}
+        tic = time.perf_counter()
+        eps, x0 = teacher_pairs(loaded, **{"pairs": 4096, "solver": "dpmpp_2m", "solver_steps": 20, **made})
+        print(f"{recipe.name}: {len(x0):,} pairs of {loaded.name} in {time.perf_counter() - tic:.0f} s", flush=True)
+        trainer = Reflow(student, cfg, paired_batches(x0.to(device), eps.to(device)), **options)
+        source, images = f"{len(x0):,} (noise, sample) pairs of {loaded.name}", len(x0)
+    else:
+        x, _, source = mnist_tensors("train")
+        images = len(x)
+        if method == "progressive":
+            options["total_steps"] = steps
+        batches = labelled_batches(x.to(device), None, 0, 0.0)
+        trainer = METHODS[method](student, cfg, batches, teacher=SampleOnly(loaded.module), **options)
     sampler = few_step_sampler(recipe)
-    extra = {"steps": steps, "teacher": entry.name, "distill": recipe.distill, "sampler": sampler}
-    writer = _run_writer(recipe, out, device, cfg.to_dict(), config, source, len(x), **extra)
+    extra = {"steps": steps, "teacher": loaded.name, "distill": recipe.distill, "sampler": sampler}
+    writer = _run_writer(recipe, out, device, cfg.to_dict(), config, source, images, **extra)
     sample_every = int(recipe.train.get("sample_every", 500))
     noise = torch.randn((36, 1, 28, 28), generator=torch.Generator().manual_seed(1234))
     logged = 0

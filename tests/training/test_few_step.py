@@ -17,8 +17,8 @@ from core.errors import BadInputError
 from core.metrics.points import sliced_wasserstein
 from core.metrics.reference import reference_bands
 from core.models.mlp import MLPConfig, build_mlp
-from core.training.diffusion import DiffusionTrainer, TrainConfig, tensor_batches
-from core.training.few_step import base, consistency, meanflow, methods, progressive, shortcut
+from core.training.diffusion import DiffusionTrainer, TrainConfig, paired_batches, tensor_batches
+from core.training.few_step import base, consistency, meanflow, methods, progressive, reflow, shortcut
 
 NET = MLPConfig(dim=2, width=64, depth=2, num_steps=1000)
 CONFIG = TrainConfig(
@@ -282,6 +282,82 @@ def test_progressive_rounds_halve_the_steps_and_keep_each_student(teacher):
     with torch.inference_mode():
         by_hand = base.euler_sample(lambda x, t: base.net_velocity(tr.students[4], x, t), noise, 4)
     torch.testing.assert_close(tr.sample(noise, 4), by_hand)  # 4 steps: the student made for 4
+
+
+# ---- reflow for a few steps --------------------------------------------------------------------------------
+
+
+def _gaussian_pairs(n: int, m: torch.Tensor, s: torch.Tensor, seed: int = 0):
+    """(noise, sample) pairs of the exact flow ODE of x_0 ~ N(m, diag s^2): it keeps each point's z-score, so the
+    sample of noise eps is m + s eps (see _gaussian_consistency)."""
+    eps = torch.randn(n, 2, generator=torch.Generator().manual_seed(seed))
+    return eps, m + s * eps
+
+
+def test_reflow_times_sit_on_the_few_step_grid_with_the_share_asked_and_off_it_the_loss_is_flow_matchings():
+    top, mid = base.flow_schedule().capped_sigmas(2, "trailing")[:2].tolist()  # 1,000 and about 1
+    m, s = torch.tensor([2.0, -1.0]), torch.tensor([0.5, 1.5])
+    eps, x0 = _gaussian_pairs(512, m, s)
+    tr = reflow.Reflow(build_mlp(NET, 0), CONFIG, paired_batches(x0, eps), grid_share=0.6)
+    # Euler in 1 step calls the network at the top; in 2 at the top and half way
+    torch.testing.assert_close(tr.visits, torch.tensor([top / (1 + top), top / (1 + top), mid / (1 + mid)]).double())
+    assert tr.calls == [(0, 0), (1, 0), (1, 1)] and abs(tr.visits[2] - 0.5) < 1e-3
+    t, call = tr.times(20_000)
+    on_grid = call >= 0
+    torch.testing.assert_close(t[on_grid], tr.visits[call[on_grid]].float())
+    assert abs(on_grid.float().mean().item() - 0.6) < 0.02 and t.min() > 0 and t.max() < 1
+    assert abs((t > 0.9).float().mean().item() - (0.4 + 0.4 * 0.1)) < 0.02  # t = 1 twice as often as t = 1/2
+    # off the grid the loss is flow matching's on the pair's line: zero for the exact velocity of these straight
+    # pairs, eps - x_0 = (1 - s) eps - m with eps = (x_t - (1 - t) m) / ((1 - t) s + t)
+    tr.times = lambda n: (torch.rand(n, generator=torch.Generator().manual_seed(3)) * 0.98 + 0.01, torch.full((n,), -1))
+
+    class Exact(torch.nn.Module):
+        def forward(self, x, t):
+            tb = (t / base.TIME_SCALE)[:, None]
+            return (1 - s) * (x - (1 - tb) * m) / ((1 - tb) * s + tb) - m
+
+    tr._net = Exact()
+    assert tr.loss(x0[:64], {"noise": eps[:64]}).item() < 1e-10
+    with pytest.raises(BadInputError, match="pairs"):
+        tr.loss(x0[:64], {})
+    with pytest.raises(BadInputError, match="grid"):
+        reflow.Reflow(build_mlp(NET, 0), CONFIG, paired_batches(x0, eps), grid_nfe=(0,))
+
+
+def test_reflow_trains_a_later_grid_step_where_the_sampler_gets_to():
+    """The second call of a 2-step grid is trained at the student's own first Euler step from the noise (no
+    gradient through it), towards the pair's sample in a straight line; without own_path, on the pair's line."""
+    m, s = torch.tensor([2.0, -1.0]), torch.tensor([0.5, 1.5])
+    eps, x0 = _gaussian_pairs(64, m, s)
+    net = _randomise(build_mlp(NET, 0))
+    for own in (True, False):
+        tr = reflow.Reflow(net, CONFIG, paired_batches(x0, eps), grid_nfe=(2,), grid_share=1.0, own_path=own)
+        top, mid = tr.grids[0].tolist()
+        tr.times = lambda n, mid=mid: (torch.full((n,), mid, dtype=torch.float32), torch.full((n,), 1))
+        with torch.no_grad():
+            if own:  # one Euler step of the network from the sampler's start, top * eps
+                x = top * eps + (mid - top) * base.net_velocity(net, top * eps, torch.full((64,), top))
+                target = (x - x0) / mid
+            else:
+                x, target = (1 - mid) * x0 + mid * eps, eps - x0
+            expected = torch.mean((base.net_velocity(net, x, torch.full((64,), mid)) - target) ** 2)
+            torch.testing.assert_close(tr.loss(x0, {"noise": eps}), expected)
+            torch.testing.assert_close(tr.path_point(eps, tr.grids[0], 0), top * eps)
+
+
+def test_reflow_on_the_exact_pairs_of_a_gaussian_samples_it_in_one_step():
+    """Trained on pairs of the exact ODE of N(m, diag s^2), one Euler step from new noise gives N(m, diag s^2):
+    the coupling's lines are straight and never cross, so t = 1's jump is the whole map."""
+    m, s = torch.tensor([2.0, -1.0]), torch.tensor([0.5, 1.5])
+    eps, x0 = _gaussian_pairs(4096, m, s)
+    tr = reflow.Reflow(build_mlp(NET, 0), CONFIG, paired_batches(x0, eps))
+    tr.train(400)
+    noise = torch.randn(20_000, 2, generator=torch.Generator().manual_seed(1))
+    for nfe in (1, 2):
+        x = tr.sample(noise, nfe)
+        torch.testing.assert_close(x.mean(0), m, atol=0.05, rtol=0)
+        torch.testing.assert_close(x.std(0), s, atol=0.05, rtol=0)
+        torch.testing.assert_close(x, m + s * noise, atol=0.15, rtol=0)  # each noise to its own sample
 
 
 # ---- the common interface --------------------------------------------------------------------------------

@@ -20,7 +20,15 @@ from zoo.loaders import load_model
 from zoo.registry import MANIFEST, load_registry
 
 PIXEL = ["mnist-ddpm-linear", "mnist-v-cosine", "mnist-flow", "mnist-cond-cfg", "mnist-cond-guide"]
-BUNDLED = [*PIXEL, "mnist-flow-pd", "mnist-vae-2d", "mnist-latent-cond", "mnist-latent-guide", "mnist-lenet"]
+BUNDLED = [
+    *PIXEL,
+    "mnist-flow-pd",
+    "mnist-flow-pd-reflow",
+    "mnist-vae-2d",
+    "mnist-latent-cond",
+    "mnist-latent-guide",
+    "mnist-lenet",
+]
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,6 @@
-"""The bundled few-step student (mnist-flow-pd): pinned, loadable, sampling digits in one and two network
-evaluations with its own sampler; the manifest's `sampler` field; and the `distill` recipe kind that made it,
-run for a few steps on a tiny flow teacher."""
+"""The bundled few-step students (mnist-flow-pd, and mnist-flow-pd-reflow made from it): pinned, loadable,
+sampling digits in one and two network evaluations with their own sampler; the manifest's `sampler` field; and the
+`distill` recipe kind that made them, run for a few steps on a tiny flow teacher."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from zoo.loaders import load_model
 from zoo.manifest import manifest_text
 from zoo.registry import MANIFEST, OwnSampler, load_registry, parse_manifest
 
-NAME = "mnist-flow-pd"
+METHOD = {"mnist-flow-pd": "progressive", "mnist-flow-pd-reflow": "reflow"}  # each student and how it was made
 SAMPLES = 40
 
 
@@ -31,9 +31,9 @@ def _offline(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
 
 
-@pytest.fixture(scope="module")
-def student():
-    return load_model(load_registry(MANIFEST).model(NAME))
+@pytest.fixture(scope="module", params=list(METHOD))
+def student(request):
+    return load_model(load_registry(MANIFEST).model(request.param))
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,9 @@ def test_the_student_is_pinned_and_names_its_teacher_and_sampler(student):
     assert all(sha256_of(entry.path / f) == digest for f, digest in entry.sha256.items())
     assert entry.sampler == OwnSampler(name="euler", steps=1)
     run = json.loads((entry.run / "config.json").read_text())
-    assert run["teacher"] == "mnist-flow" and run["distill"]["method"] == "progressive"
+    assert run["teacher"] == "mnist-flow" and run["distill"]["method"] == METHOD[entry.name]
+    if METHOD[entry.name] == "reflow":  # it starts from the progressive student, flow-matched on the teacher's pairs
+        assert run["distill"]["start"] == "mnist-flow-pd" and run["train_images"] == run["distill"]["pairs"]
     assert run["sampler"] == {"name": "euler", "steps": 1} and run["wall_seconds"] > 0
     teacher = load_model(load_registry(MANIFEST).model("mnist-flow"))
     assert student.param_count == teacher.param_count  # the teacher's network, distilled
@@ -92,7 +94,8 @@ def test_the_card_states_the_goal_and_its_table(student):
     fields = card_fields(card)
     assert fields["goal_1_step"] in ("met", "not met") and fields["goal_2_steps"] in ("met", "not met")
     text = card.read_text()
-    for row in ("| mnist-flow-pd | euler | 1 |", "| mnist-flow-pd | euler | 2 |", "| mnist-flow | dpmpp_2m | 50 |"):
+    name = student.name
+    for row in (f"| {name} | euler | 1 |", f"| {name} | euler | 2 |", "| mnist-flow | dpmpp_2m | 50 |"):
         assert row in text
 
 
@@ -168,7 +171,11 @@ def tiny_teacher_zoo(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(
     ("method", "options"),
-    [("progressive", "teacher_steps = 4"), ("consistency_distillation", 'intervals = 4\nsolver = "euler"')],
+    [
+        ("progressive", "teacher_steps = 4"),
+        ("consistency_distillation", 'intervals = 4\nsolver = "euler"'),
+        ("reflow", 'start = "tiny-flow"\npairs = 6\nsolver = "heun"\nsolver_steps = 2\ngrid_nfe = [1, 2]'),
+    ],
 )
 def test_the_distill_recipe_kind_trains_a_student_of_its_teacher_into_a_loadable_folder(
     tiny_teacher_zoo, method, options
@@ -178,7 +185,10 @@ def test_the_distill_recipe_kind_trains_a_student_of_its_teacher_into_a_loadable
     out = zoo_train.train(str(tmp / "tiny-few.toml"), tmp / "tiny-few")
     run = json.loads((out / "run" / "config.json").read_text())
     assert run["kind"] == "distill" and run["teacher"] == "tiny-flow" and run["distill"]["method"] == method
-    assert run["sampler"] == {"name": "euler", "steps": 1} and run["train"]["prediction_type"] == "flow_prediction"
+    own = "consistency" if method == "consistency_distillation" else "euler"  # a consistency model: its own rule
+    if method == "reflow":  # it learnt from its teacher's own (noise, sample) pairs, 6 of them here
+        assert run["train_images"] == 6 and run["data"] == "6 (noise, sample) pairs of tiny-flow"
+    assert run["sampler"] == {"name": own, "steps": 1} and run["train"]["prediction_type"] == "flow_prediction"
     assert sorted(p.name for p in (out / "run" / "samples").iterdir()) == ["step_0000002.png", "step_0000004.png"]
     assert not (out / "run" / "checkpoints").exists()
     entry = _entry(name="tiny-few", path="tiny-few", schedule="scheduler_config", sampler=run["sampler"])
@@ -186,13 +196,18 @@ def test_the_distill_recipe_kind_trains_a_student_of_its_teacher_into_a_loadable
     registry = parse_manifest(manifest_text(models=[entry, _entry(name="tiny-flow", path="tiny-flow")]), tmp)
     student, teacher = (load_model(registry.model(n)) for n in ("tiny-few", "tiny-flow"))
     assert student.param_count == teacher.param_count and student.schedule.path == "flow"
-    assert student.scheduler is not None and student.scheduler.sampler == "euler"
+    assert student.scheduler is not None and student.scheduler.sampler == own
     moved = [
         not torch.equal(a, b) for a, b in zip(student.module.parameters(), teacher.module.parameters(), strict=True)
     ]
     assert any(moved)  # trained: the student left its teacher's weights
-    images = own_samples(student, 1, n=3)
-    assert images.shape == (3, 1, 28, 28) and torch.isfinite(images).all()
+    for nfe in (1, 3):
+        images = own_samples(student, nfe, n=3)
+        assert images.shape == (3, 1, 28, 28) and torch.isfinite(images).all()
+    # one step of either rule is the flow adapter's x_0 estimate: the same image (Euler's x + (0 - sigma) d at
+    # sigma = 1,000 rounds in float32 at about 1e-4)
+    one = own_samples(student, 1, n=3, sampler="consistency")
+    torch.testing.assert_close(one, own_samples(student, 1, n=3, sampler="euler"), atol=1e-3, rtol=0)
 
 
 def test_a_distill_recipe_needs_a_teacher_and_a_known_method(tmp_path):
