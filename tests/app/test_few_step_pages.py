@@ -1,20 +1,23 @@
-"""The bundled few-step model on the pages: the Samplers page starts it at its own sampler and step count, and
-Compare checkpoints samples it beside its teacher from the same noise, each as its own pipeline would."""
+"""The bundled few-step models on the pages (the progressive student and the one reflowed from it): the Samplers
+page starts each at its own sampler and step count, and Compare checkpoints samples it beside its teacher from the
+same noise, each as its own pipeline would."""
 
 from __future__ import annotations
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
 from zoo.registry import MANIFEST
 
-STUDENT, TEACHER = "mnist-flow-pd", "mnist-flow"
+STUDENTS, TEACHER = ("mnist-flow-pd", "mnist-flow-pd-reflow"), "mnist-flow"
 
 
-def test_the_samplers_page_starts_the_student_at_one_euler_step(app_env, monkeypatch):
+@pytest.mark.parametrize("student", STUDENTS)
+def test_the_samplers_page_starts_the_student_at_one_euler_step(app_env, monkeypatch, student):
     monkeypatch.setenv("ATLAS_MANIFEST", str(MANIFEST))
     at = AppTest.from_file(str(ROOT / "app_pages" / "samplers.py"), default_timeout=120).run()
-    at.selectbox(key="smp-model").set_value(STUDENT).run()
+    at.selectbox(key="smp-model").set_value(student).run()
     assert not at.exception
     assert at.selectbox(key="smp-sampler").value == "euler" and at.number_input(key="smp-steps").value == 1
     assert any("made for 1 step" in c.value for c in at.caption)
@@ -27,10 +30,11 @@ def test_the_samplers_page_starts_the_student_at_one_euler_step(app_env, monkeyp
     assert at.selectbox(key="smp-sampler").value == "dpmpp_2m" and at.number_input(key="smp-steps").value == 20
 
 
-def test_compare_checkpoints_samples_the_student_at_its_own_step_beside_its_teacher(app_env, monkeypatch):
+@pytest.mark.parametrize("student", STUDENTS)
+def test_compare_checkpoints_samples_the_student_at_its_own_step_beside_its_teacher(app_env, monkeypatch, student):
     monkeypatch.setenv("ATLAS_MANIFEST", str(MANIFEST))
     at = AppTest.from_file(str(ROOT / "app_pages" / "compare_checkpoints.py"), default_timeout=300).run()
-    at.multiselect(key="ck-models").set_value([TEACHER, STUDENT])
+    at.multiselect(key="ck-models").set_value([TEACHER, student])
     at.number_input(key="ck-steps").set_value(4)
     at.slider(key="ck-batch").set_value(2).run()
     at.button(key="ck-go").click().run()
