@@ -288,7 +288,7 @@ def flow_unet(name: str, device: str, role: str):
 
 
 def teacher_pairs(
-    loaded, pairs: int, solver: str, solver_steps: int, seed: int = PAIR_SEED, chunk: int = 250
+    loaded, pairs: int = 4096, solver: str = "dpmpp_2m", solver_steps: int = 20, seed: int = PAIR_SEED, chunk: int = 250
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`pairs` (noise, sample) pairs of a zoo model: noise of seed `seed + start` per chunk, sampled with `solver`
     in `solver_steps` steps on the trailing grid, x_0 clipped to [-1, 1] as the cards sample."""
@@ -324,7 +324,7 @@ def train_distill(recipe: Recipe, out: Path, steps: int, device: str) -> None:
     if method == "reflow":
         made = {k: options.pop(k) for k in ("pairs", "solver", "solver_steps") if k in options}
         tic = time.perf_counter()
-        eps, x0 = teacher_pairs(loaded, **{"pairs": 4096, "solver": "dpmpp_2m", "solver_steps": 20, **made})
+        eps, x0 = teacher_pairs(loaded, **made)
         print(f"{recipe.name}: {len(x0):,} pairs of {loaded.name} in {time.perf_counter() - tic:.0f} s", flush=True)
         trainer = Reflow(student, cfg, paired_batches(x0.to(device), eps.to(device)), **options)
         source, images = f"{len(x0):,} (noise, sample) pairs of {loaded.name}", len(x0)

@@ -106,10 +106,9 @@ class Reflow(FewStepTrainer):
         x, target = on_path(x0, eps, t), eps - x0  # on the pair's line
         if self.own_path:
             for c in call.unique().tolist():
-                g, j = self.calls[c] if c >= 0 else (0, 0)
-                if j == 0:
+                if c < 0 or self.calls[c][1] == 0:
                     continue  # off the grid, or a first step: its start is the line's (up to the cap's 1e-3)
-                rows = (call == c).to(x0.device)
+                (g, j), rows = self.calls[c], (call == c).to(x0.device)
                 x[rows] = self.path_point(eps[rows], self.grids[g], j)
                 target[rows] = (x[rows] - x0[rows]) / column(t[rows], x0)
         return torch.mean((net_velocity(self._net, x, t) - target) ** 2)
